@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+#include "dozed/cgroup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dozed/log.h"
+#include "dozed/macro.h"
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static char *unescape_octal(const char *s, size_t len)
+{
+	char *out = malloc(len + 1);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\\' && i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' &&
+		    s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+			out[o++] =
+			    (char)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+			i += 3;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* Splits one line into at most max space-separated fields, in place. */
+static size_t split_fields(char *line, char **fields, size_t max)
+{
+	size_t n = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(line, " ", &save); tok && n < max;
+	     tok = strtok_r(NULL, " ", &save))
+		fields[n++] = tok;
+	return n;
+}
+
+int cgroup2_mount_parse(const char *mountinfo, char **mount_point, char **mount_root)
+{
+	const char *line = mountinfo;
+	while (line && *line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		_cleanup_free_ char *copy = strndup(line, len);
+		if (!copy)
+			return -ENOMEM;
+		line = end ? end + 1 : NULL;
+
+		/* id parent major:minor root mount-point options [optional...] - fstype src opts */
+		char *f[64];
+		size_t n = split_fields(copy, f, ARRAY_SIZE(f));
+		size_t sep = 6;
+		while (sep < n && strcmp(f[sep], "-") != 0)
+			sep++;
+		if (n < 6 || sep + 1 >= n)
+			continue;
+		if (strcmp(f[sep + 1], "cgroup2") != 0)
+			continue;
+
+		_cleanup_free_ char *point = unescape_octal(f[4], strlen(f[4]));
+		_cleanup_free_ char *root = unescape_octal(f[3], strlen(f[3]));
+		if (!point || !root)
+			return -ENOMEM;
+		*mount_point = TAKE_PTR(point);
+		*mount_root = TAKE_PTR(root);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int cgroup2_path_parse(const char *proc_pid_cgroup, char **path)
+{
+	const char *line = proc_pid_cgroup;
+	while (line && *line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		if (len >= 3 && strncmp(line, "0::", 3) == 0) {
+			if (len == 3 || line[3] != '/')
+				return -EINVAL;
+			*path = strndup(line + 3, len - 3);
+			return *path ? 0 : -ENOMEM;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+static int read_text_file(const char *path, char **out)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t cap = 0;
+	_cleanup_free_ char *buf = NULL;
+	ssize_t n = getdelim(&buf, &cap, '\0', f);
+	if (n < 0)
+		return ferror(f) ? -EIO : -ENODATA;
+	*out = TAKE_PTR(buf);
+	return 0;
+}
+
+static int cgroup2_mount(char **point, char **root)
+{
+	_cleanup_free_ char *mountinfo = NULL;
+	int r = read_text_file("/proc/self/mountinfo", &mountinfo);
+	if (r < 0)
+		return log_error_errno(r, "Failed to read /proc/self/mountinfo");
+	r = cgroup2_mount_parse(mountinfo, point, root);
+	if (r == -ENOENT)
+		return log_error_errno(r, "No cgroup2 filesystem is mounted: dozed needs cgroup v2 "
+					  "(boot with systemd.unified_cgroup_hierarchy=1, or mount "
+					  "one: mount -t cgroup2 none /sys/fs/cgroup/unified)");
+	if (r < 0)
+		return log_error_errno(r, "Failed to parse /proc/self/mountinfo");
+	return 0;
+}
+
+int cgroup2_mount_point(char **out)
+{
+	_cleanup_free_ char *root = NULL;
+	return cgroup2_mount(out, &root);
+}
+
+int cgroup2_dir_from_pid(pid_t pid, char **out)
+{
+	_cleanup_free_ char *point = NULL, *root = NULL, *text = NULL, *path = NULL;
+	int r = cgroup2_mount(&point, &root);
+	if (r < 0)
+		return r;
+
+	char proc_path[64];
+	snprintf(proc_path, sizeof(proc_path), "/proc/%d/cgroup", (int)pid);
+	r = read_text_file(proc_path, &text);
+	if (r == -ENOENT)
+		return log_error_errno(ESRCH, "Cannot find the cgroup of PID %d: no such process",
+				       (int)pid);
+	if (r < 0)
+		return log_error_errno(r, "Failed to read %s", proc_path);
+
+	r = cgroup2_path_parse(text, &path);
+	if (r == -ENOENT)
+		return log_error_errno(r, "PID %d is in no cgroup v2 (no \"0::\" line in %s)",
+				       (int)pid, proc_path);
+	if (r < 0)
+		return log_error_errno(r, "Failed to parse %s", proc_path);
+
+	/* A mount of a subtree (root other than "/") shows only the paths under it. */
+	const char *rel = path;
+	if (strcmp(root, "/") != 0) {
+		size_t rl = strlen(root);
+		if (strncmp(path, root, rl) != 0 || (path[rl] != '/' && path[rl] != '\0'))
+			return log_error_errno(
+			    ENOENT,
+			    "The cgroup %s of PID %d is outside the cgroup2 mount "
+			    "at %s (which shows %s)",
+			    path, (int)pid, point, root);
+		rel = path + rl;
+	}
+	if (strcmp(rel, "/") == 0)
+		rel = "";
+
+	char *dir = NULL;
+	if (asprintf(&dir, "%s%s", point, rel) < 0)
+		return log_error_errno(ENOMEM, "Failed to build the cgroup path of PID %d",
+				       (int)pid);
+	*out = dir;
+	return 0;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdint.h>
+
+/*
+ * The egress counter: one loaded eBPF program, attached to the cgroup v2
+ * directory of each managed container. The cgroup changes on every container
+ * start, so a service is attached again on every start.
+ */
+
+struct egress_counter;	  /* the loaded program and its map */
+struct egress_attachment; /* one attached cgroup */
+
+/*
+ * Counted while attached, summed over CPUs. The kernel keeps a cgroup's totals
+ * across detach and attach of the same cgroup; a container's new cgroup (every
+ * start makes one) starts from zero.
+ */
+struct egress_totals {
+	uint64_t bytes;	  /* skb->len of egress packets: IP headers included */
+	uint64_t packets; /* egress packets */
+	uint64_t last_ns; /* CLOCK_MONOTONIC ns of the last packet, 0 if none */
+};
+
+/* Loads the program. Needs root (CAP_BPF + CAP_NET_ADMIN) and a kernel with BTF. */
+int egress_counter_new(struct egress_counter **out);
+/* Accepts NULL; every attachment must have been detached first. */
+void egress_counter_free(struct egress_counter *c);
+
+/* Starts counting the egress of every process in cgroup_dir and its descendants.
+ * -EEXIST if that cgroup is already attached, -EINVAL if it is not cgroup v2. */
+int egress_counter_attach(struct egress_counter *c, const char *cgroup_dir,
+			  struct egress_attachment **out);
+/* Stops counting and frees the handle; accepts NULL. */
+void egress_counter_detach(struct egress_attachment *a);
+
+int egress_counter_read(const struct egress_counter *c, const struct egress_attachment *a,
+			struct egress_totals *out);
+const char *egress_attachment_path(const struct egress_attachment *a);
