@@ -1,0 +1,599 @@
+// SPDX-License-Identifier: MIT
+#include "dozed/activator.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dozed/log.h"
+#include "dozed/macro.h"
+#include "probe.h"
+#include "relay.h"
+
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80 /* linux/netfilter_ipv4.h */
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h */
+#endif
+
+#define ACCEPTS_PER_WAKE      256
+#define REJECT_LOG_INTERVAL_US (10 * 1000000ull)
+/* A client that sent part of the wake threshold is looked at again after this. */
+#define PARTIAL_DATA_RECHECK_US 10000
+
+const uint32_t activator_wake_bucket_ms[ACTIVATOR_WAKE_BUCKETS] = {
+	5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, UINT32_MAX,
+};
+
+struct waking;
+
+struct held_conn {
+	struct held_conn *prev, *next;
+	struct waking *w;
+	int fd;
+	struct sockaddr_storage dst;
+	struct event *watch;
+	bool wake_counted; /* sent enough to count toward a wake */
+};
+
+/* A service with clients waiting or a wake in progress. Gone once ready. */
+struct waking {
+	struct waking *prev, *next;
+	struct activator *a;
+	struct activator_route route;
+	struct held_conn *head, *tail;
+	size_t n_held;
+	bool wake_requested;
+	struct prober *prober;
+	struct event *hold_deadline;
+	uint64_t first_hold_us, starting_us;
+};
+
+struct activator {
+	struct event_base *base;
+	struct activator_config cfg;
+	struct activator_ops ops;
+	void *userdata;
+	int listen_fds[2];
+	struct event *accept_events[2];
+	size_t n_listen;
+	struct waking *wakings;
+	struct relay_set *relays;
+	struct relay_stats relay_stats;
+	struct activator_counters counters;
+	bool early_close; /* EV_CLOSED works: watch held clients without reading */
+	uint64_t last_reject_log_us;
+	uint64_t reject_logs_suppressed;
+};
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static struct timeval tv_from_us(uint64_t us)
+{
+	return (struct timeval){.tv_sec = (time_t)(us / 1000000),
+				.tv_usec = (suseconds_t)(us % 1000000)};
+}
+
+void activator_config_defaults(struct activator_config *cfg)
+{
+	*cfg = (struct activator_config){
+		.port = 0,
+		.mark = 0,
+		.probe_interval_us = 30 * 1000,
+		.wake_timeout_us = 10 * 1000000ull,
+		.hold_timeout_us = 60 * 1000000ull,
+		.max_held = 4096,
+		.max_relay_lifetime_us = 0,
+	};
+}
+
+static struct waking *waking_find(const struct activator *a, uint64_t id)
+{
+	for (struct waking *w = a->wakings; w; w = w->next)
+		if (w->route.service_id == id)
+			return w;
+	return NULL;
+}
+
+static void held_unlink(struct held_conn *h)
+{
+	struct waking *w = h->w;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		w->head = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	else
+		w->tail = h->prev;
+	w->n_held--;
+	w->a->counters.held_now--;
+	if (h->watch)
+		event_free(h->watch);
+	free(h);
+}
+
+/* Unlinks w and frees it; its held clients must be gone already. */
+static void waking_free(struct waking *w)
+{
+	struct activator *a = w->a;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		a->wakings = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	prober_free(w->prober);
+	if (w->hold_deadline)
+		event_free(w->hold_deadline);
+	free(w);
+}
+
+static void waking_reset_held(struct waking *w)
+{
+	while (w->head) {
+		socket_close_with_reset(w->head->fd);
+		held_unlink(w->head);
+	}
+}
+
+/* Ends a wake that did not succeed; calls the daemon last, as w is gone by then. */
+static void waking_fail(struct waking *w, int reason, bool tell_daemon)
+{
+	struct activator *a = w->a;
+	uint64_t id = w->route.service_id;
+	waking_reset_held(w);
+	waking_free(w);
+	a->counters.wakes_failed++;
+	if (tell_daemon)
+		a->ops.wake_failed(a->userdata, id, reason);
+}
+
+static void on_hold_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct waking *w = arg;
+	log_warning("Service %llu was not started within %llu ms of a client arriving; "
+		    "resetting %zu held clients",
+		    (unsigned long long)w->route.service_id,
+		    (unsigned long long)(w->a->cfg.hold_timeout_us / 1000), w->n_held);
+	waking_fail(w, -ETIMEDOUT, true);
+}
+
+static void waking_request(struct waking *w, const struct sockaddr_storage *client)
+{
+	struct activator *a = w->a;
+	if (w->wake_requested)
+		return;
+	w->wake_requested = true;
+	if (!w->prober) {
+		struct timeval tv = tv_from_us(a->cfg.hold_timeout_us);
+		evtimer_add(w->hold_deadline, &tv);
+	}
+	/* Last: the daemon may answer at once, even with activator_service_failed(). */
+	a->ops.wake_requested(a->userdata, w->route.service_id, client);
+}
+
+static void record_wake_time(struct activator *a, uint64_t total_us)
+{
+	uint64_t ms = total_us / 1000;
+	size_t i = 0;
+	while (i + 1 < ACTIVATOR_WAKE_BUCKETS && ms > activator_wake_bucket_ms[i])
+		i++;
+	a->counters.wake_ms_hist[i]++;
+}
+
+static void on_probe_done(void *arg, int result)
+{
+	struct waking *w = arg;
+	struct activator *a = w->a;
+	if (result < 0) {
+		log_warning("Service %llu did not accept connections within %llu ms; resetting "
+			    "%zu held clients",
+			    (unsigned long long)w->route.service_id,
+			    (unsigned long long)(a->cfg.wake_timeout_us / 1000), w->n_held);
+		waking_fail(w, result, true);
+		return;
+	}
+
+	uint64_t now = now_us();
+	uint64_t probe_us = now - w->starting_us;
+	uint64_t total_us = now - (w->first_hold_us ? w->first_hold_us : w->starting_us);
+	uint64_t id = w->route.service_id;
+	record_wake_time(a, total_us);
+	a->counters.wakes_ready++;
+
+	while (w->head) {
+		struct held_conn *h = w->head;
+		int fd = h->fd;
+		struct sockaddr_storage dst = h->dst;
+		held_unlink(h);
+		/* The relay owns fd from here, whatever happens. */
+		(void)relay_start(a->relays, fd, &dst);
+	}
+	waking_free(w);
+	a->ops.service_ready(a->userdata, id, probe_us, total_us);
+}
+
+int activator_service_starting(struct activator *a, uint64_t service_id,
+			       const struct sockaddr_storage *probe_dst)
+{
+	struct waking *w = waking_find(a, service_id);
+	if (w && w->prober)
+		return 0;
+	if (!w && !probe_dst)
+		return log_error_errno(ENOENT, "Cannot probe service %llu: no client is waiting "
+					       "and no address to probe was given",
+				       (unsigned long long)service_id);
+	if (!w) {
+		w = calloc(1, sizeof(*w));
+		if (!w)
+			return log_error_errno(ENOMEM, "Failed to allocate a wake");
+		w->a = a;
+		w->route.service_id = service_id;
+		w->next = a->wakings;
+		if (a->wakings)
+			a->wakings->prev = w;
+		a->wakings = w;
+		w->wake_requested = true;
+	}
+	if (w->hold_deadline)
+		evtimer_del(w->hold_deadline);
+	w->starting_us = now_us();
+	const struct sockaddr_storage *dst = probe_dst ? probe_dst : &w->head->dst;
+	int r = prober_start(a->base, dst, a->cfg.mark, a->cfg.probe_interval_us,
+			     a->cfg.wake_timeout_us, &a->counters.probe_attempts, on_probe_done, w,
+			     &w->prober);
+	if (r < 0) {
+		waking_fail(w, r, false);
+		return r;
+	}
+	return 0;
+}
+
+void activator_service_failed(struct activator *a, uint64_t service_id)
+{
+	struct waking *w = waking_find(a, service_id);
+	if (w)
+		waking_fail(w, -ECANCELED, false);
+}
+
+size_t activator_service_held(const struct activator *a, uint64_t service_id)
+{
+	const struct waking *w = waking_find(a, service_id);
+	return w ? w->n_held : 0;
+}
+
+static void log_reject(struct activator *a, int fd, const char *why,
+		       const struct sockaddr_storage *dst)
+{
+	uint64_t now = now_us();
+	if (a->last_reject_log_us && now - a->last_reject_log_us < REJECT_LOG_INTERVAL_US) {
+		a->reject_logs_suppressed++;
+		return;
+	}
+	char addr[64] = "unknown";
+	if (dst)
+		sockaddr_to_string(dst, addr, sizeof(addr));
+	log_notice("Reset a connection on the activator port (fd %d) to %s: %s (%llu similar "
+		   "messages suppressed)",
+		   fd, addr, why, (unsigned long long)a->reject_logs_suppressed);
+	a->last_reject_log_us = now;
+	a->reject_logs_suppressed = 0;
+}
+
+static void held_watch_arm(struct held_conn *h);
+
+static void on_held_event(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct held_conn *h = arg;
+	struct waking *w = h->w;
+	struct activator *a = w->a;
+	size_t want = w->route.wake_min_bytes ? w->route.wake_min_bytes : 1;
+	char buf[256];
+	ssize_t n = recv(fd, buf, want < sizeof(buf) ? want : sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* The client gave up (FIN with nothing sent, or a reset). */
+		close(fd);
+		held_unlink(h);
+		a->counters.held_closed++;
+		if (!w->head && !w->wake_requested)
+			waking_free(w);
+		return;
+	}
+	if ((size_t)n < want && want <= sizeof(buf)) {
+		/* Part of the threshold: look again shortly, without spinning on
+		 * the level-triggered readiness. */
+		event_free(h->watch);
+		h->watch = evtimer_new(a->base, on_held_event, h);
+		struct timeval tv = tv_from_us(PARTIAL_DATA_RECHECK_US);
+		if (h->watch)
+			evtimer_add(h->watch, &tv);
+		return;
+	}
+	h->wake_counted = true;
+	held_watch_arm(h);
+	if (!w->wake_requested) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
+			memset(&peer, 0, sizeof(peer));
+		waking_request(w, &peer);
+	}
+}
+
+/*
+ * Until a client has sent what its wake needs, its bytes are watched; after
+ * that only its hang-up is (EV_CLOSED), so pending bytes never make the
+ * level-triggered read readiness spin. Without EV_CLOSED support, a client that
+ * sent data is not watched any more; a hang-up then shows when it is relayed.
+ */
+static void held_watch_arm(struct held_conn *h)
+{
+	struct activator *a = h->w->a;
+	if (h->watch) {
+		event_free(h->watch);
+		h->watch = NULL;
+	}
+	short what;
+	if (!h->wake_counted && h->w->route.wake_min_bytes > 0)
+		what = EV_READ | EV_PERSIST;
+	else if (a->early_close)
+		what = EV_CLOSED | EV_PERSIST;
+	else if (!h->wake_counted)
+		what = EV_READ | EV_PERSIST;
+	else
+		return;
+	h->watch = event_new(a->base, h->fd, what, on_held_event, h);
+	if (!h->watch || event_add(h->watch, NULL) < 0)
+		log_warning("Cannot watch a held client for hang-up; it is held regardless");
+}
+
+static int original_dst(int fd, int family, struct sockaddr_storage *dst)
+{
+	socklen_t len = sizeof(*dst);
+	memset(dst, 0, sizeof(*dst));
+	int r = family == AF_INET6
+			? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, dst, &len)
+			: getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len);
+	return r < 0 ? -errno : 0;
+}
+
+static uint16_t sockaddr_port(const struct sockaddr_storage *sa)
+{
+	return ntohs(sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+					       : ((const struct sockaddr_in *)sa)->sin_port);
+}
+
+static void activator_hold(struct activator *a, int fd, int family)
+{
+	struct sockaddr_storage dst;
+	struct activator_route route = {0};
+	if (original_dst(fd, family, &dst) < 0) {
+		log_reject(a, fd, "no original destination (not redirected)", NULL);
+		goto reject;
+	}
+	if (sockaddr_port(&dst) == a->cfg.port) {
+		log_reject(a, fd, "connection straight to the activator port", &dst);
+		goto reject;
+	}
+	if (a->ops.route_lookup(a->userdata, &dst, &route) < 0) {
+		log_reject(a, fd, "no managed service owns this port", &dst);
+		goto reject;
+	}
+
+	struct waking *w = waking_find(a, route.service_id);
+	if (w && w->n_held >= a->cfg.max_held) {
+		socket_close_with_reset(fd);
+		a->counters.rejected_full++;
+		log_reject(a, fd, "too many clients already held for this service", &dst);
+		if (a->ops.client_rejected)
+			a->ops.client_rejected(a->userdata, route.service_id, -ENOBUFS);
+		return;
+	}
+	if (!w) {
+		w = calloc(1, sizeof(*w));
+		if (!w) {
+			log_error_errno(ENOMEM, "Failed to hold a client");
+			socket_close_with_reset(fd);
+			return;
+		}
+		w->a = a;
+		w->route = route;
+		w->hold_deadline = evtimer_new(a->base, on_hold_deadline, w);
+		w->next = a->wakings;
+		if (a->wakings)
+			a->wakings->prev = w;
+		a->wakings = w;
+	}
+	struct held_conn *h = calloc(1, sizeof(*h));
+	if (!h || !w->hold_deadline) {
+		free(h);
+		log_error_errno(ENOMEM, "Failed to hold a client");
+		socket_close_with_reset(fd);
+		if (!w->head && !w->wake_requested)
+			waking_free(w);
+		return;
+	}
+	*h = (struct held_conn){.w = w, .fd = fd, .dst = dst, .prev = w->tail};
+	if (w->tail)
+		w->tail->next = h;
+	else
+		w->head = h;
+	w->tail = h;
+	w->n_held++;
+	a->counters.held_now++;
+	if (!w->first_hold_us)
+		w->first_hold_us = now_us();
+	held_watch_arm(h);
+
+	if (w->route.wake_min_bytes == 0) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
+			memset(&peer, 0, sizeof(peer));
+		waking_request(w, &peer);
+	}
+	return;
+reject:
+	a->counters.rejected_unrouted++;
+	socket_close_with_reset(fd);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	(void)what;
+	struct activator *a = arg;
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	int family = getsockname(lfd, (struct sockaddr *)&local, &len) == 0 ? local.ss_family
+									     : AF_INET;
+	for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warning_errno(errno, "Failed to accept on the activator port");
+			return;
+		}
+		a->counters.accepted++;
+		activator_hold(a, fd, family);
+	}
+}
+
+static int listen_on(int family, uint16_t port)
+{
+	_cleanup_close_ int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		return -errno;
+	struct sockaddr_storage ss = {0};
+	if (family == AF_INET6) {
+		/* One socket per family: SO_ORIGINAL_DST differs between them. */
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+			return -errno;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		s6->sin6_addr = in6addr_any;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		s4->sin_addr.s_addr = htonl(INADDR_ANY);
+	}
+	if (bind(fd, (struct sockaddr *)&ss, sockaddr_len(&ss)) < 0)
+		return -errno;
+	if (listen(fd, SOMAXCONN) < 0)
+		return -errno;
+	return TAKE_FD(fd);
+}
+
+int activator_new_from_fds(struct event_base *base, const struct activator_config *cfg,
+			   const struct activator_ops *ops, void *userdata, const int *fds,
+			   size_t n_fds, struct activator **out)
+{
+	if (n_fds == 0 || n_fds > 2) {
+		for (size_t i = 0; i < n_fds; i++)
+			close(fds[i]);
+		return log_error_errno(EINVAL, "The activator takes 1 or 2 listening sockets, got %zu",
+				       n_fds);
+	}
+	struct activator *a = calloc(1, sizeof(*a));
+	if (!a) {
+		for (size_t i = 0; i < n_fds; i++)
+			close(fds[i]);
+		return log_error_errno(ENOMEM, "Failed to allocate the activator");
+	}
+	a->base = base;
+	a->cfg = *cfg;
+	a->ops = *ops;
+	a->userdata = userdata;
+	a->early_close = (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE) != 0;
+	for (size_t i = 0; i < n_fds; i++)
+		a->listen_fds[a->n_listen++] = fds[i];
+
+	int r = relay_set_new(base, cfg->mark, cfg->max_relay_lifetime_us, &a->relay_stats,
+			      &a->relays);
+	if (r < 0) {
+		activator_free(a);
+		return r;
+	}
+	for (size_t i = 0; i < a->n_listen; i++) {
+		a->accept_events[i] =
+			event_new(base, a->listen_fds[i], EV_READ | EV_PERSIST, on_accept, a);
+		if (!a->accept_events[i] || event_add(a->accept_events[i], NULL) < 0) {
+			activator_free(a);
+			return log_error_errno(ENOMEM, "Failed to watch the activator's sockets");
+		}
+	}
+	*out = a;
+	return 0;
+}
+
+int activator_new(struct event_base *base, const struct activator_config *cfg,
+		  const struct activator_ops *ops, void *userdata, struct activator **out)
+{
+	int fds[2], n = 0;
+	int fd = listen_on(AF_INET, cfg->port);
+	if (fd < 0)
+		return log_error_errno(fd, "Failed to listen on 0.0.0.0:%u for the activator",
+				       cfg->port);
+	fds[n++] = fd;
+	fd = listen_on(AF_INET6, cfg->port);
+	if (fd >= 0)
+		fds[n++] = fd;
+	else if (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL)
+		log_notice("No IPv6 here: the activator listens on IPv4 only");
+	else {
+		close(fds[0]);
+		return log_error_errno(fd, "Failed to listen on [::]:%u for the activator",
+				       cfg->port);
+	}
+	return activator_new_from_fds(base, cfg, ops, userdata, fds, (size_t)n, out);
+}
+
+void activator_free(struct activator *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->n_listen; i++) {
+		if (a->accept_events[i])
+			event_free(a->accept_events[i]);
+		close(a->listen_fds[i]);
+	}
+	while (a->wakings) {
+		waking_reset_held(a->wakings);
+		waking_free(a->wakings);
+	}
+	relay_set_free(a->relays);
+	free(a);
+}
+
+void activator_get_counters(const struct activator *a, struct activator_counters *out)
+{
+	*out = a->counters;
+	out->relayed_now = a->relay_stats.relayed_now;
+	out->relayed_total = a->relay_stats.relayed_total;
+	out->bytes_to_backend = a->relay_stats.bytes_to_backend;
+	out->bytes_to_client = a->relay_stats.bytes_to_client;
+	out->relay_connect_failed = a->relay_stats.backend_connect_failed;
+	out->relay_reset = a->relay_stats.reset;
+}

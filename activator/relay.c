@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: MIT
+/*
+ * splice(2) relay, after systemd-socket-proxyd and HAProxy: bytes move
+ * socket → pipe → socket in the kernel. A pipe is only held while it holds
+ * bytes the destination could not yet take; otherwise it goes back to a pool
+ * shared by all relays, so thousands of mostly idle connections do not cost
+ * four pipe fds each. Reading stops while a pipe is full: backpressure is the
+ * pipe's capacity, and nothing is buffered in user space.
+ */
+#include "relay.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dozed/log.h"
+#include "dozed/macro.h"
+
+#define PIPE_SIZE        (256 * 1024)
+#define PIPE_POOL_MAX    64
+#define ROUNDS_PER_WAKE  16
+#define CONNECT_TIMEOUT_S 10
+
+struct pipe_pair {
+	int fd[2];
+};
+
+struct relay_dir {
+	struct relay *relay;
+	int from, to;
+	struct pipe_pair pipe; /* fd[0] < 0 when none is held */
+	size_t in_pipe;
+	bool eof;  /* the source sent FIN */
+	bool done; /* FIN passed on, pipe empty */
+	struct event *readable, *writable;
+	uint64_t *bytes;
+};
+
+struct relay {
+	struct relay_set *set;
+	struct relay *prev, *next;
+	int client_fd, backend_fd;
+	struct relay_dir up;   /* client → backend */
+	struct relay_dir down; /* backend → client */
+	struct event *connected; /* backend connect in progress */
+	struct event *lifetime;
+};
+
+struct relay_set {
+	struct event_base *base;
+	uint32_t mark;
+	uint64_t max_lifetime_us;
+	struct relay_stats *stats;
+	struct relay *relays;
+	struct pipe_pair pool[PIPE_POOL_MAX];
+	size_t pooled;
+};
+
+void socket_close_with_reset(int fd)
+{
+	if (fd < 0)
+		return;
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+socklen_t sockaddr_len(const struct sockaddr_storage *sa)
+{
+	return sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+const char *sockaddr_to_string(const struct sockaddr_storage *sa, char *buf, size_t len)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+		snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
+	}
+	return buf;
+}
+
+int socket_connect_marked(const struct sockaddr_storage *dst, uint32_t mark)
+{
+	_cleanup_close_ int fd =
+		socket(dst->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd < 0)
+		return -errno;
+	/* The mark makes our own connection skip the redirect to the activator. */
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)dst, sockaddr_len(dst)) < 0 &&
+	    errno != EINPROGRESS)
+		return -errno;
+	return TAKE_FD(fd);
+}
+
+static int pipe_take(struct relay_set *set, struct pipe_pair *p)
+{
+	if (set->pooled > 0) {
+		*p = set->pool[--set->pooled];
+		return 0;
+	}
+	if (pipe2(p->fd, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	/* A larger pipe moves more per splice; the default 64 KiB still works. */
+	(void)fcntl(p->fd[1], F_SETPIPE_SZ, PIPE_SIZE);
+	return 0;
+}
+
+/* Only empty pipes come back. */
+static void pipe_give_back(struct relay_set *set, struct pipe_pair *p)
+{
+	if (p->fd[0] < 0)
+		return;
+	if (set->pooled < PIPE_POOL_MAX) {
+		set->pool[set->pooled++] = *p;
+	} else {
+		close(p->fd[0]);
+		close(p->fd[1]);
+	}
+	p->fd[0] = p->fd[1] = -1;
+}
+
+static void relay_free(struct relay *r, bool reset)
+{
+	struct relay_set *set = r->set;
+	struct relay_dir *dirs[] = {&r->up, &r->down};
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		struct relay_dir *d = dirs[i];
+		if (d->readable)
+			event_free(d->readable);
+		if (d->writable)
+			event_free(d->writable);
+		if (d->pipe.fd[0] >= 0) {
+			/* Bytes still in it are lost with the connection. */
+			close(d->pipe.fd[0]);
+			close(d->pipe.fd[1]);
+		}
+	}
+	if (r->connected)
+		event_free(r->connected);
+	if (r->lifetime)
+		event_free(r->lifetime);
+	if (reset) {
+		socket_close_with_reset(r->client_fd);
+		socket_close_with_reset(r->backend_fd);
+		set->stats->reset++;
+	} else {
+		close(r->client_fd);
+		if (r->backend_fd >= 0)
+			close(r->backend_fd);
+	}
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		set->relays = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	set->stats->relayed_now--;
+	free(r);
+}
+
+enum pump_result { PUMP_WAIT, PUMP_DONE, PUMP_ERROR };
+
+static enum pump_result relay_dir_pump(struct relay_dir *d)
+{
+	struct relay_set *set = d->relay->set;
+	for (int round = 0; round < ROUNDS_PER_WAKE; round++) {
+		if (d->in_pipe > 0) {
+			ssize_t n = splice(d->pipe.fd[0], NULL, d->to, NULL, d->in_pipe,
+					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n < 0) {
+				if (errno == EAGAIN) {
+					event_add(d->writable, NULL);
+					return PUMP_WAIT;
+				}
+				if (errno == EINTR)
+					continue;
+				return PUMP_ERROR;
+			}
+			d->in_pipe -= (size_t)n;
+			*d->bytes += (uint64_t)n;
+			continue;
+		}
+		pipe_give_back(set, &d->pipe);
+		if (d->eof) {
+			/* Half-close: pass the FIN on, keep the other direction going. */
+			(void)shutdown(d->to, SHUT_WR);
+			d->done = true;
+			return PUMP_DONE;
+		}
+		if (pipe_take(set, &d->pipe) < 0)
+			return PUMP_ERROR;
+		ssize_t n = splice(d->from, NULL, d->pipe.fd[1], NULL, PIPE_SIZE,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n < 0) {
+			if (errno == EAGAIN) {
+				pipe_give_back(set, &d->pipe);
+				event_add(d->readable, NULL);
+				return PUMP_WAIT;
+			}
+			if (errno == EINTR)
+				continue;
+			return PUMP_ERROR;
+		}
+		if (n == 0)
+			d->eof = true;
+		d->in_pipe += (size_t)n;
+	}
+	/* Let other connections run; come back through the loop. */
+	event_active(d->in_pipe > 0 ? d->writable : d->readable, EV_READ | EV_WRITE, 0);
+	return PUMP_WAIT;
+}
+
+/* Returns true when the relay ended (and was freed). */
+static bool relay_dir_run(struct relay_dir *d)
+{
+	struct relay *r = d->relay;
+	enum pump_result res = relay_dir_pump(d);
+	if (res == PUMP_ERROR) {
+		/* A reset (or any failure) on one side resets the other. */
+		relay_free(r, true);
+		return true;
+	}
+	if (r->up.done && r->down.done) {
+		relay_free(r, false);
+		return true;
+	}
+	return false;
+}
+
+static void on_dir_ready(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)relay_dir_run(arg);
+}
+
+static void on_lifetime_over(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	relay_free(arg, false);
+}
+
+static int relay_dir_init(struct relay *r, struct relay_dir *d, int from, int to, uint64_t *bytes)
+{
+	struct event_base *base = r->set->base;
+	*d = (struct relay_dir){.relay = r, .from = from, .to = to, .bytes = bytes};
+	d->pipe.fd[0] = d->pipe.fd[1] = -1;
+	d->readable = event_new(base, from, EV_READ, on_dir_ready, d);
+	d->writable = event_new(base, to, EV_WRITE, on_dir_ready, d);
+	return d->readable && d->writable ? 0 : -ENOMEM;
+}
+
+static void on_backend_connected(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (what & EV_TIMEOUT)
+		err = ETIMEDOUT;
+	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err != 0) {
+		log_debug_errno(err, "Relay could not reach its backend");
+		r->set->stats->backend_connect_failed++;
+		relay_free(r, true);
+		return;
+	}
+	event_free(r->connected);
+	r->connected = NULL;
+	if (relay_dir_init(r, &r->up, r->client_fd, r->backend_fd, &r->set->stats->bytes_to_backend) <
+		    0 ||
+	    relay_dir_init(r, &r->down, r->backend_fd, r->client_fd,
+			   &r->set->stats->bytes_to_client) < 0) {
+		log_error_errno(ENOMEM, "Failed to set up a relay");
+		relay_free(r, true);
+		return;
+	}
+	if (!relay_dir_run(&r->up))
+		relay_dir_run(&r->down);
+}
+
+int relay_start(struct relay_set *set, int client_fd, const struct sockaddr_storage *dst)
+{
+	struct relay *r = calloc(1, sizeof(*r));
+	if (!r) {
+		socket_close_with_reset(client_fd);
+		return log_error_errno(ENOMEM, "Failed to allocate a relay");
+	}
+	r->set = set;
+	r->client_fd = client_fd;
+	r->up.pipe.fd[0] = r->up.pipe.fd[1] = -1;
+	r->down.pipe.fd[0] = r->down.pipe.fd[1] = -1;
+	r->next = set->relays;
+	if (set->relays)
+		set->relays->prev = r;
+	set->relays = r;
+	set->stats->relayed_now++;
+	set->stats->relayed_total++;
+
+	r->backend_fd = socket_connect_marked(dst, set->mark);
+	if (r->backend_fd < 0) {
+		int err = r->backend_fd;
+		char addr[64];
+		set->stats->backend_connect_failed++;
+		relay_free(r, true);
+		return log_warning_errno(err, "Relay failed to connect to %s",
+					 sockaddr_to_string(dst, addr, sizeof(addr)));
+	}
+	struct timeval connect_timeout = {.tv_sec = CONNECT_TIMEOUT_S};
+	r->connected = event_new(set->base, r->backend_fd, EV_WRITE, on_backend_connected, r);
+	if (!r->connected || event_add(r->connected, &connect_timeout) < 0) {
+		relay_free(r, true);
+		return log_error_errno(ENOMEM, "Failed to watch a relay's connect");
+	}
+	if (set->max_lifetime_us > 0) {
+		struct timeval tv = {.tv_sec = (time_t)(set->max_lifetime_us / 1000000),
+				     .tv_usec = (suseconds_t)(set->max_lifetime_us % 1000000)};
+		r->lifetime = evtimer_new(set->base, on_lifetime_over, r);
+		if (!r->lifetime || evtimer_add(r->lifetime, &tv) < 0) {
+			relay_free(r, true);
+			return log_error_errno(ENOMEM, "Failed to set a relay's lifetime");
+		}
+	}
+	return 0;
+}
+
+int relay_set_new(struct event_base *base, uint32_t mark, uint64_t max_lifetime_us,
+		  struct relay_stats *stats, struct relay_set **out)
+{
+	struct relay_set *set = calloc(1, sizeof(*set));
+	if (!set)
+		return log_error_errno(ENOMEM, "Failed to allocate the relay set");
+	set->base = base;
+	set->mark = mark;
+	set->max_lifetime_us = max_lifetime_us;
+	set->stats = stats;
+	*out = set;
+	return 0;
+}
+
+void relay_set_free(struct relay_set *set)
+{
+	if (!set)
+		return;
+	while (set->relays)
+		relay_free(set->relays, true);
+	while (set->pooled > 0) {
+		struct pipe_pair *p = &set->pool[--set->pooled];
+		close(p->fd[0]);
+		close(p->fd[1]);
+	}
+	free(set);
+}

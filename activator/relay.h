@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The splice relay of the activator: internal to activator/. */
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct relay;
+struct relay_set;
+
+/* Counters the relays of one activator add to. */
+struct relay_stats {
+	uint64_t relayed_now;
+	uint64_t relayed_total;
+	uint64_t bytes_to_backend;
+	uint64_t bytes_to_client;
+	uint64_t backend_connect_failed;
+	uint64_t reset;
+};
+
+/* A set of relays sharing one pool of pipes; freeing it ends every relay. */
+int relay_set_new(struct event_base *base, uint32_t mark, uint64_t max_lifetime_us,
+		  struct relay_stats *stats, struct relay_set **out);
+void relay_set_free(struct relay_set *set);
+
+/*
+ * Connects to dst with SO_MARK (bypassing the redirect) and relays client_fd
+ * to it both ways. Takes ownership of client_fd in every case: on failure the
+ * client is reset.
+ */
+int relay_start(struct relay_set *set, int client_fd, const struct sockaddr_storage *dst);
+
+/* Sets SO_LINGER 0 and closes: the peer sees a reset, not a FIN. */
+void socket_close_with_reset(int fd);
+/* A non-blocking TCP socket for dst's family carrying SO_MARK = mark, connect started. */
+int socket_connect_marked(const struct sockaddr_storage *dst, uint32_t mark);
+socklen_t sockaddr_len(const struct sockaddr_storage *sa);
+/* "1.2.3.4:80" or "[::1]:80" */
+const char *sockaddr_to_string(const struct sockaddr_storage *sa, char *buf, size_t len);

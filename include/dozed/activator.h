@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The activator: accepts the connections nftables redirects to it, finds the
+ * service each was meant for (SO_ORIGINAL_DST), asks the daemon to wake it,
+ * holds the connections while it starts, probes it, and relays them with
+ * splice(2). It never talks to the container runtime: the daemon does, through
+ * the callbacks below and the activator_service_* calls.
+ *
+ * Runs on the daemon's libevent base. The process must ignore SIGPIPE.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct activator;
+
+struct activator_config {
+	uint16_t port;                  /* listening port, IPv4 and IPv6 */
+	uint32_t mark;                  /* SO_MARK of probe and relay sockets */
+	uint64_t probe_interval_us;     /* default 30 ms */
+	uint64_t wake_timeout_us;       /* from "starting" to ready; default 10 s */
+	uint64_t hold_timeout_us;       /* from the first held client to "starting"; default 60 s */
+	size_t max_held;                /* held connections per service; default 4096 */
+	uint64_t max_relay_lifetime_us; /* 0: relays live as long as their connections */
+};
+
+void activator_config_defaults(struct activator_config *cfg);
+
+/* How the daemon routes an original destination to a service. */
+struct activator_route {
+	uint64_t service_id;
+	/* 0: wake on connect. N > 0: wake only once a client sent N bytes, so
+	 * port scans and bare SYN probes do not wake the service. */
+	size_t wake_min_bytes;
+};
+
+struct activator_ops {
+	/* Which service owns original destination dst? 0 and *route, or -ENOENT. */
+	int (*route_lookup)(void *userdata, const struct sockaddr_storage *dst,
+			    struct activator_route *route);
+	/* A client is waiting for service_id: start it, then call
+	 * activator_service_starting(). Called once per wake. */
+	void (*wake_requested)(void *userdata, uint64_t service_id,
+			       const struct sockaddr_storage *client);
+	/* The probe reached the service: held clients are being relayed. The
+	 * daemon removes the service's ports from the redirect set. */
+	void (*service_ready)(void *userdata, uint64_t service_id, uint64_t probe_us,
+			      uint64_t total_us);
+	/* Nothing answered in time (reason -ETIMEDOUT) or a bound was hit;
+	 * every held client was reset. */
+	void (*wake_failed)(void *userdata, uint64_t service_id, int reason);
+	/* Optional: a client of service_id was reset because max_held were
+	 * already waiting (-ENOBUFS). */
+	void (*client_rejected)(void *userdata, uint64_t service_id, int reason);
+};
+
+#define ACTIVATOR_WAKE_BUCKETS 12
+/* Upper bounds (ms) of the wake time histogram buckets; the last is open. */
+extern const uint32_t activator_wake_bucket_ms[ACTIVATOR_WAKE_BUCKETS];
+
+struct activator_counters {
+	uint64_t accepted;
+	uint64_t held_now;
+	uint64_t relayed_now;
+	uint64_t relayed_total;
+	uint64_t bytes_to_backend;
+	uint64_t bytes_to_client;
+	uint64_t rejected_unrouted; /* original destination no service owns, or none */
+	uint64_t rejected_full;     /* over max_held */
+	uint64_t held_closed;       /* clients that left while held */
+	uint64_t probe_attempts;
+	uint64_t wakes_ready;
+	uint64_t wakes_failed;
+	uint64_t relay_connect_failed;
+	uint64_t relay_reset;
+	uint64_t wake_ms_hist[ACTIVATOR_WAKE_BUCKETS];
+};
+
+/* Listens on cfg->port on 0.0.0.0 and [::]. */
+int activator_new(struct event_base *base, const struct activator_config *cfg,
+		  const struct activator_ops *ops, void *userdata, struct activator **out);
+/* The same, on already-bound listening sockets (socket activation); takes them. */
+int activator_new_from_fds(struct event_base *base, const struct activator_config *cfg,
+			   const struct activator_ops *ops, void *userdata, const int *fds,
+			   size_t n_fds, struct activator **out);
+/* Resets every held and relayed connection. Accepts NULL. */
+void activator_free(struct activator *a);
+
+/*
+ * The daemon started service_id: probe probe_dst, or the original
+ * destination of its first held client when probe_dst is NULL. Also used for a
+ * wake with no client waiting (then probe_dst is needed).
+ */
+int activator_service_starting(struct activator *a, uint64_t service_id,
+			       const struct sockaddr_storage *probe_dst);
+/* The daemon could not start service_id: its held clients are reset. */
+void activator_service_failed(struct activator *a, uint64_t service_id);
+/* Clients held for service_id now. */
+size_t activator_service_held(const struct activator *a, uint64_t service_id);
+
+void activator_get_counters(const struct activator *a, struct activator_counters *out);

@@ -1,0 +1,870 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The activator with real redirection: our nft table in a private network
+ * namespace sends connections for a sleeping port to the activator, which
+ * holds them, probes, and relays. Clients and backends run in threads; the
+ * event loop runs in the test's main thread, as in the daemon.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dozed/activator.h"
+#include "dozed/log.h"
+#include "dozed/macro.h"
+#include "dozed/nft.h"
+#include "evloop.h"
+#include "harness.h"
+#include "netns.h"
+
+#define ACTIVATOR_PORT 15001
+#define SERVICE_PORT   18080
+#define OTHER_PORT     18081
+#define MARK           0x1d0
+#define SERVICE_ID     7
+
+struct fixture {
+	struct event_base *base;
+	struct activator *act;
+	struct nft_ctx *nft;
+	struct activator_config cfg;
+	size_t wake_min_bytes;
+	bool start_on_wake; /* act as the daemon: "starting" as soon as asked */
+	atomic_int wakes_requested;
+	atomic_int ready;
+	atomic_int failed;
+	int fail_reason;
+	uint64_t ready_at_us;
+	uint64_t probe_us;
+};
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int route_lookup(void *ud, const struct sockaddr_storage *dst, struct activator_route *route)
+{
+	struct fixture *f = ud;
+	uint16_t port = dst->ss_family == AF_INET6
+				? ntohs(((const struct sockaddr_in6 *)dst)->sin6_port)
+				: ntohs(((const struct sockaddr_in *)dst)->sin_port);
+	if (port != SERVICE_PORT)
+		return -ENOENT;
+	*route = (struct activator_route){.service_id = SERVICE_ID,
+					  .wake_min_bytes = f->wake_min_bytes};
+	return 0;
+}
+
+static void wake_requested(void *ud, uint64_t id, const struct sockaddr_storage *client)
+{
+	(void)client;
+	struct fixture *f = ud;
+	f->wakes_requested++;
+	if (f->start_on_wake && activator_service_starting(f->act, id, NULL) < 0)
+		FAIL("activator_service_starting failed");
+}
+
+static void service_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t total_us)
+{
+	(void)id;
+	(void)total_us;
+	struct fixture *f = ud;
+	f->ready_at_us = now_us();
+	f->probe_us = probe_us;
+	f->ready++;
+	/* As the daemon does: new connections go straight to the service. */
+	uint16_t port = SERVICE_PORT;
+	if (nft_set_remove_ports(f->nft, &port, 1) < 0)
+		FAIL("removing the port from the set failed");
+}
+
+static void wake_failed(void *ud, uint64_t id, int reason)
+{
+	(void)id;
+	struct fixture *f = ud;
+	f->fail_reason = reason;
+	f->failed++;
+}
+
+static const struct activator_ops test_ops = {
+	.route_lookup = route_lookup,
+	.wake_requested = wake_requested,
+	.service_ready = service_ready,
+	.wake_failed = wake_failed,
+};
+
+static void fixture_free(void *arg)
+{
+	struct fixture *f = arg;
+	activator_free(f->act);
+	nft_ctx_free(f->nft);
+	if (f->base)
+		event_base_free(f->base);
+	free(f);
+}
+
+static struct fixture *fixture_new(uint64_t wake_timeout_ms, bool with_nft)
+{
+	ASSERT_OK(netns_enter_private());
+	signal(SIGPIPE, SIG_IGN);
+	if (getenv("DOZED_TEST_DEBUG"))
+		log_set_max_level(LOG_DEBUG);
+	struct fixture *f = calloc(1, sizeof(*f));
+	ASSERT_TRUE(f);
+	test_defer(fixture_free, f);
+	f->start_on_wake = true;
+	f->base = event_base_new();
+	ASSERT_TRUE(f->base);
+	activator_config_defaults(&f->cfg);
+	f->cfg.port = ACTIVATOR_PORT;
+	f->cfg.mark = MARK;
+	f->cfg.wake_timeout_us = wake_timeout_ms * 1000;
+	if (with_nft) {
+		ASSERT_OK(nft_ctx_new(&f->nft, "dozedtest", MARK, ACTIVATOR_PORT));
+		ASSERT_OK(nft_table_create(f->nft));
+		uint16_t ports[] = {SERVICE_PORT, OTHER_PORT};
+		ASSERT_OK(nft_set_add_ports(f->nft, ports, 2));
+	}
+	ASSERT_OK(activator_new(f->base, &f->cfg, &test_ops, f, &f->act));
+	return f;
+}
+
+static struct activator_counters counters(struct fixture *f)
+{
+	struct activator_counters c;
+	activator_get_counters(f->act, &c);
+	return c;
+}
+
+/* --- sockets and threads ---------------------------------------------------- */
+
+static int listen_port(uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4096) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+static int connect_port(uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct timeval tv = {.tv_sec = 20};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads until EOF or error; returns bytes read or -errno. */
+static ssize_t read_all(int fd, char *buf, size_t cap)
+{
+	size_t got = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + got, cap - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0 || (got += (size_t)r) == cap)
+			return (ssize_t)got;
+	}
+}
+
+struct thread {
+	pthread_t tid;
+	atomic_bool done;
+	void *(*fn)(void *);
+	void *arg;
+};
+
+static void *thread_main(void *arg)
+{
+	struct thread *t = arg;
+	t->fn(t->arg);
+	t->done = true;
+	return NULL;
+}
+
+static void thread_start(struct thread *t, void *(*fn)(void *), void *arg)
+{
+	t->fn = fn;
+	t->arg = arg;
+	t->done = false;
+	if (pthread_create(&t->tid, NULL, thread_main, t) != 0)
+		FAIL("pthread_create failed");
+}
+
+static bool thread_is_done(void *arg)
+{
+	return ((struct thread *)arg)->done;
+}
+
+static void thread_finish(struct fixture *f, struct thread *t, unsigned timeout_ms,
+			  const char *what)
+{
+	evloop_run_until(f->base, thread_is_done, t, timeout_ms, what);
+	pthread_join(t->tid, NULL);
+}
+
+/* --- a backend that starts late ------------------------------------------- */
+
+/* Accepts the next client that sends something: the activator's probes
+ * connect and close without a byte, like any TCP health check. */
+static int accept_client(int lfd)
+{
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		char b;
+		ssize_t r = recv(fd, &b, 1, MSG_PEEK);
+		if (r > 0)
+			return fd;
+		close(fd);
+	}
+}
+
+struct backend {
+	unsigned delay_ms;
+	size_t conns;      /* connections to serve */
+	atomic_ullong listening_at_us;
+	atomic_int served;
+	int error;
+};
+
+/* Serves request "R<n>\n" with "A<n>\n", once per connection. */
+static void *backend_main(void *arg)
+{
+	struct backend *b = arg;
+	usleep(b->delay_ms * 1000);
+	int lfd = listen_port(SERVICE_PORT);
+	if (lfd < 0) {
+		b->error = lfd;
+		return NULL;
+	}
+	b->listening_at_us = now_us();
+	for (size_t i = 0; i < b->conns; i++) {
+		int fd = accept_client(lfd);
+		if (fd < 0) {
+			b->error = fd;
+			break;
+		}
+		char req[64] = {0};
+		size_t n = 0;
+		while (n < sizeof(req) - 1 && (n == 0 || req[n - 1] != '\n')) {
+			ssize_t r = read(fd, req + n, sizeof(req) - 1 - n);
+			if (r <= 0)
+				break;
+			n += (size_t)r;
+		}
+		if (n > 0 && req[0] == 'R') {
+			req[0] = 'A';
+			if (write_all(fd, req, n) == 0)
+				b->served++;
+		}
+		close(fd);
+	}
+	close(lfd);
+	return NULL;
+}
+
+struct clients {
+	size_t n;
+	atomic_int answered;
+	int first_error;
+};
+
+/* Connects n clients (all held at once), then sends and checks each answer. */
+static void *clients_main(void *arg)
+{
+	struct clients *c = arg;
+	int *fds = calloc(c->n, sizeof(int));
+	for (size_t i = 0; i < c->n; i++) {
+		fds[i] = connect_port(SERVICE_PORT);
+		if (fds[i] < 0 && !c->first_error)
+			c->first_error = fds[i];
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		char msg[32];
+		int len = snprintf(msg, sizeof(msg), "R%zu\n", i);
+		if (fds[i] >= 0 && write_all(fds[i], msg, (size_t)len) < 0 && !c->first_error)
+			c->first_error = -errno;
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		if (fds[i] < 0)
+			continue;
+		char want[32], got[32];
+		int len = snprintf(want, sizeof(want), "A%zu\n", i);
+		ssize_t r = read_all(fds[i], got, sizeof(got));
+		if (r == len && memcmp(got, want, (size_t)len) == 0)
+			c->answered++;
+		else if (!c->first_error)
+			c->first_error = r < 0 ? (int)r : -EPROTO;
+		close(fds[i]);
+	}
+	free(fds);
+	return NULL;
+}
+
+TEST(test_held_request_is_answered_once_backend_listens_400ms_later)
+{
+	struct fixture *f = fixture_new(10000, true);
+	struct backend b = {.delay_ms = 400, .conns = 1};
+	struct clients c = {.n = 1};
+	struct thread bt, ct;
+	uint64_t t0 = now_us();
+	thread_start(&bt, backend_main, &b);
+	thread_start(&ct, clients_main, &c);
+	thread_finish(f, &ct, 10000, "the client to get its answer");
+	thread_finish(f, &bt, 5000, "the backend to finish");
+
+	ASSERT_EQ_U(b.error, 0);
+	ASSERT_EQ_U(c.first_error, 0);
+	ASSERT_EQ_U(c.answered, 1);
+	ASSERT_EQ_U(f->wakes_requested, 1);
+	ASSERT_EQ_U(f->ready, 1);
+	ASSERT_GE_U(b.listening_at_us, t0 + 400000);
+	/* The probe finds the backend within one probe interval of its start
+	 * (plus a little for scheduling on a loaded machine). */
+	uint64_t delay = f->ready_at_us - b.listening_at_us;
+	ASSERT_TRUE(f->ready_at_us >= b.listening_at_us);
+	if (delay > f->cfg.probe_interval_us + 20000)
+		FAIL("ready %llu us after the backend listened; probe interval is %llu us",
+		     (unsigned long long)delay, (unsigned long long)f->cfg.probe_interval_us);
+	struct activator_counters k = counters(f);
+	ASSERT_EQ_U(k.accepted, 1);
+	ASSERT_EQ_U(k.wakes_ready, 1);
+	ASSERT_GE_U(k.probe_attempts, 400000 / f->cfg.probe_interval_us);
+}
+
+TEST(test_2000_connections_held_during_one_wake_are_all_answered)
+{
+	struct fixture *f = fixture_new(10000, true);
+	struct backend b = {.delay_ms = 300, .conns = 2000};
+	struct clients c = {.n = 2000};
+	struct thread bt, ct;
+	thread_start(&bt, backend_main, &b);
+	thread_start(&ct, clients_main, &c);
+	thread_finish(f, &ct, 60000, "2000 clients to get their answers");
+	thread_finish(f, &bt, 10000, "the backend to finish");
+
+	ASSERT_EQ_U(c.first_error, 0);
+	ASSERT_EQ_U(c.answered, 2000);
+	ASSERT_EQ_U(b.served, 2000);
+	ASSERT_EQ_U(f->wakes_requested, 1);
+	ASSERT_EQ_U(counters(f).relayed_total, 2000);
+}
+
+TEST(test_wake_timeout_resets_every_held_client)
+{
+	struct fixture *f = fixture_new(500, true);
+	struct clients c = {.n = 20};
+	struct thread ct;
+	uint64_t t0 = now_us();
+	thread_start(&ct, clients_main, &c);
+	thread_finish(f, &ct, 10000, "held clients to be reset");
+
+	ASSERT_EQ_U(c.answered, 0);
+	ASSERT_TRUE(c.first_error == -ECONNRESET);
+	ASSERT_EQ_U(f->failed, 1);
+	ASSERT_TRUE(f->fail_reason == -ETIMEDOUT);
+	ASSERT_GE_U(now_us() - t0, 500000);
+	ASSERT_EQ_U(counters(f).held_now, 0);
+	ASSERT_EQ_U(counters(f).wakes_failed, 1);
+}
+
+/* --- bulk transfer ---------------------------------------------------------- */
+
+/* A deterministic byte stream: xorshift64, so both ends can check it. */
+struct stream {
+	uint64_t state;
+};
+
+static void stream_fill(struct stream *s, unsigned char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if ((i & 7) == 0) {
+			s->state ^= s->state << 13;
+			s->state ^= s->state >> 7;
+			s->state ^= s->state << 17;
+		}
+		buf[i] = (unsigned char)(s->state >> ((i & 7) * 8));
+	}
+}
+
+static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	return h;
+}
+
+struct pump {
+	int fd;
+	uint64_t seed;
+	size_t bytes;
+	uint64_t sum;
+	size_t done;
+	int error;
+	bool shut_after; /* shutdown(SHUT_WR) when all is sent */
+};
+
+static void *pump_send(void *arg)
+{
+	struct pump *p = arg;
+	struct stream s = {p->seed};
+	static __thread unsigned char buf[1 << 16];
+	uint64_t h = 0xcbf29ce484222325ull;
+	while (p->done < p->bytes) {
+		size_t n = p->bytes - p->done < sizeof(buf) ? p->bytes - p->done : sizeof(buf);
+		stream_fill(&s, buf, n);
+		h = fnv1a(h, buf, n);
+		int r = write_all(p->fd, buf, n);
+		if (r < 0) {
+			p->error = r;
+			return NULL;
+		}
+		p->done += n;
+	}
+	p->sum = h;
+	if (p->shut_after)
+		shutdown(p->fd, SHUT_WR);
+	return NULL;
+}
+
+static void *pump_recv(void *arg)
+{
+	struct pump *p = arg;
+	static __thread unsigned char buf[1 << 16];
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (;;) {
+		ssize_t r = read(p->fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			p->error = -errno;
+			break;
+		}
+		if (r == 0)
+			break;
+		h = fnv1a(h, buf, (size_t)r);
+		p->done += (size_t)r;
+	}
+	p->sum = h;
+	return NULL;
+}
+
+struct bulk {
+	size_t up, down;   /* bytes client → backend, backend → client */
+	bool half_close;   /* client shuts its write side first; backend answers after EOF */
+	struct pump c_send, c_recv, b_send, b_recv;
+	int error;
+};
+
+static void *bulk_backend(void *arg)
+{
+	struct bulk *k = arg;
+	int lfd = listen_port(SERVICE_PORT);
+	int fd = lfd < 0 ? -1 : accept_client(lfd);
+	if (fd < 0) {
+		k->error = -EIO;
+		return NULL;
+	}
+	k->b_recv = (struct pump){.fd = fd, .bytes = k->up};
+	k->b_send = (struct pump){.fd = fd, .seed = 0xbac4e4d, .bytes = k->down};
+	pthread_t tid;
+	if (k->half_close) {
+		pump_recv(&k->b_recv);
+		pump_send(&k->b_send);
+	} else {
+		pthread_create(&tid, NULL, pump_send, &k->b_send);
+		pump_recv(&k->b_recv);
+		pthread_join(tid, NULL);
+	}
+	close(fd);
+	close(lfd);
+	return NULL;
+}
+
+static void *bulk_client(void *arg)
+{
+	struct bulk *k = arg;
+	int fd = connect_port(SERVICE_PORT);
+	if (fd < 0) {
+		k->error = fd;
+		return NULL;
+	}
+	k->c_send = (struct pump){.fd = fd, .seed = 0xc11e47, .bytes = k->up, .shut_after = true};
+	k->c_recv = (struct pump){.fd = fd};
+	pthread_t tid;
+	pthread_create(&tid, NULL, pump_send, &k->c_send);
+	pump_recv(&k->c_recv);
+	pthread_join(tid, NULL);
+	close(fd);
+	return NULL;
+}
+
+static void run_bulk(struct bulk *k)
+{
+	struct fixture *f = fixture_new(10000, true);
+	struct thread bt, ct;
+	thread_start(&bt, bulk_backend, k);
+	thread_start(&ct, bulk_client, k);
+	thread_finish(f, &ct, 120000, "the bulk transfer");
+	thread_finish(f, &bt, 10000, "the backend");
+
+	ASSERT_EQ_U(k->error, 0);
+	ASSERT_EQ_U(k->c_send.error, 0);
+	ASSERT_EQ_U(k->c_recv.error, 0);
+	ASSERT_EQ_U(k->b_recv.done, k->up);
+	ASSERT_EQ_U(k->c_recv.done, k->down);
+	ASSERT_TRUE(k->b_recv.sum == k->c_send.sum);
+	ASSERT_TRUE(k->c_recv.sum == k->b_send.sum);
+	struct activator_counters c = counters(f);
+	ASSERT_EQ_U(c.bytes_to_backend, k->up);
+	ASSERT_EQ_U(c.bytes_to_client, k->down);
+	/* Both directions ended cleanly: the relay is gone. */
+	ASSERT_EQ_U(c.relayed_now, 0);
+}
+
+TEST(test_256_mib_each_way_arrive_intact)
+{
+	struct bulk k = {.up = 256u << 20, .down = 256u << 20};
+	run_bulk(&k);
+}
+
+TEST(test_client_half_close_still_receives_full_response)
+{
+	struct bulk k = {.up = 1u << 20, .down = 8u << 20, .half_close = true};
+	run_bulk(&k);
+}
+
+/* --- connections that must never be relayed -------------------------------- */
+
+static bool rejected_one(void *arg)
+{
+	struct activator_counters c = counters(arg);
+	return c.rejected_unrouted >= 1;
+}
+
+/* Non-blocking connect; true when it completed within ms. */
+static bool connect_completes(int fd, uint16_t port, unsigned ms)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return true;
+	if (errno != EINPROGRESS)
+		return false;
+	uint64_t deadline = test_now_ms() + ms;
+	while (test_now_ms() < deadline) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		struct sockaddr_in peer;
+		socklen_t plen = sizeof(peer);
+		if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+			return true;
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err != 0)
+			return false;
+		usleep(5000);
+	}
+	return false;
+}
+
+TEST(test_connection_straight_to_activator_port_is_dropped_by_the_table)
+{
+	struct fixture *f = fixture_new(10000, true);
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_TRUE(!connect_completes(fd, ACTIVATOR_PORT, 300));
+	/* Give the loop a chance to accept anything that did get through. */
+	struct timeval tv = {.tv_sec = 0, .tv_usec = 50000};
+	event_base_loopexit(f->base, &tv);
+	event_base_dispatch(f->base);
+	ASSERT_EQ_U(counters(f).accepted, 0);
+	ASSERT_EQ_U(f->wakes_requested, 0);
+}
+
+TEST(test_connection_straight_to_activator_without_table_is_reset)
+{
+	/* Without the table's drop rule, the activator itself refuses. */
+	struct fixture *f = fixture_new(10000, false);
+	int fd = connect_port(ACTIVATOR_PORT);
+	ASSERT_TRUE(fd >= 0);
+	evloop_run_until(f->base, rejected_one, f, 5000, "the activator to reject");
+	char b;
+	ASSERT_TRUE(read(fd, &b, 1) < 0 && errno == ECONNRESET);
+	close(fd);
+	ASSERT_EQ_U(f->wakes_requested, 0);
+	ASSERT_EQ_U(counters(f).relayed_total, 0);
+}
+
+TEST(test_connection_for_unmanaged_port_is_reset)
+{
+	struct fixture *f = fixture_new(10000, true);
+	/* OTHER_PORT is in the set, but no service owns it. */
+	int fd = connect_port(OTHER_PORT);
+	ASSERT_TRUE(fd >= 0);
+	evloop_run_until(f->base, rejected_one, f, 5000, "the activator to reject");
+	char b;
+	ASSERT_TRUE(read(fd, &b, 1) < 0 && errno == ECONNRESET);
+	close(fd);
+	ASSERT_EQ_U(f->wakes_requested, 0);
+	ASSERT_EQ_U(counters(f).relayed_total, 0);
+}
+
+/* --- wake_on=data ----------------------------------------------------------- */
+
+static bool held_one_closed(void *arg)
+{
+	return counters(arg).held_closed >= 1;
+}
+
+static bool wake_was_requested(void *arg)
+{
+	return ((struct fixture *)arg)->wakes_requested >= 1;
+}
+
+static bool held_one(void *arg)
+{
+	return counters(arg).held_now >= 1;
+}
+
+TEST(test_wake_on_data_connect_then_close_does_not_wake)
+{
+	struct fixture *f = fixture_new(10000, true);
+	f->wake_min_bytes = 1;
+	int fd = connect_port(SERVICE_PORT);
+	ASSERT_TRUE(fd >= 0);
+	evloop_run_until(f->base, held_one, f, 5000, "the client to be held");
+	close(fd);
+	evloop_run_until(f->base, held_one_closed, f, 5000, "the held client to be dropped");
+	ASSERT_EQ_U(f->wakes_requested, 0);
+	ASSERT_EQ_U(counters(f).held_now, 0);
+}
+
+TEST(test_wake_on_data_connect_and_send_wakes)
+{
+	struct fixture *f = fixture_new(10000, true);
+	f->wake_min_bytes = 1;
+	f->start_on_wake = false;
+	int fd = connect_port(SERVICE_PORT);
+	ASSERT_TRUE(fd >= 0);
+	evloop_run_until(f->base, held_one, f, 5000, "the client to be held");
+	ASSERT_EQ_U(f->wakes_requested, 0);
+	ASSERT_OK(write_all(fd, "R1\n", 3));
+	evloop_run_until(f->base, wake_was_requested, f, 5000, "a wake request");
+	ASSERT_EQ_U(f->wakes_requested, 1);
+	close(fd);
+}
+
+/* --- nothing leaks ---------------------------------------------------------- */
+
+static size_t count_fds(void)
+{
+	size_t n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		FAIL("cannot list /proc/self/fd");
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static bool held_closed_100(void *arg)
+{
+	return counters(arg).held_closed >= 100;
+}
+
+TEST(test_clients_closing_while_held_leak_no_fds)
+{
+	struct fixture *f = fixture_new(10000, true);
+	f->start_on_wake = false; /* they stay held */
+	size_t before = count_fds();
+	for (int i = 0; i < 100; i++) {
+		int fd = connect_port(SERVICE_PORT);
+		ASSERT_TRUE(fd >= 0);
+		close(fd);
+	}
+	evloop_run_until(f->base, held_closed_100, f, 10000, "100 held clients to be dropped");
+	ASSERT_EQ_U(counters(f).held_now, 0);
+	ASSERT_EQ_U(count_fds(), before);
+}
+
+struct resetting_backend {
+	int error;
+	atomic_int reset_sent;
+};
+
+static void *resetting_backend_main(void *arg)
+{
+	struct resetting_backend *b = arg;
+	int lfd = listen_port(SERVICE_PORT);
+	for (int i = 0; lfd >= 0 && i < 10; i++) {
+		int fd = accept_client(lfd);
+		if (fd < 0)
+			break;
+		char buf[4];
+		if (read(fd, buf, sizeof(buf)) <= 0)
+			b->error = -EIO;
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		close(fd);
+		b->reset_sent++;
+	}
+	if (lfd >= 0)
+		close(lfd);
+	return NULL;
+}
+
+struct reset_clients {
+	int resets_seen;
+};
+
+static void *reset_clients_main(void *arg)
+{
+	struct reset_clients *c = arg;
+	int fds[10];
+	for (int i = 0; i < 10; i++)
+		fds[i] = connect_port(SERVICE_PORT);
+	for (int i = 0; i < 10; i++) {
+		if (fds[i] < 0)
+			continue;
+		char b[16];
+		if (write_all(fds[i], "R0\n", 3) == 0 && read(fds[i], b, sizeof(b)) < 0 &&
+		    errno == ECONNRESET)
+			c->resets_seen++;
+		close(fds[i]);
+	}
+	return NULL;
+}
+
+TEST(test_backend_reset_mid_relay_resets_client_and_leaks_no_fds)
+{
+	struct fixture *f = fixture_new(10000, true);
+	size_t before = count_fds();
+	struct resetting_backend b = {0};
+	struct reset_clients c = {0};
+	struct thread bt, ct;
+	thread_start(&bt, resetting_backend_main, &b);
+	thread_start(&ct, reset_clients_main, &c);
+	thread_finish(f, &ct, 20000, "clients to see their resets");
+	thread_finish(f, &bt, 5000, "the backend");
+	ASSERT_EQ_U(b.error, 0);
+	ASSERT_EQ_U(c.resets_seen, 10);
+	ASSERT_EQ_U(counters(f).relayed_now, 0);
+	ASSERT_GE_U(counters(f).relay_reset, 10);
+	ASSERT_EQ_U(count_fds(), before);
+}
+
+/* --- IPv6 ------------------------------------------------------------------- */
+
+struct v6_backend {
+	int error;
+	atomic_bool listening;
+};
+
+static void *v6_backend_main(void *arg)
+{
+	struct v6_backend *b = arg;
+	int lfd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(SERVICE_PORT)};
+	sa.sin6_addr = in6addr_loopback;
+	usleep(100000);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 16) < 0) {
+		b->error = -errno;
+		return NULL;
+	}
+	int fd = accept_client(lfd);
+	char buf[8];
+	if (fd < 0 || read(fd, buf, sizeof(buf)) != 3 || write_all(fd, "A6\n", 3) < 0)
+		b->error = -EIO;
+	if (fd >= 0)
+		close(fd);
+	close(lfd);
+	return NULL;
+}
+
+struct v6_client {
+	int error;
+	char answer[8];
+};
+
+static void *v6_client_main(void *arg)
+{
+	struct v6_client *c = arg;
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(SERVICE_PORT)};
+	sa.sin6_addr = in6addr_loopback;
+	struct timeval tv = {.tv_sec = 10};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    write_all(fd, "R6\n", 3) < 0 || read_all(fd, c->answer, 3) != 3)
+		c->error = -errno ? -errno : -EIO;
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+TEST(test_ipv6_client_is_held_and_relayed_to_its_original_destination)
+{
+	struct fixture *f = fixture_new(10000, true);
+	struct v6_backend b = {0};
+	struct v6_client c = {0};
+	struct thread bt, ct;
+	thread_start(&bt, v6_backend_main, &b);
+	thread_start(&ct, v6_client_main, &c);
+	thread_finish(f, &ct, 10000, "the IPv6 client's answer");
+	thread_finish(f, &bt, 5000, "the IPv6 backend");
+	ASSERT_EQ_U(b.error, 0);
+	ASSERT_EQ_U(c.error, 0);
+	ASSERT_STREQ(c.answer, "A6\n");
+	ASSERT_EQ_U(f->wakes_requested, 1);
+	ASSERT_EQ_U(counters(f).relayed_total, 1);
+}
