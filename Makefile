@@ -94,7 +94,7 @@ test: $(BINS) $(TESTS)
 	tests/run.sh $(TESTS)
 
 bench: deps-if-missing
-	$(MAKE) $(BINS) $(BUILD)/tests/bench/bench_nft
+	$(MAKE) $(BINS) $(BUILD)/tests/bench/bench_nft $(BUILD)/tests/bench/bench_relay
 	tests/bench/run.sh
 
 $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libdozed.a

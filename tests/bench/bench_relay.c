@@ -40,7 +40,7 @@
 #define PROXYD_PORT    21003
 #define HAPROXY_PORT   21004
 #define SERVICE_PORT   21005 /* the same backend, behind the redirect set */
-#define MARK           0x1d0
+#define MARK	       0x1d0
 
 static double seconds_per_test = 2.0;
 static int rtt_rounds = 20000;
@@ -161,10 +161,10 @@ static void *activator_main(void *arg)
 	cfg.port = ACTIVATOR_PORT;
 	cfg.mark = MARK;
 	static const struct activator_ops ops = {
-		.route_lookup = route_lookup,
-		.wake_requested = wake_requested,
-		.service_ready = service_ready,
-		.wake_failed = wake_failed,
+	    .route_lookup = route_lookup,
+	    .wake_requested = wake_requested,
+	    .service_ready = service_ready,
+	    .wake_failed = wake_failed,
 	};
 	if (activator_new(base, &cfg, &ops, NULL, &act) < 0)
 		exit(1);
@@ -329,16 +329,20 @@ int main(int argc, char **argv)
 	char target[32], listen_arg[64];
 	snprintf(target, sizeof(target), "127.0.0.1:%d", BACKEND_PORT);
 	struct peer peers[] = {
-		{.name = "direct", .port = BACKEND_PORT},
-		{.name = "dozed (splice)", .port = SERVICE_PORT}, /* redirected */
-		{.name = "systemd-socket-proxyd", .port = PROXYD_PORT},
-		{.name = "haproxy (tcp)", .port = HAPROXY_PORT},
-		{.name = "socat", .port = SOCAT_PORT},
+	    {.name = "direct", .port = BACKEND_PORT},
+	    {.name = "dozed (splice)", .port = SERVICE_PORT}, /* redirected */
+	    {.name = "systemd-socket-proxyd", .port = PROXYD_PORT},
+	    {.name = "haproxy (tcp)", .port = HAPROXY_PORT},
+	    {.name = "socat", .port = SOCAT_PORT},
 	};
 
 	snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%d", PROXYD_PORT);
-	const char *proxyd[] = {"systemd-socket-activate", "-l", listen_arg,
-				"/lib/systemd/systemd-socket-proxyd", target, NULL};
+	const char *proxyd[] = {"systemd-socket-activate",
+				"-l",
+				listen_arg,
+				"/lib/systemd/systemd-socket-proxyd",
+				target,
+				NULL};
 	char socat_listen[64], socat_to[64];
 	snprintf(socat_listen, sizeof(socat_listen), "TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork",
 		 SOCAT_PORT);
@@ -381,10 +385,10 @@ int main(int argc, char **argv)
 	FILE *csv = fopen("tests/bench/results/relay.csv", "w");
 	if (csv)
 		fprintf(csv, "peer,mbps_1_stream,mbps_4_streams,rtt_p50_us,rtt_p95_us\n");
-	printf("\nRelay (%.1f s per stream test, %d round trips; ratios to direct)\n", seconds_per_test,
-	       rtt_rounds);
-	printf("%-22s %12s %7s %12s %7s %10s %10s %10s\n", "peer", "1 stream", "ratio",
-	       "4 streams", "ratio", "RTT p50", "RTT p95", "added p50");
+	printf("\nRelay (%.1f s per stream test, %d round trips; ratios to direct)\n",
+	       seconds_per_test, rtt_rounds);
+	printf("%-22s %12s %7s %12s %7s %10s %10s %10s\n", "peer", "1 stream", "ratio", "4 streams",
+	       "ratio", "RTT p50", "RTT p95", "added p50");
 	printf("%-22s %12s %7s %12s %7s %10s %10s %10s\n", "", "MB/s", "", "MB/s", "", "µs", "µs",
 	       "µs");
 	const struct peer *d = &peers[0];
@@ -394,9 +398,9 @@ int main(int argc, char **argv)
 			printf("%-22s %12s\n", p->name, "(not run)");
 			continue;
 		}
-		printf("%-22s %12.0f %6.2fx %12.0f %6.2fx %10.1f %10.1f %+10.1f\n", p->name, p->mbps1,
-		       p->mbps1 / d->mbps1, p->mbps4, p->mbps4 / d->mbps4, p->rtt50, p->rtt95,
-		       p->rtt50 - d->rtt50);
+		printf("%-22s %12.0f %6.2fx %12.0f %6.2fx %10.1f %10.1f %+10.1f\n", p->name,
+		       p->mbps1, p->mbps1 / d->mbps1, p->mbps4, p->mbps4 / d->mbps4, p->rtt50,
+		       p->rtt95, p->rtt50 - d->rtt50);
 		if (csv)
 			fprintf(csv, "%s,%.0f,%.0f,%.1f,%.1f\n", p->name, p->mbps1, p->mbps4,
 				p->rtt50, p->rtt95);
@@ -405,6 +409,7 @@ int main(int argc, char **argv)
 		fclose(csv);
 	nft_table_destroy(nft);
 	nft_ctx_free(nft);
+	fflush(stdout);
 	/* Threads block in accept and in the loop: leave without joining them. */
 	_exit(0);
 }

@@ -25,11 +25,12 @@
 #include "evloop.h"
 #include "harness.h"
 #include "netns.h"
+#include "tcp.h"
 
 #define ACTIVATOR_PORT 15001
 #define SERVICE_PORT   18080
 #define OTHER_PORT     18081
-#define MARK           0x1d0
+#define MARK	       0x1d0
 #define SERVICE_ID     7
 
 struct fixture {
@@ -58,12 +59,12 @@ static int route_lookup(void *ud, const struct sockaddr_storage *dst, struct act
 {
 	struct fixture *f = ud;
 	uint16_t port = dst->ss_family == AF_INET6
-				? ntohs(((const struct sockaddr_in6 *)dst)->sin6_port)
-				: ntohs(((const struct sockaddr_in *)dst)->sin_port);
+			    ? ntohs(((const struct sockaddr_in6 *)dst)->sin6_port)
+			    : ntohs(((const struct sockaddr_in *)dst)->sin_port);
 	if (port != SERVICE_PORT)
 		return -ENOENT;
-	*route = (struct activator_route){.service_id = SERVICE_ID,
-					  .wake_min_bytes = f->wake_min_bytes};
+	*route =
+	    (struct activator_route){.service_id = SERVICE_ID, .wake_min_bytes = f->wake_min_bytes};
 	return 0;
 }
 
@@ -99,10 +100,10 @@ static void wake_failed(void *ud, uint64_t id, int reason)
 }
 
 static const struct activator_ops test_ops = {
-	.route_lookup = route_lookup,
-	.wake_requested = wake_requested,
-	.service_ready = service_ready,
-	.wake_failed = wake_failed,
+    .route_lookup = route_lookup,
+    .wake_requested = wake_requested,
+    .service_ready = service_ready,
+    .wake_failed = wake_failed,
 };
 
 static void fixture_free(void *arg)
@@ -149,70 +150,6 @@ static struct activator_counters counters(struct fixture *f)
 }
 
 /* --- sockets and threads ---------------------------------------------------- */
-
-static int listen_port(uint16_t port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4096) < 0) {
-		close(fd);
-		return -errno;
-	}
-	return fd;
-}
-
-static int connect_port(uint16_t port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	struct timeval tv = {.tv_sec = 20};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-	const char *p = buf;
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Reads until EOF or error; returns bytes read or -errno. */
-static ssize_t read_all(int fd, char *buf, size_t cap)
-{
-	size_t got = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + got, cap - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0 || (got += (size_t)r) == cap)
-			return (ssize_t)got;
-	}
-}
 
 struct thread {
 	pthread_t tid;
@@ -270,7 +207,7 @@ static int accept_client(int lfd)
 
 struct backend {
 	unsigned delay_ms;
-	size_t conns;      /* connections to serve */
+	size_t conns; /* connections to serve */
 	atomic_ullong listening_at_us;
 	atomic_int served;
 	int error;
@@ -281,7 +218,7 @@ static void *backend_main(void *arg)
 {
 	struct backend *b = arg;
 	usleep(b->delay_ms * 1000);
-	int lfd = listen_port(SERVICE_PORT);
+	int lfd = tcp_listen("127.0.0.1", SERVICE_PORT);
 	if (lfd < 0) {
 		b->error = lfd;
 		return NULL;
@@ -303,7 +240,7 @@ static void *backend_main(void *arg)
 		}
 		if (n > 0 && req[0] == 'R') {
 			req[0] = 'A';
-			if (write_all(fd, req, n) == 0)
+			if (tcp_write_all(fd, req, n) == 0)
 				b->served++;
 		}
 		close(fd);
@@ -324,14 +261,14 @@ static void *clients_main(void *arg)
 	struct clients *c = arg;
 	int *fds = calloc(c->n, sizeof(int));
 	for (size_t i = 0; i < c->n; i++) {
-		fds[i] = connect_port(SERVICE_PORT);
+		fds[i] = tcp_connect("127.0.0.1", SERVICE_PORT, 0);
 		if (fds[i] < 0 && !c->first_error)
 			c->first_error = fds[i];
 	}
 	for (size_t i = 0; i < c->n; i++) {
 		char msg[32];
 		int len = snprintf(msg, sizeof(msg), "R%zu\n", i);
-		if (fds[i] >= 0 && write_all(fds[i], msg, (size_t)len) < 0 && !c->first_error)
+		if (fds[i] >= 0 && tcp_write_all(fds[i], msg, (size_t)len) < 0 && !c->first_error)
 			c->first_error = -errno;
 	}
 	for (size_t i = 0; i < c->n; i++) {
@@ -339,7 +276,7 @@ static void *clients_main(void *arg)
 			continue;
 		char want[32], got[32];
 		int len = snprintf(want, sizeof(want), "A%zu\n", i);
-		ssize_t r = read_all(fds[i], got, sizeof(got));
+		ssize_t r = tcp_read_all(fds[i], got, sizeof(got));
 		if (r == len && memcmp(got, want, (size_t)len) == 0)
 			c->answered++;
 		else if (!c->first_error)
@@ -463,7 +400,7 @@ static void *pump_send(void *arg)
 		size_t n = p->bytes - p->done < sizeof(buf) ? p->bytes - p->done : sizeof(buf);
 		stream_fill(&s, buf, n);
 		h = fnv1a(h, buf, n);
-		int r = write_all(p->fd, buf, n);
+		int r = tcp_write_all(p->fd, buf, n);
 		if (r < 0) {
 			p->error = r;
 			return NULL;
@@ -499,8 +436,8 @@ static void *pump_recv(void *arg)
 }
 
 struct bulk {
-	size_t up, down;   /* bytes client → backend, backend → client */
-	bool half_close;   /* client shuts its write side first; backend answers after EOF */
+	size_t up, down; /* bytes client → backend, backend → client */
+	bool half_close; /* client shuts its write side first; backend answers after EOF */
 	struct pump c_send, c_recv, b_send, b_recv;
 	int error;
 };
@@ -508,7 +445,7 @@ struct bulk {
 static void *bulk_backend(void *arg)
 {
 	struct bulk *k = arg;
-	int lfd = listen_port(SERVICE_PORT);
+	int lfd = tcp_listen("127.0.0.1", SERVICE_PORT);
 	int fd = lfd < 0 ? -1 : accept_client(lfd);
 	if (fd < 0) {
 		k->error = -EIO;
@@ -533,7 +470,7 @@ static void *bulk_backend(void *arg)
 static void *bulk_client(void *arg)
 {
 	struct bulk *k = arg;
-	int fd = connect_port(SERVICE_PORT);
+	int fd = tcp_connect("127.0.0.1", SERVICE_PORT, 0);
 	if (fd < 0) {
 		k->error = fd;
 		return NULL;
@@ -591,37 +528,10 @@ static bool rejected_one(void *arg)
 	return c.rejected_unrouted >= 1;
 }
 
-/* Non-blocking connect; true when it completed within ms. */
-static bool connect_completes(int fd, uint16_t port, unsigned ms)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-		return true;
-	if (errno != EINPROGRESS)
-		return false;
-	uint64_t deadline = test_now_ms() + ms;
-	while (test_now_ms() < deadline) {
-		int err = 0;
-		socklen_t len = sizeof(err);
-		struct sockaddr_in peer;
-		socklen_t plen = sizeof(peer);
-		if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
-			return true;
-		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-		if (err != 0)
-			return false;
-		usleep(5000);
-	}
-	return false;
-}
-
 TEST(test_connection_straight_to_activator_port_is_dropped_by_the_table)
 {
 	struct fixture *f = fixture_new(10000, true);
-	_cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	ASSERT_TRUE(fd >= 0);
-	ASSERT_TRUE(!connect_completes(fd, ACTIVATOR_PORT, 300));
+	ASSERT_TRUE(!tcp_connect_completes("127.0.0.1", ACTIVATOR_PORT, 300));
 	/* Give the loop a chance to accept anything that did get through. */
 	struct timeval tv = {.tv_sec = 0, .tv_usec = 50000};
 	event_base_loopexit(f->base, &tv);
@@ -634,7 +544,7 @@ TEST(test_connection_straight_to_activator_without_table_is_reset)
 {
 	/* Without the table's drop rule, the activator itself refuses. */
 	struct fixture *f = fixture_new(10000, false);
-	int fd = connect_port(ACTIVATOR_PORT);
+	int fd = tcp_connect("127.0.0.1", ACTIVATOR_PORT, 0);
 	ASSERT_TRUE(fd >= 0);
 	evloop_run_until(f->base, rejected_one, f, 5000, "the activator to reject");
 	char b;
@@ -648,7 +558,7 @@ TEST(test_connection_for_unmanaged_port_is_reset)
 {
 	struct fixture *f = fixture_new(10000, true);
 	/* OTHER_PORT is in the set, but no service owns it. */
-	int fd = connect_port(OTHER_PORT);
+	int fd = tcp_connect("127.0.0.1", OTHER_PORT, 0);
 	ASSERT_TRUE(fd >= 0);
 	evloop_run_until(f->base, rejected_one, f, 5000, "the activator to reject");
 	char b;
@@ -679,7 +589,7 @@ TEST(test_wake_on_data_connect_then_close_does_not_wake)
 {
 	struct fixture *f = fixture_new(10000, true);
 	f->wake_min_bytes = 1;
-	int fd = connect_port(SERVICE_PORT);
+	int fd = tcp_connect("127.0.0.1", SERVICE_PORT, 0);
 	ASSERT_TRUE(fd >= 0);
 	evloop_run_until(f->base, held_one, f, 5000, "the client to be held");
 	close(fd);
@@ -693,11 +603,11 @@ TEST(test_wake_on_data_connect_and_send_wakes)
 	struct fixture *f = fixture_new(10000, true);
 	f->wake_min_bytes = 1;
 	f->start_on_wake = false;
-	int fd = connect_port(SERVICE_PORT);
+	int fd = tcp_connect("127.0.0.1", SERVICE_PORT, 0);
 	ASSERT_TRUE(fd >= 0);
 	evloop_run_until(f->base, held_one, f, 5000, "the client to be held");
 	ASSERT_EQ_U(f->wakes_requested, 0);
-	ASSERT_OK(write_all(fd, "R1\n", 3));
+	ASSERT_OK(tcp_write_all(fd, "R1\n", 3));
 	evloop_run_until(f->base, wake_was_requested, f, 5000, "a wake request");
 	ASSERT_EQ_U(f->wakes_requested, 1);
 	close(fd);
@@ -728,7 +638,7 @@ TEST(test_clients_closing_while_held_leak_no_fds)
 	f->start_on_wake = false; /* they stay held */
 	size_t before = count_fds();
 	for (int i = 0; i < 100; i++) {
-		int fd = connect_port(SERVICE_PORT);
+		int fd = tcp_connect("127.0.0.1", SERVICE_PORT, 0);
 		ASSERT_TRUE(fd >= 0);
 		close(fd);
 	}
@@ -745,7 +655,7 @@ struct resetting_backend {
 static void *resetting_backend_main(void *arg)
 {
 	struct resetting_backend *b = arg;
-	int lfd = listen_port(SERVICE_PORT);
+	int lfd = tcp_listen("127.0.0.1", SERVICE_PORT);
 	for (int i = 0; lfd >= 0 && i < 10; i++) {
 		int fd = accept_client(lfd);
 		if (fd < 0)
@@ -772,12 +682,12 @@ static void *reset_clients_main(void *arg)
 	struct reset_clients *c = arg;
 	int fds[10];
 	for (int i = 0; i < 10; i++)
-		fds[i] = connect_port(SERVICE_PORT);
+		fds[i] = tcp_connect("127.0.0.1", SERVICE_PORT, 0);
 	for (int i = 0; i < 10; i++) {
 		if (fds[i] < 0)
 			continue;
 		char b[16];
-		if (write_all(fds[i], "R0\n", 3) == 0 && read(fds[i], b, sizeof(b)) < 0 &&
+		if (tcp_write_all(fds[i], "R0\n", 3) == 0 && read(fds[i], b, sizeof(b)) < 0 &&
 		    errno == ECONNRESET)
 			c->resets_seen++;
 		close(fds[i]);
@@ -823,7 +733,7 @@ static void *v6_backend_main(void *arg)
 	}
 	int fd = accept_client(lfd);
 	char buf[8];
-	if (fd < 0 || read(fd, buf, sizeof(buf)) != 3 || write_all(fd, "A6\n", 3) < 0)
+	if (fd < 0 || read(fd, buf, sizeof(buf)) != 3 || tcp_write_all(fd, "A6\n", 3) < 0)
 		b->error = -EIO;
 	if (fd >= 0)
 		close(fd);
@@ -845,7 +755,7 @@ static void *v6_client_main(void *arg)
 	struct timeval tv = {.tv_sec = 10};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    write_all(fd, "R6\n", 3) < 0 || read_all(fd, c->answer, 3) != 3)
+	    tcp_write_all(fd, "R6\n", 3) < 0 || tcp_read_all(fd, c->answer, 3) != 3)
 		c->error = -errno ? -errno : -EIO;
 	if (fd >= 0)
 		close(fd);

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+/*
+ * nft set change times: one port added and removed, 10 000 ports in one
+ * batch, and one port changed while 10 000 are present (a host with many
+ * sleeping services). In a private network namespace; medians and p95 over
+ * repeated runs. Prints a table and writes tests/bench/results/nft.csv.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dozed/log.h"
+#include "dozed/nft.h"
+
+#define N_BULK	   10000
+#define REPS_ONE   200
+#define REPS_BULK  10
+#define FIRST_PORT 20000
+
+static double now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+struct row {
+	const char *what;
+	double p50, p95;
+};
+
+static void summarize(struct row *row, double *samples, int n)
+{
+	qsort(samples, (size_t)n, sizeof(*samples), cmp_double);
+	row->p50 = samples[n / 2];
+	row->p95 = samples[(n * 95) / 100 < n ? (n * 95) / 100 : n - 1];
+}
+
+/* Times add(ports) and remove(ports), n_reps each. */
+static int measure(struct nft_ctx *ctx, const uint16_t *ports, size_t n, int reps,
+		   struct row *add_row, struct row *remove_row)
+{
+	double add[REPS_ONE], rem[REPS_ONE];
+	for (int i = 0; i < reps; i++) {
+		double t0 = now_us();
+		if (nft_set_add_ports(ctx, ports, n) < 0)
+			return -1;
+		double t1 = now_us();
+		if (nft_set_remove_ports(ctx, ports, n) < 0)
+			return -1;
+		double t2 = now_us();
+		add[i] = t1 - t0;
+		rem[i] = t2 - t1;
+	}
+	summarize(add_row, add, reps);
+	summarize(remove_row, rem, reps);
+	return 0;
+}
+
+static void link_up_lo(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = {0};
+	strcpy(ifr.ifr_name, "lo");
+	ioctl(fd, SIOCGIFFLAGS, &ifr);
+	ifr.ifr_flags |= IFF_UP;
+	ioctl(fd, SIOCSIFFLAGS, &ifr);
+	close(fd);
+}
+
+int main(void)
+{
+	if (unshare(CLONE_NEWNET) < 0) {
+		perror("bench_nft: unshare(CLONE_NEWNET) (run as root)");
+		return 1;
+	}
+	link_up_lo();
+	log_set_max_level(LOG_WARNING);
+	struct nft_ctx *ctx = NULL;
+	if (nft_ctx_new(&ctx, "dozedbench", 0x1d0, 21001) < 0 || nft_table_create(ctx) < 0)
+		return 1;
+
+	static uint16_t bulk[N_BULK + 1];
+	for (size_t i = 0; i <= N_BULK; i++)
+		bulk[i] = (uint16_t)(FIRST_PORT + i);
+	struct row rows[6] = {
+	    {.what = "add 1 port"},
+	    {.what = "remove 1 port"},
+	    {.what = "add 10000 ports (one batch)"},
+	    {.what = "remove 10000 ports (one batch)"},
+	    {.what = "add 1 port, 10000 present"},
+	    {.what = "remove 1 port, 10000 present"},
+	};
+	int r = measure(ctx, &bulk[N_BULK], 1, REPS_ONE, &rows[0], &rows[1]);
+	if (r >= 0)
+		r = measure(ctx, bulk, N_BULK, REPS_BULK, &rows[2], &rows[3]);
+	if (r >= 0)
+		r = nft_set_add_ports(ctx, bulk, N_BULK);
+	if (r >= 0)
+		r = measure(ctx, &bulk[N_BULK], 1, REPS_ONE, &rows[4], &rows[5]);
+	nft_table_destroy(ctx);
+	nft_ctx_free(ctx);
+	if (r < 0)
+		return 1;
+
+	mkdir("tests/bench/results", 0755);
+	FILE *csv = fopen("tests/bench/results/nft.csv", "w");
+	if (csv)
+		fprintf(csv, "operation,p50_us,p95_us\n");
+	printf("\nnft set changes (one netlink transaction each; %d runs of 1 port, %d of 10000)\n",
+	       REPS_ONE, REPS_BULK);
+	printf("%-34s %12s %12s\n", "operation", "p50 µs", "p95 µs");
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		printf("%-34s %12.0f %12.0f\n", rows[i].what, rows[i].p50, rows[i].p95);
+		if (csv)
+			fprintf(csv, "%s,%.0f,%.0f\n", rows[i].what, rows[i].p50, rows[i].p95);
+	}
+	if (csv)
+		fclose(csv);
+	return 0;
+}

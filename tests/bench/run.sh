@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# make bench: every benchmark in one run, peers side by side. Results are also
+# written under tests/bench/results/ (ignored by git).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+
+# The peers the relay is compared with, from Debian's packages.
+need=()
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v socat >/dev/null || need+=(socat)
+[ -x /lib/systemd/systemd-socket-proxyd ] || need+=(systemd)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "bench: installing ${need[*]}"
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+mkdir -p tests/bench/results
+echo "dozed benchmarks — $(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, Linux $(uname -r)"
+"$BUILD"/tests/bench/bench_nft
+"$BUILD"/tests/bench/bench_relay
