@@ -54,7 +54,7 @@ static void summarize(struct row *row, double *samples, int n)
 static int measure(struct nft_ctx *ctx, const uint16_t *ports, size_t n, int reps,
 		   struct row *add_row, struct row *remove_row)
 {
-	double add[REPS_ONE], rem[REPS_ONE];
+	double add[REPS_ONE] = {0}, rem[REPS_ONE] = {0};
 	for (int i = 0; i < reps; i++) {
 		double t0 = now_us();
 		if (nft_set_add_ports(ctx, ports, n) < 0)
