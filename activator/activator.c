@@ -23,13 +23,13 @@
 #define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h */
 #endif
 
-#define ACCEPTS_PER_WAKE      256
+#define ACCEPTS_PER_WAKE       256
 #define REJECT_LOG_INTERVAL_US (10 * 1000000ull)
 /* A client that sent part of the wake threshold is looked at again after this. */
 #define PARTIAL_DATA_RECHECK_US 10000
 
 const uint32_t activator_wake_bucket_ms[ACTIVATOR_WAKE_BUCKETS] = {
-	5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, UINT32_MAX,
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, UINT32_MAX,
 };
 
 struct waking;
@@ -89,13 +89,13 @@ static struct timeval tv_from_us(uint64_t us)
 void activator_config_defaults(struct activator_config *cfg)
 {
 	*cfg = (struct activator_config){
-		.port = 0,
-		.mark = 0,
-		.probe_interval_us = 30 * 1000,
-		.wake_timeout_us = 10 * 1000000ull,
-		.hold_timeout_us = 60 * 1000000ull,
-		.max_held = 4096,
-		.max_relay_lifetime_us = 0,
+	    .port = 0,
+	    .mark = 0,
+	    .probe_interval_us = 30 * 1000,
+	    .wake_timeout_us = 10 * 1000000ull,
+	    .hold_timeout_us = 60 * 1000000ull,
+	    .max_held = 4096,
+	    .max_relay_lifetime_us = 0,
 	};
 }
 
@@ -235,8 +235,9 @@ int activator_service_starting(struct activator *a, uint64_t service_id,
 	if (w && w->prober)
 		return 0;
 	if (!w && !probe_dst)
-		return log_error_errno(ENOENT, "Cannot probe service %llu: no client is waiting "
-					       "and no address to probe was given",
+		return log_error_errno(ENOENT,
+				       "Cannot probe service %llu: no client is waiting "
+				       "and no address to probe was given",
 				       (unsigned long long)service_id);
 	if (!w) {
 		w = calloc(1, sizeof(*w));
@@ -369,9 +370,8 @@ static int original_dst(int fd, int family, struct sockaddr_storage *dst)
 {
 	socklen_t len = sizeof(*dst);
 	memset(dst, 0, sizeof(*dst));
-	int r = family == AF_INET6
-			? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, dst, &len)
-			: getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len);
+	int r = family == AF_INET6 ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, dst, &len)
+				   : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len);
 	return r < 0 ? -errno : 0;
 }
 
@@ -462,8 +462,8 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	struct activator *a = arg;
 	struct sockaddr_storage local;
 	socklen_t len = sizeof(local);
-	int family = getsockname(lfd, (struct sockaddr *)&local, &len) == 0 ? local.ss_family
-									     : AF_INET;
+	int family =
+	    getsockname(lfd, (struct sockaddr *)&local, &len) == 0 ? local.ss_family : AF_INET;
 	for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -513,8 +513,8 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 	if (n_fds == 0 || n_fds > 2) {
 		for (size_t i = 0; i < n_fds; i++)
 			close(fds[i]);
-		return log_error_errno(EINVAL, "The activator takes 1 or 2 listening sockets, got %zu",
-				       n_fds);
+		return log_error_errno(
+		    EINVAL, "The activator takes 1 or 2 listening sockets, got %zu", n_fds);
 	}
 	struct activator *a = calloc(1, sizeof(*a));
 	if (!a) {
@@ -530,15 +530,15 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 	for (size_t i = 0; i < n_fds; i++)
 		a->listen_fds[a->n_listen++] = fds[i];
 
-	int r = relay_set_new(base, cfg->mark, cfg->max_relay_lifetime_us, &a->relay_stats,
-			      &a->relays);
+	int r =
+	    relay_set_new(base, cfg->mark, cfg->max_relay_lifetime_us, &a->relay_stats, &a->relays);
 	if (r < 0) {
 		activator_free(a);
 		return r;
 	}
 	for (size_t i = 0; i < a->n_listen; i++) {
 		a->accept_events[i] =
-			event_new(base, a->listen_fds[i], EV_READ | EV_PERSIST, on_accept, a);
+		    event_new(base, a->listen_fds[i], EV_READ | EV_PERSIST, on_accept, a);
 		if (!a->accept_events[i] || event_add(a->accept_events[i], NULL) < 0) {
 			activator_free(a);
 			return log_error_errno(ENOMEM, "Failed to watch the activator's sockets");

@@ -95,8 +95,13 @@ int prober_start(struct event_base *base, const struct sockaddr_storage *dst, ui
 	struct prober *p = calloc(1, sizeof(*p));
 	if (!p)
 		return log_error_errno(ENOMEM, "Failed to allocate a prober");
-	*p = (struct prober){.base = base, .dst = *dst, .mark = mark, .attempts = attempts,
-			     .done = done, .arg = arg, .fd = -1};
+	*p = (struct prober){.base = base,
+			     .dst = *dst,
+			     .mark = mark,
+			     .attempts = attempts,
+			     .done = done,
+			     .arg = arg,
+			     .fd = -1};
 	p->tick = event_new(base, -1, EV_PERSIST, on_tick, p);
 	p->deadline = evtimer_new(base, on_deadline, p);
 	struct timeval interval = tv_from_us(interval_us), timeout = tv_from_us(timeout_us);

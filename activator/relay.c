@@ -24,9 +24,9 @@
 #include "dozed/log.h"
 #include "dozed/macro.h"
 
-#define PIPE_SIZE        (256 * 1024)
-#define PIPE_POOL_MAX    64
-#define ROUNDS_PER_WAKE  16
+#define PIPE_SIZE	  (256 * 1024)
+#define PIPE_POOL_MAX	  64
+#define ROUNDS_PER_WAKE	  16
 #define CONNECT_TIMEOUT_S 10
 
 struct pipe_pair {
@@ -48,8 +48,8 @@ struct relay {
 	struct relay_set *set;
 	struct relay *prev, *next;
 	int client_fd, backend_fd;
-	struct relay_dir up;   /* client → backend */
-	struct relay_dir down; /* backend → client */
+	struct relay_dir up;	 /* client → backend */
+	struct relay_dir down;	 /* backend → client */
 	struct event *connected; /* backend connect in progress */
 	struct event *lifetime;
 };
@@ -96,7 +96,7 @@ const char *sockaddr_to_string(const struct sockaddr_storage *sa, char *buf, siz
 int socket_connect_marked(const struct sockaddr_storage *dst, uint32_t mark)
 {
 	_cleanup_close_ int fd =
-		socket(dst->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	    socket(dst->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd < 0)
 		return -errno;
 	/* The mark makes our own connection skip the redirect to the activator. */
@@ -284,8 +284,8 @@ static void on_backend_connected(evutil_socket_t fd, short what, void *arg)
 	}
 	event_free(r->connected);
 	r->connected = NULL;
-	if (relay_dir_init(r, &r->up, r->client_fd, r->backend_fd, &r->set->stats->bytes_to_backend) <
-		    0 ||
+	if (relay_dir_init(r, &r->up, r->client_fd, r->backend_fd,
+			   &r->set->stats->bytes_to_backend) < 0 ||
 	    relay_dir_init(r, &r->down, r->backend_fd, r->client_fd,
 			   &r->set->stats->bytes_to_client) < 0) {
 		log_error_errno(ENOMEM, "Failed to set up a relay");

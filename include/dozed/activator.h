@@ -20,12 +20,12 @@ struct event_base;
 struct activator;
 
 struct activator_config {
-	uint16_t port;                  /* listening port, IPv4 and IPv6 */
-	uint32_t mark;                  /* SO_MARK of probe and relay sockets */
-	uint64_t probe_interval_us;     /* default 30 ms */
-	uint64_t wake_timeout_us;       /* from "starting" to ready; default 10 s */
-	uint64_t hold_timeout_us;       /* from the first held client to "starting"; default 60 s */
-	size_t max_held;                /* held connections per service; default 4096 */
+	uint16_t port;			/* listening port, IPv4 and IPv6 */
+	uint32_t mark;			/* SO_MARK of probe and relay sockets */
+	uint64_t probe_interval_us;	/* default 30 ms */
+	uint64_t wake_timeout_us;	/* from "starting" to ready; default 10 s */
+	uint64_t hold_timeout_us;	/* from the first held client to "starting"; default 60 s */
+	size_t max_held;		/* held connections per service; default 4096 */
 	uint64_t max_relay_lifetime_us; /* 0: relays live as long as their connections */
 };
 
@@ -71,8 +71,8 @@ struct activator_counters {
 	uint64_t bytes_to_backend;
 	uint64_t bytes_to_client;
 	uint64_t rejected_unrouted; /* original destination no service owns, or none */
-	uint64_t rejected_full;     /* over max_held */
-	uint64_t held_closed;       /* clients that left while held */
+	uint64_t rejected_full;	    /* over max_held */
+	uint64_t held_closed;	    /* clients that left while held */
 	uint64_t probe_attempts;
 	uint64_t wakes_ready;
 	uint64_t wakes_failed;

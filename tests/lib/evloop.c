@@ -23,8 +23,8 @@ static void on_check(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void evloop_run_until(struct event_base *base, bool (*pred)(void *), void *arg,
-		      unsigned timeout_ms, const char *what)
+void evloop_run_until(struct event_base *base, bool (*pred)(void *), void *arg, unsigned timeout_ms,
+		      const char *what)
 {
 	struct wait_state s = {.base = base, .pred = pred, .arg = arg};
 	if (pred(arg))

@@ -8,5 +8,5 @@ struct event_base;
 
 /* Runs base until pred(arg) is true, checking every 2 ms; fails the test
  * after timeout_ms, naming what was awaited. */
-void evloop_run_until(struct event_base *base, bool (*pred)(void *), void *arg,
-		      unsigned timeout_ms, const char *what);
+void evloop_run_until(struct event_base *base, bool (*pred)(void *), void *arg, unsigned timeout_ms,
+		      const char *what);
