@@ -29,7 +29,7 @@ LDLIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS))
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # Each part is a set of modules; the daemon's entry points are kept apart.
-MAINS    := daemon/dozed_main.c
+MAINS    := daemon/dozed_main.c daemon/dozectl.c
 LIB_SRCS := $(filter-out $(MAINS),$(wildcard daemon/*.c nft/*.c activator/*.c))
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS    := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
@@ -38,7 +38,7 @@ TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c tests/integ
 
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(LIB_SRCS) $(TEST_LIB))
-BINS      := $(BUILD)/dozed
+BINS      := $(BUILD)/dozed $(BUILD)/dozectl
 
 .PHONY: all check test lint format bench install clean deps deps-if-missing
 .DELETE_ON_ERROR:
@@ -77,6 +77,9 @@ $(BUILD)/libdozed-asan.a: $(ASAN_OBJS)
 	$(AR) rcs $@ $^
 
 $(BUILD)/dozed: $(BUILD)/obj/daemon/dozed_main.o $(BUILD)/libdozed.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/dozectl: $(BUILD)/obj/daemon/dozectl.o $(BUILD)/libdozed.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/asan/tests/%.o $(BUILD)/libdozed-asan.a
@@ -122,6 +125,8 @@ format:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 $(BUILD)/dozed $(DESTDIR)$(PREFIX)/sbin/dozed
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/dozectl $(DESTDIR)$(PREFIX)/bin/dozectl
 
 clean:
 	rm -rf $(BUILD)
