@@ -1,0 +1,629 @@
+// SPDX-License-Identifier: MIT
+#include "dozed/service.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dozed/duration.h"
+#include "dozed/log.h"
+#include "dozed/macro.h"
+
+struct service_registry {
+	struct service_ops ops;
+	void *ud;
+	struct service *head;
+	size_t n;
+	uint64_t next_id;
+};
+
+static const char *const state_names[] = {
+    [SERVICE_AWAKE] = "awake",	 [SERVICE_SLEEPING] = "sleeping", [SERVICE_ASLEEP] = "asleep",
+    [SERVICE_WAKING] = "waking", [SERVICE_FAILED] = "failed",
+};
+
+const char *service_state_name(enum service_state s)
+{
+	return (size_t)s < ARRAY_SIZE(state_names) ? state_names[s] : "unknown";
+}
+
+int service_registry_new(const struct service_ops *ops, void *ud, struct service_registry **out)
+{
+	struct service_registry *r = calloc(1, sizeof(*r));
+	if (!r)
+		return log_error_errno(ENOMEM, "Failed to allocate the service registry");
+	r->ops = *ops;
+	r->ud = ud;
+	r->next_id = 1;
+	*out = r;
+	return 0;
+}
+
+static void service_free(struct service_registry *r, struct service *s)
+{
+	r->ops.timer_set(r->ud, s, 0);
+	r->ops.forget(r->ud, s);
+	free(s->name);
+	free(s->container_id);
+	free(s);
+}
+
+void service_registry_free(struct service_registry *r)
+{
+	if (!r)
+		return;
+	while (r->head) {
+		struct service *s = r->head;
+		r->head = s->next;
+		service_free(r, s);
+	}
+	free(r);
+}
+
+static uint64_t now(struct service_registry *r)
+{
+	return r->ops.now_us(r->ud);
+}
+
+__attribute__((format(printf, 2, 3))) static void set_reason(struct service *s, const char *fmt,
+							     ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->reason, sizeof(s->reason), fmt, ap);
+	va_end(ap);
+}
+
+static void enter(struct service_registry *r, struct service *s, enum service_state state)
+{
+	if (s->state != state)
+		log_debug("%s: %s -> %s", s->name, service_state_name(s->state),
+			  service_state_name(state));
+	s->state = state;
+	s->state_since_us = now(r);
+}
+
+static void emit(struct service_registry *r, struct service *s, const char *event,
+		 struct json_object *facts)
+{
+	r->ops.emit(r->ud, s, event, facts);
+}
+
+static struct json_object *facts_new(void)
+{
+	return json_object_new_object();
+}
+
+static void facts_add_int(struct json_object *facts, const char *key, int64_t v)
+{
+	if (facts)
+		json_object_object_add(facts, key, json_object_new_int64(v));
+}
+
+static void facts_add_str(struct json_object *facts, const char *key, const char *v)
+{
+	if (facts && v)
+		json_object_object_add(facts, key, json_object_new_string(v));
+}
+
+/* --- registry ------------------------------------------------------------- */
+
+struct service *service_first(struct service_registry *r)
+{
+	return r->head;
+}
+
+size_t service_count(const struct service_registry *r)
+{
+	return r->n;
+}
+
+struct service *service_find_by_id(struct service_registry *r, uint64_t id)
+{
+	for (struct service *s = r->head; s; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+struct service *service_find_by_name(struct service_registry *r, const char *name)
+{
+	for (struct service *s = r->head; s; s = s->next)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
+}
+
+struct service *service_find_by_container(struct service_registry *r, const char *id_or_name)
+{
+	size_t len = strlen(id_or_name);
+	for (struct service *s = r->head; s; s = s->next) {
+		if (strcmp(s->name, id_or_name) == 0)
+			return s;
+		/* A unique id prefix, as the runtimes accept (12 hex digits shown). */
+		if (len >= 12 && strncmp(s->container_id, id_or_name, len) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+struct service *service_find_by_port(struct service_registry *r, uint16_t host_port)
+{
+	for (struct service *s = r->head; s; s = s->next)
+		for (size_t i = 0; i < s->n_ports; i++)
+			if (s->ports[i].host_port == host_port)
+				return s;
+	return NULL;
+}
+
+static void unlink_service(struct service_registry *r, struct service *s)
+{
+	for (struct service **p = &r->head; *p; p = &(*p)->next) {
+		if (*p == s) {
+			*p = s->next;
+			r->n--;
+			return;
+		}
+	}
+}
+
+/* --- transitions ------------------------------------------------------------ */
+
+static uint64_t idle_deadline(const struct service *s)
+{
+	uint64_t last =
+	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
+	return last + s->idle_us;
+}
+
+static void become_awake(struct service_registry *r, struct service *s)
+{
+	enter(r, s, SERVICE_AWAKE);
+	s->running = true;
+	s->awake_since_us = now(r);
+	s->start_after_stop = false;
+	char idle[32];
+	set_reason(s, "awake; sleeps after %s without egress",
+		   duration_format(s->idle_us, idle, sizeof(idle)));
+	r->ops.timer_set(r->ud, s, idle_deadline(s));
+}
+
+static int redirect_remove(struct service_registry *r, struct service *s)
+{
+	if (!s->redirected)
+		return 0;
+	int ret = r->ops.redirect_remove(r->ud, s);
+	if (ret >= 0)
+		s->redirected = false;
+	return ret;
+}
+
+static int redirect_add(struct service_registry *r, struct service *s)
+{
+	if (s->redirected)
+		return 0;
+	int ret = r->ops.redirect_add(r->ud, s);
+	if (ret >= 0)
+		s->redirected = true;
+	return ret;
+}
+
+/* Ports first, then the stop: a client arriving meanwhile is held, not refused. */
+static int go_to_sleep(struct service_registry *r, struct service *s, const char *why)
+{
+	uint64_t t = now(r);
+	int ret = redirect_add(r, s);
+	if (ret < 0) {
+		set_reason(s, "could not redirect its ports (%s); stays awake", strerror(-ret));
+		r->ops.timer_set(r->ud, s, t + s->idle_us);
+		return ret;
+	}
+	uint64_t last =
+	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
+	struct json_object *facts = facts_new();
+	facts_add_int(facts, "idle_ms", (int64_t)((t - last) / 1000));
+	facts_add_int(facts, "egress_bytes", (int64_t)s->egress_bytes);
+	facts_add_int(facts, "egress_packets", (int64_t)s->egress_packets);
+	facts_add_str(facts, "trigger", why);
+	r->ops.timer_set(r->ud, s, 0);
+	enter(r, s, SERVICE_SLEEPING);
+	s->start_after_stop = false;
+	char idle[32];
+	set_reason(s, "stopping (%s after %s without egress)", why,
+		   duration_format(t - last, idle, sizeof(idle)));
+	emit(r, s, "sleep", facts);
+	r->ops.runtime_stop(r->ud, s);
+	return 0;
+}
+
+static void format_client(const struct sockaddr_storage *c, char *buf, size_t len)
+{
+	char addr[INET6_ADDRSTRLEN] = "?";
+	if (c->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)c;
+		inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
+		snprintf(buf, len, "[%s]:%u", addr, ntohs(in6->sin6_port));
+	} else {
+		const struct sockaddr_in *in4 = (const struct sockaddr_in *)c;
+		inet_ntop(AF_INET, &in4->sin_addr, addr, sizeof(addr));
+		snprintf(buf, len, "%s:%u", addr, ntohs(in4->sin_port));
+	}
+}
+
+static void begin_wake(struct service_registry *r, struct service *s,
+		       const struct sockaddr_storage *client, const char *trigger)
+{
+	r->ops.timer_set(r->ud, s, 0);
+	enter(r, s, SERVICE_WAKING);
+	s->wake_started_us = now(r);
+	s->start_done_us = 0;
+	s->start_after_stop = false;
+	struct json_object *facts = facts_new();
+	facts_add_str(facts, "trigger", trigger);
+	char who[INET6_ADDRSTRLEN + 16] = "";
+	if (client) {
+		format_client(client, who, sizeof(who));
+		facts_add_str(facts, "client", who);
+	}
+	set_reason(s, "waking (%s%s%s)", trigger, client ? " from " : "", who);
+	emit(r, s, "wake", facts);
+	r->ops.runtime_start(r->ud, s);
+}
+
+static uint64_t backoff_us(unsigned failures)
+{
+	unsigned shift = failures - SERVICE_FAILURES_BEFORE_BACKOFF;
+	if (shift > 10)
+		return SERVICE_BACKOFF_MAX_US;
+	uint64_t b = SERVICE_BACKOFF_FIRST_US << shift;
+	return b > SERVICE_BACKOFF_MAX_US ? SERVICE_BACKOFF_MAX_US : b;
+}
+
+/* Held clients were reset (by the activator, or here when reset_held). */
+static void wake_failure(struct service_registry *r, struct service *s, bool reset_held,
+			 const char *why)
+{
+	if (reset_held)
+		r->ops.activator_failed(r->ud, s);
+	s->failures++;
+	struct json_object *facts = facts_new();
+	facts_add_str(facts, "reason", why);
+	facts_add_int(facts, "failures", s->failures);
+	emit(r, s, "wake_failed", facts);
+	/* A container that started but never answered is of no use running. */
+	if (s->running)
+		r->ops.runtime_stop(r->ud, s);
+	if (s->failures >= SERVICE_FAILURES_BEFORE_BACKOFF) {
+		uint64_t b = backoff_us(s->failures);
+		enter(r, s, SERVICE_FAILED);
+		s->retry_at_us = now(r) + b;
+		char in[32];
+		set_reason(s, "%u wakes failed (last: %s); connections refused for %s", s->failures,
+			   why, duration_format(b, in, sizeof(in)));
+		r->ops.timer_set(r->ud, s, s->retry_at_us);
+	} else {
+		enter(r, s, SERVICE_ASLEEP);
+		set_reason(s, "last wake failed (%s); wakes on the next connection", why);
+	}
+}
+
+/* --- public ------------------------------------------------------------------ */
+
+int service_add(struct service_registry *r, const struct service_spec *spec, bool running,
+		struct service **out)
+{
+	if (spec->n_ports == 0 || spec->n_ports > SERVICE_MAX_PORTS)
+		return log_error_errno(EINVAL,
+				       "Cannot manage %s: it publishes %zu TCP ports (1 to %d "
+				       "are supported)",
+				       spec->name, spec->n_ports, SERVICE_MAX_PORTS);
+	if (service_find_by_name(r, spec->name))
+		return log_error_errno(EEXIST, "%s is already managed", spec->name);
+	for (size_t i = 0; i < spec->n_ports; i++) {
+		struct service *other = service_find_by_port(r, spec->ports[i].host_port);
+		if (other)
+			return log_error_errno(EADDRINUSE,
+					       "Cannot manage %s: port %u is already %s's",
+					       spec->name, spec->ports[i].host_port, other->name);
+	}
+	_cleanup_free_ struct service *s = calloc(1, sizeof(*s));
+	if (!s)
+		return log_error_errno(ENOMEM, "Failed to allocate service %s", spec->name);
+	s->name = strdup(spec->name);
+	s->container_id = strdup(spec->container_id);
+	if (!s->name || !s->container_id) {
+		free(s->name);
+		free(s->container_id);
+		return log_error_errno(ENOMEM, "Failed to allocate service %s", spec->name);
+	}
+	s->id = r->next_id++;
+	s->idle_us = spec->idle_us;
+	s->wake_on_data = spec->wake_on_data;
+	memcpy(s->ports, spec->ports, spec->n_ports * sizeof(*spec->ports));
+	s->n_ports = spec->n_ports;
+	s->last_wake_ms = -1;
+	s->state = running ? SERVICE_AWAKE : SERVICE_ASLEEP;
+
+	if (!running) {
+		int ret = redirect_add(r, s);
+		if (ret < 0) {
+			free(s->name);
+			free(s->container_id);
+			return ret;
+		}
+		enter(r, s, SERVICE_ASLEEP);
+		set_reason(s, "stopped; wakes on the next connection");
+	}
+	s->next = r->head;
+	r->head = s;
+	r->n++;
+	if (running)
+		become_awake(r, s);
+	*out = TAKE_PTR(s);
+	return 0;
+}
+
+void service_disable(struct service_registry *r, struct service *s)
+{
+	bool stopped = !s->running || s->state == SERVICE_SLEEPING;
+	redirect_remove(r, s);
+	/* Held clients go through once it runs; no service will claim them. */
+	if (r->ops.activator_held(r->ud, s) > 0 || s->state == SERVICE_WAKING)
+		r->ops.activator_starting(r->ud, s);
+	if (stopped && s->state != SERVICE_WAKING)
+		r->ops.runtime_start(r->ud, s);
+	emit(r, s, "disabled", NULL);
+	unlink_service(r, s);
+	service_free(r, s);
+}
+
+void service_remove(struct service_registry *r, struct service *s)
+{
+	redirect_remove(r, s);
+	if (r->ops.activator_held(r->ud, s) > 0)
+		r->ops.activator_failed(r->ud, s);
+	emit(r, s, "removed", NULL);
+	unlink_service(r, s);
+	service_free(r, s);
+}
+
+int service_sleep_now(struct service_registry *r, struct service *s, const char *why)
+{
+	switch (s->state) {
+	case SERVICE_AWAKE:
+		r->ops.egress_read(r->ud, s);
+		return go_to_sleep(r, s, why);
+	case SERVICE_ASLEEP:
+	case SERVICE_FAILED:
+		return -EALREADY;
+	default:
+		return -EBUSY;
+	}
+}
+
+int service_wake_now(struct service_registry *r, struct service *s, const char *why)
+{
+	switch (s->state) {
+	case SERVICE_ASLEEP:
+	case SERVICE_FAILED:
+		begin_wake(r, s, NULL, why);
+		return 0;
+	case SERVICE_SLEEPING:
+		s->start_after_stop = true;
+		return 0;
+	default:
+		return -EALREADY;
+	}
+}
+
+void service_on_timer(struct service_registry *r, uint64_t id)
+{
+	struct service *s = service_find_by_id(r, id);
+	if (!s)
+		return;
+	if (s->state == SERVICE_FAILED) {
+		if (now(r) < s->retry_at_us) {
+			r->ops.timer_set(r->ud, s, s->retry_at_us);
+			return;
+		}
+		enter(r, s, SERVICE_ASLEEP);
+		set_reason(s, "backoff over after %u failed wakes; wakes on the next connection",
+			   s->failures);
+		return;
+	}
+	if (s->state != SERVICE_AWAKE)
+		return;
+	r->ops.egress_read(r->ud, s);
+	uint64_t deadline = idle_deadline(s);
+	if (now(r) >= deadline)
+		go_to_sleep(r, s, "idle");
+	else
+		r->ops.timer_set(r->ud, s, deadline);
+}
+
+void service_on_stop_done(struct service_registry *r, uint64_t id, int err, const char *msg)
+{
+	struct service *s = service_find_by_id(r, id);
+	if (!s)
+		return;
+	if (s->state != SERVICE_SLEEPING) {
+		if (err >= 0)
+			s->running = false;
+		return;
+	}
+	bool held = r->ops.activator_held(r->ud, s) > 0;
+	if (err < 0) {
+		log_warning("%s: stop failed (%s); it stays awake", s->name, msg ? msg : "");
+		if (held) {
+			/* Still running: the held clients can go through. */
+			enter(r, s, SERVICE_WAKING);
+			s->wake_started_us = s->start_done_us = now(r);
+			r->ops.activator_starting(r->ud, s);
+			return;
+		}
+		redirect_remove(r, s);
+		become_awake(r, s);
+		set_reason(s, "stop failed: %s", msg ? msg : strerror(-err));
+		return;
+	}
+	s->running = false;
+	if (held || s->start_after_stop) {
+		begin_wake(r, s, NULL, held ? "connection during stop" : "command during stop");
+		return;
+	}
+	enter(r, s, SERVICE_ASLEEP);
+	set_reason(s, "asleep; wakes on the next connection");
+}
+
+void service_on_start_done(struct service_registry *r, uint64_t id, int err, const char *msg)
+{
+	struct service *s = service_find_by_id(r, id);
+	if (!s || s->state != SERVICE_WAKING)
+		return;
+	if (err < 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "start failed: %s", msg ? msg : strerror(-err));
+		wake_failure(r, s, true, why);
+		return;
+	}
+	s->running = true;
+	s->start_done_us = now(r);
+	r->ops.activator_starting(r->ud, s);
+}
+
+void service_on_wake_requested(struct service_registry *r, uint64_t id,
+			       const struct sockaddr_storage *client)
+{
+	struct service *s = service_find_by_id(r, id);
+	if (!s)
+		return;
+	switch (s->state) {
+	case SERVICE_ASLEEP:
+		begin_wake(r, s, client, "connection");
+		break;
+	case SERVICE_SLEEPING:
+		s->start_after_stop = true;
+		break;
+	case SERVICE_AWAKE:
+		/* Redirected just before its ports left the set: it answers now. */
+		r->ops.activator_starting(r->ud, s);
+		break;
+	case SERVICE_FAILED:
+		if (now(r) >= s->retry_at_us)
+			begin_wake(r, s, client, "connection");
+		else
+			r->ops.activator_failed(r->ud, s);
+		break;
+	case SERVICE_WAKING:
+		if (s->start_done_us)
+			r->ops.activator_starting(r->ud, s);
+		break;
+	}
+}
+
+void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us, uint64_t total_us)
+{
+	(void)total_us; /* measured from the first client; ours from the wake */
+	struct service *s = service_find_by_id(r, id);
+	if (!s || s->state != SERVICE_WAKING)
+		return;
+	uint64_t t = now(r);
+	redirect_remove(r, s);
+	s->failures = 0;
+	s->wakes++;
+	s->last_wake_ms = (int64_t)((t - s->wake_started_us) / 1000);
+	struct json_object *facts = facts_new();
+	uint64_t start_us = s->start_done_us ? s->start_done_us - s->wake_started_us : 0;
+	facts_add_int(facts, "start_ms", (int64_t)(start_us / 1000));
+	facts_add_int(facts, "probe_ms", (int64_t)(probe_us / 1000));
+	facts_add_int(facts, "total_ms", s->last_wake_ms);
+	become_awake(r, s);
+	emit(r, s, "ready", facts);
+}
+
+void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason)
+{
+	struct service *s = service_find_by_id(r, id);
+	if (!s || s->state != SERVICE_WAKING)
+		return;
+	char why[128];
+	if (reason == -ETIMEDOUT)
+		snprintf(why, sizeof(why), "no answer on port %u in time", s->ports[0].host_port);
+	else
+		snprintf(why, sizeof(why), "%s", strerror(reason < 0 ? -reason : reason));
+	wake_failure(r, s, false, why);
+}
+
+void service_on_runtime_started(struct service_registry *r, uint64_t id)
+{
+	struct service *s = service_find_by_id(r, id);
+	if (!s)
+		return;
+	if (s->state != SERVICE_ASLEEP && s->state != SERVICE_FAILED) {
+		s->running = s->state != SERVICE_SLEEPING || s->running;
+		return;
+	}
+	/* Started outside dozed: it serves, so its ports go straight to it. */
+	if (redirect_remove(r, s) < 0) {
+		s->running = true;
+		return;
+	}
+	struct json_object *facts = facts_new();
+	facts_add_str(facts, "trigger", "runtime");
+	s->failures = 0;
+	become_awake(r, s);
+	set_reason(s, "started outside dozed; sleeps after its idle time");
+	emit(r, s, "wake", facts);
+}
+
+void service_on_runtime_died(struct service_registry *r, uint64_t id)
+{
+	struct service *s = service_find_by_id(r, id);
+	if (!s)
+		return;
+	/* SLEEPING: our own stop; WAKING: possibly the late event of the stop
+	 * before, so the probe's deadline decides. */
+	if (s->state != SERVICE_AWAKE) {
+		if (s->state != SERVICE_WAKING)
+			s->running = false;
+		return;
+	}
+	s->running = false;
+	r->ops.timer_set(r->ud, s, 0);
+	int ret = redirect_add(r, s);
+	if (ret < 0) {
+		set_reason(s, "stopped outside dozed, but its ports could not be redirected (%s)",
+			   strerror(-ret));
+		return;
+	}
+	enter(r, s, SERVICE_ASLEEP);
+	set_reason(s, "stopped outside dozed; wakes on the next connection");
+	struct json_object *facts = facts_new();
+	facts_add_str(facts, "trigger", "runtime");
+	emit(r, s, "sleep", facts);
+}
+
+bool service_accepts_clients(struct service_registry *r, const struct service *s)
+{
+	return s->state != SERVICE_FAILED || now(r) >= s->retry_at_us;
+}
+
+uint64_t service_registry_now_us(struct service_registry *r)
+{
+	return now(r);
+}
+
+void service_refresh_egress(struct service_registry *r, struct service *s)
+{
+	r->ops.egress_read(r->ud, s);
+}
+
+size_t service_held(struct service_registry *r, struct service *s)
+{
+	return r->ops.activator_held(r->ud, s);
+}

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: MIT
+/* A service as the control protocol shows it (dozectl list and status). */
+#include <json-c/json.h>
+
+#include <stdio.h>
+
+#include "dozed/duration.h"
+#include "dozed/service.h"
+
+/* Why an awake service is still awake: its egress, and when it sleeps. */
+static void awake_reason(const struct service *s, uint64_t t, char *buf, size_t len)
+{
+	char ago[32], in[32];
+	uint64_t last =
+	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
+	uint64_t idle = t > last ? t - last : 0;
+	duration_format(idle < s->idle_us ? s->idle_us - idle : 0, in, sizeof(in));
+	if (s->last_activity_us > s->awake_since_us)
+		snprintf(buf, len,
+			 "sent a packet %s ago (%llu bytes in all); sleeps in %s without egress",
+			 duration_format(idle, ago, sizeof(ago)),
+			 (unsigned long long)s->egress_bytes, in);
+	else
+		snprintf(buf, len, "no egress since it woke %s ago; sleeps in %s",
+			 duration_format(idle, ago, sizeof(ago)), in);
+}
+
+struct json_object *service_to_json(struct service_registry *r, struct service *s)
+{
+	struct json_object *o = json_object_new_object();
+	if (!o)
+		return NULL;
+	/* Totals and last activity as of now, not as of the last timer. */
+	uint64_t t = service_registry_now_us(r);
+	if (s->state == SERVICE_AWAKE)
+		service_refresh_egress(r, s);
+	json_object_object_add(o, "name", json_object_new_string(s->name));
+	json_object_object_add(o, "container", json_object_new_string(s->container_id));
+	json_object_object_add(o, "state", json_object_new_string(service_state_name(s->state)));
+	struct json_object *ports = json_object_new_array();
+	for (size_t i = 0; i < s->n_ports; i++)
+		json_object_array_add(ports, json_object_new_int(s->ports[i].host_port));
+	json_object_object_add(o, "ports", ports);
+	json_object_object_add(o, "idle_timeout_ms",
+			       json_object_new_int64((int64_t)(s->idle_us / 1000)));
+	json_object_object_add(o, "wake_on",
+			       json_object_new_string(s->wake_on_data ? "data" : "connect"));
+	uint64_t last =
+	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
+	if (s->state == SERVICE_AWAKE) {
+		uint64_t idle = t > last ? t - last : 0;
+		json_object_object_add(o, "idle_for_ms",
+				       json_object_new_int64((int64_t)(idle / 1000)));
+		uint64_t in = idle < s->idle_us ? s->idle_us - idle : 0;
+		json_object_object_add(o, "sleeps_in_ms",
+				       json_object_new_int64((int64_t)(in / 1000)));
+	} else {
+		uint64_t since = t > s->state_since_us ? t - s->state_since_us : 0;
+		json_object_object_add(o, "idle_for_ms",
+				       json_object_new_int64((int64_t)(since / 1000)));
+	}
+	json_object_object_add(o, "last_wake_ms",
+			       s->last_wake_ms < 0 ? NULL : json_object_new_int64(s->last_wake_ms));
+	json_object_object_add(o, "wakes", json_object_new_int64((int64_t)s->wakes));
+	json_object_object_add(o, "held", json_object_new_int64((int64_t)service_held(r, s)));
+	json_object_object_add(o, "egress_bytes", json_object_new_int64((int64_t)s->egress_bytes));
+	json_object_object_add(o, "egress_packets",
+			       json_object_new_int64((int64_t)s->egress_packets));
+	char reason[200];
+	if (s->state == SERVICE_AWAKE)
+		awake_reason(s, t, reason, sizeof(reason));
+	json_object_object_add(
+	    o, "reason", json_object_new_string(s->state == SERVICE_AWAKE ? reason : s->reason));
+	return o;
+}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The service registry and state machine (see DESIGN.md, "Service states"):
+ *
+ *   AWAKE -> SLEEPING -> ASLEEP -> WAKING -> AWAKE, plus FAILED.
+ *
+ * Pure logic: every effect (nft set, runtime, activator, timers, events) goes
+ * through struct service_ops, and time comes from ops->now_us, so the machine
+ * is tested with fakes and driven by the daemon with the real parts. Async
+ * effects complete through the service_on_* calls, addressed by service id so
+ * that a late completion for a removed service is harmless.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct json_object;
+
+enum service_state {
+	SERVICE_AWAKE,
+	SERVICE_SLEEPING, /* ports redirected, stop sent */
+	SERVICE_ASLEEP,
+	SERVICE_WAKING, /* start sent, then probing */
+	SERVICE_FAILED, /* repeated failed wakes: waits for its backoff */
+};
+
+const char *service_state_name(enum service_state s);
+
+#define SERVICE_MAX_PORTS 16
+
+struct service_port {
+	char host_ip[48]; /* "" or 0.0.0.0 / :: for every address */
+	uint16_t host_port;
+	uint16_t container_port;
+};
+
+/* What a user enables; fixed for the life of a service. */
+struct service_spec {
+	const char *name;	  /* unique: the container's name */
+	const char *container_id; /* the runtime's id */
+	uint64_t idle_us;
+	bool wake_on_data;
+	const struct service_port *ports;
+	size_t n_ports;
+};
+
+/* Consecutive failed wakes before FAILED, and its first backoff. */
+#define SERVICE_FAILURES_BEFORE_BACKOFF 3
+#define SERVICE_BACKOFF_FIRST_US	(10 * 1000000ull)
+#define SERVICE_BACKOFF_MAX_US		(10 * 60 * 1000000ull)
+
+struct service {
+	uint64_t id;
+	char *name;
+	char *container_id;
+	uint64_t idle_us;
+	bool wake_on_data;
+	struct service_port ports[SERVICE_MAX_PORTS];
+	size_t n_ports;
+
+	enum service_state state;
+	uint64_t state_since_us;
+	bool running;	 /* as far as the runtime told us */
+	bool redirected; /* ports are in the nft set */
+	uint64_t awake_since_us;
+	uint64_t last_activity_us; /* from the egress counter; 0: none seen */
+	uint64_t egress_bytes, egress_packets;
+	uint64_t wake_started_us, start_done_us;
+	uint64_t retry_at_us; /* FAILED: when it may wake again */
+	unsigned failures;    /* consecutive failed wakes */
+	uint64_t wakes;
+	int64_t last_wake_ms;  /* -1: never woken */
+	bool start_after_stop; /* a client came while stopping */
+	char reason[160];      /* why it is in its state, for users */
+
+	struct service *next;
+	void *userdata; /* the daemon's per-service state */
+};
+
+struct service_registry;
+
+struct service_ops {
+	uint64_t (*now_us)(void *ud);
+	/* Synchronous; < 0 when the nft change failed (already logged). */
+	int (*redirect_add)(void *ud, struct service *s);
+	int (*redirect_remove)(void *ud, struct service *s);
+	/* Asynchronous; complete with service_on_stop_done / _start_done. */
+	void (*runtime_stop)(void *ud, struct service *s);
+	void (*runtime_start)(void *ud, struct service *s);
+	/* The container runs: probe it (and relay held clients once it answers). */
+	void (*activator_starting)(void *ud, struct service *s);
+	/* The wake failed: reset the held clients. */
+	void (*activator_failed)(void *ud, struct service *s);
+	size_t (*activator_held)(void *ud, struct service *s);
+	/* Refreshes s->last_activity_us and the egress totals. */
+	void (*egress_read)(void *ud, struct service *s);
+	/* Call service_on_timer for s at at_us (0: cancel). One timer per service. */
+	void (*timer_set)(void *ud, struct service *s, uint64_t at_us);
+	/* An activity-feed event; facts is taken (may be NULL). */
+	void (*emit)(void *ud, struct service *s, const char *event, struct json_object *facts);
+	/* s is about to be freed: drop what the daemon keeps for it. */
+	void (*forget)(void *ud, struct service *s);
+};
+
+int service_registry_new(const struct service_ops *ops, void *ud, struct service_registry **out);
+/* Frees every service (ops->forget for each, no events). Accepts NULL. */
+void service_registry_free(struct service_registry *r);
+
+/*
+ * Adds a service in the state its container is in: running -> AWAKE (its
+ * idle clock starts now), stopped -> ASLEEP (ports redirected). -EEXIST for
+ * a name already managed, -EADDRINUSE for a port another service has.
+ */
+int service_add(struct service_registry *r, const struct service_spec *spec, bool running,
+		struct service **out);
+/* Stops managing s: a sleeping service is woken and its redirect removed. */
+void service_disable(struct service_registry *r, struct service *s);
+/* The container is gone: held clients are reset, the service dropped. */
+void service_remove(struct service_registry *r, struct service *s);
+
+struct service *service_find_by_id(struct service_registry *r, uint64_t id);
+struct service *service_find_by_name(struct service_registry *r, const char *name);
+struct service *service_find_by_container(struct service_registry *r, const char *id_or_name);
+struct service *service_find_by_port(struct service_registry *r, uint16_t host_port);
+struct service *service_first(struct service_registry *r);
+size_t service_count(const struct service_registry *r);
+
+/* Commands. -EALREADY when it is in that state already, -EBUSY mid-transition. */
+int service_sleep_now(struct service_registry *r, struct service *s, const char *why);
+int service_wake_now(struct service_registry *r, struct service *s, const char *why);
+
+/* Inputs from the daemon's parts. */
+void service_on_timer(struct service_registry *r, uint64_t id);
+void service_on_stop_done(struct service_registry *r, uint64_t id, int err, const char *msg);
+void service_on_start_done(struct service_registry *r, uint64_t id, int err, const char *msg);
+void service_on_wake_requested(struct service_registry *r, uint64_t id,
+			       const struct sockaddr_storage *client);
+void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us,
+		      uint64_t total_us);
+void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason);
+/* The runtime says the container started / died outside our own requests. */
+void service_on_runtime_started(struct service_registry *r, uint64_t id);
+void service_on_runtime_died(struct service_registry *r, uint64_t id);
+
+/* Whether the activator should hold a client for s now (not FAILED in backoff). */
+bool service_accepts_clients(struct service_registry *r, const struct service *s);
+
+uint64_t service_registry_now_us(struct service_registry *r);
+/* Reads the egress counter into s (last activity and totals). */
+void service_refresh_egress(struct service_registry *r, struct service *s);
+size_t service_held(struct service_registry *r, struct service *s);
+
+/* The SERVICE object of the control protocol (list, status), with a reason
+ * that answers "why is it awake?". */
+struct json_object *service_to_json(struct service_registry *r, struct service *s);

@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The service state machine with a fake clock and fake effects: every effect
+ * is recorded as a line of text ("redirect+ web", "stop web", ...) in order,
+ * so a test asserts what the daemon would do and in which order.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dozed/service.h"
+#include "harness.h"
+
+#define SEC 1000000ull
+
+struct fake {
+	uint64_t now;
+	char log[8192];
+	size_t held;
+	int redirect_err;
+	uint64_t activity; /* last egress, fed to egress_read */
+	uint64_t timer_at;
+	struct json_object *last_facts;
+	char last_event[32];
+	struct service_registry *reg;
+};
+
+static struct fake F;
+
+static void logf_(const char *fmt, const char *name)
+{
+	char line[128];
+	snprintf(line, sizeof(line), fmt, name);
+	strncat(F.log, line, sizeof(F.log) - strlen(F.log) - 2);
+	strcat(F.log, ";");
+}
+
+static uint64_t f_now(void *ud)
+{
+	(void)ud;
+	return F.now;
+}
+static int f_redirect_add(void *ud, struct service *s)
+{
+	(void)ud;
+	if (F.redirect_err)
+		return F.redirect_err;
+	logf_("redirect+ %s", s->name);
+	return 0;
+}
+static int f_redirect_remove(void *ud, struct service *s)
+{
+	(void)ud;
+	logf_("redirect- %s", s->name);
+	return 0;
+}
+static void f_stop(void *ud, struct service *s)
+{
+	(void)ud;
+	logf_("stop %s", s->name);
+}
+static void f_start(void *ud, struct service *s)
+{
+	(void)ud;
+	logf_("start %s", s->name);
+}
+static void f_starting(void *ud, struct service *s)
+{
+	(void)ud;
+	logf_("probe %s", s->name);
+}
+static void f_failed(void *ud, struct service *s)
+{
+	(void)ud;
+	logf_("reset-held %s", s->name);
+	F.held = 0;
+}
+static size_t f_held(void *ud, struct service *s)
+{
+	(void)ud;
+	(void)s;
+	return F.held;
+}
+static void f_egress(void *ud, struct service *s)
+{
+	(void)ud;
+	s->last_activity_us = F.activity;
+	s->egress_bytes = F.activity ? 1234 : 0;
+}
+static void f_timer(void *ud, struct service *s, uint64_t at)
+{
+	(void)ud;
+	(void)s;
+	F.timer_at = at;
+}
+static void f_emit(void *ud, struct service *s, const char *event, struct json_object *facts)
+{
+	(void)ud;
+	char line[64];
+	snprintf(line, sizeof(line), "event %s %%s", event);
+	logf_(line, s->name);
+	snprintf(F.last_event, sizeof(F.last_event), "%s", event);
+	json_object_put(F.last_facts);
+	F.last_facts = facts;
+}
+static void f_forget(void *ud, struct service *s)
+{
+	(void)ud;
+	logf_("forget %s", s->name);
+}
+
+static const struct service_ops fake_ops = {
+    .now_us = f_now,
+    .redirect_add = f_redirect_add,
+    .redirect_remove = f_redirect_remove,
+    .runtime_stop = f_stop,
+    .runtime_start = f_start,
+    .activator_starting = f_starting,
+    .activator_failed = f_failed,
+    .activator_held = f_held,
+    .egress_read = f_egress,
+    .timer_set = f_timer,
+    .emit = f_emit,
+    .forget = f_forget,
+};
+
+static void registry_free(void *arg)
+{
+	(void)arg;
+	service_registry_free(F.reg);
+	json_object_put(F.last_facts);
+}
+
+static struct service *setup(bool running)
+{
+	memset(&F, 0, sizeof(F));
+	F.now = 100 * SEC;
+	ASSERT_OK(service_registry_new(&fake_ops, NULL, &F.reg));
+	test_defer(registry_free, NULL);
+	static const struct service_port ports[] = {{.host_port = 8080, .container_port = 80}};
+	struct service_spec spec = {.name = "web",
+				    .container_id = "0123456789abcdef0123",
+				    .idle_us = 10 * SEC,
+				    .ports = ports,
+				    .n_ports = 1};
+	struct service *s = NULL;
+	ASSERT_OK(service_add(F.reg, &spec, running, &s));
+	return s;
+}
+
+static void clear_log(void)
+{
+	F.log[0] = '\0';
+}
+
+static int64_t fact(const char *key)
+{
+	struct json_object *v;
+	if (!F.last_facts || !json_object_object_get_ex(F.last_facts, key, &v))
+		FAIL("event %s has no fact %s", F.last_event, key);
+	return json_object_get_int64(v);
+}
+
+static const char *fact_str(const char *key)
+{
+	struct json_object *v;
+	if (!F.last_facts || !json_object_object_get_ex(F.last_facts, key, &v))
+		FAIL("event %s has no fact %s", F.last_event, key);
+	return json_object_get_string(v);
+}
+
+/* Asleep, with the fake log cleared. */
+static struct service *asleep_service(void)
+{
+	struct service *s = setup(false);
+	ASSERT_EQ_U(s->state, SERVICE_ASLEEP);
+	clear_log();
+	return s;
+}
+
+static void connect_client(struct service *s)
+{
+	struct sockaddr_in c = {.sin_family = AF_INET, .sin_port = htons(40000)};
+	inet_pton(AF_INET, "10.0.0.9", &c.sin_addr);
+	F.held++;
+	service_on_wake_requested(F.reg, s->id, (struct sockaddr_storage *)&c);
+}
+
+TEST(test_running_container_is_awake_with_its_check_at_the_idle_deadline)
+{
+	struct service *s = setup(true);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_EQ_U(F.timer_at, 110 * SEC);
+	ASSERT_STREQ(F.log, "");
+}
+
+TEST(test_stopped_container_is_asleep_with_its_ports_redirected)
+{
+	struct service *s = setup(false);
+	ASSERT_EQ_U(s->state, SERVICE_ASLEEP);
+	ASSERT_STREQ(F.log, "redirect+ web;");
+}
+
+TEST(test_idle_service_redirects_its_ports_before_the_stop)
+{
+	struct service *s = setup(true);
+	F.now = 110 * SEC;
+	service_on_timer(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_SLEEPING);
+	ASSERT_STREQ(F.log, "redirect+ web;event sleep web;stop web;");
+	ASSERT_EQ_U(fact("idle_ms"), 10000);
+	ASSERT_STREQ(fact_str("trigger"), "idle");
+	service_on_stop_done(F.reg, s->id, 0, NULL);
+	ASSERT_EQ_U(s->state, SERVICE_ASLEEP);
+}
+
+TEST(test_egress_moves_the_idle_deadline)
+{
+	struct service *s = setup(true);
+	F.activity = 105 * SEC;
+	F.now = 110 * SEC;
+	service_on_timer(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_EQ_U(F.timer_at, 115 * SEC);
+	ASSERT_STREQ(F.log, "");
+	F.now = 115 * SEC;
+	service_on_timer(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_SLEEPING);
+	ASSERT_EQ_U(fact("egress_bytes"), 1234);
+}
+
+TEST(test_connection_held_during_stop_starts_it_once_stopped)
+{
+	struct service *s = setup(true);
+	F.now = 110 * SEC;
+	service_on_timer(F.reg, s->id);
+	clear_log();
+	connect_client(s);
+	ASSERT_STREQ(F.log, ""); /* no start while the stop runs */
+	service_on_stop_done(F.reg, s->id, 0, NULL);
+	ASSERT_EQ_U(s->state, SERVICE_WAKING);
+	ASSERT_STREQ(F.log, "event wake web;start web;");
+	ASSERT_STREQ(fact_str("trigger"), "connection during stop");
+}
+
+TEST(test_connection_wakes_probes_and_ready_removes_the_redirect)
+{
+	struct service *s = asleep_service();
+	connect_client(s);
+	ASSERT_EQ_U(s->state, SERVICE_WAKING);
+	ASSERT_STREQ(fact_str("client"), "10.0.0.9:40000");
+	F.now += 300000;
+	service_on_start_done(F.reg, s->id, 0, NULL);
+	F.now += 50000;
+	service_on_ready(F.reg, s->id, 50000, 350000);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_STREQ(F.log, "event wake web;start web;probe web;redirect- web;event ready web;");
+	ASSERT_EQ_U(fact("start_ms"), 300);
+	ASSERT_EQ_U(fact("probe_ms"), 50);
+	ASSERT_EQ_U(fact("total_ms"), 350);
+	ASSERT_EQ_U(s->last_wake_ms, 350);
+	ASSERT_EQ_U(F.timer_at, F.now + 10 * SEC);
+}
+
+TEST(test_failed_start_resets_held_clients_and_sleeps_again)
+{
+	struct service *s = asleep_service();
+	connect_client(s);
+	service_on_start_done(F.reg, s->id, -EIO, "No such image");
+	ASSERT_EQ_U(s->state, SERVICE_ASLEEP);
+	ASSERT_CONTAINS(F.log, "reset-held web;event wake_failed web;");
+	ASSERT_CONTAINS(fact_str("reason"), "No such image");
+	ASSERT_TRUE(!strstr(F.log, "redirect-"));
+}
+
+TEST(test_three_failed_wakes_refuse_clients_until_the_backoff_ends)
+{
+	struct service *s = asleep_service();
+	for (int i = 0; i < SERVICE_FAILURES_BEFORE_BACKOFF; i++) {
+		connect_client(s);
+		service_on_start_done(F.reg, s->id, -EIO, "boom");
+	}
+	ASSERT_EQ_U(s->state, SERVICE_FAILED);
+	ASSERT_EQ_U(F.timer_at, F.now + SERVICE_BACKOFF_FIRST_US);
+	ASSERT_TRUE(!service_accepts_clients(F.reg, s));
+	clear_log();
+	connect_client(s);
+	ASSERT_STREQ(F.log, "reset-held web;");
+	F.now += SERVICE_BACKOFF_FIRST_US;
+	service_on_timer(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_ASLEEP);
+	ASSERT_TRUE(service_accepts_clients(F.reg, s));
+}
+
+TEST(test_probe_timeout_stops_the_container_and_sleeps_again)
+{
+	struct service *s = asleep_service();
+	connect_client(s);
+	service_on_start_done(F.reg, s->id, 0, NULL);
+	clear_log();
+	service_on_wake_failed(F.reg, s->id, -ETIMEDOUT);
+	ASSERT_EQ_U(s->state, SERVICE_ASLEEP);
+	ASSERT_STREQ(F.log, "event wake_failed web;stop web;");
+	ASSERT_CONTAINS(fact_str("reason"), "no answer on port 8080");
+}
+
+TEST(test_started_by_hand_while_asleep_goes_direct_and_is_awake)
+{
+	struct service *s = asleep_service();
+	service_on_runtime_started(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_STREQ(F.log, "redirect- web;event wake web;");
+	ASSERT_STREQ(fact_str("trigger"), "runtime");
+}
+
+TEST(test_stopped_by_hand_while_awake_becomes_asleep_with_its_redirect)
+{
+	struct service *s = setup(true);
+	service_on_runtime_died(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_ASLEEP);
+	ASSERT_STREQ(F.log, "redirect+ web;event sleep web;");
+	ASSERT_EQ_U(F.timer_at, 0);
+}
+
+TEST(test_our_own_start_and_stop_events_change_nothing)
+{
+	struct service *s = asleep_service();
+	connect_client(s);
+	service_on_runtime_started(F.reg, s->id);
+	service_on_runtime_died(F.reg, s->id); /* the late die of the stop before */
+	ASSERT_EQ_U(s->state, SERVICE_WAKING);
+	ASSERT_STREQ(F.log, "event wake web;start web;");
+}
+
+TEST(test_redirect_failure_keeps_it_awake_and_retries_later)
+{
+	struct service *s = setup(true);
+	F.redirect_err = -EPERM;
+	F.now = 110 * SEC;
+	service_on_timer(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_STREQ(F.log, "");
+	ASSERT_EQ_U(F.timer_at, 120 * SEC);
+	ASSERT_CONTAINS(s->reason, "could not redirect");
+}
+
+TEST(test_failed_stop_removes_the_redirect_and_stays_awake)
+{
+	struct service *s = setup(true);
+	F.now = 110 * SEC;
+	service_on_timer(F.reg, s->id);
+	clear_log();
+	service_on_stop_done(F.reg, s->id, -EIO, "runtime timed out");
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_STREQ(F.log, "redirect- web;");
+	ASSERT_CONTAINS(s->reason, "runtime timed out");
+}
+
+TEST(test_failed_stop_with_held_clients_relays_them)
+{
+	struct service *s = setup(true);
+	F.now = 110 * SEC;
+	service_on_timer(F.reg, s->id);
+	connect_client(s);
+	clear_log();
+	service_on_stop_done(F.reg, s->id, -EIO, "runtime timed out");
+	ASSERT_EQ_U(s->state, SERVICE_WAKING);
+	ASSERT_STREQ(F.log, "probe web;");
+	service_on_ready(F.reg, s->id, 1000, 1000);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+}
+
+TEST(test_disabling_a_sleeping_service_wakes_it_and_removes_its_redirect)
+{
+	struct service *s = asleep_service();
+	service_disable(F.reg, s);
+	ASSERT_STREQ(F.log, "redirect- web;start web;event disabled web;forget web;");
+	ASSERT_EQ_U(service_count(F.reg), 0);
+}
+
+TEST(test_removed_container_resets_held_clients_and_is_dropped)
+{
+	struct service *s = asleep_service();
+	connect_client(s);
+	uint64_t id = s->id;
+	clear_log();
+	service_remove(F.reg, s);
+	ASSERT_STREQ(F.log, "redirect- web;reset-held web;event removed web;forget web;");
+	/* A late completion for it is ignored. */
+	service_on_start_done(F.reg, id, 0, NULL);
+	service_on_ready(F.reg, id, 1, 1);
+	ASSERT_EQ_U(service_count(F.reg), 0);
+}
+
+TEST(test_same_name_or_port_cannot_be_managed_twice)
+{
+	setup(true);
+	static const struct service_port same_port[] = {{.host_port = 8080}};
+	static const struct service_port other_port[] = {{.host_port = 9090}};
+	struct service_spec spec = {.name = "api",
+				    .container_id = "ffff",
+				    .idle_us = SEC,
+				    .ports = same_port,
+				    .n_ports = 1};
+	struct service *s;
+	ASSERT_ERR(service_add(F.reg, &spec, true, &s), EADDRINUSE);
+	spec.name = "web";
+	spec.ports = other_port;
+	ASSERT_ERR(service_add(F.reg, &spec, true, &s), EEXIST);
+	spec.n_ports = 0;
+	spec.name = "noports";
+	ASSERT_ERR(service_add(F.reg, &spec, true, &s), EINVAL);
+}
+
+TEST(test_sleep_and_wake_commands_follow_the_state)
+{
+	struct service *s = setup(true);
+	ASSERT_ERR(service_wake_now(F.reg, s, "command"), EALREADY);
+	ASSERT_OK(service_sleep_now(F.reg, s, "command"));
+	ASSERT_EQ_U(s->state, SERVICE_SLEEPING);
+	ASSERT_ERR(service_sleep_now(F.reg, s, "command"), EBUSY);
+	/* A wake asked for during the stop starts it once stopped. */
+	ASSERT_OK(service_wake_now(F.reg, s, "command"));
+	service_on_stop_done(F.reg, s->id, 0, NULL);
+	ASSERT_EQ_U(s->state, SERVICE_WAKING);
+	service_on_start_done(F.reg, s->id, 0, NULL);
+	service_on_ready(F.reg, s->id, 1000, 2000);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_OK(service_sleep_now(F.reg, s, "command"));
+	service_on_stop_done(F.reg, s->id, 0, NULL);
+	ASSERT_ERR(service_sleep_now(F.reg, s, "command"), EALREADY);
+	ASSERT_OK(service_wake_now(F.reg, s, "command"));
+	ASSERT_EQ_U(s->state, SERVICE_WAKING);
+}
+
+TEST(test_status_says_why_an_awake_service_is_awake)
+{
+	struct service *s = setup(true);
+	F.activity = 103 * SEC;
+	F.now = 105 * SEC;
+	struct json_object *o = service_to_json(F.reg, s);
+	ASSERT_TRUE(o);
+	struct json_object *v;
+	ASSERT_TRUE(json_object_object_get_ex(o, "reason", &v));
+	ASSERT_STREQ(json_object_get_string(v),
+		     "sent a packet 2s ago (1234 bytes in all); sleeps in "
+		     "8s without egress");
+	ASSERT_TRUE(json_object_object_get_ex(o, "sleeps_in_ms", &v));
+	ASSERT_EQ_U(json_object_get_int64(v), 8000);
+	ASSERT_TRUE(json_object_object_get_ex(o, "state", &v));
+	ASSERT_STREQ(json_object_get_string(v), "awake");
+	json_object_put(o);
+}
