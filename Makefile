@@ -127,6 +127,10 @@ install: all
 	install -m 0755 $(BUILD)/dozed $(DESTDIR)$(PREFIX)/sbin/dozed
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/dozectl $(DESTDIR)$(PREFIX)/bin/dozectl
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/local/sbin/dozed|$(PREFIX)/sbin/dozed|' daemon/systemd/dozed.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/dozed.service
+	install -m 0644 daemon/systemd/dozed.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/dozed.socket
 
 clean:
 	rm -rf $(BUILD)

@@ -370,9 +370,12 @@ static int original_dst(int fd, int family, struct sockaddr_storage *dst)
 {
 	socklen_t len = sizeof(*dst);
 	memset(dst, 0, sizeof(*dst));
-	int r = family == AF_INET6 ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, dst, &len)
-				   : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len);
-	return r < 0 ? -errno : 0;
+	if (family == AF_INET6 && getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, dst, &len) == 0)
+		return 0;
+	/* A dual-stack listener (systemd's ListenStream=PORT) sees IPv4 clients
+	 * as v4-mapped: their connection, and original destination, is IPv4. */
+	len = sizeof(*dst);
+	return getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len) < 0 ? -errno : 0;
 }
 
 static uint16_t sockaddr_port(const struct sockaddr_storage *sa)

@@ -347,6 +347,7 @@ int service_add(struct service_registry *r, const struct service_spec *spec, boo
 	memcpy(s->ports, spec->ports, spec->n_ports * sizeof(*spec->ports));
 	s->n_ports = spec->n_ports;
 	s->last_wake_ms = -1;
+	s->userdata = spec->userdata;
 	s->state = running ? SERVICE_AWAKE : SERVICE_ASLEEP;
 
 	if (!running) {
@@ -366,6 +367,15 @@ int service_add(struct service_registry *r, const struct service_spec *spec, boo
 		become_awake(r, s);
 	*out = TAKE_PTR(s);
 	return 0;
+}
+
+void service_update_settings(struct service_registry *r, struct service *s, uint64_t idle_us,
+			     bool wake_on_data)
+{
+	s->idle_us = idle_us;
+	s->wake_on_data = wake_on_data;
+	if (s->state == SERVICE_AWAKE)
+		r->ops.timer_set(r->ud, s, idle_deadline(s));
 }
 
 void service_disable(struct service_registry *r, struct service *s)

@@ -46,6 +46,7 @@ struct service_spec {
 	bool wake_on_data;
 	const struct service_port *ports;
 	size_t n_ports;
+	void *userdata; /* becomes service->userdata before any effect runs */
 };
 
 /* Consecutive failed wakes before FAILED, and its first backoff. */
@@ -117,6 +118,9 @@ void service_registry_free(struct service_registry *r);
  */
 int service_add(struct service_registry *r, const struct service_spec *spec, bool running,
 		struct service **out);
+/* New settings for a managed service; an awake one gets its new deadline. */
+void service_update_settings(struct service_registry *r, struct service *s, uint64_t idle_us,
+			     bool wake_on_data);
 /* Stops managing s: a sleeping service is woken and its redirect removed. */
 void service_disable(struct service_registry *r, struct service *s);
 /* The container is gone: held clients are reset, the service dropped. */

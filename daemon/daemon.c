@@ -1,0 +1,509 @@
+// SPDX-License-Identifier: MIT
+/* dozed's parts joined: construction, and the effects of the state machine. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon_internal.h"
+#include "dozed/activator.h"
+#include "dozed/control.h"
+#include "dozed/egress_counter.h"
+#include "dozed/feed.h"
+#include "dozed/log.h"
+#include "dozed/macro.h"
+#include "dozed/nft.h"
+#include "dozed/runtime.h"
+#include "dozed/state_store.h"
+
+#define FEED_HISTORY 1000
+
+struct pending_op *pending_op_new(struct dozed *d, enum pending_kind kind, uint64_t service_id)
+{
+	struct pending_op *op = calloc(1, sizeof(*op));
+	if (!op) {
+		log_error_errno(ENOMEM, "Failed to allocate a runtime request");
+		return NULL;
+	}
+	op->d = d;
+	op->kind = kind;
+	op->service_id = service_id;
+	op->next = d->ops;
+	if (d->ops)
+		d->ops->prev = op;
+	d->ops = op;
+	return op;
+}
+
+void pending_op_free(struct pending_op *op)
+{
+	if (!op)
+		return;
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		op->d->ops = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	free(op->container);
+	free(op);
+}
+
+static uint64_t monotonic_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static struct svc_extra *extra(struct service *s)
+{
+	return s->userdata;
+}
+
+/* --- effects of the state machine ------------------------------------------------ */
+
+static uint64_t ops_now_us(void *ud)
+{
+	(void)ud;
+	return monotonic_us();
+}
+
+static size_t service_host_ports(const struct service *s, uint16_t *ports)
+{
+	for (size_t i = 0; i < s->n_ports; i++)
+		ports[i] = s->ports[i].host_port;
+	return s->n_ports;
+}
+
+static int ops_redirect_add(void *ud, struct service *s)
+{
+	struct dozed *d = ud;
+	uint16_t ports[SERVICE_MAX_PORTS];
+	return nft_set_add_ports(d->nft, ports, service_host_ports(s, ports));
+}
+
+static int ops_redirect_remove(void *ud, struct service *s)
+{
+	struct dozed *d = ud;
+	uint16_t ports[SERVICE_MAX_PORTS];
+	return nft_set_remove_ports(d->nft, ports, service_host_ports(s, ports));
+}
+
+static void runtime_op_done(int err, const struct runtime_error *error, void *userdata)
+{
+	struct pending_op *op = userdata;
+	struct dozed *d = op->d;
+	uint64_t id = op->service_id;
+	enum pending_kind kind = op->kind;
+	pending_op_free(op);
+	const char *msg = err < 0 ? error->message : NULL;
+	struct service *s = service_find_by_id(d->services, id);
+	if (err < 0)
+		log_warning("%s: %s failed: %s", s ? s->name : "a removed service",
+			    kind == PENDING_START ? "start" : "stop", msg);
+	if (kind == PENDING_START) {
+		service_on_start_done(d->services, id, err, msg);
+		/* Its cgroup is new on every start. */
+		s = service_find_by_id(d->services, id);
+		if (err >= 0 && s)
+			dozed_reattach(d, s);
+	} else {
+		service_on_stop_done(d->services, id, err, msg);
+	}
+}
+
+static void runtime_call(struct dozed *d, struct service *s, enum pending_kind kind)
+{
+	struct pending_op *op = pending_op_new(d, kind, s->id);
+	int r = op ? 0 : -ENOMEM;
+	if (op && kind == PENDING_START)
+		r = runtime_start(d->runtime, s->container_id, runtime_op_done, op);
+	else if (op)
+		r = runtime_stop(d->runtime, s->container_id, d->cfg.stop_timeout_s,
+				 runtime_op_done, op);
+	if (r < 0) {
+		pending_op_free(op);
+		/* Report it through the machine, as a failed call would be. */
+		if (kind == PENDING_START)
+			service_on_start_done(d->services, s->id, r, strerror(-r));
+		else
+			service_on_stop_done(d->services, s->id, r, strerror(-r));
+	}
+}
+
+static void ops_runtime_stop(void *ud, struct service *s)
+{
+	runtime_call(ud, s, PENDING_STOP);
+}
+
+static void ops_runtime_start(void *ud, struct service *s)
+{
+	runtime_call(ud, s, PENDING_START);
+}
+
+/* Where to probe when no client waits: the published port on this host. */
+static void probe_destination(const struct service *s, struct sockaddr_storage *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	const struct service_port *p = &s->ports[0];
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)dst;
+	if (inet_pton(AF_INET6, p->host_ip, &in6->sin6_addr) == 1 &&
+	    !IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(p->host_port);
+		return;
+	}
+	struct sockaddr_in *in4 = (struct sockaddr_in *)dst;
+	in4->sin_family = AF_INET;
+	in4->sin_port = htons(p->host_port);
+	if (inet_pton(AF_INET, p->host_ip, &in4->sin_addr) != 1 ||
+	    in4->sin_addr.s_addr == htonl(INADDR_ANY))
+		in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+}
+
+static void ops_activator_starting(void *ud, struct service *s)
+{
+	struct dozed *d = ud;
+	struct sockaddr_storage dst;
+	probe_destination(s, &dst);
+	bool held = activator_service_held(d->activator, s->id) > 0;
+	int r = activator_service_starting(d->activator, s->id, held ? NULL : &dst);
+	if (r < 0)
+		service_on_wake_failed(d->services, s->id, r);
+}
+
+static void ops_activator_failed(void *ud, struct service *s)
+{
+	struct dozed *d = ud;
+	activator_service_failed(d->activator, s->id);
+}
+
+static size_t ops_activator_held(void *ud, struct service *s)
+{
+	struct dozed *d = ud;
+	return activator_service_held(d->activator, s->id);
+}
+
+static void ops_egress_read(void *ud, struct service *s)
+{
+	struct dozed *d = ud;
+	struct svc_extra *x = extra(s);
+	struct egress_totals t;
+	if (!x->attachment || egress_counter_read(d->counter, x->attachment, &t) < 0)
+		return;
+	s->egress_bytes = t.bytes;
+	s->egress_packets = t.packets;
+	if (t.last_ns)
+		s->last_activity_us = t.last_ns / 1000;
+}
+
+static void ops_timer_set(void *ud, struct service *s, uint64_t at_us)
+{
+	(void)ud;
+	struct svc_extra *x = extra(s);
+	if (at_us == 0) {
+		evtimer_del(x->timer);
+		return;
+	}
+	uint64_t t = monotonic_us();
+	uint64_t in = at_us > t ? at_us - t : 0;
+	struct timeval tv = {.tv_sec = (time_t)(in / 1000000),
+			     .tv_usec = (suseconds_t)(in % 1000000)};
+	evtimer_add(x->timer, &tv);
+}
+
+static void ops_emit(void *ud, struct service *s, const char *event, struct json_object *facts)
+{
+	struct dozed *d = ud;
+	feed_emit(d->feed, event, s->name, s->container_id, facts);
+}
+
+static void ops_forget(void *ud, struct service *s)
+{
+	(void)ud;
+	struct svc_extra *x = extra(s);
+	if (!x)
+		return;
+	egress_counter_detach(x->attachment);
+	if (x->timer)
+		event_free(x->timer);
+	free(x);
+	s->userdata = NULL;
+}
+
+const struct service_ops dozed_service_ops = {
+    .now_us = ops_now_us,
+    .redirect_add = ops_redirect_add,
+    .redirect_remove = ops_redirect_remove,
+    .runtime_stop = ops_runtime_stop,
+    .runtime_start = ops_runtime_start,
+    .activator_starting = ops_activator_starting,
+    .activator_failed = ops_activator_failed,
+    .activator_held = ops_activator_held,
+    .egress_read = ops_egress_read,
+    .timer_set = ops_timer_set,
+    .emit = ops_emit,
+    .forget = ops_forget,
+};
+
+/* --- egress counter ---------------------------------------------------------------- */
+
+void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup_dir)
+{
+	struct svc_extra *x = extra(s);
+	if (!cgroup_dir)
+		return;
+	if (x->attachment && strcmp(egress_attachment_path(x->attachment), cgroup_dir) == 0)
+		return;
+	egress_counter_detach(x->attachment);
+	x->attachment = NULL;
+	/* A counter that cannot attach leaves the service awake for ever: say so. */
+	if (egress_counter_attach(d->counter, cgroup_dir, &x->attachment) < 0)
+		log_warning("%s: its egress is not counted, so it will not sleep by itself",
+			    s->name);
+	/* Its new cgroup starts from zero: nothing sent since it (re)started. */
+	s->egress_bytes = s->egress_packets = 0;
+}
+
+static void reattach_done(int err, const struct runtime_error *error,
+			  const struct runtime_container *c, void *userdata)
+{
+	struct pending_op *op = userdata;
+	struct dozed *d = op->d;
+	struct service *s = service_find_by_id(d->services, op->service_id);
+	pending_op_free(op);
+	if (!s)
+		return;
+	extra(s)->reattach_pending = false;
+	if (err < 0) {
+		log_warning("%s: cannot find its cgroup: %s", s->name, error->message);
+		return;
+	}
+	if (c->running)
+		dozed_attach_counter(d, s, c->cgroup_dir);
+}
+
+void dozed_reattach(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = extra(s);
+	if (x->reattach_pending)
+		return;
+	struct pending_op *op = pending_op_new(d, PENDING_REATTACH, s->id);
+	if (!op)
+		return;
+	if (runtime_inspect(d->runtime, s->container_id, reattach_done, op) < 0) {
+		pending_op_free(op);
+		return;
+	}
+	x->reattach_pending = true;
+}
+
+/* --- state ----------------------------------------------------------------------- */
+
+int dozed_save_state(struct dozed *d)
+{
+	size_t n = service_count(d->services), i = 0;
+	_cleanup_free_ struct state_service *saved = calloc(n ? n : 1, sizeof(*saved));
+	if (!saved)
+		return log_error_errno(ENOMEM, "Failed to save the enabled services");
+	for (struct service *s = service_first(d->services); s; s = s->next, i++) {
+		saved[i] = (struct state_service){
+		    .name = s->name,
+		    .container = s->name,
+		    .container_id = s->container_id,
+		    .idle_us = extra(s)->idle_explicit ? s->idle_us : 0,
+		    .wake_on_data = s->wake_on_data,
+		};
+	}
+	return state_store_save(d->cfg.state_dir, saved, n);
+}
+
+void dozed_status_text(struct dozed *d, char *buf, size_t len)
+{
+	size_t counts[SERVICE_FAILED + 1] = {0};
+	for (struct service *s = service_first(d->services); s; s = s->next)
+		counts[s->state]++;
+	snprintf(buf, len, "%zu services: %zu awake, %zu asleep, %zu waking, %zu failed",
+		 service_count(d->services), counts[SERVICE_AWAKE],
+		 counts[SERVICE_ASLEEP] + counts[SERVICE_SLEEPING], counts[SERVICE_WAKING],
+		 counts[SERVICE_FAILED]);
+}
+
+/* --- activator callbacks ------------------------------------------------------------ */
+
+static uint16_t sockaddr_port(const struct sockaddr_storage *sa)
+{
+	if (sa->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+}
+
+static int act_route_lookup(void *ud, const struct sockaddr_storage *dst,
+			    struct activator_route *route)
+{
+	struct dozed *d = ud;
+	struct service *s = service_find_by_port(d->services, sockaddr_port(dst));
+	if (!s || !service_accepts_clients(d->services, s))
+		return -ENOENT;
+	*route = (struct activator_route){.service_id = s->id, .wake_min_bytes = s->wake_on_data};
+	return 0;
+}
+
+static void act_wake_requested(void *ud, uint64_t id, const struct sockaddr_storage *client)
+{
+	struct dozed *d = ud;
+	service_on_wake_requested(d->services, id, client);
+}
+
+static void act_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t total_us)
+{
+	struct dozed *d = ud;
+	service_on_ready(d->services, id, probe_us, total_us);
+}
+
+static void act_wake_failed(void *ud, uint64_t id, int reason)
+{
+	struct dozed *d = ud;
+	service_on_wake_failed(d->services, id, reason);
+}
+
+static const struct activator_ops dozed_activator_ops = {
+    .route_lookup = act_route_lookup,
+    .wake_requested = act_wake_requested,
+    .service_ready = act_ready,
+    .wake_failed = act_wake_failed,
+};
+
+/* --- construction ---------------------------------------------------------------------- */
+
+static void feed_to_subscribers(void *ud, const struct json_object *event)
+{
+	struct dozed *d = ud;
+	if (d->control)
+		control_broadcast(d->control, event);
+}
+
+void dozed_check_ready(struct dozed *d)
+{
+	if (d->ready || d->loading > 0)
+		return;
+	/* No port stays redirected for a service that is gone. */
+	_cleanup_free_ uint16_t *ports = NULL;
+	size_t n = 0;
+	if (nft_set_list_ports(d->nft, &ports, &n) >= 0) {
+		size_t stale = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct service *s = service_find_by_port(d->services, ports[i]);
+			if (!s || !s->redirected)
+				ports[stale++] = ports[i];
+		}
+		if (stale > 0 && nft_set_remove_ports(d->nft, ports, stale) >= 0)
+			log_info("removed %zu stale redirected ports", stale);
+	}
+	d->ready = true;
+	char status[128];
+	dozed_status_text(d, status, sizeof(status));
+	log_info("ready: %s", status);
+	if (d->ready_cb)
+		d->ready_cb(d->ready_ud);
+}
+
+static int activator_open(struct dozed *d, const struct dozed_fds *fds)
+{
+	struct activator_config acfg;
+	activator_config_defaults(&acfg);
+	acfg.port = d->cfg.activator_port;
+	acfg.mark = d->cfg.mark;
+	acfg.probe_interval_us = d->cfg.probe_interval_us;
+	acfg.wake_timeout_us = d->cfg.wake_timeout_us;
+	int act_fds[2];
+	size_t n_fds = 0;
+	for (size_t i = 0; fds && i < 2; i++)
+		if (fds->activator[i] >= 0)
+			act_fds[n_fds++] = fds->activator[i];
+	if (n_fds > 0)
+		return activator_new_from_fds(d->base, &acfg, &dozed_activator_ops, d, act_fds,
+					      n_fds, &d->activator);
+	return activator_new(d->base, &acfg, &dozed_activator_ops, d, &d->activator);
+}
+
+static int control_open(struct dozed *d, const struct dozed_fds *fds)
+{
+	struct control_config ccfg;
+	control_config_defaults(&ccfg);
+	ccfg.path = d->cfg.control_path;
+	if (d->cfg.control_group)
+		ccfg.gid = d->cfg.control_gid;
+	if (fds && fds->control >= 0)
+		return control_new_from_fd(d->base, fds->control, &ccfg, dozed_control_handler, d,
+					   &d->control);
+	return control_new(d->base, &ccfg, dozed_control_handler, d, &d->control);
+}
+
+int dozed_new(struct event_base *base, const struct dozed_config *cfg, const struct dozed_fds *fds,
+	      void (*ready)(void *userdata), void *userdata, struct dozed **out)
+{
+	struct dozed *d = calloc(1, sizeof(*d));
+	if (!d)
+		return log_error_errno(ENOMEM, "Failed to allocate the daemon");
+	d->base = base;
+	d->cfg = *cfg;
+	d->ready_cb = ready;
+	d->ready_ud = userdata;
+
+	struct runtime_config rcfg;
+	runtime_config_defaults(&rcfg);
+	rcfg.socket_path = cfg->runtime_socket;
+
+	int r = egress_counter_new(&d->counter);
+	if (r >= 0)
+		r = nft_ctx_new(&d->nft, cfg->nft_table, cfg->mark, cfg->activator_port);
+	if (r >= 0)
+		r = nft_table_create(d->nft);
+	if (r >= 0)
+		r = feed_new(FEED_HISTORY, &d->feed);
+	if (r >= 0)
+		r = service_registry_new(&dozed_service_ops, d, &d->services);
+	if (r >= 0)
+		r = activator_open(d, fds);
+	if (r >= 0)
+		r = runtime_new(base, &rcfg, &d->runtime);
+	if (r >= 0)
+		r = control_open(d, fds);
+	if (r >= 0) {
+		feed_set_sink(d->feed, feed_to_subscribers, d);
+		r = runtime_events_new(d->runtime, &dozed_events_ops, d, &d->events);
+	}
+	if (r >= 0)
+		r = dozed_sync_start(d);
+	if (r < 0) {
+		dozed_free(d);
+		return r;
+	}
+	*out = d;
+	return 0;
+}
+
+void dozed_free(struct dozed *d)
+{
+	if (!d)
+		return;
+	/* Callbacks stop first: the runtime cancels without calling back. */
+	runtime_events_free(d->events);
+	runtime_free(d->runtime);
+	while (d->ops)
+		pending_op_free(d->ops);
+	control_free(d->control);
+	activator_free(d->activator);
+	service_registry_free(d->services);
+	feed_free(d->feed);
+	nft_ctx_free(d->nft);
+	egress_counter_free(d->counter);
+	free(d);
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* What the daemon's modules (daemon*.c) share; nothing outside daemon/ sees it. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dozed/config.h"
+#include "dozed/daemon.h"
+#include "dozed/service.h"
+
+struct event;
+struct activator;
+struct control;
+struct egress_attachment;
+struct egress_counter;
+struct feed;
+struct nft_ctx;
+struct runtime;
+struct runtime_container;
+struct runtime_events;
+
+struct dozed {
+	struct event_base *base;
+	struct dozed_config cfg; /* a copy; strings borrowed from the caller's */
+	struct egress_counter *counter;
+	struct nft_ctx *nft;
+	struct activator *activator;
+	struct runtime *runtime;
+	struct runtime_events *events;
+	struct control *control;
+	struct feed *feed;
+	struct service_registry *services;
+	struct pending_op *ops; /* runtime calls in flight */
+	unsigned loading;	/* start-up inspections still out */
+	bool ready;
+	void (*ready_cb)(void *userdata);
+	void *ready_ud;
+};
+
+/* What the daemon keeps beside each service (service->userdata). */
+struct svc_extra {
+	struct dozed *d;
+	uint64_t id;
+	struct event *timer;
+	struct egress_attachment *attachment;
+	bool idle_explicit;    /* idle set for this service, not the default */
+	bool reattach_pending; /* an inspect for the cgroup is out */
+};
+
+/* A runtime call in flight, for one service (by id) or for the daemon. */
+enum pending_kind {
+	PENDING_START,
+	PENDING_STOP,
+	PENDING_REATTACH,
+	PENDING_LOAD,	 /* start-up: a saved or labelled container */
+	PENDING_ENABLE,	 /* control: enable, reply to client */
+	PENDING_LABELED, /* a labelled container seen in an event */
+	PENDING_LIST,
+	PENDING_RESYNC,
+};
+
+struct pending_op {
+	struct pending_op *next, *prev;
+	struct dozed *d;
+	enum pending_kind kind;
+	uint64_t service_id;
+	uint64_t client_id;
+	/* enable: the settings asked for */
+	uint64_t idle_us;
+	bool idle_explicit;
+	bool wake_on_data;
+	bool from_label; /* settings come from the container's labels */
+	char *container; /* as the user named it */
+};
+
+struct pending_op *pending_op_new(struct dozed *d, enum pending_kind kind, uint64_t service_id);
+void pending_op_free(struct pending_op *op);
+
+/* daemon.c */
+extern const struct service_ops dozed_service_ops;
+void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup_dir);
+void dozed_reattach(struct dozed *d, struct service *s);
+int dozed_save_state(struct dozed *d);
+void dozed_check_ready(struct dozed *d);
+
+/* daemon_sync.c: start-up, labels, runtime events */
+int dozed_sync_start(struct dozed *d);
+/* Adds c as a service (or updates its settings); 0 and *out, or -errno with
+ * *why set to a message for the user. */
+int dozed_enable_container(struct dozed *d, const struct runtime_container *c, uint64_t idle_us,
+			   bool idle_explicit, bool wake_on_data, struct service **out, char *why,
+			   size_t why_len);
+extern const struct runtime_events_ops dozed_events_ops;
+
+/* daemon_control.c */
+void dozed_control_handler(void *userdata, uint64_t client_id, const char *cmd,
+			   struct json_object *req);
