@@ -35,12 +35,14 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS    := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 TEST_LIB := $(wildcard tests/lib/*.c)
 TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c tests/integration/test_*.c))
+# End-to-end: scripts driving the built binaries against real runtimes.
+E2E      := $(wildcard tests/e2e/test_*.sh)
 
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(LIB_SRCS) $(TEST_LIB))
 BINS      := $(BUILD)/dozed $(BUILD)/dozectl
 
-.PHONY: all check test lint format bench install clean deps deps-if-missing
+.PHONY: all check test lint format bench demo install clean deps deps-if-missing
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -94,7 +96,11 @@ check: deps-if-missing
 	$(MAKE) test
 
 test: $(BINS) $(TESTS)
-	tests/run.sh $(TESTS)
+	BUILD=$(BUILD) tests/run.sh $(TESTS) $(E2E)
+
+demo: deps-if-missing
+	$(MAKE) $(BINS)
+	BUILD=$(BUILD) tests/demo.sh
 
 bench: deps-if-missing
 	$(MAKE) $(BINS) $(BUILD)/tests/bench/bench_nft $(BUILD)/tests/bench/bench_relay

@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# dozed end to end, against real Podman and Docker (tests/runtime-env.sh):
+# a busybox httpd container goes to sleep, wakes on a request, and survives
+# dozed's restarts and the user's own starts and stops. dozed runs in each
+# runtime's network namespace with its own nft table; nothing reaches the host.
+#
+# Usage: [BUILD=build] tests/e2e/test_e2e.sh [TEST_NAME...]
+# Prints "PASS name (N ms)" / "FAIL name: why" lines, like the C tests.
+set -uo pipefail
+
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+ONLY=("$@")
+ENV=tests/runtime-env.sh
+DOZED=$BUILD/dozed
+DOZECTL=$BUILD/dozectl
+TABLE=dozede2e
+
+for tool in curl jq nft nsenter; do
+	command -v $tool >/dev/null || { echo "FAIL e2e: missing $tool ('make deps' installs it)"; exit 1; }
+done
+for bin in "$DOZED" "$DOZECTL"; do
+	[ -x "$bin" ] || { echo "FAIL e2e: $bin is not built (make all)"; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/dozed-e2e.XXXXXX)
+RTDIR=$WORK/rt
+DOZED_PID=""
+
+cleanup() {
+	stop_dozed
+	"$ENV" down "$RTDIR" >/dev/null 2>&1 || echo "e2e: runtime-env down failed; see $RTDIR" >&2
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now_ms() { date +%s%3N; }
+
+# --- dozed ------------------------------------------------------------------
+
+netns() { echo "$RTDIR/ns/$RT.net"; }
+in_ns() { nsenter --net="$(netns)" -- "$@"; }
+ctl() { "$DOZECTL" --control "$WORK/$RT/control.sock" "$@"; }
+
+start_dozed() {
+	mkdir -p "$WORK/$RT"
+	in_ns "$DOZED" --runtime-socket "$RTDIR/$RT.sock" --control "$WORK/$RT/control.sock" \
+		--state-dir "$WORK/$RT/state" --nft-table "$TABLE" --activator-port 15001 \
+		--log-level debug >>"$WORK/$RT/dozed.log" 2>&1 &
+	DOZED_PID=$!
+	wait_for 10000 "dozed to answer on its control socket" ctl list
+}
+
+stop_dozed() { # signal
+	[ -n "$DOZED_PID" ] || return 0
+	kill "-${1:-TERM}" "$DOZED_PID" 2>/dev/null
+	wait "$DOZED_PID" 2>/dev/null
+	DOZED_PID=""
+}
+
+# --- assertions ---------------------------------------------------------------
+
+FAILED=""
+fail() { FAILED=${FAILED:-$*}; }
+
+# wait_for MS WHAT COMMAND...: polls every 50 ms until COMMAND succeeds.
+wait_for() {
+	local ms=$1 what=$2 deadline
+	shift 2
+	deadline=$(($(now_ms) + ms))
+	until "$@" >/dev/null 2>&1; do
+		if [ "$(now_ms)" -ge $deadline ]; then
+			fail "no $what within ${ms} ms"
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+running() { [ "$("$ENV" cli "$RTDIR" "$RT" inspect -f '{{.State.Running}}' "$NAME")" = true ]; }
+stopped() { [ "$("$ENV" cli "$RTDIR" "$RT" inspect -f '{{.State.Running}}' "$NAME")" = false ]; }
+redirected() {
+	in_ns nft -j list set inet "$TABLE" sleeping |
+		jq -e --argjson p "$PORT" '[.nftables[].set.elem // [] | .[]] | index($p) != null' >/dev/null
+}
+not_redirected() { ! redirected; }
+state_is() { [ "$(ctl status "$NAME" --json | jq -r .service.state)" = "$1" ]; }
+event_count() { ctl events --json | jq -s --arg e "$1" --arg s "$NAME" '[.[] | select(.event == $e and .service == $s)] | length'; }
+events_at_least() { [ "$(event_count "$1")" -ge "$2" ]; }
+page_ok() { in_ns curl -sS --max-time 20 "http://127.0.0.1:$PORT/" | grep -q 'dozed test'; }
+
+asleep() {
+	ctl sleep "$NAME" >/dev/null 2>&1 || state_is asleep || return 1
+	wait_for 15000 "asleep state" state_is asleep && wait_for 5000 "stopped container" stopped
+}
+
+# --- the tests -----------------------------------------------------------------
+
+test_enabled_idle_service_sleeps_within_4s() {
+	ctl enable "$NAME" --idle 2s >/dev/null || { fail "dozectl enable failed"; return; }
+	wait_for 4000 "stopped container" stopped || return
+	redirected || fail "port $PORT not in the set"
+	events_at_least sleep 1 || fail "no sleep event"
+}
+
+test_request_wakes_it_and_gets_the_page() {
+	local before ready
+	before=$(event_count ready)
+	local out
+	out=$(in_ns curl -sS --max-time 20 "http://127.0.0.1:$PORT/")
+	[[ $out == *"dozed test"* ]] || { fail "curl got: $out"; return; }
+	running || fail "container not running after the wake"
+	wait_for 2000 "port out of the set" not_redirected
+	events_at_least wake 1 || fail "no wake event"
+	ready=$(ctl events --json | jq -s --arg s "$NAME" '[.[] | select(.event == "ready" and .service == $s)] | last')
+	[ "$(jq -r .total_ms <<<"$ready")" != null ] || fail "ready event without timings: $ready"
+	[ "$(event_count ready)" -gt "$before" ] || fail "no ready event"
+	echo "   ready: $(jq -c '{start_ms, probe_ms, total_ms}' <<<"$ready")"
+}
+
+test_200_concurrent_clients_during_one_wake_all_get_the_page() {
+	asleep || return
+	local got
+	got=$(seq 200 | in_ns xargs -P 200 -I{} curl -s --max-time 30 "http://127.0.0.1:$PORT/" | grep -c 'dozed test')
+	[ "$got" -eq 200 ] || fail "$got of 200 clients got the page"
+}
+
+test_hammering_client_sees_no_failure_across_10_sleep_wake_cycles() {
+	local stopfile=$WORK/$RT/hammer.stop counts=$WORK/$RT/hammer.counts
+	rm -f "$stopfile"
+	(
+		ok=0 bad=0
+		while [ ! -e "$stopfile" ]; do
+			if in_ns curl -s --max-time 20 "http://127.0.0.1:$PORT/" | grep -q 'dozed test'; then
+				ok=$((ok + 1))
+			else
+				bad=$((bad + 1))
+			fi
+		done
+		echo "$ok $bad" >"$counts"
+	) &
+	local hammer=$! cycle ready
+	for cycle in $(seq 10); do
+		ready=$(event_count ready)
+		wait_for 15000 "awake state" state_is awake || break
+		# The hammer's next request arrives during the stop, or just after.
+		ctl sleep "$NAME" >/dev/null 2>&1
+		wait_for 20000 "ready event of cycle $cycle" events_at_least ready $((ready + 1)) || break
+	done
+	touch "$stopfile"
+	wait $hammer
+	read -r ok bad <"$counts"
+	echo "   hammer: $ok answered, $bad failed"
+	[ "$bad" -eq 0 ] || fail "$bad of $((ok + bad)) requests failed"
+	[ "$ok" -gt 10 ] || fail "only $ok requests went through"
+}
+
+test_dozed_killed_while_asleep_still_wakes_it_after_restart() {
+	asleep || return
+	stop_dozed KILL
+	redirected || fail "port left the set when dozed died"
+	start_dozed
+	wait_for 5000 "asleep state after restart" state_is asleep || return
+	page_ok || fail "no page after the restart"
+	running || fail "container not running"
+}
+
+test_dozed_killed_while_awake_leaves_no_redirect_after_restart() {
+	page_ok || { fail "not awake to begin with"; return; }
+	wait_for 5000 "awake state" state_is awake || return
+	stop_dozed KILL
+	start_dozed
+	wait_for 5000 "awake state after restart" state_is awake || return
+	not_redirected || fail "port $PORT still redirected"
+	page_ok || fail "no page"
+}
+
+test_started_by_hand_while_asleep_is_awake_and_not_redirected() {
+	asleep || return
+	"$ENV" cli "$RTDIR" "$RT" start "$NAME" >/dev/null
+	wait_for 5000 "awake state" state_is awake || return
+	wait_for 2000 "port out of the set" not_redirected
+	page_ok || fail "no page"
+}
+
+test_stopped_by_hand_while_awake_becomes_asleep_and_wakes_on_request() {
+	page_ok || { fail "not awake to begin with"; return; }
+	wait_for 5000 "awake state" state_is awake || return
+	"$ENV" cli "$RTDIR" "$RT" stop -t 1 "$NAME" >/dev/null
+	wait_for 5000 "asleep state" state_is asleep || return
+	redirected || fail "port not redirected"
+	page_ok || fail "no page from the woken container"
+}
+
+test_removed_container_is_dropped_with_an_event() {
+	"$ENV" cli "$RTDIR" "$RT" rm -f "$NAME" >/dev/null
+	wait_for 5000 "removed event" events_at_least removed 1 || return
+	ctl status "$NAME" >/dev/null 2>&1 && fail "status still knows $NAME"
+	not_redirected || fail "port of a removed service still redirected"
+}
+
+TESTS=(
+	test_enabled_idle_service_sleeps_within_4s
+	test_request_wakes_it_and_gets_the_page
+	test_200_concurrent_clients_during_one_wake_all_get_the_page
+	test_hammering_client_sees_no_failure_across_10_sleep_wake_cycles
+	test_dozed_killed_while_asleep_still_wakes_it_after_restart
+	test_dozed_killed_while_awake_leaves_no_redirect_after_restart
+	test_started_by_hand_while_asleep_is_awake_and_not_redirected
+	test_stopped_by_hand_while_awake_becomes_asleep_and_wakes_on_request
+	test_removed_container_is_dropped_with_an_event
+)
+
+selected() {
+	[ ${#ONLY[@]} -eq 0 ] && return 0
+	local t
+	for t in "${ONLY[@]}"; do [[ $1 == *"$t"* ]] && return 0; done
+	return 1
+}
+
+if ! "$ENV" up "$RTDIR" >"$WORK/env.log" 2>&1; then
+	echo "FAIL e2e: the test runtimes did not start:"
+	tail -n 20 "$WORK/env.log"
+	exit 1
+fi
+
+port=18100
+any_failed=0
+for RT in podman docker; do
+	NAME=web-$RT PORT=$port
+	port=$((port + 1))
+	if ! "$ENV" create "$RTDIR" "$RT" "$NAME" "$PORT" >/dev/null 2>"$WORK/create.log"; then
+		echo "FAIL ${RT}_create_container: $(tail -n 3 "$WORK/create.log")"
+		any_failed=1
+		continue
+	fi
+	start_dozed || { echo "FAIL ${RT}_start_dozed: $FAILED"; tail -n 20 "$WORK/$RT/dozed.log"; any_failed=1; continue; }
+	for t in "${TESTS[@]}"; do
+		selected "$t" || continue
+		FAILED=""
+		t0=$(now_ms)
+		$t
+		if [ -z "$FAILED" ]; then
+			echo "PASS ${RT}_${t#test_} ($(($(now_ms) - t0)) ms)"
+		else
+			echo "FAIL ${RT}_${t#test_}: $FAILED"
+			any_failed=1
+		fi
+	done
+	stop_dozed TERM
+	if [ $any_failed -ne 0 ]; then
+		echo "--- last lines of dozed's log ($RT)"
+		tail -n 40 "$WORK/$RT/dozed.log"
+	fi
+done
+exit $any_failed
