@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * dozed's settings: defaults, then the config file, then the command line,
+ * which wins. The file holds the same keys as the long options, without the
+ * leading "--", one "key = value" per line; '#' starts a comment line.
+ * Parsing is pure apart from reading the file, DOCKER_HOST and the group
+ * database: nothing is logged, every error comes back as a message.
+ */
+
+#define DOZED_CONFIG_PATH_DEFAULT	"/etc/dozed/dozed.conf"
+#define DOZED_RUNTIME_SOCKET_DEFAULT	"/var/run/docker.sock"
+#define DOZED_CONTROL_PATH_DEFAULT	"/run/dozed/control.sock"
+#define DOZED_STATE_DIR_DEFAULT		"/var/lib/dozed"
+#define DOZED_ACTIVATOR_PORT_DEFAULT	15001
+#define DOZED_NFT_TABLE_DEFAULT		"dozed"
+#define DOZED_MARK_DEFAULT		0x1d0
+#define DOZED_IDLE_DEFAULT_US		(UINT64_C(10) * 60 * 1000000)
+#define DOZED_PROBE_INTERVAL_DEFAULT_US (UINT64_C(30) * 1000)
+#define DOZED_WAKE_TIMEOUT_DEFAULT_US	(UINT64_C(10) * 1000000)
+#define DOZED_STOP_TIMEOUT_DEFAULT_S	10
+
+struct dozed_config {
+	char *runtime_socket; /* path of the runtime's unix socket */
+	char *control_path;   /* the control socket */
+	char *control_group;  /* NULL: root only */
+	gid_t control_gid;    /* of control_group, when it is set */
+	uint16_t activator_port;
+	char *nft_table;
+	uint32_t mark;
+	char *state_dir;
+	uint64_t idle_us;
+	uint64_t probe_interval_us;
+	uint64_t wake_timeout_us;
+	unsigned stop_timeout_s;
+	int log_level; /* LOG_ERR .. LOG_DEBUG */
+
+	char *config_path; /* the file named by --config, or the default */
+	bool check;	   /* --check */
+	bool version;	   /* --version */
+	bool help;	   /* --help */
+
+	/* Where each key was set, for the parser's messages and precedence. */
+	uint32_t set_by_args_;
+	unsigned wake_timeout_line_;
+};
+
+/* Fills in every default (DOCKER_HOST=unix://PATH gives the runtime socket).
+ * 0 or -ENOMEM; call dozed_config_free() either way. */
+int dozed_config_defaults(struct dozed_config *c);
+/* Frees the strings c owns and zeroes it; idempotent. */
+void dozed_config_free(struct dozed_config *c);
+
+/*
+ * Applies the options of argv[1..argc-1] ("--key value" or "--key=value";
+ * "-h" is --help) and records them as set by the command line. On error
+ * returns -EINVAL and *err_msg (malloc'd) names the option, the value and what
+ * is allowed, e.g. "--activator-port 70000: expected a port 1-65535";
+ * main prints it as "dozed: MESSAGE" and exits 2.
+ */
+int dozed_config_parse_args(struct dozed_config *c, int argc, char **argv, char **err_msg);
+
+/*
+ * Applies the keys of the file at path, except those already set on the
+ * command line (their values in the file are still checked). A missing file
+ * is not an error unless must_exist. Errors: -EINVAL with a message such as
+ * "/etc/dozed/dozed.conf:3: idle = 10x: expected a duration like 30ms, 10s,
+ * 10m or 2h", or -errno when the file cannot be read ("PATH: cannot read: ...").
+ */
+int dozed_config_load_file(struct dozed_config *c, const char *path, bool must_exist,
+			   char **err_msg);
+
+/* Checks what involves several keys (the wake timeout against the probe interval). */
+int dozed_config_validate(const struct dozed_config *c, char **err_msg);
+
+/*
+ * All of the above in order: defaults, command line, the file (--config PATH,
+ * which must exist, or DOZED_CONFIG_PATH_DEFAULT, which may be missing),
+ * validation. With --help or --version the file is not read. On error, c
+ * still needs dozed_config_free() and *err_msg is set (NULL only on -ENOMEM).
+ */
+int dozed_config_from_argv(struct dozed_config *c, int argc, char **argv, char **err_msg);
+
+/* The text of --help. */
+const char *dozed_config_usage(void);

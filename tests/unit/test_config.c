@@ -1,0 +1,538 @@
+// SPDX-License-Identifier: MIT
+/* dozed's options: defaults, command line, config file, and the messages of bad values. */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "dozed/config.h"
+#include "dozed/macro.h"
+#include "harness.h"
+
+static void unlink_cleanup(void *arg)
+{
+	unlink(arg);
+	free(arg);
+}
+
+/* A config file with this text, removed when the test ends. */
+static const char *conf_file(const char *text)
+{
+	char *path = strdup("/tmp/dozed-test-conf.XXXXXX");
+	int fd = path ? mkstemp(path) : -1;
+	if (fd < 0)
+		FAIL("cannot create a temporary config file");
+	test_defer(unlink_cleanup, path);
+	size_t len = strlen(text);
+	if (write(fd, text, len) != (ssize_t)len)
+		FAIL("cannot write %s", path);
+	close(fd);
+	return path;
+}
+
+/* dozed_config_from_argv() on "dozed" and the arguments. */
+#define from_argv(c, msg, ...)                                                                     \
+	from_argv_list((c), (msg), (const char *[]){"dozed", __VA_ARGS__, NULL})
+
+static int from_argv_list(struct dozed_config *c, char **msg, const char **argv)
+{
+	int argc = 0;
+	while (argv[argc])
+		argc++;
+	*msg = NULL;
+	return dozed_config_from_argv(c, argc, (char **)argv, msg);
+}
+
+/* Parses one option given as "--key value" (and as "--key=value", which must agree). */
+static int parse_option(struct dozed_config *c, const char *key, const char *value, char **msg)
+{
+	char opt[128];
+	snprintf(opt, sizeof(opt), "--%s", key);
+	char *argv[] = {"dozed", opt, (char *)value};
+	ASSERT_OK(dozed_config_defaults(c));
+	int r = dozed_config_parse_args(c, 3, argv, msg);
+
+	_cleanup_(dozed_config_free) struct dozed_config other = {0};
+	_cleanup_free_ char *other_msg = NULL;
+	char joined[512];
+	snprintf(joined, sizeof(joined), "--%s=%s", key, value);
+	char *argv2[] = {"dozed", joined};
+	ASSERT_OK(dozed_config_defaults(&other));
+	int r2 = dozed_config_parse_args(&other, 2, argv2, &other_msg);
+	if (r != r2 || (*msg && (!other_msg || strcmp(*msg, other_msg) != 0)))
+		FAIL("--%s %s and --%s=%s disagree", key, value, key, value);
+	return r;
+}
+
+static void assert_option_ok(struct dozed_config *c, const char *key, const char *value)
+{
+	_cleanup_free_ char *msg = NULL;
+	int r = parse_option(c, key, value, &msg);
+	if (r < 0)
+		FAIL("--%s %s rejected: %s", key, value, msg ? msg : "(no message)");
+}
+
+static void assert_option_rejected(const char *key, const char *value, const char *want)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_free_ char *msg = NULL;
+	ASSERT_ERR(parse_option(&c, key, value, &msg), EINVAL);
+	ASSERT_STREQ(msg, want);
+}
+
+TEST(test_defaults_are_documented_values)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	unsetenv("DOCKER_HOST");
+	ASSERT_OK(dozed_config_defaults(&c));
+	ASSERT_STREQ(c.runtime_socket, "/var/run/docker.sock");
+	ASSERT_STREQ(c.control_path, "/run/dozed/control.sock");
+	ASSERT_TRUE(c.control_group == NULL);
+	ASSERT_EQ_U(c.activator_port, 15001);
+	ASSERT_STREQ(c.nft_table, "dozed");
+	ASSERT_EQ_U(c.mark, 0x1d0);
+	ASSERT_STREQ(c.state_dir, "/var/lib/dozed");
+	ASSERT_EQ_U(c.idle_us, 600000000);
+	ASSERT_EQ_U(c.probe_interval_us, 30000);
+	ASSERT_EQ_U(c.wake_timeout_us, 10000000);
+	ASSERT_EQ_U(c.stop_timeout_s, 10);
+	ASSERT_EQ_U(c.log_level, LOG_INFO);
+	ASSERT_STREQ(c.config_path, "/etc/dozed/dozed.conf");
+	ASSERT_TRUE(!c.check && !c.version && !c.help);
+}
+
+TEST(test_runtime_socket_default_comes_from_unix_docker_host)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	setenv("DOCKER_HOST", "unix:///run/podman/podman.sock", 1);
+	ASSERT_OK(dozed_config_defaults(&c));
+	ASSERT_STREQ(c.runtime_socket, "/run/podman/podman.sock");
+}
+
+TEST(test_tcp_docker_host_leaves_the_default_socket)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	setenv("DOCKER_HOST", "tcp://127.0.0.1:2375", 1);
+	ASSERT_OK(dozed_config_defaults(&c));
+	ASSERT_STREQ(c.runtime_socket, "/var/run/docker.sock");
+}
+
+TEST(test_runtime_socket_takes_a_path_or_a_unix_url)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	assert_option_ok(&c, "runtime-socket", "/run/podman/podman.sock");
+	ASSERT_STREQ(c.runtime_socket, "/run/podman/podman.sock");
+	assert_option_ok(&d, "runtime-socket", "unix:///run/docker.sock");
+	ASSERT_STREQ(d.runtime_socket, "/run/docker.sock");
+	assert_option_rejected("runtime-socket", "docker.sock",
+			       "--runtime-socket docker.sock: expected the absolute path of a unix "
+			       "socket (at most 107 bytes), or unix://PATH");
+	char longpath[200];
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	_cleanup_(dozed_config_free) struct dozed_config e = {0};
+	_cleanup_free_ char *msg = NULL;
+	ASSERT_ERR(parse_option(&e, "runtime-socket", longpath, &msg), EINVAL);
+}
+
+TEST(test_control_takes_an_absolute_socket_path)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	assert_option_ok(&c, "control", "/tmp/dozed.sock");
+	ASSERT_STREQ(c.control_path, "/tmp/dozed.sock");
+	assert_option_rejected(
+	    "control", "",
+	    "--control '': expected the absolute path of a unix socket (at most 107 bytes)");
+}
+
+TEST(test_control_group_is_resolved_to_its_gid)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	assert_option_ok(&c, "control-group", "root");
+	ASSERT_STREQ(c.control_group, "root");
+	ASSERT_EQ_U(c.control_gid, 0);
+	assert_option_rejected("control-group", "no-such-group-dozed",
+			       "--control-group no-such-group-dozed: expected the name of an "
+			       "existing group");
+}
+
+TEST(test_activator_port_is_1_to_65535)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	assert_option_ok(&c, "activator-port", "1");
+	ASSERT_EQ_U(c.activator_port, 1);
+	assert_option_ok(&d, "activator-port", "65535");
+	ASSERT_EQ_U(d.activator_port, 65535);
+	assert_option_rejected("activator-port", "70000",
+			       "--activator-port 70000: expected a port 1-65535");
+	assert_option_rejected("activator-port", "0",
+			       "--activator-port 0: expected a port 1-65535");
+	assert_option_rejected("activator-port", "-1",
+			       "--activator-port -1: expected a port 1-65535");
+	assert_option_rejected("activator-port", "80a",
+			       "--activator-port 80a: expected a port 1-65535");
+}
+
+TEST(test_nft_table_is_1_to_64_name_characters)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	assert_option_ok(&c, "nft-table", "dozed_test-2");
+	ASSERT_STREQ(c.nft_table, "dozed_test-2");
+	char name[66];
+	memset(name, 'x', 64);
+	name[64] = '\0';
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	assert_option_ok(&d, "nft-table", name);
+	name[64] = 'x';
+	name[65] = '\0';
+	_cleanup_free_ char *want = NULL;
+	ASSERT_TRUE(
+	    asprintf(&want, "--nft-table %s: expected 1-64 letters, digits, '_' or '-'", name) > 0);
+	assert_option_rejected("nft-table", name, want);
+	assert_option_rejected("nft-table", "my table",
+			       "--nft-table my table: expected 1-64 letters, digits, '_' or '-'");
+	assert_option_rejected("nft-table", "",
+			       "--nft-table '': expected 1-64 letters, digits, '_' or '-'");
+}
+
+TEST(test_mark_is_decimal_or_hex_non_zero_u32)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	_cleanup_(dozed_config_free) struct dozed_config e = {0};
+	assert_option_ok(&c, "mark", "0x1D0");
+	ASSERT_EQ_U(c.mark, 0x1d0);
+	assert_option_ok(&d, "mark", "42");
+	ASSERT_EQ_U(d.mark, 42);
+	assert_option_ok(&e, "mark", "0xffffffff");
+	ASSERT_EQ_U(e.mark, 0xffffffffu);
+	const char *bad[] = {"0", "0x0", "0x100000000", "4294967296", "0x", "x1", "-5", "1e3"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		_cleanup_free_ char *want = NULL;
+		ASSERT_TRUE(asprintf(&want,
+				     "--mark %s: expected a non-zero 32-bit number, decimal or "
+				     "0x hex",
+				     bad[i]) > 0);
+		assert_option_rejected("mark", bad[i], want);
+	}
+}
+
+TEST(test_state_dir_is_an_absolute_path)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	assert_option_ok(&c, "state-dir", "/tmp/dozed-state");
+	ASSERT_STREQ(c.state_dir, "/tmp/dozed-state");
+	assert_option_rejected("state-dir", "state",
+			       "--state-dir state: expected an absolute path");
+}
+
+TEST(test_idle_is_a_duration_of_at_least_a_second)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	assert_option_ok(&c, "idle", "2h");
+	ASSERT_EQ_U(c.idle_us, UINT64_C(7200000000));
+	assert_option_ok(&d, "idle", "1s");
+	ASSERT_EQ_U(d.idle_us, 1000000);
+	assert_option_rejected("idle", "999ms", "--idle 999ms: expected a duration of at least 1s");
+	assert_option_rejected("idle", "10x",
+			       "--idle 10x: expected a duration like 30ms, 10s, 10m or 2h");
+	assert_option_rejected("idle", "10",
+			       "--idle 10: expected a duration like 30ms, 10s, 10m or 2h");
+}
+
+TEST(test_probe_interval_is_1ms_to_10s)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	assert_option_ok(&c, "probe-interval", "1ms");
+	ASSERT_EQ_U(c.probe_interval_us, 1000);
+	assert_option_ok(&d, "probe-interval", "10s");
+	ASSERT_EQ_U(d.probe_interval_us, 10000000);
+	assert_option_rejected("probe-interval", "0ms",
+			       "--probe-interval 0ms: expected a duration from 1ms to 10s");
+	assert_option_rejected("probe-interval", "11s",
+			       "--probe-interval 11s: expected a duration from 1ms to 10s");
+	assert_option_rejected("probe-interval", "1.5s",
+			       "--probe-interval 1.5s: expected a duration like 30ms, 10s, 10m "
+			       "or 2h");
+}
+
+TEST(test_wake_timeout_is_at_most_10m)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	assert_option_ok(&c, "wake-timeout", "10m");
+	ASSERT_EQ_U(c.wake_timeout_us, 600000000);
+	assert_option_rejected("wake-timeout", "11m",
+			       "--wake-timeout 11m: expected a duration from the probe interval "
+			       "to 10m");
+}
+
+TEST(test_wake_timeout_shorter_than_probe_interval_is_rejected)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	const char *conf = conf_file("");
+	ASSERT_ERR(from_argv(&c, &msg, "--config", conf, "--probe-interval", "100ms",
+			     "--wake-timeout", "50ms"),
+		   EINVAL);
+	ASSERT_STREQ(msg, "--wake-timeout 50ms: expected a duration from the probe interval "
+			  "(100ms) to 10m");
+	free(msg);
+
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	ASSERT_OK(from_argv(&d, &msg, "--config", conf, "--probe-interval", "100ms",
+			    "--wake-timeout", "100ms"));
+}
+
+TEST(test_stop_timeout_is_0_to_3600_seconds)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	assert_option_ok(&c, "stop-timeout", "0");
+	ASSERT_EQ_U(c.stop_timeout_s, 0);
+	assert_option_ok(&d, "stop-timeout", "3600");
+	ASSERT_EQ_U(d.stop_timeout_s, 3600);
+	assert_option_rejected("stop-timeout", "3601",
+			       "--stop-timeout 3601: expected a number of seconds 0-3600");
+	assert_option_rejected("stop-timeout", "10s",
+			       "--stop-timeout 10s: expected a number of seconds 0-3600");
+}
+
+TEST(test_log_level_takes_the_syslog_names)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	assert_option_ok(&c, "log-level", "debug");
+	ASSERT_EQ_U(c.log_level, LOG_DEBUG);
+	assert_option_ok(&d, "log-level", "err");
+	ASSERT_EQ_U(d.log_level, LOG_ERR);
+	assert_option_rejected("log-level", "verbose",
+			       "--log-level verbose: expected err, warning, notice, info or debug");
+}
+
+TEST(test_flags_set_and_refuse_a_value)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_OK(from_argv(&c, &msg, "--help"));
+	ASSERT_TRUE(c.help);
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	ASSERT_OK(from_argv(&d, &msg, "--version"));
+	ASSERT_TRUE(d.version);
+	_cleanup_(dozed_config_free) struct dozed_config e = {0};
+	ASSERT_OK(from_argv(&e, &msg, "--check", "--config", conf_file("")));
+	ASSERT_TRUE(e.check);
+	_cleanup_(dozed_config_free) struct dozed_config f = {0};
+	ASSERT_OK(from_argv(&f, &msg, "-h"));
+	ASSERT_TRUE(f.help);
+	_cleanup_(dozed_config_free) struct dozed_config g = {0};
+	ASSERT_ERR(from_argv(&g, &msg, "--check=yes"), EINVAL);
+	ASSERT_STREQ(msg, "--check: takes no value");
+	free(msg);
+}
+
+TEST(test_unknown_options_and_arguments_are_rejected)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	_cleanup_(dozed_config_free) struct dozed_config e = {0};
+	_cleanup_(dozed_config_free) struct dozed_config f = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--idle-time", "5s"), EINVAL);
+	ASSERT_STREQ(msg, "--idle-time: unknown option");
+	free(msg);
+	ASSERT_ERR(from_argv(&d, &msg, "--nope=1"), EINVAL);
+	ASSERT_STREQ(msg, "--nope: unknown option");
+	free(msg);
+	ASSERT_ERR(from_argv(&e, &msg, "-x"), EINVAL);
+	ASSERT_STREQ(msg, "-x: unknown option");
+	free(msg);
+	ASSERT_ERR(from_argv(&f, &msg, "serve"), EINVAL);
+	ASSERT_STREQ(msg, "serve: unexpected argument (dozed takes options only)");
+	free(msg);
+}
+
+TEST(test_option_without_its_value_is_rejected)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--idle"), EINVAL);
+	ASSERT_STREQ(msg, "--idle: expected a value after it");
+	free(msg);
+}
+
+TEST(test_help_does_not_read_the_config_file)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_OK(from_argv(&c, &msg, "--config", "/nonexistent/dozed.conf", "--help"));
+	ASSERT_TRUE(c.help);
+}
+
+TEST(test_config_file_sets_every_key)
+{
+	const char *conf = conf_file("# dozed test config\n"
+				     "\n"
+				     "runtime-socket = /run/podman/podman.sock\n"
+				     "control = /tmp/ctl.sock\n"
+				     "control-group = root\n"
+				     "activator-port = 16000\n"
+				     "  nft-table=dozed_t\n"
+				     "mark = 0x2a\n"
+				     "state-dir = /tmp/state\n"
+				     "idle = 2h\n"
+				     "probe-interval = 50ms\r\n"
+				     "wake-timeout = 20s\n"
+				     "stop-timeout = 30\n"
+				     "\t# indented comment\n"
+				     "log_level = debug\n");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_OK(from_argv(&c, &msg, "--config", conf));
+	ASSERT_STREQ(c.runtime_socket, "/run/podman/podman.sock");
+	ASSERT_STREQ(c.control_path, "/tmp/ctl.sock");
+	ASSERT_STREQ(c.control_group, "root");
+	ASSERT_EQ_U(c.activator_port, 16000);
+	ASSERT_STREQ(c.nft_table, "dozed_t");
+	ASSERT_EQ_U(c.mark, 0x2a);
+	ASSERT_STREQ(c.state_dir, "/tmp/state");
+	ASSERT_EQ_U(c.idle_us, UINT64_C(7200000000));
+	ASSERT_EQ_U(c.probe_interval_us, 50000);
+	ASSERT_EQ_U(c.wake_timeout_us, 20000000);
+	ASSERT_EQ_U(c.stop_timeout_s, 30);
+	ASSERT_EQ_U(c.log_level, LOG_DEBUG);
+	ASSERT_STREQ(c.config_path, conf);
+}
+
+TEST(test_command_line_overrides_the_file)
+{
+	const char *conf = conf_file("idle = 2h\nactivator-port = 16000\n");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	/* Before and after --config: the order on the command line does not matter. */
+	ASSERT_OK(from_argv(&c, &msg, "--idle=5s", "--config", conf, "--stop-timeout", "1"));
+	ASSERT_EQ_U(c.idle_us, 5000000);
+	ASSERT_EQ_U(c.activator_port, 16000);
+	ASSERT_EQ_U(c.stop_timeout_s, 1);
+}
+
+TEST(test_bad_value_in_file_names_file_line_key_and_value)
+{
+	const char *conf = conf_file("# comment\n\nidle = 10x\n");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
+	_cleanup_free_ char *want = NULL;
+	ASSERT_TRUE(asprintf(&want,
+			     "%s:3: idle = 10x: expected a duration like 30ms, 10s, 10m or 2h",
+			     conf) > 0);
+	ASSERT_STREQ(msg, want);
+	free(msg);
+}
+
+TEST(test_bad_value_in_file_is_rejected_even_when_overridden)
+{
+	const char *conf = conf_file("activator-port = 70000\n");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--config", conf, "--activator-port", "16000"), EINVAL);
+	ASSERT_CONTAINS(msg, ":1: activator-port = 70000: expected a port 1-65535");
+	free(msg);
+}
+
+TEST(test_unknown_key_in_file_is_rejected)
+{
+	const char *conf = conf_file("idle = 5s\nidle-time = 5s\n");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
+	_cleanup_free_ char *want = NULL;
+	ASSERT_TRUE(asprintf(&want, "%s:2: idle-time = 5s: unknown key", conf) > 0);
+	ASSERT_STREQ(msg, want);
+	free(msg);
+}
+
+TEST(test_line_without_equals_is_rejected)
+{
+	const char *conf = conf_file("idle 5s\n");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
+	_cleanup_free_ char *want = NULL;
+	ASSERT_TRUE(asprintf(&want, "%s:1: idle 5s: expected key = value", conf) > 0);
+	ASSERT_STREQ(msg, want);
+	free(msg);
+}
+
+TEST(test_command_line_only_keys_are_rejected_in_file)
+{
+	const char *conf = conf_file("check = yes\n");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
+	ASSERT_CONTAINS(msg, ":1: check = yes: only allowed on the command line");
+	free(msg);
+}
+
+TEST(test_wake_timeout_conflict_in_file_names_its_line)
+{
+	const char *conf = conf_file("probe-interval = 2s\nwake-timeout = 1s\n");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
+	_cleanup_free_ char *want = NULL;
+	ASSERT_TRUE(asprintf(&want,
+			     "%s:2: wake-timeout = 1s: expected a duration from the probe "
+			     "interval (2s) to 10m",
+			     conf) > 0);
+	ASSERT_STREQ(msg, want);
+	free(msg);
+}
+
+TEST(test_missing_file_named_by_config_is_an_error)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--config", "/nonexistent/dozed.conf"), ENOENT);
+	ASSERT_STREQ(msg, "/nonexistent/dozed.conf: cannot read: No such file or directory");
+	free(msg);
+}
+
+TEST(test_missing_default_file_is_fine)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	ASSERT_OK(dozed_config_defaults(&c));
+	char *msg = NULL;
+	ASSERT_OK(dozed_config_load_file(&c, "/nonexistent/dozed.conf", false, &msg));
+	ASSERT_TRUE(msg == NULL);
+	ASSERT_EQ_U(c.activator_port, 15001);
+}
+
+TEST(test_directory_as_config_file_is_an_error)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--config", "/tmp"), EISDIR);
+	ASSERT_STREQ(msg, "/tmp: cannot read: Is a directory");
+	free(msg);
+}
+
+TEST(test_usage_lists_every_option)
+{
+	const char *u = dozed_config_usage();
+	const char *opts[] = {
+	    "--runtime-socket", "--control ",	  "--control-group", "--activator-port",
+	    "--nft-table",	"--mark",	  "--state-dir",     "--idle",
+	    "--probe-interval", "--wake-timeout", "--stop-timeout",  "--log-level",
+	    "--config",		"--check",	  "--version",	     "--help"};
+	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
+		ASSERT_CONTAINS(u, opts[i]);
+}
