@@ -30,15 +30,20 @@ static void service_timer_cb(evutil_socket_t fd, short what, void *arg)
 	service_on_timer(x->d->services, x->id);
 }
 
+static bool has_port(const struct service_port *ports, size_t n, uint16_t host_port)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ports[i].host_port == host_port)
+			return true;
+	return false;
+}
+
 /* The published TCP host ports of c, each once. */
 static size_t container_ports(const struct runtime_container *c, struct service_port *out)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < c->n_ports && n < SERVICE_MAX_PORTS; i++) {
-		bool seen = false;
-		for (size_t j = 0; j < n; j++)
-			seen = seen || out[j].host_port == c->ports[i].host_port;
-		if (seen)
+		if (has_port(out, n, c->ports[i].host_port))
 			continue;
 		struct service_port *p = &out[n++];
 		snprintf(p->host_ip, sizeof(p->host_ip), "%s", c->ports[i].host_ip);
