@@ -1,9 +1,463 @@
 // SPDX-License-Identifier: MIT
-/* dozectl: the command-line client of dozed's control socket (being built). */
+/*
+ * dozectl: the command-line client of dozed's control socket. One request
+ * line, one reply line ({"ok":true,...} or {"ok":false,"error":...}), and for
+ * "events --follow" one event per line after that.
+ *
+ * Exit codes: 0 success, 1 the daemon said no, 2 usage, 3 cannot reach the daemon.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
-int main(void)
+#include "dozed/dozectl_format.h"
+#include "dozed/duration.h"
+#include "dozed/macro.h"
+
+#define DOZECTL_VERSION	 "0.1.0"
+#define CONTROL_PATH	 "/run/dozed/control.sock"
+#define REPLY_TIMEOUT_S	 60
+#define EXIT_OK		 0
+#define EXIT_REFUSED	 1
+#define EXIT_USAGE	 2
+#define EXIT_UNREACHABLE 3
+
+enum { OPT_IDLE = 1 << 0, OPT_WAKE_ON = 1 << 1, OPT_JSON = 1 << 2, OPT_FOLLOW = 1 << 3 };
+
+struct command {
+	const char *name;
+	const char *arg;   /* the positional argument's name, or NULL */
+	const char *field; /* its request key */
+	unsigned options;  /* OPT_* it takes */
+};
+
+static const struct command commands[] = {
+    {"enable", "CONTAINER", "container", OPT_IDLE | OPT_WAKE_ON | OPT_JSON},
+    {"disable", "SERVICE", "service", OPT_JSON},
+    {"list", NULL, NULL, OPT_JSON},
+    {"status", "SERVICE", "service", OPT_JSON},
+    {"sleep", "SERVICE", "service", OPT_JSON},
+    {"wake", "SERVICE", "service", OPT_JSON},
+    {"events", NULL, NULL, OPT_FOLLOW | OPT_JSON},
+};
+
+struct args {
+	const char *control;
+	const struct command *cmd;
+	const char *target;
+	const char *idle;
+	const char *wake_on;
+	bool json, follow;
+};
+
+static void usage(FILE *out)
 {
-	fprintf(stderr, "dozectl: not built yet\n");
-	return 2;
+	fprintf(out,
+		"Usage: dozectl [--control PATH] COMMAND [ARGS]\n"
+		"\n"
+		"  enable CONTAINER [--idle DURATION] [--wake-on connect|data]\n"
+		"                         manage a container: stop it when idle, wake it on\n"
+		"                         the first connection (or the first data)\n"
+		"  disable SERVICE        stop managing it (a sleeping one is woken)\n"
+		"  list [--json]          every service: state, ports, idle for, last wake\n"
+		"  status SERVICE [--json]\n"
+		"  sleep SERVICE          put it to sleep now\n"
+		"  wake SERVICE           wake it now\n"
+		"  events [--follow] [--json]\n"
+		"                         recent events; --follow: then wait for more\n"
+		"\n"
+		"  --control PATH         the control socket (default $DOZED_CONTROL or %s)\n"
+		"  DURATION               a whole number and a unit: 500ms, 30s, 10m, 2h\n"
+		"\n"
+		"Exit status: 0 done, 1 dozed refused, 2 usage, 3 dozed cannot be reached.\n",
+		CONTROL_PATH);
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("dozectl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -EXIT_USAGE;
+}
+
+static const struct command *command_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static const char *option_name(unsigned opt)
+{
+	switch (opt) {
+	case OPT_IDLE:
+		return "--idle";
+	case OPT_WAKE_ON:
+		return "--wake-on";
+	case OPT_JSON:
+		return "--json";
+	default:
+		return "--follow";
+	}
+}
+
+/* 0 and *a filled; -EXIT_USAGE after printing why; 1 when --help or --version was answered. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	static const struct option options[] = {
+	    {"control", required_argument, NULL, 'c'}, {"idle", required_argument, NULL, 'i'},
+	    {"wake-on", required_argument, NULL, 'w'}, {"json", no_argument, NULL, 'j'},
+	    {"follow", no_argument, NULL, 'f'},	       {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},       {0},
+	};
+	const char *positional[3] = {0};
+	size_t n_positional = 0;
+	unsigned seen = 0;
+	int opt;
+
+	opterr = 0;
+	/* "-" first: positional arguments come back as 1, in order, among the options. */
+	while ((opt = getopt_long(argc, argv, "-:h", options, NULL)) != -1) {
+		switch (opt) {
+		case 1:
+			if (n_positional == ARRAY_SIZE(positional))
+				return usage_error("unexpected argument '%s'", optarg);
+			positional[n_positional++] = optarg;
+			break;
+		case 'c':
+			a->control = optarg;
+			break;
+		case 'i':
+			a->idle = optarg;
+			seen |= OPT_IDLE;
+			break;
+		case 'w':
+			a->wake_on = optarg;
+			seen |= OPT_WAKE_ON;
+			break;
+		case 'j':
+			a->json = true;
+			seen |= OPT_JSON;
+			break;
+		case 'f':
+			a->follow = true;
+			seen |= OPT_FOLLOW;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'V':
+			printf("dozectl %s\n", DOZECTL_VERSION);
+			return 1;
+		case ':':
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option '%s'; see dozectl --help",
+					   argv[optind - 1]);
+		}
+	}
+
+	/* After "--": names that start with '-'. */
+	for (; optind < argc; optind++) {
+		if (n_positional == ARRAY_SIZE(positional))
+			return usage_error("unexpected argument '%s'", argv[optind]);
+		positional[n_positional++] = argv[optind];
+	}
+	if (n_positional == 0) {
+		usage(stderr);
+		return usage_error("missing command");
+	}
+	a->cmd = command_find(positional[0]);
+	if (!a->cmd)
+		return usage_error("unknown command '%s'; see dozectl --help", positional[0]);
+	for (unsigned bit = 1; bit <= OPT_FOLLOW; bit <<= 1)
+		if ((seen & bit) && !(a->cmd->options & bit))
+			return usage_error("%s does not take %s", a->cmd->name, option_name(bit));
+	if (a->cmd->arg && n_positional < 2)
+		return usage_error("%s needs a %s", a->cmd->name, a->cmd->arg);
+	if (n_positional > (a->cmd->arg ? 2u : 1u))
+		return usage_error("unexpected argument '%s'", positional[n_positional - 1]);
+	a->target = a->cmd->arg ? positional[1] : NULL;
+
+	uint64_t us;
+	if (a->idle && duration_parse_us(a->idle, &us) < 0)
+		return usage_error("invalid --idle value '%s': expected a whole number and a "
+				   "unit, ms, s, m or h (e.g. 30s, 10m)",
+				   a->idle);
+	if (a->wake_on && strcmp(a->wake_on, "connect") != 0 && strcmp(a->wake_on, "data") != 0)
+		return usage_error("invalid --wake-on value '%s': expected connect or data",
+				   a->wake_on);
+	if (!a->control)
+		a->control = getenv("DOZED_CONTROL");
+	if (!a->control || !*a->control)
+		a->control = CONTROL_PATH;
+	return 0;
+}
+
+static struct json_object *build_request(const struct args *a)
+{
+	struct json_object *req = json_object_new_object();
+	if (!req)
+		return NULL;
+	json_object_object_add(req, "cmd", json_object_new_string(a->cmd->name));
+	if (a->target)
+		json_object_object_add(req, a->cmd->field, json_object_new_string(a->target));
+	if (a->idle)
+		json_object_object_add(req, "idle", json_object_new_string(a->idle));
+	if (a->wake_on)
+		json_object_object_add(req, "wake_on", json_object_new_string(a->wake_on));
+	if (strcmp(a->cmd->name, "events") == 0)
+		json_object_object_add(req, "follow", json_object_new_boolean(a->follow));
+	return req;
+}
+
+struct conn {
+	const char *path;
+	int fd;
+	FILE *in;
+};
+
+static int conn_open(struct conn *c, const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	c->path = path;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "dozectl: control socket path too long: %s\n", path);
+		return -EXIT_USAGE;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		fprintf(stderr, "dozectl: cannot create a socket: %s\n", strerror(errno));
+		return -EXIT_UNREACHABLE;
+	}
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int err = errno;
+		const char *hint = err == ENOENT || err == ECONNREFUSED ? " (is dozed running?)"
+				   : err == EACCES ? " (run as root or as a member of the "
+						     "socket's group)"
+						   : "";
+		fprintf(stderr, "dozectl: cannot connect to %s: %s%s\n", path, strerror(err), hint);
+		return -EXIT_UNREACHABLE;
+	}
+	struct timeval tv = {.tv_sec = REPLY_TIMEOUT_S};
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	c->in = fdopen(c->fd, "r");
+	if (!c->in) {
+		fprintf(stderr, "dozectl: %s\n", strerror(errno));
+		return -EXIT_UNREACHABLE;
+	}
+	return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->in)
+		fclose(c->in);
+	else if (c->fd >= 0)
+		close(c->fd);
+}
+
+static int conn_send(struct conn *c, struct json_object *req)
+{
+	size_t len = 0;
+	const char *s = json_object_to_json_string_length(
+	    req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	_cleanup_free_ char *line = s ? malloc(len + 1) : NULL;
+	if (!line) {
+		fprintf(stderr, "dozectl: out of memory\n");
+		return -EXIT_UNREACHABLE;
+	}
+	memcpy(line, s, len);
+	line[len] = '\n';
+	for (size_t off = 0; off <= len;) {
+		ssize_t n = send(c->fd, line + off, len + 1 - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "dozectl: cannot send to %s: %s\n", c->path,
+				strerror(errno));
+			return -EXIT_UNREACHABLE;
+		}
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+/* The next line as a JSON object (and its text in *text), or -EXIT_UNREACHABLE. */
+static int conn_read(struct conn *c, struct json_object **out, char **text)
+{
+	_cleanup_free_ char *line = NULL;
+	size_t cap = 0;
+	errno = 0;
+	ssize_t n = getline(&line, &cap, c->in);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			fprintf(stderr, "dozectl: no answer from %s within %d s\n", c->path,
+				REPLY_TIMEOUT_S);
+		else if (errno != 0)
+			fprintf(stderr, "dozectl: cannot read from %s: %s\n", c->path,
+				strerror(errno));
+		else
+			fprintf(stderr, "dozectl: dozed closed the connection (%s)\n", c->path);
+		return -EXIT_UNREACHABLE;
+	}
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	struct json_object *o = json_tokener_parse(line);
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		fprintf(stderr, "dozectl: unexpected answer from %s: %.200s\n", c->path, line);
+		return -EXIT_UNREACHABLE;
+	}
+	*out = o;
+	if (text)
+		*text = TAKE_PTR(line);
+	return 0;
+}
+
+/* 0 when ok is true; else prints the daemon's message and returns -EXIT_REFUSED. */
+static int check_reply(const struct conn *c, struct json_object *reply)
+{
+	struct json_object *ok = NULL, *err = NULL;
+	if (!json_object_object_get_ex(reply, "ok", &ok) ||
+	    !json_object_is_type(ok, json_type_boolean)) {
+		fprintf(stderr, "dozectl: unexpected answer from %s: no \"ok\"\n", c->path);
+		return -EXIT_UNREACHABLE;
+	}
+	if (json_object_get_boolean(ok))
+		return 0;
+	json_object_object_get_ex(reply, "error", &err);
+	fprintf(stderr, "dozectl: %s\n",
+		json_object_is_type(err, json_type_string) ? json_object_get_string(err)
+							   : "dozed refused (no reason given)");
+	return -EXIT_REFUSED;
+}
+
+static struct json_object *member(struct json_object *o, const char *key, enum json_type type)
+{
+	struct json_object *v = NULL;
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
+		return NULL;
+	return v;
+}
+
+static void print_event(const struct args *a, struct json_object *e)
+{
+	if (a->json)
+		printf("%s\n", json_object_to_json_string_ext(
+				   e, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	else
+		dozectl_print_event(stdout, e);
+}
+
+static int follow_events(const struct args *a, struct conn *c)
+{
+	/* Events come when they happen: no reply timeout from here on. */
+	struct timeval none = {0};
+	(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+	for (;;) {
+		struct json_object *e = NULL;
+		int r = conn_read(c, &e, NULL);
+		if (r < 0)
+			return r;
+		print_event(a, e);
+		fflush(stdout);
+		json_object_put(e);
+	}
+}
+
+static int print_reply(const struct args *a, struct conn *c, struct json_object *reply,
+		       const char *text)
+{
+	const char *name = a->cmd->name;
+	if (strcmp(name, "events") == 0) {
+		struct json_object *events = member(reply, "events", json_type_array);
+		for (size_t i = 0; events && i < json_object_array_length(events); i++)
+			print_event(a, json_object_array_get_idx(events, i));
+		fflush(stdout);
+		return a->follow ? follow_events(a, c) : 0;
+	}
+	if (a->json) {
+		printf("%s\n", text);
+		return 0;
+	}
+	if (strcmp(name, "list") == 0) {
+		dozectl_print_list(stdout, member(reply, "services", json_type_array));
+		return 0;
+	}
+	if (strcmp(name, "disable") == 0) {
+		printf("%s: disabled\n", a->target);
+		return 0;
+	}
+	struct json_object *service = member(reply, "service", json_type_object);
+	if (!service) {
+		fprintf(stderr, "dozectl: unexpected answer from %s: no \"service\"\n", c->path);
+		return -EXIT_UNREACHABLE;
+	}
+	if (strcmp(name, "status") == 0)
+		dozectl_print_status(stdout, service);
+	else
+		dozectl_print_summary(stdout, service);
+	return 0;
+}
+
+static int run(const struct args *a)
+{
+	struct conn c = {.fd = -1};
+	struct json_object *req = NULL, *reply = NULL;
+	_cleanup_free_ char *text = NULL;
+
+	int r = conn_open(&c, a->control);
+	if (r < 0)
+		goto out;
+	req = build_request(a);
+	if (!req) {
+		fprintf(stderr, "dozectl: out of memory\n");
+		r = -EXIT_UNREACHABLE;
+		goto out;
+	}
+	r = conn_send(&c, req);
+	if (r < 0)
+		goto out;
+	r = conn_read(&c, &reply, &text);
+	if (r < 0)
+		goto out;
+	r = check_reply(&c, reply);
+	if (r < 0)
+		goto out;
+	r = print_reply(a, &c, reply, text);
+out:
+	json_object_put(req);
+	json_object_put(reply);
+	conn_close(&c);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	int r = parse_args(argc, argv, &a);
+	if (r != 0)
+		return r > 0 ? EXIT_OK : -r;
+	r = run(&a);
+	if (fflush(stdout) != 0 && r == 0) {
+		fprintf(stderr, "dozectl: cannot write the output: %s\n", strerror(errno));
+		return EXIT_REFUSED;
+	}
+	return r < 0 ? -r : EXIT_OK;
 }

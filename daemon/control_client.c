@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: MIT
+/* One control connection: request lines in, reply and event lines out, all bounded. */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "control_internal.h"
+#include "dozed/log.h"
+#include "dozed/macro.h"
+
+static void client_process_input(struct control_client *cl);
+
+static struct control_client *client_find(struct control *c, uint64_t id)
+{
+	for (struct control_client *cl = c->clients; cl; cl = cl->next)
+		if (cl->id == id)
+			return cl;
+	return NULL;
+}
+
+static void list_remove(struct control_client **head, struct control_client *cl)
+{
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		*head = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	cl->prev = cl->next = NULL;
+}
+
+static void list_push(struct control_client **head, struct control_client *cl)
+{
+	cl->prev = NULL;
+	cl->next = *head;
+	if (*head)
+		(*head)->prev = cl;
+	*head = cl;
+}
+
+/* Closes the connection now; the struct itself is freed by the reaper. */
+static void client_drop(struct control_client *cl)
+{
+	struct control *c = cl->control;
+	if (cl->dead)
+		return;
+	cl->dead = true;
+	bufferevent_free(cl->bev);
+	cl->bev = NULL;
+	list_remove(&c->clients, cl);
+	list_push(&c->dead, cl);
+	c->counters.clients_now--;
+	if (cl->subscriber)
+		c->counters.subscribers_now--;
+	event_active(c->reaper, EV_TIMEOUT, 0);
+}
+
+void control_client_reap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct control *c = arg;
+	while (c->dead) {
+		struct control_client *cl = c->dead;
+		list_remove(&c->dead, cl);
+		free(cl);
+	}
+}
+
+void control_client_free_all(struct control *c)
+{
+	while (c->clients)
+		client_drop(c->clients);
+	control_client_reap(-1, 0, c);
+}
+
+static void client_close_after_flush(struct control_client *cl)
+{
+	if (cl->dead || cl->closing)
+		return;
+	cl->closing = true;
+	bufferevent_disable(cl->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
+		client_drop(cl);
+}
+
+/* A client that stopped sending is done once it has had every answer, unless it follows events. */
+static void client_maybe_finish(struct control_client *cl)
+{
+	if (cl->dead || cl->closing || !cl->read_eof || cl->subscriber || cl->pending > 0 ||
+	    cl->paused || evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
+		return;
+	client_close_after_flush(cl);
+}
+
+static int client_send_line(struct control_client *cl, const char *line, size_t len)
+{
+	struct control *c = cl->control;
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	if (evbuffer_add(out, line, len) < 0 || evbuffer_add(out, "\n", 1) < 0)
+		return log_error_errno(ENOMEM, "Failed to queue a reply to control client %llu",
+				       (unsigned long long)cl->id);
+	/* Answers are bounded by the requests read: stop reading more until it drains. */
+	if (!cl->paused && evbuffer_get_length(out) > c->cfg.max_backlog) {
+		cl->paused = true;
+		bufferevent_disable(cl->bev, EV_READ);
+	}
+	return 0;
+}
+
+static int client_send_json(struct control_client *cl, struct json_object *obj)
+{
+	size_t len = 0;
+	const char *s = json_object_to_json_string_length(
+	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	if (!s)
+		return log_error_errno(ENOMEM, "Failed to serialize a reply to control client %llu",
+				       (unsigned long long)cl->id);
+	return client_send_line(cl, s, len);
+}
+
+static struct json_object *error_object(const char *msg)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *ok = json_object_new_boolean(0);
+	struct json_object *err = json_object_new_string(msg);
+	if (!o || !ok || !err) {
+		json_object_put(o);
+		json_object_put(ok);
+		json_object_put(err);
+		return NULL;
+	}
+	json_object_object_add(o, "ok", ok);
+	json_object_object_add(o, "error", err);
+	return o;
+}
+
+static int client_send_error(struct control_client *cl, const char *msg)
+{
+	struct json_object *o = error_object(msg);
+	if (!o)
+		return log_error_errno(ENOMEM, "Failed to build an error reply");
+	int r = client_send_json(cl, o);
+	json_object_put(o);
+	return r;
+}
+
+static bool all_space(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+			return false;
+	return true;
+}
+
+/* Parses one request; NULL and an error message for the client when it is not one. */
+static struct json_object *parse_request(const char *line, size_t len, char *err, size_t errlen)
+{
+	struct json_tokener *tok = json_tokener_new();
+	if (!tok) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	struct json_object *req = json_tokener_parse_ex(tok, line, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+
+	if (jerr == json_tokener_continue || (!req && jerr == json_tokener_success)) {
+		snprintf(err, errlen, "invalid JSON: the line ends inside a value");
+	} else if (jerr != json_tokener_success) {
+		snprintf(err, errlen, "invalid JSON: %s", json_tokener_error_desc(jerr));
+	} else if (end < len && !all_space(line + end, len - end)) {
+		snprintf(err, errlen, "invalid JSON: more after the request object");
+	} else if (!json_object_is_type(req, json_type_object)) {
+		snprintf(err, errlen, "a request must be a JSON object");
+	} else {
+		struct json_object *cmd = NULL;
+		if (json_object_object_get_ex(req, "cmd", &cmd) &&
+		    json_object_is_type(cmd, json_type_string))
+			return req;
+		snprintf(err, errlen, "a request needs a string \"cmd\"");
+	}
+	json_object_put(req);
+	return NULL;
+}
+
+static void client_handle_line(struct control_client *cl, const char *line, size_t len)
+{
+	struct control *c = cl->control;
+	char err[160];
+
+	if (all_space(line, len))
+		return;
+	struct json_object *req = parse_request(line, len, err, sizeof(err));
+	if (!req) {
+		c->counters.bad_requests++;
+		log_debug("Control client %llu: %s", (unsigned long long)cl->id, err);
+		client_send_error(cl, err);
+		return;
+	}
+	struct json_object *cmd = NULL;
+	json_object_object_get_ex(req, "cmd", &cmd);
+	c->counters.requests++;
+	cl->pending++;
+	c->handler(c->userdata, cl->id, json_object_get_string(cmd), req);
+	json_object_put(req);
+}
+
+static void client_too_long(struct control_client *cl)
+{
+	struct control *c = cl->control;
+	char msg[80];
+	c->counters.too_long++;
+	log_warning("Control client %llu sent a request over %zu bytes; closing it",
+		    (unsigned long long)cl->id, c->cfg.max_request);
+	snprintf(msg, sizeof(msg), "request too long (limit %zu bytes)", c->cfg.max_request);
+	client_send_error(cl, msg);
+	client_close_after_flush(cl);
+}
+
+static void client_process_input(struct control_client *cl)
+{
+	struct control *c = cl->control;
+
+	while (!cl->dead && !cl->closing && !cl->paused) {
+		struct evbuffer *in = bufferevent_get_input(cl->bev);
+		size_t avail = evbuffer_get_length(in), eol_len = 0, len;
+		/* Bytes already searched hold no newline: a request trickling in
+		 * byte by byte costs a linear scan, not a quadratic one. */
+		struct evbuffer_ptr start;
+		evbuffer_ptr_set(in, &start, cl->scanned <= avail ? cl->scanned : 0,
+				 EVBUFFER_PTR_SET);
+		struct evbuffer_ptr p = evbuffer_search_eol(in, &start, &eol_len, EVBUFFER_EOL_LF);
+		if (p.pos >= 0) {
+			len = (size_t)p.pos;
+		} else if (avail > c->cfg.max_request) {
+			client_too_long(cl);
+			return;
+		} else if (cl->read_eof && avail > 0) {
+			/* The last request may come without its newline. */
+			len = avail;
+		} else {
+			cl->scanned = avail;
+			return;
+		}
+		cl->scanned = 0;
+		if (len > c->cfg.max_request) {
+			client_too_long(cl);
+			return;
+		}
+		_cleanup_free_ char *line = malloc(len + 1);
+		if (!line) {
+			log_error_errno(ENOMEM, "Failed to read a control request");
+			client_drop(cl);
+			return;
+		}
+		evbuffer_remove(in, line, len);
+		evbuffer_drain(in, eol_len);
+		line[len] = '\0';
+		client_handle_line(cl, line, len);
+	}
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct control_client *cl = arg;
+	client_process_input(cl);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct control_client *cl = arg;
+	/* Called once the output has drained completely (low watermark 0). */
+	if (cl->closing) {
+		client_drop(cl);
+		return;
+	}
+	if (cl->paused) {
+		cl->paused = false;
+		if (!cl->read_eof)
+			bufferevent_enable(cl->bev, EV_READ);
+		client_process_input(cl);
+		client_maybe_finish(cl);
+	}
+}
+
+/* After EOF: has the peer closed both ways (POLLHUP), or only its sending side? */
+static bool peer_gone(struct control_client *cl)
+{
+	struct pollfd p = {.fd = bufferevent_getfd(cl->bev), .events = POLLOUT};
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct control_client *cl = arg;
+	if (what & BEV_EVENT_ERROR) {
+		log_debug("Control client %llu: connection error", (unsigned long long)cl->id);
+		client_drop(cl);
+		return;
+	}
+	if (!(what & BEV_EVENT_EOF))
+		return;
+	if (peer_gone(cl)) {
+		client_drop(cl);
+		return;
+	}
+	cl->read_eof = true;
+	client_process_input(cl);
+	client_maybe_finish(cl);
+}
+
+int control_client_add(struct control *c, int fd)
+{
+	_cleanup_free_ struct control_client *cl = calloc(1, sizeof(*cl));
+	if (!cl) {
+		close(fd);
+		return log_error_errno(ENOMEM, "Failed to allocate a control client");
+	}
+	cl->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!cl->bev) {
+		close(fd);
+		return log_error_errno(ENOMEM, "Failed to set up a control client");
+	}
+	cl->control = c;
+	cl->id = c->next_id++;
+	bufferevent_setcb(cl->bev, on_read, on_write, on_event, cl);
+	/* Never read more than one request of the longest allowed (and its newline). */
+	bufferevent_setwatermark(cl->bev, EV_READ, 0, c->cfg.max_request + 1);
+	bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
+	if (bufferevent_enable(cl->bev, EV_READ | EV_WRITE) < 0) {
+		bufferevent_free(cl->bev);
+		return log_error_errno(EIO, "Failed to watch a control client");
+	}
+	c->counters.clients_now++;
+	log_debug("Control client %llu connected", (unsigned long long)cl->id);
+	list_push(&c->clients, TAKE_PTR(cl));
+	return 0;
+}
+
+void control_send_error_and_close(int fd, const char *msg)
+{
+	struct json_object *o = error_object(msg);
+	size_t len = 0;
+	const char *s =
+	    o ? json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len) : NULL;
+	if (s) {
+		/* A fresh connection's socket buffer takes one short line. */
+		struct iovec iov[2] = {{(void *)s, len}, {(void *)"\n", 1}};
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+		if (sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			log_debug_errno(errno, "Failed to tell a refused control client why");
+	}
+	json_object_put(o);
+	close(fd);
+}
+
+int control_reply(struct control *c, uint64_t client_id, struct json_object *reply)
+{
+	struct control_client *cl = client_find(c, client_id);
+	int r;
+
+	if (!cl || cl->closing) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (cl->pending > 0)
+		cl->pending--;
+	if (!json_object_is_type(reply, json_type_object))
+		r = log_error_errno(EINVAL, "A reply to control client %llu is not a JSON object",
+				    (unsigned long long)client_id);
+	else
+		r = client_send_json(cl, reply);
+	client_maybe_finish(cl);
+out:
+	json_object_put(reply);
+	return r;
+}
+
+int control_reply_error(struct control *c, uint64_t client_id, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	struct json_object *o = error_object(msg);
+	if (!o)
+		return log_error_errno(ENOMEM, "Failed to build an error reply");
+	return control_reply(c, client_id, o);
+}
+
+int control_subscribe(struct control *c, uint64_t client_id)
+{
+	struct control_client *cl = client_find(c, client_id);
+	if (!cl || cl->closing)
+		return -ENOENT;
+	if (!cl->subscriber) {
+		cl->subscriber = true;
+		c->counters.subscribers_now++;
+	}
+	return 0;
+}
+
+void control_broadcast(struct control *c, const struct json_object *event)
+{
+	size_t len = 0;
+	/* json-c caches the text in the object, hence the cast; the event itself is unchanged. */
+	const char *s = json_object_to_json_string_length(
+	    (struct json_object *)event, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+	    &len);
+	if (!s) {
+		log_error_errno(ENOMEM, "Failed to serialize an event for subscribers");
+		return;
+	}
+	c->counters.broadcasts++;
+
+	struct control_client *next;
+	for (struct control_client *cl = c->clients; cl; cl = next) {
+		next = cl->next;
+		if (!cl->subscriber || cl->closing)
+			continue;
+		size_t unsent = evbuffer_get_length(bufferevent_get_output(cl->bev));
+		if (unsent + len + 1 > c->cfg.max_backlog) {
+			c->counters.subscribers_dropped++;
+			log_warning("Dropped events subscriber %llu: it does not read (%zu bytes "
+				    "unsent)",
+				    (unsigned long long)cl->id, unsent);
+			client_drop(cl);
+			continue;
+		}
+		if (client_send_line(cl, s, len) < 0)
+			client_drop(cl);
+	}
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Shared by control.c (the listening socket) and control_client.c (connections). */
+
+#include <event2/util.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dozed/control.h"
+
+struct bufferevent;
+struct evconnlistener;
+struct event;
+
+struct control_client {
+	struct control *control;
+	struct control_client *prev, *next; /* in control.clients, or control.dead */
+	uint64_t id;
+	struct bufferevent *bev; /* NULL once dead */
+	uint64_t pending;	 /* requests handed to the handler, not answered yet */
+	size_t scanned;		 /* input bytes known to hold no newline */
+	bool subscriber;
+	bool read_eof; /* the peer shut down its sending side; it may still read */
+	bool paused;   /* not reading requests until its output drains */
+	bool closing;  /* closes once its output is flushed */
+	bool dead;     /* closed; the struct waits on control.dead for the reaper */
+};
+
+struct control {
+	struct event_base *base;
+	struct control_config cfg;
+	control_handler_fn handler;
+	void *userdata;
+
+	char *path; /* the socket file control_new made; NULL when socket-activated */
+	dev_t path_dev;
+	ino_t path_ino;
+	gid_t gid; /* allowed group, or (gid_t)-1 */
+	uid_t euid;
+
+	struct evconnlistener *listener;
+	struct event *accept_retry; /* re-enables accepting after EMFILE and friends */
+	/* Clients are closed inside their own callbacks, where the caller still
+	 * holds the struct: it is freed later, from this event. */
+	struct event *reaper;
+
+	struct control_client *clients;
+	struct control_client *dead;
+	uint64_t next_id;
+	struct control_counters counters;
+};
+
+/* Takes fd, a connected and already allowed client. */
+int control_client_add(struct control *c, int fd);
+/* Closes and frees every client. */
+void control_client_free_all(struct control *c);
+/* The reaper event's callback. */
+void control_client_reap(evutil_socket_t fd, short what, void *arg);
+/* Best effort, for a connection that is refused before it becomes a client. */
+void control_send_error_and_close(int fd, const char *msg);

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT
+#include "dozed/dozectl_format.h"
+
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dozed/duration.h"
+#include "dozed/macro.h"
+
+#define CELL_MAX 128
+
+static const char *get_str(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static bool get_u64(struct json_object *o, const char *key, uint64_t *out)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+		return false;
+	int64_t n = json_object_get_int64(v);
+	if (n < 0)
+		return false;
+	*out = (uint64_t)n;
+	return true;
+}
+
+char *dozectl_format_ms(uint64_t ms, char *buf, size_t len)
+{
+	if (ms > UINT64_MAX / DURATION_US_PER_MS)
+		ms = UINT64_MAX / DURATION_US_PER_MS;
+	return duration_format(ms * DURATION_US_PER_MS, buf, len);
+}
+
+char *dozectl_format_timing_ms(uint64_t ms, char *buf, size_t len)
+{
+	if (ms < 10000 && ms % 1000 != 0) {
+		snprintf(buf, len, "%" PRIu64 "ms", ms);
+		return buf;
+	}
+	return dozectl_format_ms(ms, buf, len);
+}
+
+char *dozectl_format_bytes(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = {"kB", "MB", "GB", "TB", "PB"};
+	if (bytes < 1000) {
+		snprintf(buf, len, "%" PRIu64 " B", bytes);
+		return buf;
+	}
+	double v = (double)bytes / 1000.0;
+	size_t u = 0;
+	while (v >= 999.95 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1000.0;
+		u++;
+	}
+	snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+/* "8080,8443", or "-". */
+static void format_ports(struct json_object *service, const char *sep, char *buf, size_t len)
+{
+	struct json_object *ports;
+	size_t off = 0;
+	buf[0] = '\0';
+	if (json_object_object_get_ex(service, "ports", &ports) &&
+	    json_object_is_type(ports, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(ports) && off < len; i++) {
+			struct json_object *p = json_object_array_get_idx(ports, i);
+			int n = snprintf(buf + off, len - off, "%s%s", off ? sep : "",
+					 json_object_get_string(p));
+			if (n < 0)
+				break;
+			off += (size_t)n;
+		}
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, len, "-");
+}
+
+static void format_ms_field(struct json_object *o, const char *key, bool timing, char *buf,
+			    size_t len)
+{
+	uint64_t ms;
+	if (!get_u64(o, key, &ms))
+		snprintf(buf, len, "-");
+	else if (timing)
+		dozectl_format_timing_ms(ms, buf, len);
+	else
+		dozectl_format_ms(ms, buf, len);
+}
+
+enum { COL_NAME, COL_STATE, COL_PORTS, COL_IDLE, COL_WAKE, N_COLS };
+
+static const char *const headers[N_COLS] = {"NAME", "STATE", "PORTS", "IDLE-FOR", "LAST-WAKE"};
+
+struct row {
+	char cell[N_COLS][CELL_MAX];
+};
+
+static void fill_row(struct row *r, struct json_object *s)
+{
+	const char *name = get_str(s, "name"), *state = get_str(s, "state");
+	snprintf(r->cell[COL_NAME], CELL_MAX, "%s", name ? name : "-");
+	snprintf(r->cell[COL_STATE], CELL_MAX, "%s", state ? state : "-");
+	format_ports(s, ",", r->cell[COL_PORTS], CELL_MAX);
+	format_ms_field(s, "idle_for_ms", false, r->cell[COL_IDLE], CELL_MAX);
+	format_ms_field(s, "last_wake_ms", true, r->cell[COL_WAKE], CELL_MAX);
+}
+
+static void print_row(FILE *out, const char *const cells[N_COLS], const size_t width[N_COLS])
+{
+	for (size_t c = 0; c < N_COLS; c++) {
+		if (c + 1 < N_COLS)
+			fprintf(out, "%-*s  ", (int)width[c], cells[c]);
+		else
+			fprintf(out, "%s\n", cells[c]);
+	}
+}
+
+void dozectl_print_list(FILE *out, struct json_object *services)
+{
+	size_t n =
+	    json_object_is_type(services, json_type_array) ? json_object_array_length(services) : 0;
+	size_t width[N_COLS];
+	_cleanup_free_ struct row *rows = n ? calloc(n, sizeof(*rows)) : NULL;
+	if (n && !rows) {
+		fprintf(stderr, "dozectl: out of memory\n");
+		return;
+	}
+	for (size_t c = 0; c < N_COLS; c++)
+		width[c] = strlen(headers[c]);
+	for (size_t i = 0; i < n; i++) {
+		fill_row(&rows[i], json_object_array_get_idx(services, i));
+		for (size_t c = 0; c < N_COLS; c++) {
+			size_t w = strlen(rows[i].cell[c]);
+			if (w > width[c])
+				width[c] = w;
+		}
+	}
+	print_row(out, headers, width);
+	for (size_t i = 0; i < n; i++) {
+		const char *cells[N_COLS];
+		for (size_t c = 0; c < N_COLS; c++)
+			cells[c] = rows[i].cell[c];
+		print_row(out, cells, width);
+	}
+}
+
+static void print_kv(FILE *out, const char *key, const char *value)
+{
+	fprintf(out, "%-14s%s\n", key, value);
+}
+
+static void print_kv_ms(FILE *out, struct json_object *s, const char *key, const char *label,
+			bool timing)
+{
+	char buf[DURATION_FORMAT_MAX];
+	uint64_t ms;
+	if (!get_u64(s, key, &ms))
+		return;
+	print_kv(out, label,
+		 timing ? dozectl_format_timing_ms(ms, buf, sizeof(buf))
+			: dozectl_format_ms(ms, buf, sizeof(buf)));
+}
+
+static void print_kv_u64(FILE *out, struct json_object *s, const char *key, const char *label)
+{
+	char buf[32];
+	uint64_t v;
+	if (!get_u64(s, key, &v))
+		return;
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	print_kv(out, label, buf);
+}
+
+static void print_kv_str(FILE *out, struct json_object *s, const char *key, const char *label)
+{
+	const char *v = get_str(s, key);
+	if (v)
+		print_kv(out, label, v);
+}
+
+void dozectl_print_status(FILE *out, struct json_object *s)
+{
+	char buf[CELL_MAX], bytes[32];
+	uint64_t v, packets;
+
+	print_kv_str(out, s, "name", "name:");
+	print_kv_str(out, s, "container", "container:");
+	print_kv_str(out, s, "state", "state:");
+	format_ports(s, ", ", buf, sizeof(buf));
+	print_kv(out, "ports:", buf);
+	print_kv_ms(out, s, "idle_timeout_ms", "idle timeout:", false);
+	print_kv_str(out, s, "wake_on", "wake on:");
+	print_kv_ms(out, s, "idle_for_ms", "idle for:", false);
+	print_kv_ms(out, s, "sleeps_in_ms", "sleeps in:", false);
+	if (get_u64(s, "last_wake_ms", &v))
+		print_kv_ms(out, s, "last_wake_ms", "last wake:", true);
+	else
+		print_kv(out, "last wake:", "never");
+	print_kv_u64(out, s, "wakes", "wakes:");
+	print_kv_u64(out, s, "held", "held:");
+	if (get_u64(s, "egress_bytes", &v)) {
+		dozectl_format_bytes(v, bytes, sizeof(bytes));
+		if (get_u64(s, "egress_packets", &packets))
+			snprintf(buf, sizeof(buf), "%s in %" PRIu64 " packets", bytes, packets);
+		else
+			snprintf(buf, sizeof(buf), "%s", bytes);
+		print_kv(out, "egress:", buf);
+	}
+	print_kv_str(out, s, "reason", "reason:");
+}
+
+void dozectl_print_summary(FILE *out, struct json_object *s)
+{
+	const char *name = get_str(s, "name"), *state = get_str(s, "state");
+	const char *reason = get_str(s, "reason");
+	fprintf(out, "%s: %s", name ? name : "?", state ? state : "?");
+	if (reason && *reason)
+		fprintf(out, " (%s)", reason);
+	fputc('\n', out);
+}
+
+static bool needs_quotes(const char *s)
+{
+	return *s == '\0' || strpbrk(s, " \t\"=\\\n") != NULL;
+}
+
+static bool is_common_key(const char *key)
+{
+	return strcmp(key, "ts") == 0 || strcmp(key, "event") == 0 || strcmp(key, "service") == 0 ||
+	       strcmp(key, "container") == 0;
+}
+
+static void print_fact(FILE *out, const char *key, struct json_object *v)
+{
+	size_t klen = strlen(key);
+	if (klen > 3 && strcmp(key + klen - 3, "_ms") == 0 &&
+	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0) {
+		char buf[DURATION_FORMAT_MAX];
+		fprintf(
+		    out, " %.*s=%s", (int)(klen - 3), key,
+		    dozectl_format_timing_ms((uint64_t)json_object_get_int64(v), buf, sizeof(buf)));
+	} else if (json_object_is_type(v, json_type_string) &&
+		   !needs_quotes(json_object_get_string(v))) {
+		fprintf(out, " %s=%s", key, json_object_get_string(v));
+	} else {
+		fprintf(out, " %s=%s", key,
+			json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+							      JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
+}
+
+void dozectl_print_event(FILE *out, struct json_object *e)
+{
+	const char *ts = get_str(e, "ts"), *service = get_str(e, "service");
+	const char *event = get_str(e, "event");
+	fprintf(out, "%s %s %s", ts ? ts : "-", service ? service : "-", event ? event : "-");
+	if (json_object_is_type(e, json_type_object)) {
+		json_object_object_foreach(e, key, value)
+		{
+			if (!is_common_key(key) && value)
+				print_fact(out, key, value);
+		}
+	}
+	fputc('\n', out);
+}

@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The built dozectl binary against a fake daemon: the real control server in
+ * this process with a handler that records each request and answers from
+ * canned JSON. dozectl runs as a child; its output goes to files.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "dozed/control.h"
+#include "dozed/macro.h"
+#include "evloop.h"
+#include "harness.h"
+#include "lineclient.h"
+
+#define WAIT_MS 10000
+
+#define WEB_ID "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define WEB                                                                                        \
+	"{\"name\":\"web\",\"container\":\"" WEB_ID "\",\"state\":\"awake\",\"ports\":[8080,"      \
+	"8443],\"idle_timeout_ms\":600000,\"wake_on\":\"connect\",\"idle_for_ms\":184000,"         \
+	"\"sleeps_in_ms\":416000,\"last_wake_ms\":412,\"wakes\":3,\"held\":0,"                     \
+	"\"egress_bytes\":1234,\"egress_packets\":7,\"reason\":\"sent 1.2 kB 3 min ago; sleeps "   \
+	"after 10 min of silence\"}"
+#define DB                                                                                         \
+	"{\"name\":\"postgres-main\",\"container\":\"fedcba\",\"state\":\"asleep\",\"ports\":["    \
+	"5432],\"idle_timeout_ms\":120000,\"wake_on\":\"data\",\"idle_for_ms\":null,"              \
+	"\"last_wake_ms\":null,\"wakes\":0,\"held\":0,\"egress_bytes\":0,\"egress_packets\":0}"
+#define SLEEP_EVENT                                                                                \
+	"{\"ts\":\"2026-11-24T22:58:00.123Z\",\"event\":\"sleep\",\"service\":\"web\","            \
+	"\"container\":\"" WEB_ID "\",\"idle_ms\":2000,\"egress_bytes\":1234,"                     \
+	"\"egress_packets\":7}"
+#define READY_EVENT                                                                                \
+	"{\"ts\":\"2026-11-24T22:58:05.000Z\",\"event\":\"ready\",\"service\":\"web\","            \
+	"\"start_ms\":300,\"probe_ms\":1223,\"total_ms\":1523}"
+
+struct fixture {
+	struct event_base *base;
+	struct control *ctl;
+	char dir[64];
+	char path[128];
+	char dozectl[PATH_MAX];
+	unsigned requests;
+	char last_request[512];
+	bool subscribed;
+};
+
+struct result {
+	int status; /* exit code, or -signal */
+	char *out, *err;
+};
+
+static struct json_object *parse(const char *text)
+{
+	struct json_object *o = json_tokener_parse(text);
+	if (!o)
+		FAIL("bad JSON in the test: %s", text);
+	return o;
+}
+
+static const char *plain(struct json_object *o)
+{
+	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						     JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+static const char *arg_of(struct json_object *req, const char *key)
+{
+	struct json_object *v;
+	return json_object_object_get_ex(req, key, &v) ? json_object_get_string(v) : "";
+}
+
+static void handler(void *ud, uint64_t id, const char *cmd, struct json_object *req)
+{
+	struct fixture *f = ud;
+	const char *service = arg_of(req, "service");
+	f->requests++;
+	snprintf(f->last_request, sizeof(f->last_request), "%s", plain(req));
+
+	if (strcmp(cmd, "list") == 0) {
+		control_reply(f->ctl, id, parse("{\"ok\":true,\"services\":[" WEB "," DB "]}"));
+	} else if (strcmp(cmd, "disable") == 0) {
+		control_reply(f->ctl, id, parse("{\"ok\":true}"));
+	} else if (strcmp(cmd, "sleep") == 0 && strcmp(service, "postgres-main") == 0) {
+		control_reply_error(f->ctl, id, "postgres-main is asleep already");
+	} else if (strcmp(cmd, "events") == 0) {
+		struct json_object *follow;
+		if (json_object_object_get_ex(req, "follow", &follow) &&
+		    json_object_get_boolean(follow)) {
+			control_subscribe(f->ctl, id);
+			f->subscribed = true;
+		}
+		control_reply(f->ctl, id, parse("{\"ok\":true,\"events\":[" SLEEP_EVENT "]}"));
+	} else if (strcmp(service, "nope") == 0) {
+		control_reply_error(f->ctl, id, "no such service: nope");
+	} else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "enable") == 0 ||
+		   strcmp(cmd, "sleep") == 0 || strcmp(cmd, "wake") == 0) {
+		control_reply(f->ctl, id, parse("{\"ok\":true,\"service\":" WEB "}"));
+	} else {
+		control_reply_error(f->ctl, id, "unknown command: %s", cmd);
+	}
+}
+
+static void fixture_free(void *arg)
+{
+	struct fixture *f = arg;
+	control_free(f->ctl);
+	event_base_free(f->base);
+	free(f);
+}
+
+/* The dozectl built beside this test: $(BUILD)/dozectl, we are $(BUILD)/tests/integration/. */
+static void find_dozectl(struct fixture *f)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0)
+		FAIL("readlink /proc/self/exe: %s", strerror(errno));
+	self[n] = '\0';
+	snprintf(f->dozectl, sizeof(f->dozectl), "%s/../../dozectl", dirname(self));
+	if (access(f->dozectl, X_OK) < 0)
+		FAIL("dozectl is not at %s (%s): build it first, e.g. make BUILD=<dir> "
+		     "<dir>/dozectl",
+		     f->dozectl, strerror(errno));
+}
+
+static struct fixture *fixture_new(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	struct fixture *f = calloc(1, sizeof(*f));
+	if (!f)
+		FAIL("out of memory");
+	find_dozectl(f);
+	char *dir = lineclient_tmpdir("dozectl-test");
+	snprintf(f->dir, sizeof(f->dir), "%s", dir);
+	free(dir);
+	f->base = event_base_new();
+	if (!f->base)
+		FAIL("event_base_new failed");
+	test_defer(fixture_free, f);
+	snprintf(f->path, sizeof(f->path), "%s/control.sock", f->dir);
+
+	struct control_config cfg;
+	control_config_defaults(&cfg);
+	cfg.path = f->path;
+	ASSERT_OK(control_new(f->base, &cfg, handler, f, &f->ctl));
+	return f;
+}
+
+static int output_file(struct fixture *f, const char *name)
+{
+	char path[160];
+	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		FAIL("open %s: %s", path, strerror(errno));
+	return fd;
+}
+
+static char *file_text(int fd)
+{
+	off_t len = lseek(fd, 0, SEEK_END);
+	char *text = calloc(1, (size_t)(len > 0 ? len : 0) + 1);
+	if (!text || (len > 0 && pread(fd, text, (size_t)len, 0) != len))
+		FAIL("cannot read dozectl's output");
+	return text;
+}
+
+/* Starts dozectl with args (NULL-terminated); control: the DOZED_CONTROL variable, or NULL. */
+static pid_t spawn(struct fixture *f, const char *const args[], const char *control, int out,
+		   int err)
+{
+	const char *argv[16] = {"dozectl"};
+	size_t n = 1;
+	for (; args[n - 1] && n < ARRAY_SIZE(argv) - 1; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (dup2(out, STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0)
+			_exit(127);
+		if (control)
+			setenv("DOZED_CONTROL", control, 1);
+		else
+			unsetenv("DOZED_CONTROL");
+		execv(f->dozectl, (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+struct child {
+	pid_t pid;
+	int status;
+};
+
+static bool child_exited(void *arg)
+{
+	struct child *c = arg;
+	return waitpid(c->pid, &c->status, WNOHANG) == c->pid;
+}
+
+static void result_free(void *arg)
+{
+	struct result *r = arg;
+	free(r->out);
+	free(r->err);
+	free(r);
+}
+
+/* Runs dozectl to its end while the fake daemon serves. */
+static struct result *run_env(struct fixture *f, const char *control, const char *const args[])
+{
+	int out = output_file(f, "stdout"), err = output_file(f, "stderr");
+	struct child c = {.pid = spawn(f, args, control, out, err)};
+	evloop_run_until(f->base, child_exited, &c, WAIT_MS, "dozectl to exit");
+	struct result *r = calloc(1, sizeof(*r));
+	if (!r)
+		FAIL("out of memory");
+	test_defer(result_free, r);
+	r->status = WIFEXITED(c.status) ? WEXITSTATUS(c.status) : -WTERMSIG(c.status);
+	r->out = file_text(out);
+	r->err = file_text(err);
+	close(out);
+	close(err);
+	return r;
+}
+
+#define RUN(f, ...) run_env((f), (f)->path, (const char *const[]){__VA_ARGS__, NULL})
+
+static void assert_exit(const struct result *r, int want)
+{
+	if (r->status != want)
+		FAIL("dozectl exited with %d, expected %d; stdout: %s; stderr: %s", r->status, want,
+		     r->out, r->err);
+}
+
+TEST(test_list_prints_an_aligned_table)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "list");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request, "{\"cmd\":\"list\"}");
+	ASSERT_STREQ(r->out, "NAME           STATE   PORTS      IDLE-FOR  LAST-WAKE\n"
+			     "web            awake   8080,8443  3m04s     412ms\n"
+			     "postgres-main  asleep  5432       -         -\n");
+	ASSERT_STREQ(r->err, "");
+}
+
+TEST(test_list_json_prints_the_daemons_reply)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "list", "--json");
+	assert_exit(r, 0);
+	struct json_object *want = parse("{\"ok\":true,\"services\":[" WEB "," DB "]}");
+	char expected[2048];
+	snprintf(expected, sizeof(expected), "%s\n", plain(want));
+	json_object_put(want);
+	ASSERT_STREQ(r->out, expected);
+}
+
+TEST(test_status_prints_key_value_lines_with_the_reason)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "--control", f->path, "status", "web");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request, "{\"cmd\":\"status\",\"service\":\"web\"}");
+	ASSERT_STREQ(r->out,
+		     "name:         web\n"
+		     "container:    " WEB_ID "\n"
+		     "state:        awake\n"
+		     "ports:        8080, 8443\n"
+		     "idle timeout: 10m\n"
+		     "wake on:      connect\n"
+		     "idle for:     3m04s\n"
+		     "sleeps in:    6m56s\n"
+		     "last wake:    412ms\n"
+		     "wakes:        3\n"
+		     "held:         0\n"
+		     "egress:       1.2 kB in 7 packets\n"
+		     "reason:       sent 1.2 kB 3 min ago; sleeps after 10 min of silence\n");
+}
+
+TEST(test_status_json_prints_the_daemons_reply)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "status", "--json", "web");
+	assert_exit(r, 0);
+	struct json_object *got = parse(r->out);
+	struct json_object *service = NULL;
+	ASSERT_TRUE(json_object_object_get_ex(got, "service", &service));
+	ASSERT_STREQ(arg_of(service, "container"), WEB_ID);
+	json_object_put(got);
+}
+
+TEST(test_enable_sends_the_container_and_only_the_options_given)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "enable", "web", "--idle", "2s", "--wake-on", "data");
+	assert_exit(r, 0);
+	ASSERT_STREQ(
+	    f->last_request,
+	    "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"2s\",\"wake_on\":\"data\"}");
+	ASSERT_CONTAINS(r->out, "web: awake (sent 1.2 kB");
+
+	r = RUN(f, "enable", "--idle=500ms", "web");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request,
+		     "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"500ms\"}");
+	r = RUN(f, "enable", "web");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request, "{\"cmd\":\"enable\",\"container\":\"web\"}");
+}
+
+TEST(test_disable_sleep_and_wake_send_the_service)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "disable", "web");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request, "{\"cmd\":\"disable\",\"service\":\"web\"}");
+	ASSERT_STREQ(r->out, "web: disabled\n");
+
+	r = RUN(f, "sleep", "web");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request, "{\"cmd\":\"sleep\",\"service\":\"web\"}");
+	ASSERT_CONTAINS(r->out, "web: awake");
+
+	r = RUN(f, "wake", "web");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request, "{\"cmd\":\"wake\",\"service\":\"web\"}");
+}
+
+TEST(test_refusal_by_the_daemon_exits_1_with_its_message)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "sleep", "postgres-main");
+	assert_exit(r, 1);
+	ASSERT_STREQ(r->err, "dozectl: postgres-main is asleep already\n");
+	ASSERT_STREQ(r->out, "");
+
+	r = RUN(f, "status", "nope");
+	assert_exit(r, 1);
+	ASSERT_STREQ(r->err, "dozectl: no such service: nope\n");
+}
+
+static void assert_usage_error(struct fixture *f, struct result *r, const char *message)
+{
+	assert_exit(r, 2);
+	ASSERT_CONTAINS(r->err, message);
+	ASSERT_STREQ(r->out, "");
+	ASSERT_EQ_U(f->requests, 0);
+}
+
+TEST(test_usage_errors_exit_2_and_send_nothing)
+{
+	struct fixture *f = fixture_new();
+	assert_usage_error(f, run_env(f, f->path, (const char *const[]){NULL}), "missing command");
+	assert_usage_error(f, RUN(f, "frobnicate"), "unknown command 'frobnicate'");
+	assert_usage_error(f, RUN(f, "enable"), "enable needs a CONTAINER");
+	assert_usage_error(f, RUN(f, "status"), "status needs a SERVICE");
+	assert_usage_error(f, RUN(f, "wake", "web", "db"), "unexpected argument 'db'");
+	assert_usage_error(f, RUN(f, "list", "--follow"), "list does not take --follow");
+	assert_usage_error(f, RUN(f, "sleep", "web", "--idle", "2s"), "sleep does not take --idle");
+	assert_usage_error(f, RUN(f, "list", "--bogus"), "unknown option '--bogus'");
+	assert_usage_error(f, RUN(f, "enable", "web", "--idle"), "option '--idle' needs a value");
+	assert_usage_error(f, RUN(f, "enable", "web", "--wake-on", "sometimes"),
+			   "invalid --wake-on value 'sometimes': expected connect or data");
+	const char *bad_idle[] = {"2x", "1.5s", "10", "-1s", "s", "2 s", ""};
+	for (size_t i = 0; i < ARRAY_SIZE(bad_idle); i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "invalid --idle value '%s'", bad_idle[i]);
+		assert_usage_error(f, RUN(f, "enable", "web", "--idle", bad_idle[i]), want);
+	}
+}
+
+TEST(test_help_prints_usage_and_exits_0)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "--help");
+	assert_exit(r, 0);
+	ASSERT_CONTAINS(r->out, "Usage: dozectl");
+	ASSERT_EQ_U(f->requests, 0);
+}
+
+TEST(test_unreachable_daemon_exits_3_naming_the_socket)
+{
+	struct fixture *f = fixture_new();
+	char missing[160], want[256];
+	snprintf(missing, sizeof(missing), "%s/nothing.sock", f->dir);
+	struct result *r = RUN(f, "--control", missing, "list");
+	assert_exit(r, 3);
+	snprintf(want, sizeof(want),
+		 "dozectl: cannot connect to %s: No such file or directory (is dozed running?)\n",
+		 missing);
+	ASSERT_STREQ(r->err, want);
+}
+
+TEST(test_control_path_comes_from_DOZED_CONTROL)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = run_env(f, f->path, (const char *const[]){"list", NULL});
+	assert_exit(r, 0);
+	ASSERT_EQ_U(f->requests, 1);
+	/* --control wins over it. */
+	r = run_env(f, "/nonexistent/env.sock",
+		    (const char *const[]){"--control", f->path, "list", NULL});
+	assert_exit(r, 0);
+	ASSERT_EQ_U(f->requests, 2);
+	r = run_env(f, "/nonexistent/env.sock", (const char *const[]){"list", NULL});
+	assert_exit(r, 3);
+	ASSERT_CONTAINS(r->err, "cannot connect to /nonexistent/env.sock");
+}
+
+static void close_fd(void *arg)
+{
+	close((int)(intptr_t)arg);
+}
+
+TEST(test_connection_closed_without_a_reply_exits_3)
+{
+	struct fixture *f = fixture_new();
+	char path[160];
+	snprintf(path, sizeof(path), "%s/mute.sock", f->dir);
+	struct sockaddr_un sa = lineclient_sockaddr(path);
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_OK(lfd);
+	test_defer(close_fd, (void *)(intptr_t)lfd);
+	ASSERT_OK(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_OK(listen(lfd, 4));
+
+	int out = output_file(f, "stdout"), err = output_file(f, "stderr");
+	struct child c = {.pid = spawn(f, (const char *const[]){"--control", path, "list", NULL},
+				       NULL, out, err)};
+	int cfd = accept(lfd, NULL, NULL);
+	ASSERT_OK(cfd);
+	char buf[256];
+	ASSERT_TRUE(read(cfd, buf, sizeof(buf)) > 0);
+	close(cfd);
+	evloop_run_until(f->base, child_exited, &c, WAIT_MS, "dozectl to exit");
+	ASSERT_TRUE(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 3);
+	_cleanup_free_ char *text = file_text(err);
+	ASSERT_CONTAINS(text, "dozectl: dozed closed the connection");
+	close(out);
+	close(err);
+}
+
+TEST(test_events_prints_the_history_one_line_each)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "events");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request, "{\"cmd\":\"events\",\"follow\":false}");
+	ASSERT_STREQ(r->out, "2026-11-24T22:58:00.123Z web sleep idle=2s egress_bytes=1234 "
+			     "egress_packets=7\n");
+
+	r = RUN(f, "events", "--json");
+	assert_exit(r, 0);
+	struct json_object *want = parse(SLEEP_EVENT);
+	char expected[1024];
+	snprintf(expected, sizeof(expected), "%s\n", plain(want));
+	json_object_put(want);
+	ASSERT_STREQ(r->out, expected);
+}
+
+struct follow_wait {
+	int fd;
+	const char *needle;
+};
+
+static bool output_contains(void *arg)
+{
+	struct follow_wait *w = arg;
+	_cleanup_free_ char *text = file_text(w->fd);
+	return strstr(text, w->needle) != NULL;
+}
+
+static void kill_child(void *arg)
+{
+	pid_t pid = (pid_t)(intptr_t)arg;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static void follow_and_receive(struct fixture *f, bool json, const char *history_line,
+			       const char *event_line)
+{
+	int out = output_file(f, json ? "follow-json" : "follow"), err = output_file(f, "stderr");
+	const char *const args[] = {
+	    "--control", f->path, "events", "--follow", json ? "--json" : NULL, NULL};
+	pid_t pid = spawn(f, args, NULL, out, err);
+	test_defer(kill_child, (void *)(intptr_t)pid);
+
+	struct follow_wait w = {.fd = out, .needle = history_line};
+	evloop_run_until(f->base, output_contains, &w, WAIT_MS, "the history from dozectl");
+	ASSERT_STREQ(f->last_request, "{\"cmd\":\"events\",\"follow\":true}");
+	ASSERT_TRUE(f->subscribed);
+
+	struct json_object *e = parse(READY_EVENT);
+	control_broadcast(f->ctl, e);
+	json_object_put(e);
+	w.needle = event_line;
+	evloop_run_until(f->base, output_contains, &w, WAIT_MS, "the followed event from dozectl");
+	close(out);
+	close(err);
+}
+
+TEST(test_events_follow_prints_broadcasts_as_they_come)
+{
+	struct fixture *f = fixture_new();
+	follow_and_receive(f, false, "2026-11-24T22:58:00.123Z web sleep idle=2s",
+			   "2026-11-24T22:58:05.000Z web ready start=300ms probe=1223ms "
+			   "total=1523ms\n");
+}
+
+TEST(test_events_follow_json_prints_one_object_per_line)
+{
+	struct fixture *f = fixture_new();
+	struct json_object *history = parse(SLEEP_EVENT), *ready = parse(READY_EVENT);
+	char history_line[1024], ready_line[1024];
+	snprintf(history_line, sizeof(history_line), "%s\n", plain(history));
+	snprintf(ready_line, sizeof(ready_line), "\n%s\n", plain(ready));
+	json_object_put(history);
+	json_object_put(ready);
+	follow_and_receive(f, true, history_line, ready_line);
+}
