@@ -231,6 +231,12 @@ static void on_probe_done(void *arg, int result)
 int activator_service_starting(struct activator *a, uint64_t service_id,
 			       const struct sockaddr_storage *probe_dst)
 {
+	return activator_service_starting_in(a, service_id, probe_dst, -1);
+}
+
+int activator_service_starting_in(struct activator *a, uint64_t service_id,
+				  const struct sockaddr_storage *probe_dst, int netns_fd)
+{
 	struct waking *w = waking_find(a, service_id);
 	if (w && w->prober)
 		return 0;
@@ -254,8 +260,9 @@ int activator_service_starting(struct activator *a, uint64_t service_id,
 	if (w->hold_deadline)
 		evtimer_del(w->hold_deadline);
 	w->starting_us = now_us();
-	const struct sockaddr_storage *dst = probe_dst ? probe_dst : &w->head->dst;
-	int r = prober_start(a->base, dst, a->cfg.mark, a->cfg.probe_interval_us,
+	struct prober_target target = {.dst = probe_dst ? *probe_dst : w->head->dst,
+				       .netns_fd = probe_dst ? netns_fd : -1};
+	int r = prober_start(a->base, &target, a->cfg.mark, a->cfg.probe_interval_us,
 			     a->cfg.wake_timeout_us, &a->counters.probe_attempts, on_probe_done, w,
 			     &w->prober);
 	if (r < 0) {

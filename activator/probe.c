@@ -3,7 +3,13 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dozed/log.h"
@@ -12,6 +18,8 @@
 struct prober {
 	struct event_base *base;
 	struct sockaddr_storage dst;
+	int netns_fd, home_netns_fd; /* -1 unless probing in another namespace */
+	uint64_t interval_us, started_us, attempt_us;
 	uint32_t mark;
 	uint64_t *attempts;
 	prober_done_fn done;
@@ -28,6 +36,37 @@ static struct timeval tv_from_us(uint64_t us)
 				.tv_usec = (suseconds_t)(us % 1000000)};
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A connecting socket made in the container's namespace; it stays there. */
+static int socket_connect_in_netns(struct prober *p)
+{
+	if (setns(p->netns_fd, CLONE_NEWNET) < 0)
+		return -errno;
+	int fd = socket_connect_marked(&p->dst, p->mark);
+	if (setns(p->home_netns_fd, CLONE_NEWNET) < 0) {
+		/* Every later socket would be made in the container: stop here. */
+		perror("dozed: cannot return to its own network namespace");
+		abort();
+	}
+	return fd;
+}
+
+static void prober_schedule(struct prober *p)
+{
+	uint64_t elapsed = now_us() - p->started_us;
+	uint64_t next = elapsed < PROBE_FAST_WINDOW_US && PROBE_FAST_INTERVAL_US < p->interval_us
+			    ? PROBE_FAST_INTERVAL_US
+			    : p->interval_us;
+	struct timeval tv = tv_from_us(next);
+	evtimer_add(p->tick, &tv);
+}
+
 static void prober_stop_attempt(struct prober *p)
 {
 	if (p->connecting) {
@@ -40,27 +79,56 @@ static void prober_stop_attempt(struct prober *p)
 	}
 }
 
-static void on_connect_result(evutil_socket_t fd, short what, void *arg)
+/* true when the attempt's connect is over; *ok when it succeeded. */
+static bool attempt_finished(struct prober *p, bool *ok)
 {
-	(void)what;
-	struct prober *p = arg;
+	struct pollfd pfd = {.fd = p->fd, .events = POLLOUT};
+	if (poll(&pfd, 1, 0) <= 0)
+		return false;
 	int err = 0;
 	socklen_t len = sizeof(err);
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
+	*ok = err == 0;
+	return true;
+}
+
+static void on_connect_result(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct prober *p = arg;
+	bool ok = false;
+	if (!attempt_finished(p, &ok))
+		return;
 	prober_stop_attempt(p);
-	if (err == 0)
+	if (ok) {
+		event_del(p->tick);
 		p->done(p->arg, 0);
+	}
 	/* Refused or unreachable: the next tick tries again. */
 }
 
 static void prober_attempt(struct prober *p)
 {
-	/* An attempt still pending after a whole interval is given up: a SYN
-	 * sent before the container's network existed may never be answered. */
+	prober_schedule(p);
+	if (p->fd >= 0) {
+		/* The tick may come before the connect's own event in a busy loop. */
+		bool ok = false;
+		if (attempt_finished(p, &ok) && ok) {
+			on_connect_result(p->fd, EV_WRITE, p);
+			return;
+		}
+		/* Still connecting: given up only after a whole interval, as a SYN
+		 * sent before the container's network existed may never be answered. */
+		if (!attempt_finished(p, &ok) && now_us() - p->attempt_us < p->interval_us)
+			return;
+	}
 	prober_stop_attempt(p);
 	(*p->attempts)++;
-	int fd = socket_connect_marked(&p->dst, p->mark);
+	p->attempt_us = now_us();
+	int fd =
+	    p->netns_fd >= 0 ? socket_connect_in_netns(p) : socket_connect_marked(&p->dst, p->mark);
 	if (fd < 0) {
 		log_debug_errno(fd, "Probe attempt failed");
 		return;
@@ -88,7 +156,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	p->done(p->arg, -ETIMEDOUT);
 }
 
-int prober_start(struct event_base *base, const struct sockaddr_storage *dst, uint32_t mark,
+int prober_start(struct event_base *base, const struct prober_target *target, uint32_t mark,
 		 uint64_t interval_us, uint64_t timeout_us, uint64_t *attempts, prober_done_fn done,
 		 void *arg, struct prober **out)
 {
@@ -96,17 +164,30 @@ int prober_start(struct event_base *base, const struct sockaddr_storage *dst, ui
 	if (!p)
 		return log_error_errno(ENOMEM, "Failed to allocate a prober");
 	*p = (struct prober){.base = base,
-			     .dst = *dst,
+			     .dst = target->dst,
+			     .netns_fd = -1,
+			     .home_netns_fd = -1,
+			     .interval_us = interval_us,
+			     .started_us = now_us(),
 			     .mark = mark,
 			     .attempts = attempts,
 			     .done = done,
 			     .arg = arg,
 			     .fd = -1};
-	p->tick = event_new(base, -1, EV_PERSIST, on_tick, p);
+	if (target->netns_fd >= 0) {
+		p->netns_fd = fcntl(target->netns_fd, F_DUPFD_CLOEXEC, 3);
+		p->home_netns_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (p->netns_fd < 0 || p->home_netns_fd < 0) {
+			int r = -errno;
+			prober_free(p);
+			return log_error_errno(r,
+					       "Failed to keep the network namespaces to probe in");
+		}
+	}
+	p->tick = evtimer_new(base, on_tick, p);
 	p->deadline = evtimer_new(base, on_deadline, p);
-	struct timeval interval = tv_from_us(interval_us), timeout = tv_from_us(timeout_us);
-	if (!p->tick || !p->deadline || event_add(p->tick, &interval) < 0 ||
-	    evtimer_add(p->deadline, &timeout) < 0) {
+	struct timeval timeout = tv_from_us(timeout_us);
+	if (!p->tick || !p->deadline || evtimer_add(p->deadline, &timeout) < 0) {
 		prober_free(p);
 		return log_error_errno(ENOMEM, "Failed to set up the probe timers");
 	}
@@ -120,6 +201,10 @@ void prober_free(struct prober *p)
 	if (!p)
 		return;
 	prober_stop_attempt(p);
+	if (p->netns_fd >= 0)
+		close(p->netns_fd);
+	if (p->home_netns_fd >= 0)
+		close(p->home_netns_fd);
 	if (p->tick)
 		event_free(p->tick);
 	if (p->deadline)

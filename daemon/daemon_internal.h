@@ -54,6 +54,7 @@ enum pending_kind {
 	PENDING_START,
 	PENDING_STOP,
 	PENDING_REATTACH,
+	PENDING_PROBE,	 /* inspect for the container's namespace, then probe */
 	PENDING_LOAD,	 /* start-up: a saved or labelled container */
 	PENDING_ENABLE,	 /* control: enable, reply to client */
 	PENDING_LABELED, /* a labelled container seen in an event */

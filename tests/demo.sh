@@ -40,7 +40,7 @@ bold "Starting a private Podman (podman system service) with a busybox image"
 echo "container $NAME publishes 127.0.0.1:$PORT -> 80 (busybox httpd)"
 
 bold "Starting dozed in Podman's network namespace"
-in_ns "$BUILD/dozed" --runtime-socket "$RTDIR/$RT.sock" --control "$WORK/control.sock" \
+nsenter --net="$RTDIR/ns/$RT.net" -- "$BUILD/dozed" --runtime-socket "$RTDIR/$RT.sock" --control "$WORK/control.sock" \
 	--state-dir "$WORK/state" --nft-table dozeddemo >"$WORK/dozed.log" 2>&1 &
 DOZED_PID=$!
 for _ in $(seq 100); do ctl list >/dev/null 2>&1 && break; sleep 0.1; done

@@ -22,7 +22,7 @@ struct activator;
 struct activator_config {
 	uint16_t port;			/* listening port, IPv4 and IPv6 */
 	uint32_t mark;			/* SO_MARK of probe and relay sockets */
-	uint64_t probe_interval_us;	/* default 30 ms */
+	uint64_t probe_interval_us;	/* after a fast first phase (probe.h); default 30 ms */
 	uint64_t wake_timeout_us;	/* from "starting" to ready; default 10 s */
 	uint64_t hold_timeout_us;	/* from the first held client to "starting"; default 60 s */
 	size_t max_held;		/* held connections per service; default 4096 */
@@ -98,6 +98,14 @@ void activator_free(struct activator *a);
  */
 int activator_service_starting(struct activator *a, uint64_t service_id,
 			       const struct sockaddr_storage *probe_dst);
+/*
+ * The same, probing probe_dst inside network namespace netns_fd (the
+ * container's: its own port, not a proxy in front of it, which may accept
+ * before the service listens). netns_fd is used only with probe_dst, and
+ * only during the call (the activator keeps its own copy).
+ */
+int activator_service_starting_in(struct activator *a, uint64_t service_id,
+				  const struct sockaddr_storage *probe_dst, int netns_fd);
 /* The daemon could not start service_id: its held clients are reset. */
 void activator_service_failed(struct activator *a, uint64_t service_id);
 /* Clients held for service_id now. */

@@ -35,6 +35,7 @@ int egress_counter_attach(struct egress_counter *c, const char *cgroup_dir,
 /* Stops counting and frees the handle; accepts NULL. */
 void egress_counter_detach(struct egress_attachment *a);
 
+/* -ENOENT once the cgroup is gone (its container stopped): detach then. */
 int egress_counter_read(const struct egress_counter *c, const struct egress_attachment *a,
 			struct egress_totals *out);
 const char *egress_attachment_path(const struct egress_attachment *a);

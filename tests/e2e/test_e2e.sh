@@ -46,11 +46,13 @@ ctl() { "$DOZECTL" --control "$WORK/$RT/control.sock" "$@"; }
 
 start_dozed() {
 	mkdir -p "$WORK/$RT"
-	in_ns "$DOZED" --runtime-socket "$RTDIR/$RT.sock" --control "$WORK/$RT/control.sock" \
+	# nsenter execs dozed: $! is dozed itself, to be signalled by that PID.
+	nsenter --net="$(netns)" -- "$DOZED" --runtime-socket "$RTDIR/$RT.sock" --control "$WORK/$RT/control.sock" \
 		--state-dir "$WORK/$RT/state" --nft-table "$TABLE" --activator-port 15001 \
 		--log-level debug >>"$WORK/$RT/dozed.log" 2>&1 &
 	DOZED_PID=$!
-	wait_for 10000 "dozed to answer on its control socket" ctl list
+	wait_for 10000 "dozed to answer on its control socket" ctl list || return 1
+	kill -0 "$DOZED_PID" 2>/dev/null || { fail "dozed exited at start-up"; return 1; }
 }
 
 stop_dozed() { # signal

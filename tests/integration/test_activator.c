@@ -695,15 +695,24 @@ static void *reset_clients_main(void *arg)
 	return NULL;
 }
 
+static bool ten_held(void *arg)
+{
+	return activator_service_held(((struct fixture *)arg)->act, SERVICE_ID) == 10;
+}
+
 TEST(test_backend_reset_mid_relay_resets_client_and_leaks_no_fds)
 {
 	struct fixture *f = fixture_new(10000, true);
+	/* All ten are held before the wake, so that all ten are relayed. */
+	f->start_on_wake = false;
 	size_t before = count_fds();
 	struct resetting_backend b = {0};
 	struct reset_clients c = {0};
 	struct thread bt, ct;
 	thread_start(&bt, resetting_backend_main, &b);
 	thread_start(&ct, reset_clients_main, &c);
+	evloop_run_until(f->base, ten_held, f, 5000, "ten clients held");
+	ASSERT_OK(activator_service_starting(f->act, SERVICE_ID, NULL));
 	thread_finish(f, &ct, 20000, "clients to see their resets");
 	thread_finish(f, &bt, 5000, "the backend");
 	ASSERT_EQ_U(b.error, 0);
@@ -777,4 +786,77 @@ TEST(test_ipv6_client_is_held_and_relayed_to_its_original_destination)
 	ASSERT_STREQ(c.answer, "A6\n");
 	ASSERT_EQ_U(f->wakes_requested, 1);
 	ASSERT_EQ_U(counters(f).relayed_total, 1);
+}
+
+/* --- probing inside the service's own network namespace ---------------------- */
+
+struct ns_listener {
+	int ns_fd;
+	unsigned delay_ms;
+	atomic_ullong listening_at_us;
+	atomic_bool stop;
+	int error;
+};
+
+/* The container's own port: listens in namespace ns_fd only after delay_ms. */
+static void *ns_listener_main(void *arg)
+{
+	struct ns_listener *l = arg;
+	usleep(l->delay_ms * 1000);
+	int fd = netns_socket(l->ns_fd, AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(8080)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
+		l->error = fd < 0 ? fd : -errno;
+		return NULL;
+	}
+	l->listening_at_us = now_us();
+	while (!l->stop) {
+		int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c >= 0)
+			close(c);
+		usleep(1000);
+	}
+	close(fd);
+	return NULL;
+}
+
+static bool backend_listening(void *arg)
+{
+	return ((struct backend *)arg)->listening_at_us != 0;
+}
+
+TEST(test_probe_in_the_services_namespace_ignores_a_proxy_that_accepts_early)
+{
+	struct fixture *f = fixture_new(10000, true);
+	f->start_on_wake = false;
+	int peer_fd;
+	ASSERT_OK(netns_add_peer("10.212.0.1/24", "10.212.0.2/24", &peer_fd));
+	/* The "proxy" on the published port accepts and answers from the start. */
+	struct backend proxy = {.delay_ms = 0, .conns = 1};
+	struct ns_listener own = {.ns_fd = peer_fd, .delay_ms = 300};
+	struct clients c = {.n = 1};
+	struct thread pt, lt, ct;
+	thread_start(&pt, backend_main, &proxy);
+	thread_start(&lt, ns_listener_main, &own);
+	evloop_run_until(f->base, backend_listening, &proxy, 5000, "the proxy to listen");
+	thread_start(&ct, clients_main, &c);
+	evloop_run_until(f->base, wake_was_requested, f, 5000, "the wake request");
+
+	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(8080)};
+	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ASSERT_OK(activator_service_starting_in(f->act, SERVICE_ID,
+						(const struct sockaddr_storage *)&dst, peer_fd));
+	thread_finish(f, &ct, 10000, "the client to get its answer");
+	own.stop = true;
+	thread_finish(f, &lt, 5000, "the namespace listener to stop");
+	thread_finish(f, &pt, 5000, "the proxy to finish");
+	close(peer_fd);
+
+	ASSERT_EQ_U(own.error, 0);
+	ASSERT_EQ_U(c.answered, 1);
+	ASSERT_EQ_U(f->ready, 1);
+	/* Ready when the service's own port listened, not when the proxy did. */
+	ASSERT_TRUE(own.listening_at_us > 0);
+	ASSERT_GE_U(f->ready_at_us, own.listening_at_us);
 }
