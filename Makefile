@@ -19,7 +19,7 @@ PKGS := libbpf libnftnl libmnl libevent libsystemd json-c
 # Debian packages: build, tests and lint. `make deps` installs the missing ones.
 DEB_PKGS := make gcc libc6-dev pkg-config clang llvm bpftool libbpf-dev libnftnl-dev libmnl-dev \
 	    libevent-dev libsystemd-dev libjson-c-dev nftables iproute2 cppcheck clang-format \
-	    procps util-linux
+	    procps util-linux podman runc netavark aardvark-dns docker.io busybox-static iptables
 
 WARN     := -Wall -Wextra -Werror
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -I$(BUILD)
@@ -35,6 +35,7 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 SKELS    := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 TEST_LIB := $(wildcard tests/lib/*.c)
 TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c tests/integration/test_*.c))
+BENCHES  := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/bench/*.c))
 # End-to-end: scripts driving the built binaries against real runtimes.
 E2E      := $(wildcard tests/e2e/test_*.sh)
 
@@ -103,8 +104,8 @@ demo: deps-if-missing
 	BUILD=$(BUILD) tests/demo.sh
 
 bench: deps-if-missing
-	$(MAKE) $(BINS) $(BUILD)/tests/bench/bench_nft $(BUILD)/tests/bench/bench_relay
-	tests/bench/run.sh
+	$(MAKE) $(BINS) $(BENCHES)
+	BUILD=$(BUILD) tests/bench/run.sh
 
 $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libdozed.a
 	@mkdir -p $(@D)

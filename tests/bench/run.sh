@@ -9,6 +9,7 @@ BUILD=${BUILD:-build}
 need=()
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v socat >/dev/null || need+=(socat)
+command -v bc >/dev/null || need+=(bc)
 [ -x /lib/systemd/systemd-socket-proxyd ] || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "bench: installing ${need[*]}"
@@ -19,3 +20,4 @@ mkdir -p tests/bench/results
 echo "dozed benchmarks — $(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, Linux $(uname -r)"
 "$BUILD"/tests/bench/bench_nft
 "$BUILD"/tests/bench/bench_relay
+BUILD=$BUILD tests/bench/bench_wake.sh
