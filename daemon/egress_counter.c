@@ -196,7 +196,8 @@ int egress_counter_read(const struct egress_counter *c, const struct egress_atta
 	if (bpf_map_lookup_elem(c->map_fd, &key, per_cpu) < 0) {
 		/* The cgroup is gone (its container stopped): expected, the caller detaches. */
 		if (errno == ENOENT)
-			return log_debug_errno(errno, "No egress counters for %s any more", a->path);
+			return log_debug_errno(errno, "No egress counters for %s any more",
+					       a->path);
 		return log_error_errno(errno, "Failed to read the egress counters of %s", a->path);
 	}
 

@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: MIT
+/* The runtime's calls: start, stop, inspect, list. The event stream is in runtime_events.c. */
+#include "dozed/runtime.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "dozed/cgroup.h"
+#include "dozed/http_unix.h"
+#include "dozed/log.h"
+#include "dozed/macro.h"
+#include "runtime_internal.h"
+
+enum call_kind { CALL_START, CALL_STOP, CALL_INSPECT, CALL_LIST };
+
+struct runtime_call {
+	struct runtime *rt;
+	struct runtime_call *prev, *next;
+	enum call_kind kind;
+	union {
+		runtime_done_cb done;
+		runtime_inspect_cb inspect;
+		runtime_list_cb list;
+	} cb;
+	void *userdata;
+	struct http_unix_request *req;
+	const char *method;
+	char *target;
+	uint64_t timeout_us;
+	char *body;
+	size_t body_len, body_cap;
+};
+
+void runtime_config_defaults(struct runtime_config *cfg)
+{
+	*cfg = (struct runtime_config){
+	    .socket_path = NULL,
+	    .timeout_us = 30 * 1000000ull,
+	    .reconnect_min_us = 100 * 1000ull,
+	    .reconnect_max_us = 5 * 1000000ull,
+	    .max_response_bytes = 8 << 20,
+	};
+}
+
+int runtime_new(struct event_base *base, const struct runtime_config *cfg, struct runtime **out)
+{
+	struct runtime_config c;
+	if (cfg)
+		c = *cfg;
+	else
+		runtime_config_defaults(&c);
+
+	_cleanup_free_ char *path = NULL;
+	if (c.socket_path) {
+		path = strdup(c.socket_path);
+		if (!path)
+			return log_error_errno(ENOMEM,
+					       "Failed to allocate the runtime's socket path");
+	} else {
+		const char *host = getenv("DOCKER_HOST");
+		int r = runtime_socket_from_docker_host(host, &path);
+		if (r == -EINVAL)
+			return log_error_errno(r,
+					       "DOCKER_HOST=%s is not supported: dozed reaches the "
+					       "container runtime over a unix socket only "
+					       "(DOCKER_HOST=unix:///PATH)",
+					       host);
+		if (r < 0)
+			return log_error_errno(r, "Failed to find the runtime's socket");
+	}
+	if (*path == '\0' || strlen(path) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
+		return log_error_errno(ENAMETOOLONG,
+				       "The container runtime's socket path \"%s\" is empty or "
+				       "longer than a unix socket address allows",
+				       path);
+	if (c.timeout_us == 0 || c.reconnect_min_us == 0 ||
+	    c.reconnect_max_us < c.reconnect_min_us || c.max_response_bytes == 0)
+		return log_error_errno(EINVAL, "Invalid runtime client configuration: timeouts "
+					       "and bounds must be positive");
+
+	struct runtime *rt = calloc(1, sizeof(*rt));
+	if (!rt)
+		return log_error_errno(ENOMEM, "Failed to allocate the runtime client");
+	rt->base = base;
+	rt->cfg = c;
+	rt->cfg.socket_path = NULL;
+	rt->socket_path = TAKE_PTR(path);
+	*out = rt;
+	return 0;
+}
+
+const char *runtime_socket_path(const struct runtime *rt)
+{
+	return rt->socket_path;
+}
+
+static void call_unlink(struct runtime_call *call)
+{
+	struct runtime *rt = call->rt;
+	if (!rt)
+		return;
+	if (call->prev)
+		call->prev->next = call->next;
+	else
+		rt->calls = call->next;
+	if (call->next)
+		call->next->prev = call->prev;
+	call->prev = call->next = NULL;
+	call->rt = NULL;
+}
+
+static void call_free(struct runtime_call *call)
+{
+	call_unlink(call);
+	http_unix_request_free(call->req);
+	free(call->target);
+	free(call->body);
+	free(call);
+}
+
+size_t runtime_cancel(struct runtime *rt, const void *userdata)
+{
+	size_t n = 0;
+	struct runtime_call *call = rt->calls;
+	while (call) {
+		struct runtime_call *next = call->next;
+		if (call->userdata == userdata) {
+			call_free(call);
+			n++;
+		}
+		call = next;
+	}
+	return n;
+}
+
+void runtime_free(struct runtime *rt)
+{
+	if (!rt)
+		return;
+	while (rt->calls)
+		call_free(rt->calls);
+	while (rt->streams)
+		runtime_events_free_orphan(rt->streams);
+	free(rt->socket_path);
+	free(rt);
+}
+
+static const char *errno_text(int err)
+{
+	return strerror(err < 0 ? -err : err);
+}
+
+static int status_to_errno(int status)
+{
+	switch (status) {
+	case 400:
+		return -EINVAL;
+	case 401:
+	case 403:
+		return -EACCES;
+	case 404:
+		return -ENOENT;
+	case 409:
+		return -EBUSY;
+	default:
+		if (status >= 500)
+			return -EIO;
+		/* A success or redirect this call does not expect. */
+		return status >= 400 ? -EINVAL : -EPROTO;
+	}
+}
+
+/* A short, printable excerpt of a non-JSON error body, or NULL. */
+static char *body_excerpt(const char *body, size_t len)
+{
+	while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == '\r' || body[len - 1] == ' '))
+		len--;
+	if (len == 0)
+		return NULL;
+	if (len > 200)
+		len = 200;
+	char *s = strndup(body, len);
+	if (!s)
+		return NULL;
+	for (char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+	return s;
+}
+
+int runtime_describe_failure(const struct runtime *rt, const char *method, const char *target,
+			     uint64_t timeout_us, int err, int status, const char *body,
+			     size_t body_len, char **message)
+{
+	const char *path = rt->socket_path;
+	char *msg = NULL;
+	int r;
+
+	if (err == 0 && status != 0) {
+		r = status_to_errno(status);
+		msg = body ? runtime_parse_error_message(body, body_len) : NULL;
+		if (!msg) {
+			_cleanup_free_ char *text = body ? body_excerpt(body, body_len) : NULL;
+			if (asprintf(&msg, "HTTP %d from the container runtime at %s for %s %s%s%s",
+				     status, path, method, target, text ? ": " : "",
+				     text ? text : "") < 0)
+				msg = NULL;
+		}
+		*message = msg;
+		return r;
+	}
+
+	r = err < 0 ? err : -EIO;
+	int n;
+	switch (-r) {
+	case ENOENT:
+	case ECONNREFUSED:
+	case EACCES:
+	case ENOTSOCK:
+	case EPERM:
+		n = asprintf(&msg,
+			     "Cannot connect to the container runtime at %s: %s (is dockerd or "
+			     "'podman system service' running? DOCKER_HOST=unix:///PATH names "
+			     "another socket)",
+			     path, errno_text(r));
+		break;
+	case ETIMEDOUT:
+		n = asprintf(&msg,
+			     "No answer from the container runtime at %s to %s %s within %.1f s",
+			     path, method, target, (double)timeout_us / 1e6);
+		break;
+	case ECONNRESET:
+	case EPIPE:
+		n = asprintf(&msg,
+			     "The container runtime at %s closed the connection before answering "
+			     "%s %s",
+			     path, method, target);
+		break;
+	case EPROTO:
+		n = asprintf(&msg,
+			     "Malformed HTTP answer from the container runtime at %s to %s %s",
+			     path, method, target);
+		break;
+	case EMSGSIZE:
+		n = asprintf(&msg,
+			     "The answer of the container runtime at %s to %s %s is over the size "
+			     "limit (%zu bytes)",
+			     path, method, target, rt->cfg.max_response_bytes);
+		break;
+	case EBADMSG:
+		n = asprintf(&msg,
+			     "Unexpected answer from the container runtime at %s to %s %s: not the "
+			     "JSON the Docker Engine API describes",
+			     path, method, target);
+		break;
+	default:
+		n = asprintf(&msg, "%s %s to the container runtime at %s failed: %s", method,
+			     target, path, errno_text(r));
+		break;
+	}
+	*message = n < 0 ? NULL : msg;
+	return r;
+}
+
+static int on_call_body(void *userdata, const char *data, size_t len)
+{
+	struct runtime_call *call = userdata;
+	size_t max = call->rt->cfg.max_response_bytes;
+	if (len > max - call->body_len)
+		return -EMSGSIZE;
+	if (call->body_len + len + 1 > call->body_cap) {
+		size_t cap = call->body_cap ? call->body_cap : 4096;
+		while (cap < call->body_len + len + 1)
+			cap *= 2;
+		char *b = realloc(call->body, cap);
+		if (!b)
+			return -ENOMEM;
+		call->body = b;
+		call->body_cap = cap;
+	}
+	memcpy(call->body + call->body_len, data, len);
+	call->body_len += len;
+	call->body[call->body_len] = '\0';
+	return 0;
+}
+
+static bool status_ok(enum call_kind kind, int status)
+{
+	if (kind == CALL_START || kind == CALL_STOP)
+		/* 304: already started or stopped (Docker; Podman for start).
+		 * Podman answers a stop of a stopped container with 204. */
+		return status == 204 || status == 304 || status == 200;
+	return status == 200;
+}
+
+static void call_deliver(struct runtime_call *call, int err, const struct runtime_error *error,
+			 const struct runtime_container *cs, size_t n)
+{
+	switch (call->kind) {
+	case CALL_START:
+	case CALL_STOP:
+		call->cb.done(err, error, call->userdata);
+		break;
+	case CALL_INSPECT:
+		call->cb.inspect(err, error, err < 0 ? NULL : cs, call->userdata);
+		break;
+	case CALL_LIST:
+		call->cb.list(err, error, err < 0 ? NULL : cs, err < 0 ? 0 : n, call->userdata);
+		break;
+	}
+}
+
+/* The cgroup is resolved now, while the PID is fresh. A container that died
+ * since the runtime answered simply has none: that is no error to log. */
+static void resolve_cgroup(struct runtime_container *c)
+{
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/%d/cgroup", (int)c->pid);
+	if (access(proc, F_OK) < 0 || cgroup2_dir_from_pid(c->pid, &c->cgroup_dir) < 0)
+		c->cgroup_dir = NULL;
+}
+
+static void on_call_done(void *userdata, int err, int status)
+{
+	struct runtime_call *call = userdata;
+	struct runtime *rt = call->rt;
+	_cleanup_free_ char *message = NULL;
+	struct runtime_container *cs = NULL;
+	size_t n = 0;
+
+	if (err == 0 && status_ok(call->kind, status)) {
+		if (call->kind == CALL_INSPECT) {
+			err = call->body ? runtime_parse_inspect(call->body, call->body_len, &cs)
+					 : -EBADMSG;
+			n = err < 0 ? 0 : 1;
+			if (err == 0 && cs->running && cs->pid > 0)
+				resolve_cgroup(cs);
+		} else if (call->kind == CALL_LIST) {
+			err = call->body ? runtime_parse_list(call->body, call->body_len, &cs, &n)
+					 : -EBADMSG;
+		}
+		if (err < 0)
+			err = runtime_describe_failure(rt, call->method, call->target,
+						       call->timeout_us, err, 0, NULL, 0, &message);
+	} else {
+		err = runtime_describe_failure(rt, call->method, call->target, call->timeout_us,
+					       err, status, call->body, call->body_len, &message);
+	}
+
+	struct runtime_error error = {
+	    .http_status = err < 0 ? status : 0,
+	    .message = err < 0 ? (message ? message : "out of memory describing the failure") : "",
+	};
+	/* Unlinked before the callback, which may cancel, free the runtime, or
+	 * queue more calls; it runs last, and nothing touches rt after it. */
+	call_unlink(call);
+	http_unix_request_free(TAKE_PTR(call->req));
+	call_deliver(call, err, &error, cs, n);
+	if (call->kind == CALL_INSPECT)
+		runtime_container_free(cs);
+	else
+		runtime_containers_free(cs, n);
+	call_free(call);
+}
+
+/* Percent-encodes everything but RFC 3986's unreserved characters. */
+static char *url_escape(const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char *out = malloc(strlen(s) * 3 + 1);
+	if (!out)
+		return NULL;
+	char *o = out;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			*o++ = (char)*p;
+		} else {
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+static int call_begin(struct runtime *rt, enum call_kind kind, const char *method, char *target,
+		      uint64_t timeout_us, void (*cb)(void), void *userdata)
+{
+	_cleanup_free_ char *owned_target = target;
+	if (!target)
+		return -ENOMEM;
+	struct runtime_call *call = calloc(1, sizeof(*call));
+	if (!call)
+		return -ENOMEM;
+	call->kind = kind;
+	call->method = method;
+	call->target = TAKE_PTR(owned_target);
+	call->timeout_us = timeout_us;
+	call->userdata = userdata;
+	switch (kind) {
+	case CALL_START:
+	case CALL_STOP:
+		call->cb.done = (runtime_done_cb)cb;
+		break;
+	case CALL_INSPECT:
+		call->cb.inspect = (runtime_inspect_cb)cb;
+		break;
+	case CALL_LIST:
+		call->cb.list = (runtime_list_cb)cb;
+		break;
+	}
+
+	static const struct http_unix_callbacks hcb = {
+	    .on_body = on_call_body,
+	    .on_done = on_call_done,
+	};
+	struct http_unix_options opt = {
+	    .method = method,
+	    .target = call->target,
+	    .timeout_us = timeout_us,
+	};
+	call->rt = rt;
+	int r = http_unix_request_new(rt->base, rt->socket_path, &opt, &hcb, call, &call->req);
+	if (r < 0) {
+		call->rt = NULL;
+		call_free(call);
+		return r;
+	}
+	call->next = rt->calls;
+	if (rt->calls)
+		rt->calls->prev = call;
+	rt->calls = call;
+	return 0;
+}
+
+static char *container_target(const char *id, const char *suffix)
+{
+	_cleanup_free_ char *eid = url_escape(id);
+	char *t = NULL;
+	if (!eid || asprintf(&t, "/" RUNTIME_API_VERSION "/containers/%s/%s", eid, suffix) < 0)
+		return NULL;
+	return t;
+}
+
+int runtime_start(struct runtime *rt, const char *id, runtime_done_cb cb, void *userdata)
+{
+	if (!id || !*id || !cb)
+		return -EINVAL;
+	return call_begin(rt, CALL_START, "POST", container_target(id, "start"), rt->cfg.timeout_us,
+			  (void (*)(void))cb, userdata);
+}
+
+int runtime_stop(struct runtime *rt, const char *id, unsigned grace_seconds, runtime_done_cb cb,
+		 void *userdata)
+{
+	if (!id || !*id || !cb)
+		return -EINVAL;
+	char suffix[32];
+	snprintf(suffix, sizeof(suffix), "stop?t=%u", grace_seconds);
+	/* The runtime answers only once the grace period has run out. */
+	uint64_t timeout = rt->cfg.timeout_us + (uint64_t)grace_seconds * 1000000ull;
+	return call_begin(rt, CALL_STOP, "POST", container_target(id, suffix), timeout,
+			  (void (*)(void))cb, userdata);
+}
+
+int runtime_inspect(struct runtime *rt, const char *id, runtime_inspect_cb cb, void *userdata)
+{
+	if (!id || !*id || !cb)
+		return -EINVAL;
+	return call_begin(rt, CALL_INSPECT, "GET", container_target(id, "json"), rt->cfg.timeout_us,
+			  (void (*)(void))cb, userdata);
+}
+
+int runtime_list(struct runtime *rt, const char *label, runtime_list_cb cb, void *userdata)
+{
+	if (!cb)
+		return -EINVAL;
+	char *target = NULL;
+	if (!label) {
+		if (asprintf(&target, "/" RUNTIME_API_VERSION "/containers/json?all=1") < 0)
+			target = NULL;
+		return call_begin(rt, CALL_LIST, "GET", target, rt->cfg.timeout_us,
+				  (void (*)(void))cb, userdata);
+	}
+
+	/* filters={"label":["key=value"]}, built by json-c so any label is quoted right. */
+	json_object *filters = json_object_new_object();
+	json_object *labels = json_object_new_array();
+	json_object *value = json_object_new_string(label);
+	if (!filters || !labels || !value || json_object_array_add(labels, value) < 0) {
+		json_object_put(filters);
+		json_object_put(labels);
+		json_object_put(value);
+		return -ENOMEM;
+	}
+	json_object_object_add(filters, "label", labels);
+	_cleanup_free_ char *q =
+	    url_escape(json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN));
+	json_object_put(filters);
+	if (!q ||
+	    asprintf(&target, "/" RUNTIME_API_VERSION "/containers/json?all=1&filters=%s", q) < 0)
+		target = NULL;
+	return call_begin(rt, CALL_LIST, "GET", target, rt->cfg.timeout_us, (void (*)(void))cb,
+			  userdata);
+}

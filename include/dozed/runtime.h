@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The container runtime client: the Docker Engine API (v1.41) over a unix
+ * socket, spoken by dockerd and by `podman system service` alike. Every call
+ * is asynchronous on the daemon's libevent base; nothing here blocks the loop.
+ *
+ * The contract of every call (runtime_start, _stop, _inspect, _list):
+ *  - it returns < 0 (-EINVAL, -ENOMEM) and never calls its callback, or
+ *  - it returns 0 and its callback runs exactly once, from the loop (never
+ *    from inside the call), unless the call is cancelled (runtime_cancel) or
+ *    the runtime freed first: then the callback is never called.
+ *  - it ends within its timeout (config timeout_us; a stop adds its grace).
+ *
+ * Errors reach callbacks as err (-errno) plus a struct runtime_error:
+ *   -ENOENT      HTTP 404: no such container (message names it), or no socket
+ *   -EBUSY       HTTP 409: conflict (e.g. the container is being removed)
+ *   -EINVAL      HTTP 400 and other 4xx; -EACCES: 401/403; -EIO: 5xx
+ *   -ETIMEDOUT   no complete answer within the timeout
+ *   -ECONNRESET  the runtime closed the connection before a complete answer
+ *   -ECONNREFUSED, -EACCES...: the socket could not be connected (http_status 0)
+ *   -EPROTO, -EBADMSG, -EMSGSIZE: the answer was malformed, not the JSON
+ *                expected, or larger than max_response_bytes
+ * Success covers the runtimes' "already done" answers: starting a running or
+ * stopping a stopped container is 304 on Docker and on Podman, except that
+ * Podman answers 204 to a stop of a container that never ran.
+ *
+ * Calls log nothing: the callback knows what the call was for, so it logs
+ * error->message. The event stream, which handles its own breaks, logs the
+ * first of a series (warning) and its return (info).
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct event_base;
+struct runtime;
+struct runtime_events;
+
+#define RUNTIME_DEFAULT_SOCKET "/var/run/docker.sock"
+#define RUNTIME_API_VERSION    "v1.41"
+
+struct runtime_config {
+	/* NULL: $DOCKER_HOST when it is unix:///PATH, else RUNTIME_DEFAULT_SOCKET. */
+	const char *socket_path;
+	uint64_t timeout_us;	   /* per call, stop adds its grace; default 30 s */
+	uint64_t reconnect_min_us; /* events: first retry after a break; default 100 ms */
+	uint64_t reconnect_max_us; /* events: retries back off up to this; default 5 s */
+	size_t max_response_bytes; /* a larger answer fails with -EMSGSIZE; default 8 MiB */
+};
+
+void runtime_config_defaults(struct runtime_config *cfg);
+
+/* Why a call failed. Both fields are valid only during the callback. */
+struct runtime_error {
+	int http_status; /* of the answer; 0 when none came (connect failed, timeout) */
+	/* A complete sentence for the log, cause included: the runtime's own
+	 * words for an HTTP error ("No such container: web"), else what failed
+	 * and where ("Cannot connect to the container runtime at /x.sock: ...").
+	 * "" on success. */
+	const char *message;
+};
+
+/* A published TCP port. UDP and SCTP ports are left out. */
+struct runtime_port {
+	char host_ip[46];   /* "0.0.0.0", "::", "127.0.0.1"; "" from the runtime reads "0.0.0.0" */
+	uint16_t host_port; /* never 0 */
+	uint16_t container_port; /* never 0 */
+};
+
+struct runtime_label {
+	char *key;
+	char *value;
+};
+
+struct runtime_container {
+	char *id;    /* full id */
+	char *name;  /* without Docker's leading '/' */
+	char *state; /* "running", "exited", "created", "paused"... */
+	bool running;
+	pid_t pid; /* init process in the host's PID namespace; 0 when not running; list: 0 */
+	/* cgroup v2 directory of pid (inspect of a running container), else NULL
+	 * (also when the container died before /proc could be read). It is a new
+	 * directory on every start, often at the same path: attach again after
+	 * each start. */
+	char *cgroup_dir;
+	struct runtime_label *labels;
+	size_t n_labels;
+	/* Published ports. While the container is stopped Docker reports none in
+	 * NetworkSettings; inspect then falls back to its configured bindings, so
+	 * a sleeping container's ports are known. */
+	struct runtime_port *ports;
+	size_t n_ports;
+};
+
+/* The label's value, or NULL. */
+const char *runtime_container_label(const struct runtime_container *c, const char *key);
+/* Deep copy, for keeping a container beyond its callback. */
+int runtime_container_dup(const struct runtime_container *c, struct runtime_container **out);
+/* Frees a runtime_container_dup() or runtime_parse_inspect() result; accepts NULL. */
+void runtime_container_free(struct runtime_container *c);
+
+/*
+ * Connects to nothing yet: every call opens its own connection. Errors in the
+ * configuration (an unsupported DOCKER_HOST, a path too long for a unix
+ * socket) are logged and returned.
+ */
+int runtime_new(struct event_base *base, const struct runtime_config *cfg, struct runtime **out);
+/* Cancels every pending call without calling its callback, and frees every
+ * event stream still open. Accepts NULL. Safe to call from a callback. */
+void runtime_free(struct runtime *rt);
+const char *runtime_socket_path(const struct runtime *rt);
+
+typedef void (*runtime_done_cb)(int err, const struct runtime_error *error, void *userdata);
+/* c is valid during the callback only (NULL when err < 0). */
+typedef void (*runtime_inspect_cb)(int err, const struct runtime_error *error,
+				   const struct runtime_container *c, void *userdata);
+typedef void (*runtime_list_cb)(int err, const struct runtime_error *error,
+				const struct runtime_container *cs, size_t n, void *userdata);
+
+/* id: a container's id, id prefix or name. */
+int runtime_start(struct runtime *rt, const char *id, runtime_done_cb cb, void *userdata);
+/* SIGTERM (the image's stop signal), then SIGKILL after grace_seconds. */
+int runtime_stop(struct runtime *rt, const char *id, unsigned grace_seconds, runtime_done_cb cb,
+		 void *userdata);
+int runtime_inspect(struct runtime *rt, const char *id, runtime_inspect_cb cb, void *userdata);
+/*
+ * All containers, running or not, carrying label ("key" or "key=value"; NULL:
+ * every container). Listed containers have no pid and no cgroup_dir: inspect
+ * the ones that matter.
+ */
+int runtime_list(struct runtime *rt, const char *label, runtime_list_cb cb, void *userdata);
+
+/* Cancels the pending calls made with userdata: their callbacks will not be
+ * called. Returns how many were cancelled. Safe to call from a callback. */
+size_t runtime_cancel(struct runtime *rt, const void *userdata);
+
+/* --- the event stream --------------------------------------------------------------- */
+
+enum runtime_event_type {
+	RUNTIME_EVENT_START,
+	/* The container's init exited (stop, kill, crash). Docker's "stop" event
+	 * is not used: Podman does not send it. */
+	RUNTIME_EVENT_DIE,
+	/* Removed: Docker says "destroy", Podman "remove". */
+	RUNTIME_EVENT_DESTROY,
+};
+
+struct runtime_event {
+	enum runtime_event_type type;
+	char *id;
+	char *name;	  /* may be NULL */
+	int exit_code;	  /* DIE: the exit status if the runtime said, else -1 */
+	uint64_t time_ns; /* the runtime's wall-clock time of the event, 0 if unknown */
+};
+
+struct runtime_events_ops {
+	/* A start, die or destroy of a container; ev is valid during the call only. */
+	void (*event)(const struct runtime_event *ev, void *userdata);
+	/* Optional. The stream is up (again). What happened while it was down is
+	 * lost: resynchronize with runtime_list/runtime_inspect after this. */
+	void (*connected)(void *userdata);
+	/* Optional. The stream broke or could not connect; the next attempt is in
+	 * retry_us. The first break of a series is also logged, as a warning. */
+	void (*disconnected)(int err, const struct runtime_error *error, uint64_t retry_us,
+			     void *userdata);
+};
+
+struct runtime_events_counters {
+	uint64_t events;      /* delivered to ops->event */
+	uint64_t ignored;     /* other kinds of events */
+	uint64_t malformed;   /* lines that were not an event; dropped */
+	uint64_t oversized;   /* lines longer than the bound; dropped */
+	uint64_t connects;    /* successful (re)connections */
+	uint64_t disconnects; /* breaks and failed attempts */
+};
+
+/*
+ * Follows the runtime's container events until freed, reconnecting with
+ * exponential backoff (reconnect_min_us .. reconnect_max_us) whenever the
+ * stream breaks: the runtime restarted, the socket vanished. Podman 4.3's
+ * server-side "event" filter drops die events, so only the type is filtered
+ * there and the rest here.
+ */
+int runtime_events_new(struct runtime *rt, const struct runtime_events_ops *ops, void *userdata,
+		       struct runtime_events **out);
+/* Accepts NULL; safe to call from its own callbacks. No callback runs after it. */
+void runtime_events_free(struct runtime_events *ev);
+void runtime_events_get_counters(const struct runtime_events *ev,
+				 struct runtime_events_counters *out);
+
+/* --- parsers, pure: used by the client and by the unit tests ------------------------- */
+
+/* The socket of DOCKER_HOST (NULL or "": the default). -EINVAL for tcp:// and
+ * other schemes, which dozed does not speak. */
+int runtime_socket_from_docker_host(const char *docker_host, char **out);
+/* GET /containers/{id}/json. No cgroup_dir: that needs /proc. -EBADMSG if not one. */
+int runtime_parse_inspect(const char *json, size_t len, struct runtime_container **out);
+/* GET /containers/json. *out is an array of *n containers, freed with runtime_containers_free. */
+int runtime_parse_list(const char *json, size_t len, struct runtime_container **out, size_t *n);
+void runtime_containers_free(struct runtime_container *cs, size_t n);
+/* One line of GET /events: 1 and *out filled for a container start, die or
+ * destroy; 0 for any other event; -EBADMSG if not an event. */
+int runtime_parse_event(const char *json, size_t len, struct runtime_event *out);
+void runtime_event_clear(struct runtime_event *ev);
+/* The "message" of an error answer (malloc'd), or NULL when there is none. */
+char *runtime_parse_error_message(const char *json, size_t len);
