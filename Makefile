@@ -155,5 +155,5 @@ deps-if-missing:
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" -ne 0 ]; then echo "error: missing packages:$$missing; run 'make deps' as root" >&2; exit 1; fi; \
 		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		tests/apt-install.sh $$missing; \
 	fi

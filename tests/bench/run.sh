@@ -13,7 +13,7 @@ command -v bc >/dev/null || need+=(bc)
 [ -x /lib/systemd/systemd-socket-proxyd ] || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "bench: installing ${need[*]}"
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+	tests/apt-install.sh "${need[@]}"
 fi
 
 mkdir -p tests/bench/results
