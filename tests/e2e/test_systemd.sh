@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# dozed as systemd runs it: sockets passed by socket activation
+# (systemd-socket-activate, as dozed.socket would), READY=1 and STATUS= on
+# $NOTIFY_SOCKET, STOPPING=1 on SIGTERM, and a clear refusal of bad options.
+# In a private network namespace, with no container runtime at all.
+#
+# Usage: [BUILD=build] tests/e2e/test_systemd.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+for tool in socat systemd-socket-activate unshare nft; do
+	command -v $tool >/dev/null || { echo "FAIL systemd: missing $tool ('make deps' installs it)"; exit 1; }
+done
+WORK=$(mktemp -d /tmp/dozed-systemd.XXXXXX)
+PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+[ -z "${KEEP:-}" ] || trap - EXIT
+now_ms() { date +%s%3N; }
+any_failed=0
+report() { # name, start ms, failure or ""
+	if [ -z "$3" ]; then echo "PASS $1 ($(($(now_ms) - $2)) ms)"; else echo "FAIL $1: $3"; any_failed=1; fi
+}
+
+wait_file_has() { # file, text, ms
+	local deadline=$(($(now_ms) + $3))
+	until grep -q "$2" "$1" 2>/dev/null; do
+		[ "$(now_ms)" -lt $deadline ] || return 1
+		sleep 0.05
+	done
+}
+
+# --- socket activation and notifications -------------------------------------
+t0=$(now_ms)
+why=""
+socat -u UNIX-RECV:"$WORK/notify.sock" - >"$WORK/notify.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do [ -S "$WORK/notify.sock" ] && break; sleep 0.02; done
+# One network namespace for dozed and the client, made by this shell's child.
+unshare -n sh -c '
+	ip link set lo up
+	exec systemd-socket-activate -E NOTIFY_SOCKET="$1/notify.sock" -l 15001 -l "$1/control.sock" \
+		"$2/dozed" --runtime-socket "$1/no-runtime.sock" --control "$1/control.sock" \
+		--state-dir "$1/state" --nft-table dozedsd --activator-port 15001
+' sh "$WORK" "$BUILD" >"$WORK/dozed.log" 2>&1 &
+DOZED=$!
+PIDS+=($DOZED)
+for _ in $(seq 200); do [ -S "$WORK/control.sock" ] && break; sleep 0.02; done
+# Like systemd, systemd-socket-activate starts dozed on the first connection,
+# which waits in the control socket's backlog meanwhile.
+if ! out=$("$BUILD/dozectl" --control "$WORK/control.sock" list --json 2>&1); then
+	why="dozectl on the passed control socket: $out"
+elif ! wait_file_has "$WORK/notify.log" 'READY=1' 10000; then
+	why="no READY=1 on NOTIFY_SOCKET within 10 s"
+elif ! grep -q 'STATUS=0 services' "$WORK/notify.log"; then
+	why="no STATUS= line: $(tr '\n' ' ' <"$WORK/notify.log")"
+elif ! grep -q 'socket activation: 1 activator and 1 control sockets' "$WORK/dozed.log"; then
+	why="dozed did not use the passed sockets: $(tail -n 5 "$WORK/dozed.log")"
+fi
+report systemd_socket_activation_and_ready_notification "$t0" "$why"
+
+t0=$(now_ms)
+why=""
+kill -TERM $DOZED
+if ! wait_file_has "$WORK/notify.log" 'STOPPING=1' 10000; then
+	why="no STOPPING=1 after SIGTERM"
+fi
+wait $DOZED
+rc=$?
+[ -n "$why" ] || [ $rc -eq 0 ] || why="dozed exited with $rc after SIGTERM"
+[ -n "$why" ] || [ -S "$WORK/control.sock" ] || why="dozed removed the control socket systemd owns"
+report systemd_sigterm_says_stopping_and_exits_0 "$t0" "$why"
+
+# --- bad options ----------------------------------------------------------------
+t0=$(now_ms)
+why=""
+out=$("$BUILD/dozed" --idle 10x 2>&1)
+rc=$?
+[ $rc -eq 2 ] || why="exit status $rc, expected 2"
+[[ $out == *"--idle 10x"* ]] || why="message does not name the value: $out"
+printf 'activator-port = 70000\n' >"$WORK/bad.conf"
+out=$("$BUILD/dozed" --config "$WORK/bad.conf" 2>&1)
+[[ $out == *"bad.conf:1"*"70000"* ]] || why="config file error does not name file, line and value: $out"
+report dozed_rejects_bad_values_with_key_value_and_what_is_allowed "$t0" "$why"
+exit $any_failed
