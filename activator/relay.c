@@ -38,8 +38,9 @@ struct relay_dir {
 	int from, to;
 	struct pipe_pair pipe; /* fd[0] < 0 when none is held */
 	size_t in_pipe;
-	bool eof;  /* the source sent FIN */
-	bool done; /* FIN passed on, pipe empty */
+	bool eof;		    /* the source sent FIN */
+	bool done;		    /* FIN passed on, pipe empty */
+	bool want_read, want_write; /* which persistent event is added */
 	struct event *readable, *writable;
 	uint64_t *bytes;
 };
@@ -176,6 +177,18 @@ static void relay_free(struct relay *r, bool reset)
 
 enum pump_result { PUMP_WAIT, PUMP_DONE, PUMP_ERROR };
 
+/* The events are persistent and only change with the interest: a bulk
+ * transfer waits on the same side again and again without an epoll_ctl. */
+static void relay_dir_wait_for(struct relay_dir *d, bool read, bool write)
+{
+	if (read != d->want_read)
+		read ? event_add(d->readable, NULL) : event_del(d->readable);
+	if (write != d->want_write)
+		write ? event_add(d->writable, NULL) : event_del(d->writable);
+	d->want_read = read;
+	d->want_write = write;
+}
+
 static enum pump_result relay_dir_pump(struct relay_dir *d)
 {
 	struct relay_set *set = d->relay->set;
@@ -185,7 +198,7 @@ static enum pump_result relay_dir_pump(struct relay_dir *d)
 					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n < 0) {
 				if (errno == EAGAIN) {
-					event_add(d->writable, NULL);
+					relay_dir_wait_for(d, false, true);
 					return PUMP_WAIT;
 				}
 				if (errno == EINTR)
@@ -201,6 +214,7 @@ static enum pump_result relay_dir_pump(struct relay_dir *d)
 			/* Half-close: pass the FIN on, keep the other direction going. */
 			(void)shutdown(d->to, SHUT_WR);
 			d->done = true;
+			relay_dir_wait_for(d, false, false);
 			return PUMP_DONE;
 		}
 		if (pipe_take(set, &d->pipe) < 0)
@@ -210,7 +224,7 @@ static enum pump_result relay_dir_pump(struct relay_dir *d)
 		if (n < 0) {
 			if (errno == EAGAIN) {
 				pipe_give_back(set, &d->pipe);
-				event_add(d->readable, NULL);
+				relay_dir_wait_for(d, true, false);
 				return PUMP_WAIT;
 			}
 			if (errno == EINTR)
@@ -262,8 +276,8 @@ static int relay_dir_init(struct relay *r, struct relay_dir *d, int from, int to
 	struct event_base *base = r->set->base;
 	*d = (struct relay_dir){.relay = r, .from = from, .to = to, .bytes = bytes};
 	d->pipe.fd[0] = d->pipe.fd[1] = -1;
-	d->readable = event_new(base, from, EV_READ, on_dir_ready, d);
-	d->writable = event_new(base, to, EV_WRITE, on_dir_ready, d);
+	d->readable = event_new(base, from, EV_READ | EV_PERSIST, on_dir_ready, d);
+	d->writable = event_new(base, to, EV_WRITE | EV_PERSIST, on_dir_ready, d);
 	return d->readable && d->writable ? 0 : -ENOMEM;
 }
 
