@@ -20,4 +20,6 @@ mkdir -p tests/bench/results
 echo "dozed benchmarks — $(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, Linux $(uname -r)"
 "$BUILD"/tests/bench/bench_nft
 "$BUILD"/tests/bench/bench_relay
+"$BUILD"/tests/bench/bench_egress
+"$BUILD"/tests/bench/bench_scale
 BUILD=$BUILD tests/bench/bench_wake.sh
