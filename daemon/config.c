@@ -225,6 +225,17 @@ static int set_stop_timeout(struct dozed_config *c, const char *v, const char **
 	return 0;
 }
 
+static int set_max_held(struct dozed_config *c, const char *v, const char **expected)
+{
+	uint64_t n;
+	if (parse_number(v, 10, 1000000, &n) < 0 || n == 0) {
+		*expected = "expected a number of connections 1-1000000";
+		return -EINVAL;
+	}
+	c->max_held = (size_t)n;
+	return 0;
+}
+
 static int set_log_level(struct dozed_config *c, const char *v, const char **expected)
 {
 	int level = log_level_from_string(v);
@@ -272,6 +283,7 @@ enum {
 	KEY_PROBE_INTERVAL,
 	KEY_WAKE_TIMEOUT,
 	KEY_STOP_TIMEOUT,
+	KEY_MAX_HELD,
 	KEY_LOG_LEVEL,
 	KEY_CONFIG,
 	KEY_CHECK,
@@ -292,6 +304,7 @@ static const struct key_def keys[N_KEYS] = {
     [KEY_PROBE_INTERVAL] = {"probe-interval", set_probe_interval, false, NULL},
     [KEY_WAKE_TIMEOUT] = {"wake-timeout", set_wake_timeout, false, NULL},
     [KEY_STOP_TIMEOUT] = {"stop-timeout", set_stop_timeout, false, NULL},
+    [KEY_MAX_HELD] = {"max-held", set_max_held, false, NULL},
     [KEY_LOG_LEVEL] = {"log-level", set_log_level, false, NULL},
     [KEY_CONFIG] = {"config", set_config, true, NULL},
     [KEY_CHECK] = {"check", NULL, true, flag_check},
@@ -349,6 +362,7 @@ int dozed_config_defaults(struct dozed_config *c)
 	    .probe_interval_us = DOZED_PROBE_INTERVAL_DEFAULT_US,
 	    .wake_timeout_us = DOZED_WAKE_TIMEOUT_DEFAULT_US,
 	    .stop_timeout_s = DOZED_STOP_TIMEOUT_DEFAULT_S,
+	    .max_held = DOZED_MAX_HELD_DEFAULT,
 	    .log_level = LOG_INFO,
 	};
 
@@ -552,42 +566,4 @@ int dozed_config_from_argv(struct dozed_config *c, int argc, char **argv, char *
 	if (r < 0)
 		return r;
 	return dozed_config_validate(c, err_msg);
-}
-
-const char *dozed_config_usage(void)
-{
-	return "Usage: dozed [OPTION...]\n"
-	       "\n"
-	       "Stops idle containers and starts them again on their first TCP connection.\n"
-	       "Options may also be set in the config file as \"key = value\" lines, with the\n"
-	       "same keys without the leading \"--\"; the command line wins.\n"
-	       "\n"
-	       "  --runtime-socket PATH   Docker or Podman API socket (default: the path of\n"
-	       "                          DOCKER_HOST=unix://PATH, else /var/run/docker.sock)\n"
-	       "  --control PATH          control socket for dozectl\n"
-	       "                          (default /run/dozed/control.sock)\n"
-	       "  --control-group NAME    group that may also use the control socket\n"
-	       "                          (default: root only)\n"
-	       "  --activator-port PORT   where redirected connections arrive (default 15001)\n"
-	       "  --nft-table NAME        nftables table, inet family (default dozed)\n"
-	       "  --mark VALUE            packet mark of dozed's own connections, decimal or\n"
-	       "                          0x hex (default 0x1d0)\n"
-	       "  --state-dir DIR         where enabled services are kept (default "
-	       "/var/lib/dozed)\n"
-	       "  --idle DURATION         stop a container after this long without egress\n"
-	       "                          (default 10m, at least 1s)\n"
-	       "  --probe-interval DURATION\n"
-	       "                          how often a waking service is probed (default 30ms,\n"
-	       "                          1ms to 10s)\n"
-	       "  --wake-timeout DURATION give up on a wake after this long (default 10s, from\n"
-	       "                          the probe interval to 10m)\n"
-	       "  --stop-timeout SECONDS  grace period of a container stop (default 10, 0-3600)\n"
-	       "  --log-level LEVEL       err, warning, notice, info (default) or debug\n"
-	       "  --config PATH           config file (default /etc/dozed/dozed.conf, which may\n"
-	       "                          be missing)\n"
-	       "  --check                 check that this host can run dozed, then exit\n"
-	       "  --version               print the version\n"
-	       "  -h, --help              this text\n"
-	       "\n"
-	       "DURATION is a whole number and one unit: ms, s, m or h (30ms, 10s, 10m, 2h).\n";
 }

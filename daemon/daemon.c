@@ -480,6 +480,7 @@ static int activator_open(struct dozed *d, const struct dozed_fds *fds)
 	acfg.mark = d->cfg.mark;
 	acfg.probe_interval_us = d->cfg.probe_interval_us;
 	acfg.wake_timeout_us = d->cfg.wake_timeout_us;
+	acfg.max_held = d->cfg.max_held;
 	int act_fds[2];
 	size_t n_fds = 0;
 	for (size_t i = 0; fds && i < 2; i++)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
@@ -104,6 +105,22 @@ static void on_ready(void *userdata)
 	on_status(-1, 0, m);
 }
 
+/* Each held connection takes two descriptors, each relayed one four. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warning_errno(errno, "Cannot raise the file descriptor limit from %llu",
+				  (unsigned long long)was);
+	else
+		log_debug("file descriptor limit raised from %llu to %llu", (unsigned long long)was,
+			  (unsigned long long)rl.rlim_cur);
+}
+
 static int run(const struct dozed_config *cfg)
 {
 	struct main_state m = {0};
@@ -111,6 +128,7 @@ static int run(const struct dozed_config *cfg)
 	int r = listen_fds_from_systemd(&fds);
 	if (r < 0)
 		return r;
+	raise_fd_limit();
 	m.base = event_base_new();
 	if (!m.base)
 		return log_error_errno(ENOMEM, "Failed to create the event loop");

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,6 +25,7 @@
 #define DOZED_PROBE_INTERVAL_DEFAULT_US (UINT64_C(30) * 1000)
 #define DOZED_WAKE_TIMEOUT_DEFAULT_US	(UINT64_C(10) * 1000000)
 #define DOZED_STOP_TIMEOUT_DEFAULT_S	10
+#define DOZED_MAX_HELD_DEFAULT		4096
 
 struct dozed_config {
 	char *runtime_socket; /* path of the runtime's unix socket */
@@ -38,7 +40,8 @@ struct dozed_config {
 	uint64_t probe_interval_us;
 	uint64_t wake_timeout_us;
 	unsigned stop_timeout_s;
-	int log_level; /* LOG_ERR .. LOG_DEBUG */
+	size_t max_held; /* connections held per waking service */
+	int log_level;	 /* LOG_ERR .. LOG_DEBUG */
 
 	char *config_path; /* the file named by --config, or the default */
 	bool check;	   /* --check */

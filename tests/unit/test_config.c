@@ -536,3 +536,14 @@ TEST(test_usage_lists_every_option)
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		ASSERT_CONTAINS(u, opts[i]);
 }
+
+TEST(test_max_held_is_1_to_1000000_connections)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	assert_option_ok(&c, "max-held", "8192");
+	ASSERT_EQ_U(c.max_held, 8192);
+	assert_option_rejected("max-held", "0",
+			       "--max-held 0: expected a number of connections 1-1000000");
+	assert_option_rejected("max-held", "lots",
+			       "--max-held lots: expected a number of connections 1-1000000");
+}

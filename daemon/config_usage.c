@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+/* The text of dozed --help. */
+#include "dozed/config.h"
+
+const char *dozed_config_usage(void)
+{
+	return "Usage: dozed [OPTION...]\n"
+	       "\n"
+	       "Stops idle containers and starts them again on their first TCP connection.\n"
+	       "Options may also be set in the config file as \"key = value\" lines, with the\n"
+	       "same keys without the leading \"--\"; the command line wins.\n"
+	       "\n"
+	       "  --runtime-socket PATH   Docker or Podman API socket (default: the path of\n"
+	       "                          DOCKER_HOST=unix://PATH, else /var/run/docker.sock)\n"
+	       "  --control PATH          control socket for dozectl\n"
+	       "                          (default /run/dozed/control.sock)\n"
+	       "  --control-group NAME    group that may also use the control socket\n"
+	       "                          (default: root only)\n"
+	       "  --activator-port PORT   where redirected connections arrive (default 15001)\n"
+	       "  --nft-table NAME        nftables table, inet family (default dozed)\n"
+	       "  --mark VALUE            packet mark of dozed's own connections, decimal or\n"
+	       "                          0x hex (default 0x1d0)\n"
+	       "  --state-dir DIR         where enabled services are kept (default "
+	       "/var/lib/dozed)\n"
+	       "  --idle DURATION         stop a container after this long without egress\n"
+	       "                          (default 10m, at least 1s)\n"
+	       "  --probe-interval DURATION\n"
+	       "                          how often a waking service is probed (default 30ms,\n"
+	       "                          1ms to 10s)\n"
+	       "  --wake-timeout DURATION give up on a wake after this long (default 10s, from\n"
+	       "                          the probe interval to 10m)\n"
+	       "  --stop-timeout SECONDS  grace period of a container stop (default 10, 0-3600)\n"
+	       "  --max-held N            connections held per waking service; more are reset\n"
+	       "                          (default 4096, 1-1000000)\n"
+	       "  --log-level LEVEL       err, warning, notice, info (default) or debug\n"
+	       "  --config PATH           config file (default /etc/dozed/dozed.conf, which may\n"
+	       "                          be missing)\n"
+	       "  --check                 check that this host can run dozed, then exit\n"
+	       "  --version               print the version\n"
+	       "  -h, --help              this text\n"
+	       "\n"
+	       "DURATION is a whole number and one unit: ms, s, m or h (30ms, 10s, 10m, 2h).\n";
+}
