@@ -13,6 +13,7 @@
 
 #include "dozed/log.h"
 #include "dozed/macro.h"
+#include "conntrack.h"
 #include "probe.h"
 #include "relay.h"
 
@@ -67,6 +68,7 @@ struct activator {
 	struct waking *wakings;
 	struct relay_set *relays;
 	struct relay_stats relay_stats;
+	struct conntrack *conntrack; /* NULL: reset clients' entries stay */
 	struct activator_counters counters;
 	bool early_close; /* EV_CLOSED works: watch held clients without reading */
 	uint64_t last_reject_log_us;
@@ -141,10 +143,31 @@ static void waking_free(struct waking *w)
 	free(w);
 }
 
+/* Resets a redirected client and forgets its conntrack entry (conntrack.h says why). */
+static void client_reset(struct activator *a, int fd, const struct sockaddr_storage *dst)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	bool known = dst && getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
+	socket_close_with_reset(fd);
+	if (!known)
+		return;
+	const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)&peer;
+	if (peer.ss_family == AF_INET6 && dst->ss_family == AF_INET &&
+	    IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr)) {
+		/* A dual-stack listener's IPv4 client: its entry is IPv4's. */
+		struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = p6->sin6_port};
+		memcpy(&in4.sin_addr, &p6->sin6_addr.s6_addr[12], sizeof(in4.sin_addr));
+		memset(&peer, 0, sizeof(peer));
+		memcpy(&peer, &in4, sizeof(in4));
+	}
+	conntrack_forget(a->conntrack, &peer, dst);
+}
+
 static void waking_reset_held(struct waking *w)
 {
 	while (w->head) {
-		socket_close_with_reset(w->head->fd);
+		client_reset(w->a, w->head->fd, &w->head->dst);
 		held_unlink(w->head);
 	}
 }
@@ -410,7 +433,7 @@ static void activator_hold(struct activator *a, int fd, int family)
 
 	struct waking *w = waking_find(a, route.service_id);
 	if (w && w->n_held >= a->cfg.max_held) {
-		socket_close_with_reset(fd);
+		client_reset(a, fd, &dst);
 		a->counters.rejected_full++;
 		log_reject(a, fd, "too many clients already held for this service", &dst);
 		if (a->ops.client_rejected)
@@ -463,7 +486,7 @@ static void activator_hold(struct activator *a, int fd, int family)
 	return;
 reject:
 	a->counters.rejected_unrouted++;
-	socket_close_with_reset(fd);
+	client_reset(a, fd, dst.ss_family ? &dst : NULL);
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
@@ -540,6 +563,8 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 	for (size_t i = 0; i < n_fds; i++)
 		a->listen_fds[a->n_listen++] = fds[i];
 
+	if (conntrack_new(&a->conntrack) < 0)
+		log_warning("Clients reset by the activator keep their conntrack entries");
 	int r =
 	    relay_set_new(base, cfg->mark, cfg->max_relay_lifetime_us, &a->relay_stats, &a->relays);
 	if (r < 0) {
@@ -594,6 +619,7 @@ void activator_free(struct activator *a)
 		waking_free(a->wakings);
 	}
 	relay_set_free(a->relays);
+	conntrack_free(a->conntrack);
 	free(a);
 }
 

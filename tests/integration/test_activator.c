@@ -860,3 +860,49 @@ TEST(test_probe_in_the_services_namespace_ignores_a_proxy_that_accepts_early)
 	ASSERT_TRUE(own.listening_at_us > 0);
 	ASSERT_GE_U(f->ready_at_us, own.listening_at_us);
 }
+
+/* --- resets leave no redirect behind ------------------------------------------ */
+
+/* A blocking connect from 127.0.0.1:sport to 127.0.0.1:port, with mark if non-zero. */
+static int connect_from_port(uint16_t sport, uint16_t port, uint32_t mark)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (mark)
+		setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	struct timeval tv = {.tv_sec = 2};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	struct sockaddr_in src = {.sin_family = AF_INET, .sin_port = htons(sport)};
+	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(port)};
+	src.sin_addr.s_addr = dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
+	    connect(fd, (struct sockaddr *)&dst, sizeof(dst)) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+TEST(test_reset_client_leaves_no_redirect_for_our_next_connection_from_its_port)
+{
+	struct fixture *f = fixture_new(10000, true);
+	int backend = tcp_listen("127.0.0.1", OTHER_PORT);
+	ASSERT_TRUE(backend >= 0);
+	/* OTHER_PORT is redirected but no service owns it: the client is reset. */
+	int fd = connect_from_port(41000, OTHER_PORT, 0);
+	ASSERT_TRUE(fd >= 0);
+	evloop_run_until(f->base, rejected_one, f, 5000, "the activator to reject");
+	close(fd);
+	/* A probe or relay socket of ours that happens to get the same source
+	 * port must reach the service, not the activator through the old entry. */
+	int ours = connect_from_port(41000, OTHER_PORT, MARK);
+	ASSERT_TRUE(ours >= 0);
+	int got = tcp_accept_within(backend, 2000);
+	ASSERT_TRUE(got >= 0);
+	close(got);
+	close(ours);
+	close(backend);
+	ASSERT_EQ_U(counters(f).accepted, 1);
+}

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+#include "conntrack.h"
+
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dozed/log.h"
+
+struct conntrack {
+	struct mnl_socket *nl;
+	uint32_t seq;
+};
+
+int conntrack_new(struct conntrack **out)
+{
+	struct conntrack *ct = calloc(1, sizeof(*ct));
+	if (!ct)
+		return log_error_errno(ENOMEM, "Failed to allocate the conntrack socket");
+	ct->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (!ct->nl || mnl_socket_bind(ct->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int r = -errno;
+		conntrack_free(ct);
+		return log_error_errno(r, "Failed to open a conntrack netlink socket");
+	}
+	ct->seq = (uint32_t)time(NULL);
+	*out = ct;
+	return 0;
+}
+
+void conntrack_free(struct conntrack *ct)
+{
+	if (!ct)
+		return;
+	if (ct->nl)
+		mnl_socket_close(ct->nl);
+	free(ct);
+}
+
+static void put_tuple(struct nlmsghdr *nlh, const struct sockaddr_storage *src,
+		      const struct sockaddr_storage *dst)
+{
+	struct nlattr *tuple = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
+	struct nlattr *ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
+	uint16_t sport, dport;
+	if (src->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const void *)src, *d = (const void *)dst;
+		mnl_attr_put(nlh, CTA_IP_V6_SRC, sizeof(s->sin6_addr), &s->sin6_addr);
+		mnl_attr_put(nlh, CTA_IP_V6_DST, sizeof(d->sin6_addr), &d->sin6_addr);
+		sport = s->sin6_port;
+		dport = d->sin6_port;
+	} else {
+		const struct sockaddr_in *s = (const void *)src, *d = (const void *)dst;
+		mnl_attr_put_u32(nlh, CTA_IP_V4_SRC, s->sin_addr.s_addr);
+		mnl_attr_put_u32(nlh, CTA_IP_V4_DST, d->sin_addr.s_addr);
+		sport = s->sin_port;
+		dport = d->sin_port;
+	}
+	mnl_attr_nest_end(nlh, ip);
+	struct nlattr *proto = mnl_attr_nest_start(nlh, CTA_TUPLE_PROTO);
+	mnl_attr_put_u8(nlh, CTA_PROTO_NUM, IPPROTO_TCP);
+	mnl_attr_put_u16(nlh, CTA_PROTO_SRC_PORT, sport);
+	mnl_attr_put_u16(nlh, CTA_PROTO_DST_PORT, dport);
+	mnl_attr_nest_end(nlh, proto);
+	mnl_attr_nest_end(nlh, tuple);
+}
+
+void conntrack_forget(struct conntrack *ct, const struct sockaddr_storage *client,
+		      const struct sockaddr_storage *orig_dst)
+{
+	if (!ct || client->ss_family != orig_dst->ss_family ||
+	    (client->ss_family != AF_INET && client->ss_family != AF_INET6))
+		return;
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = ++ct->seq;
+	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = (uint8_t)client->ss_family;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = 0;
+	put_tuple(nlh, client, orig_dst);
+	if (mnl_socket_sendto(ct->nl, nlh, nlh->nlmsg_len) < 0) {
+		log_debug_errno(errno, "Cannot delete the conntrack entry of a reset client");
+		return;
+	}
+	/* The kernel answered inside sendto(): drain the acks, never wait. */
+	while (mnl_socket_recvfrom(ct->nl, buf, sizeof(buf)) > 0)
+		;
+}
