@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "dozed/log.h"
 #include "dozed/nft.h"
 
@@ -25,19 +26,6 @@
 #define REPS_BULK  10
 #define FIRST_PORT 20000
 
-static double now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 struct row {
 	const char *what;
 	double p50, p95;
@@ -45,9 +33,9 @@ struct row {
 
 static void summarize(struct row *row, double *samples, int n)
 {
-	qsort(samples, (size_t)n, sizeof(*samples), cmp_double);
-	row->p50 = samples[n / 2];
-	row->p95 = samples[(n * 95) / 100 < n ? (n * 95) / 100 : n - 1];
+	struct bench_stat st = bench_stat_of(samples, (size_t)n, false);
+	row->p50 = st.p50;
+	row->p95 = st.p95;
 }
 
 /* Times add(ports) and remove(ports), n_reps each. */
@@ -56,13 +44,13 @@ static int measure(struct nft_ctx *ctx, const uint16_t *ports, size_t n, int rep
 {
 	double add[REPS_ONE] = {0}, rem[REPS_ONE] = {0};
 	for (int i = 0; i < reps; i++) {
-		double t0 = now_us();
+		double t0 = bench_now_us();
 		if (nft_set_add_ports(ctx, ports, n) < 0)
 			return -1;
-		double t1 = now_us();
+		double t1 = bench_now_us();
 		if (nft_set_remove_ports(ctx, ports, n) < 0)
 			return -1;
-		double t2 = now_us();
+		double t2 = bench_now_us();
 		add[i] = t1 - t0;
 		rem[i] = t2 - t1;
 	}
@@ -71,24 +59,10 @@ static int measure(struct nft_ctx *ctx, const uint16_t *ports, size_t n, int rep
 	return 0;
 }
 
-static void link_up_lo(void)
-{
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	struct ifreq ifr = {0};
-	strcpy(ifr.ifr_name, "lo");
-	ioctl(fd, SIOCGIFFLAGS, &ifr);
-	ifr.ifr_flags |= IFF_UP;
-	ioctl(fd, SIOCSIFFLAGS, &ifr);
-	close(fd);
-}
-
 int main(void)
 {
-	if (unshare(CLONE_NEWNET) < 0) {
-		perror("bench_nft: unshare(CLONE_NEWNET) (run as root)");
+	if (bench_netns_private() < 0)
 		return 1;
-	}
-	link_up_lo();
 	log_set_max_level(LOG_WARNING);
 	struct nft_ctx *ctx = NULL;
 	if (nft_ctx_new(&ctx, "dozedbench", 0x1d0, 21001) < 0 || nft_table_create(ctx) < 0)

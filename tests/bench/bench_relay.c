@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "dozed/activator.h"
 #include "dozed/log.h"
 #include "dozed/nft.h"
@@ -223,12 +224,6 @@ static double measure_throughput(uint16_t port, int n)
 	return (double)total / seconds_per_test / 1e6;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* Median and p95 of 1-byte request/response round trips, in µs. */
 static int measure_rtt(uint16_t port, double *p50, double *p95)
 {
@@ -249,9 +244,9 @@ static int measure_rtt(uint16_t port, double *p50, double *p95)
 		samples[i] = (now_s() - t0) * 1e6;
 	}
 	close(fd);
-	qsort(samples, (size_t)rtt_rounds, sizeof(double), cmp_double);
-	*p50 = samples[rtt_rounds / 2];
-	*p95 = samples[rtt_rounds * 95 / 100];
+	struct bench_stat st = bench_stat_of(samples, (size_t)rtt_rounds, false);
+	*p50 = st.p50;
+	*p95 = st.p95;
 	free(samples);
 	return 0;
 }
@@ -292,26 +287,12 @@ struct peer {
 	double mbps1, mbps4, rtt50, rtt95;
 };
 
-static void link_up_lo(void)
-{
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	struct ifreq ifr = {0};
-	strcpy(ifr.ifr_name, "lo");
-	ioctl(fd, SIOCGIFFLAGS, &ifr);
-	ifr.ifr_flags |= IFF_UP;
-	ioctl(fd, SIOCSIFFLAGS, &ifr);
-	close(fd);
-}
-
 int main(int argc, char **argv)
 {
 	if (argc > 1)
 		seconds_per_test = atof(argv[1]);
-	if (unshare(CLONE_NEWNET) < 0) {
-		perror("bench: unshare(CLONE_NEWNET) (run as root)");
+	if (bench_netns_private() < 0)
 		return 1;
-	}
-	link_up_lo();
 	signal(SIGPIPE, SIG_IGN);
 	log_set_max_level(LOG_WARNING);
 
