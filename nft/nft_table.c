@@ -24,8 +24,11 @@
 /* nft(8)'s datatype number for inet_service, so `nft list` shows the set as ours. */
 #define NFT_TYPE_INET_SERVICE 13
 #define SET_ID_SLEEPING	      1
-/* Offset of the destination port in a TCP header. */
+/* Offsets in a TCP header, and its flags. */
 #define TCP_DPORT_OFFSET 2
+#define TCP_FLAGS_OFFSET 13
+#define TCP_FLAG_SYN	 0x02
+#define TCP_FLAG_ACK	 0x10
 
 int nft_ctx_new(struct nft_ctx **out, const char *table, uint32_t mark, uint16_t activator_port)
 {
@@ -114,7 +117,35 @@ static int expr_tcp_dport_load(struct nftnl_rule *rule)
 	return 0;
 }
 
-/* meta mark != MARK [fib daddr type local] tcp dport @sleeping redirect to :PORT */
+/*
+ * tcp flags & (syn | ack) == syn: only a connection's first packet. A packet
+ * in the middle of a connection that conntrack picks up anew (its entry was
+ * deleted, nf_conntrack_tcp_loose) must not be redirected: that entry would
+ * then send a later connection of ours from the same port to the activator.
+ */
+static int expr_tcp_syn_only(struct nftnl_rule *rule)
+{
+	uint8_t mask = TCP_FLAG_SYN | TCP_FLAG_ACK, zero = 0, syn = TCP_FLAG_SYN;
+	struct nftnl_expr *e;
+	int r = rule_add_expr(rule, "payload", &e);
+	if (r < 0)
+		return r;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_TRANSPORT_HEADER);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, TCP_FLAGS_OFFSET);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, sizeof(uint8_t));
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	r = rule_add_expr(rule, "bitwise", &e);
+	if (r < 0)
+		return r;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint8_t));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	return expr_cmp(rule, NFT_CMP_EQ, &syn, sizeof(syn));
+}
+
+/* meta mark != MARK [fib daddr type local] tcp dport @sleeping tcp flags syn redirect to :PORT */
 static int rule_build_redirect(const struct nft_ctx *ctx, struct nftnl_rule *rule, bool local_only)
 {
 	struct nftnl_expr *e;
@@ -140,6 +171,9 @@ static int rule_build_redirect(const struct nft_ctx *ctx, struct nftnl_rule *rul
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
 	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, NFT_SET_SLEEPING);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, SET_ID_SLEEPING);
+	r = expr_tcp_syn_only(rule);
+	if (r < 0)
+		return r;
 
 	uint16_t port_be = htons(ctx->activator_port);
 	r = rule_add_expr(rule, "immediate", &e);

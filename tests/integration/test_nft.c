@@ -145,6 +145,11 @@ static void assert_chain(struct json_object *items, const char *name, const char
 	ASSERT_STREQ(json_str(c, "policy"), "accept");
 }
 
+/* tcp flags & (syn | ack) == syn: only first packets are redirected. */
+#define SYN_ONLY                                                                                   \
+	"{\"match\":{\"op\":\"==\",\"left\":{\"&\":[{\"payload\":{\"protocol\":\"tcp\","           \
+	"\"field\":\"flags\"}},[\"syn\",\"ack\"]]},\"right\":\"syn\"}}"
+
 TEST(test_create_makes_set_chains_hooks_priorities_and_rules)
 {
 	table_new();
@@ -167,6 +172,7 @@ TEST(test_create_makes_set_chains_hooks_priorities_and_rules)
 	ASSERT_CONTAINS(pre, "{\"match\":{\"op\":\"==\",\"left\":{\"payload\":{\"protocol\":"
 			     "\"tcp\",\"field\":\"dport\"}},\"right\":\"@sleeping\"}}");
 	ASSERT_CONTAINS(pre, "{\"redirect\":{\"port\":15001}}");
+	ASSERT_CONTAINS(pre, SYN_ONLY);
 	ASSERT_TRUE(!strstr(pre, "fib"));
 
 	const char *out = rule_exprs_of(items, "output");
@@ -175,6 +181,7 @@ TEST(test_create_makes_set_chains_hooks_priorities_and_rules)
 	ASSERT_CONTAINS(out, "{\"match\":{\"op\":\"==\",\"left\":{\"fib\":{\"result\":\"type\","
 			     "\"flags\":[\"daddr\"]}},\"right\":\"local\"}}");
 	ASSERT_CONTAINS(out, "\"right\":\"@sleeping\"");
+	ASSERT_CONTAINS(out, SYN_ONLY);
 	ASSERT_CONTAINS(out, "{\"redirect\":{\"port\":15001}}");
 
 	/* tcp dport 15001 ct status & dnat != dnat drop */
