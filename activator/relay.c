@@ -24,7 +24,7 @@
 #include "dozed/log.h"
 #include "dozed/macro.h"
 
-#define PIPE_SIZE	  (256 * 1024)
+#define PIPE_SIZE	  (1024 * 1024)
 #define PIPE_POOL_MAX	  64
 #define ROUNDS_PER_WAKE	  16
 #define CONNECT_TIMEOUT_S 10
