@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "daemon_internal.h"
@@ -317,7 +318,10 @@ void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup
 	struct svc_extra *x = extra(s);
 	if (!cgroup_dir)
 		return;
-	if (x->attachment && strcmp(egress_attachment_path(x->attachment), cgroup_dir) == 0)
+	struct stat st;
+	/* The same path after a restart is a new cgroup: the old one is dying. */
+	if (x->attachment && stat(cgroup_dir, &st) == 0 &&
+	    st.st_ino == egress_attachment_cgroup_id(x->attachment))
 		return;
 	egress_counter_detach(x->attachment);
 	x->attachment = NULL;

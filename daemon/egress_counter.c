@@ -216,3 +216,8 @@ const char *egress_attachment_path(const struct egress_attachment *a)
 {
 	return a->path;
 }
+
+uint64_t egress_attachment_cgroup_id(const struct egress_attachment *a)
+{
+	return a->cgroup_id;
+}

@@ -44,7 +44,7 @@ nsenter --net="$RTDIR/ns/$RT.net" -- "$BUILD/dozed" --runtime-socket "$RTDIR/$RT
 	--state-dir "$WORK/state" --nft-table dozeddemo >"$WORK/dozed.log" 2>&1 &
 DOZED_PID=$!
 for _ in $(seq 100); do ctl list >/dev/null 2>&1 && break; sleep 0.1; done
-ctl events --follow | sed 's/^/   event: /' &
+ctl events --follow | sed -u 's/^/   event: /' &
 FOLLOW_PID=$!
 
 bold "dozectl enable $NAME --idle 5s"

@@ -39,3 +39,6 @@ void egress_counter_detach(struct egress_attachment *a);
 int egress_counter_read(const struct egress_counter *c, const struct egress_attachment *a,
 			struct egress_totals *out);
 const char *egress_attachment_path(const struct egress_attachment *a);
+/* The attached cgroup's id: its directory's inode number. A container's
+ * cgroup comes back at the same path with a new id after a restart. */
+uint64_t egress_attachment_cgroup_id(const struct egress_attachment *a);

@@ -93,8 +93,9 @@ event_count() { ctl events --json | jq -s --arg e "$1" --arg s "$NAME" '[.[] | s
 events_at_least() { [ "$(event_count "$1")" -ge "$2" ]; }
 page_ok() { in_ns curl -sS --max-time 20 "http://127.0.0.1:$PORT/" | grep -q 'dozed test'; }
 
+# Puts it to sleep (or lets a sleep under way finish); fails the test if it cannot.
 asleep() {
-	ctl sleep "$NAME" >/dev/null 2>&1 || state_is asleep || return 1
+	ctl sleep "$NAME" >/dev/null 2>&1
 	wait_for 15000 "asleep state" state_is asleep && wait_for 5000 "stopped container" stopped
 }
 
@@ -120,6 +121,21 @@ test_request_wakes_it_and_gets_the_page() {
 	[ "$(jq -r .total_ms <<<"$ready")" != null ] || fail "ready event without timings: $ready"
 	[ "$(event_count ready)" -gt "$before" ] || fail "no ready event"
 	echo "   ready: $(jq -c '{start_ms, probe_ms, total_ms}' <<<"$ready")"
+}
+
+test_woken_service_with_traffic_stays_awake_then_sleeps_when_it_stops() {
+	# Its egress counts after the restart (a new cgroup at the same path):
+	# requests every 0.5 s for 4 s keep an idle-2s service awake.
+	local sleeps i
+	page_ok || { fail "not awake to begin with"; return; }
+	sleeps=$(event_count sleep)
+	for i in $(seq 8); do
+		page_ok || fail "request $i failed"
+		sleep 0.5
+	done
+	[ "$(event_count sleep)" -eq "$sleeps" ] || fail "it slept while serving every 0.5 s"
+	running || fail "container stopped while serving"
+	wait_for 4000 "sleep once the traffic stopped" events_at_least sleep $((sleeps + 1))
 }
 
 test_200_concurrent_clients_during_one_wake_all_get_the_page() {
@@ -206,6 +222,7 @@ test_removed_container_is_dropped_with_an_event() {
 TESTS=(
 	test_enabled_idle_service_sleeps_within_4s
 	test_request_wakes_it_and_gets_the_page
+	test_woken_service_with_traffic_stays_awake_then_sleeps_when_it_stops
 	test_200_concurrent_clients_during_one_wake_all_get_the_page
 	test_hammering_client_sees_no_failure_across_10_sleep_wake_cycles
 	test_dozed_killed_while_asleep_still_wakes_it_after_restart
