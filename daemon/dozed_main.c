@@ -129,7 +129,14 @@ static int run(const struct dozed_config *cfg)
 	if (r < 0)
 		return r;
 	raise_fd_limit();
-	m.base = event_base_new();
+	/* Probes tick every millisecond during a wake: a coarse clock would
+	 * round that to the kernel's tick. */
+	struct event_config *ecfg = event_config_new();
+	if (ecfg)
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	m.base = ecfg ? event_base_new_with_config(ecfg) : NULL;
+	if (ecfg)
+		event_config_free(ecfg);
 	if (!m.base)
 		return log_error_errno(ENOMEM, "Failed to create the event loop");
 	signal(SIGPIPE, SIG_IGN);
