@@ -143,31 +143,10 @@ static void waking_free(struct waking *w)
 	free(w);
 }
 
-/* Resets a redirected client and forgets its conntrack entry (conntrack.h says why). */
-static void client_reset(struct activator *a, int fd, const struct sockaddr_storage *dst)
-{
-	struct sockaddr_storage peer;
-	socklen_t len = sizeof(peer);
-	bool known = dst && getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
-	socket_close_with_reset(fd);
-	if (!known)
-		return;
-	const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)&peer;
-	if (peer.ss_family == AF_INET6 && dst->ss_family == AF_INET &&
-	    IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr)) {
-		/* A dual-stack listener's IPv4 client: its entry is IPv4's. */
-		struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = p6->sin6_port};
-		memcpy(&in4.sin_addr, &p6->sin6_addr.s6_addr[12], sizeof(in4.sin_addr));
-		memset(&peer, 0, sizeof(peer));
-		memcpy(&peer, &in4, sizeof(in4));
-	}
-	conntrack_forget(a->conntrack, &peer, dst);
-}
-
 static void waking_reset_held(struct waking *w)
 {
 	while (w->head) {
-		client_reset(w->a, w->head->fd, &w->head->dst);
+		conntrack_reset_client(w->a->conntrack, w->head->fd, &w->head->dst);
 		held_unlink(w->head);
 	}
 }
@@ -433,7 +412,7 @@ static void activator_hold(struct activator *a, int fd, int family)
 
 	struct waking *w = waking_find(a, route.service_id);
 	if (w && w->n_held >= a->cfg.max_held) {
-		client_reset(a, fd, &dst);
+		conntrack_reset_client(a->conntrack, fd, &dst);
 		a->counters.rejected_full++;
 		log_reject(a, fd, "too many clients already held for this service", &dst);
 		if (a->ops.client_rejected)
@@ -486,7 +465,7 @@ static void activator_hold(struct activator *a, int fd, int family)
 	return;
 reject:
 	a->counters.rejected_unrouted++;
-	client_reset(a, fd, dst.ss_family ? &dst : NULL);
+	conntrack_reset_client(a->conntrack, fd, dst.ss_family ? &dst : NULL);
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
@@ -565,8 +544,8 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 
 	if (conntrack_new(&a->conntrack) < 0)
 		log_warning("Clients reset by the activator keep their conntrack entries");
-	int r =
-	    relay_set_new(base, cfg->mark, cfg->max_relay_lifetime_us, &a->relay_stats, &a->relays);
+	int r = relay_set_new(base, cfg->mark, cfg->max_relay_lifetime_us, &a->relay_stats,
+			      a->conntrack, &a->relays);
 	if (r < 0) {
 		activator_free(a);
 		return r;

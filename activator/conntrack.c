@@ -2,6 +2,8 @@
 #include "conntrack.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <unistd.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 
 #include "dozed/log.h"
+#include "relay.h"
 
 struct conntrack {
 	struct mnl_socket *nl;
@@ -93,4 +96,24 @@ void conntrack_forget(struct conntrack *ct, const struct sockaddr_storage *clien
 	/* The kernel answered inside sendto(): drain the acks, never wait. */
 	while (mnl_socket_recvfrom(ct->nl, buf, sizeof(buf)) > 0)
 		;
+}
+
+void conntrack_reset_client(struct conntrack *ct, int fd, const struct sockaddr_storage *orig_dst)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	bool known = orig_dst && getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
+	socket_close_with_reset(fd);
+	if (!known)
+		return;
+	const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)&peer;
+	if (peer.ss_family == AF_INET6 && orig_dst->ss_family == AF_INET &&
+	    IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr)) {
+		/* A dual-stack listener's IPv4 client: its entry is IPv4's. */
+		struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = p6->sin6_port};
+		memcpy(&in4.sin_addr, &p6->sin6_addr.s6_addr[12], sizeof(in4.sin_addr));
+		memset(&peer, 0, sizeof(peer));
+		memcpy(&peer, &in4, sizeof(in4));
+	}
+	conntrack_forget(ct, &peer, orig_dst);
 }

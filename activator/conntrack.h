@@ -21,3 +21,7 @@ void conntrack_free(struct conntrack *ct); /* accepts NULL */
  * gone is fine, failures are logged at debug level. Never blocks. */
 void conntrack_forget(struct conntrack *ct, const struct sockaddr_storage *client,
 		      const struct sockaddr_storage *orig_dst);
+
+/* Resets a redirected client (SO_LINGER 0) and forgets its entry; orig_dst
+ * NULL: just the reset. */
+void conntrack_reset_client(struct conntrack *ct, int fd, const struct sockaddr_storage *orig_dst);

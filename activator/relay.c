@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "dozed/log.h"
+#include "conntrack.h"
 #include "dozed/macro.h"
 
 #define PIPE_SIZE	  (1024 * 1024)
@@ -49,14 +50,16 @@ struct relay {
 	struct relay_set *set;
 	struct relay *prev, *next;
 	int client_fd, backend_fd;
-	struct relay_dir up;	 /* client → backend */
-	struct relay_dir down;	 /* backend → client */
-	struct event *connected; /* backend connect in progress */
+	struct sockaddr_storage dst; /* the client's original destination */
+	struct relay_dir up;	     /* client → backend */
+	struct relay_dir down;	     /* backend → client */
+	struct event *connected;     /* backend connect in progress */
 	struct event *lifetime;
 };
 
 struct relay_set {
 	struct event_base *base;
+	struct conntrack *conntrack;
 	uint32_t mark;
 	uint64_t max_lifetime_us;
 	struct relay_stats *stats;
@@ -157,7 +160,7 @@ static void relay_free(struct relay *r, bool reset)
 	if (r->lifetime)
 		event_free(r->lifetime);
 	if (reset) {
-		socket_close_with_reset(r->client_fd);
+		conntrack_reset_client(set->conntrack, r->client_fd, &r->dst);
 		socket_close_with_reset(r->backend_fd);
 		set->stats->reset++;
 	} else {
@@ -319,6 +322,7 @@ int relay_start(struct relay_set *set, int client_fd, const struct sockaddr_stor
 	}
 	r->set = set;
 	r->client_fd = client_fd;
+	r->dst = *dst;
 	r->up.pipe.fd[0] = r->up.pipe.fd[1] = -1;
 	r->down.pipe.fd[0] = r->down.pipe.fd[1] = -1;
 	r->next = set->relays;
@@ -356,7 +360,7 @@ int relay_start(struct relay_set *set, int client_fd, const struct sockaddr_stor
 }
 
 int relay_set_new(struct event_base *base, uint32_t mark, uint64_t max_lifetime_us,
-		  struct relay_stats *stats, struct relay_set **out)
+		  struct relay_stats *stats, struct conntrack *ct, struct relay_set **out)
 {
 	struct relay_set *set = calloc(1, sizeof(*set));
 	if (!set)
@@ -365,6 +369,7 @@ int relay_set_new(struct event_base *base, uint32_t mark, uint64_t max_lifetime_
 	set->mark = mark;
 	set->max_lifetime_us = max_lifetime_us;
 	set->stats = stats;
+	set->conntrack = ct;
 	*out = set;
 	return 0;
 }

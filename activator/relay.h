@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct conntrack;
 struct event_base;
 struct relay;
 struct relay_set;
@@ -20,9 +21,10 @@ struct relay_stats {
 	uint64_t reset;
 };
 
-/* A set of relays sharing one pool of pipes; freeing it ends every relay. */
+/* A set of relays sharing one pool of pipes; freeing it ends every relay.
+ * A client it resets has its conntrack entry forgotten through ct (may be NULL). */
 int relay_set_new(struct event_base *base, uint32_t mark, uint64_t max_lifetime_us,
-		  struct relay_stats *stats, struct relay_set **out);
+		  struct relay_stats *stats, struct conntrack *ct, struct relay_set **out);
 void relay_set_free(struct relay_set *set);
 
 /*
