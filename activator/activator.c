@@ -146,7 +146,7 @@ static void waking_free(struct waking *w)
 static void waking_reset_held(struct waking *w)
 {
 	while (w->head) {
-		conntrack_reset_client(w->a->conntrack, w->head->fd, &w->head->dst);
+		conntrack_reset_client(w->a->conntrack, w->head->fd);
 		held_unlink(w->head);
 	}
 }
@@ -412,7 +412,7 @@ static void activator_hold(struct activator *a, int fd, int family)
 
 	struct waking *w = waking_find(a, route.service_id);
 	if (w && w->n_held >= a->cfg.max_held) {
-		conntrack_reset_client(a->conntrack, fd, &dst);
+		conntrack_reset_client(a->conntrack, fd);
 		a->counters.rejected_full++;
 		log_reject(a, fd, "too many clients already held for this service", &dst);
 		if (a->ops.client_rejected)
@@ -465,7 +465,7 @@ static void activator_hold(struct activator *a, int fd, int family)
 	return;
 reject:
 	a->counters.rejected_unrouted++;
-	conntrack_reset_client(a->conntrack, fd, dst.ss_family ? &dst : NULL);
+	conntrack_reset_client(a->conntrack, fd);
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)

@@ -45,10 +45,22 @@ void conntrack_free(struct conntrack *ct)
 	free(ct);
 }
 
-static void put_tuple(struct nlmsghdr *nlh, const struct sockaddr_storage *src,
+/* A dual-stack socket's IPv4 peer is v4-mapped; its conntrack entry is IPv4's. */
+static void unmap_v4(struct sockaddr_storage *sa)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	if (sa->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+		return;
+	struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = s6->sin6_port};
+	memcpy(&in4.sin_addr, &s6->sin6_addr.s6_addr[12], sizeof(in4.sin_addr));
+	memset(sa, 0, sizeof(*sa));
+	memcpy(sa, &in4, sizeof(in4));
+}
+
+static void put_tuple(struct nlmsghdr *nlh, uint16_t type, const struct sockaddr_storage *src,
 		      const struct sockaddr_storage *dst)
 {
-	struct nlattr *tuple = mnl_attr_nest_start(nlh, CTA_TUPLE_ORIG);
+	struct nlattr *tuple = mnl_attr_nest_start(nlh, type);
 	struct nlattr *ip = mnl_attr_nest_start(nlh, CTA_TUPLE_IP);
 	uint16_t sport, dport;
 	if (src->ss_family == AF_INET6) {
@@ -73,22 +85,20 @@ static void put_tuple(struct nlmsghdr *nlh, const struct sockaddr_storage *src,
 	mnl_attr_nest_end(nlh, tuple);
 }
 
-void conntrack_forget(struct conntrack *ct, const struct sockaddr_storage *client,
-		      const struct sockaddr_storage *orig_dst)
+/* Deletes the entry whose reply tuple is local -> peer. */
+static void conntrack_delete_reply(struct conntrack *ct, const struct sockaddr_storage *local,
+				   const struct sockaddr_storage *peer)
 {
-	if (!ct || client->ss_family != orig_dst->ss_family ||
-	    (client->ss_family != AF_INET && client->ss_family != AF_INET6))
-		return;
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	nlh->nlmsg_seq = ++ct->seq;
 	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = (uint8_t)client->ss_family;
+	nfg->nfgen_family = (uint8_t)local->ss_family;
 	nfg->version = NFNETLINK_V0;
 	nfg->res_id = 0;
-	put_tuple(nlh, client, orig_dst);
+	put_tuple(nlh, CTA_TUPLE_REPLY, local, peer);
 	if (mnl_socket_sendto(ct->nl, nlh, nlh->nlmsg_len) < 0) {
 		log_debug_errno(errno, "Cannot delete the conntrack entry of a reset client");
 		return;
@@ -98,22 +108,18 @@ void conntrack_forget(struct conntrack *ct, const struct sockaddr_storage *clien
 		;
 }
 
-void conntrack_reset_client(struct conntrack *ct, int fd, const struct sockaddr_storage *orig_dst)
+void conntrack_reset_client(struct conntrack *ct, int fd)
 {
-	struct sockaddr_storage peer;
-	socklen_t len = sizeof(peer);
-	bool known = orig_dst && getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
+	struct sockaddr_storage local, peer;
+	socklen_t llen = sizeof(local), plen = sizeof(peer);
+	bool known = ct && getsockname(fd, (struct sockaddr *)&local, &llen) == 0 &&
+		     getpeername(fd, (struct sockaddr *)&peer, &plen) == 0;
 	socket_close_with_reset(fd);
 	if (!known)
 		return;
-	const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)&peer;
-	if (peer.ss_family == AF_INET6 && orig_dst->ss_family == AF_INET &&
-	    IN6_IS_ADDR_V4MAPPED(&p6->sin6_addr)) {
-		/* A dual-stack listener's IPv4 client: its entry is IPv4's. */
-		struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = p6->sin6_port};
-		memcpy(&in4.sin_addr, &p6->sin6_addr.s6_addr[12], sizeof(in4.sin_addr));
-		memset(&peer, 0, sizeof(peer));
-		memcpy(&peer, &in4, sizeof(in4));
-	}
-	conntrack_forget(ct, &peer, orig_dst);
+	unmap_v4(&local);
+	unmap_v4(&peer);
+	if (local.ss_family == peer.ss_family &&
+	    (local.ss_family == AF_INET || local.ss_family == AF_INET6))
+		conntrack_delete_reply(ct, &local, &peer);
 }

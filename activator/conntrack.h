@@ -8,6 +8,11 @@
  * mark) that happens to reuse the client's source port would match it and be
  * sent back to the activator, because a reset from the reply side does not
  * let conntrack reopen the entry.
+ *
+ * The entry is found by its reply tuple, which is what the activator's
+ * socket sees (its own address, and the peer's): when the redirect clashed
+ * with another entry's reply tuple, NAT also changed the client's source
+ * port, and the original tuple is not known from the socket.
  */
 
 #include <sys/socket.h>
@@ -17,11 +22,6 @@ struct conntrack;
 int conntrack_new(struct conntrack **out);
 void conntrack_free(struct conntrack *ct); /* accepts NULL */
 
-/* Deletes the entry client -> orig_dst (TCP). Best effort: an entry already
- * gone is fine, failures are logged at debug level. Never blocks. */
-void conntrack_forget(struct conntrack *ct, const struct sockaddr_storage *client,
-		      const struct sockaddr_storage *orig_dst);
-
-/* Resets a redirected client (SO_LINGER 0) and forgets its entry; orig_dst
- * NULL: just the reset. */
-void conntrack_reset_client(struct conntrack *ct, int fd, const struct sockaddr_storage *orig_dst);
+/* Resets a redirected client (SO_LINGER 0) and deletes its entry. Best
+ * effort: failures are logged at debug level. Never blocks. */
+void conntrack_reset_client(struct conntrack *ct, int fd);

@@ -50,10 +50,9 @@ struct relay {
 	struct relay_set *set;
 	struct relay *prev, *next;
 	int client_fd, backend_fd;
-	struct sockaddr_storage dst; /* the client's original destination */
-	struct relay_dir up;	     /* client → backend */
-	struct relay_dir down;	     /* backend → client */
-	struct event *connected;     /* backend connect in progress */
+	struct relay_dir up;	 /* client → backend */
+	struct relay_dir down;	 /* backend → client */
+	struct event *connected; /* backend connect in progress */
 	struct event *lifetime;
 };
 
@@ -160,7 +159,7 @@ static void relay_free(struct relay *r, bool reset)
 	if (r->lifetime)
 		event_free(r->lifetime);
 	if (reset) {
-		conntrack_reset_client(set->conntrack, r->client_fd, &r->dst);
+		conntrack_reset_client(set->conntrack, r->client_fd);
 		socket_close_with_reset(r->backend_fd);
 		set->stats->reset++;
 	} else {
@@ -322,7 +321,6 @@ int relay_start(struct relay_set *set, int client_fd, const struct sockaddr_stor
 	}
 	r->set = set;
 	r->client_fd = client_fd;
-	r->dst = *dst;
 	r->up.pipe.fd[0] = r->up.pipe.fd[1] = -1;
 	r->down.pipe.fd[0] = r->down.pipe.fd[1] = -1;
 	r->next = set->relays;

@@ -908,3 +908,30 @@ TEST(test_reset_client_leaves_no_redirect_for_our_next_connection_from_its_port)
 	close(backend);
 	ASSERT_EQ_U(counters(f).accepted, 1);
 }
+
+TEST(test_reset_client_whose_port_nat_changed_leaves_no_redirect_either)
+{
+	struct fixture *f = fixture_new(10000, true);
+	f->start_on_wake = false;
+	int backend = tcp_listen("127.0.0.1", OTHER_PORT);
+	ASSERT_TRUE(backend >= 0);
+	/* Held from 127.0.0.1:41001: its redirect's reply tuple is 15001 -> 41001. */
+	int held = connect_from_port(41001, SERVICE_PORT, 0);
+	ASSERT_TRUE(held >= 0);
+	evloop_run_until(f->base, wake_was_requested, f, 5000, "the first client to be held");
+	/* The same source port to another redirected port clashes with that
+	 * reply tuple: NAT changes its source port too, which the activator sees. */
+	int fd = connect_from_port(41001, OTHER_PORT, 0);
+	ASSERT_TRUE(fd >= 0);
+	evloop_run_until(f->base, rejected_one, f, 5000, "the activator to reject");
+	close(fd);
+	int ours = connect_from_port(41001, OTHER_PORT, MARK);
+	ASSERT_TRUE(ours >= 0);
+	int got = tcp_accept_within(backend, 2000);
+	ASSERT_TRUE(got >= 0);
+	close(got);
+	close(ours);
+	close(held);
+	close(backend);
+	ASSERT_EQ_U(counters(f).accepted, 2);
+}
