@@ -86,6 +86,9 @@ void dozed_reattach(struct dozed *d, struct service *s);
 int dozed_save_state(struct dozed *d);
 void dozed_check_ready(struct dozed *d);
 
+/* daemon_probe.c: the service runs; probe it (inspect first, for its namespace) */
+void dozed_probe_start(struct dozed *d, struct service *s);
+
 /* daemon_sync.c: start-up, labels, runtime events */
 int dozed_sync_start(struct dozed *d);
 /* Adds c as a service (or updates its settings); 0 and *out, or -errno with

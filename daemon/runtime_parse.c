@@ -107,6 +107,7 @@ int runtime_container_dup(const struct runtime_container *c, struct runtime_cont
 		return -ENOMEM;
 	d->running = c->running;
 	d->pid = c->pid;
+	memcpy(d->ip, c->ip, sizeof(d->ip));
 	int r = 0;
 	r |= strdup_or_null(c->id, &d->id);
 	r |= strdup_or_null(c->name, &d->name);
@@ -234,6 +235,26 @@ static int parse_port_map(json_object *map, struct runtime_container *c)
 	return 0;
 }
 
+/* Docker's default bridge sets IPAddress; other networks (Podman's) only
+ * Networks.NAME.IPAddress. */
+static void parse_ip(json_object *settings, struct runtime_container *c)
+{
+	const char *ip = get_str(settings, "IPAddress");
+	json_object *networks = get(settings, "Networks", json_type_object);
+	if ((!ip || !*ip) && networks) {
+		json_object_object_foreach(networks, name, net)
+		{
+			(void)name;
+			ip = json_object_is_type(net, json_type_object) ? get_str(net, "IPAddress")
+									: NULL;
+			if (ip && *ip)
+				break;
+		}
+	}
+	if (ip && strlen(ip) < sizeof(c->ip))
+		snprintf(c->ip, sizeof(c->ip), "%s", ip);
+}
+
 int runtime_parse_inspect(const char *json, size_t len, struct runtime_container **out)
 {
 	_cleanup_json_ json_object *root = NULL;
@@ -267,6 +288,8 @@ int runtime_parse_inspect(const char *json, size_t len, struct runtime_container
 		r = parse_port_map(
 		    get(get(root, "NetworkSettings", json_type_object), "Ports", json_type_object),
 		    c);
+	if (r == 0)
+		parse_ip(get(root, "NetworkSettings", json_type_object), c);
 	/* Docker forgets a stopped container's ports in NetworkSettings; what it
 	 * will publish on the next start is in its configuration. */
 	if (r == 0 && c->n_ports == 0)

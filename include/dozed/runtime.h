@@ -87,6 +87,9 @@ struct runtime_container {
 	 * directory on every start, often at the same path: attach again after
 	 * each start. */
 	char *cgroup_dir;
+	/* Its address on its network (NetworkSettings: IPAddress, else the first
+	 * network's), "" when it has none: a stopped container, host networking. */
+	char ip[46];
 	struct runtime_label *labels;
 	size_t n_labels;
 	/* Published ports. While the container is stopped Docker reports none in

@@ -323,3 +323,24 @@ TEST(test_container_copy_outlives_the_original)
 	ASSERT_STREQ(copy->cgroup_dir, "/sys/fs/cgroup/unified/x");
 	ASSERT_STREQ(runtime_container_label(copy, "com.example.tier"), "front");
 }
+
+TEST(test_inspect_gives_the_address_of_a_running_container_on_its_network)
+{
+	/* Docker's default bridge fills IPAddress; Podman only its network's. */
+	struct runtime_container *d =
+	    inspect_fixture("unit/fixtures/runtime/docker-inspect-running.json");
+	ASSERT_STREQ(d->ip, "172.17.0.2");
+	struct runtime_container *p =
+	    inspect_fixture("unit/fixtures/runtime/podman-inspect-running.json");
+	ASSERT_STREQ(p->ip, "10.88.0.2");
+	struct runtime_container *copy = NULL;
+	ASSERT_OK(runtime_container_dup(p, &copy));
+	ASSERT_STREQ(copy->ip, "10.88.0.2");
+	runtime_container_free(copy);
+}
+
+TEST(test_inspect_of_a_stopped_container_has_no_address)
+{
+	ASSERT_STREQ(inspect_fixture("unit/fixtures/runtime/docker-inspect-stopped.json")->ip, "");
+	ASSERT_STREQ(inspect_fixture("unit/fixtures/runtime/podman-inspect-stopped.json")->ip, "");
+}

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+/* A started service's probe: where to connect, and in which network namespace. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon_internal.h"
+#include "dozed/activator.h"
+#include "dozed/egress_counter.h"
+#include "dozed/log.h"
+#include "dozed/runtime.h"
+
+/* Where to probe when no client waits: the published port on this host. */
+static void probe_destination(const struct service *s, struct sockaddr_storage *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	const struct service_port *p = &s->ports[0];
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)dst;
+	if (inet_pton(AF_INET6, p->host_ip, &in6->sin6_addr) == 1 &&
+	    !IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(p->host_port);
+		return;
+	}
+	struct sockaddr_in *in4 = (struct sockaddr_in *)dst;
+	in4->sin_family = AF_INET;
+	in4->sin_port = htons(p->host_port);
+	if (inet_pton(AF_INET, p->host_ip, &in4->sin_addr) != 1 ||
+	    in4->sin_addr.s_addr == htonl(INADDR_ANY))
+		in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+}
+
+/*
+ * Where the service itself listens, inside its network namespace: its own
+ * address on its network (any service reachable through a published port
+ * listens there), else loopback.
+ */
+static void probe_destination_in_container(const struct service *s, const char *ip,
+					   struct sockaddr_storage *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	uint16_t port = htons(s->ports[0].container_port);
+	struct sockaddr_in *in4 = (struct sockaddr_in *)dst;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)dst;
+	if (ip && inet_pton(AF_INET, ip, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = port;
+	} else if (ip && inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = port;
+	} else {
+		in4->sin_family = AF_INET;
+		in4->sin_port = port;
+		in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	}
+}
+
+/*
+ * Probes the service's own port inside its network namespace when the
+ * container is known to run: a runtime's proxy on the published port
+ * (docker-proxy) accepts before the service listens. Else the published port.
+ */
+static void probe_service(struct dozed *d, struct service *s, const struct runtime_container *c)
+{
+	struct sockaddr_storage dst;
+	int r, netns_fd = -1;
+	if (c && c->running && c->pid > 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)c->pid);
+		netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (netns_fd < 0)
+			log_debug_errno(errno, "%s: cannot open %s; probing the published port",
+					s->name, path);
+	}
+	if (netns_fd >= 0) {
+		probe_destination_in_container(s, c->ip[0] ? c->ip : NULL, &dst);
+		r = activator_service_starting_in(d->activator, s->id, &dst, netns_fd);
+		close(netns_fd);
+	} else {
+		probe_destination(s, &dst);
+		bool held = activator_service_held(d->activator, s->id) > 0;
+		r = activator_service_starting(d->activator, s->id, held ? NULL : &dst);
+	}
+	if (r < 0)
+		service_on_wake_failed(d->services, s->id, r);
+}
+
+static void probe_inspected(int err, const struct runtime_error *error,
+			    const struct runtime_container *c, void *userdata)
+{
+	struct pending_op *op = userdata;
+	struct dozed *d = op->d;
+	struct service *s = service_find_by_id(d->services, op->service_id);
+	pending_op_free(op);
+	if (!s)
+		return;
+	if (err < 0)
+		log_debug("%s: inspect before probing failed: %s", s->name, error->message);
+	/* Its cgroup is new on every start. */
+	if (err >= 0 && c->running)
+		dozed_attach_counter(d, s, c->cgroup_dir);
+	probe_service(d, s, err >= 0 ? c : NULL);
+}
+
+void dozed_probe_start(struct dozed *d, struct service *s)
+{
+	struct pending_op *op = pending_op_new(d, PENDING_PROBE, s->id);
+	if (!op || runtime_inspect(d->runtime, s->container_id, probe_inspected, op) < 0) {
+		pending_op_free(op);
+		probe_service(d, s, NULL);
+	}
+}
