@@ -101,6 +101,22 @@ asleep() {
 
 # --- the tests -----------------------------------------------------------------
 
+test_enable_refusals_say_why() {
+	local out rc
+	out=$(ctl enable "nosuch-$RT" 2>&1)
+	rc=$?
+	[ $rc -eq 1 ] || fail "enable of a missing container: exit $rc, expected 1"
+	[[ $out == *"nosuch-$RT"* ]] || fail "the message does not name the container: $out"
+	"$ENV" create "$RTDIR" "$RT" "noports-$RT" - >/dev/null || { fail "cannot create noports-$RT"; return; }
+	out=$(ctl enable "noports-$RT" 2>&1)
+	rc=$?
+	[ $rc -eq 1 ] || fail "enable of a container without ports: exit $rc, expected 1"
+	[[ $out == *"publishes no TCP port"* ]] || fail "unclear refusal: $out"
+	out=$(ctl enable "$NAME" --idle 10x 2>&1)
+	[ $? -eq 2 ] || fail "a bad --idle is not a usage error: $out"
+	ctl list --json | jq -e '.services | length == 0' >/dev/null || fail "a refused enable left a service"
+}
+
 test_enabled_idle_service_sleeps_within_4s() {
 	ctl enable "$NAME" --idle 2s >/dev/null || { fail "dozectl enable failed"; return; }
 	wait_for 4000 "stopped container" stopped || return
@@ -220,6 +236,7 @@ test_removed_container_is_dropped_with_an_event() {
 }
 
 TESTS=(
+	test_enable_refusals_say_why
 	test_enabled_idle_service_sleeps_within_4s
 	test_request_wakes_it_and_gets_the_page
 	test_woken_service_with_traffic_stays_awake_then_sleeps_when_it_stops
