@@ -156,7 +156,9 @@ static void load_done(int err, const struct runtime_error *error, const struct r
 	if (kind == PENDING_LOAD)
 		d->loading--;
 
-	if (err == -ENOENT && error->http_status == 404) {
+	if (err == -ENOENT && error->http_status == 404 && from_label) {
+		/* Gone before we looked: it was never ours. */
+	} else if (err == -ENOENT && error->http_status == 404) {
 		/* Saved, but the container is gone. */
 		feed_emit(d->feed, "removed", name, NULL, NULL);
 		dozed_save_state(d);
@@ -181,13 +183,14 @@ static void load_done(int err, const struct runtime_error *error, const struct r
 
 /* A saved service (settings given) or a labelled container (settings from its labels). */
 static int inspect_for_load(struct dozed *d, enum pending_kind kind, const char *container,
-			    bool from_label, uint64_t idle_us, bool wake_on_data)
+			    const char *name, bool from_label, uint64_t idle_us, bool wake_on_data)
 {
 	struct pending_op *op = pending_op_new(d, kind, 0);
 	if (!op)
 		return -ENOMEM;
 	op->from_label = from_label;
-	op->container = strdup(container);
+	/* The name for events and logs; the runtime is asked by id when known. */
+	op->container = strdup(name);
 	op->idle_us = idle_us;
 	op->idle_explicit = idle_us > 0;
 	op->wake_on_data = wake_on_data;
@@ -216,7 +219,7 @@ static void labelled_listed(int err, const struct runtime_error *error,
 	for (size_t i = 0; err >= 0 && i < n; i++)
 		if (!service_find_by_container(d->services, cs[i].id))
 			inspect_for_load(d, at_start ? PENDING_LOAD : PENDING_LABELED, cs[i].id,
-					 true, 0, false);
+					 cs[i].name ? cs[i].name : cs[i].id, true, 0, false);
 	dozed_check_ready(d);
 }
 
@@ -247,7 +250,7 @@ int dozed_sync_start(struct dozed *d)
 		const char *which = saved[i].container_id && *saved[i].container_id
 					? saved[i].container_id
 					: saved[i].container;
-		inspect_for_load(d, PENDING_LOAD, which, false, saved[i].idle_us,
+		inspect_for_load(d, PENDING_LOAD, which, saved[i].name, false, saved[i].idle_us,
 				 saved[i].wake_on_data);
 	}
 	state_services_free(saved, n);
@@ -303,7 +306,8 @@ static void events_event(const struct runtime_event *ev, void *userdata)
 	struct service *s = service_find_by_container(d->services, ev->id);
 	if (!s) {
 		if (ev->type == RUNTIME_EVENT_START)
-			inspect_for_load(d, PENDING_LABELED, ev->id, true, 0, false);
+			inspect_for_load(d, PENDING_LABELED, ev->id, ev->name ? ev->name : ev->id,
+					 true, 0, false);
 		return;
 	}
 	switch (ev->type) {
