@@ -63,6 +63,33 @@ for rt in podman docker; do
 	port=$((port + 1))
 done
 
+# The real daemon, idle, with real containers: Podman, N_IDLE services.
+N_IDLE=${IDLE_SERVICES:-20}
+idle=$WORK/idle.txt
+start_dozed podman
+for i in $(seq "$N_IDLE"); do
+	"$ENV" create "$RTDIR" podman "idle-$i" $((18400 + i)) dozed.enable=true >/dev/null
+done
+for _ in $(seq 200); do
+	n=$("$BUILD/dozectl" --control "$WORK/podman.ctl" list --json | jq '.services | length')
+	[ "$n" -ge "$N_IDLE" ] && break
+	sleep 0.1
+done
+pid_ticks() { awk '{print $14 + $15}' "/proc/$DOZED_PID/stat"; }
+t0=$(pid_ticks)
+sleep 10
+t1=$(pid_ticks)
+hz=$(getconf CLK_TCK)
+rss=$(awk '/^VmRSS/ {print $2}' "/proc/$DOZED_PID/status")
+{
+	echo
+	echo "The dozed daemon itself, idle for 10 s with $n services on Podman (awake, counters attached)"
+	printf '%-40s %10s\n' "RSS" "$(echo "scale=1; $rss / 1024" | bc) MiB"
+	printf '%-40s %10s   (%d ticks of 1/%d s in 10 s)\n' "CPU (% of one core)" \
+		"$(echo "scale=3; ($t1 - $t0) * 100 / $hz / 10" | bc) %" $((t1 - t0)) "$hz"
+} | tee "$idle"
+cp "$idle" tests/bench/results/daemon_idle.txt
+
 echo
 echo "Warm path: GET / on a new connection each, closed loop, 5 x 2 s alternated (medians of rounds)"
 printf '%-8s %-15s %10s %8s %12s %12s\n' runtime dozed req/s ratio "p50 µs" "p95 µs"
