@@ -381,6 +381,7 @@ void service_update_settings(struct service_registry *r, struct service *s, uint
 void service_disable(struct service_registry *r, struct service *s)
 {
 	bool stopped = !s->running || s->state == SERVICE_SLEEPING;
+	s->disabling = true;
 	redirect_remove(r, s);
 	/* Held clients go through once it runs; no service will claim them. */
 	if (r->ops.activator_held(r->ud, s) > 0 || s->state == SERVICE_WAKING)

@@ -76,6 +76,7 @@ struct service {
 	uint64_t wakes;
 	int64_t last_wake_ms;  /* -1: never woken */
 	bool start_after_stop; /* a client came while stopping */
+	bool disabling;	       /* being disabled: effects must not outlive it */
 	char reason[160];      /* why it is in its state, for users */
 
 	struct service *next;
