@@ -108,7 +108,9 @@ bench: deps-if-missing
 	$(MAKE) $(BINS) $(BENCHES)
 	BUILD=$(BUILD) tests/bench/run.sh
 
-$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/libdozed.a
+# Benchmarks share tests/lib's namespace helpers (not its harness).
+$(BUILD)/obj/tests/bench/%.o: CPPFLAGS += -Itests/lib
+$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/obj/tests/lib/netns.o $(BUILD)/libdozed.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

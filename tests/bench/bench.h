@@ -33,6 +33,7 @@
 
 #include "dozed/cgroup.h"
 #include "dozed/macro.h"
+#include "netns.h" /* tests/lib, linked into the benchmarks too */
 
 #define BENCH_RESULTS_DIR "tests/bench/results"
 
@@ -65,54 +66,6 @@ static inline struct bench_stat bench_stat_of(double *v, size_t n, bool higher_i
 	s.p50 = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 	s.p95 = higher_is_better ? v[n - 1 - i95] : v[i95];
 	return s;
-}
-
-static inline int bench_link_up(const char *ifname)
-{
-	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	struct ifreq ifr = {0};
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-		return -errno;
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-		return -errno;
-	return 0;
-}
-
-/* Moves the calling process into a new network namespace with lo up. */
-static inline int bench_netns_private(void)
-{
-	if (unshare(CLONE_NEWNET) < 0) {
-		int r = -errno;
-		fprintf(stderr, "bench: unshare(CLONE_NEWNET) failed: %s (run as root)\n",
-			strerror(-r));
-		return r;
-	}
-	return bench_link_up("lo");
-}
-
-/* Runs argv (PATH lookup) in network namespace ns_fd (-1: this one); its exit status or -errno. */
-static inline int bench_run_cmd(int ns_fd, const char *const argv[])
-{
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		if (ns_fd >= 0 && setns(ns_fd, CLONE_NEWNET) < 0)
-			_exit(126);
-		execvp(argv[0], (char *const *)argv);
-		fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -ECHILD;
 }
 
 /* --- test cgroups ------------------------------------------------------------------- */

@@ -202,41 +202,6 @@ static int peer_listen(int ns_fd)
 	return fd;
 }
 
-/* A peer namespace joined to this one by the veth pair dzb0 (here) / dzb1 (there). */
-static int peer_netns_create(int *peer_fd)
-{
-	_cleanup_close_ int here = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (here < 0)
-		return -errno;
-	if (unshare(CLONE_NEWNET) < 0)
-		return -errno;
-	_cleanup_close_ int peer = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	int r = peer < 0 ? -errno : bench_link_up("lo");
-	if (setns(here, CLONE_NEWNET) < 0) {
-		perror("bench: returning to the container's namespace");
-		abort();
-	}
-	if (r < 0)
-		return r;
-
-	char peer_path[64];
-	snprintf(peer_path, sizeof(peer_path), "/proc/%d/fd/%d", (int)getpid(), peer);
-	const char *add[] = {"ip",   "link", "add",  "dzb0",  "type",	 "veth",
-			     "peer", "name", "dzb1", "netns", peer_path, NULL};
-	const char *addr_here[] = {"ip", "addr", "add", LOCAL_CIDR, "dev", "dzb0", NULL};
-	const char *up_here[] = {"ip", "link", "set", "dzb0", "up", NULL};
-	const char *addr_peer[] = {"ip", "addr", "add", PEER_CIDR, "dev", "dzb1", NULL};
-	const char *up_peer[] = {"ip", "link", "set", "dzb1", "up", NULL};
-	if (bench_run_cmd(-1, add) != 0 || bench_run_cmd(-1, addr_here) != 0 ||
-	    bench_run_cmd(-1, up_here) != 0 || bench_run_cmd(peer, addr_peer) != 0 ||
-	    bench_run_cmd(peer, up_peer) != 0) {
-		fprintf(stderr, "bench: setting up the veth pair with ip(8) failed\n");
-		return -EIO;
-	}
-	*peer_fd = TAKE_FD(peer);
-	return 0;
-}
-
 /* --- the container: a child process in the test cgroup ---------------------------- */
 
 struct request {
@@ -629,10 +594,10 @@ static int bench_body(void *arg)
 	(void)arg;
 	signal(SIGPIPE, SIG_IGN);
 	log_set_max_level(LOG_WARNING);
-	int r = bench_netns_private();
+	int r = netns_enter_private();
 	int peer_fd = -1;
 	if (r == 0)
-		r = peer_netns_create(&peer_fd);
+		r = netns_add_peer(LOCAL_CIDR, PEER_CIDR, &peer_fd);
 	if (r < 0)
 		return 1;
 	int lfd = peer_listen(peer_fd);

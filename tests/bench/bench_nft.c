@@ -61,7 +61,7 @@ static int measure(struct nft_ctx *ctx, const uint16_t *ports, size_t n, int rep
 
 int main(void)
 {
-	if (bench_netns_private() < 0)
+	if (netns_enter_private() < 0)
 		return 1;
 	log_set_max_level(LOG_WARNING);
 	struct nft_ctx *ctx = NULL;

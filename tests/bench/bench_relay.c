@@ -291,7 +291,7 @@ int main(int argc, char **argv)
 {
 	if (argc > 1)
 		seconds_per_test = atof(argv[1]);
-	if (bench_netns_private() < 0)
+	if (netns_enter_private() < 0)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	log_set_max_level(LOG_WARNING);

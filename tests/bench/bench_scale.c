@@ -502,7 +502,7 @@ static int held_section(void *arg)
 	log_set_max_level(LOG_WARNING);
 	/* Here, per connection: the held client, then its relay to the backend;
 	 * pipes come from a small pool. Clients and backend have their own. */
-	if (bench_netns_private() < 0 || raise_nofile(2 * HELD_CLIENTS + 1024) < 0)
+	if (netns_enter_private() < 0 || raise_nofile(2 * HELD_CLIENTS + 1024) < 0)
 		return 1;
 	struct nft_ctx *nft = NULL;
 	if (nft_ctx_new(&nft, NFT_TABLE, MARK, ACTIVATOR_PORT) < 0 || nft_table_create(nft) < 0)
@@ -1081,7 +1081,7 @@ static int services_section(void *arg)
 	(void)arg;
 	signal(SIGPIPE, SIG_IGN);
 	log_set_max_level(LOG_WARNING);
-	if (bench_netns_private() < 0 || raise_nofile(4 * N_SERVICES + 1024) < 0)
+	if (netns_enter_private() < 0 || raise_nofile(4 * N_SERVICES + 1024) < 0)
 		return 1;
 	static struct fleet f;
 	static struct fleet_results res;
