@@ -57,7 +57,7 @@ int egress_counter_new(struct egress_counter **out)
 		return log_error_errno(
 		    errno,
 		    "Cannot read %s: the kernel has no BTF; dozed needs Linux >= "
-		    "5.8 built with CONFIG_DEBUG_INFO_BTF=y",
+		    "5.11 built with CONFIG_DEBUG_INFO_BTF=y",
 		    VMLINUX_BTF_PATH);
 
 	libbpf_set_print(libbpf_print_debug);

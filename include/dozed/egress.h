@@ -14,5 +14,5 @@
 struct egress_stats {
 	__u64 bytes;   /* skb->len of every egress packet (IP header included) */
 	__u64 packets; /* egress packets */
-	__u64 last_ns; /* bpf_ktime_get_ns() of the last packet: CLOCK_MONOTONIC */
+	__u64 last_ns; /* bpf_ktime_get_coarse_ns() of the last packet: CLOCK_MONOTONIC_COARSE */
 };

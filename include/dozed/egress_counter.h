@@ -20,7 +20,9 @@ struct egress_attachment; /* one attached cgroup */
 struct egress_totals {
 	uint64_t bytes;	  /* skb->len of egress packets: IP headers included */
 	uint64_t packets; /* egress packets */
-	uint64_t last_ns; /* CLOCK_MONOTONIC ns of the last packet, 0 if none */
+	/* ns of the last packet, 0 if none: CLOCK_MONOTONIC_COARSE, which is
+	 * CLOCK_MONOTONIC up to a kernel tick behind. */
+	uint64_t last_ns;
 };
 
 /* Loads the program. Needs root (CAP_BPF + CAP_NET_ADMIN) and a kernel with BTF. */
