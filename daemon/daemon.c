@@ -295,8 +295,10 @@ int dozed_save_state(struct dozed *d)
 	_cleanup_free_ struct state_service *saved = calloc(n ? n : 1, sizeof(*saved));
 	if (!saved)
 		return log_error_errno(ENOMEM, "Failed to save the enabled services");
-	for (struct service *s = service_first(d->services); s; s = s->next, i++) {
-		saved[i] = (struct state_service){
+	for (struct service *s = service_first(d->services); s; s = s->next) {
+		if (s->disabling)
+			continue; /* asked to go: not there after a restart */
+		saved[i++] = (struct state_service){
 		    .name = s->name,
 		    .container = s->name,
 		    .container_id = s->container_id,
@@ -304,7 +306,7 @@ int dozed_save_state(struct dozed *d)
 		    .wake_on_data = s->wake_on_data,
 		};
 	}
-	return state_store_save(d->cfg.state_dir, saved, n);
+	return state_store_save(d->cfg.state_dir, saved, i);
 }
 
 void dozed_status_text(struct dozed *d, char *buf, size_t len)

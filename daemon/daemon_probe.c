@@ -108,12 +108,6 @@ static void probe_inspected(int err, const struct runtime_error *error,
 
 void dozed_probe_start(struct dozed *d, struct service *s)
 {
-	/* A service being disabled is gone before an inspect could answer: probe
-	 * its published port now, so that its held clients still go through. */
-	if (s->disabling) {
-		probe_service(d, s, NULL);
-		return;
-	}
 	struct pending_op *op = pending_op_new(d, PENDING_PROBE, s->id);
 	if (!op || runtime_inspect(d->runtime, s->container_id, probe_inspected, op) < 0) {
 		pending_op_free(op);

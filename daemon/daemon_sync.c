@@ -61,6 +61,7 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c, u
 	if (s) {
 		service_update_settings(d->services, s, idle_explicit ? idle_us : d->cfg.idle_us,
 					wake_on_data);
+		s->disabling = false; /* enabled again before a disable completed */
 		((struct svc_extra *)s->userdata)->idle_explicit = idle_explicit;
 		*out = s;
 		return 0;

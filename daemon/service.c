@@ -275,6 +275,15 @@ static void begin_wake(struct service_registry *r, struct service *s,
 	r->ops.runtime_start(r->ud, s);
 }
 
+/* Stops managing s: its ports go straight to it, it is forgotten. */
+static void disable_now(struct service_registry *r, struct service *s)
+{
+	redirect_remove(r, s);
+	emit(r, s, "disabled", NULL);
+	unlink_service(r, s);
+	service_free(r, s);
+}
+
 static uint64_t backoff_us(unsigned failures)
 {
 	unsigned shift = failures - SERVICE_FAILURES_BEFORE_BACKOFF;
@@ -298,6 +307,10 @@ static void wake_failure(struct service_registry *r, struct service *s, bool res
 	/* A container that started but never answered is of no use running. */
 	if (s->running)
 		r->ops.runtime_stop(r->ud, s);
+	if (s->disabling) {
+		disable_now(r, s);
+		return;
+	}
 	if (s->failures >= SERVICE_FAILURES_BEFORE_BACKOFF) {
 		uint64_t b = backoff_us(s->failures);
 		enter(r, s, SERVICE_FAILED);
@@ -380,17 +393,20 @@ void service_update_settings(struct service_registry *r, struct service *s, uint
 
 void service_disable(struct service_registry *r, struct service *s)
 {
-	bool stopped = !s->running || s->state == SERVICE_SLEEPING;
+	if (s->state == SERVICE_AWAKE) {
+		disable_now(r, s);
+		return;
+	}
+	/* Not running: it is woken first and let go once it answers, so that
+	 * no client meets a stopped container in between. */
+	if (s->disabling)
+		return;
 	s->disabling = true;
-	redirect_remove(r, s);
-	/* Held clients go through once it runs; no service will claim them. */
-	if (r->ops.activator_held(r->ud, s) > 0 || s->state == SERVICE_WAKING)
-		r->ops.activator_starting(r->ud, s);
-	if (stopped && s->state != SERVICE_WAKING)
-		r->ops.runtime_start(r->ud, s);
-	emit(r, s, "disabled", NULL);
-	unlink_service(r, s);
-	service_free(r, s);
+	if (s->state == SERVICE_ASLEEP || s->state == SERVICE_FAILED)
+		begin_wake(r, s, NULL, "disable");
+	else if (s->state == SERVICE_SLEEPING)
+		s->start_after_stop = true;
+	set_reason(s, "being disabled: woken first, then no longer managed");
 }
 
 void service_remove(struct service_registry *r, struct service *s)
@@ -555,6 +571,8 @@ void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us
 	facts_add_int(facts, "total_ms", s->last_wake_ms);
 	become_awake(r, s);
 	emit(r, s, "ready", facts);
+	if (s->disabling)
+		disable_now(r, s);
 }
 
 void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason)

@@ -76,7 +76,7 @@ struct service {
 	uint64_t wakes;
 	int64_t last_wake_ms;  /* -1: never woken */
 	bool start_after_stop; /* a client came while stopping */
-	bool disabling;	       /* being disabled: effects must not outlive it */
+	bool disabling;	       /* woken to be disabled: let go once it answers */
 	char reason[160];      /* why it is in its state, for users */
 
 	struct service *next;
@@ -122,7 +122,11 @@ int service_add(struct service_registry *r, const struct service_spec *spec, boo
 /* New settings for a managed service; an awake one gets its new deadline. */
 void service_update_settings(struct service_registry *r, struct service *s, uint64_t idle_us,
 			     bool wake_on_data);
-/* Stops managing s: a sleeping service is woken and its redirect removed. */
+/*
+ * Stops managing s. An awake service is let go at once; a sleeping one is
+ * woken first (a "disabled" event comes once it answers, or its wake failed)
+ * and s is freed then: look it up by id afterwards, not by pointer.
+ */
 void service_disable(struct service_registry *r, struct service *s);
 /* The container is gone: held clients are reset, the service dropped. */
 void service_remove(struct service_registry *r, struct service *s);

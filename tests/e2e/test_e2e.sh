@@ -228,6 +228,17 @@ test_stopped_by_hand_while_awake_becomes_asleep_and_wakes_on_request() {
 	page_ok || fail "no page from the woken container"
 }
 
+test_disabling_a_sleeping_service_wakes_it_and_lets_it_go() {
+	asleep || return
+	ctl disable "$NAME" >/dev/null || { fail "dozectl disable failed"; return; }
+	wait_for 5000 "disabled event" events_at_least disabled 1 || return
+	running || fail "a disabled service was left stopped"
+	not_redirected || fail "port $PORT still redirected after disable"
+	ctl status "$NAME" >/dev/null 2>&1 && fail "status still knows $NAME"
+	page_ok || fail "no page from the disabled service"
+	ctl enable "$NAME" --idle 2s >/dev/null || fail "enable again failed"
+}
+
 test_removed_container_is_dropped_with_an_event() {
 	"$ENV" cli "$RTDIR" "$RT" rm -f "$NAME" >/dev/null
 	wait_for 5000 "removed event" events_at_least removed 1 || return
@@ -246,6 +257,7 @@ TESTS=(
 	test_dozed_killed_while_awake_leaves_no_redirect_after_restart
 	test_started_by_hand_while_asleep_is_awake_and_not_redirected
 	test_stopped_by_hand_while_awake_becomes_asleep_and_wakes_on_request
+	test_disabling_a_sleeping_service_wakes_it_and_lets_it_go
 	test_removed_container_is_dropped_with_an_event
 )
 

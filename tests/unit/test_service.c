@@ -374,11 +374,39 @@ TEST(test_failed_stop_with_held_clients_relays_them)
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 }
 
-TEST(test_disabling_a_sleeping_service_wakes_it_and_removes_its_redirect)
+TEST(test_disabling_an_awake_service_lets_it_go_at_once)
+{
+	struct service *s = setup(true);
+	service_disable(F.reg, s);
+	ASSERT_STREQ(F.log, "event disabled web;forget web;");
+	ASSERT_EQ_U(service_count(F.reg), 0);
+}
+
+TEST(test_disabling_a_sleeping_service_wakes_it_then_lets_it_go)
 {
 	struct service *s = asleep_service();
+	uint64_t id = s->id;
 	service_disable(F.reg, s);
-	ASSERT_STREQ(F.log, "redirect- web;start web;event disabled web;forget web;");
+	/* Its ports stay redirected until it answers: no client is refused. */
+	ASSERT_STREQ(F.log, "event wake web;start web;");
+	ASSERT_EQ_U(service_count(F.reg), 1);
+	service_disable(F.reg, s); /* asked twice: still one wake */
+	ASSERT_STREQ(F.log, "event wake web;start web;");
+	service_on_start_done(F.reg, id, 0, NULL);
+	service_on_ready(F.reg, id, 1000, 2000);
+	ASSERT_STREQ(F.log, "event wake web;start web;probe web;redirect- web;event ready web;"
+			    "event disabled web;forget web;");
+	ASSERT_EQ_U(service_count(F.reg), 0);
+}
+
+TEST(test_disabling_a_service_whose_wake_fails_still_lets_it_go)
+{
+	struct service *s = asleep_service();
+	uint64_t id = s->id;
+	service_disable(F.reg, s);
+	service_on_start_done(F.reg, id, -EIO, "boom");
+	ASSERT_CONTAINS(F.log,
+			"event wake_failed web;redirect- web;event disabled web;forget web;");
 	ASSERT_EQ_U(service_count(F.reg), 0);
 }
 
