@@ -75,13 +75,6 @@ static uint64_t ops_now_us(void *ud)
 	return monotonic_us();
 }
 
-static size_t service_host_ports(const struct service *s, uint16_t *ports)
-{
-	for (size_t i = 0; i < s->n_ports; i++)
-		ports[i] = s->ports[i].host_port;
-	return s->n_ports;
-}
-
 static int ops_redirect_add(void *ud, struct service *s)
 {
 	struct dozed *d = ud;

@@ -642,6 +642,13 @@ bool service_accepts_clients(struct service_registry *r, const struct service *s
 	return s->state != SERVICE_FAILED || now(r) >= s->retry_at_us;
 }
 
+size_t service_host_ports(const struct service *s, uint16_t *ports)
+{
+	for (size_t i = 0; i < s->n_ports; i++)
+		ports[i] = s->ports[i].host_port;
+	return s->n_ports;
+}
+
 uint64_t service_registry_now_us(struct service_registry *r)
 {
 	return now(r);

@@ -158,6 +158,9 @@ void service_on_runtime_died(struct service_registry *r, uint64_t id);
 /* Whether the activator should hold a client for s now (not FAILED in backoff). */
 bool service_accepts_clients(struct service_registry *r, const struct service *s);
 
+/* The host ports of s (what the redirect set holds for it) into ports[],
+ * which has room for SERVICE_MAX_PORTS; returns how many. */
+size_t service_host_ports(const struct service *s, uint16_t *ports);
 uint64_t service_registry_now_us(struct service_registry *r);
 /* Reads the egress counter into s (last activity and totals). */
 void service_refresh_egress(struct service_registry *r, struct service *s);

@@ -639,25 +639,18 @@ static uint64_t ops_now_us(void *ud)
 	return monotonic_us();
 }
 
-static size_t host_ports(const struct service *s, uint16_t *ports)
-{
-	for (size_t i = 0; i < s->n_ports; i++)
-		ports[i] = s->ports[i].host_port;
-	return s->n_ports;
-}
-
 static int ops_redirect_add(void *ud, struct service *s)
 {
 	struct fleet *f = ud;
 	uint16_t ports[SERVICE_MAX_PORTS];
-	return nft_set_add_ports(f->nft, ports, host_ports(s, ports));
+	return nft_set_add_ports(f->nft, ports, service_host_ports(s, ports));
 }
 
 static int ops_redirect_remove(void *ud, struct service *s)
 {
 	struct fleet *f = ud;
 	uint16_t ports[SERVICE_MAX_PORTS];
-	return nft_set_remove_ports(f->nft, ports, host_ports(s, ports));
+	return nft_set_remove_ports(f->nft, ports, service_host_ports(s, ports));
 }
 
 /* No containers here: the bench completes stops and starts itself. */
