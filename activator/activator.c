@@ -224,7 +224,7 @@ static void on_probe_done(void *arg, int result)
 		struct sockaddr_storage dst = h->dst;
 		held_unlink(h);
 		/* The relay owns fd from here, whatever happens. */
-		(void)relay_start(a->relays, fd, &dst);
+		(void)relay_start(a->relays, id, fd, &dst);
 	}
 	waking_free(w);
 	a->ops.service_ready(a->userdata, id, probe_us, total_us);
@@ -279,6 +279,11 @@ void activator_service_failed(struct activator *a, uint64_t service_id)
 	struct waking *w = waking_find(a, service_id);
 	if (w)
 		waking_fail(w, -ECANCELED, false);
+}
+
+size_t activator_service_waiting(const struct activator *a, uint64_t service_id)
+{
+	return relay_set_count_waiting(a->relays, service_id);
 }
 
 size_t activator_service_held(const struct activator *a, uint64_t service_id)
@@ -610,5 +615,6 @@ void activator_get_counters(const struct activator *a, struct activator_counters
 	out->bytes_to_backend = a->relay_stats.bytes_to_backend;
 	out->bytes_to_client = a->relay_stats.bytes_to_client;
 	out->relay_connect_failed = a->relay_stats.backend_connect_failed;
+	out->relay_connect_retries = a->relay_stats.backend_connect_retries;
 	out->relay_reset = a->relay_stats.reset;
 }

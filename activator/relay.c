@@ -14,21 +14,32 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dozed/log.h"
 #include "conntrack.h"
 #include "dozed/macro.h"
 
-#define PIPE_SIZE	  (1024 * 1024)
-#define PIPE_POOL_MAX	  64
-#define ROUNDS_PER_WAKE	  16
-#define CONNECT_TIMEOUT_S 10
+#define PIPE_SIZE	(1024 * 1024)
+#define PIPE_POOL_MAX	64
+#define ROUNDS_PER_WAKE 16
+/*
+ * A service just woken gets every held client at once, and a small accept
+ * backlog (busybox httpd's is 9) drops the SYNs it has no room for. The
+ * kernel would send them again only after 1 s, then 3 s, 7 s: instead a
+ * connect not answered within a few milliseconds (the backend is on this
+ * host) is started again, waiting twice as long each time, up to a cap.
+ */
+#define CONNECT_FIRST_WAIT_US (20 * 1000)
+#define CONNECT_MAX_WAIT_US   (320 * 1000)
+#define CONNECT_TIMEOUT_US    (10 * 1000000ull)
 
 struct pipe_pair {
 	int fd[2];
@@ -54,6 +65,12 @@ struct relay {
 	struct relay_dir down;	 /* backend → client */
 	struct event *connected; /* backend connect in progress */
 	struct event *lifetime;
+	struct sockaddr_storage dst;
+	uint64_t connect_started_us, connect_wait_us;
+	uint64_t service_id;
+	/* The client's last bytes went to the backend, which has not answered
+	 * since: the service is in use even while it sends nothing. */
+	bool awaiting_answer;
 };
 
 struct relay_set {
@@ -209,10 +226,15 @@ static enum pump_result relay_dir_pump(struct relay_dir *d)
 			}
 			d->in_pipe -= (size_t)n;
 			*d->bytes += (uint64_t)n;
+			if (n > 0)
+				d->relay->awaiting_answer = d == &d->relay->up;
 			continue;
 		}
 		pipe_give_back(set, &d->pipe);
 		if (d->eof) {
+			/* A backend's FIN is its answer too. */
+			if (d == &d->relay->down)
+				d->relay->awaiting_answer = false;
 			/* Half-close: pass the FIN on, keep the other direction going. */
 			(void)shutdown(d->to, SHUT_WR);
 			d->done = true;
@@ -283,19 +305,80 @@ static int relay_dir_init(struct relay *r, struct relay_dir *d, int from, int to
 	return d->readable && d->writable ? 0 : -ENOMEM;
 }
 
-static void on_backend_connected(evutil_socket_t fd, short what, void *arg)
+static uint64_t now_us(void)
 {
-	struct relay *r = arg;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void on_backend_connected(evutil_socket_t fd, short what, void *arg);
+
+/* Starts (or starts again) the backend connect and waits connect_wait_us for it. */
+static int relay_connect_attempt(struct relay *r)
+{
+	struct relay_set *set = r->set;
+	if (r->connected) {
+		event_free(r->connected);
+		r->connected = NULL;
+	}
+	if (r->backend_fd >= 0)
+		close(r->backend_fd);
+	r->backend_fd = socket_connect_marked(&r->dst, set->mark);
+	if (r->backend_fd < 0)
+		return r->backend_fd;
+	struct timeval wait = {.tv_sec = (time_t)(r->connect_wait_us / 1000000),
+			       .tv_usec = (suseconds_t)(r->connect_wait_us % 1000000)};
+	r->connected = event_new(set->base, r->backend_fd, EV_WRITE, on_backend_connected, r);
+	if (!r->connected || event_add(r->connected, &wait) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* 0 when connected, -EINPROGRESS while still connecting, else why it failed. */
+static int backend_connect_result(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	if (poll(&pfd, 1, 0) <= 0)
+		return -EINPROGRESS;
 	int err = 0;
 	socklen_t len = sizeof(err);
-	if (what & EV_TIMEOUT)
-		err = ETIMEDOUT;
-	else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
-	if (err != 0) {
-		log_debug_errno(err, "Relay could not reach its backend");
-		r->set->stats->backend_connect_failed++;
-		relay_free(r, true);
+	return -err;
+}
+
+static void relay_connect_failed(struct relay *r, int err)
+{
+	char addr[64];
+	log_debug_errno(err, "Relay could not reach its backend %s",
+			sockaddr_to_string(&r->dst, addr, sizeof(addr)));
+	r->set->stats->backend_connect_failed++;
+	relay_free(r, true);
+}
+
+static void on_backend_connected(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct relay *r = arg;
+	int err = backend_connect_result(fd);
+	if (err == -EINPROGRESS) {
+		/* No answer to the SYN: most likely dropped by a full backlog. */
+		if (now_us() - r->connect_started_us >= CONNECT_TIMEOUT_US) {
+			relay_connect_failed(r, ETIMEDOUT);
+			return;
+		}
+		r->connect_wait_us = r->connect_wait_us * 2 < CONNECT_MAX_WAIT_US
+					 ? r->connect_wait_us * 2
+					 : CONNECT_MAX_WAIT_US;
+		r->set->stats->backend_connect_retries++;
+		err = relay_connect_attempt(r);
+		if (err < 0)
+			relay_connect_failed(r, -err);
+		return;
+	}
+	if (err < 0) {
+		relay_connect_failed(r, -err);
 		return;
 	}
 	event_free(r->connected);
@@ -312,7 +395,8 @@ static void on_backend_connected(evutil_socket_t fd, short what, void *arg)
 		relay_dir_run(&r->down);
 }
 
-int relay_start(struct relay_set *set, int client_fd, const struct sockaddr_storage *dst)
+int relay_start(struct relay_set *set, uint64_t service_id, int client_fd,
+		const struct sockaddr_storage *dst)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -320,6 +404,7 @@ int relay_start(struct relay_set *set, int client_fd, const struct sockaddr_stor
 		return log_error_errno(ENOMEM, "Failed to allocate a relay");
 	}
 	r->set = set;
+	r->service_id = service_id;
 	r->client_fd = client_fd;
 	r->up.pipe.fd[0] = r->up.pipe.fd[1] = -1;
 	r->down.pipe.fd[0] = r->down.pipe.fd[1] = -1;
@@ -330,20 +415,17 @@ int relay_start(struct relay_set *set, int client_fd, const struct sockaddr_stor
 	set->stats->relayed_now++;
 	set->stats->relayed_total++;
 
-	r->backend_fd = socket_connect_marked(dst, set->mark);
-	if (r->backend_fd < 0) {
-		int err = r->backend_fd;
+	r->backend_fd = -1;
+	r->dst = *dst;
+	r->connect_started_us = now_us();
+	r->connect_wait_us = CONNECT_FIRST_WAIT_US;
+	int err = relay_connect_attempt(r);
+	if (err < 0) {
 		char addr[64];
 		set->stats->backend_connect_failed++;
 		relay_free(r, true);
 		return log_warning_errno(err, "Relay failed to connect to %s",
 					 sockaddr_to_string(dst, addr, sizeof(addr)));
-	}
-	struct timeval connect_timeout = {.tv_sec = CONNECT_TIMEOUT_S};
-	r->connected = event_new(set->base, r->backend_fd, EV_WRITE, on_backend_connected, r);
-	if (!r->connected || event_add(r->connected, &connect_timeout) < 0) {
-		relay_free(r, true);
-		return log_error_errno(ENOMEM, "Failed to watch a relay's connect");
 	}
 	if (set->max_lifetime_us > 0) {
 		struct timeval tv = {.tv_sec = (time_t)(set->max_lifetime_us / 1000000),
@@ -355,6 +437,15 @@ int relay_start(struct relay_set *set, int client_fd, const struct sockaddr_stor
 		}
 	}
 	return 0;
+}
+
+size_t relay_set_count_waiting(const struct relay_set *set, uint64_t service_id)
+{
+	size_t n = 0;
+	for (const struct relay *r = set->relays; r; r = r->next)
+		if (r->service_id == service_id && (r->connected || r->awaiting_answer))
+			n++;
+	return n;
 }
 
 int relay_set_new(struct event_base *base, uint32_t mark, uint64_t max_lifetime_us,

@@ -3,6 +3,7 @@
 
 /* The splice relay of the activator: internal to activator/. */
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -18,6 +19,7 @@ struct relay_stats {
 	uint64_t bytes_to_backend;
 	uint64_t bytes_to_client;
 	uint64_t backend_connect_failed;
+	uint64_t backend_connect_retries; /* SYNs sent again by a new connect */
 	uint64_t reset;
 };
 
@@ -29,10 +31,14 @@ void relay_set_free(struct relay_set *set);
 
 /*
  * Connects to dst with SO_MARK (bypassing the redirect) and relays client_fd
- * to it both ways. Takes ownership of client_fd in every case: on failure the
- * client is reset.
+ * to it both ways, on behalf of service_id. Takes ownership of client_fd in
+ * every case: on failure the client is reset.
  */
-int relay_start(struct relay_set *set, int client_fd, const struct sockaddr_storage *dst);
+int relay_start(struct relay_set *set, uint64_t service_id, int client_fd,
+		const struct sockaddr_storage *dst);
+/* Relays of service_id still connecting, or whose client's last bytes the
+ * backend has not answered yet. */
+size_t relay_set_count_waiting(const struct relay_set *set, uint64_t service_id);
 
 /* Sets SO_LINGER 0 and closes: the peer sees a reset, not a FIN. */
 void socket_close_with_reset(int fd);

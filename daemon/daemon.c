@@ -156,6 +156,12 @@ static size_t ops_activator_held(void *ud, struct service *s)
 	return activator_service_held(d->activator, s->id);
 }
 
+static size_t ops_activator_waiting(void *ud, struct service *s)
+{
+	struct dozed *d = ud;
+	return activator_service_waiting(d->activator, s->id);
+}
+
 static void ops_egress_read(void *ud, struct service *s)
 {
 	struct dozed *d = ud;
@@ -219,6 +225,7 @@ const struct service_ops dozed_service_ops = {
     .activator_starting = ops_activator_starting,
     .activator_failed = ops_activator_failed,
     .activator_held = ops_activator_held,
+    .activator_waiting = ops_activator_waiting,
     .egress_read = ops_egress_read,
     .timer_set = ops_timer_set,
     .emit = ops_emit,

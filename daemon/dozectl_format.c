@@ -209,6 +209,7 @@ void dozectl_print_status(FILE *out, struct json_object *s)
 		print_kv(out, "last wake:", "never");
 	print_kv_u64(out, s, "wakes", "wakes:");
 	print_kv_u64(out, s, "held", "held:");
+	print_kv_u64(out, s, "waiting", "waiting:");
 	if (get_u64(s, "egress_bytes", &v)) {
 		dozectl_format_bytes(v, bytes, sizeof(bytes));
 		if (get_u64(s, "egress_packets", &packets))

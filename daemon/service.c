@@ -181,15 +181,35 @@ static uint64_t idle_deadline(const struct service *s)
 	return last + s->idle_us;
 }
 
+static void set_awake_reason(struct service *s)
+{
+	char idle[32];
+	set_reason(s, "awake; sleeps after %s without egress",
+		   duration_format(s->idle_us, idle, sizeof(idle)));
+}
+
+/*
+ * Egress is activity, and so is a client dozed relayed that waits for the
+ * service's answer: the service may send nothing meanwhile (a proxy in front
+ * of it retrying a full backlog) and still be in use.
+ */
+static void read_activity(struct service_registry *r, struct service *s)
+{
+	r->ops.egress_read(r->ud, s);
+	s->clients_waiting = r->ops.activator_waiting(r->ud, s);
+	if (s->clients_waiting > 0)
+		s->last_waited_us = now(r);
+	if (s->last_waited_us > s->last_activity_us)
+		s->last_activity_us = s->last_waited_us;
+}
+
 static void become_awake(struct service_registry *r, struct service *s)
 {
 	enter(r, s, SERVICE_AWAKE);
 	s->running = true;
 	s->awake_since_us = now(r);
 	s->start_after_stop = false;
-	char idle[32];
-	set_reason(s, "awake; sleeps after %s without egress",
-		   duration_format(s->idle_us, idle, sizeof(idle)));
+	set_awake_reason(s);
 	r->ops.timer_set(r->ud, s, idle_deadline(s));
 }
 
@@ -423,7 +443,7 @@ int service_sleep_now(struct service_registry *r, struct service *s, const char 
 {
 	switch (s->state) {
 	case SERVICE_AWAKE:
-		r->ops.egress_read(r->ud, s);
+		read_activity(r, s);
 		return go_to_sleep(r, s, why);
 	case SERVICE_ASLEEP:
 	case SERVICE_FAILED:
@@ -465,7 +485,7 @@ void service_on_timer(struct service_registry *r, uint64_t id)
 	}
 	if (s->state != SERVICE_AWAKE)
 		return;
-	r->ops.egress_read(r->ud, s);
+	read_activity(r, s);
 	uint64_t deadline = idle_deadline(s);
 	if (now(r) >= deadline)
 		go_to_sleep(r, s, "idle");
@@ -654,9 +674,9 @@ uint64_t service_registry_now_us(struct service_registry *r)
 	return now(r);
 }
 
-void service_refresh_egress(struct service_registry *r, struct service *s)
+void service_refresh_activity(struct service_registry *r, struct service *s)
 {
-	r->ops.egress_read(r->ud, s);
+	read_activity(r, s);
 }
 
 size_t service_held(struct service_registry *r, struct service *s)

@@ -15,7 +15,18 @@ static void awake_reason(const struct service *s, uint64_t t, char *buf, size_t 
 	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
 	uint64_t idle = t > last ? t - last : 0;
 	duration_format(idle < s->idle_us ? s->idle_us - idle : 0, in, sizeof(in));
-	if (s->last_activity_us > s->awake_since_us)
+	if (s->clients_waiting > 0)
+		snprintf(buf, len,
+			 "%zu relayed client%s waiting for its answer; sleeps %s after the last "
+			 "is answered, without egress",
+			 s->clients_waiting, s->clients_waiting == 1 ? "" : "s", in);
+	else if (s->last_activity_us > s->awake_since_us &&
+		 s->last_activity_us == s->last_waited_us)
+		snprintf(buf, len,
+			 "a relayed client waited for its answer %s ago; sleeps in %s without "
+			 "egress",
+			 duration_format(idle, ago, sizeof(ago)), in);
+	else if (s->last_activity_us > s->awake_since_us)
 		snprintf(buf, len,
 			 "sent a packet %s ago (%llu bytes in all); sleeps in %s without egress",
 			 duration_format(idle, ago, sizeof(ago)),
@@ -33,7 +44,7 @@ struct json_object *service_to_json(struct service_registry *r, struct service *
 	/* Totals and last activity as of now, not as of the last timer. */
 	uint64_t t = service_registry_now_us(r);
 	if (s->state == SERVICE_AWAKE)
-		service_refresh_egress(r, s);
+		service_refresh_activity(r, s);
 	json_object_object_add(o, "name", json_object_new_string(s->name));
 	json_object_object_add(o, "container", json_object_new_string(s->container_id));
 	json_object_object_add(o, "state", json_object_new_string(service_state_name(s->state)));
@@ -63,6 +74,7 @@ struct json_object *service_to_json(struct service_registry *r, struct service *
 			       s->last_wake_ms < 0 ? NULL : json_object_new_int64(s->last_wake_ms));
 	json_object_object_add(o, "wakes", json_object_new_int64((int64_t)s->wakes));
 	json_object_object_add(o, "held", json_object_new_int64((int64_t)service_held(r, s)));
+	json_object_object_add(o, "waiting", json_object_new_int64((int64_t)s->clients_waiting));
 	json_object_object_add(o, "egress_bytes", json_object_new_int64((int64_t)s->egress_bytes));
 	json_object_object_add(o, "egress_packets",
 			       json_object_new_int64((int64_t)s->egress_packets));

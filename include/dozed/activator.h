@@ -77,6 +77,7 @@ struct activator_counters {
 	uint64_t wakes_ready;
 	uint64_t wakes_failed;
 	uint64_t relay_connect_failed;
+	uint64_t relay_connect_retries; /* backend connects started again, unanswered */
 	uint64_t relay_reset;
 	uint64_t wake_ms_hist[ACTIVATOR_WAKE_BUCKETS];
 };
@@ -110,5 +111,8 @@ int activator_service_starting_in(struct activator *a, uint64_t service_id,
 void activator_service_failed(struct activator *a, uint64_t service_id);
 /* Clients held for service_id now. */
 size_t activator_service_held(const struct activator *a, uint64_t service_id);
+/* Relayed clients of service_id waiting on it: the relay's connect is under
+ * way, or the client's last bytes are not answered yet. */
+size_t activator_service_waiting(const struct activator *a, uint64_t service_id);
 
 void activator_get_counters(const struct activator *a, struct activator_counters *out);

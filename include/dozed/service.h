@@ -68,8 +68,10 @@ struct service {
 	bool running;	 /* as far as the runtime told us */
 	bool redirected; /* ports are in the nft set */
 	uint64_t awake_since_us;
-	uint64_t last_activity_us; /* from the egress counter; 0: none seen */
+	uint64_t last_activity_us; /* egress, or a relayed client waiting; 0: none seen */
 	uint64_t egress_bytes, egress_packets;
+	size_t clients_waiting;	 /* relayed clients waiting for its answer, when last read */
+	uint64_t last_waited_us; /* when one last did: activity too */
 	uint64_t wake_started_us, start_done_us;
 	uint64_t retry_at_us; /* FAILED: when it may wake again */
 	unsigned failures;    /* consecutive failed wakes */
@@ -98,6 +100,8 @@ struct service_ops {
 	/* The wake failed: reset the held clients. */
 	void (*activator_failed)(void *ud, struct service *s);
 	size_t (*activator_held)(void *ud, struct service *s);
+	/* Relayed clients waiting for the service's answer: it is not idle. */
+	size_t (*activator_waiting)(void *ud, struct service *s);
 	/* Refreshes s->last_activity_us and the egress totals. */
 	void (*egress_read)(void *ud, struct service *s);
 	/* Call service_on_timer for s at at_us (0: cancel). One timer per service. */
@@ -162,8 +166,8 @@ bool service_accepts_clients(struct service_registry *r, const struct service *s
  * which has room for SERVICE_MAX_PORTS; returns how many. */
 size_t service_host_ports(const struct service *s, uint16_t *ports);
 uint64_t service_registry_now_us(struct service_registry *r);
-/* Reads the egress counter into s (last activity and totals). */
-void service_refresh_egress(struct service_registry *r, struct service *s);
+/* Reads the egress counter and the waiting relayed clients into s. */
+void service_refresh_activity(struct service_registry *r, struct service *s);
 size_t service_held(struct service_registry *r, struct service *s);
 
 /* The SERVICE object of the control protocol (list, status), with a reason

@@ -29,7 +29,7 @@
 #define WEB                                                                                        \
 	"{\"name\":\"web\",\"container\":\"" WEB_ID "\",\"state\":\"awake\",\"ports\":[8080,"      \
 	"8443],\"idle_timeout_ms\":600000,\"wake_on\":\"connect\",\"idle_for_ms\":184000,"         \
-	"\"sleeps_in_ms\":416000,\"last_wake_ms\":412,\"wakes\":3,\"held\":0,"                     \
+	"\"sleeps_in_ms\":416000,\"last_wake_ms\":412,\"wakes\":3,\"held\":0,\"waiting\":2,"       \
 	"\"egress_bytes\":1234,\"egress_packets\":7,\"reason\":\"sent 1.2 kB 3 min ago; sleeps "   \
 	"after 10 min of silence\"}"
 #define DB                                                                                         \
@@ -291,6 +291,7 @@ TEST(test_status_prints_key_value_lines_with_the_reason)
 		     "last wake:    412ms\n"
 		     "wakes:        3\n"
 		     "held:         0\n"
+		     "waiting:      2\n"
 		     "egress:       1.2 kB in 7 packets\n"
 		     "reason:       sent 1.2 kB 3 min ago; sleeps after 10 min of silence\n");
 }

@@ -21,6 +21,7 @@ struct fake {
 	uint64_t now;
 	char log[8192];
 	size_t held;
+	size_t waiting; /* relayed clients waiting for an answer */
 	int redirect_err;
 	uint64_t activity; /* last egress, fed to egress_read */
 	uint64_t timer_at;
@@ -85,6 +86,12 @@ static size_t f_held(void *ud, struct service *s)
 	(void)s;
 	return F.held;
 }
+static size_t f_waiting(void *ud, struct service *s)
+{
+	(void)ud;
+	(void)s;
+	return F.waiting;
+}
 static void f_egress(void *ud, struct service *s)
 {
 	(void)ud;
@@ -122,6 +129,7 @@ static const struct service_ops fake_ops = {
     .activator_starting = f_starting,
     .activator_failed = f_failed,
     .activator_held = f_held,
+    .activator_waiting = f_waiting,
     .egress_read = f_egress,
     .timer_set = f_timer,
     .emit = f_emit,
@@ -231,6 +239,35 @@ TEST(test_egress_moves_the_idle_deadline)
 	service_on_timer(F.reg, s->id);
 	ASSERT_EQ_U(s->state, SERVICE_SLEEPING);
 	ASSERT_EQ_U(fact("egress_bytes"), 1234);
+}
+
+TEST(test_relayed_client_waiting_for_an_answer_keeps_it_awake)
+{
+	struct service *s = setup(true);
+	F.waiting = 2;
+	F.now = 110 * SEC;
+	service_on_timer(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_EQ_U(F.timer_at, 120 * SEC);
+	ASSERT_STREQ(F.log, "");
+	struct json_object *o = service_to_json(F.reg, s);
+	struct json_object *v;
+	ASSERT_TRUE(json_object_object_get_ex(o, "waiting", &v));
+	ASSERT_EQ_U(json_object_get_int64(v), 2);
+	ASSERT_TRUE(json_object_object_get_ex(o, "reason", &v));
+	ASSERT_STREQ(json_object_get_string(v),
+		     "2 relayed clients waiting for its answer; sleeps 10s after the last is "
+		     "answered, without egress");
+	json_object_put(o);
+	/* Answered (or gone): the idle time counts from the last moment one waited. */
+	F.waiting = 0;
+	F.now = 115 * SEC;
+	service_on_timer(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_EQ_U(F.timer_at, 120 * SEC);
+	F.now = 120 * SEC;
+	service_on_timer(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_SLEEPING);
 }
 
 TEST(test_connection_held_during_stop_starts_it_once_stopped)

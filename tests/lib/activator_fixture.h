@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The activator under test with real redirection: our nft table in a private
+ * network namespace sends connections for SERVICE_PORT to the activator, and
+ * the fixture answers its callbacks as the daemon would. Clients and backends
+ * run in threads; the event loop runs in the test's main thread.
+ */
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include "dozed/activator.h"
+
+#define ACTIVATOR_PORT 15001
+#define SERVICE_PORT   18080
+#define OTHER_PORT     18081
+#define MARK	       0x1d0
+#define SERVICE_ID     7
+
+struct event_base;
+struct nft_ctx;
+
+struct fixture {
+	struct event_base *base;
+	struct activator *act;
+	struct nft_ctx *nft;
+	struct activator_config cfg;
+	size_t wake_min_bytes;
+	bool start_on_wake; /* act as the daemon: "starting" as soon as asked */
+	atomic_int wakes_requested;
+	atomic_int ready;
+	atomic_int failed;
+	int fail_reason;
+	uint64_t ready_at_us;
+	uint64_t probe_us;
+};
+
+/* In a new private network namespace; freed when the test ends. With nft,
+ * SERVICE_PORT and OTHER_PORT start in the redirect set. */
+struct fixture *fixture_new(uint64_t wake_timeout_ms, bool with_nft);
+struct activator_counters counters(struct fixture *f);
+uint64_t now_us(void);
+
+struct thread {
+	pthread_t tid;
+	atomic_bool done;
+	void *(*fn)(void *);
+	void *arg;
+};
+
+void thread_start(struct thread *t, void *(*fn)(void *), void *arg);
+/* Runs the event loop until t is done (failing the test after timeout_ms), then joins it. */
+void thread_finish(struct fixture *f, struct thread *t, unsigned timeout_ms, const char *what);
+
+/* Accepts the next client that sends something: the activator's probes
+ * connect and close without a byte, like any TCP health check. */
+int accept_client(int lfd);
