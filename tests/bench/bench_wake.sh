@@ -42,6 +42,25 @@ start_dozed() { # runtime
 rm -f tests/bench/results/wake.csv
 port=18300
 warm=$WORK/warm.csv
+burst=$WORK/burst.csv
+state_of() { # runtime name
+	"$BUILD/dozectl" --control "$WORK/$1.ctl" status "$2" --json | jq -r .service.state
+}
+wait_state() { # runtime name state
+	for _ in $(seq 400); do
+		[ "$(state_of "$1" "$2")" = "$3" ] && return 0
+		sleep 0.05
+	done
+	echo "bench: $2 never became $3" >&2
+	return 1
+}
+# One burst of 200 clients at once (tests/burst.sh): "ms,answered".
+burst_once() { # port
+	local t0 ok
+	t0=$(date +%s%3N)
+	ok=$(in_ns tests/burst.sh "$1" 200 60 | grep -c '^ok$')
+	echo "$(($(date +%s%3N) - t0)),$ok"
+}
 for rt in podman docker; do
 	name=bench-$rt
 	"$ENV" create "$RTDIR" "$rt" "$name" $port >/dev/null
@@ -53,6 +72,16 @@ for rt in podman docker; do
 	# Warm: awake and managed (its port out of the set, the table in place)
 	# against no dozed at all (table gone), alternated.
 	"$BUILD/dozectl" --control "$WORK/$rt.ctl" enable "$name" >/dev/null
+
+	# Burst: 200 clients at once to the awake service, and the same 200 held
+	# through one wake (the httpd's accept backlog is 9), alternated.
+	for _ in 1 2 3 4 5; do
+		wait_state $rt "$name" awake
+		echo "$rt,awake,$(burst_once $port)" >>"$burst"
+		"$BUILD/dozectl" --control "$WORK/$rt.ctl" sleep "$name" >/dev/null
+		wait_state $rt "$name" asleep
+		echo "$rt,cold wake,$(burst_once $port)" >>"$burst"
+	done
 	for round in 1 2 3 4 5; do
 		in_ns "$BUILD/tests/bench/bench_wake" warm $port 2 "$rt,with dozed" >>"$warm"
 		stop_dozed
@@ -104,3 +133,18 @@ for rt in podman docker; do
 	done
 done
 cp "$warm" tests/bench/results/warm.csv
+
+echo
+echo "Burst: 200 clients connecting at once, until every page has come (5 rounds)"
+printf '%-8s %-10s %10s %10s %8s %10s\n' runtime service "median ms" "max ms" ratio answered
+for rt in podman docker; do
+	base=""
+	for mode in awake "cold wake"; do
+		ms=$(grep "^$rt,$mode," "$burst" | cut -d, -f3 | sort -n)
+		med=$(sed -n 3p <<<"$ms")
+		[ -n "$base" ] || base=$med
+		printf '%-8s %-10s %10s %10s %7.2fx %10s\n' "$rt" "$mode" "$med" "$(tail -n 1 <<<"$ms")" \
+			"$(echo "$med / $base" | bc -l)" "$(grep "^$rt,$mode," "$burst" | cut -d, -f4 | sort -n | head -n 1)/200"
+	done
+done
+cp "$burst" tests/bench/results/burst.csv
