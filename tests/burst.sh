@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# Usage: tests/burst.sh PORT N TIMEOUT_S
-# Opens N connections to 127.0.0.1:PORT at once (to a sleeping service, the
+# Usage: tests/burst.sh HOST PORT N TIMEOUT_S
+# Opens N connections to HOST:PORT at once (to a sleeping service, the
 # activator holds them all), then sends each "GET /" and reads each answer.
 # Prints one line per client: "ok" (the test page came), "other-answer",
 # "no-answer-within-Ns" or "read-failed: why". TIMEOUT_S bounds the whole read.
 set -uo pipefail
-port=$1 n=$2 timeout_s=$3
+host=$1 port=$2 n=$3 timeout_s=$4
 fds=()
 for _ in $(seq "$n"); do
-	if exec {fd}<>"/dev/tcp/127.0.0.1/$port"; then fds+=("$fd"); else echo connect-failed; fi
+	if exec {fd}<>"/dev/tcp/$host/$port"; then fds+=("$fd"); else echo connect-failed; fi
 done
 for fd in "${fds[@]}"; do printf 'GET / HTTP/1.0\r\n\r\n' >&"$fd" || echo send-failed; done
 deadline=$((SECONDS + timeout_s))

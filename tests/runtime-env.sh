@@ -11,7 +11,8 @@
 #   tests/runtime-env.sh create DIR RT NAME HOSTPORT [KEY=VALUE...]
 #                                      create and start a busybox httpd container,
 #                                      port 80 published on 127.0.0.1:HOSTPORT (or -
-#                                      for none), with labels; prints its id
+#                                      for none; PUBLISH_IP=0.0.0.0 for every
+#                                      address), with labels; prints its id
 #   tests/runtime-env.sh rm DIR RT NAME...
 #                                      remove containers, quietly, if they exist
 #   tests/runtime-env.sh cli DIR RT ARGS...
@@ -421,7 +422,7 @@ cmd_create() {
 	local rt=${2:?runtime} name=${3:?container name} port=${4:?host port or -}
 	shift 4
 	local -a args=(run -d --name "$name")
-	[ "$port" = - ] || args+=(-p "127.0.0.1:$port:80")
+	[ "$port" = - ] || args+=(-p "${PUBLISH_IP:-127.0.0.1}:$port:80")
 	local label
 	for label in "$@"; do
 		args+=(--label "$label")

@@ -58,7 +58,7 @@ wait_state() { # runtime name state
 burst_once() { # port
 	local t0 ok
 	t0=$(date +%s%3N)
-	ok=$(in_ns tests/burst.sh "$1" 200 60 | grep -c '^ok$')
+	ok=$(in_ns tests/burst.sh 127.0.0.1 "$1" 200 120 | grep -c '^ok$')
 	echo "$(($(date +%s%3N) - t0)),$ok"
 }
 for rt in podman docker; do

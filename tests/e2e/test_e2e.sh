@@ -17,6 +17,8 @@ ENV=tests/runtime-env.sh
 DOZED=$BUILD/dozed
 DOZECTL=$BUILD/dozectl
 TABLE=dozede2e
+# The host's "LAN" address, on a veth link in each runtime's namespace.
+LAN_ADDR=10.203.0.1
 
 for tool in curl jq nft nsenter; do
 	command -v $tool >/dev/null || { echo "FAIL e2e: missing $tool ('make deps' installs it)"; exit 1; }
@@ -155,14 +157,20 @@ test_woken_service_with_traffic_stays_awake_then_sleeps_when_it_stops() {
 }
 
 # 200 clients connect while it sleeps, all held by the activator at once, then
-# each sends its request: the woken httpd (accept backlog 9) gets them in one burst.
+# each sends its request: the woken httpd (accept backlog 9) gets them in one
+# burst. They connect to the host's LAN address, as remote clients would: on
+# 127.0.0.1 Docker puts docker-proxy in between, which sends a SYN dropped by
+# the full backlog again only after 1, 3, 7, 15 s, awake or not (make bench).
 test_200_concurrent_clients_during_one_wake_all_get_the_page() {
 	asleep || return
 	local results got t0
+	in_ns ip -j addr show dev dozed-lan >/dev/null 2>&1 || {
+		in_ns ip link add dozed-lan type veth peer name dozed-lan-peer &&
+			in_ns ip addr add "$LAN_ADDR/32" dev dozed-lan &&
+			in_ns ip link set dozed-lan up && in_ns ip link set dozed-lan-peer up
+	} || { fail "cannot give the runtime's namespace the address $LAN_ADDR"; return; }
 	t0=$(now_ms)
-	# Through docker-proxy, whose dropped SYNs go again after 1, 3, 7, 15, 31, 63 s,
-	# the last answers can take a minute on a loaded machine.
-	results=$(in_ns tests/burst.sh "$PORT" 200 120)
+	results=$(in_ns tests/burst.sh "$LAN_ADDR" "$PORT" 200 60)
 	got=$(grep -c '^ok$' <<<"$results")
 	echo "   burst: $got of 200 answered in $(($(now_ms) - t0)) ms"
 	[ "$got" -eq 200 ] ||
@@ -287,7 +295,8 @@ any_failed=0
 for RT in podman docker; do
 	NAME=web-$RT PORT=$port
 	port=$((port + 1))
-	if ! "$ENV" create "$RTDIR" "$RT" "$NAME" "$PORT" >/dev/null 2>"$WORK/create.log"; then
+	# On every address: the burst test comes from the host's LAN address.
+	if ! PUBLISH_IP=0.0.0.0 "$ENV" create "$RTDIR" "$RT" "$NAME" "$PORT" >/dev/null 2>"$WORK/create.log"; then
 		echo "FAIL ${RT}_create_container: $(tail -n 3 "$WORK/create.log")"
 		any_failed=1
 		continue
