@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dozed/clock.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 #include "conntrack.h"
@@ -74,19 +75,6 @@ struct activator {
 	uint64_t last_reject_log_us;
 	uint64_t reject_logs_suppressed;
 };
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static struct timeval tv_from_us(uint64_t us)
-{
-	return (struct timeval){.tv_sec = (time_t)(us / 1000000),
-				.tv_usec = (suseconds_t)(us % 1000000)};
-}
 
 void activator_config_defaults(struct activator_config *cfg)
 {
@@ -182,7 +170,7 @@ static void waking_request(struct waking *w, const struct sockaddr_storage *clie
 		return;
 	w->wake_requested = true;
 	if (!w->prober) {
-		struct timeval tv = tv_from_us(a->cfg.hold_timeout_us);
+		struct timeval tv = timeval_from_us(a->cfg.hold_timeout_us);
 		evtimer_add(w->hold_deadline, &tv);
 	}
 	/* Last: the daemon may answer at once, even with activator_service_failed(). */
@@ -211,7 +199,7 @@ static void on_probe_done(void *arg, int result)
 		return;
 	}
 
-	uint64_t now = now_us();
+	uint64_t now = clock_monotonic_us();
 	uint64_t probe_us = now - w->starting_us;
 	uint64_t total_us = now - (w->first_hold_us ? w->first_hold_us : w->starting_us);
 	uint64_t id = w->route.service_id;
@@ -261,7 +249,7 @@ int activator_service_starting_in(struct activator *a, uint64_t service_id,
 	}
 	if (w->hold_deadline)
 		evtimer_del(w->hold_deadline);
-	w->starting_us = now_us();
+	w->starting_us = clock_monotonic_us();
 	struct prober_target target = {.dst = probe_dst ? *probe_dst : w->head->dst,
 				       .netns_fd = probe_dst ? netns_fd : -1};
 	int r = prober_start(a->base, &target, a->cfg.mark, a->cfg.probe_interval_us,
@@ -295,7 +283,7 @@ size_t activator_service_held(const struct activator *a, uint64_t service_id)
 static void log_reject(struct activator *a, int fd, const char *why,
 		       const struct sockaddr_storage *dst)
 {
-	uint64_t now = now_us();
+	uint64_t now = clock_monotonic_us();
 	if (a->last_reject_log_us && now - a->last_reject_log_us < REJECT_LOG_INTERVAL_US) {
 		a->reject_logs_suppressed++;
 		return;
@@ -337,7 +325,7 @@ static void on_held_event(evutil_socket_t fd, short what, void *arg)
 		 * the level-triggered readiness. */
 		event_free(h->watch);
 		h->watch = evtimer_new(a->base, on_held_event, h);
-		struct timeval tv = tv_from_us(PARTIAL_DATA_RECHECK_US);
+		struct timeval tv = timeval_from_us(PARTIAL_DATA_RECHECK_US);
 		if (h->watch)
 			evtimer_add(h->watch, &tv);
 		return;
@@ -457,7 +445,7 @@ static void activator_hold(struct activator *a, int fd, int family)
 	w->n_held++;
 	a->counters.held_now++;
 	if (!w->first_hold_us)
-		w->first_hold_us = now_us();
+		w->first_hold_us = clock_monotonic_us();
 	held_watch_arm(h);
 
 	if (w->route.wake_min_bytes == 0) {

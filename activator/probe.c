@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <sched.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dozed/clock.h"
 #include "dozed/log.h"
 #include "relay.h"
 
@@ -30,19 +30,6 @@ struct prober {
 	struct event *deadline;
 };
 
-static struct timeval tv_from_us(uint64_t us)
-{
-	return (struct timeval){.tv_sec = (time_t)(us / 1000000),
-				.tv_usec = (suseconds_t)(us % 1000000)};
-}
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* A connecting socket made in the container's namespace; it stays there. */
 static int socket_connect_in_netns(struct prober *p)
 {
@@ -59,11 +46,11 @@ static int socket_connect_in_netns(struct prober *p)
 
 static void prober_schedule(struct prober *p)
 {
-	uint64_t elapsed = now_us() - p->started_us;
+	uint64_t elapsed = clock_monotonic_us() - p->started_us;
 	uint64_t next = elapsed < PROBE_FAST_WINDOW_US && PROBE_FAST_INTERVAL_US < p->interval_us
 			    ? PROBE_FAST_INTERVAL_US
 			    : p->interval_us;
-	struct timeval tv = tv_from_us(next);
+	struct timeval tv = timeval_from_us(next);
 	evtimer_add(p->tick, &tv);
 }
 
@@ -79,30 +66,16 @@ static void prober_stop_attempt(struct prober *p)
 	}
 }
 
-/* true when the attempt's connect is over; *ok when it succeeded. */
-static bool attempt_finished(struct prober *p, bool *ok)
-{
-	struct pollfd pfd = {.fd = p->fd, .events = POLLOUT};
-	if (poll(&pfd, 1, 0) <= 0)
-		return false;
-	int err = 0;
-	socklen_t len = sizeof(err);
-	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	*ok = err == 0;
-	return true;
-}
-
 static void on_connect_result(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct prober *p = arg;
-	bool ok = false;
-	if (!attempt_finished(p, &ok))
+	int r = socket_connect_result(p->fd);
+	if (r == -EINPROGRESS)
 		return;
 	prober_stop_attempt(p);
-	if (ok) {
+	if (r == 0) {
 		event_del(p->tick);
 		p->done(p->arg, 0);
 	}
@@ -114,19 +87,19 @@ static void prober_attempt(struct prober *p)
 	prober_schedule(p);
 	if (p->fd >= 0) {
 		/* The tick may come before the connect's own event in a busy loop. */
-		bool ok = false;
-		if (attempt_finished(p, &ok) && ok) {
+		int r = socket_connect_result(p->fd);
+		if (r == 0) {
 			on_connect_result(p->fd, EV_WRITE, p);
 			return;
 		}
 		/* Still connecting: given up only after a whole interval, as a SYN
 		 * sent before the container's network existed may never be answered. */
-		if (!attempt_finished(p, &ok) && now_us() - p->attempt_us < p->interval_us)
+		if (r == -EINPROGRESS && clock_monotonic_us() - p->attempt_us < p->interval_us)
 			return;
 	}
 	prober_stop_attempt(p);
 	(*p->attempts)++;
-	p->attempt_us = now_us();
+	p->attempt_us = clock_monotonic_us();
 	int fd =
 	    p->netns_fd >= 0 ? socket_connect_in_netns(p) : socket_connect_marked(&p->dst, p->mark);
 	if (fd < 0) {
@@ -168,7 +141,7 @@ int prober_start(struct event_base *base, const struct prober_target *target, ui
 			     .netns_fd = -1,
 			     .home_netns_fd = -1,
 			     .interval_us = interval_us,
-			     .started_us = now_us(),
+			     .started_us = clock_monotonic_us(),
 			     .mark = mark,
 			     .attempts = attempts,
 			     .done = done,
@@ -186,7 +159,7 @@ int prober_start(struct event_base *base, const struct prober_target *target, ui
 	}
 	p->tick = evtimer_new(base, on_tick, p);
 	p->deadline = evtimer_new(base, on_deadline, p);
-	struct timeval timeout = tv_from_us(timeout_us);
+	struct timeval timeout = timeval_from_us(timeout_us);
 	if (!p->tick || !p->deadline || evtimer_add(p->deadline, &timeout) < 0) {
 		prober_free(p);
 		return log_error_errno(ENOMEM, "Failed to set up the probe timers");

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dozed/clock.h"
 #include "dozed/log.h"
 #include "conntrack.h"
 #include "dozed/macro.h"
@@ -305,13 +306,6 @@ static int relay_dir_init(struct relay *r, struct relay_dir *d, int from, int to
 	return d->readable && d->writable ? 0 : -ENOMEM;
 }
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static void on_backend_connected(evutil_socket_t fd, short what, void *arg);
 
 /* Starts (or starts again) the backend connect and waits connect_wait_us for it. */
@@ -327,16 +321,14 @@ static int relay_connect_attempt(struct relay *r)
 	r->backend_fd = socket_connect_marked(&r->dst, set->mark);
 	if (r->backend_fd < 0)
 		return r->backend_fd;
-	struct timeval wait = {.tv_sec = (time_t)(r->connect_wait_us / 1000000),
-			       .tv_usec = (suseconds_t)(r->connect_wait_us % 1000000)};
+	struct timeval wait = timeval_from_us(r->connect_wait_us);
 	r->connected = event_new(set->base, r->backend_fd, EV_WRITE, on_backend_connected, r);
 	if (!r->connected || event_add(r->connected, &wait) < 0)
 		return -ENOMEM;
 	return 0;
 }
 
-/* 0 when connected, -EINPROGRESS while still connecting, else why it failed. */
-static int backend_connect_result(int fd)
+int socket_connect_result(int fd)
 {
 	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
 	if (poll(&pfd, 1, 0) <= 0)
@@ -361,10 +353,10 @@ static void on_backend_connected(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
 	struct relay *r = arg;
-	int err = backend_connect_result(fd);
+	int err = socket_connect_result(fd);
 	if (err == -EINPROGRESS) {
 		/* No answer to the SYN: most likely dropped by a full backlog. */
-		if (now_us() - r->connect_started_us >= CONNECT_TIMEOUT_US) {
+		if (clock_monotonic_us() - r->connect_started_us >= CONNECT_TIMEOUT_US) {
 			relay_connect_failed(r, ETIMEDOUT);
 			return;
 		}
@@ -417,7 +409,7 @@ int relay_start(struct relay_set *set, uint64_t service_id, int client_fd,
 
 	r->backend_fd = -1;
 	r->dst = *dst;
-	r->connect_started_us = now_us();
+	r->connect_started_us = clock_monotonic_us();
 	r->connect_wait_us = CONNECT_FIRST_WAIT_US;
 	int err = relay_connect_attempt(r);
 	if (err < 0) {
@@ -428,8 +420,7 @@ int relay_start(struct relay_set *set, uint64_t service_id, int client_fd,
 					 sockaddr_to_string(dst, addr, sizeof(addr)));
 	}
 	if (set->max_lifetime_us > 0) {
-		struct timeval tv = {.tv_sec = (time_t)(set->max_lifetime_us / 1000000),
-				     .tv_usec = (suseconds_t)(set->max_lifetime_us % 1000000)};
+		struct timeval tv = timeval_from_us(set->max_lifetime_us);
 		r->lifetime = evtimer_new(set->base, on_lifetime_over, r);
 		if (!r->lifetime || evtimer_add(r->lifetime, &tv) < 0) {
 			relay_free(r, true);

@@ -44,6 +44,9 @@ size_t relay_set_count_waiting(const struct relay_set *set, uint64_t service_id)
 void socket_close_with_reset(int fd);
 /* A non-blocking TCP socket for dst's family carrying SO_MARK = mark, connect started. */
 int socket_connect_marked(const struct sockaddr_storage *dst, uint32_t mark);
+/* Of such a socket's connect: 0 when connected, -EINPROGRESS while still
+ * connecting, else why it failed. */
+int socket_connect_result(int fd);
 socklen_t sockaddr_len(const struct sockaddr_storage *sa);
 /* "1.2.3.4:80" or "[::1]:80" */
 const char *sockaddr_to_string(const struct sockaddr_storage *sa, char *buf, size_t len);

@@ -16,6 +16,7 @@
 #include "dozed/control.h"
 #include "dozed/egress_counter.h"
 #include "dozed/feed.h"
+#include "dozed/clock.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 #include "dozed/nft.h"
@@ -55,13 +56,6 @@ void pending_op_free(struct pending_op *op)
 	free(op);
 }
 
-static uint64_t monotonic_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static struct svc_extra *extra(struct service *s)
 {
 	return s->userdata;
@@ -72,7 +66,7 @@ static struct svc_extra *extra(struct service *s)
 static uint64_t ops_now_us(void *ud)
 {
 	(void)ud;
-	return monotonic_us();
+	return clock_monotonic_us();
 }
 
 static int ops_redirect_add(void *ud, struct service *s)
@@ -190,10 +184,9 @@ static void ops_timer_set(void *ud, struct service *s, uint64_t at_us)
 		evtimer_del(x->timer);
 		return;
 	}
-	uint64_t t = monotonic_us();
+	uint64_t t = clock_monotonic_us();
 	uint64_t in = at_us > t ? at_us - t : 0;
-	struct timeval tv = {.tv_sec = (time_t)(in / 1000000),
-			     .tv_usec = (suseconds_t)(in % 1000000)};
+	struct timeval tv = timeval_from_us(in);
 	evtimer_add(x->timer, &tv);
 }
 

@@ -14,6 +14,7 @@
 #include "dozed/config.h"
 #include "dozed/daemon.h"
 #include "dozed/egress_counter.h"
+#include "dozed/clock.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 
@@ -153,8 +154,7 @@ static int run(const struct dozed_config *cfg)
 		event_add(m.status, &minute);
 		if (sd_watchdog_enabled(0, &m.watchdog_us) > 0) {
 			uint64_t half = m.watchdog_us / 2;
-			struct timeval tv = {.tv_sec = (time_t)(half / 1000000),
-					     .tv_usec = (suseconds_t)(half % 1000000)};
+			struct timeval tv = timeval_from_us(half);
 			m.watchdog = event_new(m.base, -1, EV_PERSIST, on_watchdog, &m);
 			event_add(m.watchdog, &tv);
 		}

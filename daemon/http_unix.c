@@ -10,6 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dozed/clock.h"
 #include "dozed/macro.h"
 
 /* A full accept backlog makes a non-blocking unix connect fail with EAGAIN
@@ -339,8 +340,7 @@ int http_unix_request_new(struct event_base *base, const char *socket_path,
 	if (!r->ev_read || !r->ev_write || !r->ev_deadline || !r->ev_soon)
 		goto fail;
 	if (opt->timeout_us > 0) {
-		struct timeval tv = {.tv_sec = (time_t)(opt->timeout_us / 1000000),
-				     .tv_usec = (suseconds_t)(opt->timeout_us % 1000000)};
+		struct timeval tv = timeval_from_us(opt->timeout_us);
 		if (event_add(r->ev_deadline, &tv) < 0)
 			goto fail;
 	}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dozed/http_unix.h"
+#include "dozed/clock.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 #include "runtime_internal.h"
@@ -237,8 +238,7 @@ static void on_stream_done(void *userdata, int err, int status)
 	else
 		log_debug("%s; retrying in %llu ms", text, (unsigned long long)(retry / 1000));
 
-	struct timeval tv = {.tv_sec = (time_t)(retry / 1000000),
-			     .tv_usec = (suseconds_t)(retry % 1000000)};
+	struct timeval tv = timeval_from_us(retry);
 	if (event_add(ev->ev_retry, &tv) < 0)
 		log_error("Cannot schedule the reconnection of the runtime's event stream");
 	if (ev->ops.disconnected) {
