@@ -181,13 +181,6 @@ static uint64_t idle_deadline(const struct service *s)
 	return last + s->idle_us;
 }
 
-static void set_awake_reason(struct service *s)
-{
-	char idle[32];
-	set_reason(s, "awake; sleeps after %s without egress",
-		   duration_format(s->idle_us, idle, sizeof(idle)));
-}
-
 /*
  * Egress is activity, and so is a client dozed relayed that waits for the
  * service's answer: the service may send nothing meanwhile (a proxy in front
@@ -209,7 +202,9 @@ static void become_awake(struct service_registry *r, struct service *s)
 	s->running = true;
 	s->awake_since_us = now(r);
 	s->start_after_stop = false;
-	set_awake_reason(s);
+	char idle[32];
+	set_reason(s, "awake; sleeps after %s without egress",
+		   duration_format(s->idle_us, idle, sizeof(idle)));
 	r->ops.timer_set(r->ud, s, idle_deadline(s));
 }
 

@@ -51,19 +51,8 @@ static void *backend_main(void *arg)
 			b->error = fd;
 			break;
 		}
-		char req[64] = {0};
-		size_t n = 0;
-		while (n < sizeof(req) - 1 && (n == 0 || req[n - 1] != '\n')) {
-			ssize_t r = read(fd, req + n, sizeof(req) - 1 - n);
-			if (r <= 0)
-				break;
-			n += (size_t)r;
-		}
-		if (n > 0 && req[0] == 'R') {
-			req[0] = 'A';
-			if (tcp_write_all(fd, req, n) == 0)
-				b->served++;
-		}
+		if (answer_request(fd) == 0)
+			b->served++;
 		close(fd);
 	}
 	close(lfd);

@@ -37,21 +37,6 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
-/* Reads one request line from fd and answers it "A...". */
-static int answer_request(int fd)
-{
-	char req[32] = {0};
-	size_t n = 0;
-	while (n < sizeof(req) - 1 && (n == 0 || req[n - 1] != '\n')) {
-		ssize_t r = read(fd, req + n, sizeof(req) - 1 - n);
-		if (r <= 0)
-			return r < 0 ? -errno : -EPROTO;
-		n += (size_t)r;
-	}
-	req[0] = 'A';
-	return tcp_write_all(fd, req, n);
-}
-
 /* --- a backlog with no room --------------------------------------------------- */
 
 struct plugged_backend {

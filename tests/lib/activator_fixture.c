@@ -15,6 +15,7 @@
 #include "evloop.h"
 #include "harness.h"
 #include "netns.h"
+#include "tcp.h"
 
 uint64_t now_us(void)
 {
@@ -159,4 +160,20 @@ int accept_client(int lfd)
 			return fd;
 		close(fd);
 	}
+}
+
+int answer_request(int fd)
+{
+	char req[64] = {0};
+	size_t n = 0;
+	while (n < sizeof(req) - 1 && (n == 0 || req[n - 1] != '\n')) {
+		ssize_t r = read(fd, req + n, sizeof(req) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	if (n == 0 || req[0] != 'R')
+		return -EPROTO;
+	req[0] = 'A';
+	return tcp_write_all(fd, req, n);
 }

@@ -59,3 +59,6 @@ void thread_finish(struct fixture *f, struct thread *t, unsigned timeout_ms, con
 /* Accepts the next client that sends something: the activator's probes
  * connect and close without a byte, like any TCP health check. */
 int accept_client(int lfd);
+/* Reads a request line "R<n>\n" from fd (or what came before EOF) and
+ * answers "A<n>\n": 0 once answered, else -errno. */
+int answer_request(int fd);
