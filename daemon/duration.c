@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,11 +27,13 @@ int duration_parse_us(const char *s, uint64_t *out_us)
 	uint64_t n = 0;
 	const char *p = s;
 	/* strtoull would take a sign and leading space, which we refuse. */
+	bool too_big = false;
 	for (; *p >= '0' && *p <= '9'; p++) {
 		uint64_t digit = (uint64_t)(*p - '0');
 		if (n > (UINT64_MAX - digit) / 10)
-			return -EINVAL;
-		n = n * 10 + digit;
+			too_big = true;
+		else
+			n = n * 10 + digit;
 	}
 	if (p == s)
 		return -EINVAL;
@@ -38,8 +41,8 @@ int duration_parse_us(const char *s, uint64_t *out_us)
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(p, units[i].suffix) != 0)
 			continue;
-		if (n > UINT64_MAX / units[i].us)
-			return -EINVAL;
+		if (too_big || n > DURATION_MAX_US / units[i].us)
+			return -ERANGE;
 		*out_us = n * units[i].us;
 		return 0;
 	}

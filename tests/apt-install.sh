@@ -13,5 +13,6 @@ if [ ! -e "$policy" ]; then
 	made_policy=1
 fi
 trap '[ $made_policy -eq 0 ] || rm -f "$policy"' EXIT
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+# Another apt (an unattended upgrade, a second make) may hold the lock: wait for it.
+apt-get -o DPkg::Lock::Timeout=600 update -qq
+DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@"

@@ -15,10 +15,19 @@
 #define DURATION_US_PER_MIN  (60 * DURATION_US_PER_SEC)
 #define DURATION_US_PER_HOUR (60 * DURATION_US_PER_MIN)
 
+/*
+ * The longest duration any setting takes: a year, written 8760h. A deadline
+ * is "now + duration" in 64-bit microseconds; bounding every duration keeps
+ * that sum far from wrapping, whatever a user, a label or a file says.
+ */
+#define DURATION_MAX_US	  (8760 * DURATION_US_PER_HOUR)
+#define DURATION_MAX_TEXT "8760h (a year)"
+
 /* Room for any duration_format() result. */
 #define DURATION_FORMAT_MAX 32
 
-/* 0 and *out_us, or -EINVAL (also on overflow of 64-bit microseconds); pure, logs nothing. */
+/* 0 and *out_us; -EINVAL for text that is not a duration, -ERANGE for one
+ * over DURATION_MAX_US; pure, logs nothing. */
 int duration_parse_us(const char *s, uint64_t *out_us);
 
 /*

@@ -82,14 +82,35 @@ TEST(test_empty_and_unit_alone_are_rejected)
 	assert_rejected(NULL);
 }
 
-TEST(test_overflow_is_rejected)
+static void assert_too_long(const char *s)
 {
-	/* The largest count of hours that fits in 64-bit microseconds, and one more. */
-	ASSERT_EQ_U(parsed("5124095576h"), UINT64_C(5124095576) * 3600000000u);
-	assert_rejected("5124095577h");
-	assert_rejected("18446744073709551615ms");
-	assert_rejected("99999999999999999999999s");
-	ASSERT_EQ_U(parsed("18446744073709551ms"), UINT64_C(18446744073709551000));
+	uint64_t us = 12345;
+	int r = duration_parse_us(s, &us);
+	if (r != -ERANGE)
+		FAIL("duration_parse_us(\"%s\") returned %d, expected -ERANGE", s, r);
+	if (us != 12345)
+		FAIL("duration_parse_us(\"%s\") wrote its output on failure", s);
+}
+
+TEST(test_a_year_is_the_longest_duration)
+{
+	ASSERT_EQ_U(parsed("8760h"), DURATION_MAX_US);
+	ASSERT_EQ_U(parsed("525600m"), DURATION_MAX_US);
+	ASSERT_EQ_U(parsed("31536000s"), DURATION_MAX_US);
+	ASSERT_EQ_U(parsed("31536000000ms"), DURATION_MAX_US);
+	assert_too_long("8761h");
+	assert_too_long("31536001s");
+	assert_too_long("31536000001ms");
+}
+
+TEST(test_durations_that_would_wrap_a_deadline_are_too_long)
+{
+	/* Accepted before, and "now + idle" wrapped: the service slept at once. */
+	assert_too_long("18446744073709s");
+	assert_too_long("5124095576h");
+	assert_too_long("18446744073709551615ms");
+	assert_too_long("99999999999999999999999s");
+	assert_rejected("99999999999999999999999x");
 }
 
 TEST(test_format_below_a_second_is_milliseconds)
@@ -121,6 +142,7 @@ TEST(test_format_hours_with_minutes)
 	ASSERT_STREQ(formatted(UINT64_C(7259000000)), "2h00m");
 	ASSERT_STREQ(formatted(UINT64_C(7200000000)), "2h");
 	ASSERT_STREQ(formatted(UINT64_MAX), "5124095576h01m");
+	ASSERT_STREQ(formatted(DURATION_MAX_US), "8760h");
 }
 
 TEST(test_formatted_whole_units_parse_back)
