@@ -1,8 +1,10 @@
 # dozed — scale-to-zero for Docker and Podman hosts.
 # make          build the daemon, its client and the eBPF objects
 # make check    install missing packages, build, run every test (ASan/UBSan)
-# make lint     cppcheck + clang-format check
+# make lint     cppcheck + clang-format check, systemd-analyze security of the unit
 # make bench    benchmarks, peers side by side
+# make fuzz     every libFuzzer target for FUZZ_SECONDS each (make check: 30 s)
+# make stress   crash safety at 20 moments and the soak (minutes; not in CI)
 # make deps     install what is missing (Debian 12, as root)
 
 PREFIX   ?= /usr/local
@@ -20,7 +22,7 @@ PKGS := libbpf libnftnl libmnl libevent libsystemd json-c
 DEB_PKGS := make gcc libc6-dev pkg-config clang llvm bpftool libbpf-dev libnftnl-dev libmnl-dev \
 	    libevent-dev libsystemd-dev libjson-c-dev nftables iproute2 cppcheck clang-format \
 	    procps util-linux podman runc netavark aardvark-dns docker.io busybox-static iptables \
-	    curl jq socat systemd
+	    curl jq socat systemd libclang-rt-dev
 
 WARN     := -Wall -Wextra -Werror
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -I$(BUILD)
@@ -39,12 +41,19 @@ TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c tests/integ
 BENCHES  := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/bench/*.c))
 # End-to-end: scripts driving the built binaries against real runtimes.
 E2E      := $(wildcard tests/e2e/test_*.sh)
+# libFuzzer targets, on the same sources built by clang with coverage.
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_SAN  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_SECONDS ?= 120
+FUZZ_CHECK_SECONDS ?= 30
 
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(LIB_SRCS) $(TEST_LIB))
 BINS      := $(BUILD)/dozed $(BUILD)/dozectl
 
-.PHONY: all check test lint format bench demo install clean deps deps-if-missing
+.PHONY: all check test lint format bench demo install clean deps deps-if-missing fuzz fuzz-build \
+	stress lint-unit
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -90,6 +99,25 @@ $(BUILD)/tests/%: $(BUILD)/asan/tests/%.o $(BUILD)/libdozed-asan.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
+# The parsers as the daemon links them, instrumented for libFuzzer. Each
+# target links only its parser's objects and what they call, so a module
+# being edited elsewhere does not stop the others from building.
+$(BUILD)/fuzzobj/%.o: %.c $(SKELS)
+	@mkdir -p $(@D)
+	$(CLANG) $(ALL_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+fuzz_objs = $(patsubst %,$(BUILD)/fuzzobj/daemon/%.o,$(1))
+$(BUILD)/fuzz/fuzz_control_request: $(call fuzz_objs,control_request)
+$(BUILD)/fuzz/fuzz_state_store: $(call fuzz_objs,state_store log)
+$(BUILD)/fuzz/fuzz_http_parse: $(call fuzz_objs,http_parse)
+$(BUILD)/fuzz/fuzz_runtime_parse: $(call fuzz_objs,runtime_parse)
+$(BUILD)/fuzz/fuzz_duration: $(call fuzz_objs,duration)
+$(BUILD)/fuzz/fuzz_config: $(call fuzz_objs,config duration log)
+
+$(BUILD)/fuzz/%: $(BUILD)/fuzzobj/tests/fuzz/%.o
+	@mkdir -p $(@D)
+	$(CLANG) $(CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # --- tests ----------------------------------------------------------------------
@@ -97,8 +125,19 @@ $(BUILD)/tests/%: $(BUILD)/asan/tests/%.o $(BUILD)/libdozed-asan.a
 check: deps-if-missing
 	$(MAKE) test
 
-test: $(BINS) $(TESTS)
-	BUILD=$(BUILD) tests/run.sh $(TESTS) $(E2E)
+# The fuzzers come last, FUZZ_CHECK_SECONDS each, counted with the rest.
+test: $(BINS) $(TESTS) $(FUZZ_BINS)
+	BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) tests/run.sh $(TESTS) $(E2E) tests/fuzz/run.sh
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps-if-missing
+	$(MAKE) fuzz-build
+	BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh tests/fuzz/run.sh
+
+stress: deps-if-missing
+	$(MAKE) $(BINS)
+	BUILD=$(BUILD) tests/stress/run.sh
 
 demo: deps-if-missing
 	$(MAKE) $(BINS)
@@ -126,6 +165,17 @@ lint: $(SKELS)
 		--suppress=memleak --suppress=resourceLeak -D_GNU_SOURCE \
 		-Iinclude -I$(BUILD) -Itests/lib -i bpf $(filter-out bpf/%,$(C_SOURCES))
 	clang-format --dry-run --Werror $(C_SOURCES)
+	@$(MAKE) --no-print-directory lint-unit
+
+# The unit's sandboxing, as systemd rates it: "OK" is an exposure of 3.0 or less.
+lint-unit:
+	@out=$$(systemd-analyze security --offline=true --no-pager daemon/systemd/dozed.service 2>&1); \
+	score=$$(printf '%s\n' "$$out" | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p'); \
+	if [ -z "$$score" ]; then printf '%s\n' "$$out" >&2; echo "error: systemd-analyze security gave no score" >&2; exit 1; fi; \
+	echo "dozed.service: exposure $$score (at most 3.0)"; \
+	awk -v s="$$score" 'BEGIN { exit !(s <= 3.0) }' || { \
+		printf '%s\n' "$$out" | grep -v '^  *✓' >&2; \
+		echo "error: dozed.service exposure $$score is above 3.0" >&2; exit 1; }
 
 format:
 	clang-format -i $(C_SOURCES)
