@@ -203,11 +203,11 @@ static void ops_forget(void *ud, struct service *s)
 	if (!x)
 		return;
 	egress_counter_detach(x->attachment);
-	if (x->timer)
-		event_free(x->timer);
-	free(x);
+	svc_extra_free(x);
 	s->userdata = NULL;
 }
+
+_Static_assert(STATE_MAX_PORTS == SERVICE_MAX_PORTS, "a saved service holds all its ports");
 
 const struct service_ops dozed_service_ops = {
     .now_us = ops_now_us,
@@ -291,26 +291,35 @@ int dozed_save_state(struct dozed *d)
 	for (struct service *s = service_first(d->services); s; s = s->next) {
 		if (s->disabling)
 			continue; /* asked to go: not there after a restart */
-		saved[i++] = (struct state_service){
+		struct state_service *o = &saved[i++];
+		*o = (struct state_service){
 		    .name = s->name,
 		    .container = s->name,
 		    .container_id = s->container_id,
 		    .idle_us = extra(s)->idle_explicit ? s->idle_us : 0,
 		    .wake_on_data = s->wake_on_data,
+		    .n_ports = s->n_ports,
 		};
+		for (size_t k = 0; k < s->n_ports; k++) {
+			snprintf(o->ports[k].host_ip, sizeof(o->ports[k].host_ip), "%s",
+				 s->ports[k].host_ip);
+			o->ports[k].host_port = s->ports[k].host_port;
+			o->ports[k].container_port = s->ports[k].container_port;
+		}
 	}
 	return state_store_save(d->cfg.state_dir, saved, i);
 }
 
 void dozed_status_text(struct dozed *d, char *buf, size_t len)
 {
-	size_t counts[SERVICE_FAILED + 1] = {0};
+	size_t counts[SERVICE_UNKNOWN + 1] = {0};
 	for (struct service *s = service_first(d->services); s; s = s->next)
 		counts[s->state]++;
-	snprintf(buf, len, "%zu services: %zu awake, %zu asleep, %zu waking, %zu failed",
+	snprintf(buf, len,
+		 "%zu services: %zu awake, %zu asleep, %zu waking, %zu failed, %zu unknown",
 		 service_count(d->services), counts[SERVICE_AWAKE],
 		 counts[SERVICE_ASLEEP] + counts[SERVICE_SLEEPING], counts[SERVICE_WAKING],
-		 counts[SERVICE_FAILED]);
+		 counts[SERVICE_FAILED], counts[SERVICE_UNKNOWN]);
 }
 
 /* --- activator callbacks ------------------------------------------------------------ */
@@ -367,23 +376,39 @@ static void feed_to_subscribers(void *ud, const struct json_object *event)
 		control_broadcast(d->control, event);
 }
 
+void dozed_remove_stale_ports(struct dozed *d)
+{
+	if (d->stale_ports_checked || d->loading > 0)
+		return;
+	for (struct service *s = service_first(d->services); s; s = s->next)
+		if (s->state == SERVICE_UNKNOWN)
+			return; /* its ports may be among them: once it is known */
+	d->stale_ports_checked = true;
+	if (d->state_incomplete) {
+		log_warning("Redirected ports that no service owns are kept: services.json had "
+			    "entries that could not be read (see above), and they may be theirs");
+		return;
+	}
+	/* No port stays redirected for a service that is gone. */
+	_cleanup_free_ uint16_t *ports = NULL;
+	size_t n = 0;
+	if (nft_set_list_ports(d->nft, &ports, &n) < 0)
+		return;
+	size_t stale = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct service *s = service_find_by_port(d->services, ports[i]);
+		if (!s || !s->redirected)
+			ports[stale++] = ports[i];
+	}
+	if (stale > 0 && nft_set_remove_ports(d->nft, ports, stale) >= 0)
+		log_info("removed %zu stale redirected ports", stale);
+}
+
 void dozed_check_ready(struct dozed *d)
 {
 	if (d->ready || d->loading > 0)
 		return;
-	/* No port stays redirected for a service that is gone. */
-	_cleanup_free_ uint16_t *ports = NULL;
-	size_t n = 0;
-	if (nft_set_list_ports(d->nft, &ports, &n) >= 0) {
-		size_t stale = 0;
-		for (size_t i = 0; i < n; i++) {
-			struct service *s = service_find_by_port(d->services, ports[i]);
-			if (!s || !s->redirected)
-				ports[stale++] = ports[i];
-		}
-		if (stale > 0 && nft_set_remove_ports(d->nft, ports, stale) >= 0)
-			log_info("removed %zu stale redirected ports", stale);
-	}
+	dozed_remove_stale_ports(d);
 	d->ready = true;
 	char status[128];
 	dozed_status_text(d, status, sizeof(status));
@@ -476,6 +501,8 @@ void dozed_free(struct dozed *d)
 	/* Callbacks stop first: the runtime cancels without calling back. */
 	runtime_events_free(d->events);
 	runtime_free(d->runtime);
+	if (d->reconcile_timer)
+		event_free(d->reconcile_timer);
 	while (d->ops)
 		pending_op_free(d->ops);
 	control_free(d->control);

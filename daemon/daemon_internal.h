@@ -35,6 +35,11 @@ struct dozed {
 	struct pending_op *ops; /* runtime calls in flight */
 	unsigned loading;	/* start-up inspections still out */
 	bool ready;
+	/* services.json had entries that could not be read: redirected ports
+	 * no service owns may be theirs, so none is removed. */
+	bool state_incomplete;
+	bool stale_ports_checked;
+	struct event *reconcile_timer; /* retries UNKNOWN services */
 	void (*ready_cb)(void *userdata);
 	void *ready_ud;
 };
@@ -47,6 +52,9 @@ struct svc_extra {
 	struct egress_attachment *attachment;
 	bool idle_explicit;    /* idle set for this service, not the default */
 	bool reattach_pending; /* an inspect for the cgroup is out */
+	bool inspect_pending;  /* a reconciling inspect is out */
+	bool exit_check_pending;
+	char last_unknown_why[160]; /* logged once per distinct cause */
 };
 
 /* A runtime call in flight, for one service (by id) or for the daemon. */
@@ -60,6 +68,7 @@ enum pending_kind {
 	PENDING_LABELED, /* a labelled container seen in an event */
 	PENDING_LIST,
 	PENDING_RESYNC,
+	PENDING_EXITED, /* inspect and logs of a container that died while waking */
 };
 
 struct pending_op {
@@ -79,18 +88,29 @@ struct pending_op {
 struct pending_op *pending_op_new(struct dozed *d, enum pending_kind kind, uint64_t service_id);
 void pending_op_free(struct pending_op *op);
 
+struct svc_extra *svc_extra_new(struct dozed *d);
+void svc_extra_free(struct svc_extra *x);
+
 /* daemon.c */
 extern const struct service_ops dozed_service_ops;
 void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup_dir);
 void dozed_reattach(struct dozed *d, struct service *s);
 int dozed_save_state(struct dozed *d);
 void dozed_check_ready(struct dozed *d);
+/* Removes redirected ports that no service owns, once nothing is UNKNOWN and
+ * services.json was read whole (else they may be a sleeping service's). */
+void dozed_remove_stale_ports(struct dozed *d);
 
 /* daemon_probe.c: the service runs; probe it (inspect first, for its namespace) */
 void dozed_probe_start(struct dozed *d, struct service *s);
+/* The container of a WAKING service may have died: inspect it, and if it
+ * did, fail the wake at once with its exit code and last log lines. */
+void dozed_check_exited(struct dozed *d, struct service *s);
 
 /* daemon_sync.c: start-up, labels, runtime events */
 int dozed_sync_start(struct dozed *d);
+/* Asks the runtime about s again (UNKNOWN: to reconcile it). */
+void dozed_reconcile(struct dozed *d, struct service *s, enum pending_kind kind);
 /* Adds c as a service (or updates its settings); 0 and *out, or -errno with
  * *why set to a message for the user. */
 int dozed_enable_container(struct dozed *d, const struct runtime_container *c, uint64_t idle_us,

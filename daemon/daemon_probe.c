@@ -89,6 +89,89 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 		service_on_wake_failed(d->services, s->id, r);
 }
 
+/* --- a container that exits while it wakes -------------------------------------------- */
+
+#define EXIT_LOG_LINES 3
+
+static void exit_logs_read(int err, const struct runtime_error *error, const char *text, size_t len,
+			   void *userdata)
+{
+	struct pending_op *op = userdata;
+	struct dozed *d = op->d;
+	struct service *s = service_find_by_id(d->services, op->service_id);
+	int code = (int)op->idle_us; /* the exit code, carried here */
+	pending_op_free(op);
+	if (!s)
+		return;
+	((struct svc_extra *)s->userdata)->exit_check_pending = false;
+	char tail[200] = "";
+	if (err < 0)
+		snprintf(tail, sizeof(tail), "its log could not be read: %s", error->message);
+	else
+		runtime_logs_tail(text, len, EXIT_LOG_LINES, tail, sizeof(tail));
+	char why[300];
+	snprintf(why, sizeof(why), "the container exited with code %d as it started; %s%s", code,
+		 tail[0] && err >= 0 ? "its last output: " : "",
+		 tail[0] ? tail : "it wrote nothing");
+	log_warning("%s: wake failed: %s", s->name, why);
+	service_on_wake_exited(d->services, s->id, why);
+}
+
+/* Started, then found not running: its log says why, then the wake fails. */
+static void wake_exited(struct dozed *d, struct service *s, const struct runtime_container *c)
+{
+	struct pending_op *op = pending_op_new(d, PENDING_EXITED, s->id);
+	if (op) {
+		op->idle_us = (uint64_t)(int64_t)c->exit_code;
+		if (runtime_logs(d->runtime, c->id, EXIT_LOG_LINES, exit_logs_read, op) == 0) {
+			((struct svc_extra *)s->userdata)->exit_check_pending = true;
+			return;
+		}
+		pending_op_free(op);
+	}
+	char why[128];
+	snprintf(why, sizeof(why), "the container exited with code %d as it started", c->exit_code);
+	service_on_wake_exited(d->services, s->id, why);
+}
+
+static bool exited_while_waking(const struct service *s, const struct runtime_container *c)
+{
+	return !c->running && s->state == SERVICE_WAKING && s->start_done_us > 0;
+}
+
+static void exit_inspected(int err, const struct runtime_error *error,
+			   const struct runtime_container *c, void *userdata)
+{
+	struct pending_op *op = userdata;
+	struct dozed *d = op->d;
+	struct service *s = service_find_by_id(d->services, op->service_id);
+	pending_op_free(op);
+	if (!s)
+		return;
+	((struct svc_extra *)s->userdata)->exit_check_pending = false;
+	if (err < 0)
+		log_debug("%s: inspect after its die event failed: %s", s->name, error->message);
+	else if (exited_while_waking(s, c))
+		wake_exited(d, s, c);
+}
+
+void dozed_check_exited(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = s->userdata;
+	if (x->exit_check_pending || s->start_done_us == 0)
+		return; /* not started yet: the probe's own inspect will tell */
+	struct pending_op *op = pending_op_new(d, PENDING_EXITED, s->id);
+	if (!op)
+		return;
+	if (runtime_inspect(d->runtime, s->container_id, exit_inspected, op) < 0) {
+		pending_op_free(op);
+		return;
+	}
+	x->exit_check_pending = true;
+}
+
+/* --- probing ----------------------------------------------------------------------------- */
+
 static void probe_inspected(int err, const struct runtime_error *error,
 			    const struct runtime_container *c, void *userdata)
 {
@@ -100,6 +183,11 @@ static void probe_inspected(int err, const struct runtime_error *error,
 		return;
 	if (err < 0)
 		log_debug("%s: inspect before probing failed: %s", s->name, error->message);
+	if (err >= 0 && exited_while_waking(s, c)) {
+		if (!((struct svc_extra *)s->userdata)->exit_check_pending)
+			wake_exited(d, s, c);
+		return;
+	}
 	/* Its cgroup is new on every start. */
 	if (err >= 0 && c->running)
 		dozed_attach_counter(d, s, c->cgroup_dir);

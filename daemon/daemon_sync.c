@@ -15,6 +15,7 @@
 #include "dozed/feed.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
+#include "dozed/nft.h"
 #include "dozed/runtime.h"
 #include "dozed/state_store.h"
 
@@ -28,6 +29,29 @@ static void service_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct svc_extra *x = arg;
 	service_on_timer(x->d->services, x->id);
+}
+
+struct svc_extra *svc_extra_new(struct dozed *d)
+{
+	struct svc_extra *x = calloc(1, sizeof(*x));
+	if (x)
+		x->timer = evtimer_new(d->base, service_timer_cb, x);
+	if (!x || !x->timer) {
+		free(x);
+		log_error_errno(ENOMEM, "Failed to allocate a service's timer");
+		return NULL;
+	}
+	x->d = d;
+	return x;
+}
+
+void svc_extra_free(struct svc_extra *x)
+{
+	if (!x)
+		return;
+	if (x->timer)
+		event_free(x->timer);
+	free(x);
 }
 
 static bool has_port(const struct service_port *ports, size_t n, uint16_t host_port)
@@ -57,17 +81,22 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c, u
 			   bool idle_explicit, bool wake_on_data, struct service **out, char *why,
 			   size_t why_len)
 {
+	struct service_port ports[SERVICE_MAX_PORTS];
+	size_t n_ports = container_ports(c, ports);
 	struct service *s = service_find_by_container(d->services, c->id);
 	if (s) {
 		service_update_settings(d->services, s, idle_explicit ? idle_us : d->cfg.idle_us,
 					wake_on_data);
 		s->disabling = false; /* enabled again before a disable completed */
 		((struct svc_extra *)s->userdata)->idle_explicit = idle_explicit;
+		/* Inspected just now: an UNKNOWN one is known from here on. */
+		if (s->state == SERVICE_UNKNOWN &&
+		    service_reconcile(d->services, s, c->id, ports, n_ports, c->running) == 0 &&
+		    c->running)
+			dozed_attach_counter(d, s, c->cgroup_dir);
 		*out = s;
 		return 0;
 	}
-	struct service_port ports[SERVICE_MAX_PORTS];
-	size_t n_ports = container_ports(c, ports);
 	if (n_ports == 0) {
 		snprintf(why, why_len,
 			 "%s publishes no TCP port: dozed wakes a container by its published "
@@ -75,15 +104,11 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c, u
 			 c->name);
 		return -EINVAL;
 	}
-	struct svc_extra *x = calloc(1, sizeof(*x));
-	if (x)
-		x->timer = evtimer_new(d->base, service_timer_cb, x);
-	if (!x || !x->timer) {
-		free(x);
+	struct svc_extra *x = svc_extra_new(d);
+	if (!x) {
 		snprintf(why, why_len, "out of memory");
 		return -ENOMEM;
 	}
-	x->d = d;
 	x->idle_explicit = idle_explicit;
 	struct service_spec spec = {
 	    .name = c->name,
@@ -96,8 +121,7 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c, u
 	};
 	int r = service_add(d->services, &spec, c->running, &s);
 	if (r < 0) {
-		event_free(x->timer);
-		free(x);
+		svc_extra_free(x);
 		if (r == -EADDRINUSE)
 			snprintf(why, why_len, "a port of %s belongs to another service", c->name);
 		else if (r == -EEXIST)
@@ -121,8 +145,13 @@ static void settings_from_labels(const struct runtime_container *c, uint64_t *id
 	const char *wake_on = runtime_container_label(c, LABEL_WAKE_ON);
 	*idle_explicit = false;
 	if (idle) {
-		if (duration_parse_us(idle, idle_us) == 0 && *idle_us >= 1000000)
+		int r = duration_parse_us(idle, idle_us);
+		if (r == 0 && *idle_us >= DURATION_US_PER_SEC)
 			*idle_explicit = true;
+		else if (r == -ERANGE)
+			log_warning("%s: label %s=%s is longer than " DURATION_MAX_TEXT
+				    "; using the default",
+				    c->name, LABEL_IDLE, idle);
 		else
 			log_warning("%s: label %s=%s is not a duration of 1s or more (like 30s, "
 				    "10m, 2h); using the default",
@@ -142,39 +171,30 @@ static bool label_enabled(const struct runtime_container *c)
 
 /* --- start-up ---------------------------------------------------------------------- */
 
-static void load_done(int err, const struct runtime_error *error, const struct runtime_container *c,
-		      void *userdata)
+/* A labelled container, inspected: managed if its label still says so. */
+static void labelled_inspected(int err, const struct runtime_error *error,
+			       const struct runtime_container *c, void *userdata)
 {
 	struct pending_op *op = userdata;
 	struct dozed *d = op->d;
-	enum pending_kind kind = op->kind;
-	char name[256];
-	snprintf(name, sizeof(name), "%s", op->container);
-	uint64_t idle_us = op->idle_us;
-	bool idle_explicit = op->idle_explicit, wake_on_data = op->wake_on_data;
-	bool from_label = op->from_label;
-	pending_op_free(op);
-	if (kind == PENDING_LOAD)
+	if (op->kind == PENDING_LOAD)
 		d->loading--;
+	pending_op_free(op);
 
-	if (err == -ENOENT && error->http_status == 404 && from_label) {
+	if (err == -ENOENT && error->http_status == 404) {
 		/* Gone before we looked: it was never ours. */
-	} else if (err == -ENOENT && error->http_status == 404) {
-		/* Saved, but the container is gone. */
-		feed_emit(d->feed, "removed", name, NULL, NULL);
-		dozed_save_state(d);
 	} else if (err < 0) {
-		log_error("%s: cannot load its state: %s", name, error->message);
-	} else if (!from_label || label_enabled(c)) {
-		if (from_label)
-			settings_from_labels(c, &idle_us, &idle_explicit, &wake_on_data);
-		bool known = service_find_by_container(d->services, c->id) != NULL;
+		log_error("A labelled container: cannot inspect it: %s", error->message);
+	} else if (label_enabled(c) && !service_find_by_container(d->services, c->id)) {
+		uint64_t idle_us = 0;
+		bool idle_explicit, wake_on_data;
+		settings_from_labels(c, &idle_us, &idle_explicit, &wake_on_data);
 		struct service *s;
 		char why[256];
 		if (dozed_enable_container(d, c, idle_us, idle_explicit, wake_on_data, &s, why,
-					   sizeof(why)) < 0)
+					   sizeof(why)) < 0) {
 			log_error("%s: not managed: %s", c->name, why);
-		else if (!known && from_label) {
+		} else {
 			feed_emit(d->feed, "enabled", s->name, s->container_id, NULL);
 			dozed_save_state(d);
 		}
@@ -182,23 +202,15 @@ static void load_done(int err, const struct runtime_error *error, const struct r
 	dozed_check_ready(d);
 }
 
-/* A saved service (settings given) or a labelled container (settings from its labels). */
-static int inspect_for_load(struct dozed *d, enum pending_kind kind, const char *container,
-			    const char *name, bool from_label, uint64_t idle_us, bool wake_on_data)
+static int inspect_labelled(struct dozed *d, enum pending_kind kind, const char *id)
 {
 	struct pending_op *op = pending_op_new(d, kind, 0);
 	if (!op)
 		return -ENOMEM;
-	op->from_label = from_label;
-	/* The name for events and logs; the runtime is asked by id when known. */
-	op->container = strdup(name);
-	op->idle_us = idle_us;
-	op->idle_explicit = idle_us > 0;
-	op->wake_on_data = wake_on_data;
-	int r = op->container ? runtime_inspect(d->runtime, container, load_done, op) : -ENOMEM;
+	int r = runtime_inspect(d->runtime, id, labelled_inspected, op);
 	if (r < 0) {
 		pending_op_free(op);
-		return log_error_errno(r, "Failed to ask the runtime about %s", container);
+		return log_error_errno(r, "Failed to ask the runtime about %s", id);
 	}
 	if (kind == PENDING_LOAD)
 		d->loading++;
@@ -219,8 +231,7 @@ static void labelled_listed(int err, const struct runtime_error *error,
 			  error->message);
 	for (size_t i = 0; err >= 0 && i < n; i++)
 		if (!service_find_by_container(d->services, cs[i].id))
-			inspect_for_load(d, at_start ? PENDING_LOAD : PENDING_LABELED, cs[i].id,
-					 cs[i].name ? cs[i].name : cs[i].id, true, 0, false);
+			inspect_labelled(d, at_start ? PENDING_LOAD : PENDING_LABELED, cs[i].id);
 	dozed_check_ready(d);
 }
 
@@ -239,21 +250,74 @@ static int list_labelled(struct dozed *d, enum pending_kind kind)
 	return 0;
 }
 
+static bool port_in(const uint16_t *ports, size_t n, uint16_t port)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ports[i] == port)
+			return true;
+	return false;
+}
+
+/*
+ * A saved service goes into the registry at once, UNKNOWN, with the ports it
+ * had and its redirect as the kept table has it: whatever the runtime says
+ * later, or if it says nothing for a while, no client of a sleeping service
+ * meets a closed port meanwhile.
+ */
+static int add_saved(struct dozed *d, const struct state_service *saved, const uint16_t *set_ports,
+		     size_t n_set)
+{
+	struct service_port ports[SERVICE_MAX_PORTS];
+	size_t n_ports = saved->n_ports < SERVICE_MAX_PORTS ? saved->n_ports : SERVICE_MAX_PORTS;
+	bool redirected = false;
+	for (size_t i = 0; i < n_ports; i++) {
+		snprintf(ports[i].host_ip, sizeof(ports[i].host_ip), "%s", saved->ports[i].host_ip);
+		ports[i].host_port = saved->ports[i].host_port;
+		ports[i].container_port = saved->ports[i].container_port;
+		redirected = redirected || port_in(set_ports, n_set, ports[i].host_port);
+	}
+	struct svc_extra *x = svc_extra_new(d);
+	if (!x)
+		return -ENOMEM;
+	x->idle_explicit = saved->idle_us > 0;
+	struct service_spec spec = {
+	    .name = saved->name,
+	    .container_id = saved->container_id ? saved->container_id : "",
+	    .idle_us = saved->idle_us ? saved->idle_us : d->cfg.idle_us,
+	    .wake_on_data = saved->wake_on_data,
+	    .ports = ports,
+	    .n_ports = n_ports,
+	    .userdata = x,
+	};
+	struct service *s;
+	int r = service_add_unknown(d->services, &spec, redirected,
+				    "the runtime has not answered yet", &s);
+	if (r < 0) {
+		svc_extra_free(x);
+		/* Kept in the file until the next save: say which it was. */
+		d->state_incomplete = true;
+		return log_error_errno(r, "%s: the saved service cannot be loaded", saved->name);
+	}
+	x->id = s->id;
+	dozed_reconcile(d, s, PENDING_LOAD);
+	return 0;
+}
+
 int dozed_sync_start(struct dozed *d)
 {
 	struct state_service *saved = NULL;
-	size_t n = 0;
-	int r = state_store_load(d->cfg.state_dir, &saved, &n);
+	size_t n = 0, n_bad = 0;
+	int r = state_store_load(d->cfg.state_dir, &saved, &n, &n_bad);
 	if (r < 0 && r != -EBADMSG)
 		return r;
-	/* The saved labels come first, so labelled ones are not enabled twice. */
-	for (size_t i = 0; i < n; i++) {
-		const char *which = saved[i].container_id && *saved[i].container_id
-					? saved[i].container_id
-					: saved[i].container;
-		inspect_for_load(d, PENDING_LOAD, which, saved[i].name, false, saved[i].idle_us,
-				 saved[i].wake_on_data);
-	}
+	d->state_incomplete = r == -EBADMSG || n_bad > 0;
+	_cleanup_free_ uint16_t *set_ports = NULL;
+	size_t n_set = 0;
+	if (n > 0 && nft_set_list_ports(d->nft, &set_ports, &n_set) < 0)
+		n_set = 0; /* logged; then none counts as redirected, and none is removed */
+	/* The saved services come first, so labelled ones are not enabled twice. */
+	for (size_t i = 0; i < n; i++)
+		add_saved(d, &saved[i], set_ports, n_set);
 	state_services_free(saved, n);
 	d->loading++; /* until the list below is answered */
 	r = list_labelled(d, PENDING_LIST);
@@ -262,42 +326,116 @@ int dozed_sync_start(struct dozed *d)
 	return r;
 }
 
-/* --- runtime events ------------------------------------------------------------------ */
+/* --- reconciling: a service against what the runtime says of its container ----------- */
 
-static void resync_done(int err, const struct runtime_error *error,
-			const struct runtime_container *c, void *userdata)
+static void reconcile_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct dozed *d = arg;
+	for (struct service *s = service_first(d->services); s; s = s->next)
+		if (s->state == SERVICE_UNKNOWN)
+			dozed_reconcile(d, s, PENDING_RESYNC);
+}
+
+/* While a service is UNKNOWN the runtime is asked again every 2 s: its event
+ * stream may come back later than the runtime does, or not at all. */
+static void reconcile_retry(struct dozed *d)
+{
+	if (!d->reconcile_timer)
+		d->reconcile_timer = evtimer_new(d->base, reconcile_timer_cb, d);
+	if (!d->reconcile_timer || evtimer_pending(d->reconcile_timer, NULL))
+		return;
+	struct timeval tv = {.tv_sec = 2};
+	evtimer_add(d->reconcile_timer, &tv);
+}
+
+static void reconcile_unknown(struct dozed *d, struct service *s, const struct runtime_container *c)
+{
+	struct service_port ports[SERVICE_MAX_PORTS];
+	size_t n_ports = container_ports(c, ports);
+	int r = service_reconcile(d->services, s, c->id, ports, n_ports, c->running);
+	if (r < 0) {
+		log_error("%s: cannot be reconciled: %s", s->name, s->reason);
+		return;
+	}
+	log_info("%s: reconciled: %s", s->name, service_state_name(s->state));
+	if (c->running)
+		dozed_attach_counter(d, s, c->cgroup_dir);
+	dozed_save_state(d); /* its ports and id as the runtime has them */
+}
+
+static void reconcile_done(int err, const struct runtime_error *error,
+			   const struct runtime_container *c, void *userdata)
 {
 	struct pending_op *op = userdata;
 	struct dozed *d = op->d;
 	struct service *s = service_find_by_id(d->services, op->service_id);
+	if (op->kind == PENDING_LOAD)
+		d->loading--;
 	pending_op_free(op);
-	if (!s)
-		return;
-	if (err == -ENOENT && error->http_status == 404) {
+	if (s)
+		((struct svc_extra *)s->userdata)->inspect_pending = false;
+
+	if (!s) {
+		/* disabled or removed meanwhile */
+	} else if (err == -ENOENT && error->http_status == 404) {
+		/* Only the runtime's own "no such container" removes a service. */
 		service_remove(d->services, s);
 		dozed_save_state(d);
-		return;
-	}
-	if (err < 0)
-		return;
-	if (c->running && (s->state == SERVICE_ASLEEP || s->state == SERVICE_FAILED)) {
+	} else if (err < 0) {
+		struct svc_extra *x = s->userdata;
+		if (s->state == SERVICE_UNKNOWN) {
+			service_set_unknown_reason(s, error->message);
+			if (strcmp(x->last_unknown_why, error->message) != 0)
+				log_warning("%s: kept as it was until the runtime answers: %s",
+					    s->name, error->message);
+			snprintf(x->last_unknown_why, sizeof(x->last_unknown_why), "%s",
+				 error->message);
+			reconcile_retry(d);
+		}
+	} else if (s->state == SERVICE_UNKNOWN) {
+		reconcile_unknown(d, s, c);
+	} else if (c->running && (s->state == SERVICE_ASLEEP || s->state == SERVICE_FAILED)) {
 		service_on_runtime_started(d->services, s->id);
 		dozed_attach_counter(d, s, c->cgroup_dir);
 	} else if (!c->running && s->state == SERVICE_AWAKE) {
 		service_on_runtime_died(d->services, s->id);
 	}
+	dozed_remove_stale_ports(d);
+	dozed_check_ready(d);
 }
+
+void dozed_reconcile(struct dozed *d, struct service *s, enum pending_kind kind)
+{
+	struct svc_extra *x = s->userdata;
+	if (x->inspect_pending)
+		return;
+	const char *which = s->container_id[0] ? s->container_id : s->name;
+	struct pending_op *op = pending_op_new(d, kind, s->id);
+	if (!op)
+		return;
+	int r = runtime_inspect(d->runtime, which, reconcile_done, op);
+	if (r < 0) {
+		pending_op_free(op);
+		log_error_errno(r, "%s: cannot ask the runtime about its container", s->name);
+		if (s->state == SERVICE_UNKNOWN)
+			reconcile_retry(d);
+		return;
+	}
+	x->inspect_pending = true;
+	if (kind == PENDING_LOAD)
+		d->loading++;
+}
+
+/* --- runtime events ------------------------------------------------------------------ */
 
 static void events_connected(void *userdata)
 {
 	struct dozed *d = userdata;
 	if (!d->ready)
 		return; /* start-up is doing all of this */
-	for (struct service *s = service_first(d->services); s; s = s->next) {
-		struct pending_op *op = pending_op_new(d, PENDING_RESYNC, s->id);
-		if (op && runtime_inspect(d->runtime, s->container_id, resync_done, op) < 0)
-			pending_op_free(op);
-	}
+	for (struct service *s = service_first(d->services); s; s = s->next)
+		dozed_reconcile(d, s, PENDING_RESYNC);
 	list_labelled(d, PENDING_LABELED);
 }
 
@@ -307,8 +445,11 @@ static void events_event(const struct runtime_event *ev, void *userdata)
 	struct service *s = service_find_by_container(d->services, ev->id);
 	if (!s) {
 		if (ev->type == RUNTIME_EVENT_START)
-			inspect_for_load(d, PENDING_LABELED, ev->id, ev->name ? ev->name : ev->id,
-					 true, 0, false);
+			inspect_labelled(d, PENDING_LABELED, ev->id);
+		return;
+	}
+	if (s->state == SERVICE_UNKNOWN && ev->type != RUNTIME_EVENT_DESTROY) {
+		dozed_reconcile(d, s, PENDING_RESYNC);
 		return;
 	}
 	switch (ev->type) {
@@ -317,7 +458,12 @@ static void events_event(const struct runtime_event *ev, void *userdata)
 		dozed_reattach(d, s);
 		break;
 	case RUNTIME_EVENT_DIE:
-		service_on_runtime_died(d->services, s->id);
+		/* While waking, a die is either the late event of the stop before
+		 * or the new start exiting at once: inspect tells which. */
+		if (s->state == SERVICE_WAKING)
+			dozed_check_exited(d, s);
+		else
+			service_on_runtime_died(d->services, s->id);
 		break;
 	case RUNTIME_EVENT_DESTROY:
 		service_remove(d->services, s);

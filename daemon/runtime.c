@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* The runtime's calls: start, stop, inspect, list. The event stream is in runtime_events.c. */
+/* The runtime's calls: start, stop, inspect, list, logs. The event stream is in runtime_events.c.
+ */
 #include "dozed/runtime.h"
 
 #include <errno.h>
@@ -16,7 +17,7 @@
 #include "dozed/macro.h"
 #include "runtime_internal.h"
 
-enum call_kind { CALL_START, CALL_STOP, CALL_INSPECT, CALL_LIST };
+enum call_kind { CALL_START, CALL_STOP, CALL_INSPECT, CALL_LIST, CALL_LOGS };
 
 struct runtime_call {
 	struct runtime *rt;
@@ -26,6 +27,7 @@ struct runtime_call {
 		runtime_done_cb done;
 		runtime_inspect_cb inspect;
 		runtime_list_cb list;
+		runtime_logs_cb logs;
 	} cb;
 	void *userdata;
 	struct http_unix_request *req;
@@ -312,6 +314,10 @@ static void call_deliver(struct runtime_call *call, int err, const struct runtim
 	case CALL_LIST:
 		call->cb.list(err, error, err < 0 ? NULL : cs, err < 0 ? 0 : n, call->userdata);
 		break;
+	case CALL_LOGS:
+		call->cb.logs(err, error, err < 0 ? NULL : (call->body ? call->body : ""),
+			      err < 0 ? 0 : call->body_len, call->userdata);
+		break;
 	}
 }
 
@@ -415,6 +421,9 @@ static int call_begin(struct runtime *rt, enum call_kind kind, const char *metho
 	case CALL_LIST:
 		call->cb.list = (runtime_list_cb)cb;
 		break;
+	case CALL_LOGS:
+		call->cb.logs = (runtime_logs_cb)cb;
+		break;
 	}
 
 	static const struct http_unix_callbacks hcb = {
@@ -509,4 +518,15 @@ int runtime_list(struct runtime *rt, const char *label, runtime_list_cb cb, void
 		target = NULL;
 	return call_begin(rt, CALL_LIST, "GET", target, rt->cfg.timeout_us, (void (*)(void))cb,
 			  userdata);
+}
+
+int runtime_logs(struct runtime *rt, const char *id, unsigned tail_lines, runtime_logs_cb cb,
+		 void *userdata)
+{
+	if (!id || !*id || !cb || tail_lines == 0)
+		return -EINVAL;
+	char suffix[64];
+	snprintf(suffix, sizeof(suffix), "logs?stdout=1&stderr=1&tail=%u", tail_lines);
+	return call_begin(rt, CALL_LOGS, "GET", container_target(id, suffix), rt->cfg.timeout_us,
+			  (void (*)(void))cb, userdata);
 }

@@ -275,6 +275,8 @@ int runtime_parse_inspect(const char *json, size_t len, struct runtime_container
 	json_object *running = get(state, "Running", json_type_boolean);
 	json_object *pid = get(state, "Pid", json_type_int);
 	c->running = running && json_object_get_boolean(running);
+	json_object *exit_code = get(state, "ExitCode", json_type_int);
+	c->exit_code = exit_code ? (int)json_object_get_int64(exit_code) : 0;
 	c->pid = c->running && pid ? (pid_t)json_object_get_int64(pid) : 0;
 	r = strdup_or_null(id, &c->id);
 	if (r == 0)
@@ -462,4 +464,74 @@ int runtime_socket_from_docker_host(const char *docker_host, char **out)
 	}
 	*out = strdup(path);
 	return *out ? 0 : -ENOMEM;
+}
+
+/* A frame header: stream 0-2, three zero bytes, a big-endian length. */
+static bool logs_multiplexed(const unsigned char *b, size_t len)
+{
+	return len >= 8 && b[0] <= 2 && b[1] == 0 && b[2] == 0 && b[3] == 0;
+}
+
+/* Appends the payload bytes of body (demultiplexed when framed) to text. */
+static size_t logs_payload(const char *body, size_t len, char *text)
+{
+	const unsigned char *b = (const unsigned char *)body;
+	if (!logs_multiplexed(b, len)) {
+		memcpy(text, body, len);
+		return len;
+	}
+	size_t used = 0;
+	for (size_t at = 0; at + 8 <= len;) {
+		uint32_t n = (uint32_t)b[at + 4] << 24 | (uint32_t)b[at + 5] << 16 |
+			     (uint32_t)b[at + 6] << 8 | b[at + 7];
+		at += 8;
+		size_t take = n < len - at ? n : len - at;
+		memcpy(text + used, body + at, take);
+		used += take;
+		at += take;
+	}
+	return used;
+}
+
+void runtime_logs_tail(const char *body, size_t len, size_t max_lines, char *out, size_t out_len)
+{
+	if (out_len == 0)
+		return;
+	out[0] = '\0';
+	_cleanup_free_ char *text = malloc(len + 1);
+	if (!text || max_lines == 0)
+		return;
+	size_t n = logs_payload(body, len, text);
+	/* Walk back over the last max_lines non-empty lines. */
+	size_t start = n, lines = 0;
+	while (start > 0 && lines < max_lines) {
+		size_t end = start;
+		while (end > 0 && (text[end - 1] == '\n' || text[end - 1] == '\r'))
+			end--;
+		if (end == 0)
+			break;
+		size_t b = end;
+		while (b > 0 && text[b - 1] != '\n')
+			b--;
+		start = b;
+		lines++;
+	}
+	size_t used = 0;
+	bool line_start = true;
+	for (size_t i = start; i < n && used + 1 < out_len; i++) {
+		unsigned char ch = (unsigned char)text[i];
+		if (ch == '\n' || ch == '\r') {
+			line_start = true;
+			continue;
+		}
+		if (line_start && used > 0) {
+			const char *sep = " | ";
+			for (const char *p = sep; *p && used + 1 < out_len; p++)
+				out[used++] = *p;
+		}
+		line_start = false;
+		if (used + 1 < out_len)
+			out[used++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	out[used] = '\0';
 }

@@ -24,7 +24,7 @@ struct service_registry {
 
 static const char *const state_names[] = {
     [SERVICE_AWAKE] = "awake",	 [SERVICE_SLEEPING] = "sleeping", [SERVICE_ASLEEP] = "asleep",
-    [SERVICE_WAKING] = "waking", [SERVICE_FAILED] = "failed",
+    [SERVICE_WAKING] = "waking", [SERVICE_FAILED] = "failed",	  [SERVICE_UNKNOWN] = "unknown",
 };
 
 const char *service_state_name(enum service_state s)
@@ -178,7 +178,8 @@ static uint64_t idle_deadline(const struct service *s)
 {
 	uint64_t last =
 	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
-	return last + s->idle_us;
+	/* Durations are bounded (a year), so this cannot wrap; saturate anyway. */
+	return last > UINT64_MAX - s->idle_us ? UINT64_MAX : last + s->idle_us;
 }
 
 /*
@@ -342,24 +343,33 @@ static void wake_failure(struct service_registry *r, struct service *s, bool res
 
 /* --- public ------------------------------------------------------------------ */
 
-int service_add(struct service_registry *r, const struct service_spec *spec, bool running,
-		struct service **out)
+static int check_ports(struct service_registry *r, const struct service *self, const char *name,
+		       const struct service_port *ports, size_t n_ports)
 {
-	if (spec->n_ports == 0 || spec->n_ports > SERVICE_MAX_PORTS)
+	for (size_t i = 0; i < n_ports; i++) {
+		struct service *other = service_find_by_port(r, ports[i].host_port);
+		if (other && other != self)
+			return log_error_errno(EADDRINUSE,
+					       "Cannot manage %s: port %u is already %s's", name,
+					       ports[i].host_port, other->name);
+	}
+	return 0;
+}
+
+static int service_alloc(struct service_registry *r, const struct service_spec *spec,
+			 struct service **out)
+{
+	if (spec->n_ports > SERVICE_MAX_PORTS)
 		return log_error_errno(EINVAL,
 				       "Cannot manage %s: it publishes %zu TCP ports (1 to %d "
 				       "are supported)",
 				       spec->name, spec->n_ports, SERVICE_MAX_PORTS);
 	if (service_find_by_name(r, spec->name))
 		return log_error_errno(EEXIST, "%s is already managed", spec->name);
-	for (size_t i = 0; i < spec->n_ports; i++) {
-		struct service *other = service_find_by_port(r, spec->ports[i].host_port);
-		if (other)
-			return log_error_errno(EADDRINUSE,
-					       "Cannot manage %s: port %u is already %s's",
-					       spec->name, spec->ports[i].host_port, other->name);
-	}
-	_cleanup_free_ struct service *s = calloc(1, sizeof(*s));
+	int ret = check_ports(r, NULL, spec->name, spec->ports, spec->n_ports);
+	if (ret < 0)
+		return ret;
+	struct service *s = calloc(1, sizeof(*s));
 	if (!s)
 		return log_error_errno(ENOMEM, "Failed to allocate service %s", spec->name);
 	s->name = strdup(spec->name);
@@ -367,6 +377,7 @@ int service_add(struct service_registry *r, const struct service_spec *spec, boo
 	if (!s->name || !s->container_id) {
 		free(s->name);
 		free(s->container_id);
+		free(s);
 		return log_error_errno(ENOMEM, "Failed to allocate service %s", spec->name);
 	}
 	s->id = r->next_id++;
@@ -376,24 +387,126 @@ int service_add(struct service_registry *r, const struct service_spec *spec, boo
 	s->n_ports = spec->n_ports;
 	s->last_wake_ms = -1;
 	s->userdata = spec->userdata;
-	s->state = running ? SERVICE_AWAKE : SERVICE_ASLEEP;
+	*out = s;
+	return 0;
+}
 
+static void discard_unlinked(struct service *s)
+{
+	free(s->name);
+	free(s->container_id);
+	free(s);
+}
+
+static void link_service(struct service_registry *r, struct service *s)
+{
+	s->next = r->head;
+	r->head = s;
+	r->n++;
+}
+
+int service_add(struct service_registry *r, const struct service_spec *spec, bool running,
+		struct service **out)
+{
+	if (spec->n_ports == 0)
+		return log_error_errno(EINVAL, "Cannot manage %s: it publishes no TCP port",
+				       spec->name);
+	struct service *s;
+	int ret = service_alloc(r, spec, &s);
+	if (ret < 0)
+		return ret;
+	s->state = running ? SERVICE_AWAKE : SERVICE_ASLEEP;
 	if (!running) {
-		int ret = redirect_add(r, s);
+		ret = redirect_add(r, s);
 		if (ret < 0) {
-			free(s->name);
-			free(s->container_id);
+			discard_unlinked(s);
 			return ret;
 		}
 		enter(r, s, SERVICE_ASLEEP);
 		set_reason(s, "stopped; wakes on the next connection");
 	}
-	s->next = r->head;
-	r->head = s;
-	r->n++;
+	link_service(r, s);
 	if (running)
 		become_awake(r, s);
-	*out = TAKE_PTR(s);
+	*out = s;
+	return 0;
+}
+
+int service_add_unknown(struct service_registry *r, const struct service_spec *spec,
+			bool redirected, const char *why, struct service **out)
+{
+	struct service *s;
+	int ret = service_alloc(r, spec, &s);
+	if (ret < 0)
+		return ret;
+	enter(r, s, SERVICE_UNKNOWN);
+	s->redirected = redirected && s->n_ports > 0;
+	service_set_unknown_reason(s, why);
+	link_service(r, s);
+	*out = s;
+	return 0;
+}
+
+void service_set_unknown_reason(struct service *s, const char *why)
+{
+	if (s->state == SERVICE_UNKNOWN)
+		set_reason(s, "not reconciled yet (%s); its redirect is kept as it was", why);
+}
+
+int service_reconcile(struct service_registry *r, struct service *s, const char *container_id,
+		      const struct service_port *ports, size_t n_ports, bool running)
+{
+	if (s->state != SERVICE_UNKNOWN)
+		return -EALREADY;
+	if (n_ports == 0 || n_ports > SERVICE_MAX_PORTS) {
+		set_reason(s, "its container publishes %zu TCP ports (1 to %d are supported)",
+			   n_ports, SERVICE_MAX_PORTS);
+		return -EINVAL;
+	}
+	int ret = check_ports(r, s, s->name, ports, n_ports);
+	if (ret < 0) {
+		set_reason(s, "a port of its container belongs to another service");
+		return ret;
+	}
+	bool same = n_ports == s->n_ports && memcmp(ports, s->ports, n_ports * sizeof(*ports)) == 0;
+	if (!same) {
+		/* The saved ports are not the container's (any more): the old
+		 * ones leave the set before the new ones are taken. */
+		ret = redirect_remove(r, s);
+		if (ret < 0) {
+			set_reason(s, "its old ports could not leave the redirect set (%s)",
+				   strerror(-ret));
+			return ret;
+		}
+		memcpy(s->ports, ports, n_ports * sizeof(*ports));
+		s->n_ports = n_ports;
+	}
+	if (container_id && strcmp(container_id, s->container_id) != 0) {
+		char *id = strdup(container_id);
+		if (!id)
+			return -ENOMEM;
+		free(s->container_id);
+		s->container_id = id;
+	}
+	ret = running ? redirect_remove(r, s) : redirect_add(r, s);
+	if (ret < 0) {
+		set_reason(s, "its redirect could not be %s (%s)", running ? "removed" : "added",
+			   strerror(-ret));
+		return ret;
+	}
+	bool wake = s->wake_when_known;
+	s->wake_when_known = false;
+	if (running) {
+		become_awake(r, s);
+		if (wake)
+			r->ops.activator_starting(r->ud, s);
+	} else {
+		enter(r, s, SERVICE_ASLEEP);
+		s->running = false;
+		set_reason(s, "stopped; wakes on the next connection");
+		if (wake)
+			begin_wake(r, s, NULL, "connection while unknown");
+	}
 	return 0;
 }
 
@@ -408,7 +521,8 @@ void service_update_settings(struct service_registry *r, struct service *s, uint
 
 void service_disable(struct service_registry *r, struct service *s)
 {
-	if (s->state == SERVICE_AWAKE) {
+	/* UNKNOWN: nothing can be woken yet; the user asked, so it goes now. */
+	if (s->state == SERVICE_AWAKE || s->state == SERVICE_UNKNOWN) {
 		disable_now(r, s);
 		return;
 	}
@@ -458,6 +572,8 @@ int service_wake_now(struct service_registry *r, struct service *s, const char *
 	case SERVICE_SLEEPING:
 		s->start_after_stop = true;
 		return 0;
+	case SERVICE_UNKNOWN:
+		return -EBUSY;
 	default:
 		return -EALREADY;
 	}
@@ -565,6 +681,10 @@ void service_on_wake_requested(struct service_registry *r, uint64_t id,
 		if (s->start_done_us)
 			r->ops.activator_starting(r->ud, s);
 		break;
+	case SERVICE_UNKNOWN:
+		/* Held until the runtime answers (or the activator's hold timeout). */
+		s->wake_when_known = true;
+		break;
 	}
 }
 
@@ -593,6 +713,8 @@ void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us
 void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason)
 {
 	struct service *s = service_find_by_id(r, id);
+	if (s && s->state == SERVICE_UNKNOWN)
+		s->wake_when_known = false; /* the held clients gave up */
 	if (!s || s->state != SERVICE_WAKING)
 		return;
 	char why[128];
@@ -650,6 +772,15 @@ void service_on_runtime_died(struct service_registry *r, uint64_t id)
 	struct json_object *facts = facts_new();
 	facts_add_str(facts, "trigger", "runtime");
 	emit(r, s, "sleep", facts);
+}
+
+void service_on_wake_exited(struct service_registry *r, uint64_t id, const char *why)
+{
+	struct service *s = service_find_by_id(r, id);
+	if (!s || s->state != SERVICE_WAKING)
+		return;
+	s->running = false;
+	wake_failure(r, s, true, why);
 }
 
 bool service_accepts_clients(struct service_registry *r, const struct service *s)

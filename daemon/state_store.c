@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dozed/duration.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 
@@ -37,15 +38,14 @@ static void closedirp(DIR **d)
 		closedir(*d);
 }
 
+static void state_service_clear(struct state_service *s);
+
 void state_services_free(struct state_service *s, size_t n)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < n; i++) {
-		free(s[i].name);
-		free(s[i].container);
-		free(s[i].container_id);
-	}
+	for (size_t i = 0; i < n; i++)
+		state_service_clear(&s[i]);
 	free(s);
 }
 
@@ -64,6 +64,16 @@ static const char *service_invalid(const struct state_service *s)
 		return "\"container\" is missing or empty";
 	if (s->container_id && s->container_id[0] && !is_container_id(s->container_id))
 		return "\"container_id\" is neither empty nor 64 lowercase hex digits";
+	if (s->idle_us > DURATION_MAX_US)
+		return "\"idle_ms\" is longer than " DURATION_MAX_TEXT;
+	if (s->n_ports > STATE_MAX_PORTS)
+		return "more than 16 \"ports\"";
+	for (size_t i = 0; i < s->n_ports; i++) {
+		if (s->ports[i].host_port == 0)
+			return "a port's \"host_port\" is 0";
+		if (!memchr(s->ports[i].host_ip, '\0', sizeof(s->ports[i].host_ip)))
+			return "a port's \"host_ip\" is too long";
+	}
 	return NULL;
 }
 
@@ -89,6 +99,56 @@ static int get_string(struct json_object *entry, const char *key, char **out)
 		return -1;
 	*out = strdup(s);
 	return *out ? 0 : -ENOMEM;
+}
+
+/* An integer field of a port within [min, max]; -1 when absent or not one. */
+static int get_port_number(struct json_object *port, const char *key, int64_t min, uint16_t *out)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(port, key, &v) || !json_object_is_type(v, json_type_int))
+		return -1;
+	int64_t x = json_object_get_int64(v);
+	if (x < min || x > 65535)
+		return -1;
+	*out = (uint16_t)x;
+	return 0;
+}
+
+static int ports_from_json(struct json_object *arr, struct state_service *s, const char **why)
+{
+	if (!json_object_is_type(arr, json_type_array)) {
+		*why = "\"ports\" is not an array";
+		return -1;
+	}
+	size_t n = json_object_array_length(arr);
+	if (n > STATE_MAX_PORTS) {
+		*why = "more than 16 \"ports\"";
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *p = json_object_array_get_idx(arr, i), *ip;
+		struct state_port *out = &s->ports[i];
+		if (!json_object_is_type(p, json_type_object) ||
+		    get_port_number(p, "host_port", 1, &out->host_port) < 0 ||
+		    get_port_number(p, "container_port", 0, &out->container_port) < 0) {
+			*why = "a port is not {\"host_port\": 1-65535, \"container_port\": "
+			       "0-65535}";
+			return -1;
+		}
+		if (json_object_object_get_ex(p, "host_ip", &ip)) {
+			const char *t = json_object_get_string(ip);
+			size_t len = t ? strlen(t) : 0;
+			if (!json_object_is_type(ip, json_type_string) ||
+			    (size_t)json_object_get_string_len(ip) != len ||
+			    len >= sizeof(out->host_ip)) {
+				*why = "a port's \"host_ip\" is not an address";
+				return -1;
+			}
+			memcpy(out->host_ip, t, len + 1);
+		}
+	}
+	s->n_ports = n;
+	return 0;
 }
 
 /* Fills *s from one array entry; 0, -ENOMEM, or -EBADMSG with *why. */
@@ -119,12 +179,19 @@ static int service_from_json(struct json_object *entry, struct state_service *s,
 	struct json_object *v;
 	if (json_object_object_get_ex(entry, "idle_ms", &v)) {
 		int64_t ms = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
-		if (ms < 0 || (uint64_t)ms > UINT64_MAX / 1000) {
+		if (ms < 0) {
 			*why = "\"idle_ms\" is not a number of milliseconds";
+			return -EBADMSG;
+		}
+		if ((uint64_t)ms > DURATION_MAX_US / 1000) {
+			*why = "\"idle_ms\" is longer than " DURATION_MAX_TEXT;
 			return -EBADMSG;
 		}
 		s->idle_us = (uint64_t)ms * 1000;
 	}
+
+	if (json_object_object_get_ex(entry, "ports", &v) && ports_from_json(v, s, why) < 0)
+		return -EBADMSG;
 
 	if (json_object_object_get_ex(entry, "wake_on", &v)) {
 		const char *w =
@@ -141,16 +208,38 @@ static int service_from_json(struct json_object *entry, struct state_service *s,
 	return *why ? -EBADMSG : 0;
 }
 
-/* Parses the whole text. 0, -ENOMEM, or -EBADMSG with a reason in why. */
-static int services_parse(const char *text, size_t len, struct state_service **out, size_t *n,
-			  char *why, size_t why_len)
+static void state_service_clear(struct state_service *s)
 {
-	if (strspn(text, " \t\r\n") == len) {
+	free(s->name);
+	free(s->container);
+	free(s->container_id);
+	*s = (struct state_service){0};
+}
+
+static bool name_taken(const struct state_service *s, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+int state_store_parse(const char *text, size_t len, struct state_service **out, size_t *n,
+		      size_t *n_bad, state_bad_entry_fn bad, void *userdata, char *why,
+		      size_t why_len)
+{
+	*out = NULL;
+	*n = *n_bad = 0;
+	if (strspn(text, " \t\r\n") >= len) {
 		snprintf(why, why_len, "it is empty");
 		return -EBADMSG;
 	}
 	if (memchr(text, '\0', len)) {
 		snprintf(why, why_len, "it contains a NUL byte");
+		return -EBADMSG;
+	}
+	if (len > INT32_MAX) {
+		snprintf(why, why_len, "it is too large");
 		return -EBADMSG;
 	}
 	_cleanup_(json_tokener_freep) struct json_tokener *tok = json_tokener_new();
@@ -174,27 +263,36 @@ static int services_parse(const char *text, size_t len, struct state_service **o
 		return -EBADMSG;
 	}
 
-	size_t count = json_object_array_length(root);
+	size_t count = json_object_array_length(root), good = 0;
 	struct state_service *services = calloc(count ? count : 1, sizeof(*services));
 	if (!services)
 		return -ENOMEM;
 	for (size_t i = 0; i < count; i++) {
 		const char *reason = NULL;
-		int r =
-		    service_from_json(json_object_array_get_idx(root, i), &services[i], &reason);
-		if (r < 0) {
-			if (reason)
-				snprintf(why, why_len, "entry %zu: %s", i + 1, reason);
-			state_services_free(services, count);
+		struct state_service *s = &services[good];
+		int r = service_from_json(json_object_array_get_idx(root, i), s, &reason);
+		if (r == -ENOMEM) {
+			state_services_free(services, good + 1);
 			return r;
 		}
+		if (r == 0 && name_taken(services, good, s->name))
+			reason = "another entry has the same \"name\"", r = -EBADMSG;
+		if (r < 0) {
+			if (bad)
+				bad(userdata, i + 1, s->name && s->name[0] ? s->name : NULL,
+				    reason ? reason : "unreadable");
+			state_service_clear(s);
+			(*n_bad)++;
+			continue;
+		}
+		good++;
 	}
-	if (count == 0) {
+	if (good == 0) {
 		free(services);
 		services = NULL;
 	}
 	*out = services;
-	*n = count;
+	*n = good;
 	return 0;
 }
 
@@ -228,6 +326,20 @@ static int read_all(int fd, char **out, size_t *len)
 	return 0;
 }
 
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t k = write(fd, buf, len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		buf += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
 static int fsync_dir(const char *dir)
 {
 	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -236,8 +348,13 @@ static int fsync_dir(const char *dir)
 	return 0;
 }
 
-/* Renames the corrupt file to a name no earlier corrupt file has. */
-static int move_aside(const char *dir, const char *path, char **aside)
+/*
+ * Keeps a corrupt file aside under a name no earlier corrupt file has: the
+ * file itself is renamed when copy is NULL, else a copy of copy_len bytes of
+ * copy is written there (the file stays, as its good entries still load).
+ */
+static int keep_aside(const char *dir, const char *path, const char *copy, size_t copy_len,
+		      char **aside)
 {
 	char stamp[32];
 	time_t now = time(NULL);
@@ -251,17 +368,34 @@ static int move_aside(const char *dir, const char *path, char **aside)
 			       : asprintf(&target, "%s/" CORRUPT_PREFIX "%s.%u", dir, stamp, i);
 		if (k < 0)
 			return -ENOMEM;
-		int r = renameat2(AT_FDCWD, path, AT_FDCWD, target, RENAME_NOREPLACE);
-		if (r < 0 && errno == EINVAL) {
-			/* A file system without RENAME_NOREPLACE; the directory is ours. */
-			if (access(target, F_OK) == 0)
+		int r;
+		if (copy) {
+			_cleanup_close_ int fd = open(
+			    target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+			if (fd < 0 && errno == EEXIST)
 				continue;
-			r = rename(path, target);
+			if (fd < 0)
+				return -errno;
+			r = write_all(fd, copy, copy_len);
+			if (r == 0 && fsync(fd) < 0)
+				r = -errno;
+			if (r < 0) {
+				(void)unlink(target);
+				return r;
+			}
+		} else {
+			r = renameat2(AT_FDCWD, path, AT_FDCWD, target, RENAME_NOREPLACE);
+			if (r < 0 && errno == EINVAL) {
+				/* A file system without RENAME_NOREPLACE; the directory is ours. */
+				if (access(target, F_OK) == 0)
+					continue;
+				r = rename(path, target);
+			}
+			if (r < 0 && errno == EEXIST)
+				continue;
+			if (r < 0)
+				return -errno;
 		}
-		if (r < 0 && errno == EEXIST)
-			continue;
-		if (r < 0)
-			return -errno;
 		(void)fsync_dir(dir);
 		*aside = TAKE_PTR(target);
 		return 0;
@@ -285,10 +419,23 @@ static void remove_stale_temps(const char *dir)
 	}
 }
 
-int state_store_load(const char *dir, struct state_service **out, size_t *n)
+struct bad_log {
+	const char *path;
+};
+
+static void log_bad_entry(void *userdata, size_t index, const char *name, const char *why)
+{
+	const struct bad_log *l = userdata;
+	if (name)
+		log_error("%s: entry %zu (%s) set aside: %s", l->path, index, name, why);
+	else
+		log_error("%s: entry %zu set aside: %s", l->path, index, why);
+}
+
+int state_store_load(const char *dir, struct state_service **out, size_t *n, size_t *n_bad)
 {
 	*out = NULL;
-	*n = 0;
+	*n = *n_bad = 0;
 	_cleanup_free_ char *path = state_path(dir, STATE_FILE_NAME);
 	if (!path)
 		return log_error_errno(ENOMEM, "Failed to load the enabled services");
@@ -304,6 +451,7 @@ int state_store_load(const char *dir, struct state_service **out, size_t *n)
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	char why[256] = "";
+	struct bad_log bl = {.path = path};
 	int r = read_all(fd, &text, &len);
 	if (r == -EFBIG) {
 		snprintf(why, sizeof(why), "it is larger than %u MiB", STATE_FILE_MAX >> 20);
@@ -311,15 +459,32 @@ int state_store_load(const char *dir, struct state_service **out, size_t *n)
 	} else if (r < 0) {
 		return log_error_errno(r, "Failed to read %s", path);
 	} else {
-		r = services_parse(text, len, out, n, why, sizeof(why));
+		r = state_store_parse(text, len, out, n, n_bad, log_bad_entry, &bl, why,
+				      sizeof(why));
 	}
 	if (r == -ENOMEM)
 		return log_error_errno(r, "Failed to load %s", path);
-	if (r == 0)
+	if (r == 0 && *n_bad == 0)
 		return 0;
 
 	_cleanup_free_ char *aside = NULL;
-	int k = move_aside(dir, path, &aside);
+	if (r == 0) {
+		int k = keep_aside(dir, path, text, len, &aside);
+		if (k < 0) {
+			state_services_free(*out, *n);
+			*out = NULL;
+			*n = *n_bad = 0;
+			return log_error_errno(k,
+					       "%s has %zu bad entries, and a copy could not be "
+					       "kept aside; fix or remove them",
+					       path, *n_bad);
+		}
+		log_error("%s: %zu bad entries set aside, %zu loaded; the whole file is kept as "
+			  "%s",
+			  path, *n_bad, *n, aside);
+		return 0;
+	}
+	int k = keep_aside(dir, path, NULL, 0, &aside);
 	if (k < 0)
 		return log_error_errno(k,
 				       "%s is corrupt (%s) and could not be moved aside; "
@@ -353,6 +518,23 @@ static struct json_object *service_to_json(const struct state_service *s)
 	    add_field(o, "wake_on", json_object_new_string(s->wake_on_data ? "data" : "connect")) <
 		0)
 		return NULL;
+	if (s->n_ports == 0)
+		return TAKE_PTR(o);
+	struct json_object *ports = json_object_new_array();
+	if (add_field(o, "ports", ports) < 0)
+		return NULL;
+	for (size_t i = 0; i < s->n_ports; i++) {
+		struct json_object *p = json_object_new_object();
+		if (!p || json_object_array_add(ports, p) < 0) {
+			json_object_put(p);
+			return NULL;
+		}
+		if (add_field(p, "host_ip", json_object_new_string(s->ports[i].host_ip)) < 0 ||
+		    add_field(p, "host_port", json_object_new_int(s->ports[i].host_port)) < 0 ||
+		    add_field(p, "container_port",
+			      json_object_new_int(s->ports[i].container_port)) < 0)
+			return NULL;
+	}
 	return TAKE_PTR(o);
 }
 
@@ -396,20 +578,6 @@ static int mkdir_parents(const char *dir, mode_t mode)
 		return r;
 	if (mkdir(dir, mode) < 0 && errno != EEXIST)
 		return -errno;
-	return 0;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t k = write(fd, buf, len);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		buf += k;
-		len -= (size_t)k;
-	}
 	return 0;
 }
 

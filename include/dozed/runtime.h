@@ -6,7 +6,7 @@
  * socket, spoken by dockerd and by `podman system service` alike. Every call
  * is asynchronous on the daemon's libevent base; nothing here blocks the loop.
  *
- * The contract of every call (runtime_start, _stop, _inspect, _list):
+ * The contract of every call (runtime_start, _stop, _inspect, _list, _logs):
  *  - it returns < 0 (-EINVAL, -ENOMEM) and never calls its callback, or
  *  - it returns 0 and its callback runs exactly once, from the loop (never
  *    from inside the call), unless the call is cancelled (runtime_cancel) or
@@ -81,7 +81,8 @@ struct runtime_container {
 	char *name;  /* without Docker's leading '/' */
 	char *state; /* "running", "exited", "created", "paused"... */
 	bool running;
-	pid_t pid; /* init process in the host's PID namespace; 0 when not running; list: 0 */
+	int exit_code; /* State.ExitCode: of its last run when it is not running */
+	pid_t pid;     /* init process in the host's PID namespace; 0 when not running; list: 0 */
 	/* cgroup v2 directory of pid (inspect of a running container), else NULL
 	 * (also when the container died before /proc could be read). It is a new
 	 * directory on every start, often at the same path: attach again after
@@ -124,6 +125,11 @@ typedef void (*runtime_inspect_cb)(int err, const struct runtime_error *error,
 typedef void (*runtime_list_cb)(int err, const struct runtime_error *error,
 				const struct runtime_container *cs, size_t n, void *userdata);
 
+/* text: the raw body (a multiplexed stream, see runtime_logs_tail), valid
+ * during the callback only; NULL when err < 0. */
+typedef void (*runtime_logs_cb)(int err, const struct runtime_error *error, const char *text,
+				size_t len, void *userdata);
+
 /* id: a container's id, id prefix or name. */
 int runtime_start(struct runtime *rt, const char *id, runtime_done_cb cb, void *userdata);
 /* SIGTERM (the image's stop signal), then SIGKILL after grace_seconds. */
@@ -137,6 +143,9 @@ int runtime_inspect(struct runtime *rt, const char *id, runtime_inspect_cb cb, v
  */
 int runtime_list(struct runtime *rt, const char *label, runtime_list_cb cb, void *userdata);
 
+/* The last tail_lines lines of its stdout and stderr (GET .../logs?tail=N). */
+int runtime_logs(struct runtime *rt, const char *id, unsigned tail_lines, runtime_logs_cb cb,
+		 void *userdata);
 /* Cancels the pending calls made with userdata: their callbacks will not be
  * called. Returns how many were cancelled. Safe to call from a callback. */
 size_t runtime_cancel(struct runtime *rt, const void *userdata);
@@ -209,5 +218,12 @@ void runtime_containers_free(struct runtime_container *cs, size_t n);
  * destroy; 0 for any other event; -EBADMSG if not an event. */
 int runtime_parse_event(const char *json, size_t len, struct runtime_event *out);
 void runtime_event_clear(struct runtime_event *ev);
+/*
+ * The last max_lines non-empty lines of a logs body, joined by " | ", into
+ * out (cut to fit out_len, always terminated): the body is Docker's and
+ * Podman's multiplexed stream (8-byte frame headers) for a container without
+ * a TTY, raw text for one with. Control characters are shown as '?'.
+ */
+void runtime_logs_tail(const char *body, size_t len, size_t max_lines, char *out, size_t out_len);
 /* The "message" of an error answer (malloc'd), or NULL when there is none. */
 char *runtime_parse_error_message(const char *json, size_t len);

@@ -4,7 +4,10 @@
 /*
  * The service registry and state machine (see DESIGN.md, "Service states"):
  *
- *   AWAKE -> SLEEPING -> ASLEEP -> WAKING -> AWAKE, plus FAILED.
+ *   AWAKE -> SLEEPING -> ASLEEP -> WAKING -> AWAKE, plus FAILED, and UNKNOWN:
+ *   saved, but its container could not be inspected yet (the runtime is not
+ *   up); it keeps its redirect as it was, holds the clients that come, and
+ *   becomes AWAKE or ASLEEP once the runtime answers (service_reconcile).
  *
  * Pure logic: every effect (nft set, runtime, activator, timers, events) goes
  * through struct service_ops, and time comes from ops->now_us, so the machine
@@ -24,8 +27,9 @@ enum service_state {
 	SERVICE_AWAKE,
 	SERVICE_SLEEPING, /* ports redirected, stop sent */
 	SERVICE_ASLEEP,
-	SERVICE_WAKING, /* start sent, then probing */
-	SERVICE_FAILED, /* repeated failed wakes: waits for its backoff */
+	SERVICE_WAKING,	 /* start sent, then probing */
+	SERVICE_FAILED,	 /* repeated failed wakes: waits for its backoff */
+	SERVICE_UNKNOWN, /* saved, not inspected yet: redirect kept as it was */
 };
 
 const char *service_state_name(enum service_state s);
@@ -79,7 +83,8 @@ struct service {
 	int64_t last_wake_ms;  /* -1: never woken */
 	bool start_after_stop; /* a client came while stopping */
 	bool disabling;	       /* woken to be disabled: let go once it answers */
-	char reason[160];      /* why it is in its state, for users */
+	bool wake_when_known;  /* UNKNOWN: a client came; wake once reconciled */
+	char reason[320];      /* why it is in its state, for users */
 
 	struct service *next;
 	void *userdata; /* the daemon's per-service state */
@@ -123,6 +128,26 @@ void service_registry_free(struct service_registry *r);
  */
 int service_add(struct service_registry *r, const struct service_spec *spec, bool running,
 		struct service **out);
+/*
+ * Adds a saved service whose container cannot be inspected yet, as UNKNOWN:
+ * redirected says whether its ports are in the set now (left as they are).
+ * spec->n_ports may be 0 (saved by an older version). why is shown as its
+ * reason. The same errors as service_add.
+ */
+int service_add_unknown(struct service_registry *r, const struct service_spec *spec,
+			bool redirected, const char *why, struct service **out);
+/*
+ * The runtime answered for an UNKNOWN service: its container (id, ports) and
+ * whether it runs. Running -> AWAKE (ports leave the set), else ASLEEP (ports
+ * in the set); a client held meanwhile is relayed, or wakes it. -EALREADY
+ * when s is not UNKNOWN, -EADDRINUSE when a port is another service's, < 0
+ * when the redirect could not change (s stays UNKNOWN, with the reason).
+ */
+int service_reconcile(struct service_registry *r, struct service *s, const char *container_id,
+		      const struct service_port *ports, size_t n_ports, bool running);
+/* UNKNOWN: why it still is (the runtime's answer), for users. */
+void service_set_unknown_reason(struct service *s, const char *why);
+
 /* New settings for a managed service; an awake one gets its new deadline. */
 void service_update_settings(struct service_registry *r, struct service *s, uint64_t idle_us,
 			     bool wake_on_data);
@@ -158,6 +183,9 @@ void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason)
 /* The runtime says the container started / died outside our own requests. */
 void service_on_runtime_started(struct service_registry *r, uint64_t id);
 void service_on_runtime_died(struct service_registry *r, uint64_t id);
+/* The container was found exited while WAKING (its start succeeded, then it
+ * died): the wake fails at once, held clients are reset, why says how. */
+void service_on_wake_exited(struct service_registry *r, uint64_t id, const char *why);
 
 /* Whether the activator should hold a client for s now (not FAILED in backoff). */
 bool service_accepts_clients(struct service_registry *r, const struct service *s);

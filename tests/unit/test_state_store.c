@@ -104,8 +104,8 @@ TEST(test_saved_services_load_back_unchanged)
 	ASSERT_OK(state_store_save(dir, sample, ARRAY_SIZE(sample)));
 
 	struct state_service *got = NULL;
-	size_t n = 0;
-	ASSERT_OK(state_store_load(dir, &got, &n));
+	size_t n = 0, n_bad = 0;
+	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
 	ASSERT_EQ_U(n, 3);
 	ASSERT_STREQ(got[0].name, "web");
 	ASSERT_STREQ(got[0].container, "web");
@@ -158,8 +158,8 @@ TEST(test_empty_list_round_trips)
 	ASSERT_OK(state_store_save(dir, NULL, 0));
 	struct state_service dummy = {0};
 	struct state_service *got = &dummy;
-	size_t n = 9;
-	ASSERT_OK(state_store_load(dir, &got, &n));
+	size_t n = 9, n_bad = 0;
+	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
 	ASSERT_EQ_U(n, 0);
 	ASSERT_TRUE(got == NULL);
 }
@@ -168,12 +168,12 @@ TEST(test_missing_file_is_no_services)
 {
 	const char *dir = temp_dir();
 	struct state_service *got = NULL;
-	size_t n = 9;
-	ASSERT_OK(state_store_load(dir, &got, &n));
+	size_t n = 9, n_bad = 0;
+	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
 	ASSERT_EQ_U(n, 0);
 	ASSERT_TRUE(got == NULL);
 	_cleanup_free_ char *missing = path_in(dir, "not-created-yet");
-	ASSERT_OK(state_store_load(missing, &got, &n));
+	ASSERT_OK(state_store_load(missing, &got, &n, &n_bad));
 	ASSERT_EQ_U(n, 0);
 }
 
@@ -206,9 +206,9 @@ TEST(test_corrupt_file_is_kept_aside_and_reported)
 	write_file(path, "[{\"name\": \"web\", \"container\": ");
 
 	struct state_service *got = NULL;
-	size_t n = 0;
+	size_t n = 0, n_bad = 0;
 	capture_stderr_begin();
-	int r = state_store_load(dir, &got, &n);
+	int r = state_store_load(dir, &got, &n, &n_bad);
 	_cleanup_free_ char *log = capture_stderr_end();
 	ASSERT_ERR(r, EBADMSG);
 	ASSERT_TRUE(got == NULL && n == 0);
@@ -225,7 +225,7 @@ TEST(test_corrupt_file_is_kept_aside_and_reported)
 	ASSERT_STREQ(kept, "[{\"name\": \"web\", \"container\": ");
 
 	/* The next start finds no file: no services, and no error. */
-	ASSERT_OK(state_store_load(dir, &got, &n));
+	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
 	ASSERT_EQ_U(n, 0);
 }
 
@@ -234,47 +234,175 @@ TEST(test_two_corrupt_files_in_one_second_are_both_kept)
 	const char *dir = temp_dir();
 	_cleanup_free_ char *path = path_in(dir, "services.json");
 	struct state_service *got = NULL;
-	size_t n = 0;
+	size_t n = 0, n_bad = 0;
 	write_file(path, "first");
-	ASSERT_ERR(state_store_load(dir, &got, &n), EBADMSG);
+	ASSERT_ERR(state_store_load(dir, &got, &n, &n_bad), EBADMSG);
 	write_file(path, "second");
-	ASSERT_ERR(state_store_load(dir, &got, &n), EBADMSG);
+	ASSERT_ERR(state_store_load(dir, &got, &n, &n_bad), EBADMSG);
 	_cleanup_free_ char *names = dir_listing(dir);
 	ASSERT_TRUE(strchr(names, ' ') != NULL);
 	ASSERT_TRUE(strstr(names, "services.json ") == NULL);
 }
 
-TEST(test_files_not_written_by_dozed_are_corrupt)
+TEST(test_files_unusable_as_a_whole_are_corrupt)
 {
 	static const char *const bad[] = {
-	    "",
-	    "{}",
-	    "[1]",
-	    "[{\"container\": \"web\"}]",
-	    "[{\"name\": \"web\"}]",
-	    "[{\"name\": \"\", \"container\": \"web\"}]",
-	    "[{\"name\": 7, \"container\": \"web\"}]",
-	    "[{\"name\": \"web\", \"container\": \"web\", \"container_id\": \"abc\"}]",
-	    "[{\"name\": \"web\", \"container\": \"web\", \"idle_ms\": -1}]",
-	    "[{\"name\": \"web\", \"container\": \"web\", \"idle_ms\": 1.5}]",
-	    "[{\"name\": \"web\", \"container\": \"web\", \"idle_ms\": \"5s\"}]",
-	    "[{\"name\": \"web\", \"container\": \"web\", \"wake_on\": \"syn\"}]",
-	    "[{\"name\": \"w\\u0000b\", \"container\": \"web\"}]",
-	    "[] trailing",
-	    "[]\n[]",
+	    "",	      "   \n", "{}",	"[1", "[{\"name\": \"web\"", "[] trailing",
+	    "[]\n[]", "null",  "\"x\"",
 	};
 	const char *dir = temp_dir();
 	_cleanup_free_ char *path = path_in(dir, "services.json");
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		write_file(path, bad[i]);
 		struct state_service *got = NULL;
-		size_t n = 0;
-		int r = state_store_load(dir, &got, &n);
+		size_t n = 0, n_bad = 0;
+		int r = state_store_load(dir, &got, &n, &n_bad);
 		if (r != -EBADMSG)
 			FAIL("state_store_load() of '%s' returned %d, expected -EBADMSG", bad[i],
 			     r);
 		ASSERT_TRUE(got == NULL);
 	}
+}
+
+static const char *const bad_entries[] = {
+    "1",
+    "{\"container\": \"web\"}",
+    "{\"name\": \"web\"}",
+    "{\"name\": \"\", \"container\": \"web\"}",
+    "{\"name\": 7, \"container\": \"web\"}",
+    "{\"name\": \"web\", \"container\": \"web\", \"container_id\": \"abc\"}",
+    "{\"name\": \"web\", \"container\": \"web\", \"idle_ms\": -1}",
+    "{\"name\": \"web\", \"container\": \"web\", \"idle_ms\": 1.5}",
+    "{\"name\": \"web\", \"container\": \"web\", \"idle_ms\": \"5s\"}",
+    "{\"name\": \"web\", \"container\": \"web\", \"idle_ms\": 18446744073709000}",
+    "{\"name\": \"web\", \"container\": \"web\", \"wake_on\": \"syn\"}",
+    "{\"name\": \"w\\u0000b\", \"container\": \"web\"}",
+    "{\"name\": \"web\", \"container\": \"web\", \"ports\": 80}",
+    "{\"name\": \"web\", \"container\": \"web\", \"ports\": [{\"host_port\": 0, "
+    "\"container_port\": 80}]}",
+    "{\"name\": \"web\", \"container\": \"web\", \"ports\": [{\"host_port\": 65536, "
+    "\"container_port\": 80}]}",
+    "{\"name\": \"web\", \"container\": \"web\", \"ports\": [{\"host_port\": 8080}]}",
+    "{\"name\": \"web\", \"container\": \"web\", \"ports\": [{\"host_port\": 8080, "
+    "\"container_port\": 80, \"host_ip\": 5}]}",
+};
+
+TEST(test_one_bad_entry_is_set_aside_and_the_others_load)
+{
+	const char *dir = temp_dir();
+	_cleanup_free_ char *path = path_in(dir, "services.json");
+	for (size_t i = 0; i < ARRAY_SIZE(bad_entries); i++) {
+		char text[1024];
+		snprintf(text, sizeof(text),
+			 "[{\"name\": \"first\", \"container\": \"first\"}, %s, "
+			 "{\"name\": \"last\", \"container\": \"last\", \"ports\": "
+			 "[{\"host_ip\": \"\", \"host_port\": 8080, \"container_port\": 80}]}]",
+			 bad_entries[i]);
+		write_file(path, text);
+		struct state_service *got = NULL;
+		size_t n = 0, n_bad = 0;
+		capture_stderr_begin();
+		int r = state_store_load(dir, &got, &n, &n_bad);
+		_cleanup_free_ char *log = capture_stderr_end();
+		if (r != 0 || n != 2 || n_bad != 1)
+			FAIL("load of entry '%s' between two good ones: %d, %zu good, %zu bad; "
+			     "expected 0, 2, 1",
+			     bad_entries[i], r, n, n_bad);
+		ASSERT_STREQ(got[0].name, "first");
+		ASSERT_STREQ(got[1].name, "last");
+		ASSERT_EQ_U(got[1].n_ports, 1);
+		ASSERT_EQ_U(got[1].ports[0].host_port, 8080);
+		/* The log names the entry; the file stays for the good ones. */
+		ASSERT_CONTAINS(log, "entry 2");
+		ASSERT_CONTAINS(log, "set aside");
+		ASSERT_TRUE(access(path, F_OK) == 0);
+		state_services_free(got, n);
+	}
+}
+
+TEST(test_a_file_with_bad_entries_is_copied_aside_whole)
+{
+	const char *dir = temp_dir();
+	_cleanup_free_ char *path = path_in(dir, "services.json");
+	const char *text = "[{\"name\": \"web\", \"container\": \"web\", \"idle_ms\": \"5s\"},\n"
+			   " {\"name\": \"db\", \"container\": \"db\"}]\n";
+	write_file(path, text);
+	struct state_service *got = NULL;
+	size_t n = 0, n_bad = 0;
+	capture_stderr_begin();
+	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	_cleanup_free_ char *log = capture_stderr_end();
+	ASSERT_EQ_U(n, 1);
+	ASSERT_EQ_U(n_bad, 1);
+	ASSERT_STREQ(got[0].name, "db");
+	ASSERT_CONTAINS(log, "entry 1 (web) set aside: \"idle_ms\" is not a number");
+	ASSERT_CONTAINS(log, "services.json.corrupt-");
+	state_services_free(got, n);
+
+	_cleanup_free_ char *names = dir_listing(dir);
+	if (strncmp(names, "services.json services.json.corrupt-", 36) != 0 ||
+	    strchr(names + 14, ' '))
+		FAIL("directory holds \"%s\", expected services.json and services.json.corrupt-*",
+		     names);
+	_cleanup_free_ char *aside = path_in(dir, names + 14);
+	_cleanup_free_ char *kept = read_file(aside);
+	ASSERT_STREQ(kept, text);
+	_cleanup_free_ char *still = read_file(path);
+	ASSERT_STREQ(still, text);
+}
+
+TEST(test_two_entries_with_one_name_keep_the_first)
+{
+	const char *dir = temp_dir();
+	_cleanup_free_ char *path = path_in(dir, "services.json");
+	write_file(path, "[{\"name\": \"web\", \"container\": \"a\"},"
+			 " {\"name\": \"web\", \"container\": \"b\"}]");
+	struct state_service *got = NULL;
+	size_t n = 0, n_bad = 0;
+	capture_stderr_begin();
+	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	_cleanup_free_ char *log = capture_stderr_end();
+	ASSERT_EQ_U(n, 1);
+	ASSERT_EQ_U(n_bad, 1);
+	ASSERT_STREQ(got[0].container, "a");
+	ASSERT_CONTAINS(log, "same \"name\"");
+	state_services_free(got, n);
+}
+
+TEST(test_ports_round_trip)
+{
+	const char *dir = temp_dir();
+	struct state_service one = {.name = "web", .container = "web", .n_ports = 2};
+	snprintf(one.ports[0].host_ip, sizeof(one.ports[0].host_ip), "127.0.0.1");
+	one.ports[0].host_port = 8080;
+	one.ports[0].container_port = 80;
+	one.ports[1].host_port = 8443;
+	one.ports[1].container_port = 443;
+	ASSERT_OK(state_store_save(dir, &one, 1));
+	struct state_service *got = NULL;
+	size_t n = 0, n_bad = 0;
+	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	ASSERT_EQ_U(n, 1);
+	ASSERT_EQ_U(got[0].n_ports, 2);
+	ASSERT_STREQ(got[0].ports[0].host_ip, "127.0.0.1");
+	ASSERT_EQ_U(got[0].ports[0].host_port, 8080);
+	ASSERT_EQ_U(got[0].ports[0].container_port, 80);
+	ASSERT_STREQ(got[0].ports[1].host_ip, "");
+	ASSERT_EQ_U(got[0].ports[1].host_port, 8443);
+	ASSERT_EQ_U(got[0].ports[1].container_port, 443);
+	state_services_free(got, n);
+}
+
+TEST(test_idle_over_a_year_is_not_saved)
+{
+	const char *dir = temp_dir();
+	struct state_service bad = {
+	    .name = "web", .container = "web", .idle_us = UINT64_C(18446744073709) * 1000000};
+	capture_stderr_begin();
+	int r = state_store_save(dir, &bad, 1);
+	_cleanup_free_ char *log = capture_stderr_end();
+	ASSERT_ERR(r, EINVAL);
+	ASSERT_CONTAINS(log, "idle_ms");
 }
 
 TEST(test_unknown_fields_and_defaults_are_accepted)
@@ -283,8 +411,8 @@ TEST(test_unknown_fields_and_defaults_are_accepted)
 	_cleanup_free_ char *path = path_in(dir, "services.json");
 	write_file(path, "[{\"name\": \"web\", \"container\": \"web\", \"future\": [1, 2]}]\n");
 	struct state_service *got = NULL;
-	size_t n = 0;
-	ASSERT_OK(state_store_load(dir, &got, &n));
+	size_t n = 0, n_bad = 0;
+	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
 	ASSERT_EQ_U(n, 1);
 	ASSERT_TRUE(got[0].container_id == NULL && got[0].idle_us == 0 && !got[0].wake_on_data);
 	state_services_free(got, n);
@@ -353,8 +481,8 @@ TEST(test_temporary_file_left_by_a_crash_is_removed_on_load)
 	_cleanup_free_ char *stale = path_in(dir, "services.json.tmp-1234-0");
 	write_file(stale, "[");
 	struct state_service *got = NULL;
-	size_t n = 0;
-	ASSERT_OK(state_store_load(dir, &got, &n));
+	size_t n = 0, n_bad = 0;
+	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
 	ASSERT_EQ_U(n, 1);
 	state_services_free(got, n);
 	_cleanup_free_ char *names = dir_listing(dir);
