@@ -383,7 +383,8 @@ static int service_alloc(struct service_registry *r, const struct service_spec *
 	s->id = r->next_id++;
 	s->idle_us = spec->idle_us;
 	s->wake_on_data = spec->wake_on_data;
-	memcpy(s->ports, spec->ports, spec->n_ports * sizeof(*spec->ports));
+	if (spec->n_ports > 0)
+		memcpy(s->ports, spec->ports, spec->n_ports * sizeof(*spec->ports));
 	s->n_ports = spec->n_ports;
 	s->last_wake_ms = -1;
 	s->userdata = spec->userdata;

@@ -344,3 +344,65 @@ TEST(test_inspect_of_a_stopped_container_has_no_address)
 	ASSERT_STREQ(inspect_fixture("unit/fixtures/runtime/docker-inspect-stopped.json")->ip, "");
 	ASSERT_STREQ(inspect_fixture("unit/fixtures/runtime/podman-inspect-stopped.json")->ip, "");
 }
+
+/* --- a container that exited: its exit code and its last output ---------------------- */
+
+TEST(test_inspect_of_an_exited_container_gives_its_exit_code_on_both_runtimes)
+{
+	const char *fixtures[] = {"unit/fixtures/runtime/docker-inspect-exited.json",
+				  "unit/fixtures/runtime/podman-inspect-exited.json"};
+	for (size_t i = 0; i < ARRAY_SIZE(fixtures); i++) {
+		struct runtime_container *c = inspect_fixture(fixtures[i]);
+		ASSERT_TRUE(!c->running);
+		ASSERT_EQ_U(c->exit_code, 3);
+	}
+}
+
+static void assert_tail(const char *fixture, const char *want)
+{
+	size_t len = 0;
+	_cleanup_free_ char *raw = fixture_read(fixture, &len);
+	char out[200];
+	runtime_logs_tail(raw, len, 3, out, sizeof(out));
+	ASSERT_STREQ(out, want);
+}
+
+TEST(test_logs_of_both_runtimes_are_demultiplexed_into_their_last_lines)
+{
+	/* The container wrote "starting up" to stdout, then the error to stderr;
+	 * Docker sends the stderr frame first. */
+	assert_tail("unit/fixtures/runtime/docker-logs-exited.raw",
+		    "error: listen tcp :80: address in use | starting up");
+	assert_tail("unit/fixtures/runtime/podman-logs-exited.raw",
+		    "starting up | error: listen tcp :80: address in use");
+}
+
+TEST(test_logs_tail_keeps_the_last_lines_and_fits_the_buffer)
+{
+	const char *tty = "one\ntwo\n\nthree\r\nfour\n\n";
+	char out[64];
+	runtime_logs_tail(tty, strlen(tty), 2, out, sizeof(out));
+	ASSERT_STREQ(out, "three | four");
+	runtime_logs_tail(tty, strlen(tty), 10, out, sizeof(out));
+	ASSERT_STREQ(out, "one | two | three | four");
+	char small[8];
+	runtime_logs_tail(tty, strlen(tty), 10, small, sizeof(small));
+	ASSERT_STREQ(small, "one | t");
+	runtime_logs_tail("", 0, 3, out, sizeof(out));
+	ASSERT_STREQ(out, "");
+	const char esc[] = "\x1b[31mred\x07\n";
+	runtime_logs_tail(esc, sizeof(esc) - 1, 3, out, sizeof(out));
+	ASSERT_STREQ(out, "?[31mred?");
+}
+
+TEST(test_logs_tail_survives_a_frame_cut_short)
+{
+	/* A frame header announcing more bytes than came. */
+	const char cut[] = "\x01\0\0\0\0\0\0\x40hello";
+	char out[64];
+	runtime_logs_tail(cut, sizeof(cut) - 1, 3, out, sizeof(out));
+	ASSERT_STREQ(out, "hello");
+	const char header_only[] = "\x02\0\0\0\0\0";
+	runtime_logs_tail(header_only, sizeof(header_only) - 1, 3, out, sizeof(out));
+	ASSERT_TRUE(strlen(out) < sizeof(out));
+}

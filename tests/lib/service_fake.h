@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The service state machine's fake effects and clock, for its unit tests:
+ * every effect is recorded as a line of text ("redirect+ web", "stop web",
+ * ...) in F.log, in order, so a test asserts what the daemon would do.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dozed/service.h"
+
+#define SEC 1000000ull
+
+struct json_object;
+
+struct fake {
+	uint64_t now;
+	char log[8192];
+	size_t held;
+	size_t waiting; /* relayed clients waiting for an answer */
+	int redirect_err;
+	uint64_t activity; /* last egress, fed to egress_read */
+	uint64_t timer_at;
+	struct json_object *last_facts;
+	char last_event[32];
+	struct service_registry *reg;
+};
+
+extern struct fake F;
+
+/* A registry holding "web" (port 8080 -> 80, idle 10 s) at 100 s, freed when the test ends. */
+struct service *setup(bool running);
+/* The same, asleep, with the log cleared. */
+struct service *asleep_service(void);
+void clear_log(void);
+/* A fact of the last event; fails the test when absent. */
+int64_t fact(const char *key);
+const char *fact_str(const char *key);
+/* A client from 10.0.0.9:40000 is held and asks for a wake. */
+void connect_client(struct service *s);
