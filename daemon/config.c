@@ -39,11 +39,14 @@ static int replace_string(char **field, const char *value)
 	return 0;
 }
 
-/* Strict unsigned number in base 10 or 16: digits only, no sign, no space. */
+/* Strict unsigned number in base 10 or 16: digits only, no sign, no space, and in
+ * base 10 no leading zero ("080" could be meant as octal; it is refused, not read as 80). */
 static int parse_number(const char *s, unsigned base, uint64_t max, uint64_t *out)
 {
 	uint64_t n = 0;
 	const char *p = s;
+	if (base == 10 && s[0] == '0' && s[1] != '\0')
+		return -EINVAL;
 	for (;; p++) {
 		unsigned digit;
 		if (*p >= '0' && *p <= '9')
@@ -181,7 +184,15 @@ static int parse_duration_in(const char *v, uint64_t min, uint64_t max, const ch
 			     uint64_t *out, const char **expected)
 {
 	uint64_t us;
-	if (duration_parse_us(v, &us) < 0) {
+	int r = duration_parse_us(v, &us);
+	if (r == -ERANGE) {
+		/* Over a year: name the year only where it is the setting's own limit. */
+		*expected = max >= DURATION_MAX_US
+				? "expected a duration of at most " DURATION_MAX_TEXT
+				: range;
+		return -EINVAL;
+	}
+	if (r < 0) {
 		*expected = DURATION_EXPECTED;
 		return -EINVAL;
 	}
@@ -195,7 +206,7 @@ static int parse_duration_in(const char *v, uint64_t min, uint64_t max, const ch
 
 static int set_idle(struct dozed_config *c, const char *v, const char **expected)
 {
-	return parse_duration_in(v, DURATION_US_PER_SEC, UINT64_MAX,
+	return parse_duration_in(v, DURATION_US_PER_SEC, DURATION_MAX_US,
 				 "expected a duration of at least 1s", &c->idle_us, expected);
 }
 
@@ -234,6 +245,32 @@ static int set_max_held(struct dozed_config *c, const char *v, const char **expe
 	}
 	c->max_held = (size_t)n;
 	return 0;
+}
+
+static int set_held_silent_timeout(struct dozed_config *c, const char *v, const char **expected)
+{
+	return parse_duration_in(v, 100 * DURATION_US_PER_MS, DURATION_US_PER_HOUR,
+				 "expected a duration from 100ms to 1h", &c->held_silent_timeout_us,
+				 expected);
+}
+
+static int set_max_held_per_client(struct dozed_config *c, const char *v, const char **expected)
+{
+	/* The upper bound, max-held, is checked by dozed_config_validate(). */
+	uint64_t n;
+	if (parse_number(v, 10, 1000000, &n) < 0 || n == 0) {
+		*expected = "expected a number of connections from 1 to max-held";
+		return -EINVAL;
+	}
+	c->max_held_per_client = (size_t)n;
+	return 0;
+}
+
+static int set_control_idle_timeout(struct dozed_config *c, const char *v, const char **expected)
+{
+	return parse_duration_in(v, DURATION_US_PER_SEC, DURATION_US_PER_HOUR,
+				 "expected a duration from 1s to 1h", &c->control_idle_timeout_us,
+				 expected);
 }
 
 static int set_log_level(struct dozed_config *c, const char *v, const char **expected)
@@ -284,6 +321,9 @@ enum {
 	KEY_WAKE_TIMEOUT,
 	KEY_STOP_TIMEOUT,
 	KEY_MAX_HELD,
+	KEY_HELD_SILENT_TIMEOUT,
+	KEY_MAX_HELD_PER_CLIENT,
+	KEY_CONTROL_IDLE_TIMEOUT,
 	KEY_LOG_LEVEL,
 	KEY_CONFIG,
 	KEY_CHECK,
@@ -305,6 +345,9 @@ static const struct key_def keys[N_KEYS] = {
     [KEY_WAKE_TIMEOUT] = {"wake-timeout", set_wake_timeout, false, NULL},
     [KEY_STOP_TIMEOUT] = {"stop-timeout", set_stop_timeout, false, NULL},
     [KEY_MAX_HELD] = {"max-held", set_max_held, false, NULL},
+    [KEY_HELD_SILENT_TIMEOUT] = {"held-silent-timeout", set_held_silent_timeout, false, NULL},
+    [KEY_MAX_HELD_PER_CLIENT] = {"max-held-per-client", set_max_held_per_client, false, NULL},
+    [KEY_CONTROL_IDLE_TIMEOUT] = {"control-idle-timeout", set_control_idle_timeout, false, NULL},
     [KEY_LOG_LEVEL] = {"log-level", set_log_level, false, NULL},
     [KEY_CONFIG] = {"config", set_config, true, NULL},
     [KEY_CHECK] = {"check", NULL, true, flag_check},
@@ -363,6 +406,9 @@ int dozed_config_defaults(struct dozed_config *c)
 	    .wake_timeout_us = DOZED_WAKE_TIMEOUT_DEFAULT_US,
 	    .stop_timeout_s = DOZED_STOP_TIMEOUT_DEFAULT_S,
 	    .max_held = DOZED_MAX_HELD_DEFAULT,
+	    .held_silent_timeout_us = DOZED_HELD_SILENT_TIMEOUT_DEFAULT_US,
+	    .max_held_per_client = DOZED_MAX_HELD_PER_CLIENT_DEFAULT,
+	    .control_idle_timeout_us = DOZED_CONTROL_IDLE_TIMEOUT_DEFAULT_US,
 	    .log_level = LOG_INFO,
 	};
 
@@ -484,6 +530,8 @@ static int load_line(struct dozed_config *c, const char *path, unsigned lineno, 
 		return r;
 	if (!overridden && k == &keys[KEY_WAKE_TIMEOUT])
 		c->wake_timeout_line_ = lineno;
+	if (!overridden && k == &keys[KEY_MAX_HELD_PER_CLIENT])
+		c->max_held_per_client_line_ = lineno;
 	return 0;
 }
 
@@ -526,24 +574,36 @@ int dozed_config_load_file(struct dozed_config *c, const char *path, bool must_e
 	return 0;
 }
 
+/* "--KEY VALUE" or "FILE:LINE: KEY = VALUE", as the key was last set. */
+static int fail_key(const struct dozed_config *c, char **err_msg, unsigned key, unsigned line,
+		    const char *value, const char *expected)
+{
+	if (c->set_by_args_ & key_bit(&keys[key]) || !line)
+		return fail(err_msg, -EINVAL, "--%s %s: %s", keys[key].name, value, expected);
+	return fail(err_msg, -EINVAL, "%s:%u: %s = %s: %s", c->config_path, line, keys[key].name,
+		    value, expected);
+}
+
 int dozed_config_validate(const struct dozed_config *c, char **err_msg)
 {
 	*err_msg = NULL;
-	if (c->wake_timeout_us >= c->probe_interval_us)
-		return 0;
-
-	char wake[DURATION_FORMAT_MAX], probe[DURATION_FORMAT_MAX];
-	duration_format(c->wake_timeout_us, wake, sizeof(wake));
-	duration_format(c->probe_interval_us, probe, sizeof(probe));
-	if (c->set_by_args_ & key_bit(&keys[KEY_WAKE_TIMEOUT]) || !c->wake_timeout_line_)
-		return fail(err_msg, -EINVAL,
-			    "--wake-timeout %s: expected a duration from the probe interval (%s) "
-			    "to 10m",
-			    wake, probe);
-	return fail(err_msg, -EINVAL,
-		    "%s:%u: wake-timeout = %s: expected a duration from the probe interval (%s) "
-		    "to 10m",
-		    c->config_path, c->wake_timeout_line_, wake, probe);
+	char text[32], bound[96];
+	if (c->wake_timeout_us < c->probe_interval_us) {
+		char wake[DURATION_FORMAT_MAX], probe[DURATION_FORMAT_MAX];
+		duration_format(c->wake_timeout_us, wake, sizeof(wake));
+		duration_format(c->probe_interval_us, probe, sizeof(probe));
+		snprintf(bound, sizeof(bound),
+			 "expected a duration from the probe interval (%s) to 10m", probe);
+		return fail_key(c, err_msg, KEY_WAKE_TIMEOUT, c->wake_timeout_line_, wake, bound);
+	}
+	if (c->max_held_per_client > c->max_held) {
+		snprintf(text, sizeof(text), "%zu", c->max_held_per_client);
+		snprintf(bound, sizeof(bound),
+			 "expected a number of connections from 1 to max-held (%zu)", c->max_held);
+		return fail_key(c, err_msg, KEY_MAX_HELD_PER_CLIENT, c->max_held_per_client_line_,
+				text, bound);
+	}
+	return 0;
 }
 
 int dozed_config_from_argv(struct dozed_config *c, int argc, char **argv, char **err_msg)
@@ -565,5 +625,10 @@ int dozed_config_from_argv(struct dozed_config *c, int argc, char **argv, char *
 	r = dozed_config_load_file(c, path, named, err_msg);
 	if (r < 0)
 		return r;
+	/* Its default follows a smaller max-held rather than contradict it. */
+	bool per_client_set = c->set_by_args_ & key_bit(&keys[KEY_MAX_HELD_PER_CLIENT]) ||
+			      c->max_held_per_client_line_;
+	if (!per_client_set && c->max_held_per_client > c->max_held)
+		c->max_held_per_client = c->max_held;
 	return dozed_config_validate(c, err_msg);
 }

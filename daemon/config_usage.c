@@ -32,6 +32,16 @@ const char *dozed_config_usage(void)
 	       "  --stop-timeout SECONDS  grace period of a container stop (default 10, 0-3600)\n"
 	       "  --max-held N            connections held per waking service; more are reset\n"
 	       "                          (default 4096, 1-1000000)\n"
+	       "  --max-held-per-client N held connections from one client address (default\n"
+	       "                          256 or max-held if smaller, 1 to max-held)\n"
+	       "  --held-silent-timeout DURATION\n"
+	       "                          a held connection of a --wake-on data service that\n"
+	       "                          has sent nothing is closed after this (default 10s,\n"
+	       "                          100ms to 1h)\n"
+	       "  --control-idle-timeout DURATION\n"
+	       "                          close a control connection with no request for this\n"
+	       "                          long; events followers excepted (default 30s, 1s to\n"
+	       "                          1h)\n"
 	       "  --log-level LEVEL       err, warning, notice, info (default) or debug\n"
 	       "  --config PATH           config file (default /etc/dozed/dozed.conf, which may\n"
 	       "                          be missing)\n"
@@ -39,5 +49,7 @@ const char *dozed_config_usage(void)
 	       "  --version               print the version\n"
 	       "  -h, --help              this text\n"
 	       "\n"
-	       "DURATION is a whole number and one unit: ms, s, m or h (30ms, 10s, 10m, 2h).\n";
+	       "DURATION is a whole number and one unit: ms, s, m or h (30ms, 10s, 10m, 2h),\n"
+	       "at most 8760h (a year). Numbers are decimal, without a sign or leading zeros;\n"
+	       "only --mark also takes 0x hex.\n";
 }

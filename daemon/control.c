@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "control_internal.h"
+#include "dozed/control_request.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 
@@ -35,6 +36,7 @@ void control_config_defaults(struct control_config *cfg)
 	    .max_request = CONTROL_MAX_REQUEST_DEFAULT,
 	    .max_backlog = CONTROL_MAX_BACKLOG_DEFAULT,
 	    .max_clients = CONTROL_MAX_CLIENTS_DEFAULT,
+	    .idle_timeout_us = CONTROL_IDLE_TIMEOUT_DEFAULT_US,
 	};
 }
 
@@ -207,16 +209,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		control_send_error_and_close(fd, msg);
 		return;
 	}
-	if (c->counters.clients_now >= c->cfg.max_clients) {
+	/* Root keeps a few slots of its own, and past them takes the idlest one:
+	 * whoever fills the socket, a root "dozectl list" gets in. */
+	bool privileged = cred.uid == 0 || cred.uid == c->euid;
+	size_t limit = c->cfg.max_clients + (privileged ? CONTROL_ROOT_RESERVE : 0);
+	if (c->counters.clients_now >= limit && !(privileged && control_client_evict(c))) {
 		c->counters.rejected_full++;
-		log_warning("Refused a control client: %zu are connected already",
-			    c->cfg.max_clients);
+		log_warning("Refused a control client (uid %u): %zu are connected already",
+			    (unsigned)cred.uid, (size_t)c->counters.clients_now);
 		snprintf(msg, sizeof(msg), "too many control clients (limit %zu)",
 			 c->cfg.max_clients);
 		control_send_error_and_close(fd, msg);
 		return;
 	}
-	control_client_add(c, fd);
+	control_client_add(c, fd, cred.uid);
 }
 
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -258,7 +264,11 @@ static int control_alloc(struct event_base *base, const struct control_config *c
 			c->cfg.max_backlog = CONTROL_MAX_BACKLOG_DEFAULT;
 		if (c->cfg.max_clients == 0)
 			c->cfg.max_clients = CONTROL_MAX_CLIENTS_DEFAULT;
+		if (c->cfg.idle_timeout_us == 0)
+			c->cfg.idle_timeout_us = CONTROL_IDLE_TIMEOUT_DEFAULT_US;
 	}
+	if (c->cfg.max_request > CONTROL_REQUEST_MAX)
+		c->cfg.max_request = CONTROL_REQUEST_MAX;
 	c->cfg.path = NULL; /* not kept: c->path is the copy */
 	c->base = base;
 	c->handler = handler;

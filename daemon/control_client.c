@@ -13,10 +13,14 @@
 #include <sys/socket.h>
 
 #include "control_internal.h"
+#include "dozed/clock.h"
+#include "dozed/control_request.h"
+#include "dozed/duration.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 
 static void client_process_input(struct control_client *cl);
+static void on_idle(evutil_socket_t fd, short what, void *arg);
 
 static struct control_client *client_find(struct control *c, uint64_t id)
 {
@@ -53,6 +57,7 @@ static void client_drop(struct control_client *cl)
 	if (cl->dead)
 		return;
 	cl->dead = true;
+	event_del(cl->idle_timer);
 	bufferevent_free(cl->bev);
 	cl->bev = NULL;
 	list_remove(&c->clients, cl);
@@ -71,6 +76,8 @@ void control_client_reap(evutil_socket_t fd, short what, void *arg)
 	while (c->dead) {
 		struct control_client *cl = c->dead;
 		list_remove(&c->dead, cl);
+		if (cl->idle_timer)
+			event_free(cl->idle_timer);
 		free(cl);
 	}
 }
@@ -82,11 +89,25 @@ void control_client_free_all(struct control *c)
 	control_client_reap(-1, 0, c);
 }
 
+/* Something happened: the idle deadline starts again (never for subscribers). */
+static void client_touch(struct control_client *cl)
+{
+	if (cl->dead)
+		return;
+	cl->last_active_us = clock_monotonic_us();
+	if (cl->subscriber)
+		return;
+	struct timeval tv = timeval_from_us(cl->control->cfg.idle_timeout_us);
+	evtimer_add(cl->idle_timer, &tv);
+}
+
 static void client_close_after_flush(struct control_client *cl)
 {
 	if (cl->dead || cl->closing)
 		return;
 	cl->closing = true;
+	/* A peer that never reads has an idle timeout to take its last lines. */
+	client_touch(cl);
 	bufferevent_disable(cl->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
 		client_drop(cl);
@@ -161,38 +182,6 @@ static bool all_space(const char *s, size_t len)
 	return true;
 }
 
-/* Parses one request; NULL and an error message for the client when it is not one. */
-static struct json_object *parse_request(const char *line, size_t len, char *err, size_t errlen)
-{
-	struct json_tokener *tok = json_tokener_new();
-	if (!tok) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	struct json_object *req = json_tokener_parse_ex(tok, line, (int)len);
-	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	size_t end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
-
-	if (jerr == json_tokener_continue || (!req && jerr == json_tokener_success)) {
-		snprintf(err, errlen, "invalid JSON: the line ends inside a value");
-	} else if (jerr != json_tokener_success) {
-		snprintf(err, errlen, "invalid JSON: %s", json_tokener_error_desc(jerr));
-	} else if (end < len && !all_space(line + end, len - end)) {
-		snprintf(err, errlen, "invalid JSON: more after the request object");
-	} else if (!json_object_is_type(req, json_type_object)) {
-		snprintf(err, errlen, "a request must be a JSON object");
-	} else {
-		struct json_object *cmd = NULL;
-		if (json_object_object_get_ex(req, "cmd", &cmd) &&
-		    json_object_is_type(cmd, json_type_string))
-			return req;
-		snprintf(err, errlen, "a request needs a string \"cmd\"");
-	}
-	json_object_put(req);
-	return NULL;
-}
-
 static void client_handle_line(struct control_client *cl, const char *line, size_t len)
 {
 	struct control *c = cl->control;
@@ -200,8 +189,11 @@ static void client_handle_line(struct control_client *cl, const char *line, size
 
 	if (all_space(line, len))
 		return;
-	struct json_object *req = parse_request(line, len, err, sizeof(err));
-	if (!req) {
+	/* A complete line is a request, even a bad one: the client is not idle. */
+	client_touch(cl);
+	struct json_object *req = NULL;
+	int r = control_request_parse(line, len, &req, err, sizeof(err));
+	if (r < 0) {
 		c->counters.bad_requests++;
 		log_debug("Control client %llu: %s", (unsigned long long)cl->id, err);
 		client_send_error(cl, err);
@@ -287,6 +279,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (cl->paused) {
+		client_touch(cl);
 		cl->paused = false;
 		if (!cl->read_eof)
 			bufferevent_enable(cl->bev, EV_READ);
@@ -322,7 +315,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	client_maybe_finish(cl);
 }
 
-int control_client_add(struct control *c, int fd)
+int control_client_add(struct control *c, int fd, uid_t uid)
 {
 	_cleanup_free_ struct control_client *cl = calloc(1, sizeof(*cl));
 	if (!cl) {
@@ -334,7 +327,13 @@ int control_client_add(struct control *c, int fd)
 		close(fd);
 		return log_error_errno(ENOMEM, "Failed to set up a control client");
 	}
+	cl->idle_timer = evtimer_new(c->base, on_idle, cl);
+	if (!cl->idle_timer) {
+		bufferevent_free(cl->bev);
+		return log_error_errno(ENOMEM, "Failed to set up a control client");
+	}
 	cl->control = c;
+	cl->uid = uid;
 	cl->id = c->next_id++;
 	bufferevent_setcb(cl->bev, on_read, on_write, on_event, cl);
 	/* Never read more than one request of the longest allowed (and its newline). */
@@ -342,29 +341,96 @@ int control_client_add(struct control *c, int fd)
 	bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
 	if (bufferevent_enable(cl->bev, EV_READ | EV_WRITE) < 0) {
 		bufferevent_free(cl->bev);
+		event_free(cl->idle_timer);
 		return log_error_errno(EIO, "Failed to watch a control client");
 	}
+	client_touch(cl);
 	c->counters.clients_now++;
 	log_debug("Control client %llu connected", (unsigned long long)cl->id);
 	list_push(&c->clients, TAKE_PTR(cl));
 	return 0;
 }
 
-void control_send_error_and_close(int fd, const char *msg)
+/* Best effort and never blocking: an empty socket buffer takes one short line. */
+static void send_error_now(int fd, const char *msg)
 {
 	struct json_object *o = error_object(msg);
 	size_t len = 0;
 	const char *s =
 	    o ? json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len) : NULL;
 	if (s) {
-		/* A fresh connection's socket buffer takes one short line. */
 		struct iovec iov[2] = {{(void *)s, len}, {(void *)"\n", 1}};
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
 		if (sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
-			log_debug_errno(errno, "Failed to tell a refused control client why");
+			log_debug_errno(errno, "Failed to tell a control client why it is closed");
 	}
 	json_object_put(o);
+}
+
+void control_send_error_and_close(int fd, const char *msg)
+{
+	send_error_now(fd, msg);
 	close(fd);
+}
+
+/* Closes now, not after a flush that a peer which does not read would never let happen;
+ * the reason goes out only when nothing else is queued before it. */
+static void client_close_now(struct control_client *cl, const char *why)
+{
+	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
+		send_error_now(bufferevent_getfd(cl->bev), why);
+	client_drop(cl);
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct control_client *cl = arg;
+	struct control *c = cl->control;
+	char msg[96], idle[DURATION_FORMAT_MAX];
+
+	if (cl->dead || cl->subscriber)
+		return;
+	if (cl->closing) {
+		client_drop(cl);
+		return;
+	}
+	/* Waiting for the daemon's answer is not idling: wait another round. */
+	if (cl->pending > 0) {
+		client_touch(cl);
+		return;
+	}
+	c->counters.idle_closed++;
+	duration_format(c->cfg.idle_timeout_us, idle, sizeof(idle));
+	log_debug("Closing control client %llu: no request for %s", (unsigned long long)cl->id,
+		  idle);
+	snprintf(msg, sizeof(msg), "closed: no request for %s", idle);
+	client_close_now(cl, msg);
+}
+
+bool control_client_evict(struct control *c)
+{
+	struct control_client *victim = NULL;
+	for (struct control_client *cl = c->clients; cl; cl = cl->next) {
+		if (cl->pending > 0 && !cl->closing)
+			continue;
+		/* Leaving anyway first, then plain clients, then subscribers; the oldest of each.
+		 */
+		int rank = cl->closing ? 0 : cl->subscriber ? 2 : 1;
+		int best = !victim ? 3 : victim->closing ? 0 : victim->subscriber ? 2 : 1;
+		if (rank < best || (rank == best && cl->last_active_us < victim->last_active_us))
+			victim = cl;
+	}
+	if (!victim)
+		return false;
+	c->counters.evicted++;
+	log_warning("Closed control client %llu (uid %u) to make room for root: %zu clients are "
+		    "connected",
+		    (unsigned long long)victim->id, (unsigned)victim->uid,
+		    (size_t)c->counters.clients_now);
+	client_close_now(victim, "closed: the control socket is full and root needed a slot");
+	return true;
 }
 
 int control_reply(struct control *c, uint64_t client_id, struct json_object *reply)
@@ -383,6 +449,7 @@ int control_reply(struct control *c, uint64_t client_id, struct json_object *rep
 				    (unsigned long long)client_id);
 	else
 		r = client_send_json(cl, reply);
+	client_touch(cl);
 	client_maybe_finish(cl);
 out:
 	json_object_put(reply);
@@ -394,8 +461,17 @@ int control_reply_error(struct control *c, uint64_t client_id, const char *fmt, 
 	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Cut short: end before the last character, which may be missing its tail. */
+	if (n >= (int)sizeof(msg)) {
+		size_t len = sizeof(msg) - 1;
+		while (len > 0 && ((unsigned char)msg[len - 1] & 0xc0) == 0x80)
+			len--;
+		if (len > 0 && (unsigned char)msg[len - 1] >= 0xc0)
+			len--;
+		msg[len] = '\0';
+	}
 
 	struct json_object *o = error_object(msg);
 	if (!o)
@@ -411,6 +487,7 @@ int control_subscribe(struct control *c, uint64_t client_id)
 	if (!cl->subscriber) {
 		cl->subscriber = true;
 		c->counters.subscribers_now++;
+		event_del(cl->idle_timer);
 	}
 	return 0;
 }

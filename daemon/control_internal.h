@@ -18,7 +18,12 @@ struct control_client {
 	struct control *control;
 	struct control_client *prev, *next; /* in control.clients, or control.dead */
 	uint64_t id;
+	uid_t uid;		 /* of the peer, from SO_PEERCRED */
 	struct bufferevent *bev; /* NULL once dead */
+	/* Closes a client that has no request in flight and sent no complete
+	 * request for cfg.idle_timeout_us; never armed for subscribers. */
+	struct event *idle_timer;
+	uint64_t last_active_us; /* monotonic: its last request, reply or drained output */
 	uint64_t pending;	 /* requests handed to the handler, not answered yet */
 	size_t scanned;		 /* input bytes known to hold no newline */
 	bool subscriber;
@@ -52,8 +57,14 @@ struct control {
 	struct control_counters counters;
 };
 
-/* Takes fd, a connected and already allowed client. */
-int control_client_add(struct control *c, int fd);
+/* Takes fd, a connected and already allowed client of uid. */
+int control_client_add(struct control *c, int fd, uid_t uid);
+/*
+ * Makes room for a root client: closes, with a line saying why, the client
+ * idle longest among those with no request in flight (other than subscribers
+ * when there is one). False when every client is waiting for an answer.
+ */
+bool control_client_evict(struct control *c);
 /* Closes and frees every client. */
 void control_client_free_all(struct control *c);
 /* The reaper event's callback. */

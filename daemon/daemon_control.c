@@ -8,18 +8,12 @@
 
 #include "daemon_internal.h"
 #include "dozed/control.h"
+#include "dozed/control_request.h"
 #include "dozed/duration.h"
 #include "dozed/feed.h"
 #include "dozed/log.h"
+#include "dozed/macro.h"
 #include "dozed/runtime.h"
-
-static const char *req_string(struct json_object *req, const char *key)
-{
-	struct json_object *v;
-	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
 
 static void reply_service(struct dozed *d, uint64_t client, struct service *s)
 {
@@ -39,7 +33,7 @@ static void reply_ok(struct dozed *d, uint64_t client)
 /* The service named by "service", or an error reply (NULL). */
 static struct service *service_arg(struct dozed *d, uint64_t client, struct json_object *req)
 {
-	const char *name = req_string(req, "service");
+	const char *name = control_request_get_string(req, "service");
 	if (!name) {
 		control_reply_error(d->control, client, "missing \"service\": name the service");
 		return NULL;
@@ -91,15 +85,22 @@ static void enable_inspected(int err, const struct runtime_error *error,
 
 static void cmd_enable(struct dozed *d, uint64_t client, struct json_object *req)
 {
-	const char *container = req_string(req, "container");
-	const char *idle = req_string(req, "idle");
-	const char *wake_on = req_string(req, "wake_on");
+	const char *container = control_request_get_string(req, "container");
+	const char *idle = control_request_get_string(req, "idle");
+	const char *wake_on = control_request_get_string(req, "wake_on");
 	uint64_t idle_us = 0;
 	if (!container || !*container) {
 		control_reply_error(d->control, client, "missing \"container\": name a container");
 		return;
 	}
-	if (idle && (duration_parse_us(idle, &idle_us) < 0 || idle_us < 1000000)) {
+	int r = idle ? duration_parse_us(idle, &idle_us) : 0;
+	if (r == -ERANGE) {
+		control_reply_error(d->control, client,
+				    "idle %s: expected a duration of at most " DURATION_MAX_TEXT,
+				    idle);
+		return;
+	}
+	if (r < 0 || (idle && idle_us < DURATION_US_PER_SEC)) {
 		control_reply_error(
 		    d->control, client,
 		    "idle %s: expected a duration of 1s or more, like 30s, 10m or 2h", idle);
@@ -119,7 +120,7 @@ static void cmd_enable(struct dozed *d, uint64_t client, struct json_object *req
 	op->idle_us = idle_us;
 	op->idle_explicit = idle != NULL;
 	op->wake_on_data = wake_on && strcmp(wake_on, "data") == 0;
-	int r = runtime_inspect(d->runtime, container, enable_inspected, op);
+	r = runtime_inspect(d->runtime, container, enable_inspected, op);
 	if (r < 0) {
 		pending_op_free(op);
 		control_reply_error(d->control, client, "cannot ask the runtime about %s: %s",
@@ -175,9 +176,7 @@ static void cmd_sleep_or_wake(struct dozed *d, uint64_t client, struct json_obje
 
 static void cmd_events(struct dozed *d, uint64_t client, struct json_object *req)
 {
-	struct json_object *follow;
-	bool want_follow =
-	    json_object_object_get_ex(req, "follow", &follow) && json_object_get_boolean(follow);
+	bool want_follow = control_request_get_bool(req, "follow", false);
 	struct json_object *history = NULL;
 	if (feed_history_json(d->feed, &history) < 0) {
 		control_reply_error(d->control, client, "out of memory");
@@ -192,29 +191,84 @@ static void cmd_events(struct dozed *d, uint64_t client, struct json_object *req
 	control_reply(d->control, client, reply);
 }
 
+#define SERVICE_FIELD                                                                              \
+	{                                                                                          \
+		"service", CONTROL_FIELD_STRING, "a string: the service's name"                    \
+	}
+
+static const struct control_field enable_fields[] = {
+    {"container", CONTROL_FIELD_STRING, "a string: a container's name or id"},
+    {"idle", CONTROL_FIELD_STRING, "a string like \"10m\""},
+    {"wake_on", CONTROL_FIELD_STRING, "\"connect\" or \"data\""},
+};
+static const struct control_field service_fields[] = {SERVICE_FIELD};
+static const struct control_field events_fields[] = {
+    {"follow", CONTROL_FIELD_BOOL, "true or false"},
+};
+
+enum command { CMD_ENABLE, CMD_DISABLE, CMD_LIST, CMD_STATUS, CMD_SLEEP, CMD_WAKE, CMD_EVENTS };
+
+static const struct {
+	const char *name;
+	enum command cmd;
+	const struct control_field *fields;
+	size_t n_fields;
+} commands[] = {
+    {"enable", CMD_ENABLE, enable_fields, ARRAY_SIZE(enable_fields)},
+    {"disable", CMD_DISABLE, service_fields, ARRAY_SIZE(service_fields)},
+    {"list", CMD_LIST, NULL, 0},
+    {"status", CMD_STATUS, service_fields, ARRAY_SIZE(service_fields)},
+    {"sleep", CMD_SLEEP, service_fields, ARRAY_SIZE(service_fields)},
+    {"wake", CMD_WAKE, service_fields, ARRAY_SIZE(service_fields)},
+    {"events", CMD_EVENTS, events_fields, ARRAY_SIZE(events_fields)},
+};
+
 void dozed_control_handler(void *userdata, uint64_t client_id, const char *cmd,
 			   struct json_object *req)
 {
 	struct dozed *d = userdata;
-	if (strcmp(cmd, "enable") == 0)
-		cmd_enable(d, client_id, req);
-	else if (strcmp(cmd, "disable") == 0)
-		cmd_disable(d, client_id, req);
-	else if (strcmp(cmd, "list") == 0)
-		cmd_list(d, client_id);
-	else if (strcmp(cmd, "status") == 0) {
-		struct service *s = service_arg(d, client_id, req);
-		if (s)
-			reply_service(d, client_id, s);
-	} else if (strcmp(cmd, "sleep") == 0)
-		cmd_sleep_or_wake(d, client_id, req, true);
-	else if (strcmp(cmd, "wake") == 0)
-		cmd_sleep_or_wake(d, client_id, req, false);
-	else if (strcmp(cmd, "events") == 0)
-		cmd_events(d, client_id, req);
-	else
+	size_t i = 0;
+	while (i < ARRAY_SIZE(commands) && strcmp(commands[i].name, cmd) != 0)
+		i++;
+	if (i == ARRAY_SIZE(commands)) {
 		control_reply_error(d->control, client_id,
 				    "unknown command \"%s\" (expected enable, disable, list, "
 				    "status, sleep, wake or events)",
 				    cmd);
+		return;
+	}
+	/* A field of the wrong type is refused, not skipped: skipping "idle":5 would
+	 * re-enable with the default idle time. */
+	char err[256];
+	if (control_request_check_fields(req, cmd, commands[i].fields, commands[i].n_fields, err,
+					 sizeof(err)) < 0) {
+		control_reply_error(d->control, client_id, "%s", err);
+		return;
+	}
+	switch (commands[i].cmd) {
+	case CMD_ENABLE:
+		cmd_enable(d, client_id, req);
+		break;
+	case CMD_DISABLE:
+		cmd_disable(d, client_id, req);
+		break;
+	case CMD_LIST:
+		cmd_list(d, client_id);
+		break;
+	case CMD_STATUS: {
+		struct service *s = service_arg(d, client_id, req);
+		if (s)
+			reply_service(d, client_id, s);
+		break;
+	}
+	case CMD_SLEEP:
+		cmd_sleep_or_wake(d, client_id, req, true);
+		break;
+	case CMD_WAKE:
+		cmd_sleep_or_wake(d, client_id, req, false);
+		break;
+	case CMD_EVENTS:
+		cmd_events(d, client_id, req);
+		break;
+	}
 }

@@ -193,7 +193,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 	a->target = a->cmd->arg ? positional[1] : NULL;
 
 	uint64_t us;
-	if (a->idle && duration_parse_us(a->idle, &us) < 0)
+	int r = a->idle ? duration_parse_us(a->idle, &us) : 0;
+	if (r == -ERANGE)
+		return usage_error("invalid --idle value '%s': expected at most " DURATION_MAX_TEXT,
+				   a->idle);
+	if (r < 0)
 		return usage_error("invalid --idle value '%s': expected a whole number and a "
 				   "unit, ms, s, m or h (e.g. 30s, 10m)",
 				   a->idle);
@@ -288,6 +292,10 @@ static int conn_send(struct conn *c, struct json_object *req)
 		ssize_t n = send(c->fd, line + off, len + 1 - off, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
+		/* Closed by dozed, which says why first (a refused peer, a full socket):
+		 * the caller reads that line rather than report a broken pipe. */
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return -EPIPE;
 		if (n < 0) {
 			fprintf(stderr, "dozectl: cannot send to %s: %s\n", c->path,
 				strerror(errno));
@@ -298,7 +306,8 @@ static int conn_send(struct conn *c, struct json_object *req)
 	return 0;
 }
 
-/* The next line as a JSON object (and its text in *text), or -EXIT_UNREACHABLE. */
+/* The next line as a JSON object (and its text in *text), or -EXIT_UNREACHABLE. A line
+ * that dozed sent before closing is still read: unread data outlives the close. */
 static int conn_read(struct conn *c, struct json_object **out, char **text)
 {
 	_cleanup_free_ char *line = NULL;
@@ -432,7 +441,7 @@ static int run(const struct args *a)
 		goto out;
 	}
 	r = conn_send(&c, req);
-	if (r < 0)
+	if (r < 0 && r != -EPIPE)
 		goto out;
 	r = conn_read(&c, &reply, &text);
 	if (r < 0)

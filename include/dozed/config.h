@@ -14,18 +14,21 @@
  * database: nothing is logged, every error comes back as a message.
  */
 
-#define DOZED_CONFIG_PATH_DEFAULT	"/etc/dozed/dozed.conf"
-#define DOZED_RUNTIME_SOCKET_DEFAULT	"/var/run/docker.sock"
-#define DOZED_CONTROL_PATH_DEFAULT	"/run/dozed/control.sock"
-#define DOZED_STATE_DIR_DEFAULT		"/var/lib/dozed"
-#define DOZED_ACTIVATOR_PORT_DEFAULT	15001
-#define DOZED_NFT_TABLE_DEFAULT		"dozed"
-#define DOZED_MARK_DEFAULT		0x1d0
-#define DOZED_IDLE_DEFAULT_US		(UINT64_C(10) * 60 * 1000000)
-#define DOZED_PROBE_INTERVAL_DEFAULT_US (UINT64_C(30) * 1000)
-#define DOZED_WAKE_TIMEOUT_DEFAULT_US	(UINT64_C(10) * 1000000)
-#define DOZED_STOP_TIMEOUT_DEFAULT_S	10
-#define DOZED_MAX_HELD_DEFAULT		4096
+#define DOZED_CONFIG_PATH_DEFAULT	      "/etc/dozed/dozed.conf"
+#define DOZED_RUNTIME_SOCKET_DEFAULT	      "/var/run/docker.sock"
+#define DOZED_CONTROL_PATH_DEFAULT	      "/run/dozed/control.sock"
+#define DOZED_STATE_DIR_DEFAULT		      "/var/lib/dozed"
+#define DOZED_ACTIVATOR_PORT_DEFAULT	      15001
+#define DOZED_NFT_TABLE_DEFAULT		      "dozed"
+#define DOZED_MARK_DEFAULT		      0x1d0
+#define DOZED_IDLE_DEFAULT_US		      (UINT64_C(10) * 60 * 1000000)
+#define DOZED_PROBE_INTERVAL_DEFAULT_US	      (UINT64_C(30) * 1000)
+#define DOZED_WAKE_TIMEOUT_DEFAULT_US	      (UINT64_C(10) * 1000000)
+#define DOZED_STOP_TIMEOUT_DEFAULT_S	      10
+#define DOZED_MAX_HELD_DEFAULT		      4096
+#define DOZED_HELD_SILENT_TIMEOUT_DEFAULT_US  (UINT64_C(10) * 1000000)
+#define DOZED_MAX_HELD_PER_CLIENT_DEFAULT     256
+#define DOZED_CONTROL_IDLE_TIMEOUT_DEFAULT_US (UINT64_C(30) * 1000000)
 
 struct dozed_config {
 	char *runtime_socket; /* path of the runtime's unix socket */
@@ -41,7 +44,16 @@ struct dozed_config {
 	uint64_t wake_timeout_us;
 	unsigned stop_timeout_s;
 	size_t max_held; /* connections held per waking service */
-	int log_level;	 /* LOG_ERR .. LOG_DEBUG */
+	/* A held connection of a wake-on-data service that has sent nothing is
+	 * closed after this (100ms to 1h): silent clients cannot fill max_held. */
+	uint64_t held_silent_timeout_us;
+	/* Held connections from one client address (1 to max_held; by default
+	 * 256, or max_held when smaller): one source cannot take every slot. */
+	size_t max_held_per_client;
+	/* A control client with nothing in flight and no request for this long is
+	 * closed (1s to 1h); struct control_config.idle_timeout_us. */
+	uint64_t control_idle_timeout_us;
+	int log_level; /* LOG_ERR .. LOG_DEBUG */
 
 	char *config_path; /* the file named by --config, or the default */
 	bool check;	   /* --check */
@@ -51,6 +63,7 @@ struct dozed_config {
 	/* Where each key was set, for the parser's messages and precedence. */
 	uint32_t set_by_args_;
 	unsigned wake_timeout_line_;
+	unsigned max_held_per_client_line_;
 };
 
 /* Fills in every default (DOCKER_HOST=unix://PATH gives the runtime socket).
@@ -78,7 +91,8 @@ int dozed_config_parse_args(struct dozed_config *c, int argc, char **argv, char 
 int dozed_config_load_file(struct dozed_config *c, const char *path, bool must_exist,
 			   char **err_msg);
 
-/* Checks what involves several keys (the wake timeout against the probe interval). */
+/* Checks what involves several keys: the wake timeout against the probe interval,
+ * max-held-per-client against max-held. */
 int dozed_config_validate(const struct dozed_config *c, char **err_msg);
 
 /*

@@ -8,11 +8,17 @@
  * or control_reply_error(), addressed by a client id that is never reused, so
  * a late answer to a client that left is harmless (-ENOENT).
  *
- * Malformed requests get {"ok":false,"error":"..."} and the connection stays
- * usable; a request longer than max_request gets that error and the connection
- * is closed. Peers are checked with SO_PEERCRED: allowed when uid 0, the
- * daemon's effective uid, or in the socket's group (primary or supplementary);
- * others get one permission error line and are closed.
+ * Malformed requests (see control_request.h) get {"ok":false,"error":"..."}
+ * and the connection stays usable; a request longer than max_request gets that
+ * error and the connection is closed. Peers are checked with SO_PEERCRED:
+ * allowed when uid 0, the daemon's effective uid, or in the socket's group
+ * (primary or supplementary); others get one permission error line and are
+ * closed.
+ *
+ * No one can lock root out: other peers get at most max_clients connections,
+ * root and dozed's user CONTROL_ROOT_RESERVE more, and past that a root
+ * connection closes the client idle longest (control_client_evict). Clients
+ * with nothing in flight are closed after idle_timeout_us without a request.
  *
  * Subscribers (control_subscribe) get every control_broadcast() line; one
  * whose unsent output passes max_backlog is dropped and counted. Runs on the
@@ -27,18 +33,26 @@ struct event_base;
 struct json_object;
 struct control;
 
-#define CONTROL_PATH_DEFAULT	    "/run/dozed/control.sock"
-#define CONTROL_MAX_REQUEST_DEFAULT (64 * 1024)
-#define CONTROL_MAX_BACKLOG_DEFAULT (1024 * 1024)
-#define CONTROL_MAX_CLIENTS_DEFAULT 256
+#define CONTROL_PATH_DEFAULT		"/run/dozed/control.sock"
+#define CONTROL_MAX_REQUEST_DEFAULT	(64 * 1024)
+#define CONTROL_MAX_BACKLOG_DEFAULT	(1024 * 1024)
+#define CONTROL_MAX_CLIENTS_DEFAULT	256
+#define CONTROL_IDLE_TIMEOUT_DEFAULT_US (30 * 1000000ULL)
+/* Connections root (and dozed's own user) may open beyond max_clients. */
+#define CONTROL_ROOT_RESERVE 4
 
 struct control_config {
 	const char *path;   /* control_new: where to listen; default CONTROL_PATH_DEFAULT */
 	mode_t mode;	    /* of the socket file; default 0660 */
 	gid_t gid;	    /* the socket's group, allowed to connect; (gid_t)-1: none */
-	size_t max_request; /* bytes in one request line, newline excluded */
+	size_t max_request; /* bytes in one request line, newline excluded; at most
+			       CONTROL_REQUEST_MAX */
 	size_t max_backlog; /* unsent bytes to one client before it is dropped or paused */
 	size_t max_clients; /* connected at once; more get an error and are closed */
+	/* A client with no request in flight that sends no complete request for
+	 * this long is closed, with a line saying why (subscribers excepted:
+	 * their backlog bounds them). 0: CONTROL_IDLE_TIMEOUT_DEFAULT_US. */
+	uint64_t idle_timeout_us;
 };
 
 void control_config_defaults(struct control_config *cfg);
@@ -92,6 +106,8 @@ struct control_counters {
 	uint64_t subscribers_now;
 	uint64_t rejected_peer;	      /* failed the SO_PEERCRED check */
 	uint64_t rejected_full;	      /* over max_clients */
+	uint64_t idle_closed;	      /* closed after idle_timeout_us */
+	uint64_t evicted;	      /* closed to make room for root */
 	uint64_t requests;	      /* handed to the handler */
 	uint64_t bad_requests;	      /* not JSON, not an object, no "cmd" */
 	uint64_t too_long;	      /* over max_request: closed */

@@ -3,7 +3,8 @@
  * The control protocol on real unix sockets in a temporary directory. A fake
  * handler plays the daemon: "echo" answers at once, "later" is answered by the
  * test, "follow" subscribes. Clients are non-blocking sockets in the test's
- * own thread, driven by the same event loop as the server.
+ * own thread, driven by the same event loop as the server. The daemon's own
+ * handler is tested last, on requests it must refuse before acting.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include "../../daemon/daemon_internal.h"
 #include "dozed/control.h"
 #include "dozed/macro.h"
 #include "evloop.h"
@@ -324,4 +326,235 @@ TEST(test_slow_subscriber_is_dropped_without_affecting_others)
 	ASSERT_CONTAINS(after, "\"seq\"");
 	_cleanup_free_ char *echo = lineclient_request(plain, "{\"cmd\":\"echo\"}\n");
 	ASSERT_CONTAINS(echo, "\"ok\":true");
+}
+
+TEST(test_nul_inside_a_request_is_refused_whole)
+{
+	struct fixture *f = fixture_new();
+	struct lineclient *c = conn_open(f);
+	_cleanup_free_ char *escaped = lineclient_request(c, "{\"cmd\":\"echo\\u0000x\"}\n");
+	ASSERT_STREQ(escaped,
+		     "{\"ok\":false,\"error\":\"a request must not contain NUL characters\"}");
+	_cleanup_free_ char *in_key = lineclient_request(c, "{\"cmd\":\"echo\",\"a\\u0000b\":1}\n");
+	ASSERT_CONTAINS(in_key, "{\"ok\":false,\"error\":\"a request must not contain NUL");
+	static const char raw[] = "{\"cmd\":\"echo\",\"x\":\"a\0b\"}\n";
+	ASSERT_TRUE(lineclient_send(c, raw, sizeof(raw) - 1));
+	_cleanup_free_ char *raw_reply = lineclient_read_line(c);
+	ASSERT_CONTAINS(raw_reply, "{\"ok\":false,\"error\":\"a request must not contain NUL");
+	/* An escaped backslash before u0000 is text, not a NUL. */
+	_cleanup_free_ char *text =
+	    lineclient_request(c, "{\"cmd\":\"echo\",\"x\":\"\\\\u0000\"}\n");
+	ASSERT_STREQ(text, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\",\"x\":\"\\\\u0000\"}}");
+	ASSERT_EQ_U(f->requests, 1);
+	ASSERT_EQ_U(counters(f).bad_requests, 3);
+}
+
+TEST(test_invalid_utf8_is_refused_and_never_echoed)
+{
+	struct fixture *f = fixture_new();
+	struct lineclient *c = conn_open(f);
+	const char *bad[] = {
+	    "{\"cmd\":\"echo\",\"x\":\"\xff\"}\n",	   /* never a UTF-8 byte */
+	    "{\"cmd\":\"echo\",\"x\":\"\xc0\xaf\"}\n",	   /* overlong '/' */
+	    "{\"cmd\":\"echo\",\"x\":\"\xed\xa0\x80\"}\n", /* a surrogate */
+	    "{\"cmd\":\"echo\",\"x\":\"\xe2\x82\"}\n",	   /* cut short */
+	    "{\"cmd\":\"echo\",\"\xfe\":1}\n",		   /* in a key */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		_cleanup_free_ char *reply = lineclient_request(c, bad[i]);
+		ASSERT_STREQ(reply, "{\"ok\":false,\"error\":\"a request must be UTF-8 text\"}");
+	}
+	ASSERT_EQ_U(f->requests, 0);
+	/* An escape that decodes to no character (a lone surrogate) comes back as U+FFFD. */
+	_cleanup_free_ char *lone = lineclient_request(c, "{\"cmd\":\"echo\",\"x\":\"\\ud800\"}\n");
+	ASSERT_STREQ(lone, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\",\"x\":\"\xef\xbf\xbd\"}}");
+	_cleanup_free_ char *good =
+	    lineclient_request(c, "{\"cmd\":\"echo\",\"x\":\"caf\xc3\xa9\"}\n");
+	ASSERT_STREQ(good, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\",\"x\":\"caf\xc3\xa9\"}}");
+}
+
+static struct fixture *fixture_idle(uint64_t idle_timeout_us)
+{
+	struct fixture *f = fixture_bare();
+	f->cfg.idle_timeout_us = idle_timeout_us;
+	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	return f;
+}
+
+TEST(test_idle_client_is_told_why_and_closed_after_the_idle_timeout)
+{
+	struct fixture *f = fixture_idle(200 * 1000);
+	struct lineclient *c = conn_open(f);
+	uint64_t start = test_now_ms();
+	_cleanup_free_ char *reply = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
+	ASSERT_CONTAINS(reply, "\"ok\":true");
+	_cleanup_free_ char *why = lineclient_read_line(c);
+	ASSERT_STREQ(why, "{\"ok\":false,\"error\":\"closed: no request for 200ms\"}");
+	/* libevent's coarse clock may fire a few ms early; 150 is far from 0 still. */
+	ASSERT_TRUE(test_now_ms() - start >= 150);
+	lineclient_assert_closed(c);
+	evloop_run_until(f->base, no_clients, f, WAIT_MS, "the idle client to be cleaned up");
+	ASSERT_EQ_U(counters(f).idle_closed, 1);
+}
+
+TEST(test_waiting_and_subscribed_clients_are_not_idle)
+{
+	struct fixture *f = fixture_idle(100 * 1000);
+	struct lineclient *waiting = conn_open(f), *sub = conn_open(f), *idle = conn_open(f);
+	ASSERT_TRUE(lineclient_send(waiting, "{\"cmd\":\"later\"}\n", 16));
+	evloop_run_until(f->base, got_later, f, WAIT_MS, "the delayed request");
+	_cleanup_free_ char *r = lineclient_request(sub, "{\"cmd\":\"follow\"}\n");
+	lineclient_assert_closed(idle);
+	/* Many idle timeouts later, both are still there. */
+	ASSERT_TRUE(lineclient_silent_for(waiting, 400));
+	ASSERT_TRUE(lineclient_silent_for(sub, 10));
+	ASSERT_EQ_U(counters(f).clients_now, 2);
+	broadcast(f, 1, 0);
+	_cleanup_free_ char *e = lineclient_read_line(sub);
+	ASSERT_STREQ(e, "{\"event\":\"sleep\",\"seq\":1}");
+	/* Once answered, the waiting one is idle like any other. */
+	ASSERT_OK(control_reply(f->ctl, f->later_client, json_tokener_parse("{\"ok\":true}")));
+	_cleanup_free_ char *answer = lineclient_read_line(waiting);
+	ASSERT_STREQ(answer, "{\"ok\":true}");
+	lineclient_assert_closed(waiting);
+	ASSERT_EQ_U(counters(f).idle_closed, 2);
+	ASSERT_EQ_U(counters(f).subscribers_now, 1);
+}
+
+TEST(test_request_trickling_in_does_not_keep_a_client_open)
+{
+	struct fixture *f = fixture_idle(200 * 1000);
+	struct lineclient *c = conn_open(f);
+	ASSERT_TRUE(lineclient_send(c, "{\"cmd\":\"echo\",\"pad\":\"", 22));
+	/* A byte every 20 ms never completes a request: the deadline is not moved. */
+	uint64_t deadline = test_now_ms() + WAIT_MS;
+	bool open = true;
+	while (open && test_now_ms() < deadline) {
+		open = lineclient_send(c, "p", 1) && lineclient_silent_for(c, 20);
+	}
+	ASSERT_TRUE(!open);
+	lineclient_assert_closed(c);
+	ASSERT_EQ_U(counters(f).idle_closed, 1);
+	ASSERT_EQ_U(f->requests, 0);
+}
+
+struct flood {
+	struct fixture *f;
+	int fd;
+};
+
+/* Sends requests as fast as the socket takes them, never reading; true once the server closed it.
+ */
+static bool flood_until_closed(void *arg)
+{
+	struct flood *fl = arg;
+	static const char req[] = "{\"cmd\":\"echo\",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n";
+	while (send(fl->fd, req, sizeof(req) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
+	}
+	return counters(fl->f).clients_now == 0;
+}
+
+TEST(test_client_that_never_reads_is_closed_after_the_idle_timeout)
+{
+	struct fixture *f = fixture_bare();
+	f->cfg.idle_timeout_us = 200 * 1000;
+	f->cfg.max_backlog = 4096;
+	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	struct lineclient *c = conn_open(f);
+	_cleanup_free_ char *first = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
+	struct flood fl = {.f = f, .fd = c->fd};
+	evloop_run_until(f->base, flood_until_closed, &fl, WAIT_MS,
+			 "the client that does not read its replies to be closed");
+	ASSERT_TRUE(f->requests > 1);
+	ASSERT_EQ_U(counters(f).idle_closed, 1);
+}
+
+/* The daemon's real handler on an otherwise empty daemon: what it refuses, it refuses first. */
+struct daemon_fixture {
+	struct fixture *f;
+	struct dozed d;
+	struct lineclient *c;
+};
+
+static void daemon_fixture_free(void *arg)
+{
+	struct daemon_fixture *df = arg;
+	control_free(df->d.control);
+	free(df);
+}
+
+static struct daemon_fixture *daemon_fixture_new(void)
+{
+	struct daemon_fixture *df = calloc(1, sizeof(*df));
+	if (!df)
+		FAIL("out of memory");
+	df->f = fixture_bare();
+	test_defer(daemon_fixture_free, df);
+	df->d.base = df->f->base;
+	ASSERT_OK(
+	    control_new(df->f->base, &df->f->cfg, dozed_control_handler, &df->d, &df->d.control));
+	df->c = lineclient_open(df->f->base, df->f->path);
+	return df;
+}
+
+/* The daemon's error for this request line. */
+static void assert_refused(struct daemon_fixture *df, const char *line, const char *want)
+{
+	char req[512];
+	snprintf(req, sizeof(req), "%s\n", line);
+	_cleanup_free_ char *reply = lineclient_request(df->c, req);
+	struct json_object *o = json_tokener_parse(reply), *ok = NULL, *err = NULL;
+	if (!o || !json_object_object_get_ex(o, "ok", &ok) || json_object_get_boolean(ok) ||
+	    !json_object_object_get_ex(o, "error", &err))
+		FAIL("%s: expected a refusal, got %s", line, reply);
+	if (strcmp(json_object_get_string(err), want) != 0)
+		FAIL("%s: got error '%s', expected '%s'", line, json_object_get_string(err), want);
+	json_object_put(o);
+}
+
+TEST(test_daemon_refuses_fields_of_the_wrong_type_naming_them)
+{
+	struct daemon_fixture *df = daemon_fixture_new();
+	/* Ignored, "idle":5 would re-enable web with the default idle time. */
+	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":5}",
+		       "idle: expected a string like \"10m\"");
+	assert_refused(df, "{\"cmd\":\"enable\",\"container\":7}",
+		       "container: expected a string: a container's name or id");
+	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"wake_on\":true}",
+		       "wake_on: expected \"connect\" or \"data\"");
+	const char *service_cmds[] = {"disable", "status", "sleep", "wake"};
+	for (size_t i = 0; i < ARRAY_SIZE(service_cmds); i++) {
+		char line[128];
+		snprintf(line, sizeof(line), "{\"cmd\":\"%s\",\"service\":[\"web\"]}",
+			 service_cmds[i]);
+		assert_refused(df, line, "service: expected a string: the service's name");
+		snprintf(line, sizeof(line), "{\"cmd\":\"%s\",\"service\":null}", service_cmds[i]);
+		assert_refused(df, line, "service: expected a string: the service's name");
+	}
+	assert_refused(df, "{\"cmd\":\"events\",\"follow\":\"yes\"}",
+		       "follow: expected true or false");
+	assert_refused(df, "{\"cmd\":\"events\",\"follow\":1}", "follow: expected true or false");
+}
+
+TEST(test_daemon_refuses_unknown_fields_naming_the_known_ones)
+{
+	struct daemon_fixture *df = daemon_fixture_new();
+	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idel\":\"5m\"}",
+		       "idel: unknown field (enable takes container, idle, wake_on)");
+	assert_refused(df, "{\"cmd\":\"list\",\"all\":true}",
+		       "all: unknown field (list takes none)");
+	assert_refused(df, "{\"cmd\":\"status\",\"name\":\"web\"}",
+		       "name: unknown field (status takes service)");
+}
+
+TEST(test_daemon_refuses_an_idle_time_over_a_year_naming_the_limit)
+{
+	struct daemon_fixture *df = daemon_fixture_new();
+	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"8761h\"}",
+		       "idle 8761h: expected a duration of at most 8760h (a year)");
+	assert_refused(df,
+		       "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"18446744073709s\"}",
+		       "idle 18446744073709s: expected a duration of at most 8760h (a year)");
+	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"999ms\"}",
+		       "idle 999ms: expected a duration of 1s or more, like 30s, 10m or 2h");
 }

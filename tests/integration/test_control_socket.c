@@ -275,18 +275,180 @@ TEST(test_fd_that_does_not_listen_is_refused)
 	ASSERT_TRUE(fcntl(fd, F_GETFD) < 0 && errno == EBADF);
 }
 
-TEST(test_clients_over_the_limit_are_refused)
+/* In a child of uid NOBODY, primary group OTHER_GROUP: n idle connections, held until released. */
+struct holder {
+	pid_t pid;
+	int release; /* closing it ends the child */
+};
+
+static void holder_release(void *arg)
+{
+	struct holder *h = arg;
+	if (h->release >= 0)
+		close(h->release);
+	h->release = -1;
+	if (h->pid > 0)
+		waitpid(h->pid, NULL, 0);
+	h->pid = 0;
+	free(h);
+}
+
+static struct holder *spawn_foreign_holder(struct fixture *f, unsigned n)
+{
+	if (geteuid() != 0)
+		test_skip("switching to another uid needs root");
+	if (chmod(f->dir, 0755) < 0)
+		FAIL("chmod %s: %s", f->dir, strerror(errno));
+	int ready[2], release[2];
+	if (pipe(ready) < 0 || pipe(release) < 0)
+		FAIL("pipe: %s", strerror(errno));
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(ready[0]);
+		close(release[1]);
+		if (setgroups(0, NULL) < 0 ||
+		    setresgid(OTHER_GROUP, OTHER_GROUP, OTHER_GROUP) < 0 ||
+		    setresuid(NOBODY, NOBODY, NOBODY) < 0)
+			_exit(10);
+		unsigned opened = 0;
+		while (opened < n && lineclient_connect_fd(f->path) >= 0)
+			opened++;
+		if (write(ready[1], &opened, sizeof(opened)) != sizeof(opened))
+			_exit(12);
+		char c;
+		while (read(release[0], &c, 1) > 0) {
+		}
+		_exit(0);
+	}
+	close(ready[1]);
+	close(release[0]);
+	struct holder *h = calloc(1, sizeof(*h));
+	if (!h)
+		FAIL("out of memory");
+	h->pid = pid;
+	h->release = release[1];
+	test_defer(holder_release, h);
+	unsigned opened = 0;
+	ssize_t got = read(ready[0], &opened, sizeof(opened));
+	close(ready[0]);
+	if (got != sizeof(opened) || opened != n)
+		FAIL("the foreign holder opened %u of %u connections", opened, n);
+	return h;
+}
+
+struct clients_wait {
+	struct fixture *f;
+	uint64_t n;
+};
+
+static bool clients_are(void *arg)
+{
+	struct clients_wait *w = arg;
+	return counters(w->f).clients_now == w->n;
+}
+
+static void wait_clients(struct fixture *f, uint64_t n, const char *what)
+{
+	struct clients_wait w = {.f = f, .n = n};
+	evloop_run_until(f->base, clients_are, &w, WAIT_MS, what);
+}
+
+static void close_fds(void *arg)
+{
+	int *fds = arg;
+	for (size_t i = 0; fds[i] >= 0; i++)
+		close(fds[i]);
+	free(fds);
+}
+
+/* n idle connections of this (root) process, closed when the test ends. */
+static void open_idle(struct fixture *f, unsigned n)
+{
+	int *fds = malloc((n + 1) * sizeof(int));
+	if (!fds)
+		FAIL("out of memory");
+	for (unsigned i = 0; i < n; i++) {
+		fds[i] = lineclient_connect_fd(f->path);
+		if (fds[i] < 0)
+			FAIL("connect %s: %s", f->path, strerror(-fds[i]));
+	}
+	fds[n] = -1;
+	test_defer(close_fds, fds);
+}
+
+TEST(test_clients_over_the_limit_are_refused_but_root_gets_its_reserve)
 {
 	struct fixture *f = fixture_bare();
 	f->cfg.max_clients = 2;
+	f->cfg.gid = OTHER_GROUP;
 	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
-	struct lineclient *a = lineclient_open(f->base, f->path);
-	struct lineclient *b = lineclient_open(f->base, f->path);
-	_cleanup_free_ char *ra = lineclient_request(a, "{\"cmd\":\"echo\"}\n");
-	_cleanup_free_ char *rb = lineclient_request(b, "{\"cmd\":\"echo\"}\n");
-	struct lineclient *c = lineclient_open(f->base, f->path);
-	_cleanup_free_ char *rc = lineclient_read_line(c);
-	ASSERT_STREQ(rc, "{\"ok\":false,\"error\":\"too many control clients (limit 2)\"}");
-	lineclient_assert_closed(c);
+	spawn_foreign_holder(f, 2);
+	wait_clients(f, 2, "the foreign clients to connect");
+	/* A third client of the same group is refused... */
+	_cleanup_free_ char *refused = foreign_client_line(f, OTHER_GROUP, 0);
+	ASSERT_STREQ(refused, "{\"ok\":false,\"error\":\"too many control clients (limit 2)\"}\n");
 	ASSERT_EQ_U(counters(f).rejected_full, 1);
+	/* ...root is not: its reserve is beyond the limit. */
+	struct lineclient *root[CONTROL_ROOT_RESERVE];
+	for (size_t i = 0; i < ARRAY_SIZE(root); i++) {
+		root[i] = lineclient_open(f->base, f->path);
+		_cleanup_free_ char *r = lineclient_request(root[i], "{\"cmd\":\"echo\"}\n");
+		ASSERT_CONTAINS(r, "\"ok\":true");
+	}
+	ASSERT_EQ_U(counters(f).clients_now, 2 + CONTROL_ROOT_RESERVE);
+	ASSERT_EQ_U(counters(f).evicted, 0);
+}
+
+TEST(test_root_gets_in_when_idle_clients_fill_the_socket)
+{
+	struct fixture *f = fixture_bare();
+	f->cfg.gid = OTHER_GROUP;
+	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	/* The default limit, filled by a member of the group, then root's reserve by root. */
+	spawn_foreign_holder(f, CONTROL_MAX_CLIENTS_DEFAULT);
+	wait_clients(f, CONTROL_MAX_CLIENTS_DEFAULT, "256 foreign clients to connect");
+	open_idle(f, CONTROL_ROOT_RESERVE + 8);
+	/* Each of root's past the reserve took the slot of the idlest foreign client. */
+	struct lineclient *c = lineclient_open(f->base, f->path);
+	_cleanup_free_ char *reply = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
+	ASSERT_STREQ(reply, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\"}}");
+	ASSERT_EQ_U(counters(f).evicted, 9);
+	ASSERT_EQ_U(counters(f).clients_now, CONTROL_MAX_CLIENTS_DEFAULT + CONTROL_ROOT_RESERVE);
+}
+
+TEST(test_root_gets_in_when_root_fills_the_socket)
+{
+	struct fixture *f = fixture_bare();
+	f->cfg.max_clients = 16;
+	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	struct lineclient *oldest = lineclient_open(f->base, f->path);
+	_cleanup_free_ char *first = lineclient_request(oldest, "{\"cmd\":\"echo\"}\n");
+	open_idle(f, 16 + CONTROL_ROOT_RESERVE - 1);
+	wait_clients(f, 16 + CONTROL_ROOT_RESERVE, "the socket to fill");
+	struct lineclient *c = lineclient_open(f->base, f->path);
+	_cleanup_free_ char *reply = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
+	ASSERT_STREQ(reply, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\"}}");
+	/* The one idle longest made room, and was told why. */
+	_cleanup_free_ char *why = lineclient_read_line(oldest);
+	ASSERT_STREQ(why, "{\"ok\":false,\"error\":\"closed: the control socket is full and "
+			  "root needed a slot\"}");
+	lineclient_assert_closed(oldest);
+	ASSERT_EQ_U(counters(f).evicted, 1);
+}
+
+TEST(test_idle_clients_of_root_and_of_the_group_are_closed_after_the_timeout)
+{
+	struct fixture *f = fixture_bare();
+	f->cfg.gid = OTHER_GROUP;
+	f->cfg.idle_timeout_us = 300 * 1000;
+	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	spawn_foreign_holder(f, 20);
+	open_idle(f, 20);
+	wait_clients(f, 40, "40 idle clients to connect");
+	wait_clients(f, 0, "the idle clients to be closed");
+	ASSERT_EQ_U(counters(f).idle_closed, 40);
+	assert_serves(f);
 }

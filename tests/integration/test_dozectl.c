@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <json-c/json.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +55,7 @@ struct fixture {
 	unsigned requests;
 	char last_request[512];
 	bool subscribed;
+	uid_t run_as; /* dozectl's uid (and gid) when not 0 */
 };
 
 struct result {
@@ -193,6 +196,10 @@ static pid_t spawn(struct fixture *f, const char *const args[], const char *cont
 	if (pid == 0) {
 		if (dup2(out, STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0)
 			_exit(127);
+		if (f->run_as &&
+		    (setgroups(0, NULL) < 0 || setresgid(f->run_as, f->run_as, f->run_as) < 0 ||
+		     setresuid(f->run_as, f->run_as, f->run_as) < 0))
+			_exit(126);
 		if (control)
 			setenv("DOZED_CONTROL", control, 1);
 		else
@@ -380,6 +387,8 @@ TEST(test_usage_errors_exit_2_and_send_nothing)
 	assert_usage_error(f, RUN(f, "enable", "web", "--idle"), "option '--idle' needs a value");
 	assert_usage_error(f, RUN(f, "enable", "web", "--wake-on", "sometimes"),
 			   "invalid --wake-on value 'sometimes': expected connect or data");
+	assert_usage_error(f, RUN(f, "enable", "web", "--idle", "8761h"),
+			   "invalid --idle value '8761h': expected at most 8760h (a year)");
 	const char *bad_idle[] = {"2x", "1.5s", "10", "-1s", "s", "2 s", ""};
 	for (size_t i = 0; i < ARRAY_SIZE(bad_idle); i++) {
 		char want[64];
@@ -424,6 +433,25 @@ TEST(test_control_path_comes_from_DOZED_CONTROL)
 	r = run_env(f, "/nonexistent/env.sock", (const char *const[]){"list", NULL});
 	assert_exit(r, 3);
 	ASSERT_CONTAINS(r->err, "cannot connect to /nonexistent/env.sock");
+}
+
+TEST(test_refused_peer_gets_the_daemons_reason_not_a_broken_pipe)
+{
+	struct fixture *f = fixture_new();
+	if (geteuid() != 0)
+		test_skip("running dozectl as another uid needs root");
+	/* Reachable for uid 65534, which is neither root nor in a socket group. */
+	if (chmod(f->dir, 0755) < 0 || chmod(f->path, 0666) < 0)
+		FAIL("chmod %s: %s", f->path, strerror(errno));
+	f->run_as = 65534;
+	/* Refused before or after its request went out: the same message either way. */
+	for (int i = 0; i < 20; i++) {
+		struct result *r = RUN(f, "list");
+		assert_exit(r, 1);
+		ASSERT_STREQ(r->err, "dozectl: permission denied: uid 65534 is not root, dozed's "
+				     "user or in the control socket's group\n");
+	}
+	ASSERT_EQ_U(f->requests, 0);
 }
 
 static void close_fd(void *arg)

@@ -100,6 +100,10 @@ TEST(test_defaults_are_documented_values)
 	ASSERT_EQ_U(c.probe_interval_us, 30000);
 	ASSERT_EQ_U(c.wake_timeout_us, 10000000);
 	ASSERT_EQ_U(c.stop_timeout_s, 10);
+	ASSERT_EQ_U(c.max_held, 4096);
+	ASSERT_EQ_U(c.held_silent_timeout_us, 10000000);
+	ASSERT_EQ_U(c.max_held_per_client, 256);
+	ASSERT_EQ_U(c.control_idle_timeout_us, 30000000);
 	ASSERT_EQ_U(c.log_level, LOG_INFO);
 	ASSERT_STREQ(c.config_path, "/etc/dozed/dozed.conf");
 	ASSERT_TRUE(!c.check && !c.version && !c.help);
@@ -392,6 +396,10 @@ TEST(test_config_file_sets_every_key)
 				     "probe-interval = 50ms\r\n"
 				     "wake-timeout = 20s\n"
 				     "stop-timeout = 30\n"
+				     "max-held = 1000\n"
+				     "held-silent-timeout = 2s\n"
+				     "max_held_per_client = 10\n"
+				     "control-idle-timeout = 5m\n"
 				     "\t# indented comment\n"
 				     "log_level = debug\n");
 	_cleanup_(dozed_config_free) struct dozed_config c = {0};
@@ -408,6 +416,10 @@ TEST(test_config_file_sets_every_key)
 	ASSERT_EQ_U(c.probe_interval_us, 50000);
 	ASSERT_EQ_U(c.wake_timeout_us, 20000000);
 	ASSERT_EQ_U(c.stop_timeout_s, 30);
+	ASSERT_EQ_U(c.max_held, 1000);
+	ASSERT_EQ_U(c.held_silent_timeout_us, 2000000);
+	ASSERT_EQ_U(c.max_held_per_client, 10);
+	ASSERT_EQ_U(c.control_idle_timeout_us, 300000000);
 	ASSERT_EQ_U(c.log_level, LOG_DEBUG);
 	ASSERT_STREQ(c.config_path, conf);
 }
@@ -528,11 +540,26 @@ TEST(test_directory_as_config_file_is_an_error)
 TEST(test_usage_lists_every_option)
 {
 	const char *u = dozed_config_usage();
-	const char *opts[] = {
-	    "--runtime-socket", "--control ",	  "--control-group", "--activator-port",
-	    "--nft-table",	"--mark",	  "--state-dir",     "--idle",
-	    "--probe-interval", "--wake-timeout", "--stop-timeout",  "--log-level",
-	    "--config",		"--check",	  "--version",	     "--help"};
+	const char *opts[] = {"--runtime-socket",
+			      "--control ",
+			      "--control-group",
+			      "--activator-port",
+			      "--nft-table",
+			      "--mark",
+			      "--state-dir",
+			      "--idle",
+			      "--probe-interval",
+			      "--wake-timeout",
+			      "--stop-timeout",
+			      "--log-level",
+			      "--config",
+			      "--check",
+			      "--version",
+			      "--help",
+			      "--max-held ",
+			      "--held-silent-timeout",
+			      "--max-held-per-client",
+			      "--control-idle-timeout"};
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		ASSERT_CONTAINS(u, opts[i]);
 }
@@ -546,4 +573,132 @@ TEST(test_max_held_is_1_to_1000000_connections)
 			       "--max-held 0: expected a number of connections 1-1000000");
 	assert_option_rejected("max-held", "lots",
 			       "--max-held lots: expected a number of connections 1-1000000");
+}
+
+TEST(test_numbers_are_decimal_without_leading_zeros_or_signs)
+{
+	/* 080 is not 80: it could be meant as octal, and 010 would be 8 to C. */
+	assert_option_rejected("activator-port", "080",
+			       "--activator-port 080: expected a port 1-65535");
+	assert_option_rejected("activator-port", "+80",
+			       "--activator-port +80: expected a port 1-65535");
+	assert_option_rejected("activator-port", " 80",
+			       "--activator-port  80: expected a port 1-65535");
+	assert_option_rejected("activator-port", "0x50",
+			       "--activator-port 0x50: expected a port 1-65535");
+	assert_option_rejected("activator-port", "00",
+			       "--activator-port 00: expected a port 1-65535");
+	assert_option_rejected("stop-timeout", "010",
+			       "--stop-timeout 010: expected a number of seconds 0-3600");
+	assert_option_rejected("max-held", "0100",
+			       "--max-held 0100: expected a number of connections 1-1000000");
+	assert_option_rejected("max-held-per-client", "08",
+			       "--max-held-per-client 08: expected a number of connections from 1 "
+			       "to max-held");
+	assert_option_rejected("mark", "0464",
+			       "--mark 0464: expected a non-zero 32-bit number, decimal or 0x hex");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	assert_option_ok(&c, "stop-timeout", "0");
+	ASSERT_EQ_U(c.stop_timeout_s, 0);
+	/* Hex, where documented, keeps its zeros: 0x000001d0 is a common way to write a mark. */
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	assert_option_ok(&d, "mark", "0x000001d0");
+	ASSERT_EQ_U(d.mark, 0x1d0);
+
+	const char *conf = conf_file("activator-port = 080\n");
+	_cleanup_(dozed_config_free) struct dozed_config e = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&e, &msg, "--config", conf), EINVAL);
+	ASSERT_CONTAINS(msg, ":1: activator-port = 080: expected a port 1-65535");
+	free(msg);
+}
+
+TEST(test_durations_over_a_year_name_the_limit)
+{
+	assert_option_rejected("idle", "8761h",
+			       "--idle 8761h: expected a duration of at most 8760h (a year)");
+	assert_option_rejected("idle", "18446744073709s",
+			       "--idle 18446744073709s: expected a duration of at most 8760h (a "
+			       "year)");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	assert_option_ok(&c, "idle", "8760h");
+	ASSERT_EQ_U(c.idle_us, UINT64_C(8760) * 3600 * 1000000);
+	/* A setting with a smaller limit names its own. */
+	assert_option_rejected("wake-timeout", "9000h",
+			       "--wake-timeout 9000h: expected a duration from the probe interval "
+			       "to 10m");
+	assert_option_rejected("held-silent-timeout", "99999999999h",
+			       "--held-silent-timeout 99999999999h: expected a duration from 100ms "
+			       "to 1h");
+	const char *conf = conf_file("idle = 9000h\n");
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&d, &msg, "--config", conf), EINVAL);
+	ASSERT_CONTAINS(msg, ":1: idle = 9000h: expected a duration of at most 8760h (a year)");
+	free(msg);
+}
+
+TEST(test_held_silent_timeout_is_100ms_to_1h)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	assert_option_ok(&c, "held-silent-timeout", "100ms");
+	ASSERT_EQ_U(c.held_silent_timeout_us, 100000);
+	assert_option_ok(&d, "held-silent-timeout", "1h");
+	ASSERT_EQ_U(d.held_silent_timeout_us, UINT64_C(3600000000));
+	assert_option_rejected("held-silent-timeout", "99ms",
+			       "--held-silent-timeout 99ms: expected a duration from 100ms to 1h");
+	assert_option_rejected("held-silent-timeout", "61m",
+			       "--held-silent-timeout 61m: expected a duration from 100ms to 1h");
+	assert_option_rejected("held-silent-timeout", "10",
+			       "--held-silent-timeout 10: expected a duration like 30ms, 10s, 10m "
+			       "or 2h");
+}
+
+TEST(test_max_held_per_client_is_1_to_max_held)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	const char *empty = conf_file("");
+	ASSERT_OK(from_argv(&c, &msg, "--config", empty, "--max-held-per-client", "4096"));
+	ASSERT_EQ_U(c.max_held_per_client, 4096);
+	assert_option_rejected("max-held-per-client", "0",
+			       "--max-held-per-client 0: expected a number of connections from 1 "
+			       "to max-held");
+
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	ASSERT_ERR(from_argv(&d, &msg, "--config", empty, "--max-held-per-client", "4097"), EINVAL);
+	ASSERT_STREQ(msg, "--max-held-per-client 4097: expected a number of connections from 1 to "
+			  "max-held (4096)");
+	free(msg);
+
+	const char *conf = conf_file("max-held = 100\nmax-held-per-client = 101\n");
+	_cleanup_(dozed_config_free) struct dozed_config e = {0};
+	ASSERT_ERR(from_argv(&e, &msg, "--config", conf), EINVAL);
+	_cleanup_free_ char *want = NULL;
+	ASSERT_TRUE(asprintf(&want,
+			     "%s:2: max-held-per-client = 101: expected a number of connections "
+			     "from 1 to max-held (100)",
+			     conf) > 0);
+	ASSERT_STREQ(msg, want);
+	free(msg);
+
+	/* Left at its default, it follows a smaller max-held instead of refusing it. */
+	_cleanup_(dozed_config_free) struct dozed_config g = {0};
+	ASSERT_OK(from_argv(&g, &msg, "--config", empty, "--max-held", "100"));
+	ASSERT_EQ_U(g.max_held_per_client, 100);
+}
+
+TEST(test_control_idle_timeout_is_1s_to_1h)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	assert_option_ok(&c, "control-idle-timeout", "1s");
+	ASSERT_EQ_U(c.control_idle_timeout_us, 1000000);
+	assert_option_ok(&d, "control-idle-timeout", "1h");
+	ASSERT_EQ_U(d.control_idle_timeout_us, UINT64_C(3600000000));
+	assert_option_rejected("control-idle-timeout", "999ms",
+			       "--control-idle-timeout 999ms: expected a duration from 1s to 1h");
+	assert_option_rejected("control-idle-timeout", "2h",
+			       "--control-idle-timeout 2h: expected a duration from 1s to 1h");
 }
