@@ -77,5 +77,11 @@ int state_store_load(const char *dir, struct state_service **out, size_t *n, siz
  */
 int state_store_save(const char *dir, const struct state_service *s, size_t n);
 
+/* Why an entry cannot be stored, or NULL: the same rules for load and save,
+ * so that whatever was saved loads again. */
+const char *state_service_invalid(const struct state_service *s);
+/* The text of services.json for these entries (malloc'd); 0 or -ENOMEM. */
+int state_store_format(const struct state_service *s, size_t n, char **out);
+
 /* Frees the array and its strings; accepts NULL. */
 void state_services_free(struct state_service *s, size_t n);
