@@ -426,6 +426,8 @@ static int activator_open(struct dozed *d, const struct dozed_fds *fds)
 	acfg.probe_interval_us = d->cfg.probe_interval_us;
 	acfg.wake_timeout_us = d->cfg.wake_timeout_us;
 	acfg.max_held = d->cfg.max_held;
+	acfg.silent_timeout_us = d->cfg.held_silent_timeout_us;
+	acfg.max_held_per_client = d->cfg.max_held_per_client;
 	int act_fds[2];
 	size_t n_fds = 0;
 	for (size_t i = 0; fds && i < 2; i++)
@@ -442,6 +444,7 @@ static int control_open(struct dozed *d, const struct dozed_fds *fds)
 	struct control_config ccfg;
 	control_config_defaults(&ccfg);
 	ccfg.path = d->cfg.control_path;
+	ccfg.idle_timeout_us = d->cfg.control_idle_timeout_us;
 	if (d->cfg.control_group)
 		ccfg.gid = d->cfg.control_gid;
 	if (fds && fds->control >= 0)
