@@ -40,6 +40,7 @@ struct dozed {
 	bool state_incomplete;
 	bool stale_ports_checked;
 	struct event *reconcile_timer; /* retries UNKNOWN services */
+	unsigned reconcile_retry_s;    /* the next retry's delay; 0: the first */
 	void (*ready_cb)(void *userdata);
 	void *ready_ud;
 };

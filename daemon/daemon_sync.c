@@ -294,7 +294,7 @@ static int add_saved(struct dozed *d, const struct state_service *saved, const u
 				    "the runtime has not answered yet", &s);
 	if (r < 0) {
 		svc_extra_free(x);
-		/* Kept in the file until the next save: say which it was. */
+		/* Out of memory: its ports may be in the set, so none is removed. */
 		d->state_incomplete = true;
 		return log_error_errno(r, "%s: the saved service cannot be loaded", saved->name);
 	}
@@ -337,15 +337,21 @@ static void reconcile_timer_cb(evutil_socket_t fd, short what, void *arg)
 			dozed_reconcile(d, s, PENDING_RESYNC);
 }
 
-/* While a service is UNKNOWN the runtime is asked again every 2 s: its event
- * stream may come back later than the runtime does, or not at all. */
+#define RECONCILE_RETRY_FIRST_S 1
+#define RECONCILE_RETRY_MAX_S	30
+
+/* While a service is UNKNOWN the runtime is asked again, after 1 s doubling
+ * to 30 s: its event stream may come back later than the runtime does, and a
+ * thousand services must not ask a runtime that is down every second. */
 static void reconcile_retry(struct dozed *d)
 {
 	if (!d->reconcile_timer)
 		d->reconcile_timer = evtimer_new(d->base, reconcile_timer_cb, d);
 	if (!d->reconcile_timer || evtimer_pending(d->reconcile_timer, NULL))
 		return;
-	struct timeval tv = {.tv_sec = 2};
+	unsigned s = d->reconcile_retry_s ? d->reconcile_retry_s : RECONCILE_RETRY_FIRST_S;
+	d->reconcile_retry_s = s * 2 < RECONCILE_RETRY_MAX_S ? s * 2 : RECONCILE_RETRY_MAX_S;
+	struct timeval tv = {.tv_sec = s};
 	evtimer_add(d->reconcile_timer, &tv);
 }
 
@@ -394,6 +400,7 @@ static void reconcile_done(int err, const struct runtime_error *error,
 			reconcile_retry(d);
 		}
 	} else if (s->state == SERVICE_UNKNOWN) {
+		d->reconcile_retry_s = 0; /* the runtime answers: ask soon if more fail */
 		reconcile_unknown(d, s, c);
 	} else if (c->running && (s->state == SERVICE_ASLEEP || s->state == SERVICE_FAILED)) {
 		service_on_runtime_started(d->services, s->id);

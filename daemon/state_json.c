@@ -201,6 +201,17 @@ static bool name_taken(const struct state_service *s, size_t n, const char *name
 	return false;
 }
 
+/* Two services never share a host port: the redirect set could not tell them apart. */
+static bool port_taken(const struct state_service *s, size_t n, const struct state_service *e)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t a = 0; a < s[i].n_ports; a++)
+			for (size_t b = 0; b < e->n_ports; b++)
+				if (s[i].ports[a].host_port == e->ports[b].host_port)
+					return true;
+	return false;
+}
+
 int state_store_parse(const char *text, size_t len, struct state_service **out, size_t *n,
 		      size_t *n_bad, state_bad_entry_fn bad, void *userdata, char *why,
 		      size_t why_len)
@@ -254,6 +265,8 @@ int state_store_parse(const char *text, size_t len, struct state_service **out, 
 		}
 		if (r == 0 && name_taken(services, good, s->name))
 			reason = "another entry has the same \"name\"", r = -EBADMSG;
+		else if (r == 0 && port_taken(services, good, s))
+			reason = "another entry has one of its \"ports\"", r = -EBADMSG;
 		if (r < 0) {
 			if (bad)
 				bad(userdata, i + 1, s->name && s->name[0] ? s->name : NULL,

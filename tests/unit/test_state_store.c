@@ -369,6 +369,26 @@ TEST(test_two_entries_with_one_name_keep_the_first)
 	state_services_free(got, n);
 }
 
+TEST(test_two_entries_with_one_port_keep_the_first)
+{
+	const char *dir = temp_dir();
+	_cleanup_free_ char *path = path_in(dir, "services.json");
+	write_file(path, "[{\"name\": \"a\", \"container\": \"a\", \"ports\": [{\"host_port\": 80, "
+			 "\"container_port\": 80}]},"
+			 " {\"name\": \"b\", \"container\": \"b\", \"ports\": [{\"host_port\": 81, "
+			 "\"container_port\": 80}, {\"host_port\": 80, \"container_port\": 80}]}]");
+	struct state_service *got = NULL;
+	size_t n = 0, n_bad = 0;
+	capture_stderr_begin();
+	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	_cleanup_free_ char *log = capture_stderr_end();
+	ASSERT_EQ_U(n, 1);
+	ASSERT_EQ_U(n_bad, 1);
+	ASSERT_STREQ(got[0].name, "a");
+	ASSERT_CONTAINS(log, "entry 2 (b) set aside: another entry has one of its \"ports\"");
+	state_services_free(got, n);
+}
+
 TEST(test_ports_round_trip)
 {
 	const char *dir = temp_dir();
