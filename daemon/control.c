@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "control_internal.h"
+#include "dozed/clock.h"
 #include "dozed/control_request.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
@@ -150,6 +151,22 @@ static int bind_socket(struct control *c, const char *path)
 	return TAKE_FD(fd);
 }
 
+bool control_warn_allowed(struct control *c, char *note, size_t len)
+{
+	uint64_t now = clock_monotonic_us();
+	if (c->warn_last_us && now - c->warn_last_us < 1000000) {
+		c->warn_suppressed++;
+		return false;
+	}
+	c->warn_last_us = now;
+	note[0] = '\0';
+	if (c->warn_suppressed)
+		snprintf(note, len, " (%llu more refused or closed since the last warning)",
+			 (unsigned long long)c->warn_suppressed);
+	c->warn_suppressed = 0;
+	return true;
+}
+
 static bool peer_in_group(int fd, gid_t gid)
 {
 	gid_t small[64];
@@ -194,14 +211,15 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	(void)salen;
 	struct control *c = arg;
 	struct ucred cred;
-	char msg[160];
+	char msg[160], note[80];
 
 	c->counters.accepted++;
 	if (!peer_allowed(c, fd, &cred)) {
 		c->counters.rejected_peer++;
-		log_warning("Refused a control client: pid %d, uid %u, gid %u is not root, dozed's "
-			    "user or in the socket's group",
-			    (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid);
+		if (control_warn_allowed(c, note, sizeof(note)))
+			log_warning("Refused a control client: pid %d, uid %u, gid %u is not root, "
+				    "dozed's user or in the socket's group%s",
+				    (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid, note);
 		snprintf(msg, sizeof(msg),
 			 "permission denied: uid %u is not root, dozed's user or in the control "
 			 "socket's group",
@@ -215,8 +233,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	size_t limit = c->cfg.max_clients + (privileged ? CONTROL_ROOT_RESERVE : 0);
 	if (c->counters.clients_now >= limit && !(privileged && control_client_evict(c))) {
 		c->counters.rejected_full++;
-		log_warning("Refused a control client (uid %u): %zu are connected already",
-			    (unsigned)cred.uid, (size_t)c->counters.clients_now);
+		if (control_warn_allowed(c, note, sizeof(note)))
+			log_warning(
+			    "Refused a control client (uid %u): %zu are connected already%s",
+			    (unsigned)cred.uid, (size_t)c->counters.clients_now, note);
 		snprintf(msg, sizeof(msg), "too many control clients (limit %zu)",
 			 c->cfg.max_clients);
 		control_send_error_and_close(fd, msg);

@@ -425,10 +425,12 @@ bool control_client_evict(struct control *c)
 	if (!victim)
 		return false;
 	c->counters.evicted++;
-	log_warning("Closed control client %llu (uid %u) to make room for root: %zu clients are "
-		    "connected",
-		    (unsigned long long)victim->id, (unsigned)victim->uid,
-		    (size_t)c->counters.clients_now);
+	char note[80];
+	if (control_warn_allowed(c, note, sizeof(note)))
+		log_warning("Closed control client %llu (uid %u) to make room for root: %zu "
+			    "clients are connected%s",
+			    (unsigned long long)victim->id, (unsigned)victim->uid,
+			    (size_t)c->counters.clients_now, note);
 	client_close_now(victim, "closed: the control socket is full and root needed a slot");
 	return true;
 }

@@ -55,6 +55,9 @@ struct control {
 	struct control_client *dead;
 	uint64_t next_id;
 	struct control_counters counters;
+	/* Refusals and evictions come in floods: one warning a second at most. */
+	uint64_t warn_last_us;
+	uint64_t warn_suppressed;
 };
 
 /* Takes fd, a connected and already allowed client of uid. */
@@ -69,5 +72,11 @@ bool control_client_evict(struct control *c);
 void control_client_free_all(struct control *c);
 /* The reaper event's callback. */
 void control_client_reap(evutil_socket_t fd, short what, void *arg);
+/*
+ * True when a warning about a refused or evicted client may be logged now;
+ * note is then "" or " (N more since the last warning)". A thousand clients
+ * turned away make one line a second, not a thousand (the counters keep all).
+ */
+bool control_warn_allowed(struct control *c, char *note, size_t len);
 /* Best effort, for a connection that is refused before it becomes a client. */
 void control_send_error_and_close(int fd, const char *msg);

@@ -4,6 +4,7 @@
  * group, stale and live sockets at its path, socket activation, and the
  * SO_PEERCRED check against a process of another uid.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "dozed/control.h"
+#include "capture.h"
 #include "dozed/macro.h"
 #include "evloop.h"
 #include "harness.h"
@@ -281,16 +283,21 @@ struct holder {
 	int release; /* closing it ends the child */
 };
 
-static void holder_release(void *arg)
+/* Ends the child, which closes its connections. */
+static void holder_stop(struct holder *h)
 {
-	struct holder *h = arg;
 	if (h->release >= 0)
 		close(h->release);
 	h->release = -1;
 	if (h->pid > 0)
 		waitpid(h->pid, NULL, 0);
 	h->pid = 0;
-	free(h);
+}
+
+static void holder_free(void *arg)
+{
+	holder_stop(arg);
+	free(arg);
 }
 
 static struct holder *spawn_foreign_holder(struct fixture *f, unsigned n)
@@ -330,7 +337,7 @@ static struct holder *spawn_foreign_holder(struct fixture *f, unsigned n)
 		FAIL("out of memory");
 	h->pid = pid;
 	h->release = release[1];
-	test_defer(holder_release, h);
+	test_defer(holder_free, h);
 	unsigned opened = 0;
 	ssize_t got = read(ready[0], &opened, sizeof(opened));
 	close(ready[0]);
@@ -451,4 +458,76 @@ TEST(test_idle_clients_of_root_and_of_the_group_are_closed_after_the_timeout)
 	wait_clients(f, 0, "the idle clients to be closed");
 	ASSERT_EQ_U(counters(f).idle_closed, 40);
 	assert_serves(f);
+}
+
+static unsigned open_fds(void)
+{
+	unsigned n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		FAIL("opendir /proc/self/fd: %s", strerror(errno));
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static bool fds_back(void *arg)
+{
+	return open_fds() == *(unsigned *)arg;
+}
+
+static bool accepted_at_least(void *arg)
+{
+	struct clients_wait *w = arg;
+	return counters(w->f).accepted >= w->n;
+}
+
+TEST(test_a_thousand_connections_leave_no_descriptor_behind)
+{
+	struct fixture *f = fixture_bare();
+	f->cfg.gid = OTHER_GROUP;
+	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	unsigned fds_before = open_fds();
+	capture_stderr_begin();
+
+	/* A group member's thousand: the limit's worth stay, the rest are refused. */
+	struct holder *h = spawn_foreign_holder(f, 1000);
+	struct clients_wait w = {.f = f, .n = 1000};
+	evloop_run_until(f->base, accepted_at_least, &w, WAIT_MS, "1000 foreign connections");
+	ASSERT_EQ_U(counters(f).clients_now, CONTROL_MAX_CLIENTS_DEFAULT);
+	ASSERT_EQ_U(counters(f).rejected_full, 1000 - CONTROL_MAX_CLIENTS_DEFAULT);
+
+	/* Root's thousand: each past its reserve takes the slot of the idlest. */
+	int fds[1000];
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+		fds[i] = lineclient_connect_fd(f->path);
+		if (fds[i] < 0)
+			FAIL("connect %s: %s", f->path, strerror(-fds[i]));
+	}
+	w.n = 2000;
+	evloop_run_until(f->base, accepted_at_least, &w, WAIT_MS, "1000 root connections");
+	ASSERT_EQ_U(counters(f).clients_now, CONTROL_MAX_CLIENTS_DEFAULT + CONTROL_ROOT_RESERVE);
+	/* 744 refused and 740 evicted, told in a line a second, not 1 484. */
+	_cleanup_free_ char *log = capture_stderr_end();
+	unsigned lines = 0;
+	for (const char *p = log; (p = strstr(p, "dozed warning:")); p++)
+		lines++;
+	if (lines == 0 || lines > 10)
+		FAIL("%u warnings for 1484 refused or evicted clients, expected 1 a second", lines);
+
+	uint64_t start = test_now_ms();
+	struct lineclient *c = lineclient_open(f->base, f->path);
+	_cleanup_free_ char *reply = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
+	ASSERT_STREQ(reply, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\"}}");
+	printf("  a fresh request among 2000 connections: answered in %llu ms\n",
+	       (unsigned long long)(test_now_ms() - start));
+
+	lineclient_close(c);
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		close(fds[i]);
+	holder_stop(h);
+	wait_clients(f, 0, "every connection to be closed");
+	evloop_run_until(f->base, fds_back, &fds_before, WAIT_MS,
+			 "the server's descriptors to be back to their number before");
 }
