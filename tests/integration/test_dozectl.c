@@ -459,6 +459,37 @@ static void close_fd(void *arg)
 	close((int)(intptr_t)arg);
 }
 
+#define N_IDLE (CONTROL_MAX_CLIENTS_DEFAULT + CONTROL_ROOT_RESERVE + 10)
+
+static void close_all(void *arg)
+{
+	int *fds = arg;
+	for (int i = 0; i < N_IDLE; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+}
+
+TEST(test_list_answers_when_idle_connections_fill_the_socket)
+{
+	struct fixture *f = fixture_new();
+	/* More idle connections than the limit and root's reserve together. */
+	int *fds = malloc(N_IDLE * sizeof(int));
+	if (!fds)
+		FAIL("out of memory");
+	memset(fds, -1, N_IDLE * sizeof(int));
+	test_defer(close_all, fds);
+	for (int i = 0; i < N_IDLE; i++) {
+		fds[i] = lineclient_connect_fd(f->path);
+		if (fds[i] < 0)
+			FAIL("connect %s: %s", f->path, strerror(-fds[i]));
+	}
+	struct result *r = RUN(f, "list");
+	assert_exit(r, 0);
+	ASSERT_CONTAINS(r->out, "postgres-main  asleep");
+	ASSERT_STREQ(r->err, "");
+}
+
 TEST(test_connection_closed_without_a_reply_exits_3)
 {
 	struct fixture *f = fixture_new();
