@@ -14,16 +14,12 @@
 #include "dozed/clock.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
+#include "client_count.h"
 #include "conntrack.h"
+#include "listen.h"
+#include "local_addr.h"
 #include "probe.h"
 #include "relay.h"
-
-#ifndef SO_ORIGINAL_DST
-#define SO_ORIGINAL_DST 80 /* linux/netfilter_ipv4.h */
-#endif
-#ifndef IP6T_SO_ORIGINAL_DST
-#define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h */
-#endif
 
 #define ACCEPTS_PER_WAKE       256
 #define REJECT_LOG_INTERVAL_US (10 * 1000000ull)
@@ -42,6 +38,8 @@ struct held_conn {
 	int fd;
 	struct sockaddr_storage dst;
 	struct event *watch;
+	struct event *silent_deadline; /* wake on data, until it counts */
+	struct client_key peer;
 	bool wake_counted; /* sent enough to count toward a wake */
 };
 
@@ -50,8 +48,9 @@ struct waking {
 	struct waking *prev, *next;
 	struct activator *a;
 	struct activator_route route;
-	struct held_conn *head, *tail;
+	struct held_conn *head, *tail; /* in order of arrival */
 	size_t n_held;
+	struct client_count *clients; /* held per client address */
 	bool wake_requested;
 	struct prober *prober;
 	struct event *hold_deadline;
@@ -70,6 +69,10 @@ struct activator {
 	struct relay_set *relays;
 	struct relay_stats relay_stats;
 	struct conntrack *conntrack; /* NULL: reset clients' entries stay */
+	struct local_addr *local;
+	/* silent_timeout_us as libevent's common timeout: O(1) for thousands. */
+	const struct timeval *silent_tv;
+	struct timeval silent_tv_plain;
 	struct activator_counters counters;
 	bool early_close; /* EV_CLOSED works: watch held clients without reading */
 	uint64_t last_reject_log_us;
@@ -86,6 +89,8 @@ void activator_config_defaults(struct activator_config *cfg)
 	    .hold_timeout_us = 60 * 1000000ull,
 	    .max_held = 4096,
 	    .max_relay_lifetime_us = 0,
+	    .silent_timeout_us = 10 * 1000000ull,
+	    .max_held_per_client = 256,
 	};
 }
 
@@ -110,8 +115,11 @@ static void held_unlink(struct held_conn *h)
 		w->tail = h->prev;
 	w->n_held--;
 	w->a->counters.held_now--;
+	client_count_remove(w->clients, &h->peer);
 	if (h->watch)
 		event_free(h->watch);
+	if (h->silent_deadline)
+		event_free(h->silent_deadline);
 	free(h);
 }
 
@@ -128,7 +136,31 @@ static void waking_free(struct waking *w)
 	prober_free(w->prober);
 	if (w->hold_deadline)
 		event_free(w->hold_deadline);
+	client_count_free(w->clients);
 	free(w);
+}
+
+static void on_hold_deadline(evutil_socket_t fd, short what, void *arg);
+
+/* A wake for route, linked in; NULL when out of memory (logged). */
+static struct waking *waking_new(struct activator *a, const struct activator_route *route)
+{
+	struct waking *w = calloc(1, sizeof(*w));
+	if (!w || client_count_new(&w->clients) < 0 ||
+	    !(w->hold_deadline = evtimer_new(a->base, on_hold_deadline, w))) {
+		if (w)
+			client_count_free(w->clients);
+		free(w);
+		log_error_errno(ENOMEM, "Failed to allocate a wake");
+		return NULL;
+	}
+	w->a = a;
+	w->route = *route;
+	w->next = a->wakings;
+	if (a->wakings)
+		a->wakings->prev = w;
+	a->wakings = w;
+	return w;
 }
 
 static void waking_reset_held(struct waking *w)
@@ -236,19 +268,15 @@ int activator_service_starting_in(struct activator *a, uint64_t service_id,
 				       "and no address to probe was given",
 				       (unsigned long long)service_id);
 	if (!w) {
-		w = calloc(1, sizeof(*w));
+		/* Clients arriving during this wake are held in it: their
+		 * wake is under way, their wake_min_bytes does not matter. */
+		struct activator_route route = {.service_id = service_id};
+		w = waking_new(a, &route);
 		if (!w)
-			return log_error_errno(ENOMEM, "Failed to allocate a wake");
-		w->a = a;
-		w->route.service_id = service_id;
-		w->next = a->wakings;
-		if (a->wakings)
-			a->wakings->prev = w;
-		a->wakings = w;
+			return -ENOMEM;
 		w->wake_requested = true;
 	}
-	if (w->hold_deadline)
-		evtimer_del(w->hold_deadline);
+	evtimer_del(w->hold_deadline);
 	w->starting_us = clock_monotonic_us();
 	struct prober_target target = {.dst = probe_dst ? *probe_dst : w->head->dst,
 				       .netns_fd = probe_dst ? netns_fd : -1};
@@ -331,6 +359,10 @@ static void on_held_event(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	h->wake_counted = true;
+	if (h->silent_deadline) {
+		event_free(h->silent_deadline);
+		h->silent_deadline = NULL;
+	}
 	held_watch_arm(h);
 	if (!w->wake_requested) {
 		struct sockaddr_storage peer;
@@ -368,75 +400,125 @@ static void held_watch_arm(struct held_conn *h)
 		log_warning("Cannot watch a held client for hang-up; it is held regardless");
 }
 
-static int original_dst(int fd, int family, struct sockaddr_storage *dst)
+/* Wake on data, no wake under way: a held client that sent nothing in time goes. */
+static void on_silent_deadline(evutil_socket_t fd, short what, void *arg)
 {
-	socklen_t len = sizeof(*dst);
-	memset(dst, 0, sizeof(*dst));
-	if (family == AF_INET6 && getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, dst, &len) == 0)
+	(void)fd;
+	(void)what;
+	struct held_conn *h = arg;
+	struct waking *w = h->w;
+	struct activator *a = w->a;
+	if (h->wake_counted || w->wake_requested) {
+		/* Relayed once the service is ready, like every client held then. */
+		event_free(h->silent_deadline);
+		h->silent_deadline = NULL;
+		return;
+	}
+	a->counters.held_silent_closed++;
+	conntrack_reset_client(a->conntrack, h->fd);
+	held_unlink(h);
+	if (!w->head)
+		waking_free(w);
+}
+
+/*
+ * The second wall: only an original destination that is an address of this
+ * namespace is relayed. The nft rule redirects only those (fib daddr type
+ * local), but a rule of someone else's, or a table of an older dozed, may
+ * redirect a routed connection for another host here; relaying it would
+ * make this host an open proxy, past its forward filter.
+ */
+static bool dst_is_local(struct activator *a, int fd, const struct sockaddr_storage *dst)
+{
+	int r = local_addr_check(a->local, dst);
+	if (r > 0)
+		return true;
+	log_reject(a, fd,
+		   r == 0 ? "the original destination is not an address of this host"
+			  : "cannot tell whether the original destination is an address of this "
+			    "host (route lookup failed)",
+		   dst);
+	if (r < 0)
+		log_debug_errno(r, "Route lookup for the activator's local address check failed");
+	a->counters.rejected_not_local++;
+	return false;
+}
+
+/* Room for one more client of w from peer: 0, or why not (it is reset then). */
+static int waking_make_room(struct waking *w, const struct client_key *peer, int fd,
+			    const struct sockaddr_storage *dst)
+{
+	struct activator *a = w->a;
+	if (a->cfg.max_held_per_client > 0 &&
+	    client_count_get(w->clients, peer) >= a->cfg.max_held_per_client) {
+		a->counters.rejected_per_client++;
+		log_reject(a, fd, "too many clients from this address already held", dst);
+		return -EUSERS;
+	}
+	if (w->n_held < a->cfg.max_held)
 		return 0;
-	/* A dual-stack listener (systemd's ListenStream=PORT) sees IPv4 clients
-	 * as v4-mapped: their connection, and original destination, is IPv4. */
-	len = sizeof(*dst);
-	return getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len) < 0 ? -errno : 0;
+	if (w->route.wake_min_bytes > 0 && !w->wake_requested && w->head) {
+		/* No wake under way: every held client is silent. The oldest
+		 * makes room, so silent ones cannot lock out a real client. */
+		a->counters.held_evicted++;
+		conntrack_reset_client(a->conntrack, w->head->fd);
+		held_unlink(w->head);
+		return 0;
+	}
+	a->counters.rejected_full++;
+	log_reject(a, fd, "too many clients already held for this service", dst);
+	return -ENOBUFS;
 }
 
-static uint16_t sockaddr_port(const struct sockaddr_storage *sa)
-{
-	return ntohs(sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
-					       : ((const struct sockaddr_in *)sa)->sin_port);
-}
-
-static void activator_hold(struct activator *a, int fd, int family)
+static void activator_hold(struct activator *a, int fd, int family,
+			   const struct sockaddr_storage *peer)
 {
 	struct sockaddr_storage dst;
 	struct activator_route route = {0};
-	if (original_dst(fd, family, &dst) < 0) {
+	if (socket_original_dst(fd, family, &dst) < 0) {
 		log_reject(a, fd, "no original destination (not redirected)", NULL);
 		goto reject;
 	}
-	if (sockaddr_port(&dst) == a->cfg.port) {
+	if (sockaddr_get_port(&dst) == a->cfg.port) {
 		log_reject(a, fd, "connection straight to the activator port", &dst);
 		goto reject;
+	}
+	if (!dst_is_local(a, fd, &dst)) {
+		conntrack_reset_client(a->conntrack, fd);
+		return;
 	}
 	if (a->ops.route_lookup(a->userdata, &dst, &route) < 0) {
 		log_reject(a, fd, "no managed service owns this port", &dst);
 		goto reject;
 	}
 
+	struct client_key key;
+	client_key_from(&key, peer);
 	struct waking *w = waking_find(a, route.service_id);
-	if (w && w->n_held >= a->cfg.max_held) {
-		conntrack_reset_client(a->conntrack, fd);
-		a->counters.rejected_full++;
-		log_reject(a, fd, "too many clients already held for this service", &dst);
-		if (a->ops.client_rejected)
-			a->ops.client_rejected(a->userdata, route.service_id, -ENOBUFS);
-		return;
-	}
-	if (!w) {
-		w = calloc(1, sizeof(*w));
-		if (!w) {
-			log_error_errno(ENOMEM, "Failed to hold a client");
-			socket_close_with_reset(fd);
+	if (w) {
+		int r = waking_make_room(w, &key, fd, &dst);
+		if (r < 0) {
+			conntrack_reset_client(a->conntrack, fd);
+			if (a->ops.client_rejected)
+				a->ops.client_rejected(a->userdata, route.service_id, r);
 			return;
 		}
-		w->a = a;
-		w->route = route;
-		w->hold_deadline = evtimer_new(a->base, on_hold_deadline, w);
-		w->next = a->wakings;
-		if (a->wakings)
-			a->wakings->prev = w;
-		a->wakings = w;
+	}
+	bool made = !w;
+	if (!w && !(w = waking_new(a, &route))) {
+		socket_close_with_reset(fd);
+		return;
 	}
 	struct held_conn *h = calloc(1, sizeof(*h));
-	if (!h || !w->hold_deadline) {
+	if (!h || client_count_add(w->clients, &key) < 0) {
 		free(h);
 		log_error_errno(ENOMEM, "Failed to hold a client");
 		socket_close_with_reset(fd);
-		if (!w->head && !w->wake_requested)
+		if (made)
 			waking_free(w);
 		return;
 	}
-	*h = (struct held_conn){.w = w, .fd = fd, .dst = dst, .prev = w->tail};
+	*h = (struct held_conn){.w = w, .fd = fd, .dst = dst, .peer = key, .prev = w->tail};
 	if (w->tail)
 		w->tail->next = h;
 	else
@@ -449,11 +531,14 @@ static void activator_hold(struct activator *a, int fd, int family)
 	held_watch_arm(h);
 
 	if (w->route.wake_min_bytes == 0) {
-		struct sockaddr_storage peer;
-		socklen_t len = sizeof(peer);
-		if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
-			memset(&peer, 0, sizeof(peer));
-		waking_request(w, &peer);
+		waking_request(w, peer);
+		return;
+	}
+	if (!w->wake_requested && a->cfg.silent_timeout_us > 0) {
+		h->silent_deadline = evtimer_new(a->base, on_silent_deadline, h);
+		if (!h->silent_deadline || evtimer_add(h->silent_deadline, a->silent_tv) < 0)
+			log_warning("Cannot arm a held client's deadline for its first bytes; it "
+				    "is held regardless");
 	}
 	return;
 reject:
@@ -470,45 +555,18 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	int family =
 	    getsockname(lfd, (struct sockaddr *)&local, &len) == 0 ? local.ss_family : AF_INET;
 	for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage peer = {0};
+		socklen_t plen = sizeof(peer);
+		int fd =
+		    accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				log_warning_errno(errno, "Failed to accept on the activator port");
 			return;
 		}
 		a->counters.accepted++;
-		activator_hold(a, fd, family);
+		activator_hold(a, fd, family, &peer);
 	}
-}
-
-static int listen_on(int family, uint16_t port)
-{
-	_cleanup_close_ int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
-		return -errno;
-	struct sockaddr_storage ss = {0};
-	if (family == AF_INET6) {
-		/* One socket per family: SO_ORIGINAL_DST differs between them. */
-		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
-			return -errno;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		s6->sin6_addr = in6addr_any;
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		s4->sin_addr.s_addr = htonl(INADDR_ANY);
-	}
-	if (bind(fd, (struct sockaddr *)&ss, sockaddr_len(&ss)) < 0)
-		return -errno;
-	if (listen(fd, SOMAXCONN) < 0)
-		return -errno;
-	return TAKE_FD(fd);
 }
 
 int activator_new_from_fds(struct event_base *base, const struct activator_config *cfg,
@@ -535,10 +593,20 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 	for (size_t i = 0; i < n_fds; i++)
 		a->listen_fds[a->n_listen++] = fds[i];
 
+	a->silent_tv_plain = timeval_from_us(cfg->silent_timeout_us);
+	a->silent_tv = event_base_init_common_timeout(base, &a->silent_tv_plain);
+	if (!a->silent_tv)
+		a->silent_tv = &a->silent_tv_plain;
 	if (conntrack_new(&a->conntrack) < 0)
 		log_warning("Clients reset by the activator keep their conntrack entries");
-	int r = relay_set_new(base, cfg->mark, cfg->max_relay_lifetime_us, &a->relay_stats,
-			      a->conntrack, &a->relays);
+	/* Without it nothing could be relayed safely: refuse to start. */
+	int r = local_addr_new(&a->local);
+	if (r < 0) {
+		activator_free(a);
+		return r;
+	}
+	r = relay_set_new(base, cfg->mark, cfg->max_relay_lifetime_us, &a->relay_stats,
+			  a->conntrack, &a->relays);
 	if (r < 0) {
 		activator_free(a);
 		return r;
@@ -553,28 +621,6 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 	}
 	*out = a;
 	return 0;
-}
-
-int activator_new(struct event_base *base, const struct activator_config *cfg,
-		  const struct activator_ops *ops, void *userdata, struct activator **out)
-{
-	int fds[2], n = 0;
-	int fd = listen_on(AF_INET, cfg->port);
-	if (fd < 0)
-		return log_error_errno(fd, "Failed to listen on 0.0.0.0:%u for the activator",
-				       cfg->port);
-	fds[n++] = fd;
-	fd = listen_on(AF_INET6, cfg->port);
-	if (fd >= 0)
-		fds[n++] = fd;
-	else if (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL)
-		log_notice("No IPv6 here: the activator listens on IPv4 only");
-	else {
-		close(fds[0]);
-		return log_error_errno(fd, "Failed to listen on [::]:%u for the activator",
-				       cfg->port);
-	}
-	return activator_new_from_fds(base, cfg, ops, userdata, fds, (size_t)n, out);
 }
 
 void activator_free(struct activator *a)
@@ -592,6 +638,7 @@ void activator_free(struct activator *a)
 	}
 	relay_set_free(a->relays);
 	conntrack_free(a->conntrack);
+	local_addr_free(a->local);
 	free(a);
 }
 

@@ -145,14 +145,25 @@ static int expr_tcp_syn_only(struct nftnl_rule *rule)
 	return expr_cmp(rule, NFT_CMP_EQ, &syn, sizeof(syn));
 }
 
-/* meta mark != MARK [fib daddr type local] tcp dport @sleeping tcp flags syn redirect to :PORT */
-static int rule_build_redirect(const struct nft_ctx *ctx, struct nftnl_rule *rule, bool local_only)
+/*
+ * meta mark != MARK fib daddr type local tcp dport @sleeping tcp flags syn redirect to :PORT
+ *
+ * Both hooks redirect only connections meant for this host. In prerouting,
+ * a connection routed through this host (from a container on the runtime's
+ * bridge, or any network it forwards for) to another host's address would
+ * otherwise be taken by the activator and relayed from here, past the
+ * forward filter: an open proxy. Nothing needs that: the runtimes' port
+ * forwarding (Docker's DNAT, netavark's, both `fib daddr type local`
+ * themselves) runs at dstnat, after us, so a published port's connection
+ * still has this host's address as its destination here.
+ */
+static int rule_build_redirect(const struct nft_ctx *ctx, struct nftnl_rule *rule)
 {
 	struct nftnl_expr *e;
 	int r = expr_meta_load(rule, NFT_META_MARK);
 	if (r >= 0)
 		r = expr_cmp(rule, NFT_CMP_NEQ, &ctx->mark, sizeof(ctx->mark));
-	if (r >= 0 && local_only) {
+	if (r >= 0) {
 		uint32_t local = RTN_LOCAL;
 		r = rule_add_expr(rule, "fib", &e);
 		if (r >= 0) {
@@ -186,17 +197,6 @@ static int rule_build_redirect(const struct nft_ctx *ctx, struct nftnl_rule *rul
 		return r;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_REDIR_REG_PROTO_MIN, NFT_REG_1);
 	return 0;
-}
-
-static int rule_build_redirect_any(const struct nft_ctx *ctx, struct nftnl_rule *rule)
-{
-	return rule_build_redirect(ctx, rule, false);
-}
-
-/* Locally generated connections only count when they were meant for this host. */
-static int rule_build_redirect_local(const struct nft_ctx *ctx, struct nftnl_rule *rule)
-{
-	return rule_build_redirect(ctx, rule, true);
 }
 
 /* tcp dport ACTIVATOR_PORT ct status & dnat != dnat drop */
@@ -345,9 +345,9 @@ int nft_table_create(struct nft_ctx *ctx)
 	if (r >= 0)
 		r = batch_add_chain(b, ctx, &chain_input);
 	if (r >= 0)
-		r = batch_add_rule(b, ctx, chain_prerouting.name, rule_build_redirect_any);
+		r = batch_add_rule(b, ctx, chain_prerouting.name, rule_build_redirect);
 	if (r >= 0)
-		r = batch_add_rule(b, ctx, chain_output.name, rule_build_redirect_local);
+		r = batch_add_rule(b, ctx, chain_output.name, rule_build_redirect);
 	if (r >= 0)
 		r = batch_add_rule(b, ctx, chain_input.name, rule_build_guard);
 	if (r >= 0 && n_ports > 0)

@@ -8,6 +8,11 @@
  * splice(2). It never talks to the container runtime: the daemon does, through
  * the callbacks below and the activator_service_* calls.
  *
+ * Only original destinations that are addresses of the network namespace the
+ * activator runs in are relayed (and only on ports route_lookup knows): a
+ * connection redirected to it for another host is reset and counted, so the
+ * activator is never an open proxy, whatever the ruleset redirects.
+ *
  * Runs on the daemon's libevent base. The process must ignore SIGPIPE.
  */
 
@@ -27,6 +32,29 @@ struct activator_config {
 	uint64_t hold_timeout_us;	/* from the first held client to "starting"; default 60 s */
 	size_t max_held;		/* held connections per service; default 4096 */
 	uint64_t max_relay_lifetime_us; /* 0: relays live as long as their connections */
+	/*
+	 * Wake on data: a held client that has not sent its first bytes within
+	 * this is reset, while no wake is under way (a client held during a
+	 * wake is relayed once it is ready, silent or not). Default 10 s: a
+	 * real client sends its request (HTTP, TLS ClientHello, a database's
+	 * startup message) within a round trip of connecting; 10 s is HAProxy's
+	 * usual `timeout http-request`, generous for slow links. When max_held
+	 * clients that sent nothing are held and no wake is under way, a new
+	 * client takes the place of the oldest (counted in held_evicted), so
+	 * silent connections cannot lock real clients out even before then.
+	 */
+	uint64_t silent_timeout_us;
+	/*
+	 * Held connections per client address and service; 0: no bound.
+	 * Default 256, so one address cannot take all of max_held (4096 takes
+	 * 16 addresses), while a burst from one address during a wake still
+	 * fits: a reverse proxy or NAT in front of many clients, a browser
+	 * opening 6 per host (about 40 browsers behind one address), the 200
+	 * clients of the e2e burst. Over it, the new client is reset
+	 * (rejected_per_client). IPv4 clients on a dual-stack socket count as
+	 * their IPv4 address.
+	 */
+	size_t max_held_per_client;
 };
 
 void activator_config_defaults(struct activator_config *cfg);
@@ -55,7 +83,8 @@ struct activator_ops {
 	 * every held client was reset. */
 	void (*wake_failed)(void *userdata, uint64_t service_id, int reason);
 	/* Optional: a client of service_id was reset because max_held were
-	 * already waiting (-ENOBUFS). */
+	 * already waiting (-ENOBUFS), or max_held_per_client from its address
+	 * (-EUSERS). */
 	void (*client_rejected)(void *userdata, uint64_t service_id, int reason);
 };
 
@@ -71,8 +100,14 @@ struct activator_counters {
 	uint64_t bytes_to_backend;
 	uint64_t bytes_to_client;
 	uint64_t rejected_unrouted; /* original destination no service owns, or none */
-	uint64_t rejected_full;	    /* over max_held */
-	uint64_t held_closed;	    /* clients that left while held */
+	/* Original destination not an address of the activator's network
+	 * namespace: never relayed, whatever redirected it (the second wall). */
+	uint64_t rejected_not_local;
+	uint64_t rejected_full;	      /* over max_held */
+	uint64_t rejected_per_client; /* over max_held_per_client */
+	uint64_t held_closed;	      /* clients that left while held */
+	uint64_t held_silent_closed;  /* reset after silent_timeout_us without a byte */
+	uint64_t held_evicted;	      /* silent, reset to make room for a new client */
 	uint64_t probe_attempts;
 	uint64_t wakes_ready;
 	uint64_t wakes_failed;

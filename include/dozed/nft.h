@@ -10,11 +10,17 @@
  * those ports to the activator:
  *
  *   chain prerouting  (nat, hook prerouting, priority dstnat - 10)
- *     meta mark != MARK tcp dport @sleeping redirect to :ACTIVATOR_PORT
+ *     meta mark != MARK fib daddr type local tcp dport @sleeping
+ *       tcp flags & (syn | ack) == syn redirect to :ACTIVATOR_PORT
  *   chain output      (nat, hook output, priority -110)
- *     meta mark != MARK fib daddr type local tcp dport @sleeping redirect to :ACTIVATOR_PORT
+ *     (the same rule)
  *   chain input       (filter, hook input, priority filter)
  *     tcp dport ACTIVATOR_PORT ct status & dnat != dnat drop
+ *
+ * Only connections to this host's own addresses are redirected, in both
+ * hooks: one routed through it for another host is never taken (no open
+ * proxy). The runtimes' DNAT for published ports runs after prerouting's
+ * chain (dstnat), so those still have this host's address there.
  *
  * Every operation is one netlink transaction (all or nothing), acknowledged
  * and checked. Errors are -errno, logged with the operation and the kernel's

@@ -8,7 +8,8 @@
  *     port and send a request, then a backend starts listening and the
  *     activator is told "starting". All answered? Time from "starting" to the
  *     last answer (drain). Once with the activator's default max_held (what
- *     the daemon runs with), then with max_held raised above 5 000. Clients,
+ *     the daemon runs with), then with max_held raised above 5 000 (both
+ *     with max_held_per_client = max_held: one address here). Clients,
  *     activator and backend are 3 processes, as on a host; the activator's
  *     needs 2 descriptors per held connection (the client, then its relay to
  *     the backend), so its RLIMIT_NOFILE is raised to 11 024.
@@ -421,6 +422,10 @@ static int held_run_once(struct nft_ctx *nft, struct held_run *run)
 	if (run->max_held)
 		cfg.max_held = run->max_held;
 	run->max_held = cfg.max_held;
+	/* All 5 000 clients come from 127.0.0.1, standing for many hosts: the
+	 * per-client bound (tests/integration/test_held_bounds.c) would hold
+	 * only max_held_per_client of them. */
+	cfg.max_held_per_client = cfg.max_held;
 	pid_t clients = -1, backend = -1;
 	int p[2] = {-1, -1};
 	int r = activator_new(run->base, &cfg, &held_ops, run, &run->act);

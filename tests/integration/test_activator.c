@@ -61,9 +61,21 @@ static void *backend_main(void *arg)
 
 struct clients {
 	size_t n;
+	/* 0: all from 127.0.0.1; else from 127.0.0.2 onwards, in turn, so that
+	 * no address has more than the activator's max_held_per_client. */
+	size_t n_sources;
 	atomic_int answered;
 	int first_error;
 };
+
+static int client_connect(const struct clients *c, size_t i)
+{
+	if (c->n_sources == 0)
+		return tcp_connect("127.0.0.1", SERVICE_PORT, 0);
+	char src[INET_ADDRSTRLEN];
+	snprintf(src, sizeof(src), "127.0.0.%zu", 2 + i % c->n_sources);
+	return tcp_connect_from(src, "127.0.0.1", SERVICE_PORT);
+}
 
 /* Connects n clients (all held at once), then sends and checks each answer. */
 static void *clients_main(void *arg)
@@ -71,7 +83,7 @@ static void *clients_main(void *arg)
 	struct clients *c = arg;
 	int *fds = calloc(c->n, sizeof(int));
 	for (size_t i = 0; i < c->n; i++) {
-		fds[i] = tcp_connect("127.0.0.1", SERVICE_PORT, 0);
+		fds[i] = client_connect(c, i);
 		if (fds[i] < 0 && !c->first_error)
 			c->first_error = fds[i];
 	}
@@ -132,7 +144,8 @@ TEST(test_2000_connections_held_during_one_wake_are_all_answered)
 {
 	struct fixture *f = fixture_new(10000, true);
 	struct backend b = {.delay_ms = 300, .conns = 2000};
-	struct clients c = {.n = 2000};
+	/* 250 from each of 8 addresses: within the per-client bound. */
+	struct clients c = {.n = 2000, .n_sources = 8};
 	struct thread bt, ct;
 	thread_start(&bt, backend_main, &b);
 	thread_start(&ct, clients_main, &c);
@@ -655,10 +668,11 @@ TEST(test_probe_in_the_services_namespace_ignores_a_proxy_that_accepts_early)
 	thread_start(&ct, clients_main, &c);
 	evloop_run_until(f->base, wake_was_requested, f, 5000, "the wake request");
 
-	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(8080)};
-	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ASSERT_OK(activator_service_starting_in(f->act, SERVICE_ID,
-						(const struct sockaddr_storage *)&dst, peer_fd));
+	/* A whole sockaddr_storage: the activator copies one. */
+	struct sockaddr_storage dst;
+	socklen_t dst_len;
+	ASSERT_OK(tcp_sockaddr("127.0.0.1", 8080, &dst, &dst_len));
+	ASSERT_OK(activator_service_starting_in(f->act, SERVICE_ID, &dst, peer_fd));
 	thread_finish(f, &ct, 10000, "the client to get its answer");
 	own.stop = true;
 	thread_finish(f, &lt, 5000, "the namespace listener to stop");

@@ -165,15 +165,18 @@ TEST(test_create_makes_set_chains_hooks_priorities_and_rules)
 	assert_chain(items, "output", "nat", "output", -110);
 	assert_chain(items, "input", "filter", "input", 0);
 
-	/* meta mark != 0x1d0 [fib daddr type local] tcp dport @sleeping redirect to :15001 */
+	/* meta mark != 0x1d0 fib daddr type local tcp dport @sleeping redirect to :15001,
+	 * in prerouting too: a connection routed through us for another host is
+	 * never taken (no open proxy). */
 	const char *pre = rule_exprs_of(items, "prerouting");
 	ASSERT_CONTAINS(pre, "{\"match\":{\"op\":\"!=\",\"left\":{\"meta\":{\"key\":\"mark\"}},"
 			     "\"right\":464}}");
+	ASSERT_CONTAINS(pre, "{\"match\":{\"op\":\"==\",\"left\":{\"fib\":{\"result\":\"type\","
+			     "\"flags\":[\"daddr\"]}},\"right\":\"local\"}}");
 	ASSERT_CONTAINS(pre, "{\"match\":{\"op\":\"==\",\"left\":{\"payload\":{\"protocol\":"
 			     "\"tcp\",\"field\":\"dport\"}},\"right\":\"@sleeping\"}}");
 	ASSERT_CONTAINS(pre, "{\"redirect\":{\"port\":15001}}");
 	ASSERT_CONTAINS(pre, SYN_ONLY);
-	ASSERT_TRUE(!strstr(pre, "fib"));
 
 	const char *out = rule_exprs_of(items, "output");
 	ASSERT_CONTAINS(out, "{\"match\":{\"op\":\"!=\",\"left\":{\"meta\":{\"key\":\"mark\"}},"
@@ -387,6 +390,38 @@ TEST(test_connection_straight_to_activator_port_is_dropped)
 	struct listeners *l = listeners_new();
 	ASSERT_TRUE(!tcp_connect_completes("127.0.0.1", ACTIVATOR_PORT, 300));
 	ASSERT_ERR(tcp_accept_within(l->activator, 0), ETIMEDOUT);
+}
+
+/* From the peer namespace: does a connect to addr:port complete within ms? */
+static bool peer_connect_completes(int peer_fd, const char *addr, uint16_t port, unsigned ms)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		if (setns(peer_fd, CLONE_NEWNET) < 0)
+			_exit(2);
+		_exit(tcp_connect_completes(addr, port, ms) ? 0 : 1);
+	}
+	int status;
+	ASSERT_TRUE(waitpid(pid, &status, 0) == pid);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) < 2);
+	return WEXITSTATUS(status) == 0;
+}
+
+TEST(test_connection_from_another_namespace_straight_to_activator_port_is_dropped)
+{
+	table_new();
+	int peer_fd;
+	ASSERT_OK(netns_add_peer(LOCAL_ADDR "/24", PEER_ADDR "/24", &peer_fd));
+	struct listeners *l = listeners_new();
+	/* The path works: the service's port answers from there... */
+	ASSERT_TRUE(peer_connect_completes(peer_fd, LOCAL_ADDR, SERVICE_PORT, 5000));
+	assert_direct(l, 0);
+	/* ...the activator's does not, though it listens on every address. */
+	ASSERT_TRUE(!peer_connect_completes(peer_fd, LOCAL_ADDR, ACTIVATOR_PORT, 300));
+	ASSERT_ERR(tcp_accept_within(l->activator, 0), ETIMEDOUT);
+	close(peer_fd);
 }
 
 TEST(test_create_twice_keeps_ports_redirected_and_one_table)

@@ -6,6 +6,8 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +89,12 @@ static void fixture_free(void *arg)
 
 struct fixture *fixture_new(uint64_t wake_timeout_ms, bool with_nft)
 {
+	return fixture_new_config(wake_timeout_ms, with_nft, NULL);
+}
+
+struct fixture *fixture_new_config(uint64_t wake_timeout_ms, bool with_nft,
+				   const struct activator_config *cfg)
+{
 	ASSERT_OK(netns_enter_private());
 	signal(SIGPIPE, SIG_IGN);
 	if (getenv("DOZED_TEST_DEBUG"))
@@ -97,7 +105,10 @@ struct fixture *fixture_new(uint64_t wake_timeout_ms, bool with_nft)
 	f->start_on_wake = true;
 	f->base = event_base_new();
 	ASSERT_TRUE(f->base);
-	activator_config_defaults(&f->cfg);
+	if (cfg)
+		f->cfg = *cfg;
+	else
+		activator_config_defaults(&f->cfg);
 	f->cfg.port = ACTIVATOR_PORT;
 	f->cfg.mark = MARK;
 	f->cfg.wake_timeout_us = wake_timeout_ms * 1000;
@@ -109,6 +120,21 @@ struct fixture *fixture_new(uint64_t wake_timeout_ms, bool with_nft)
 	}
 	ASSERT_OK(activator_new(f->base, &f->cfg, &test_ops, f, &f->act));
 	return f;
+}
+
+void fixture_listen_dual_stack(struct fixture *f)
+{
+	activator_free(f->act);
+	f->act = NULL;
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int zero = 0, one = 1;
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(ACTIVATOR_PORT)};
+	sa.sin6_addr = in6addr_any;
+	if (fd < 0 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, SOMAXCONN) < 0)
+		FAIL("a dual-stack listener on [::]:%d: %s", ACTIVATOR_PORT, strerror(errno));
+	ASSERT_OK(activator_new_from_fds(f->base, &f->cfg, &test_ops, f, &fd, 1, &f->act));
 }
 
 struct activator_counters counters(struct fixture *f)
@@ -146,6 +172,44 @@ void thread_finish(struct fixture *f, struct thread *t, unsigned timeout_ms, con
 {
 	evloop_run_until(f->base, thread_is_done, t, timeout_ms, what);
 	pthread_join(t->tid, NULL);
+}
+
+void fixture_raise_nofile(unsigned long need)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		FAIL("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+	if (rl.rlim_cur >= need)
+		return;
+	rlim_t hard = rl.rlim_max;
+	rl.rlim_cur = need;
+	if (rl.rlim_max < need)
+		rl.rlim_max = need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		FAIL("raising RLIMIT_NOFILE to %lu: %s (the hard limit is %llu; raising it needs "
+		     "CAP_SYS_RESOURCE)",
+		     need, strerror(errno), (unsigned long long)hard);
+}
+
+int tcp_connect_from(const char *src_addr, const char *addr, uint16_t port)
+{
+	struct sockaddr_storage src, dst;
+	socklen_t slen, dlen;
+	if (tcp_sockaddr(src_addr, 0, &src, &slen) < 0 || tcp_sockaddr(addr, port, &dst, &dlen) < 0)
+		return -EINVAL;
+	int fd = socket(dst.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct timeval tv = {.tv_sec = 20};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (bind(fd, (struct sockaddr *)&src, slen) < 0 ||
+	    connect(fd, (struct sockaddr *)&dst, dlen) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 int accept_client(int lfd)

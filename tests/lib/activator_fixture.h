@@ -42,6 +42,10 @@ struct fixture {
 /* In a new private network namespace; freed when the test ends. With nft,
  * SERVICE_PORT and OTHER_PORT start in the redirect set. */
 struct fixture *fixture_new(uint64_t wake_timeout_ms, bool with_nft);
+/* The same, the activator made with cfg (its port, mark and wake timeout
+ * are the fixture's); cfg NULL: activator_config_defaults(). */
+struct fixture *fixture_new_config(uint64_t wake_timeout_ms, bool with_nft,
+				   const struct activator_config *cfg);
 struct activator_counters counters(struct fixture *f);
 uint64_t now_us(void);
 
@@ -55,6 +59,18 @@ struct thread {
 void thread_start(struct thread *t, void *(*fn)(void *), void *arg);
 /* Runs the event loop until t is done (failing the test after timeout_ms), then joins it. */
 void thread_finish(struct fixture *f, struct thread *t, unsigned timeout_ms, const char *what);
+
+/* Replaces the activator with one on a single dual-stack socket [::]:ACTIVATOR_PORT
+ * (IPv4 clients v4-mapped), as systemd's ListenStream=PORT hands over. */
+void fixture_listen_dual_stack(struct fixture *f);
+
+/* Raises this process's RLIMIT_NOFILE to at least need (the hard limit too,
+ * which needs CAP_SYS_RESOURCE); fails the test naming the limit if it cannot. */
+void fixture_raise_nofile(unsigned long need);
+
+/* A blocking connect from src_addr (port chosen by the kernel) to addr:port,
+ * with 20 s send/receive timeouts: the connected fd, or -errno. */
+int tcp_connect_from(const char *src_addr, const char *addr, uint16_t port);
 
 /* Accepts the next client that sends something: the activator's probes
  * connect and close without a byte, like any TCP health check. */
