@@ -687,6 +687,11 @@ static size_t ops_activator_held(void *ud, struct service *s)
 	return activator_service_held(((struct fleet *)ud)->act, s->id);
 }
 
+static size_t ops_activator_waiting(void *ud, struct service *s)
+{
+	return activator_service_waiting(((struct fleet *)ud)->act, s->id);
+}
+
 static void ops_egress_read(void *ud, struct service *s)
 {
 	struct fleet *f = ud;
@@ -750,6 +755,7 @@ static const struct service_ops fleet_ops = {
     .activator_starting = ops_activator_starting,
     .activator_failed = ops_activator_failed,
     .activator_held = ops_activator_held,
+    .activator_waiting = ops_activator_waiting,
     .egress_read = ops_egress_read,
     .timer_set = ops_timer_set,
     .emit = ops_emit,
