@@ -183,9 +183,16 @@ void lineclient_assert_closed(struct lineclient *c)
 
 bool lineclient_silent_for(struct lineclient *c, unsigned ms)
 {
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-	event_base_loopexit(c->base, &tv);
-	event_base_dispatch(c->base);
+	/* A loopexit left pending by an earlier wait may end a dispatch early: run again
+	 * until the whole time has passed. */
+	uint64_t end = test_now_ms() + ms;
+	for (uint64_t now = test_now_ms(); now < end; now = test_now_ms()) {
+		uint64_t left = end - now;
+		struct timeval tv = {.tv_sec = (time_t)(left / 1000),
+				     .tv_usec = (suseconds_t)(left % 1000) * 1000};
+		event_base_loopexit(c->base, &tv);
+		event_base_dispatch(c->base);
+	}
 	fill(c);
 	return c->len == 0 && !c->eof;
 }
