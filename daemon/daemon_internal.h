@@ -54,6 +54,7 @@ struct svc_extra {
 	bool idle_explicit;    /* idle set for this service, not the default */
 	bool reattach_pending; /* an inspect for the cgroup is out */
 	bool inspect_pending;  /* a reconciling inspect is out */
+	bool reinspect;	       /* asked again meanwhile: inspect once more after it */
 	bool exit_check_pending;
 	char last_unknown_why[160]; /* logged once per distinct cause */
 };

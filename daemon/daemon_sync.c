@@ -375,12 +375,17 @@ static void reconcile_done(int err, const struct runtime_error *error,
 {
 	struct pending_op *op = userdata;
 	struct dozed *d = op->d;
-	struct service *s = service_find_by_id(d->services, op->service_id);
+	uint64_t id = op->service_id;
+	struct service *s = service_find_by_id(d->services, id);
 	if (op->kind == PENDING_LOAD)
 		d->loading--;
 	pending_op_free(op);
-	if (s)
-		((struct svc_extra *)s->userdata)->inspect_pending = false;
+	bool again = false;
+	if (s) {
+		struct svc_extra *x = s->userdata;
+		x->inspect_pending = false;
+		again = x->reinspect && err >= 0;
+	}
 
 	if (!s) {
 		/* disabled or removed meanwhile */
@@ -408,6 +413,8 @@ static void reconcile_done(int err, const struct runtime_error *error,
 	} else if (!c->running && s->state == SERVICE_AWAKE) {
 		service_on_runtime_died(d->services, s->id);
 	}
+	if (again && (s = service_find_by_id(d->services, id)))
+		dozed_reconcile(d, s, PENDING_RESYNC);
 	dozed_remove_stale_ports(d);
 	dozed_check_ready(d);
 }
@@ -415,8 +422,12 @@ static void reconcile_done(int err, const struct runtime_error *error,
 void dozed_reconcile(struct dozed *d, struct service *s, enum pending_kind kind)
 {
 	struct svc_extra *x = s->userdata;
-	if (x->inspect_pending)
+	if (x->inspect_pending) {
+		/* Its answer may predate what made us ask: ask again after it. */
+		x->reinspect = true;
 		return;
+	}
+	x->reinspect = false;
 	const char *which = s->container_id[0] ? s->container_id : s->name;
 	struct pending_op *op = pending_op_new(d, kind, s->id);
 	if (!op)
@@ -461,14 +472,24 @@ static void events_event(const struct runtime_event *ev, void *userdata)
 	}
 	switch (ev->type) {
 	case RUNTIME_EVENT_START:
-		service_on_runtime_started(d->services, s->id);
-		dozed_reattach(d, s);
+		/* Podman may send a start late, after the wake it belonged to
+		 * failed and the container exited: a sleeping service is only
+		 * taken as started outside dozed once inspect says it runs. */
+		if (s->state == SERVICE_ASLEEP || s->state == SERVICE_FAILED) {
+			dozed_reconcile(d, s, PENDING_RESYNC);
+		} else {
+			service_on_runtime_started(d->services, s->id);
+			dozed_reattach(d, s);
+		}
 		break;
 	case RUNTIME_EVENT_DIE:
 		/* While waking, a die is either the late event of the stop before
-		 * or the new start exiting at once: inspect tells which. */
+		 * or the new start exiting at once; while awake, the late event of
+		 * an earlier run: inspect tells which. */
 		if (s->state == SERVICE_WAKING)
 			dozed_check_exited(d, s);
+		else if (s->state == SERVICE_AWAKE)
+			dozed_reconcile(d, s, PENDING_RESYNC);
 		else
 			service_on_runtime_died(d->services, s->id);
 		break;
