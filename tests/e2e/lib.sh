@@ -59,6 +59,23 @@ lib_bg() {
 	LAST_BG=$!
 }
 
+# lib_bg_to FILE PROGRAM ARGS...: the same for a program (not a function),
+# its output in FILE; LAST_BG is the program itself (bash and nsenter exec
+# it), so that a signal to that PID reaches it.
+lib_bg_to() {
+	local out=$1
+	shift
+	"$@" >"$out" &
+	BG_PIDS+=($!)
+	LAST_BG=$!
+}
+
+# Ends a program started by lib_bg_to and waits for its output.
+lib_end() { # pid
+	kill -TERM "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
 # --- assertions --------------------------------------------------------------
 
 FAILED=""
