@@ -478,6 +478,8 @@ int dozed_new(struct event_base *base, const struct dozed_config *cfg, const str
 	if (r >= 0)
 		r = service_registry_new(&dozed_service_ops, d, &d->services);
 	if (r >= 0)
+		service_registry_set_start_timeout(d->services, cfg->wake_timeout_us);
+	if (r >= 0)
 		r = activator_open(d, fds);
 	if (r >= 0)
 		r = runtime_new(base, &rcfg, &d->runtime);

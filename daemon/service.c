@@ -17,6 +17,7 @@
 struct service_registry {
 	struct service_ops ops;
 	void *ud;
+	uint64_t start_timeout_us; /* 0: none */
 	struct service *head;
 	size_t n;
 	uint64_t next_id;
@@ -63,6 +64,11 @@ void service_registry_free(struct service_registry *r)
 		service_free(r, s);
 	}
 	free(r);
+}
+
+void service_registry_set_start_timeout(struct service_registry *r, uint64_t us)
+{
+	r->start_timeout_us = us;
 }
 
 static uint64_t now(struct service_registry *r)
@@ -288,6 +294,9 @@ static void begin_wake(struct service_registry *r, struct service *s,
 	}
 	set_reason(s, "waking (%s%s%s)", trigger, client ? " from " : "", who);
 	emit(r, s, "wake", facts);
+	/* A runtime that hangs must not hold the clients for its own call timeout. */
+	if (r->start_timeout_us)
+		r->ops.timer_set(r->ud, s, s->wake_started_us + r->start_timeout_us);
 	r->ops.runtime_start(r->ud, s);
 }
 
@@ -595,6 +604,14 @@ void service_on_timer(struct service_registry *r, uint64_t id)
 			   s->failures);
 		return;
 	}
+	if (s->state == SERVICE_WAKING && s->start_done_us == 0 && r->start_timeout_us &&
+	    now(r) >= s->wake_started_us + r->start_timeout_us) {
+		char in[32], why[96];
+		snprintf(why, sizeof(why), "the runtime did not start it within %s",
+			 duration_format(r->start_timeout_us, in, sizeof(in)));
+		wake_failure(r, s, true, why);
+		return;
+	}
 	if (s->state != SERVICE_AWAKE)
 		return;
 	read_activity(r, s);
@@ -652,6 +669,7 @@ void service_on_start_done(struct service_registry *r, uint64_t id, int err, con
 	}
 	s->running = true;
 	s->start_done_us = now(r);
+	r->ops.timer_set(r->ud, s, 0);
 	r->ops.activator_starting(r->ud, s);
 }
 

@@ -118,6 +118,9 @@ struct service_ops {
 };
 
 int service_registry_new(const struct service_ops *ops, void *ud, struct service_registry **out);
+/* A wake whose runtime start has not answered after us fails (held clients
+ * reset, the reason says so); 0, the default: no bound. */
+void service_registry_set_start_timeout(struct service_registry *r, uint64_t us);
 /* Frees every service (ops->forget for each, no events). Accepts NULL. */
 void service_registry_free(struct service_registry *r);
 

@@ -184,3 +184,38 @@ TEST(test_exit_reported_after_the_wake_is_ignored)
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 	ASSERT_STREQ(F.log, "");
 }
+
+TEST(test_start_the_runtime_never_answers_fails_the_wake_at_its_timeout)
+{
+	struct service *s = asleep_service();
+	service_registry_set_start_timeout(F.reg, 3 * SEC);
+	connect_client(s);
+	ASSERT_EQ_U(F.timer_at, 103 * SEC);
+	F.now = 102 * SEC;
+	service_on_timer(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_WAKING);
+	clear_log();
+	F.now = 103 * SEC;
+	service_on_timer(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_ASLEEP);
+	ASSERT_STREQ(F.log, "reset-held web;event wake_failed web;");
+	ASSERT_STREQ(fact_str("reason"), "the runtime did not start it within 3s");
+	/* Its answer, when it comes at last, changes nothing. */
+	clear_log();
+	service_on_start_done(F.reg, s->id, 0, NULL);
+	ASSERT_EQ_U(s->state, SERVICE_ASLEEP);
+	ASSERT_STREQ(F.log, "");
+}
+
+TEST(test_a_start_in_time_leaves_the_probe_its_own_timeout)
+{
+	struct service *s = asleep_service();
+	service_registry_set_start_timeout(F.reg, 3 * SEC);
+	connect_client(s);
+	F.now = 102 * SEC;
+	service_on_start_done(F.reg, s->id, 0, NULL);
+	ASSERT_EQ_U(F.timer_at, 0);
+	F.now = 104 * SEC;
+	service_on_timer(F.reg, s->id);
+	ASSERT_EQ_U(s->state, SERVICE_WAKING);
+}
