@@ -433,13 +433,14 @@ static bool dst_is_local(struct activator *a, int fd, const struct sockaddr_stor
 	int r = local_addr_check(a->local, dst);
 	if (r > 0)
 		return true;
-	log_reject(a, fd,
-		   r == 0 ? "the original destination is not an address of this host"
-			  : "cannot tell whether the original destination is an address of this "
-			    "host (route lookup failed)",
-		   dst);
+	char why[160];
 	if (r < 0)
-		log_debug_errno(r, "Route lookup for the activator's local address check failed");
+		snprintf(why, sizeof(why),
+			 "cannot tell whether the original destination is an address of this "
+			 "host (route lookup: %s)",
+			 strerror(-r));
+	log_reject(a, fd, r == 0 ? "the original destination is not an address of this host" : why,
+		   dst);
 	a->counters.rejected_not_local++;
 	return false;
 }
@@ -458,8 +459,9 @@ static int waking_make_room(struct waking *w, const struct client_key *peer, int
 	if (w->n_held < a->cfg.max_held)
 		return 0;
 	if (w->route.wake_min_bytes > 0 && !w->wake_requested && w->head) {
-		/* No wake under way: every held client is silent. The oldest
-		 * makes room, so silent ones cannot lock out a real client. */
+		/* No wake under way: no held client has sent what a wake
+		 * needs. The oldest makes room, so silent ones cannot lock
+		 * out a real client, which sends at once. */
 		a->counters.held_evicted++;
 		conntrack_reset_client(a->conntrack, w->head->fd);
 		held_unlink(w->head);
