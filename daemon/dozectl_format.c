@@ -153,6 +153,14 @@ void dozectl_print_list(FILE *out, struct json_object *services)
 			cells[c] = rows[i].cell[c];
 		print_row(out, cells, width);
 	}
+	/* A state a user has to act on, or wait out, says why under the table. */
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *s = json_object_array_get_idx(services, i);
+		const char *state = get_str(s, "state"), *reason = get_str(s, "reason");
+		if (state && reason && *reason &&
+		    (strcmp(state, "unknown") == 0 || strcmp(state, "failed") == 0))
+			fprintf(out, "%s: %s\n", rows[i].cell[COL_NAME], reason);
+	}
 }
 
 static void print_kv(FILE *out, const char *key, const char *value)

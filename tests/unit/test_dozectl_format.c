@@ -78,6 +78,23 @@ TEST(test_list_columns_fit_the_widest_cell_and_missing_values_are_dashes)
 			   "x                         failed  -      -         -\n");
 }
 
+TEST(test_list_says_why_a_service_is_unknown_or_failed_under_the_table)
+{
+	_cleanup_free_ char *text =
+	    printed(dozectl_print_list,
+		    "[{\"name\":\"web\",\"state\":\"unknown\",\"ports\":[8080],"
+		    "\"reason\":\"not reconciled yet (cannot connect)\"},"
+		    "{\"name\":\"db\",\"state\":\"asleep\",\"ports\":[5432],\"reason\":\"asleep\"},"
+		    "{\"name\":\"api\",\"state\":\"failed\",\"ports\":[9000],\"reason\":\"3 wakes "
+		    "failed\"}]");
+	ASSERT_STREQ(text, "NAME  STATE    PORTS  IDLE-FOR  LAST-WAKE\n"
+			   "web   unknown  8080   -         -\n"
+			   "db    asleep   5432   -         -\n"
+			   "api   failed   9000   -         -\n"
+			   "web: not reconciled yet (cannot connect)\n"
+			   "api: 3 wakes failed\n");
+}
+
 TEST(test_status_leaves_out_what_the_daemon_did_not_send)
 {
 	_cleanup_free_ char *text = printed(
