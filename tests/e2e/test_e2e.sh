@@ -6,6 +6,14 @@
 # dozed's restarts and the user's own starts and stops. dozed runs in each
 # runtime's network namespace with its own nft table; nothing reaches the host.
 #
+# dozed runs as daemon/systemd/dozed.service would run it: holding only the
+# capabilities of its CapabilityBoundingSet= (read from the unit), with
+# NoNewPrivileges, and in a mount namespace where /, /sys, /proc/sys, the
+# cgroup tree and the runtime's socket directory are read-only and only its
+# own directory is writable (ProtectSystem=strict, ProtectKernelTunables=,
+# ProtectControlGroups=). Each runtime's loop ends by starting dozed without
+# each of those capabilities in turn: it must say which one it misses.
+#
 # Usage: [BUILD=build] tests/e2e/test_e2e.sh [TEST_NAME...]
 # Prints "PASS name (N ms)" / "FAIL name: why" lines, like the C tests.
 set -uo pipefail
@@ -20,12 +28,21 @@ TABLE=dozede2e
 # The host's "LAN" address, on a veth link in each runtime's namespace.
 LAN_ADDR=10.203.0.1
 
-for tool in curl jq nft nsenter; do
+for tool in curl jq nft nsenter setpriv capsh unshare; do
 	command -v $tool >/dev/null || { echo "FAIL e2e: missing $tool ('make deps' installs it)"; exit 1; }
 done
 for bin in "$DOZED" "$DOZECTL"; do
 	[ -x "$bin" ] || { echo "FAIL e2e: $bin is not built (make all)"; exit 1; }
 done
+
+UNIT=daemon/systemd/dozed.service
+# "CAP_NET_ADMIN CAP_BPF" -> net_admin bpf
+mapfile -t UNIT_CAPS < <(sed -n 's/^CapabilityBoundingSet=//p' "$UNIT" | tr ' ' '\n' | grep . |
+	tr '[:upper:]' '[:lower:]' | sed 's/^cap_//')
+[ ${#UNIT_CAPS[@]} -gt 0 ] || { echo "FAIL e2e: no CapabilityBoundingSet= in $UNIT"; exit 1; }
+# What start_dozed gives dozed; the tests of a missing capability change it.
+DOZED_CAPS=("${UNIT_CAPS[@]}")
+DOZED_ARGS=()
 
 WORK=$(mktemp -d /tmp/dozed-e2e.XXXXXX)
 RTDIR=$WORK/rt
@@ -46,13 +63,43 @@ netns() { echo "$RTDIR/ns/$RT.net"; }
 in_ns() { nsenter --net="$(netns)" -- "$@"; }
 ctl() { "$DOZECTL" --control "$WORK/$RT/control.sock" "$@"; }
 
-start_dozed() {
+# The sandbox of dozed.service, in a private mount namespace (nothing leaks
+# to the host's): $1 the writable directory, $2 the runtime's (read-only, as
+# /run is), $3 the capabilities for setpriv; then dozed and its arguments.
+# shellcheck disable=SC2016
+SANDBOX='
+	set -e
+	w=$1 rt=$2 caps=$3
+	shift 3
+	mount --bind "$w" "$w"
+	mount --bind "$rt" "$rt"
+	mount -o remount,bind,ro "$rt"
+	mount -o remount,bind,ro /
+	mount --bind /proc/sys /proc/sys
+	mount -o remount,bind,ro /proc/sys
+	mount -o remount,bind,ro /sys
+	for m in $(awk '"'"'$5 ~ "^/sys/fs/cgroup" { print $5 }'"'"' /proc/self/mountinfo); do
+		mount -o remount,bind,ro "$m"
+	done
+	exec setpriv --bounding-set="$caps" --inh-caps=-all --ambient-caps=-all --no-new-privs -- "$@"
+'
+
+launch_dozed() {
 	mkdir -p "$WORK/$RT"
-	# nsenter execs dozed: $! is dozed itself, to be signalled by that PID.
-	nsenter --net="$(netns)" -- "$DOZED" --runtime-socket "$RTDIR/$RT.sock" --control "$WORK/$RT/control.sock" \
+	local caps=-all c
+	for c in "${DOZED_CAPS[@]}"; do caps+=",+$c"; done
+	# nsenter, unshare, sh and setpriv exec in turn: $! is dozed itself, to
+	# be signalled by that PID.
+	nsenter --net="$(netns)" -- unshare --mount --propagation private -- \
+		sh -c "$SANDBOX" sandbox "$WORK/$RT" "$RTDIR" "$caps" \
+		"$DOZED" --runtime-socket "$RTDIR/$RT.sock" --control "$WORK/$RT/control.sock" \
 		--state-dir "$WORK/$RT/state" --nft-table "$TABLE" --activator-port 15001 \
-		--log-level debug >>"$WORK/$RT/dozed.log" 2>&1 &
+		--log-level debug "${DOZED_ARGS[@]}" >>"$WORK/$RT/dozed.log" 2>&1 &
 	DOZED_PID=$!
+}
+
+start_dozed() {
+	launch_dozed
 	wait_for 10000 "dozed to answer on its control socket" ctl list || return 1
 	kill -0 "$DOZED_PID" 2>/dev/null || { fail "dozed exited at start-up"; return 1; }
 }
@@ -117,6 +164,22 @@ test_enable_refusals_say_why() {
 	out=$(ctl enable "$NAME" --idle 10x 2>&1)
 	[ $? -eq 2 ] || fail "a bad --idle is not a usage error: $out"
 	ctl list --json | jq -e '.services | length == 0' >/dev/null || fail "a refused enable left a service"
+}
+
+test_dozed_holds_only_the_units_capabilities_in_a_read_only_system() {
+	local st=/proc/$DOZED_PID/status want got eff bnd
+	want=$(printf 'cap_%s\n' "${UNIT_CAPS[@]}" | sort | tr '\n' ' ')
+	eff=$(awk '/^CapEff:/ { print $2 }' "$st")
+	bnd=$(awk '/^CapBnd:/ { print $2 }' "$st")
+	got=$(capsh --decode="$eff" | sed 's/^.*=//' | tr ',' '\n' | sort | tr '\n' ' ')
+	[ "$got" = "$want" ] || fail "dozed's effective capabilities are '$got', the unit's '$want'"
+	[ "$bnd" = "$eff" ] || fail "bounding set $bnd is not the effective set $eff"
+	grep -q '^NoNewPrivs:[[:space:]]*1' "$st" || fail "dozed runs without no_new_privs"
+	local m
+	for m in / /sys/fs/cgroup /proc/sys; do
+		awk -v m="$m" '$5 == m { print $6 }' "/proc/$DOZED_PID/mountinfo" | grep -qw ro ||
+			fail "$m is writable for dozed"
+	done
 }
 
 test_enabled_idle_service_sleeps_within_4s() {
@@ -255,6 +318,43 @@ test_disabling_a_sleeping_service_wakes_it_and_lets_it_go() {
 	ctl enable "$NAME" --idle 2s >/dev/null || fail "enable again failed"
 }
 
+# dozed without each capability of the unit, in turn: it must say which one
+# it misses (an error, a warning or a notice naming it), at start-up or when
+# it first needs it.
+dozed_log_since() { tail -n +$(($1 + 1)) "$WORK/$RT/dozed.log"; }
+dozed_gone() { ! kill -0 "$DOZED_PID" 2>/dev/null; }
+
+without_capability() { # capability, what must name it: start | wake
+	local cap=$1 when=$2 mark c
+	stop_dozed TERM
+	DOZED_CAPS=()
+	for c in "${UNIT_CAPS[@]}"; do [ "$c" = "$cap" ] || DOZED_CAPS+=("$c"); done
+	DOZED_ARGS=(--wake-timeout 3s)
+	mark=$(wc -l <"$WORK/$RT/dozed.log")
+	if [ "$when" = start ]; then
+		launch_dozed
+		if wait_for 10000 "exit of dozed without CAP_${cap^^}" dozed_gone; then
+			wait "$DOZED_PID"
+			[ $? -ne 0 ] || fail "dozed without CAP_${cap^^} exited with status 0"
+			DOZED_PID=""
+		fi
+	else
+		# The probe falls back to the published port: the client is served.
+		start_dozed && asleep && { page_ok || fail "no page from dozed without CAP_${cap^^}"; }
+	fi
+	dozed_log_since "$mark" | grep -E ' (err|warning|notice): ' | grep -q "CAP_${cap^^}" ||
+		fail "dozed without CAP_${cap^^} does not say so: $(dozed_log_since "$mark" |
+			grep -E ' (err|warning): ' | tail -n 3 | tr '\n' ' ')"
+	stop_dozed TERM
+	DOZED_CAPS=("${UNIT_CAPS[@]}") DOZED_ARGS=()
+	start_dozed
+}
+
+test_without_cap_net_admin_dozed_stops_at_start_naming_it() { without_capability net_admin start; }
+# CAP_SYS_ADMIN also stands for CAP_BPF, which the unit leaves out.
+test_without_cap_sys_admin_dozed_stops_at_start_naming_it() { without_capability sys_admin start; }
+test_without_cap_sys_ptrace_a_wake_names_it() { without_capability sys_ptrace wake; }
+
 test_removed_container_is_dropped_with_an_event() {
 	"$ENV" cli "$RTDIR" "$RT" rm -f "$NAME" >/dev/null
 	wait_for 5000 "removed event" events_at_least removed 1 || return
@@ -263,6 +363,7 @@ test_removed_container_is_dropped_with_an_event() {
 }
 
 TESTS=(
+	test_dozed_holds_only_the_units_capabilities_in_a_read_only_system
 	test_enable_refusals_say_why
 	test_enabled_idle_service_sleeps_within_4s
 	test_request_wakes_it_and_gets_the_page
@@ -274,6 +375,9 @@ TESTS=(
 	test_started_by_hand_while_asleep_is_awake_and_not_redirected
 	test_stopped_by_hand_while_awake_becomes_asleep_and_wakes_on_request
 	test_disabling_a_sleeping_service_wakes_it_and_lets_it_go
+	test_without_cap_net_admin_dozed_stops_at_start_naming_it
+	test_without_cap_sys_admin_dozed_stops_at_start_naming_it
+	test_without_cap_sys_ptrace_a_wake_names_it
 	test_removed_container_is_dropped_with_an_event
 )
 

@@ -4,13 +4,16 @@
 # dozed as systemd runs it: sockets passed by socket activation
 # (systemd-socket-activate, as dozed.socket would), READY=1 and STATUS= on
 # $NOTIFY_SOCKET, STOPPING=1 on SIGTERM, and a clear refusal of bad options.
-# In a private network namespace, with no container runtime at all.
+# In a private network namespace, with no container runtime at all. And the
+# shipped units as systemd reads them: no unknown or misspelt directive.
+# (There is no systemd to run them under here: test_e2e.sh runs dozed with
+# the unit's capabilities and read-only file system instead.)
 #
 # Usage: [BUILD=build] tests/e2e/test_systemd.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
-for tool in socat systemd-socket-activate unshare nft; do
+for tool in socat systemd-socket-activate unshare nft systemd-analyze; do
 	command -v $tool >/dev/null || { echo "FAIL systemd: missing $tool ('make deps' installs it)"; exit 1; }
 done
 WORK=$(mktemp -d /tmp/dozed-systemd.XXXXXX)
@@ -88,4 +91,16 @@ printf 'activator-port = 70000\n' >"$WORK/bad.conf"
 out=$("$BUILD/dozed" --config "$WORK/bad.conf" 2>&1)
 [[ $out == *"bad.conf:1"*"70000"* ]] || why="config file error does not name file, line and value: $out"
 report dozed_rejects_bad_values_with_key_value_and_what_is_allowed "$t0" "$why"
+# --- the units -------------------------------------------------------------------
+t0=$(now_ms)
+why=""
+mkdir -p "$WORK/units"
+# verify wants an ExecStart= that exists: the built dozed, as installed.
+sed "s|^ExecStart=/usr/local/sbin/dozed|ExecStart=$PWD/$BUILD/dozed|" daemon/systemd/dozed.service \
+	>"$WORK/units/dozed.service"
+cp daemon/systemd/dozed.socket "$WORK/units/"
+out=$(cd "$WORK/units" && systemd-analyze verify --man=no ./dozed.service ./dozed.socket 2>&1)
+[ -z "$out" ] || why="systemd-analyze verify: $(tr '\n' ' ' <<<"$out")"
+grep -q '^CapabilityBoundingSet=CAP_' daemon/systemd/dozed.service || why="dozed.service has no CapabilityBoundingSet="
+report systemd_units_have_no_unknown_or_bad_directive "$t0" "$why"
 exit $any_failed
