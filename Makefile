@@ -44,6 +44,7 @@ E2E      := $(wildcard tests/e2e/test_*.sh)
 # libFuzzer targets, on the same sources built by clang with coverage.
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_OBJS := $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(LIB_SRCS))
 FUZZ_SAN  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 FUZZ_SECONDS ?= 120
 FUZZ_CHECK_SECONDS ?= 30
@@ -99,22 +100,16 @@ $(BUILD)/tests/%: $(BUILD)/asan/tests/%.o $(BUILD)/libdozed-asan.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-# The parsers as the daemon links them, instrumented for libFuzzer. Each
-# target links only its parser's objects and what they call, so a module
-# being edited elsewhere does not stop the others from building.
+# The parsers as the daemon links them, instrumented for libFuzzer: each
+# target takes from the archive only the objects its parser needs.
 $(BUILD)/fuzzobj/%.o: %.c $(SKELS)
 	@mkdir -p $(@D)
 	$(CLANG) $(ALL_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
-fuzz_objs = $(patsubst %,$(BUILD)/fuzzobj/daemon/%.o,$(1))
-$(BUILD)/fuzz/fuzz_control_request: $(call fuzz_objs,control_request)
-$(BUILD)/fuzz/fuzz_state_store: $(call fuzz_objs,state_store log)
-$(BUILD)/fuzz/fuzz_http_parse: $(call fuzz_objs,http_parse)
-$(BUILD)/fuzz/fuzz_runtime_parse: $(call fuzz_objs,runtime_parse)
-$(BUILD)/fuzz/fuzz_duration: $(call fuzz_objs,duration)
-$(BUILD)/fuzz/fuzz_config: $(call fuzz_objs,config duration log)
+$(BUILD)/libdozed-fuzz.a: $(FUZZ_OBJS)
+	$(AR) rcs $@ $^
 
-$(BUILD)/fuzz/%: $(BUILD)/fuzzobj/tests/fuzz/%.o
+$(BUILD)/fuzz/%: $(BUILD)/fuzzobj/tests/fuzz/%.o $(BUILD)/libdozed-fuzz.a
 	@mkdir -p $(@D)
 	$(CLANG) $(CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
