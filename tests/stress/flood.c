@@ -8,6 +8,8 @@
  *
  * MODE:
  *   get PATH TIMEOUT_S      send "GET PATH HTTP/1.0", read each answer to its end
+ *   loop PATH SECONDS       the same, each connection replaced by a new one as
+ *                           soon as it ends, for SECONDS (or until SIGTERM)
  *   rst PATH BYTES TIMEOUT_S send it, read BYTES of the answer, then reset
  *                           (SO_LINGER 0): a client gone in the middle of a relay
  *   silent HOLD_S           connect and send nothing; hold until HOLD_S or SIGTERM
@@ -22,7 +24,8 @@
  *   bytes      bytes received in all
  *   reset      connections the peer reset (or refused, or ended before BYTES)
  *   eof        connections the peer closed with nothing to read (silent, follow)
- *   open       connections still open at the end (silent, follow: held to the end)
+ *   open       connections still open at the end (silent, follow: held to the end;
+ *              loop: requests under way when it stopped)
  *   timeout    connections unfinished at the deadline (get, rst, send)
  */
 #ifndef _GNU_SOURCE
@@ -51,7 +54,18 @@ struct conn {
 	int fd;
 	bool connected, done;
 	size_t got;
+	long long started_ms;
 	char head[16];
+};
+
+/* Where and how every connection is made. */
+struct target {
+	bool unix_sock, bind_src;
+	struct sockaddr_storage dst;
+	socklen_t dlen;
+	struct in_addr src;
+	unsigned spread;
+	int epfd;
 };
 
 struct counts {
@@ -76,10 +90,11 @@ static long long now_ms(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: flood [-b SRC [-B K]] tcp ADDR PORT N MODE ARGS...\n"
-			"       flood unix PATH N MODE ARGS...\n"
-			"MODE: get PATH TIMEOUT_S | rst PATH BYTES TIMEOUT_S | silent HOLD_S |\n"
-			"      follow HOLD_S | send LINE TIMEOUT_S\n");
+	fprintf(stderr,
+		"usage: flood [-b SRC [-B K]] tcp ADDR PORT N MODE ARGS...\n"
+		"       flood unix PATH N MODE ARGS...\n"
+		"MODE: get PATH TIMEOUT_S | loop PATH SECONDS | rst PATH BYTES TIMEOUT_S |\n"
+		"      silent HOLD_S | follow HOLD_S | send LINE TIMEOUT_S\n");
 	return 2;
 }
 
@@ -115,6 +130,26 @@ static void finish(struct conn *c, int epfd)
 	close(c->fd);
 }
 
+/* Opens connection i (again): 0, or -errno with the connection done. */
+static int conn_open(const struct target *t, struct conn *cs, long i)
+{
+	struct in_addr s = t->src;
+	s.s_addr = htonl(ntohl(t->src.s_addr) + (uint32_t)(i % t->spread));
+	memset(&cs[i], 0, sizeof(cs[i]));
+	int fd = open_socket(t->unix_sock, (const struct sockaddr *)&t->dst, t->dlen,
+			     t->bind_src && !t->unix_sock ? &s : NULL);
+	if (fd < 0) {
+		cs[i].done = true;
+		return fd;
+	}
+	cs[i].fd = fd;
+	cs[i].started_ms = now_ms();
+	struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP,
+				 .data.u64 = (uint64_t)i};
+	epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev);
+	return 0;
+}
+
 static void reset_and_finish(struct conn *c, int epfd)
 {
 	struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -131,15 +166,13 @@ static bool head_ok(const struct conn *c, enum mode m)
 
 int main(int argc, char **argv)
 {
-	struct in_addr src = {0};
-	bool bind_src = false;
-	unsigned spread = 1;
+	struct target t = {.spread = 1};
 	int opt;
 	while ((opt = getopt(argc, argv, "+b:B:")) != -1) {
-		if (opt == 'b' && inet_pton(AF_INET, optarg, &src) == 1)
-			bind_src = true;
+		if (opt == 'b' && inet_pton(AF_INET, optarg, &t.src) == 1)
+			t.bind_src = true;
 		else if (opt == 'B' && atoi(optarg) > 0)
-			spread = (unsigned)atoi(optarg);
+			t.spread = (unsigned)atoi(optarg);
 		else
 			return usage();
 	}
@@ -147,27 +180,25 @@ int main(int argc, char **argv)
 	argc -= optind;
 	if (argc < 1)
 		return usage();
-	bool unix_sock = strcmp(argv[0], "unix") == 0;
+	bool unix_sock = t.unix_sock = strcmp(argv[0], "unix") == 0;
 	int a = unix_sock ? 1 : 2; /* index of the last address argument */
 	if ((!unix_sock && strcmp(argv[0], "tcp") != 0) || argc < a + 3)
 		return usage();
 
-	struct sockaddr_storage dst = {0};
-	socklen_t dlen;
 	if (unix_sock) {
-		struct sockaddr_un *un = (struct sockaddr_un *)&dst;
+		struct sockaddr_un *un = (struct sockaddr_un *)&t.dst;
 		un->sun_family = AF_UNIX;
 		if (strlen(argv[1]) >= sizeof(un->sun_path))
 			return usage();
 		strcpy(un->sun_path, argv[1]);
-		dlen = sizeof(*un);
+		t.dlen = sizeof(*un);
 	} else {
-		struct sockaddr_in *in = (struct sockaddr_in *)&dst;
+		struct sockaddr_in *in = (struct sockaddr_in *)&t.dst;
 		in->sin_family = AF_INET;
 		in->sin_port = htons((uint16_t)atoi(argv[2]));
 		if (inet_pton(AF_INET, argv[1], &in->sin_addr) != 1)
 			return usage();
-		dlen = sizeof(*in);
+		t.dlen = sizeof(*in);
 	}
 	long n = atol(argv[a + 1]);
 	const char *ms = argv[a + 2];
@@ -177,8 +208,10 @@ int main(int argc, char **argv)
 	char req[4096] = "";
 	size_t want = 0;
 	long secs;
-	if (strcmp(ms, "get") == 0 && nrest == 2) {
+	bool loop = false;
+	if ((strcmp(ms, "get") == 0 || strcmp(ms, "loop") == 0) && nrest == 2) {
 		m = MODE_GET;
+		loop = strcmp(ms, "loop") == 0;
 		snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", rest[0]);
 		secs = atol(rest[1]);
 	} else if (strcmp(ms, "rst") == 0 && nrest == 3) {
@@ -215,7 +248,7 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 
-	int epfd = epoll_create1(EPOLL_CLOEXEC);
+	int epfd = t.epfd = epoll_create1(EPOLL_CLOEXEC);
 	struct conn *cs = calloc((size_t)n, sizeof(*cs));
 	if (epfd < 0 || !cs) {
 		fprintf(stderr, "flood: %s\n", strerror(errno));
@@ -224,23 +257,23 @@ int main(int argc, char **argv)
 	struct counts k = {0};
 	long live = 0;
 	for (long i = 0; i < n; i++) {
-		struct in_addr s = src;
-		s.s_addr = htonl(ntohl(src.s_addr) + (uint32_t)(i % spread));
-		int fd = open_socket(unix_sock, (struct sockaddr *)&dst, dlen,
-				     bind_src && !unix_sock ? &s : NULL);
-		if (fd < 0) {
-			cs[i].done = true;
+		if (conn_open(&t, cs, i) < 0)
 			k.reset++;
-			continue;
-		}
-		cs[i].fd = fd;
-		struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP,
-					 .data.u64 = (uint64_t)i};
-		epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
-		live++;
+		else
+			live++;
 	}
 
-	long long deadline = now_ms() + secs * 1000;
+	long long deadline = now_ms() + secs * 1000, next_scan = now_ms() + 1000;
+	/* loop: each finished connection is replaced at once, until the end;
+	 * one that has no whole answer within REQUEST_TIMEOUT_MS counts as such. */
+#define REQUEST_TIMEOUT_MS 30000
+#define END_CONN()                                                                                 \
+	do {                                                                                       \
+		finish(c, epfd);                                                                   \
+		long idx_ = c - cs;                                                                \
+		if (!loop || stop || now_ms() >= deadline || conn_open(&t, cs, idx_) < 0)          \
+			live--;                                                                    \
+	} while (0)
 	struct epoll_event evs[256];
 	char buf[65536];
 	while (live > 0 && !stop) {
@@ -250,6 +283,16 @@ int main(int argc, char **argv)
 		int r = epoll_wait(epfd, evs, 256, left > 1000 ? 1000 : (int)left);
 		if (r < 0 && errno == EINTR)
 			continue;
+		if (loop && now_ms() >= next_scan) {
+			next_scan = now_ms() + 1000;
+			for (long i = 0; i < n; i++) {
+				struct conn *c = &cs[i];
+				if (!c->done && now_ms() - c->started_ms > REQUEST_TIMEOUT_MS) {
+					k.timeout++;
+					END_CONN();
+				}
+			}
+		}
 		for (int e = 0; e < r; e++) {
 			struct conn *c = &cs[evs[e].data.u64];
 			if (c->done)
@@ -260,16 +303,14 @@ int main(int argc, char **argv)
 				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
 				if (err) {
 					k.reset++;
-					finish(c, epfd);
-					live--;
+					END_CONN();
 					continue;
 				}
 				c->connected = true;
 				k.connected++;
 				if (req[0] && send(c->fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
 					k.reset++;
-					finish(c, epfd);
-					live--;
+					END_CONN();
 					continue;
 				}
 				struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
@@ -287,8 +328,7 @@ int main(int argc, char **argv)
 			if (m == MODE_FOLLOW) {
 				if (evs[e].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 					k.eof++;
-					finish(c, epfd);
-					live--;
+					END_CONN();
 				}
 				continue;
 			}
@@ -318,8 +358,7 @@ int main(int argc, char **argv)
 						k.ok++;
 					else
 						k.reset++;
-					finish(c, epfd);
-					live--;
+					END_CONN();
 				}
 				continue;
 			}
@@ -332,14 +371,14 @@ int main(int argc, char **argv)
 				k.ok++;
 			else
 				k.reset++;
-			finish(c, epfd);
-			live--;
+			END_CONN();
 		}
 	}
 	for (long i = 0; i < n; i++) {
 		if (cs[i].done)
 			continue;
-		if ((m == MODE_SILENT || m == MODE_FOLLOW) && cs[i].connected)
+		/* loop: requests under way when it was told to stop. */
+		if (((m == MODE_SILENT || m == MODE_FOLLOW) && cs[i].connected) || loop)
 			k.open++;
 		else
 			k.timeout++;
