@@ -48,7 +48,11 @@ struct waking {
 	struct waking *prev, *next;
 	struct activator *a;
 	struct activator_route route;
-	struct held_conn *head, *tail; /* in order of arrival */
+	/* In order of arrival, but with wake on data those that sent their
+	 * first bytes go first (up to last_counted): they are relayed first, so
+	 * a real client is not queued behind silent ones at a service that may
+	 * not take them all (a forking server at its pids limit). */
+	struct held_conn *head, *tail, *last_counted;
 	size_t n_held;
 	struct client_count *clients; /* held per client address */
 	bool wake_requested;
@@ -102,9 +106,12 @@ static struct waking *waking_find(const struct activator *a, uint64_t id)
 	return NULL;
 }
 
-static void held_unlink(struct held_conn *h)
+/* Takes h out of its wake's list, and nothing else. */
+static void held_list_remove(struct held_conn *h)
 {
 	struct waking *w = h->w;
+	if (w->last_counted == h)
+		w->last_counted = h->prev; /* counted too: they come first */
 	if (h->prev)
 		h->prev->next = h->next;
 	else
@@ -113,6 +120,30 @@ static void held_unlink(struct held_conn *h)
 		h->next->prev = h->prev;
 	else
 		w->tail = h->prev;
+	h->prev = h->next = NULL;
+}
+
+/* After the last of those that sent their first bytes, before the silent ones. */
+static void held_list_insert_counted(struct held_conn *h)
+{
+	struct waking *w = h->w;
+	h->prev = w->last_counted;
+	h->next = w->last_counted ? w->last_counted->next : w->head;
+	if (h->prev)
+		h->prev->next = h;
+	else
+		w->head = h;
+	if (h->next)
+		h->next->prev = h;
+	else
+		w->tail = h;
+	w->last_counted = h;
+}
+
+static void held_unlink(struct held_conn *h)
+{
+	struct waking *w = h->w;
+	held_list_remove(h);
 	w->n_held--;
 	w->a->counters.held_now--;
 	client_count_remove(w->clients, &h->peer);
@@ -359,6 +390,8 @@ static void on_held_event(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	h->wake_counted = true;
+	held_list_remove(h);
+	held_list_insert_counted(h);
 	if (h->silent_deadline) {
 		event_free(h->silent_deadline);
 		h->silent_deadline = NULL;
@@ -458,13 +491,14 @@ static int waking_make_room(struct waking *w, const struct client_key *peer, int
 	}
 	if (w->n_held < a->cfg.max_held)
 		return 0;
-	if (w->route.wake_min_bytes > 0 && !w->wake_requested && w->head) {
+	struct held_conn *oldest_silent = w->last_counted ? w->last_counted->next : w->head;
+	if (w->route.wake_min_bytes > 0 && !w->wake_requested && oldest_silent) {
 		/* No wake under way: no held client has sent what a wake
 		 * needs. The oldest makes room, so silent ones cannot lock
 		 * out a real client, which sends at once. */
 		a->counters.held_evicted++;
-		conntrack_reset_client(a->conntrack, w->head->fd);
-		held_unlink(w->head);
+		conntrack_reset_client(a->conntrack, oldest_silent->fd);
+		held_unlink(oldest_silent);
 		return 0;
 	}
 	a->counters.rejected_full++;
