@@ -14,6 +14,7 @@
 #include "dozed/clock.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
+#include "activator_internal.h"
 #include "client_count.h"
 #include "conntrack.h"
 #include "listen.h"
@@ -23,64 +24,9 @@
 
 #define ACCEPTS_PER_WAKE       256
 #define REJECT_LOG_INTERVAL_US (10 * 1000000ull)
-/* A client that sent part of the wake threshold is looked at again after this. */
-#define PARTIAL_DATA_RECHECK_US 10000
 
 const uint32_t activator_wake_bucket_ms[ACTIVATOR_WAKE_BUCKETS] = {
     5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, UINT32_MAX,
-};
-
-struct waking;
-
-struct held_conn {
-	struct held_conn *prev, *next;
-	struct waking *w;
-	int fd;
-	struct sockaddr_storage dst;
-	struct event *watch;
-	struct event *silent_deadline; /* wake on data, until it counts */
-	struct client_key peer;
-	bool wake_counted; /* sent enough to count toward a wake */
-};
-
-/* A service with clients waiting or a wake in progress. Gone once ready. */
-struct waking {
-	struct waking *prev, *next;
-	struct activator *a;
-	struct activator_route route;
-	/* In order of arrival, but with wake on data those that sent their
-	 * first bytes go first (up to last_counted): they are relayed first, so
-	 * a real client is not queued behind silent ones at a service that may
-	 * not take them all (a forking server at its pids limit). */
-	struct held_conn *head, *tail, *last_counted;
-	size_t n_held;
-	struct client_count *clients; /* held per client address */
-	bool wake_requested;
-	struct prober *prober;
-	struct event *hold_deadline;
-	uint64_t first_hold_us, starting_us;
-};
-
-struct activator {
-	struct event_base *base;
-	struct activator_config cfg;
-	struct activator_ops ops;
-	void *userdata;
-	int listen_fds[2];
-	struct event *accept_events[2];
-	size_t n_listen;
-	struct waking *wakings;
-	struct relay_set *relays;
-	struct relay_stats relay_stats;
-	struct conntrack *conntrack; /* NULL: reset clients' entries stay */
-	struct local_addr *local;
-	/* silent_timeout_us as libevent's common timeout: O(1) for thousands. */
-	const struct timeval *silent_tv;
-	struct timeval silent_tv_plain;
-	struct activator_counters counters;
-	bool early_close; /* EV_CLOSED works: watch held clients without reading */
-	uint64_t last_reject_log_us;
-	uint64_t reject_logs_suppressed;
 };
 
 void activator_config_defaults(struct activator_config *cfg)
@@ -106,56 +52,7 @@ static struct waking *waking_find(const struct activator *a, uint64_t id)
 	return NULL;
 }
 
-/* Takes h out of its wake's list, and nothing else. */
-static void held_list_remove(struct held_conn *h)
-{
-	struct waking *w = h->w;
-	if (w->last_counted == h)
-		w->last_counted = h->prev; /* counted too: they come first */
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		w->head = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	else
-		w->tail = h->prev;
-	h->prev = h->next = NULL;
-}
-
-/* After the last of those that sent their first bytes, before the silent ones. */
-static void held_list_insert_counted(struct held_conn *h)
-{
-	struct waking *w = h->w;
-	h->prev = w->last_counted;
-	h->next = w->last_counted ? w->last_counted->next : w->head;
-	if (h->prev)
-		h->prev->next = h;
-	else
-		w->head = h;
-	if (h->next)
-		h->next->prev = h;
-	else
-		w->tail = h;
-	w->last_counted = h;
-}
-
-static void held_unlink(struct held_conn *h)
-{
-	struct waking *w = h->w;
-	held_list_remove(h);
-	w->n_held--;
-	w->a->counters.held_now--;
-	client_count_remove(w->clients, &h->peer);
-	if (h->watch)
-		event_free(h->watch);
-	if (h->silent_deadline)
-		event_free(h->silent_deadline);
-	free(h);
-}
-
-/* Unlinks w and frees it; its held clients must be gone already. */
-static void waking_free(struct waking *w)
+void waking_free(struct waking *w)
 {
 	struct activator *a = w->a;
 	if (w->prev)
@@ -226,7 +123,7 @@ static void on_hold_deadline(evutil_socket_t fd, short what, void *arg)
 	waking_fail(w, -ETIMEDOUT, true);
 }
 
-static void waking_request(struct waking *w, const struct sockaddr_storage *client)
+void waking_request(struct waking *w, const struct sockaddr_storage *client)
 {
 	struct activator *a = w->a;
 	if (w->wake_requested)
@@ -339,8 +236,8 @@ size_t activator_service_held(const struct activator *a, uint64_t service_id)
 	return w ? w->n_held : 0;
 }
 
-static void log_reject(struct activator *a, int fd, const char *why,
-		       const struct sockaddr_storage *dst)
+void activator_log_reject(struct activator *a, int fd, const char *why,
+			  const struct sockaddr_storage *dst)
 {
 	uint64_t now = clock_monotonic_us();
 	if (a->last_reject_log_us && now - a->last_reject_log_us < REJECT_LOG_INTERVAL_US) {
@@ -355,103 +252,6 @@ static void log_reject(struct activator *a, int fd, const char *why,
 		   fd, addr, why, (unsigned long long)a->reject_logs_suppressed);
 	a->last_reject_log_us = now;
 	a->reject_logs_suppressed = 0;
-}
-
-static void held_watch_arm(struct held_conn *h);
-
-static void on_held_event(evutil_socket_t fd, short what, void *arg)
-{
-	(void)what;
-	struct held_conn *h = arg;
-	struct waking *w = h->w;
-	struct activator *a = w->a;
-	size_t want = w->route.wake_min_bytes ? w->route.wake_min_bytes : 1;
-	char buf[256];
-	ssize_t n = recv(fd, buf, want < sizeof(buf) ? want : sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		/* The client gave up (FIN with nothing sent, or a reset). */
-		close(fd);
-		held_unlink(h);
-		a->counters.held_closed++;
-		if (!w->head && !w->wake_requested)
-			waking_free(w);
-		return;
-	}
-	if ((size_t)n < want && want <= sizeof(buf)) {
-		/* Part of the threshold: look again shortly, without spinning on
-		 * the level-triggered readiness. */
-		event_free(h->watch);
-		h->watch = evtimer_new(a->base, on_held_event, h);
-		struct timeval tv = timeval_from_us(PARTIAL_DATA_RECHECK_US);
-		if (h->watch)
-			evtimer_add(h->watch, &tv);
-		return;
-	}
-	h->wake_counted = true;
-	held_list_remove(h);
-	held_list_insert_counted(h);
-	if (h->silent_deadline) {
-		event_free(h->silent_deadline);
-		h->silent_deadline = NULL;
-	}
-	held_watch_arm(h);
-	if (!w->wake_requested) {
-		struct sockaddr_storage peer;
-		socklen_t len = sizeof(peer);
-		if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
-			memset(&peer, 0, sizeof(peer));
-		waking_request(w, &peer);
-	}
-}
-
-/*
- * Until a client has sent what its wake needs, its bytes are watched; after
- * that only its hang-up is (EV_CLOSED), so pending bytes never make the
- * level-triggered read readiness spin. Without EV_CLOSED support, a client that
- * sent data is not watched any more; a hang-up then shows when it is relayed.
- */
-static void held_watch_arm(struct held_conn *h)
-{
-	struct activator *a = h->w->a;
-	if (h->watch) {
-		event_free(h->watch);
-		h->watch = NULL;
-	}
-	short what;
-	if (!h->wake_counted && h->w->route.wake_min_bytes > 0)
-		what = EV_READ | EV_PERSIST;
-	else if (a->early_close)
-		what = EV_CLOSED | EV_PERSIST;
-	else if (!h->wake_counted)
-		what = EV_READ | EV_PERSIST;
-	else
-		return;
-	h->watch = event_new(a->base, h->fd, what, on_held_event, h);
-	if (!h->watch || event_add(h->watch, NULL) < 0)
-		log_warning("Cannot watch a held client for hang-up; it is held regardless");
-}
-
-/* Wake on data, no wake under way: a held client that sent nothing in time goes. */
-static void on_silent_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct held_conn *h = arg;
-	struct waking *w = h->w;
-	struct activator *a = w->a;
-	if (h->wake_counted || w->wake_requested) {
-		/* Relayed once the service is ready, like every client held then. */
-		event_free(h->silent_deadline);
-		h->silent_deadline = NULL;
-		return;
-	}
-	a->counters.held_silent_closed++;
-	conntrack_reset_client(a->conntrack, h->fd);
-	held_unlink(h);
-	if (!w->head)
-		waking_free(w);
 }
 
 /*
@@ -472,38 +272,10 @@ static bool dst_is_local(struct activator *a, int fd, const struct sockaddr_stor
 			 "cannot tell whether the original destination is an address of this "
 			 "host (route lookup: %s)",
 			 strerror(-r));
-	log_reject(a, fd, r == 0 ? "the original destination is not an address of this host" : why,
-		   dst);
+	activator_log_reject(
+	    a, fd, r == 0 ? "the original destination is not an address of this host" : why, dst);
 	a->counters.rejected_not_local++;
 	return false;
-}
-
-/* Room for one more client of w from peer: 0, or why not (it is reset then). */
-static int waking_make_room(struct waking *w, const struct client_key *peer, int fd,
-			    const struct sockaddr_storage *dst)
-{
-	struct activator *a = w->a;
-	if (a->cfg.max_held_per_client > 0 &&
-	    client_count_get(w->clients, peer) >= a->cfg.max_held_per_client) {
-		a->counters.rejected_per_client++;
-		log_reject(a, fd, "too many clients from this address already held", dst);
-		return -EUSERS;
-	}
-	if (w->n_held < a->cfg.max_held)
-		return 0;
-	struct held_conn *oldest_silent = w->last_counted ? w->last_counted->next : w->head;
-	if (w->route.wake_min_bytes > 0 && !w->wake_requested && oldest_silent) {
-		/* No wake under way: no held client has sent what a wake
-		 * needs. The oldest makes room, so silent ones cannot lock
-		 * out a real client, which sends at once. */
-		a->counters.held_evicted++;
-		conntrack_reset_client(a->conntrack, oldest_silent->fd);
-		held_unlink(oldest_silent);
-		return 0;
-	}
-	a->counters.rejected_full++;
-	log_reject(a, fd, "too many clients already held for this service", dst);
-	return -ENOBUFS;
 }
 
 static void activator_hold(struct activator *a, int fd, int family,
@@ -512,11 +284,11 @@ static void activator_hold(struct activator *a, int fd, int family,
 	struct sockaddr_storage dst;
 	struct activator_route route = {0};
 	if (socket_original_dst(fd, family, &dst) < 0) {
-		log_reject(a, fd, "no original destination (not redirected)", NULL);
+		activator_log_reject(a, fd, "no original destination (not redirected)", NULL);
 		goto reject;
 	}
 	if (sockaddr_get_port(&dst) == a->cfg.port) {
-		log_reject(a, fd, "connection straight to the activator port", &dst);
+		activator_log_reject(a, fd, "connection straight to the activator port", &dst);
 		goto reject;
 	}
 	if (!dst_is_local(a, fd, &dst)) {
@@ -524,7 +296,7 @@ static void activator_hold(struct activator *a, int fd, int family,
 		return;
 	}
 	if (a->ops.route_lookup(a->userdata, &dst, &route) < 0) {
-		log_reject(a, fd, "no managed service owns this port", &dst);
+		activator_log_reject(a, fd, "no managed service owns this port", &dst);
 		goto reject;
 	}
 
@@ -545,37 +317,15 @@ static void activator_hold(struct activator *a, int fd, int family,
 		socket_close_with_reset(fd);
 		return;
 	}
-	struct held_conn *h = calloc(1, sizeof(*h));
-	if (!h || client_count_add(w->clients, &key) < 0) {
-		free(h);
+	if (held_add(w, fd, &dst, &key) < 0) {
 		log_error_errno(ENOMEM, "Failed to hold a client");
 		socket_close_with_reset(fd);
 		if (made)
 			waking_free(w);
 		return;
 	}
-	*h = (struct held_conn){.w = w, .fd = fd, .dst = dst, .peer = key, .prev = w->tail};
-	if (w->tail)
-		w->tail->next = h;
-	else
-		w->head = h;
-	w->tail = h;
-	w->n_held++;
-	a->counters.held_now++;
-	if (!w->first_hold_us)
-		w->first_hold_us = clock_monotonic_us();
-	held_watch_arm(h);
-
-	if (w->route.wake_min_bytes == 0) {
+	if (w->route.wake_min_bytes == 0)
 		waking_request(w, peer);
-		return;
-	}
-	if (!w->wake_requested && a->cfg.silent_timeout_us > 0) {
-		h->silent_deadline = evtimer_new(a->base, on_silent_deadline, h);
-		if (!h->silent_deadline || evtimer_add(h->silent_deadline, a->silent_tv) < 0)
-			log_warning("Cannot arm a held client's deadline for its first bytes; it "
-				    "is held regardless");
-	}
 	return;
 reject:
 	a->counters.rejected_unrouted++;

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Held connections: their queue, what is watched on each while it waits, and
+ * the bounds that keep silent ones from locking real clients out.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dozed/clock.h"
+#include "dozed/log.h"
+#include "activator_internal.h"
+#include "client_count.h"
+#include "conntrack.h"
+
+/* A client that sent part of the wake threshold is looked at again after this. */
+#define PARTIAL_DATA_RECHECK_US 10000
+
+/* Takes h out of its wake's list, and nothing else. */
+static void held_list_remove(struct held_conn *h)
+{
+	struct waking *w = h->w;
+	if (w->last_counted == h)
+		w->last_counted = h->prev; /* counted too: they come first */
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		w->head = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	else
+		w->tail = h->prev;
+	h->prev = h->next = NULL;
+}
+
+/* After the last of those that sent their first bytes, before the silent ones. */
+static void held_list_insert_counted(struct held_conn *h)
+{
+	struct waking *w = h->w;
+	h->prev = w->last_counted;
+	h->next = w->last_counted ? w->last_counted->next : w->head;
+	if (h->prev)
+		h->prev->next = h;
+	else
+		w->head = h;
+	if (h->next)
+		h->next->prev = h;
+	else
+		w->tail = h;
+	w->last_counted = h;
+}
+
+void held_unlink(struct held_conn *h)
+{
+	struct waking *w = h->w;
+	held_list_remove(h);
+	w->n_held--;
+	w->a->counters.held_now--;
+	client_count_remove(w->clients, &h->peer);
+	if (h->watch)
+		event_free(h->watch);
+	if (h->silent_deadline)
+		event_free(h->silent_deadline);
+	free(h);
+}
+
+static void held_watch_arm(struct held_conn *h);
+
+static void on_held_event(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct held_conn *h = arg;
+	struct waking *w = h->w;
+	struct activator *a = w->a;
+	size_t want = w->route.wake_min_bytes ? w->route.wake_min_bytes : 1;
+	char buf[256];
+	ssize_t n = recv(fd, buf, want < sizeof(buf) ? want : sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* The client gave up (FIN with nothing sent, or a reset). */
+		close(fd);
+		held_unlink(h);
+		a->counters.held_closed++;
+		if (!w->head && !w->wake_requested)
+			waking_free(w);
+		return;
+	}
+	if ((size_t)n < want && want <= sizeof(buf)) {
+		/* Part of the threshold: look again shortly, without spinning on
+		 * the level-triggered readiness. */
+		event_free(h->watch);
+		h->watch = evtimer_new(a->base, on_held_event, h);
+		struct timeval tv = timeval_from_us(PARTIAL_DATA_RECHECK_US);
+		if (h->watch)
+			evtimer_add(h->watch, &tv);
+		return;
+	}
+	h->wake_counted = true;
+	held_list_remove(h);
+	held_list_insert_counted(h);
+	if (h->silent_deadline) {
+		event_free(h->silent_deadline);
+		h->silent_deadline = NULL;
+	}
+	held_watch_arm(h);
+	if (!w->wake_requested) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
+			memset(&peer, 0, sizeof(peer));
+		waking_request(w, &peer);
+	}
+}
+
+/*
+ * Until a client has sent what its wake needs, its bytes are watched; after
+ * that only its hang-up is (EV_CLOSED), so pending bytes never make the
+ * level-triggered read readiness spin. Without EV_CLOSED support, a client that
+ * sent data is not watched any more; a hang-up then shows when it is relayed.
+ */
+static void held_watch_arm(struct held_conn *h)
+{
+	struct activator *a = h->w->a;
+	if (h->watch) {
+		event_free(h->watch);
+		h->watch = NULL;
+	}
+	short what;
+	if (!h->wake_counted && h->w->route.wake_min_bytes > 0)
+		what = EV_READ | EV_PERSIST;
+	else if (a->early_close)
+		what = EV_CLOSED | EV_PERSIST;
+	else if (!h->wake_counted)
+		what = EV_READ | EV_PERSIST;
+	else
+		return;
+	h->watch = event_new(a->base, h->fd, what, on_held_event, h);
+	if (!h->watch || event_add(h->watch, NULL) < 0)
+		log_warning("Cannot watch a held client for hang-up; it is held regardless");
+}
+
+/* Wake on data, no wake under way: a held client that sent nothing in time goes. */
+static void on_silent_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct held_conn *h = arg;
+	struct waking *w = h->w;
+	struct activator *a = w->a;
+	if (h->wake_counted || w->wake_requested) {
+		/* Relayed once the service is ready, like every client held then. */
+		event_free(h->silent_deadline);
+		h->silent_deadline = NULL;
+		return;
+	}
+	a->counters.held_silent_closed++;
+	conntrack_reset_client(a->conntrack, h->fd);
+	held_unlink(h);
+	if (!w->head)
+		waking_free(w);
+}
+
+/* Room for one more client of w from peer: 0, or why not (it is reset then). */
+int waking_make_room(struct waking *w, const struct client_key *peer, int fd,
+		     const struct sockaddr_storage *dst)
+{
+	struct activator *a = w->a;
+	if (a->cfg.max_held_per_client > 0 &&
+	    client_count_get(w->clients, peer) >= a->cfg.max_held_per_client) {
+		a->counters.rejected_per_client++;
+		activator_log_reject(a, fd, "too many clients from this address already held", dst);
+		return -EUSERS;
+	}
+	if (w->n_held < a->cfg.max_held)
+		return 0;
+	struct held_conn *oldest_silent = w->last_counted ? w->last_counted->next : w->head;
+	if (w->route.wake_min_bytes > 0 && !w->wake_requested && oldest_silent) {
+		/* No wake under way: no held client has sent what a wake
+		 * needs. The oldest makes room, so silent ones cannot lock
+		 * out a real client, which sends at once. */
+		a->counters.held_evicted++;
+		conntrack_reset_client(a->conntrack, oldest_silent->fd);
+		held_unlink(oldest_silent);
+		return 0;
+	}
+	a->counters.rejected_full++;
+	activator_log_reject(a, fd, "too many clients already held for this service", dst);
+	return -ENOBUFS;
+}
+
+int held_add(struct waking *w, int fd, const struct sockaddr_storage *dst,
+	     const struct client_key *peer)
+{
+	struct activator *a = w->a;
+	struct held_conn *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	if (client_count_add(w->clients, peer) < 0) {
+		free(h);
+		return -ENOMEM;
+	}
+	*h = (struct held_conn){.w = w, .fd = fd, .dst = *dst, .peer = *peer, .prev = w->tail};
+	if (w->tail)
+		w->tail->next = h;
+	else
+		w->head = h;
+	w->tail = h;
+	w->n_held++;
+	a->counters.held_now++;
+	if (!w->first_hold_us)
+		w->first_hold_us = clock_monotonic_us();
+	held_watch_arm(h);
+	if (w->route.wake_min_bytes > 0 && !w->wake_requested && a->cfg.silent_timeout_us > 0) {
+		h->silent_deadline = evtimer_new(a->base, on_silent_deadline, h);
+		if (!h->silent_deadline || evtimer_add(h->silent_deadline, a->silent_tv) < 0)
+			log_warning("Cannot arm a held client's deadline for its first bytes; it "
+				    "is held regardless");
+	}
+	return 0;
+}
