@@ -5,10 +5,11 @@
 # tests/runtime-env.sh, dozed run inside a runtime's network namespace with its
 # own nft table, state dir and control socket, and the PASS/FAIL conventions of
 # tests/e2e/test_e2e.sh. A test sets SUITE, TABLE and ACT_PORT, sources this
-# file, defines its test_* functions and calls lib_main "$@".
+# file, defines its test_* functions and runs each with run_test.
 #
 # Everything a test starts is recorded (DOZED_PID, lib_bg PIDs) and ended by
 # that PID on exit, failed or not; the runtimes go with `runtime-env.sh down`.
+# shellcheck disable=SC2034 # LAST_BG, ANY_FAILED and the like are for the tests
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 BUILD=${BUILD:-build}

@@ -229,7 +229,7 @@ for t in \
 	"$ENV" start "$RTDIR" "$RT" >/dev/null 2>&1
 	dozed_alive || start_dozed
 	for s in "$A:$PORT_A:1s" "$B:$PORT_B:1h" "$C:$PORT_C:1s"; do
-		IFS=: read -r n p i <<<"$s"
+		IFS=: read -r n _ i <<<"$s"
 		[ "$(state_of "$n")" != none ] || ctl enable "$n" --idle "$i" >/dev/null 2>&1
 	done
 done

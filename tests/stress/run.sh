@@ -7,7 +7,7 @@
 #
 # Usage: [BUILD=build] tests/stress/run.sh
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 export BUILD=${BUILD:-build}
 export CRASH_MOMENTS=${CRASH_MOMENTS:-20}
 exec tests/run.sh tests/stress/soak.sh tests/e2e/test_crash.sh
