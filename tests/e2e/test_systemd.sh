@@ -5,22 +5,29 @@
 # (systemd-socket-activate, as dozed.socket would), READY=1 and STATUS= on
 # $NOTIFY_SOCKET, STOPPING=1 on SIGTERM, and a clear refusal of bad options.
 # In a private network namespace, with no container runtime at all. And the
-# shipped units as systemd reads them: no unknown or misspelt directive.
-# (There is no systemd to run them under here: test_e2e.sh runs dozed with
-# the unit's capabilities and read-only file system instead.)
+# shipped units as systemd reads them (no unknown or misspelt directive) and
+# runs them: systemd-nspawn boots this host's /usr with a fresh /etc and /var
+# (--volatile=yes, nothing of the host's is written) in its own network
+# namespace and cgroup, with the built dozed at /usr/local/sbin/dozed and
+# dozed.service and dozed.socket as shipped, so that every directive of the
+# sandbox (capabilities, system call filter, read-only system...) applies.
 #
 # Usage: [BUILD=build] tests/e2e/test_systemd.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
-for tool in socat systemd-socket-activate unshare nft systemd-analyze; do
+for tool in socat systemd-socket-activate unshare nft systemd-analyze systemd-nspawn capsh jq; do
 	command -v $tool >/dev/null || { echo "FAIL systemd: missing $tool ('make deps' installs it)"; exit 1; }
 done
 WORK=$(mktemp -d /tmp/dozed-systemd.XXXXXX)
 PIDS=()
+CGROUPS=() # made for the container: removed, deepest first, once it is gone
 cleanup() {
-	local p
+	local p c
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	for c in "${CGROUPS[@]}"; do
+		[ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
+	done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -103,4 +110,75 @@ out=$(cd "$WORK/units" && systemd-analyze verify --man=no ./dozed.service ./doze
 [ -z "$out" ] || why="systemd-analyze verify: $(tr '\n' ' ' <<<"$out")"
 grep -q '^CapabilityBoundingSet=CAP_' daemon/systemd/dozed.service || why="dozed.service has no CapabilityBoundingSet="
 report systemd_units_have_no_unknown_or_bad_directive "$t0" "$why"
+
+# --- the shipped units under a real systemd ---------------------------------------
+t0=$(now_ms)
+why=""
+# Boots into this target: the two units and what they need, nothing else.
+printf '%s\n' '[Unit]' 'Description=dozed.socket and dozed.service only' \
+	'Requires=dozed.socket dozed.service' 'After=dozed.socket dozed.service' >"$WORK/dozed-test.target"
+# The container's own cgroup, in every hierarchy systemd uses (cgroup2, and
+# name=systemd on hybrid hosts), made here and removed by cleanup.
+cg_name=dozed-systemd-test.${WORK##*.}
+while read -r mp; do
+	mkdir "$mp/$cg_name" && CGROUPS+=("$mp/$cg_name")
+done < <(awk '$9 == "cgroup2" || ($9 == "cgroup" && $NF ~ /name=systemd/) { print $5 }' /proc/self/mountinfo)
+# Installed as make install would, where the unit expects it (the container's
+# /usr is this host's, read-only: these directories replace its own).
+mkdir -p "$WORK/sbin" "$WORK/bin"
+cp "$BUILD/dozed" "$WORK/sbin/"
+cp "$BUILD/dozectl" "$WORK/bin/"
+(
+	for c in "${CGROUPS[@]}"; do echo "$BASHPID" >"$c/cgroup.procs"; done
+	exec systemd-nspawn --quiet --register=no --keep-unit -D / --volatile=yes --private-network \
+		--machine="$cg_name" --bind-ro="$WORK/sbin:/usr/local/sbin" --bind-ro="$WORK/bin:/usr/local/bin" \
+		--bind-ro="$PWD/daemon/systemd/dozed.service:/etc/systemd/system/dozed.service" \
+		--bind-ro="$PWD/daemon/systemd/dozed.socket:/etc/systemd/system/dozed.socket" \
+		--bind-ro="$WORK/dozed-test.target:/etc/systemd/system/dozed-test.target" \
+		--system-call-filter="bpf setns" -b systemd.unit=dozed-test.target systemd.firstboot=off
+) >"$WORK/nspawn.log" 2>&1 &
+NSPAWN=$!
+PIDS+=($NSPAWN)
+# Its systemd, as this host sees it: the process in its init.scope.
+CT=""
+deadline=$(($(now_ms) + 30000))
+while [ -z "$CT" ] && [ "$(now_ms)" -lt $deadline ] && kill -0 $NSPAWN 2>/dev/null; do
+	CT=$(head -n 1 "${CGROUPS[0]}/payload/init.scope/cgroup.procs" 2>/dev/null)
+	[ -n "$CT" ] || sleep 0.1
+done
+in_ct() { nsenter -t "$CT" -m -p -- "$@"; }
+unit_state() { in_ct systemctl show -p ActiveState --value dozed.service 2>/dev/null; }
+state=""
+if [ -z "$CT" ]; then
+	why="systemd-nspawn did not boot: $(tail -n 5 "$WORK/nspawn.log" | tr '\n' ' ')"
+else
+	deadline=$(($(now_ms) + 60000))
+	until state=$(unit_state) && { [ "$state" = active ] || [ "$state" = failed ]; } ||
+		[ "$(now_ms)" -ge $deadline ]; do sleep 0.2; done
+fi
+if [ -z "$why" ] && [ "$state" != active ]; then
+	why="dozed.service is '$state' under systemd: $(in_ct journalctl -u dozed.service --no-pager -o cat -p warning -n 6 2>&1 | tr '\n' ' ')"
+fi
+if [ -z "$why" ]; then
+	main=$(in_ct systemctl show -p MainPID --value dozed.service)
+	st=$(in_ct cat "/proc/$main/status")
+	eff=$(awk '/^CapEff:/ { print $2 }' <<<"$st")
+	got=$(capsh --decode="$eff" | sed 's/^.*=//' | tr ',' '\n' | sort | xargs)
+	want=$(sed -n 's/^CapabilityBoundingSet=//p' daemon/systemd/dozed.service |
+		tr '[:upper:] ' '[:lower:]\n' | grep . | sort | xargs)
+	[ "$got" = "$want" ] || why="dozed runs with '$got', the unit says '$want'"
+	grep -q '^Seccomp:[[:space:]]*2' <<<"$st" || why="dozed runs without its system call filter"
+	grep -q '^NoNewPrivs:[[:space:]]*1' <<<"$st" || why="dozed runs without NoNewPrivileges"
+	out=$(in_ct dozectl list --json 2>&1)
+	jq -e '.services | length == 0' <<<"$out" >/dev/null 2>&1 ||
+		why="dozectl list through dozed.socket: $out"
+	nsenter -t "$CT" -n -- nft list table inet dozed >/dev/null 2>&1 ||
+		why="no nftables table inet dozed in the container's namespace"
+	in_ct systemctl stop dozed.service
+	state=$(unit_state)
+	result=$(in_ct systemctl show -p Result --value dozed.service)
+	{ [ "$state" = inactive ] && [ "$result" = success ]; } ||
+		why=${why:-"after systemctl stop, dozed.service is $state ($result)"}
+fi
+report systemd_runs_the_shipped_units_with_their_sandbox "$t0" "$why"
 exit $any_failed
