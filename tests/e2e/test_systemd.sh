@@ -22,10 +22,13 @@ done
 WORK=$(mktemp -d /tmp/dozed-systemd.XXXXXX)
 PIDS=()
 CGROUPS=() # made for the container: removed, deepest first, once it is gone
+# systemd-nspawn's working directories, removed after it if it made them.
+NSPAWN_DIRS=()
+for d in /run/systemd/nspawn /run/systemd/nspawn-root; do [ -e $d ] || NSPAWN_DIRS+=($d); done
 cleanup() {
 	local p c
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	for c in "${CGROUPS[@]}"; do
+	for c in "${CGROUPS[@]}" "${NSPAWN_DIRS[@]}"; do
 		[ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null
 	done
 	rm -rf "$WORK"
