@@ -21,6 +21,9 @@ DATA=abuse-data PORT_DATA=18501 # wake on data
 EV=abuse-ev PORT_EV=18502      # enabled and disabled to make events
 LIST_MAX_MS=${LIST_MAX_MS:-50}
 RSS_SLACK_KB=2048
+# Shorter than their defaults (10 s, 30 s), so that the test sees dozed end
+# idle control connections by itself, and silent held ones go sooner.
+SILENT_TIMEOUT_S=3 CONTROL_IDLE_S=3
 ATTACKER_NS=$WORK/attacker.net
 CTL_SOCK=$WORK/$RT/control.sock
 
@@ -112,10 +115,12 @@ test_direct_connections_to_the_activator_port_from_another_namespace_relay_nothi
 		fail "a direct connection woke a service"
 }
 
+# From 20 addresses, 250 each: under --max-held-per-client (256), so that
+# --max-held (4096) is the bound that resets the others.
 test_5000_connections_to_a_sleeping_port_are_all_served_or_reset() {
 	measure_start 5000 || return
 	local out
-	out=$(in_ns "$FLOOD" tcp 127.0.0.1 "$PORT_WEB" 5000 get / 90)
+	out=$(in_ns "$FLOOD" -b 127.0.2.1 -B 20 tcp 127.0.0.1 "$PORT_WEB" 5000 get / 90)
 	measure_end "5000 connections" || return
 	echo "   5000: $out"
 	[ "$(kv timeout "$out")" = 0 ] || fail "clients left hanging for 90 s: $out"
@@ -147,6 +152,8 @@ test_4096_silent_clients_do_not_lock_a_real_client_out() {
 	t0=$(now_ms)
 	page_ok "$PORT_DATA" 30 || fail "the real client was not served with $h silent connections held"
 	ms=$(($(now_ms) - t0))
+	# Those still held when it woke are relayed now, to a service that may
+	# keep them: they go when their client does.
 	lib_end "$flood"
 	measure_end "4096 silent connections" || return
 	echo "   silent: $h held when the real client came, served in $ms ms; silent clients: $(cat "$silent")"
@@ -178,6 +185,9 @@ test_1000_control_connections_leave_root_an_answer() {
 		ctl list >/dev/null 2>&1 && ok=$((ok + 1))
 		sleep 0.2
 	done
+	# dozed itself closes them, at --control-idle-timeout: the flood still runs.
+	wait_for $(((CONTROL_IDLE_S + 10) * 1000)) "idle control connections closed by dozed (fds $(dozed_fds), $FDS0 before)" \
+		fds_back
 	lib_end "$flood"
 	measure_end "1000 control connections" || return
 	echo "   control: $(cat "$out"); root's list answered $ok of 10"
@@ -212,7 +222,8 @@ ONLY=("$@")
 command -v socat >/dev/null || { echo "FAIL $SUITE: missing socat ('make deps' installs it)"; exit 1; }
 flood_build
 env_up
-DOZED_ARGS=(--wake-timeout 10s --stop-timeout 2)
+DOZED_ARGS=(--wake-timeout 10s --stop-timeout 2 --held-silent-timeout "${SILENT_TIMEOUT_S}s"
+	--control-idle-timeout "${CONTROL_IDLE_S}s")
 if ! start_dozed; then
 	echo "FAIL ${RT}_start_dozed: $FAILED"
 	tail -n 20 "$(dozed_log)"
