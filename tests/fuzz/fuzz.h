@@ -25,6 +25,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                                                  \
 	} while (0)
 
+/*
+ * A new directory for a target's files, in $FUZZ_TMPDIR (tests/fuzz/run.sh
+ * removes it after the run, crash or not), else /dev/shm. Aborts on failure.
+ */
+static inline void fuzz_mkdtemp(char *buf, size_t len, const char *name)
+{
+	const char *tmp = getenv("FUZZ_TMPDIR");
+	snprintf(buf, len, "%s/%s.XXXXXX", tmp && tmp[0] ? tmp : "/dev/shm", name);
+	if (!mkdtemp(buf))
+		abort();
+}
+
 /* A NUL-terminated copy of the input, for the parsers that take strings. */
 static inline char *fuzz_strndup(const uint8_t *data, size_t size)
 {

@@ -21,7 +21,7 @@
 static struct event_base *base;
 static struct runtime *rt;
 static int listen_fd = -1;
-static char dir[] = "/dev/shm/dozed-fuzz-events.XXXXXX";
+static char dir[80];
 static char sock_path[sizeof(dir) + 8];
 
 struct seen {
@@ -55,7 +55,7 @@ static void remove_socket(void)
 static void setup(void)
 {
 	log_set_max_level(-1);
-	FUZZ_ASSERT(mkdtemp(dir));
+	fuzz_mkdtemp(dir, sizeof(dir), "dozed-fuzz-events");
 	snprintf(sock_path, sizeof(sock_path), "%s/rt.sock", dir);
 	atexit(remove_socket);
 	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

@@ -14,7 +14,7 @@
 #include "dozed/state_store.h"
 #include "fuzz.h"
 
-static char dir[] = "/dev/shm/dozed-fuzz-state.XXXXXX";
+static char dir[4096];
 static char again_dir[sizeof(dir) + 8];
 
 /* Every file in d, including the corrupt copies a refused file is moved to. */
@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!again_dir[0]) {
 		log_set_max_level(-1);
-		FUZZ_ASSERT(mkdtemp(dir));
+		fuzz_mkdtemp(dir, sizeof(dir) - 8, "dozed-fuzz-state");
 		snprintf(again_dir, sizeof(again_dir), "%s/again", dir);
 		atexit(remove_dirs);
 	}

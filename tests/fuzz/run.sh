@@ -44,11 +44,14 @@ for t in "${targets[@]}"; do
 	artifacts=$BUILD/fuzz/artifacts
 	mkdir -p "$work" "$artifacts"
 	log=$BUILD/fuzz/fuzz_$t.log
-	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=print_stacktrace=1 \
+	# The target's own files (tmpfs), gone after it even if it crashed.
+	tmp=$(mktemp -d /dev/shm/dozed-fuzz.XXXXXX)
+	FUZZ_TMPDIR=$tmp ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=print_stacktrace=1 \
 		"$bin" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=1024 \
 		-max_len="$(max_len "$t")" -print_final_stats=1 \
 		-artifact_prefix="$artifacts/$t-" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1
 	rc=$?
+	rm -rf "$tmp"
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
 	if [ $rc -eq 0 ] && [ -n "$execs" ]; then
