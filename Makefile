@@ -169,7 +169,7 @@ lint-unit:
 	if [ -z "$$score" ]; then printf '%s\n' "$$out" >&2; echo "error: systemd-analyze security gave no score" >&2; exit 1; fi; \
 	echo "dozed.service: exposure $$score (at most 3.0)"; \
 	awk -v s="$$score" 'BEGIN { exit !(s <= 3.0) }' || { \
-		printf '%s\n' "$$out" | grep -v '^  *✓' >&2; \
+		printf '%s\n' "$$out" | grep -v '^✓' >&2; \
 		echo "error: dozed.service exposure $$score is above 3.0" >&2; exit 1; }
 
 format:
