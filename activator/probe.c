@@ -102,6 +102,14 @@ static void prober_attempt(struct prober *p)
 	p->attempt_us = clock_monotonic_us();
 	int fd =
 	    p->netns_fd >= 0 ? socket_connect_in_netns(p) : socket_connect_marked(&p->dst, p->mark);
+	if (fd == -EPERM && p->netns_fd >= 0) {
+		/* Every attempt will fail alike until the wake times out: say why once. */
+		static bool warned;
+		if (!warned)
+			log_warning_errno(fd, "Cannot enter a container's network namespace to "
+					      "probe it: dozed needs CAP_SYS_ADMIN");
+		warned = true;
+	}
 	if (fd < 0) {
 		log_debug_errno(fd, "Probe attempt failed");
 		return;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,20 +67,37 @@ static void probe_destination_in_container(const struct service *s, const char *
  */
 static void probe_service(struct dozed *d, struct service *s, const struct runtime_container *c)
 {
+	static bool warned_ptrace;
 	struct sockaddr_storage dst;
 	int r, netns_fd = -1;
+	bool own_address = false;
 	if (c && c->running && c->pid > 0) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)c->pid);
 		netns_fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (netns_fd < 0)
+		if (netns_fd < 0 && (errno == EACCES || errno == EPERM) && c->ip[0]) {
+			/* Its own address from here still avoids a proxy's early accept. */
+			if (!warned_ptrace)
+				log_warning_errno(
+				    errno,
+				    "Cannot open %s, so %s is probed at its address %s "
+				    "from dozed's own namespace: entering a container's "
+				    "namespace needs CAP_SYS_PTRACE",
+				    path, s->name, c->ip);
+			warned_ptrace = true;
+			own_address = true;
+		} else if (netns_fd < 0) {
 			log_debug_errno(errno, "%s: cannot open %s; probing the published port",
 					s->name, path);
+		}
 	}
 	if (netns_fd >= 0) {
 		probe_destination_in_container(s, c->ip[0] ? c->ip : NULL, &dst);
 		r = activator_service_starting_in(d->activator, s->id, &dst, netns_fd);
 		close(netns_fd);
+	} else if (own_address) {
+		probe_destination_in_container(s, c->ip, &dst);
+		r = activator_service_starting(d->activator, s->id, &dst);
 	} else {
 		probe_destination(s, &dst);
 		bool held = activator_service_held(d->activator, s->id) > 0;

@@ -74,9 +74,11 @@ int egress_counter_new(struct egress_counter **out)
 	if (!c->skel) {
 		int r = -errno;
 		if (r == -EPERM || r == -EACCES)
-			return log_error_errno(r,
-					       "Failed to load the eBPF egress counter: run dozed "
-					       "as root (it needs CAP_BPF and CAP_NET_ADMIN)");
+			return log_error_errno(
+			    r, "Failed to load the eBPF egress counter: dozed needs "
+			       "CAP_NET_ADMIN, and CAP_BPF or CAP_SYS_ADMIN (also "
+			       "needed to probe inside containers), and a system "
+			       "call filter that allows bpf()");
 		return log_error_errno(r, "Failed to load the eBPF egress counter (run with "
 					  "--log-level debug for the verifier's log)");
 	}

@@ -263,21 +263,24 @@ int runtime_parse_inspect(const char *json, size_t len, struct runtime_container
 		return r;
 	json_object *state = get(root, "State", json_type_object);
 	const char *id = get_str(root, "Id");
-	if (!id || !state)
+	const char *name = get_str(root, "Name");
+	if (name && name[0] == '/')
+		name++;
+	/* Every container has a name on both runtimes; the daemon names services by it. */
+	if (!id || !state || !name || !*name)
 		return -EBADMSG;
 
 	struct runtime_container *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	const char *name = get_str(root, "Name");
-	if (name && name[0] == '/')
-		name++;
 	json_object *running = get(state, "Running", json_type_boolean);
 	json_object *pid = get(state, "Pid", json_type_int);
 	c->running = running && json_object_get_boolean(running);
 	json_object *exit_code = get(state, "ExitCode", json_type_int);
 	c->exit_code = exit_code ? (int)json_object_get_int64(exit_code) : 0;
-	c->pid = c->running && pid ? (pid_t)json_object_get_int64(pid) : 0;
+	/* A PID out of range would make /proc/1 (or another) the container's. */
+	int64_t pid_value = pid ? json_object_get_int64(pid) : 0;
+	c->pid = c->running && pid_value > 0 && pid_value <= INT32_MAX ? (pid_t)pid_value : 0;
 	r = strdup_or_null(id, &c->id);
 	if (r == 0)
 		r = strdup_or_null(name, &c->name);

@@ -212,13 +212,22 @@ static bool port_taken(const struct state_service *s, size_t n, const struct sta
 	return false;
 }
 
+/* Whether text[from, len) is all JSON white space; text need not end in a NUL. */
+static bool all_space(const char *text, size_t from, size_t len)
+{
+	for (size_t i = from; i < len; i++)
+		if (!strchr(" \t\r\n", text[i]) || text[i] == '\0')
+			return false;
+	return true;
+}
+
 int state_store_parse(const char *text, size_t len, struct state_service **out, size_t *n,
 		      size_t *n_bad, state_bad_entry_fn bad, void *userdata, char *why,
 		      size_t why_len)
 {
 	*out = NULL;
 	*n = *n_bad = 0;
-	if (strspn(text, " \t\r\n") >= len) {
+	if (all_space(text, 0, len)) {
 		snprintf(why, why_len, "it is empty");
 		return -EBADMSG;
 	}
@@ -242,7 +251,7 @@ int state_store_parse(const char *text, size_t len, struct state_service **out, 
 		return -EBADMSG;
 	}
 	size_t end = json_tokener_get_parse_end(tok);
-	if (strspn(text + end, " \t\r\n") != len - end) {
+	if (!all_space(text, end, len)) {
 		snprintf(why, why_len, "text follows the JSON array at byte %zu", end);
 		return -EBADMSG;
 	}

@@ -209,7 +209,8 @@ void runtime_events_get_counters(const struct runtime_events *ev,
 /* The socket of DOCKER_HOST (NULL or "": the default). -EINVAL for tcp:// and
  * other schemes, which dozed does not speak. */
 int runtime_socket_from_docker_host(const char *docker_host, char **out);
-/* GET /containers/{id}/json. No cgroup_dir: that needs /proc. -EBADMSG if not one. */
+/* GET /containers/{id}/json. No cgroup_dir: that needs /proc. -EBADMSG if not one
+ * (no Id, State or Name). */
 int runtime_parse_inspect(const char *json, size_t len, struct runtime_container **out);
 /* GET /containers/json. *out is an array of *n containers, freed with runtime_containers_free. */
 int runtime_parse_list(const char *json, size_t len, struct runtime_container **out, size_t *n);

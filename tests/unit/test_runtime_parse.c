@@ -406,3 +406,19 @@ TEST(test_logs_tail_survives_a_frame_cut_short)
 	runtime_logs_tail(header_only, sizeof(header_only) - 1, 3, out, sizeof(out));
 	ASSERT_TRUE(strlen(out) < sizeof(out));
 }
+
+TEST(test_inspect_without_a_name_or_with_a_wild_pid_is_refused_or_ignored)
+{
+	static const char no_name[] = "{\"Id\":\"abc\",\"State\":{\"Running\":true,\"Pid\":42}}";
+	struct runtime_container *c = NULL;
+	ASSERT_ERR(runtime_parse_inspect(no_name, sizeof(no_name) - 1, &c), EBADMSG);
+	static const char empty_name[] =
+	    "{\"Id\":\"abc\",\"Name\":\"/\",\"State\":{\"Running\":true,\"Pid\":42}}";
+	ASSERT_ERR(runtime_parse_inspect(empty_name, sizeof(empty_name) - 1, &c), EBADMSG);
+	/* 2^32 + 1 must not become PID 1. */
+	static const char wild_pid[] =
+	    "{\"Id\":\"abc\",\"Name\":\"/web\",\"State\":{\"Running\":true,\"Pid\":4294967297}}";
+	ASSERT_OK(runtime_parse_inspect(wild_pid, sizeof(wild_pid) - 1, &c));
+	ASSERT_EQ_U(c->pid, 0);
+	runtime_container_free(c);
+}

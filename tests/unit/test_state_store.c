@@ -508,3 +508,21 @@ TEST(test_temporary_file_left_by_a_crash_is_removed_on_load)
 	_cleanup_free_ char *names = dir_listing(dir);
 	ASSERT_STREQ(names, "services.json");
 }
+
+TEST(test_parse_reads_no_byte_past_its_length)
+{
+	/* Not NUL-terminated: the fuzzer's exact-length buffers. */
+	char *text = malloc(2);
+	ASSERT_TRUE(text != NULL);
+	memcpy(text, "[]", 2);
+	struct state_service *got = NULL;
+	size_t n = 9, n_bad = 9;
+	char why[64];
+	ASSERT_OK(state_store_parse(text, 2, &got, &n, &n_bad, NULL, NULL, why, sizeof(why)));
+	ASSERT_EQ_U(n, 0);
+	ASSERT_EQ_U(n_bad, 0);
+	memcpy(text, "  ", 2);
+	ASSERT_ERR(state_store_parse(text, 2, &got, &n, &n_bad, NULL, NULL, why, sizeof(why)),
+		   EBADMSG);
+	free(text);
+}
