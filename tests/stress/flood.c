@@ -27,6 +27,9 @@
  *   open       connections still open at the end (silent, follow: held to the end;
  *              loop: requests under way when it stopped)
  *   timeout    connections unfinished at the deadline (get, rst, send)
+ * and what the resets were: refused (the connect failed), rst (a read or
+ * send failed: reset by the peer), empty (closed with no answer), bad (closed
+ * after an answer that was not a whole "200", or before BYTES).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
@@ -70,6 +73,9 @@ struct target {
 
 struct counts {
 	unsigned long connected, ok, reset, eof, open, timeout;
+	/* What the resets were: refused connects, read errors (RST), answers
+	 * that were empty, answers that were not a whole "200". */
+	unsigned long refused, rst, empty, bad;
 	unsigned long long bytes;
 };
 
@@ -257,9 +263,10 @@ int main(int argc, char **argv)
 	struct counts k = {0};
 	long live = 0;
 	for (long i = 0; i < n; i++) {
-		if (conn_open(&t, cs, i) < 0)
+		if (conn_open(&t, cs, i) < 0) {
 			k.reset++;
-		else
+			k.refused++;
+		} else
 			live++;
 	}
 
@@ -303,6 +310,7 @@ int main(int argc, char **argv)
 				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
 				if (err) {
 					k.reset++;
+					k.refused++;
 					END_CONN();
 					continue;
 				}
@@ -310,6 +318,7 @@ int main(int argc, char **argv)
 				k.connected++;
 				if (req[0] && send(c->fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
 					k.reset++;
+					k.rst++;
 					END_CONN();
 					continue;
 				}
@@ -363,14 +372,22 @@ int main(int argc, char **argv)
 				continue;
 			}
 			/* The peer closed (got == 0) or reset (got < 0). */
-			if (got < 0 || m == MODE_RST || (m == MODE_GET && c->got == 0))
+			if (got < 0 || m == MODE_RST || (m == MODE_GET && c->got == 0)) {
 				k.reset++;
-			else if (m == MODE_SILENT)
+				if (got < 0)
+					k.rst++;
+				else if (c->got == 0)
+					k.empty++;
+				else
+					k.bad++;
+			} else if (m == MODE_SILENT) {
 				k.eof++;
-			else if (head_ok(c, m))
+			} else if (head_ok(c, m)) {
 				k.ok++;
-			else
+			} else {
 				k.reset++;
+				k.bad++;
+			}
 			END_CONN();
 		}
 	}
@@ -384,8 +401,10 @@ int main(int argc, char **argv)
 			k.timeout++;
 		close(cs[i].fd);
 	}
-	printf("connected=%lu ok=%lu bytes=%llu reset=%lu eof=%lu open=%lu timeout=%lu\n",
-	       k.connected, k.ok, k.bytes, k.reset, k.eof, k.open, k.timeout);
+	printf("connected=%lu ok=%lu bytes=%llu reset=%lu eof=%lu open=%lu timeout=%lu "
+	       "(resets: refused=%lu rst=%lu empty=%lu bad=%lu)\n",
+	       k.connected, k.ok, k.bytes, k.reset, k.eof, k.open, k.timeout, k.refused, k.rst,
+	       k.empty, k.bad);
 	free(cs);
 	close(epfd);
 	return 0;

@@ -42,6 +42,7 @@ cycle_idle() { # cycle: a burst, then idle until asleep
 	sleeps=$(event_count sleep "$NAME")
 	out=$(in_ns "$FLOOD" tcp 127.0.0.1 "$PORT" "$CLIENTS" loop / "$BURST_S")
 	add_counts "$out"
+	[ "$(kv reset "$out")" = 0 ] || echo "   cycle $1, at $(date -u +%T.%3N): $out"
 	wait_for 15000 "sleep of cycle $1 once the burst ended" events_at_least sleep "$NAME" $((sleeps + 1))
 }
 
