@@ -76,6 +76,7 @@ struct counts {
 	/* What the resets were: refused connects, read errors (RST), answers
 	 * that were empty, answers that were not a whole "200". */
 	unsigned long refused, rst, empty, bad;
+	int refused_errno; /* the last refused connect's */
 	unsigned long long bytes;
 };
 
@@ -263,9 +264,11 @@ int main(int argc, char **argv)
 	struct counts k = {0};
 	long live = 0;
 	for (long i = 0; i < n; i++) {
-		if (conn_open(&t, cs, i) < 0) {
+		int r = conn_open(&t, cs, i);
+		if (r < 0) {
 			k.reset++;
 			k.refused++;
+			k.refused_errno = -r;
 		} else
 			live++;
 	}
@@ -278,8 +281,14 @@ int main(int argc, char **argv)
 	do {                                                                                       \
 		finish(c, epfd);                                                                   \
 		long idx_ = c - cs;                                                                \
-		if (!loop || stop || now_ms() >= deadline || conn_open(&t, cs, idx_) < 0)          \
+		int r_ = 0;                                                                        \
+		if (!loop || stop || now_ms() >= deadline || (r_ = conn_open(&t, cs, idx_)) < 0)   \
 			live--;                                                                    \
+		if (r_ < 0) {                                                                      \
+			k.reset++;                                                                 \
+			k.refused++;                                                               \
+			k.refused_errno = -r_;                                                     \
+		}                                                                                  \
 	} while (0)
 	struct epoll_event evs[256];
 	char buf[65536];
@@ -311,6 +320,7 @@ int main(int argc, char **argv)
 				if (err) {
 					k.reset++;
 					k.refused++;
+					k.refused_errno = err;
 					END_CONN();
 					continue;
 				}
@@ -402,9 +412,10 @@ int main(int argc, char **argv)
 		close(cs[i].fd);
 	}
 	printf("connected=%lu ok=%lu bytes=%llu reset=%lu eof=%lu open=%lu timeout=%lu "
-	       "(resets: refused=%lu rst=%lu empty=%lu bad=%lu)\n",
+	       "(resets: refused=%lu rst=%lu empty=%lu bad=%lu%s%s)\n",
 	       k.connected, k.ok, k.bytes, k.reset, k.eof, k.open, k.timeout, k.refused, k.rst,
-	       k.empty, k.bad);
+	       k.empty, k.bad, k.refused_errno ? "; last refusal: " : "",
+	       k.refused_errno ? strerror(k.refused_errno) : "");
 	free(cs);
 	close(epfd);
 	return 0;
