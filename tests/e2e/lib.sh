@@ -79,8 +79,9 @@ lib_end() { # pid
 
 # --- assertions --------------------------------------------------------------
 
+# Every failed check of a test is named, in order.
 FAILED=""
-fail() { FAILED=${FAILED:-$*}; }
+fail() { FAILED=${FAILED:+$FAILED; }$*; }
 
 # wait_for MS WHAT COMMAND...: polls every 50 ms until COMMAND succeeds.
 wait_for() {
