@@ -8,49 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-bool control_request_utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < len) {
-		unsigned c = p[i];
-		size_t n;
-		uint32_t cp, min;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1, cp = c & 0x1f, min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2, cp = c & 0x0f, min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false; /* a continuation byte first, or 0xc0, 0xc1, 0xf5.. */
-		}
-		if (len - i - 1 < n)
-			return false;
-		for (size_t k = 1; k <= n; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (p[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += n + 1;
-	}
-	return true;
-}
-
-size_t control_request_utf8_prefix(const char *s, size_t len, size_t max)
-{
-	if (len <= max)
-		return len;
-	/* Back off continuation bytes: the cut then falls before a character's first byte. */
-	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
-		max--;
-	return max;
-}
+#include "dozed/utf8.h"
 
 /* A \u0000 escape: a valid JSON text has backslashes only inside strings, each starting one escape.
  */
@@ -75,7 +33,7 @@ static bool strings_valid(struct json_object *o, unsigned depth)
 	case json_type_string: {
 		const char *s = json_object_get_string(o);
 		size_t len = (size_t)json_object_get_string_len(o);
-		return strlen(s) == len && control_request_utf8_valid(s, len);
+		return strlen(s) == len && utf8_valid(s, len);
 	}
 	case json_type_array:
 		for (size_t i = 0; i < json_object_array_length(o); i++)
@@ -85,8 +43,7 @@ static bool strings_valid(struct json_object *o, unsigned depth)
 	case json_type_object: {
 		json_object_object_foreach(o, key, val)
 		{
-			if (!control_request_utf8_valid(key, strlen(key)) ||
-			    !strings_valid(val, depth + 1))
+			if (!utf8_valid(key, strlen(key)) || !strings_valid(val, depth + 1))
 				return false;
 		}
 		return true;
@@ -116,7 +73,7 @@ int control_request_parse(const char *line, size_t len, struct json_object **out
 		snprintf(err, errlen, "a request must not contain NUL characters");
 		return -EINVAL;
 	}
-	if (!control_request_utf8_valid(line, len)) {
+	if (!utf8_valid(line, len)) {
 		snprintf(err, errlen, "a request must be UTF-8 text");
 		return -EINVAL;
 	}
@@ -191,7 +148,7 @@ int control_request_check_fields(struct json_object *req, const char *cmd,
 		if (!f) {
 			char names[160];
 			list_fields(fields, n_fields, names, sizeof(names));
-			int shown = (int)control_request_utf8_prefix(key, strlen(key), 64);
+			int shown = (int)utf8_prefix(key, strlen(key), 64);
 			snprintf(err, errlen, "%.*s: unknown field (%s takes %s)", shown, key, cmd,
 				 n_fields ? names : "none");
 			return -EINVAL;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dozed/macro.h"
+#include "dozed/utf8.h"
 
 static void json_putp(json_object **o)
 {
@@ -521,20 +522,32 @@ void runtime_logs_tail(const char *body, size_t len, size_t max_lines, char *out
 	}
 	size_t used = 0;
 	bool line_start = true;
-	for (size_t i = start; i < n && used + 1 < out_len; i++) {
+	for (size_t i = start; i < n;) {
 		unsigned char ch = (unsigned char)text[i];
 		if (ch == '\n' || ch == '\r') {
 			line_start = true;
+			i++;
 			continue;
 		}
 		if (line_start && used > 0) {
-			const char *sep = " | ";
-			for (const char *p = sep; *p && used + 1 < out_len; p++)
-				out[used++] = *p;
+			if (used + 3 >= out_len)
+				break;
+			memcpy(out + used, " | ", 3);
+			used += 3;
 		}
 		line_start = false;
-		if (used + 1 < out_len)
-			out[used++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+		/* Whole characters only: what a container writes need not be UTF-8. */
+		size_t k = utf8_char_len(text + i, n - i);
+		bool shown = k > 0 && ch >= 0x20 && ch != 0x7f;
+		size_t w = shown ? k : 1;
+		if (used + w >= out_len)
+			break;
+		if (shown)
+			memcpy(out + used, text + i, k);
+		else
+			out[used] = '?';
+		used += w;
+		i += k > 0 ? k : 1;
 	}
 	out[used] = '\0';
 }

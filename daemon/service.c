@@ -13,6 +13,7 @@
 #include "dozed/duration.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
+#include "dozed/utf8.h"
 
 struct service_registry {
 	struct service_ops ops;
@@ -83,6 +84,8 @@ __attribute__((format(printf, 2, 3))) static void set_reason(struct service *s, 
 	va_start(ap, fmt);
 	vsnprintf(s->reason, sizeof(s->reason), fmt, ap);
 	va_end(ap);
+	/* Users read it as JSON: a cut character or a runtime's stray byte is a '?'. */
+	utf8_sanitize(s->reason);
 }
 
 static void enter(struct service_registry *r, struct service *s, enum service_state state)
@@ -320,8 +323,11 @@ static uint64_t backoff_us(unsigned failures)
 
 /* Held clients were reset (by the activator, or here when reset_held). */
 static void wake_failure(struct service_registry *r, struct service *s, bool reset_held,
-			 const char *why)
+			 const char *cause)
 {
+	char why[320];
+	snprintf(why, sizeof(why), "%s", cause);
+	utf8_sanitize(why);
 	if (reset_held)
 		r->ops.activator_failed(r->ud, s);
 	s->failures++;

@@ -25,12 +25,6 @@ struct json_object;
 int control_request_parse(const char *line, size_t len, struct json_object **out, char *err,
 			  size_t errlen);
 
-/* True when s[0..len) is UTF-8: shortest forms, no surrogates, at most U+10FFFF. */
-bool control_request_utf8_valid(const char *s, size_t len);
-
-/* The longest prefix of UTF-8 s[0..len) of at most max bytes that ends between characters. */
-size_t control_request_utf8_prefix(const char *s, size_t len, size_t max);
-
 enum control_field_type {
 	CONTROL_FIELD_STRING,
 	CONTROL_FIELD_BOOL,

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "dozed/control_request.h"
+#include "dozed/utf8.h"
 #include "fuzz.h"
 
 /* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
@@ -64,12 +65,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(size <= CONTROL_REQUEST_MAX && !memchr(line, '\0', size));
 
 	bool valid = utf8_valid(data, size);
-	FUZZ_ASSERT(control_request_utf8_valid(line, size) == valid);
+	FUZZ_ASSERT(utf8_valid(line, size) == valid);
 	if (r == 0)
 		FUZZ_ASSERT(valid);
 	if (valid && size > 0) {
 		size_t max = data[0] % (size + 1);
-		size_t prefix = control_request_utf8_prefix(line, size, max);
+		size_t prefix = utf8_prefix(line, size, max);
 		FUZZ_ASSERT(prefix <= max);
 		FUZZ_ASSERT(utf8_valid(data, prefix));
 		/* The longest: the next character would not fit. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dozed/control_request.h"
+#include "dozed/utf8.h"
 #include "dozed/macro.h"
 #include "harness.h"
 
@@ -91,18 +92,18 @@ TEST(test_utf8_validation_follows_the_standard)
 	    {"\xc2\x41", false},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
-		if (control_request_utf8_valid(cases[i].s, strlen(cases[i].s)) != cases[i].valid)
+		if (utf8_valid(cases[i].s, strlen(cases[i].s)) != cases[i].valid)
 			FAIL("case %zu: expected %s", i, cases[i].valid ? "valid" : "invalid");
 }
 
 TEST(test_a_cut_never_splits_a_character)
 {
 	const char *s = "ab\xc3\xa9\xe2\x82\xac";
-	ASSERT_EQ_U(control_request_utf8_prefix(s, 7, 10), 7);
-	ASSERT_EQ_U(control_request_utf8_prefix(s, 7, 6), 4);
-	ASSERT_EQ_U(control_request_utf8_prefix(s, 7, 5), 4);
-	ASSERT_EQ_U(control_request_utf8_prefix(s, 7, 4), 4);
-	ASSERT_EQ_U(control_request_utf8_prefix(s, 7, 3), 2);
+	ASSERT_EQ_U(utf8_prefix(s, 7, 10), 7);
+	ASSERT_EQ_U(utf8_prefix(s, 7, 6), 4);
+	ASSERT_EQ_U(utf8_prefix(s, 7, 5), 4);
+	ASSERT_EQ_U(utf8_prefix(s, 7, 4), 4);
+	ASSERT_EQ_U(utf8_prefix(s, 7, 3), 2);
 }
 
 TEST(test_what_is_not_one_request_object_is_refused)
@@ -173,6 +174,6 @@ TEST(test_an_unknown_field_is_named_whole_characters_only)
 	snprintf(line, sizeof(line), "{\"cmd\":\"enable\",\"%s\":1}", key);
 	const char *msg = check(line, err, sizeof(err));
 	ASSERT_TRUE(msg != NULL);
-	ASSERT_TRUE(control_request_utf8_valid(msg, strlen(msg)));
+	ASSERT_TRUE(utf8_valid(msg, strlen(msg)));
 	ASSERT_TRUE(strncmp(msg, key, 64) == 0 && msg[64] == ':');
 }

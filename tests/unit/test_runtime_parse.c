@@ -10,6 +10,7 @@
 
 #include "dozed/macro.h"
 #include "dozed/runtime.h"
+#include "dozed/utf8.h"
 #include "fixture.h"
 #include "harness.h"
 
@@ -421,4 +422,20 @@ TEST(test_inspect_without_a_name_or_with_a_wild_pid_is_refused_or_ignored)
 	ASSERT_OK(runtime_parse_inspect(wild_pid, sizeof(wild_pid) - 1, &c));
 	ASSERT_EQ_U(c->pid, 0);
 	runtime_container_free(c);
+}
+
+TEST(test_logs_tail_is_utf8_whatever_the_container_wrote)
+{
+	/* 300 two-byte characters cut to the buffer, and bytes that are no UTF-8. */
+	char long_line[601];
+	for (size_t i = 0; i < 300; i++)
+		memcpy(long_line + 2 * i, "\xc3\xa9", 2);
+	long_line[600] = '\0';
+	char out[200];
+	runtime_logs_tail(long_line, 600, 3, out, sizeof(out));
+	ASSERT_TRUE(utf8_valid(out, strlen(out)));
+	ASSERT_EQ_U(strlen(out), 198);
+	const char binary[] = "ok \xff\xfe end\n\xc3";
+	runtime_logs_tail(binary, sizeof(binary) - 1, 3, out, sizeof(out));
+	ASSERT_STREQ(out, "ok ?? end | ?");
 }

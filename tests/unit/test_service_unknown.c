@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dozed/service.h"
+#include "dozed/utf8.h"
 #include "harness.h"
 #include "service_fake.h"
 
@@ -218,4 +219,22 @@ TEST(test_a_start_in_time_leaves_the_probe_its_own_timeout)
 	F.now = 104 * SEC;
 	service_on_timer(F.reg, s->id);
 	ASSERT_EQ_U(s->state, SERVICE_WAKING);
+}
+
+TEST(test_a_reason_from_outside_is_utf8_even_when_cut)
+{
+	struct service *s = asleep_service();
+	connect_client(s);
+	service_on_start_done(F.reg, s->id, 0, NULL);
+	char why[400];
+	memset(why, 'x', sizeof(why));
+	memcpy(why + 10, "\xff\xfe", 2);
+	for (size_t i = 300; i + 2 < sizeof(why); i += 2)
+		memcpy(why + i, "\xc3\xa9", 2);
+	why[sizeof(why) - 1] = '\0';
+	service_on_wake_exited(F.reg, s->id, why);
+	ASSERT_TRUE(utf8_valid(s->reason, strlen(s->reason)));
+	const char *fact = fact_str("reason");
+	ASSERT_TRUE(utf8_valid(fact, strlen(fact)));
+	ASSERT_TRUE(strstr(fact, "xx??xx") != NULL);
 }
