@@ -307,7 +307,7 @@ int dozed_save_state(struct dozed *d)
 			o->ports[k].container_port = s->ports[k].container_port;
 		}
 	}
-	return state_store_save(d->cfg.state_dir, saved, i);
+	return state_store_save(d->cfg.state_dir, saved, i, &d->aside);
 }
 
 void dozed_status_text(struct dozed *d, char *buf, size_t len)
@@ -385,8 +385,11 @@ void dozed_remove_stale_ports(struct dozed *d)
 			return; /* its ports may be among them: once it is known */
 	d->stale_ports_checked = true;
 	if (d->state_incomplete) {
-		log_warning("Redirected ports that no service owns are kept: services.json had "
-			    "entries that could not be read (see above), and they may be theirs");
+		log_warning("Redirected ports that no service owns are kept, as they may belong to "
+			    "a service whose entry in %s/" STATE_FILE_NAME " could not be read: "
+			    "see the services.json.corrupt-* files there, re-enable what they "
+			    "list, fix or remove the bad entries, delete the copies",
+			    d->cfg.state_dir);
 		return;
 	}
 	/* No port stays redirected for a service that is gone. */
@@ -514,6 +517,7 @@ void dozed_free(struct dozed *d)
 	activator_free(d->activator);
 	service_registry_free(d->services);
 	feed_free(d->feed);
+	state_aside_clear(&d->aside);
 	nft_ctx_free(d->nft);
 	egress_counter_free(d->counter);
 	free(d);

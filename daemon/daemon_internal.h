@@ -9,6 +9,7 @@
 #include "dozed/config.h"
 #include "dozed/daemon.h"
 #include "dozed/service.h"
+#include "dozed/state_store.h"
 
 struct event;
 struct activator;
@@ -35,9 +36,11 @@ struct dozed {
 	struct pending_op *ops; /* runtime calls in flight */
 	unsigned loading;	/* start-up inspections still out */
 	bool ready;
-	/* services.json had entries that could not be read: redirected ports
-	 * no service owns may be theirs, so none is removed. */
+	/* services.json had entries that could not be read (now, or before: a
+	 * corrupt copy is still there): redirected ports no service owns may be
+	 * theirs, so none is removed. */
 	bool state_incomplete;
+	struct state_aside aside; /* those entries, written back with every save */
 	bool stale_ports_checked;
 	struct event *reconcile_timer; /* retries UNKNOWN services */
 	unsigned reconcile_retry_s;    /* the next retry's delay; 0: the first */

@@ -306,11 +306,12 @@ static int add_saved(struct dozed *d, const struct state_service *saved, const u
 int dozed_sync_start(struct dozed *d)
 {
 	struct state_service *saved = NULL;
-	size_t n = 0, n_bad = 0;
-	int r = state_store_load(d->cfg.state_dir, &saved, &n, &n_bad);
+	size_t n = 0;
+	int r = state_store_load(d->cfg.state_dir, &saved, &n, &d->aside);
 	if (r < 0 && r != -EBADMSG)
 		return r;
-	d->state_incomplete = r == -EBADMSG || n_bad > 0;
+	d->state_incomplete =
+	    r == -EBADMSG || d->aside.n > 0 || state_store_count_corrupt(d->cfg.state_dir) > 0;
 	_cleanup_free_ uint16_t *set_ports = NULL;
 	size_t n_set = 0;
 	if (n > 0 && nft_set_list_ports(d->nft, &set_ports, &n_set) < 0)

@@ -107,9 +107,9 @@ static int ports_from_json(struct json_object *arr, struct state_service *s, con
 		struct state_port *out = &s->ports[i];
 		if (!json_object_is_type(p, json_type_object) ||
 		    get_port_number(p, "host_port", 1, &out->host_port) < 0 ||
-		    get_port_number(p, "container_port", 0, &out->container_port) < 0) {
+		    get_port_number(p, "container_port", 1, &out->container_port) < 0) {
 			*why = "a port is not {\"host_port\": 1-65535, \"container_port\": "
-			       "0-65535}";
+			       "1-65535}";
 			return -1;
 		}
 		if (json_object_object_get_ex(p, "host_ip", &ip)) {
@@ -279,7 +279,10 @@ int state_store_parse(const char *text, size_t len, struct state_service **out, 
 		if (r < 0) {
 			if (bad)
 				bad(userdata, i + 1, s->name && s->name[0] ? s->name : NULL,
-				    reason ? reason : "unreadable");
+				    reason ? reason : "unreadable",
+				    json_object_to_json_string_ext(
+					json_object_array_get_idx(root, i),
+					JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 			state_service_clear(s);
 			(*n_bad)++;
 			continue;
@@ -339,7 +342,8 @@ static struct json_object *service_to_json(const struct state_service *s)
 	return TAKE_PTR(o);
 }
 
-int state_store_format(const struct state_service *s, size_t n, char **out)
+int state_store_format(const struct state_service *s, size_t n, const struct state_aside *aside,
+		       char **out)
 {
 	_cleanup_(json_putp) struct json_object *arr = json_object_new_array();
 	if (!arr)
@@ -353,9 +357,25 @@ int state_store_format(const struct state_service *s, size_t n, char **out)
 			return -ENOMEM;
 		}
 	}
+	for (size_t i = 0; aside && i < aside->n; i++) {
+		/* Parsed from the file once: it parses again. */
+		struct json_object *o = json_tokener_parse(aside->entries[i]);
+		if (!o || json_object_array_add(arr, o) < 0) {
+			json_object_put(o);
+			return -ENOMEM;
+		}
+	}
 	const char *text = json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
 								   JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!text || asprintf(out, "%s\n", text) < 0)
 		return -ENOMEM;
 	return 0;
+}
+
+void state_aside_clear(struct state_aside *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->entries[i]);
+	free(a->entries);
+	*a = (struct state_aside){0};
 }

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,21 +158,67 @@ static void remove_stale_temps(const char *dir)
 
 struct bad_log {
 	const char *path;
+	struct state_aside *aside;
+	int err; /* -ENOMEM when an entry could not be kept */
 };
 
-static void log_bad_entry(void *userdata, size_t index, const char *name, const char *why)
+static void log_bad_entry(void *userdata, size_t index, const char *name, const char *why,
+			  const char *raw)
 {
-	const struct bad_log *l = userdata;
+	struct bad_log *l = userdata;
 	if (name)
 		log_error("%s: entry %zu (%s) set aside: %s", l->path, index, name, why);
 	else
 		log_error("%s: entry %zu set aside: %s", l->path, index, why);
+	char **more = realloc(l->aside->entries, (l->aside->n + 1) * sizeof(*more));
+	char *copy = raw ? strdup(raw) : NULL;
+	if (!more || !copy) {
+		free(copy);
+		if (more)
+			l->aside->entries = more;
+		l->err = -ENOMEM;
+		return;
+	}
+	l->aside->entries = more;
+	l->aside->entries[l->aside->n++] = copy;
 }
 
-int state_store_load(const char *dir, struct state_service **out, size_t *n, size_t *n_bad)
+size_t state_store_count_corrupt(const char *dir)
+{
+	size_t n = 0;
+	_cleanup_(closedirp) DIR *d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += strncmp(e->d_name, CORRUPT_PREFIX, strlen(CORRUPT_PREFIX)) == 0;
+	return n;
+}
+
+/* Whether an earlier corrupt copy already holds these bytes: one copy per content. */
+static bool copy_exists(const char *dir, const char *text, size_t len, char **which)
+{
+	_cleanup_(closedirp) DIR *d = opendir(dir);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (strncmp(e->d_name, CORRUPT_PREFIX, strlen(CORRUPT_PREFIX)) != 0)
+			continue;
+		_cleanup_close_ int fd =
+		    openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0 || (size_t)st.st_size != len)
+			continue;
+		_cleanup_free_ char *other = NULL;
+		size_t other_len = 0;
+		if (read_all(fd, &other, &other_len) == 0 && other_len == len &&
+		    memcmp(other, text, len) == 0)
+			return asprintf(which, "%s/%s", dir, e->d_name) >= 0;
+	}
+	return false;
+}
+
+int state_store_load(const char *dir, struct state_service **out, size_t *n,
+		     struct state_aside *set_aside)
 {
 	*out = NULL;
-	*n = *n_bad = 0;
+	*n = 0;
+	*set_aside = (struct state_aside){0};
 	_cleanup_free_ char *path = state_path(dir, STATE_FILE_NAME);
 	if (!path)
 		return log_error_errno(ENOMEM, "Failed to load the enabled services");
@@ -185,9 +232,9 @@ int state_store_load(const char *dir, struct state_service **out, size_t *n, siz
 		return log_error_errno(errno, "Failed to open %s", path);
 
 	_cleanup_free_ char *text = NULL;
-	size_t len = 0;
+	size_t len = 0, n_bad = 0;
 	char why[256] = "";
-	struct bad_log bl = {.path = path};
+	struct bad_log bl = {.path = path, .aside = set_aside};
 	int r = read_all(fd, &text, &len);
 	if (r == -EFBIG) {
 		snprintf(why, sizeof(why), "it is larger than %u MiB", STATE_FILE_MAX >> 20);
@@ -195,29 +242,41 @@ int state_store_load(const char *dir, struct state_service **out, size_t *n, siz
 	} else if (r < 0) {
 		return log_error_errno(r, "Failed to read %s", path);
 	} else {
-		r = state_store_parse(text, len, out, n, n_bad, log_bad_entry, &bl, why,
+		r = state_store_parse(text, len, out, n, &n_bad, log_bad_entry, &bl, why,
 				      sizeof(why));
 	}
-	if (r == -ENOMEM)
+	if (r == 0 && bl.err < 0)
+		r = bl.err;
+	if (r == -ENOMEM) {
+		state_services_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+		state_aside_clear(set_aside);
 		return log_error_errno(r, "Failed to load %s", path);
-	if (r == 0 && *n_bad == 0)
+	}
+	if (r == 0 && n_bad == 0)
 		return 0;
 
 	_cleanup_free_ char *aside = NULL;
 	if (r == 0) {
-		int k = keep_aside(dir, path, text, len, &aside);
-		if (k < 0) {
-			state_services_free(*out, *n);
-			*out = NULL;
-			*n = *n_bad = 0;
-			return log_error_errno(k,
-					       "%s has %zu bad entries, and a copy could not be "
-					       "kept aside; fix or remove them",
-					       path, *n_bad);
+		/* The bad entries are kept in the file too: the copy is a record of it. */
+		if (copy_exists(dir, text, len, &aside)) {
+			log_error("%s: %zu bad entries set aside, %zu loaded; they are kept in it, "
+				  "and a copy of the file is %s",
+				  path, n_bad, *n, aside);
+			return 0;
 		}
-		log_error("%s: %zu bad entries set aside, %zu loaded; the whole file is kept as "
-			  "%s",
-			  path, *n_bad, *n, aside);
+		int k = keep_aside(dir, path, text, len, &aside);
+		if (k < 0)
+			log_error_errno(
+			    k,
+			    "%s: %zu bad entries set aside, %zu loaded; they are kept in "
+			    "it, but no copy of the file could be written beside it",
+			    path, n_bad, *n);
+		else
+			log_error("%s: %zu bad entries set aside, %zu loaded; they are kept in it, "
+				  "and the whole file is copied to %s",
+				  path, n_bad, *n, aside);
 		return 0;
 	}
 	int k = keep_aside(dir, path, NULL, 0, &aside);
@@ -266,7 +325,8 @@ static int create_temp(int dfd, char *name, size_t len)
 	return -EEXIST;
 }
 
-int state_store_save(const char *dir, const struct state_service *s, size_t n)
+int state_store_save(const char *dir, const struct state_service *s, size_t n,
+		     const struct state_aside *aside)
 {
 	for (size_t i = 0; i < n; i++) {
 		const char *why = state_service_invalid(&s[i]);
@@ -279,7 +339,7 @@ int state_store_save(const char *dir, const struct state_service *s, size_t n)
 
 	_cleanup_free_ char *path = state_path(dir, STATE_FILE_NAME);
 	_cleanup_free_ char *text = NULL;
-	if (!path || state_store_format(s, n, &text) < 0)
+	if (!path || state_store_format(s, n, aside, &text) < 0)
 		return log_error_errno(ENOMEM, "Failed to save the enabled services");
 
 	int r = mkdir_parents(dir, 0700);

@@ -39,8 +39,24 @@ struct state_service {
 };
 
 /* Told about each entry that parsing set aside: its 1-based index, its
- * "name" when it has a readable one (else NULL), and why. */
-typedef void (*state_bad_entry_fn)(void *userdata, size_t index, const char *name, const char *why);
+ * "name" when it has a readable one (else NULL), why, and the entry as JSON
+ * text (to be written back as it was). */
+typedef void (*state_bad_entry_fn)(void *userdata, size_t index, const char *name, const char *why,
+				   const char *raw);
+
+/*
+ * The entries of services.json that could not be read, as JSON text. They
+ * are written back with every save, so that no entry is lost until someone
+ * fixes or removes it by hand (and while any is there, the daemon removes no
+ * redirected port that might be its service's).
+ */
+struct state_aside {
+	char **entries;
+	size_t n;
+};
+
+/* Frees the entries and zeroes a; accepts an empty one. */
+void state_aside_clear(struct state_aside *a);
 
 /*
  * Parses the text of a services.json; pure, logs nothing. 0 and the good
@@ -56,32 +72,43 @@ int state_store_parse(const char *text, size_t len, struct state_service **out, 
 /*
  * Reads STATE_DIR/services.json into *out (malloc'd array, NULL when empty).
  * A missing file (or directory) is 0 services. Entries that are not what
- * state_store_save() writes are set aside, each logged with its index, name
- * and why; the good ones load, *n_bad counts the others, and a copy of the
- * whole file is kept as services.json.corrupt-<UTC time> beside it (the next
- * save writes the good ones only). A file unusable as a whole (empty,
- * truncated, not JSON) is -EBADMSG: it is logged and renamed to that name,
- * so nothing is lost and the daemon may go on with none. Other -errno: the
- * file could not be read, or could not be kept aside (then starting over
- * would overwrite it). Also removes temporary files a crash during a save
- * left behind.
+ * state_store_save() writes are set aside into *aside, each logged with its
+ * index, name and why; the good ones load, and a copy of the whole file is
+ * kept as services.json.corrupt-<UTC time> beside it (once per content; a
+ * copy that cannot be written is logged, not fatal). A file unusable as a
+ * whole (empty, truncated, not JSON) is -EBADMSG: it is logged and renamed
+ * to that name, so nothing is lost and the daemon may go on with none. Other
+ * -errno: the file could not be read, or could not be moved aside (then
+ * starting over would overwrite it). Also removes temporary files a crash
+ * during a save left behind.
  */
-int state_store_load(const char *dir, struct state_service **out, size_t *n, size_t *n_bad);
+int state_store_load(const char *dir, struct state_service **out, size_t *n,
+		     struct state_aside *aside);
+
+/* How many services.json.corrupt-* files are in dir: while there are any,
+ * services may be missing from the state, so the daemon removes no
+ * redirected port it cannot account for. The operator looks, re-enables
+ * what they list, and deletes them. */
+size_t state_store_count_corrupt(const char *dir);
 
 /*
  * Replaces STATE_DIR/services.json atomically: a temporary file in dir
  * (O_CREAT|O_EXCL, mode 0600), fsync, rename over the old file, fsync of dir.
  * Creates dir (mode 0700) and its missing parents. On failure the old file is
  * intact, no temporary file is left, and the error is logged. -EINVAL (logged)
- * for an entry that state_store_load() would refuse.
+ * for an entry that state_store_load() would refuse. The entries of aside
+ * (may be NULL) follow the others, as they were read.
  */
-int state_store_save(const char *dir, const struct state_service *s, size_t n);
+int state_store_save(const char *dir, const struct state_service *s, size_t n,
+		     const struct state_aside *aside);
 
 /* Why an entry cannot be stored, or NULL: the same rules for load and save,
  * so that whatever was saved loads again. */
 const char *state_service_invalid(const struct state_service *s);
-/* The text of services.json for these entries (malloc'd); 0 or -ENOMEM. */
-int state_store_format(const struct state_service *s, size_t n, char **out);
+/* The text of services.json for these entries, then the set-aside ones as
+ * they were (aside may be NULL); malloc'd; 0 or -ENOMEM. */
+int state_store_format(const struct state_service *s, size_t n, const struct state_aside *aside,
+		       char **out);
 
 /* Frees the array and its strings; accepts NULL. */
 void state_services_free(struct state_service *s, size_t n);

@@ -2,7 +2,7 @@
 /*
  * services.json: any bytes through the real state_store_parse(), as
  * state_store_load() reads the file. Every entry set aside is told; what is
- * accepted, state_store_save() writes back (to tmpfs) and state_store_load()
+ * accepted, state_store_save(, NULL) writes back (to tmpfs) and state_store_load()
  * reads again unchanged: no saved service is lost or altered by a restart.
  */
 #include <dirent.h>
@@ -43,13 +43,18 @@ static int streq(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-static void bad_entry(void *userdata, size_t index, const char *name, const char *why)
+static void bad_entry(void *userdata, size_t index, const char *name, const char *why,
+		      const char *raw)
 {
-	size_t *told = userdata;
-	(*told)++;
+	struct state_aside *aside = userdata;
 	FUZZ_ASSERT(index >= 1);
 	FUZZ_ASSERT(why && why[0]);
 	FUZZ_ASSERT(!name || strlen(name) < 4096);
+	FUZZ_ASSERT(raw && raw[0]);
+	char **more = realloc(aside->entries, (aside->n + 1) * sizeof(*more));
+	FUZZ_ASSERT(more);
+	aside->entries = more;
+	FUZZ_ASSERT((aside->entries[aside->n++] = strdup(raw)));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -67,17 +72,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, data, size);
 
 	struct state_service *s = NULL;
-	size_t n = 0, n_bad = 0, told = 0;
+	size_t n = 0, n_bad = 0;
+	struct state_aside aside = {0};
 	char why[256];
 	memset(why, 'x', sizeof(why));
-	int r = state_store_parse(text, size, &s, &n, &n_bad, bad_entry, &told, why, sizeof(why));
+	int r = state_store_parse(text, size, &s, &n, &n_bad, bad_entry, &aside, why, sizeof(why));
 	free(text);
 	FUZZ_ASSERT(r == 0 || r == -EBADMSG || r == -ENOMEM);
 	if (r == -EBADMSG)
 		FUZZ_ASSERT(memchr(why, '\0', sizeof(why)) && why[0]);
-	if (r != 0)
+	if (r != 0) {
+		state_aside_clear(&aside);
 		return 0;
-	FUZZ_ASSERT(told == n_bad);
+	}
+	FUZZ_ASSERT(n_bad == aside.n);
 	FUZZ_ASSERT(n == 0 || s);
 	for (size_t i = 0; i < n; i++) {
 		FUZZ_ASSERT(s[i].name && s[i].name[0] && s[i].container && s[i].container[0]);
@@ -89,12 +97,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 
-	/* What was accepted survives a save and a load unchanged. */
-	FUZZ_ASSERT(state_store_save(again_dir, s, n) == 0);
+	/* What was accepted survives a save and a load unchanged, and what was
+	 * set aside is written back and set aside again: nothing is lost. */
+	FUZZ_ASSERT(state_store_save(again_dir, s, n, &aside) == 0);
 	struct state_service *t = NULL;
-	size_t m = 0, m_bad = 0;
-	FUZZ_ASSERT(state_store_load(again_dir, &t, &m, &m_bad) == 0);
-	FUZZ_ASSERT(m == n && m_bad == 0);
+	size_t m = 0;
+	struct state_aside again = {0};
+	FUZZ_ASSERT(state_store_load(again_dir, &t, &m, &again) == 0);
+	FUZZ_ASSERT(m == n && again.n == aside.n);
+	state_aside_clear(&again);
+	state_aside_clear(&aside);
 	for (size_t i = 0; i < n; i++) {
 		FUZZ_ASSERT(streq(s[i].name, t[i].name));
 		FUZZ_ASSERT(streq(s[i].container, t[i].container));

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -101,11 +103,12 @@ static const struct state_service sample[] = {
 TEST(test_saved_services_load_back_unchanged)
 {
 	const char *dir = temp_dir();
-	ASSERT_OK(state_store_save(dir, sample, ARRAY_SIZE(sample)));
+	ASSERT_OK(state_store_save(dir, sample, ARRAY_SIZE(sample), NULL));
 
 	struct state_service *got = NULL;
-	size_t n = 0, n_bad = 0;
-	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	size_t n = 0;
+	struct state_aside aside = {0};
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
 	ASSERT_EQ_U(n, 3);
 	ASSERT_STREQ(got[0].name, "web");
 	ASSERT_STREQ(got[0].container, "web");
@@ -120,6 +123,7 @@ TEST(test_saved_services_load_back_unchanged)
 	ASSERT_STREQ(got[2].container_id, "");
 	ASSERT_EQ_U(got[2].idle_us, 7200000000u);
 	state_services_free(got, n);
+	state_aside_clear(&aside);
 }
 
 static const char *field(struct json_object *entry, const char *key)
@@ -131,7 +135,7 @@ static const char *field(struct json_object *entry, const char *key)
 TEST(test_saved_file_is_the_documented_json)
 {
 	const char *dir = temp_dir();
-	ASSERT_OK(state_store_save(dir, sample, 2));
+	ASSERT_OK(state_store_save(dir, sample, 2, NULL));
 	_cleanup_free_ char *path = path_in(dir, "services.json");
 	struct json_object *root = json_object_from_file(path);
 	ASSERT_TRUE(root && json_object_is_type(root, json_type_array));
@@ -154,12 +158,13 @@ TEST(test_saved_file_is_the_documented_json)
 TEST(test_empty_list_round_trips)
 {
 	const char *dir = temp_dir();
-	ASSERT_OK(state_store_save(dir, sample, 2));
-	ASSERT_OK(state_store_save(dir, NULL, 0));
+	ASSERT_OK(state_store_save(dir, sample, 2, NULL));
+	ASSERT_OK(state_store_save(dir, NULL, 0, NULL));
 	struct state_service dummy = {0};
 	struct state_service *got = &dummy;
-	size_t n = 9, n_bad = 0;
-	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	size_t n = 9;
+	struct state_aside aside = {0};
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
 	ASSERT_EQ_U(n, 0);
 	ASSERT_TRUE(got == NULL);
 }
@@ -168,12 +173,13 @@ TEST(test_missing_file_is_no_services)
 {
 	const char *dir = temp_dir();
 	struct state_service *got = NULL;
-	size_t n = 9, n_bad = 0;
-	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	size_t n = 9;
+	struct state_aside aside = {0};
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
 	ASSERT_EQ_U(n, 0);
 	ASSERT_TRUE(got == NULL);
 	_cleanup_free_ char *missing = path_in(dir, "not-created-yet");
-	ASSERT_OK(state_store_load(missing, &got, &n, &n_bad));
+	ASSERT_OK(state_store_load(missing, &got, &n, &aside));
 	ASSERT_EQ_U(n, 0);
 }
 
@@ -181,7 +187,7 @@ TEST(test_save_creates_private_state_directory_and_file)
 {
 	const char *dir = temp_dir();
 	_cleanup_free_ char *state = path_in(dir, "var/lib/dozed");
-	ASSERT_OK(state_store_save(state, sample, 1));
+	ASSERT_OK(state_store_save(state, sample, 1, NULL));
 	struct stat st;
 	ASSERT_OK(stat(state, &st));
 	ASSERT_EQ_U(st.st_mode & 07777, 0700);
@@ -194,7 +200,8 @@ TEST(test_saves_leave_no_temporary_files)
 {
 	const char *dir = temp_dir();
 	for (int i = 0; i < 5; i++)
-		ASSERT_OK(state_store_save(dir, sample, ARRAY_SIZE(sample) - (size_t)(i % 3)));
+		ASSERT_OK(
+		    state_store_save(dir, sample, ARRAY_SIZE(sample) - (size_t)(i % 3), NULL));
 	_cleanup_free_ char *names = dir_listing(dir);
 	ASSERT_STREQ(names, "services.json");
 }
@@ -206,9 +213,10 @@ TEST(test_corrupt_file_is_kept_aside_and_reported)
 	write_file(path, "[{\"name\": \"web\", \"container\": ");
 
 	struct state_service *got = NULL;
-	size_t n = 0, n_bad = 0;
+	size_t n = 0;
+	struct state_aside aside = {0};
 	capture_stderr_begin();
-	int r = state_store_load(dir, &got, &n, &n_bad);
+	int r = state_store_load(dir, &got, &n, &aside);
 	_cleanup_free_ char *log = capture_stderr_end();
 	ASSERT_ERR(r, EBADMSG);
 	ASSERT_TRUE(got == NULL && n == 0);
@@ -220,12 +228,12 @@ TEST(test_corrupt_file_is_kept_aside_and_reported)
 	_cleanup_free_ char *names = dir_listing(dir);
 	if (strncmp(names, "services.json.corrupt-", 22) != 0 || strchr(names, ' '))
 		FAIL("directory holds \"%s\", expected one services.json.corrupt-*", names);
-	_cleanup_free_ char *aside = path_in(dir, names);
-	_cleanup_free_ char *kept = read_file(aside);
+	_cleanup_free_ char *copy = path_in(dir, names);
+	_cleanup_free_ char *kept = read_file(copy);
 	ASSERT_STREQ(kept, "[{\"name\": \"web\", \"container\": ");
 
 	/* The next start finds no file: no services, and no error. */
-	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
 	ASSERT_EQ_U(n, 0);
 }
 
@@ -234,11 +242,12 @@ TEST(test_two_corrupt_files_in_one_second_are_both_kept)
 	const char *dir = temp_dir();
 	_cleanup_free_ char *path = path_in(dir, "services.json");
 	struct state_service *got = NULL;
-	size_t n = 0, n_bad = 0;
+	size_t n = 0;
+	struct state_aside aside = {0};
 	write_file(path, "first");
-	ASSERT_ERR(state_store_load(dir, &got, &n, &n_bad), EBADMSG);
+	ASSERT_ERR(state_store_load(dir, &got, &n, &aside), EBADMSG);
 	write_file(path, "second");
-	ASSERT_ERR(state_store_load(dir, &got, &n, &n_bad), EBADMSG);
+	ASSERT_ERR(state_store_load(dir, &got, &n, &aside), EBADMSG);
 	_cleanup_free_ char *names = dir_listing(dir);
 	ASSERT_TRUE(strchr(names, ' ') != NULL);
 	ASSERT_TRUE(strstr(names, "services.json ") == NULL);
@@ -255,8 +264,9 @@ TEST(test_files_unusable_as_a_whole_are_corrupt)
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		write_file(path, bad[i]);
 		struct state_service *got = NULL;
-		size_t n = 0, n_bad = 0;
-		int r = state_store_load(dir, &got, &n, &n_bad);
+		size_t n = 0;
+		struct state_aside aside = {0};
+		int r = state_store_load(dir, &got, &n, &aside);
 		if (r != -EBADMSG)
 			FAIL("state_store_load() of '%s' returned %d, expected -EBADMSG", bad[i],
 			     r);
@@ -300,14 +310,15 @@ TEST(test_one_bad_entry_is_set_aside_and_the_others_load)
 			 bad_entries[i]);
 		write_file(path, text);
 		struct state_service *got = NULL;
-		size_t n = 0, n_bad = 0;
+		size_t n = 0;
+		struct state_aside aside = {0};
 		capture_stderr_begin();
-		int r = state_store_load(dir, &got, &n, &n_bad);
+		int r = state_store_load(dir, &got, &n, &aside);
 		_cleanup_free_ char *log = capture_stderr_end();
-		if (r != 0 || n != 2 || n_bad != 1)
+		if (r != 0 || n != 2 || aside.n != 1)
 			FAIL("load of entry '%s' between two good ones: %d, %zu good, %zu bad; "
 			     "expected 0, 2, 1",
-			     bad_entries[i], r, n, n_bad);
+			     bad_entries[i], r, n, aside.n);
 		ASSERT_STREQ(got[0].name, "first");
 		ASSERT_STREQ(got[1].name, "last");
 		ASSERT_EQ_U(got[1].n_ports, 1);
@@ -317,6 +328,7 @@ TEST(test_one_bad_entry_is_set_aside_and_the_others_load)
 		ASSERT_CONTAINS(log, "set aside");
 		ASSERT_TRUE(access(path, F_OK) == 0);
 		state_services_free(got, n);
+		state_aside_clear(&aside);
 	}
 }
 
@@ -328,24 +340,26 @@ TEST(test_a_file_with_bad_entries_is_copied_aside_whole)
 			   " {\"name\": \"db\", \"container\": \"db\"}]\n";
 	write_file(path, text);
 	struct state_service *got = NULL;
-	size_t n = 0, n_bad = 0;
+	size_t n = 0;
+	struct state_aside aside = {0};
 	capture_stderr_begin();
-	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
 	_cleanup_free_ char *log = capture_stderr_end();
 	ASSERT_EQ_U(n, 1);
-	ASSERT_EQ_U(n_bad, 1);
+	ASSERT_EQ_U(aside.n, 1);
 	ASSERT_STREQ(got[0].name, "db");
 	ASSERT_CONTAINS(log, "entry 1 (web) set aside: \"idle_ms\" is not a number");
 	ASSERT_CONTAINS(log, "services.json.corrupt-");
 	state_services_free(got, n);
+	state_aside_clear(&aside);
 
 	_cleanup_free_ char *names = dir_listing(dir);
 	if (strncmp(names, "services.json services.json.corrupt-", 36) != 0 ||
 	    strchr(names + 14, ' '))
 		FAIL("directory holds \"%s\", expected services.json and services.json.corrupt-*",
 		     names);
-	_cleanup_free_ char *aside = path_in(dir, names + 14);
-	_cleanup_free_ char *kept = read_file(aside);
+	_cleanup_free_ char *copy = path_in(dir, names + 14);
+	_cleanup_free_ char *kept = read_file(copy);
 	ASSERT_STREQ(kept, text);
 	_cleanup_free_ char *still = read_file(path);
 	ASSERT_STREQ(still, text);
@@ -358,15 +372,17 @@ TEST(test_two_entries_with_one_name_keep_the_first)
 	write_file(path, "[{\"name\": \"web\", \"container\": \"a\"},"
 			 " {\"name\": \"web\", \"container\": \"b\"}]");
 	struct state_service *got = NULL;
-	size_t n = 0, n_bad = 0;
+	size_t n = 0;
+	struct state_aside aside = {0};
 	capture_stderr_begin();
-	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
 	_cleanup_free_ char *log = capture_stderr_end();
 	ASSERT_EQ_U(n, 1);
-	ASSERT_EQ_U(n_bad, 1);
+	ASSERT_EQ_U(aside.n, 1);
 	ASSERT_STREQ(got[0].container, "a");
 	ASSERT_CONTAINS(log, "same \"name\"");
 	state_services_free(got, n);
+	state_aside_clear(&aside);
 }
 
 TEST(test_two_entries_with_one_port_keep_the_first)
@@ -378,15 +394,17 @@ TEST(test_two_entries_with_one_port_keep_the_first)
 			 " {\"name\": \"b\", \"container\": \"b\", \"ports\": [{\"host_port\": 81, "
 			 "\"container_port\": 80}, {\"host_port\": 80, \"container_port\": 80}]}]");
 	struct state_service *got = NULL;
-	size_t n = 0, n_bad = 0;
+	size_t n = 0;
+	struct state_aside aside = {0};
 	capture_stderr_begin();
-	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
 	_cleanup_free_ char *log = capture_stderr_end();
 	ASSERT_EQ_U(n, 1);
-	ASSERT_EQ_U(n_bad, 1);
+	ASSERT_EQ_U(aside.n, 1);
 	ASSERT_STREQ(got[0].name, "a");
 	ASSERT_CONTAINS(log, "entry 2 (b) set aside: another entry has one of its \"ports\"");
 	state_services_free(got, n);
+	state_aside_clear(&aside);
 }
 
 TEST(test_ports_round_trip)
@@ -398,10 +416,11 @@ TEST(test_ports_round_trip)
 	one.ports[0].container_port = 80;
 	one.ports[1].host_port = 8443;
 	one.ports[1].container_port = 443;
-	ASSERT_OK(state_store_save(dir, &one, 1));
+	ASSERT_OK(state_store_save(dir, &one, 1, NULL));
 	struct state_service *got = NULL;
-	size_t n = 0, n_bad = 0;
-	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	size_t n = 0;
+	struct state_aside aside = {0};
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
 	ASSERT_EQ_U(n, 1);
 	ASSERT_EQ_U(got[0].n_ports, 2);
 	ASSERT_STREQ(got[0].ports[0].host_ip, "127.0.0.1");
@@ -411,6 +430,7 @@ TEST(test_ports_round_trip)
 	ASSERT_EQ_U(got[0].ports[1].host_port, 8443);
 	ASSERT_EQ_U(got[0].ports[1].container_port, 443);
 	state_services_free(got, n);
+	state_aside_clear(&aside);
 }
 
 TEST(test_idle_over_a_year_is_not_saved)
@@ -419,7 +439,7 @@ TEST(test_idle_over_a_year_is_not_saved)
 	struct state_service bad = {
 	    .name = "web", .container = "web", .idle_us = UINT64_C(18446744073709) * 1000000};
 	capture_stderr_begin();
-	int r = state_store_save(dir, &bad, 1);
+	int r = state_store_save(dir, &bad, 1, NULL);
 	_cleanup_free_ char *log = capture_stderr_end();
 	ASSERT_ERR(r, EINVAL);
 	ASSERT_CONTAINS(log, "idle_ms");
@@ -431,11 +451,13 @@ TEST(test_unknown_fields_and_defaults_are_accepted)
 	_cleanup_free_ char *path = path_in(dir, "services.json");
 	write_file(path, "[{\"name\": \"web\", \"container\": \"web\", \"future\": [1, 2]}]\n");
 	struct state_service *got = NULL;
-	size_t n = 0, n_bad = 0;
-	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	size_t n = 0;
+	struct state_aside aside = {0};
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
 	ASSERT_EQ_U(n, 1);
 	ASSERT_TRUE(got[0].container_id == NULL && got[0].idle_us == 0 && !got[0].wake_on_data);
 	state_services_free(got, n);
+	state_aside_clear(&aside);
 }
 
 TEST(test_save_into_path_under_a_file_fails_and_says_why)
@@ -445,7 +467,7 @@ TEST(test_save_into_path_under_a_file_fails_and_says_why)
 	write_file(file, "x");
 	_cleanup_free_ char *state = path_in(file, "state");
 	capture_stderr_begin();
-	int r = state_store_save(state, sample, 1);
+	int r = state_store_save(state, sample, 1, NULL);
 	_cleanup_free_ char *log = capture_stderr_end();
 	ASSERT_ERR(r, ENOTDIR);
 	ASSERT_CONTAINS(log, state);
@@ -455,7 +477,7 @@ TEST(test_save_into_path_under_a_file_fails_and_says_why)
 TEST(test_failed_write_keeps_old_file_and_leaves_no_temporary)
 {
 	const char *dir = temp_dir();
-	ASSERT_OK(state_store_save(dir, sample, 1));
+	ASSERT_OK(state_store_save(dir, sample, 1, NULL));
 	_cleanup_free_ char *path = path_in(dir, "services.json");
 	_cleanup_free_ char *before = read_file(path);
 
@@ -469,7 +491,7 @@ TEST(test_failed_write_keeps_old_file_and_leaves_no_temporary)
 	struct rlimit lim = {.rlim_cur = 4096, .rlim_max = RLIM_INFINITY};
 	ASSERT_OK(setrlimit(RLIMIT_FSIZE, &lim));
 	capture_stderr_begin();
-	int r = state_store_save(dir, many, MANY);
+	int r = state_store_save(dir, many, MANY, NULL);
 	_cleanup_free_ char *log = capture_stderr_end();
 	free(many);
 	ASSERT_ERR(r, EFBIG);
@@ -486,7 +508,7 @@ TEST(test_invalid_entry_is_refused_and_nothing_written)
 	const char *dir = temp_dir();
 	struct state_service bad = {.name = "web", .container = "web", .container_id = "XYZ"};
 	capture_stderr_begin();
-	int r = state_store_save(dir, &bad, 1);
+	int r = state_store_save(dir, &bad, 1, NULL);
 	_cleanup_free_ char *log = capture_stderr_end();
 	ASSERT_ERR(r, EINVAL);
 	ASSERT_CONTAINS(log, "container_id");
@@ -497,14 +519,16 @@ TEST(test_invalid_entry_is_refused_and_nothing_written)
 TEST(test_temporary_file_left_by_a_crash_is_removed_on_load)
 {
 	const char *dir = temp_dir();
-	ASSERT_OK(state_store_save(dir, sample, 1));
+	ASSERT_OK(state_store_save(dir, sample, 1, NULL));
 	_cleanup_free_ char *stale = path_in(dir, "services.json.tmp-1234-0");
 	write_file(stale, "[");
 	struct state_service *got = NULL;
-	size_t n = 0, n_bad = 0;
-	ASSERT_OK(state_store_load(dir, &got, &n, &n_bad));
+	size_t n = 0;
+	struct state_aside aside = {0};
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
 	ASSERT_EQ_U(n, 1);
 	state_services_free(got, n);
+	state_aside_clear(&aside);
 	_cleanup_free_ char *names = dir_listing(dir);
 	ASSERT_STREQ(names, "services.json");
 }
@@ -525,4 +549,68 @@ TEST(test_parse_reads_no_byte_past_its_length)
 	ASSERT_ERR(state_store_parse(text, 2, &got, &n, &n_bad, NULL, NULL, why, sizeof(why)),
 		   EBADMSG);
 	free(text);
+}
+
+TEST(test_entries_set_aside_are_written_back_and_copied_once)
+{
+	const char *dir = temp_dir();
+	_cleanup_free_ char *path = path_in(dir, "services.json");
+	write_file(path, "[{\"name\": \"web\", \"container\": \"web\", \"idle_ms\": \"5s\"},"
+			 " {\"name\": \"db\", \"container\": \"db\"}]");
+	struct state_service *got = NULL;
+	size_t n = 0;
+	struct state_aside aside = {0};
+	capture_stderr_begin();
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
+	ASSERT_EQ_U(aside.n, 1);
+	ASSERT_CONTAINS(aside.entries[0], "\"idle_ms\":\"5s\"");
+	/* The daemon's next save: the good ones, then the bad one as it was. */
+	ASSERT_OK(state_store_save(dir, got, n, &aside));
+	state_services_free(got, n);
+	state_aside_clear(&aside);
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
+	_cleanup_free_ char *log = capture_stderr_end();
+	ASSERT_EQ_U(n, 1);
+	ASSERT_STREQ(got[0].name, "db");
+	ASSERT_EQ_U(aside.n, 1);
+	ASSERT_CONTAINS(aside.entries[0], "\"name\":\"web\"");
+	/* A copy of the hand-edited file and one of the file dozed wrote; a
+	 * restart with that file unchanged makes no third. */
+	ASSERT_EQ_U(state_store_count_corrupt(dir), 2);
+	state_services_free(got, n);
+	state_aside_clear(&aside);
+	capture_stderr_begin();
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
+	_cleanup_free_ char *log2 = capture_stderr_end();
+	ASSERT_CONTAINS(log2, "a copy of the file is");
+	ASSERT_EQ_U(state_store_count_corrupt(dir), 2);
+	state_services_free(got, n);
+	state_aside_clear(&aside);
+}
+
+TEST(test_a_bad_entry_in_a_read_only_state_dir_still_loads_the_good_ones)
+{
+	const char *dir = temp_dir();
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("dozed-test-ro", dir, "tmpfs", 0, "size=1m") < 0)
+		FAIL("cannot mount a tmpfs of the test's own: %s", strerror(errno));
+	_cleanup_free_ char *path = path_in(dir, "services.json");
+	write_file(path, "[{\"name\": \"web\", \"container\": \"web\", \"idle_ms\": -1},"
+			 " {\"name\": \"db\", \"container\": \"db\"}]");
+	if (mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		FAIL("cannot make %s read-only: %s", dir, strerror(errno));
+	struct state_service *got = NULL;
+	size_t n = 0;
+	struct state_aside aside = {0};
+	capture_stderr_begin();
+	int r = state_store_load(dir, &got, &n, &aside);
+	_cleanup_free_ char *log = capture_stderr_end();
+	umount2(dir, MNT_DETACH);
+	ASSERT_OK(r);
+	ASSERT_EQ_U(n, 1);
+	ASSERT_EQ_U(aside.n, 1);
+	ASSERT_CONTAINS(log, "1 bad entries set aside, 1 loaded");
+	ASSERT_CONTAINS(log, "no copy of the file could be written");
+	state_services_free(got, n);
+	state_aside_clear(&aside);
 }
