@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +26,10 @@
 
 #define ACCEPTS_PER_WAKE       256
 #define REJECT_LOG_INTERVAL_US (10 * 1000000ull)
+/* Out of descriptors or memory, accepting waits this long before trying again. */
+#define ACCEPT_PAUSE_US 100000
+/* Descriptors kept for the daemon's own when max_held_total is derived. */
+#define FD_RESERVE 256
 
 const uint32_t activator_wake_bucket_ms[ACTIVATOR_WAKE_BUCKETS] = {
     5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, UINT32_MAX,
@@ -41,6 +47,7 @@ void activator_config_defaults(struct activator_config *cfg)
 	    .max_relay_lifetime_us = 0,
 	    .silent_timeout_us = 10 * 1000000ull,
 	    .max_held_per_client = 256,
+	    .max_held_total = 0,
 	};
 }
 
@@ -146,6 +153,53 @@ static void record_wake_time(struct activator *a, uint64_t total_us)
 	a->counters.wake_ms_hist[i]++;
 }
 
+/*
+ * The second wall: only an original destination that is an address of this
+ * namespace is relayed. The nft rule redirects only those (fib daddr type
+ * local), but a rule of someone else's, or a table of an older dozed, may
+ * redirect a routed connection for another host here; relaying it would
+ * make this host an open proxy, past its forward filter.
+ */
+static bool dst_is_local(struct activator *a, int fd, const struct sockaddr_storage *dst)
+{
+	int r = local_addr_check(a->local, dst);
+	if (r > 0)
+		return true;
+	char why[160];
+	if (r < 0)
+		snprintf(why, sizeof(why),
+			 "cannot tell whether the original destination is an address of this "
+			 "host (route lookup: %s)",
+			 strerror(-r));
+	activator_log_reject(
+	    a, fd, r == 0 ? "the original destination is not an address of this host" : why, dst);
+	a->counters.rejected_not_local++;
+	return false;
+}
+
+/*
+ * And a loopback original destination only on a connection that came
+ * through loopback (CVE-2020-8558): a redirect in output lands on 127.0.0.1
+ * or ::1, one in prerouting on the incoming interface's address. A
+ * neighbour routing 127.0.0.1 here with route_localnet=1 passes the check
+ * above (127.0.0.1 is local) but must never reach a loopback-only service.
+ */
+static bool dst_loopback_came_through_loopback(struct activator *a, int fd,
+					       const struct sockaddr_storage *dst)
+{
+	if (!sockaddr_is_loopback(dst))
+		return true;
+	struct sockaddr_storage here;
+	socklen_t len = sizeof(here);
+	if (getsockname(fd, (struct sockaddr *)&here, &len) == 0 && sockaddr_is_loopback(&here))
+		return true;
+	activator_log_reject(a, fd, "a loopback destination on a connection from outside this host",
+			     dst);
+	a->counters.rejected_not_local++;
+	a->counters.rejected_loopback++;
+	return false;
+}
+
 static void on_probe_done(void *arg, int result)
 {
 	struct waking *w = arg;
@@ -166,11 +220,26 @@ static void on_probe_done(void *arg, int result)
 	record_wake_time(a, total_us);
 	a->counters.wakes_ready++;
 
+	/* Asked again: an address may have gone since a client was held (a
+	 * DHCP renewal, a VIP failing over), and the relay would connect to
+	 * another host's. Held clients mostly share a destination: asked once. */
+	struct sockaddr_storage checked = {0};
+	bool checked_local = false;
 	while (w->head) {
 		struct held_conn *h = w->head;
 		int fd = h->fd;
 		struct sockaddr_storage dst = h->dst;
 		held_unlink(h);
+		if (memcmp(&dst, &checked, sizeof(dst)) != 0) {
+			checked = dst;
+			checked_local = dst_is_local(a, fd, &dst);
+		} else if (!checked_local) {
+			a->counters.rejected_not_local++;
+		}
+		if (!checked_local) {
+			conntrack_reset_client(a->conntrack, fd);
+			continue;
+		}
 		/* The relay owns fd from here, whatever happens. */
 		(void)relay_start(a->relays, id, fd, &dst);
 	}
@@ -254,30 +323,6 @@ void activator_log_reject(struct activator *a, int fd, const char *why,
 	a->reject_logs_suppressed = 0;
 }
 
-/*
- * The second wall: only an original destination that is an address of this
- * namespace is relayed. The nft rule redirects only those (fib daddr type
- * local), but a rule of someone else's, or a table of an older dozed, may
- * redirect a routed connection for another host here; relaying it would
- * make this host an open proxy, past its forward filter.
- */
-static bool dst_is_local(struct activator *a, int fd, const struct sockaddr_storage *dst)
-{
-	int r = local_addr_check(a->local, dst);
-	if (r > 0)
-		return true;
-	char why[160];
-	if (r < 0)
-		snprintf(why, sizeof(why),
-			 "cannot tell whether the original destination is an address of this "
-			 "host (route lookup: %s)",
-			 strerror(-r));
-	activator_log_reject(
-	    a, fd, r == 0 ? "the original destination is not an address of this host" : why, dst);
-	a->counters.rejected_not_local++;
-	return false;
-}
-
 static void activator_hold(struct activator *a, int fd, int family,
 			   const struct sockaddr_storage *peer)
 {
@@ -291,7 +336,7 @@ static void activator_hold(struct activator *a, int fd, int family,
 		activator_log_reject(a, fd, "connection straight to the activator port", &dst);
 		goto reject;
 	}
-	if (!dst_is_local(a, fd, &dst)) {
+	if (!dst_is_local(a, fd, &dst) || !dst_loopback_came_through_loopback(a, fd, &dst)) {
 		conntrack_reset_client(a->conntrack, fd);
 		return;
 	}
@@ -312,6 +357,14 @@ static void activator_hold(struct activator *a, int fd, int family,
 			return;
 		}
 	}
+	if (!w && a->counters.held_now >= a->max_held_total) {
+		a->counters.rejected_full++;
+		activator_log_reject(a, fd, "too many clients already held for all services", &dst);
+		conntrack_reset_client(a->conntrack, fd);
+		if (a->ops.client_rejected)
+			a->ops.client_rejected(a->userdata, route.service_id, -ENOBUFS);
+		return;
+	}
 	bool made = !w;
 	if (!w && !(w = waking_new(a, &route))) {
 		socket_close_with_reset(fd);
@@ -324,12 +377,68 @@ static void activator_hold(struct activator *a, int fd, int family,
 			waking_free(w);
 		return;
 	}
-	if (w->route.wake_min_bytes == 0)
-		waking_request(w, peer);
+	/* Last: the daemon may answer at once, even with activator_service_failed(). */
+	waking_request_if_counted(w);
 	return;
 reject:
 	a->counters.rejected_unrouted++;
 	conntrack_reset_client(a->conntrack, fd);
+}
+
+/* cfg's bound, or one that leaves every held client a descriptor for its
+ * backend once relayed, and FD_RESERVE for the daemon's own. Asked at each
+ * batch of accepts: the limit may be raised after the activator is made. */
+static size_t max_held_total_of(const struct activator_config *cfg)
+{
+	if (cfg->max_held_total > 0)
+		return cfg->max_held_total;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return SIZE_MAX;
+	return rl.rlim_cur > 2 * FD_RESERVE ? (size_t)(rl.rlim_cur - FD_RESERVE) / 2 : 1;
+}
+
+static void accept_events_set(struct activator *a, bool on)
+{
+	for (size_t i = 0; i < a->n_listen; i++)
+		if (on)
+			event_add(a->accept_events[i], NULL);
+		else
+			event_del(a->accept_events[i]);
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	accept_events_set(arg, true);
+}
+
+/*
+ * Out of descriptors or memory: the connection stays in the listener's queue
+ * and the listener readable, so accepting again at once would spin and log
+ * without end. Accepting pauses a while instead (held and relayed clients
+ * that leave free descriptors), with one message per REJECT_LOG_INTERVAL_US.
+ */
+static void accept_pause(struct activator *a, int err)
+{
+	a->counters.accept_paused++;
+	accept_events_set(a, false);
+	struct timeval tv = timeval_from_us(ACCEPT_PAUSE_US);
+	evtimer_add(a->accept_resume, &tv);
+	uint64_t now = clock_monotonic_us();
+	if (a->last_accept_log_us && now - a->last_accept_log_us < REJECT_LOG_INTERVAL_US) {
+		a->accept_logs_suppressed++;
+		return;
+	}
+	log_warning_errno(err,
+			  "Failed to accept on the activator port; pausing accepts for %llu ms "
+			  "(%llu similar pauses since the last message, %llu clients held)",
+			  (unsigned long long)(ACCEPT_PAUSE_US / 1000),
+			  (unsigned long long)a->accept_logs_suppressed,
+			  (unsigned long long)a->counters.held_now);
+	a->last_accept_log_us = now;
+	a->accept_logs_suppressed = 0;
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
@@ -340,14 +449,24 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 	socklen_t len = sizeof(local);
 	int family =
 	    getsockname(lfd, (struct sockaddr *)&local, &len) == 0 ? local.ss_family : AF_INET;
-	for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+	a->accept_batch++;
+	a->max_held_total = max_held_total_of(&a->cfg);
+	/* A batch fills half of the room at most: a full service then always
+	 * has clients of earlier batches to evict, and those of this batch,
+	 * whose first bytes may be on the way, are never taken. */
+	size_t room = a->cfg.max_held < a->max_held_total ? a->cfg.max_held : a->max_held_total;
+	size_t batch = room / 2 < 1 ? 1 : room / 2 > ACCEPTS_PER_WAKE ? ACCEPTS_PER_WAKE : room / 2;
+	for (size_t i = 0; i < batch; i++) {
 		struct sockaddr_storage peer = {0};
 		socklen_t plen = sizeof(peer);
 		int fd =
 		    accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warning_errno(errno, "Failed to accept on the activator port");
+			int err = errno;
+			if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+				accept_pause(a, err);
+			else if (err != EAGAIN && err != EINTR && err != ECONNABORTED)
+				log_warning_errno(err, "Failed to accept on the activator port");
 			return;
 		}
 		a->counters.accepted++;
@@ -397,6 +516,11 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 		activator_free(a);
 		return r;
 	}
+	a->accept_resume = evtimer_new(base, on_accept_resume, a);
+	if (!a->accept_resume) {
+		activator_free(a);
+		return log_error_errno(ENOMEM, "Failed to watch the activator's sockets");
+	}
 	for (size_t i = 0; i < a->n_listen; i++) {
 		a->accept_events[i] =
 		    event_new(base, a->listen_fds[i], EV_READ | EV_PERSIST, on_accept, a);
@@ -418,6 +542,8 @@ void activator_free(struct activator *a)
 			event_free(a->accept_events[i]);
 		close(a->listen_fds[i]);
 	}
+	if (a->accept_resume)
+		event_free(a->accept_resume);
 	while (a->wakings) {
 		waking_reset_held(a->wakings);
 		waking_free(a->wakings);

@@ -28,6 +28,7 @@ struct held_conn {
 	struct event *silent_deadline; /* wake on data, until it counts */
 	struct client_key peer;
 	bool wake_counted; /* sent enough to count toward a wake */
+	uint64_t batch;	   /* the activator's accept_batch when it was accepted */
 };
 
 /* A service with clients waiting or a wake in progress. Gone once ready. */
@@ -55,6 +56,11 @@ struct activator {
 	void *userdata;
 	int listen_fds[2];
 	struct event *accept_events[2];
+	struct event *accept_resume; /* accepting paused: out of descriptors */
+	uint64_t accept_batch;	     /* on_accept calls so far */
+	uint64_t last_accept_log_us;
+	uint64_t accept_logs_suppressed;
+	size_t max_held_total; /* cfg's, or derived from RLIMIT_NOFILE */
 	size_t n_listen;
 	struct waking *wakings;
 	struct relay_set *relays;
@@ -84,6 +90,10 @@ int held_add(struct waking *w, int fd, const struct sockaddr_storage *dst,
 	     const struct client_key *peer);
 /* Takes h out of w and frees it; its fd is the caller's. */
 void held_unlink(struct held_conn *h);
-/* Room for one more client of w from peer: 0, or why not (it is reset then). */
+/* Room for one more client of w from peer: 0, or why not (it is reset then).
+ * May count held clients whose bytes came (never asks for the wake: the
+ * caller does, with waking_request_if_counted(), once it is done with w). */
 int waking_make_room(struct waking *w, const struct client_key *peer, int fd,
 		     const struct sockaddr_storage *dst);
+/* Asks for w's wake if a held client counts toward it (or none need to). */
+void waking_request_if_counted(struct waking *w);

@@ -27,7 +27,10 @@ void client_key_from(struct client_key *k, const struct sockaddr_storage *sa)
 {
 	memset(k, 0, sizeof(*k));
 	if (sa->ss_family == AF_INET6) {
-		memcpy(k->b, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		/* One client is its /64: a host is handed a /64 and may take
+		 * any of its 2^64 addresses (SLAAC privacy addresses do). */
+		memcpy(k->b, a6, IN6_IS_ADDR_V4MAPPED(a6) ? 16 : 8);
 	} else if (sa->ss_family == AF_INET) {
 		k->b[10] = k->b[11] = 0xff;
 		memcpy(&k->b[12], &((const struct sockaddr_in *)sa)->sin_addr, 4);

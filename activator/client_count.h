@@ -13,8 +13,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* An IPv4 or IPv6 address as 16 bytes; IPv4 as v4-mapped, so a client seen
- * on a dual-stack socket and on an IPv4 one is the same client. */
+/* An IPv4 address or an IPv6 /64 as 16 bytes; IPv4 as v4-mapped, so a client
+ * seen on a dual-stack socket and on an IPv4 one is the same client; IPv6 with
+ * its last 64 bits zero, so one host choosing addresses in its /64 is one. */
 struct client_key {
 	unsigned char b[16];
 };

@@ -18,6 +18,10 @@
 
 /* A client that sent part of the wake threshold is looked at again after this. */
 #define PARTIAL_DATA_RECHECK_US 10000
+/* Bytes peeked at most to tell whether a client sent what its wake needs. */
+#define PEEK_MAX 256
+/* Held clients looked at, at most, for a silent one to make room. */
+#define EVICT_SCAN_MAX 64
 
 /* Takes h out of its wake's list, and nothing else. */
 static void held_list_remove(struct held_conn *h)
@@ -69,27 +73,83 @@ void held_unlink(struct held_conn *h)
 
 static void held_watch_arm(struct held_conn *h);
 
+/* What a wake needs a client to send: wake on connect counts its first byte. */
+static size_t held_want(const struct waking *w)
+{
+	return w->route.wake_min_bytes ? w->route.wake_min_bytes : 1;
+}
+
+/* The bytes h sent so far (up to want or a small buffer, left queued), 0 on
+ * its FIN with nothing sent, or -errno (-EAGAIN: nothing yet). */
+static ssize_t held_peek(const struct held_conn *h, size_t want)
+{
+	char buf[PEEK_MAX];
+	ssize_t n =
+	    recv(h->fd, buf, want < sizeof(buf) ? want : sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	return n < 0 ? -errno : n;
+}
+
+/* Did n peeked bytes reach what the wake needs? A threshold past what is
+ * peeked counts on a full peek. */
+static bool held_peek_counts(ssize_t n, size_t want)
+{
+	return n > 0 && ((size_t)n >= want || (size_t)n == PEEK_MAX);
+}
+
+/* h sent what its wake needs: relayed before the silent ones, never evicted,
+ * watched only for its hang-up. Asks for no wake (the caller does). */
+static void held_mark_counted(struct held_conn *h)
+{
+	h->wake_counted = true;
+	held_list_remove(h);
+	held_list_insert_counted(h);
+	if (h->silent_deadline) {
+		event_free(h->silent_deadline);
+		h->silent_deadline = NULL;
+	}
+	held_watch_arm(h);
+}
+
+/* The client gave up while held (FIN with nothing sent, or a reset). */
+static void held_close(struct held_conn *h)
+{
+	struct activator *a = h->w->a;
+	close(h->fd);
+	held_unlink(h);
+	a->counters.held_closed++;
+}
+
+void waking_request_if_counted(struct waking *w)
+{
+	if (w->wake_requested || !w->head || (w->route.wake_min_bytes > 0 && !w->last_counted))
+		return;
+	/* The first client that counts, or the newest with wake on connect. */
+	const struct held_conn *h = w->last_counted ? w->head : w->tail;
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	if (getpeername(h->fd, (struct sockaddr *)&peer, &len) < 0)
+		memset(&peer, 0, sizeof(peer));
+	waking_request(w, &peer);
+}
+
 static void on_held_event(evutil_socket_t fd, short what, void *arg)
 {
-	(void)what;
+	(void)fd;
 	struct held_conn *h = arg;
 	struct waking *w = h->w;
 	struct activator *a = w->a;
-	size_t want = w->route.wake_min_bytes ? w->route.wake_min_bytes : 1;
-	char buf[256];
-	ssize_t n = recv(fd, buf, want < sizeof(buf) ? want : sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	a->counters.held_events++;
+	size_t want = held_want(w);
+	ssize_t n = held_peek(h, want);
+	if (n == -EAGAIN || n == -EINTR)
 		return;
 	if (n <= 0) {
-		/* The client gave up (FIN with nothing sent, or a reset). */
-		close(fd);
-		held_unlink(h);
-		a->counters.held_closed++;
+		held_close(h);
 		if (!w->head && !w->wake_requested)
 			waking_free(w);
 		return;
 	}
-	if ((size_t)n < want && want <= sizeof(buf)) {
+	if (!held_peek_counts(n, want)) {
 		/* Part of the threshold: look again shortly, without spinning on
 		 * the level-triggered readiness. */
 		event_free(h->watch);
@@ -99,21 +159,16 @@ static void on_held_event(evutil_socket_t fd, short what, void *arg)
 			evtimer_add(h->watch, &tv);
 		return;
 	}
-	h->wake_counted = true;
-	held_list_remove(h);
-	held_list_insert_counted(h);
-	if (h->silent_deadline) {
-		event_free(h->silent_deadline);
-		h->silent_deadline = NULL;
+	if (!h->wake_counted)
+		held_mark_counted(h);
+	if ((what & EV_CLOSED) && h->watch) {
+		/* It sent its bytes and half-closed: EV_CLOSED (EPOLLRDHUP) stays
+		 * ready as long as it is held, and its bytes tell a FIN from a
+		 * reset no more. Watch it no longer: the relay passes its FIN on. */
+		event_free(h->watch);
+		h->watch = NULL;
 	}
-	held_watch_arm(h);
-	if (!w->wake_requested) {
-		struct sockaddr_storage peer;
-		socklen_t len = sizeof(peer);
-		if (getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
-			memset(&peer, 0, sizeof(peer));
-		waking_request(w, &peer);
-	}
+	waking_request_if_counted(w);
 }
 
 /*
@@ -164,7 +219,43 @@ static void on_silent_deadline(evutil_socket_t fd, short what, void *arg)
 		waking_free(w);
 }
 
-/* Room for one more client of w from peer: 0, or why not (it is reset then). */
+/*
+ * Makes room in w by resetting its oldest held client that has sent nothing,
+ * whatever the wake's state and its kind: when full, a silent client gives
+ * way, so silent ones cannot lock a real client out, during a wake too. Each
+ * candidate is peeked: one whose bytes came since is counted (and stays), one
+ * that left makes room. Clients accepted in this batch are not taken: their
+ * first bytes may be on the way, their watch has not run yet. Looks at
+ * EVICT_SCAN_MAX clients at most. true when there is room.
+ */
+static bool waking_evict_silent(struct waking *w)
+{
+	struct activator *a = w->a;
+	size_t want = held_want(w);
+	struct held_conn *h = w->last_counted ? w->last_counted->next : w->head;
+	for (int i = 0; h && i < EVICT_SCAN_MAX; i++) {
+		/* In order of arrival: the rest are of this batch too. */
+		if (h->batch == a->accept_batch)
+			break;
+		struct held_conn *next = h->next;
+		ssize_t n = held_peek(h, want);
+		if (n == -EAGAIN) {
+			a->counters.held_evicted++;
+			conntrack_reset_client(a->conntrack, h->fd);
+			held_unlink(h);
+			return true;
+		}
+		if (n <= 0) {
+			held_close(h);
+			return true;
+		}
+		if (held_peek_counts(n, want) && !h->wake_counted)
+			held_mark_counted(h);
+		h = next;
+	}
+	return false;
+}
+
 int waking_make_room(struct waking *w, const struct client_key *peer, int fd,
 		     const struct sockaddr_storage *dst)
 {
@@ -175,20 +266,16 @@ int waking_make_room(struct waking *w, const struct client_key *peer, int fd,
 		activator_log_reject(a, fd, "too many clients from this address already held", dst);
 		return -EUSERS;
 	}
-	if (w->n_held < a->cfg.max_held)
+	if (w->n_held < a->cfg.max_held && a->counters.held_now < a->max_held_total)
 		return 0;
-	struct held_conn *oldest_silent = w->last_counted ? w->last_counted->next : w->head;
-	if (w->route.wake_min_bytes > 0 && !w->wake_requested && oldest_silent) {
-		/* No wake under way: no held client has sent what a wake
-		 * needs. The oldest makes room, so silent ones cannot lock
-		 * out a real client, which sends at once. */
-		a->counters.held_evicted++;
-		conntrack_reset_client(a->conntrack, oldest_silent->fd);
-		held_unlink(oldest_silent);
+	if (waking_evict_silent(w))
 		return 0;
-	}
 	a->counters.rejected_full++;
-	activator_log_reject(a, fd, "too many clients already held for this service", dst);
+	activator_log_reject(a, fd,
+			     w->n_held >= a->cfg.max_held
+				 ? "too many clients already held for this service"
+				 : "too many clients already held for all services",
+			     dst);
 	return -ENOBUFS;
 }
 
@@ -203,7 +290,12 @@ int held_add(struct waking *w, int fd, const struct sockaddr_storage *dst,
 		free(h);
 		return -ENOMEM;
 	}
-	*h = (struct held_conn){.w = w, .fd = fd, .dst = *dst, .peer = *peer, .prev = w->tail};
+	*h = (struct held_conn){.w = w,
+				.fd = fd,
+				.dst = *dst,
+				.peer = *peer,
+				.prev = w->tail,
+				.batch = a->accept_batch};
 	if (w->tail)
 		w->tail->next = h;
 	else
@@ -220,5 +312,11 @@ int held_add(struct waking *w, int fd, const struct sockaddr_storage *dst,
 			log_warning("Cannot arm a held client's deadline for its first bytes; it "
 				    "is held regardless");
 	}
+	/* Its bytes may be here already (a client sends at once, and a batch
+	 * of accepts runs before any watch): counted now, it is never evicted
+	 * by the clients accepted after it in the batch. */
+	size_t want = held_want(w);
+	if (held_peek_counts(held_peek(h, want), want))
+		held_mark_counted(h);
 	return 0;
 }

@@ -111,3 +111,15 @@ int local_addr_check(struct local_addr *la, const struct sockaddr_storage *addr)
 		}
 	}
 }
+
+bool sockaddr_is_loopback(const struct sockaddr_storage *addr)
+{
+	uint8_t family;
+	unsigned char a[16];
+	size_t alen;
+	if (addr_of(addr, &family, a, &alen) < 0)
+		return false;
+	if (family == AF_INET)
+		return a[0] == 127;
+	return IN6_IS_ADDR_LOOPBACK((const struct in6_addr *)a);
+}

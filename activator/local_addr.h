@@ -16,6 +16,7 @@
  * reply is queued before it returns: no blocking, a few microseconds.
  */
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 struct local_addr;
@@ -26,3 +27,6 @@ void local_addr_free(struct local_addr *la); /* accepts NULL */
 /* 1: addr (IPv4, IPv6 or v4-mapped IPv6) is local here; 0: it is not (or
  * has no route); -errno when the kernel could not be asked. */
 int local_addr_check(struct local_addr *la, const struct sockaddr_storage *addr);
+
+/* addr is 127.0.0.0/8, ::1 or a v4-mapped 127.0.0.0/8. */
+bool sockaddr_is_loopback(const struct sockaddr_storage *addr);

@@ -14,6 +14,8 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/rtnetlink.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,6 +201,52 @@ static int rule_build_redirect(const struct nft_ctx *ctx, struct nftnl_rule *rul
 	return 0;
 }
 
+/*
+ * meta nfproto ipv4 ip daddr 127.0.0.0/8 return, before the redirect in
+ * prerouting (CVE-2020-8558): a neighbour that routes 127.0.0.1 to this host
+ * (with route_localnet=1 on its link) sends a SYN that `fib daddr type local`
+ * calls local; redirected, its destination would be rewritten before the
+ * kernel drops it as a martian, and the activator would relay it to a
+ * service bound to loopback only. A local client's loopback connection comes
+ * through output, never here. IPv6 needs no rule: the kernel drops a packet
+ * for ::1 from another interface before prerouting (ip6_rcv_core()).
+ */
+static int rule_build_skip_loopback(const struct nft_ctx *ctx, struct nftnl_rule *rule)
+{
+	(void)ctx;
+	uint8_t ipv4 = NFPROTO_IPV4;
+	uint32_t mask = htonl(0xff000000), net = htonl(0x7f000000);
+	struct nftnl_expr *e;
+	int r = expr_meta_load(rule, NFT_META_NFPROTO);
+	if (r >= 0)
+		r = expr_cmp(rule, NFT_CMP_EQ, &ipv4, sizeof(ipv4));
+	if (r >= 0)
+		r = rule_add_expr(rule, "payload", &e);
+	if (r < 0)
+		return r;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, NFT_PAYLOAD_NETWORK_HEADER);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, offsetof(struct iphdr, daddr));
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, sizeof(uint32_t));
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	r = rule_add_expr(rule, "bitwise", &e);
+	if (r < 0)
+		return r;
+	uint32_t zero = 0;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	r = expr_cmp(rule, NFT_CMP_EQ, &net, sizeof(net));
+	if (r >= 0)
+		r = rule_add_expr(rule, "immediate", &e);
+	if (r < 0)
+		return r;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, NFT_RETURN);
+	return 0;
+}
+
 /* tcp dport ACTIVATOR_PORT ct status & dnat != dnat drop */
 static int rule_build_guard(const struct nft_ctx *ctx, struct nftnl_rule *rule)
 {
@@ -344,6 +392,8 @@ int nft_table_create(struct nft_ctx *ctx)
 		r = batch_add_chain(b, ctx, &chain_output);
 	if (r >= 0)
 		r = batch_add_chain(b, ctx, &chain_input);
+	if (r >= 0)
+		r = batch_add_rule(b, ctx, chain_prerouting.name, rule_build_skip_loopback);
 	if (r >= 0)
 		r = batch_add_rule(b, ctx, chain_prerouting.name, rule_build_redirect);
 	if (r >= 0)

@@ -39,9 +39,11 @@ struct activator_config {
 	 * real client sends its request (HTTP, TLS ClientHello, a database's
 	 * startup message) within a round trip of connecting; 10 s is HAProxy's
 	 * usual `timeout http-request`, generous for slow links. When max_held
-	 * clients that sent nothing are held and no wake is under way, a new
-	 * client takes the place of the oldest (counted in held_evicted), so
-	 * silent connections cannot lock real clients out even before then.
+	 * clients are held, a new client takes the place of the oldest that
+	 * has sent nothing yet (counted in held_evicted), during a wake too and
+	 * with wake on connect as well, so silent connections cannot lock real
+	 * clients out even before then; a client accepted in the same batch as
+	 * the new one is not taken, as its first bytes may still be on the way.
 	 */
 	uint64_t silent_timeout_us;
 	/*
@@ -52,9 +54,20 @@ struct activator_config {
 	 * opening 6 per host (about 40 browsers behind one address), the 200
 	 * clients of the e2e burst. Over it, the new client is reset
 	 * (rejected_per_client). IPv4 clients on a dual-stack socket count as
-	 * their IPv4 address.
+	 * their IPv4 address. An IPv6 client counts as its /64: a host is given
+	 * a /64 and may use any address in it, so a bound per address would
+	 * not bound it.
 	 */
 	size_t max_held_per_client;
+	/*
+	 * Held connections across all services; 0: derived from RLIMIT_NOFILE
+	 * at each batch of accepts, (soft limit - 256) / 2, at least 1: a held
+	 * connection takes one descriptor and two once relayed (the client's
+	 * and the backend's), and 256 stay for the daemon's own. Over it, as
+	 * over max_held, the oldest silent client of the service makes room,
+	 * else the new one is reset (rejected_full).
+	 */
+	size_t max_held_total;
 };
 
 void activator_config_defaults(struct activator_config *cfg);
@@ -103,11 +116,17 @@ struct activator_counters {
 	/* Original destination not an address of the activator's network
 	 * namespace: never relayed, whatever redirected it (the second wall). */
 	uint64_t rejected_not_local;
+	/* Loopback original destination on a connection that did not come
+	 * through loopback: a neighbour routing 127.0.0.1 here (also counted
+	 * in rejected_not_local). */
+	uint64_t rejected_loopback;
 	uint64_t rejected_full;	      /* over max_held */
 	uint64_t rejected_per_client; /* over max_held_per_client */
 	uint64_t held_closed;	      /* clients that left while held */
 	uint64_t held_silent_closed;  /* reset after silent_timeout_us without a byte */
 	uint64_t held_evicted;	      /* silent, reset to make room for a new client */
+	uint64_t held_events;	      /* events handled on held clients (a spin shows here) */
+	uint64_t accept_paused;	      /* accepting paused: out of descriptors or memory */
 	uint64_t probe_attempts;
 	uint64_t wakes_ready;
 	uint64_t wakes_failed;

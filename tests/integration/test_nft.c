@@ -115,8 +115,10 @@ static struct json_object *chain_named(struct json_object *items, const char *na
 	FAIL("no chain %s in table inet %s", name, TABLE);
 }
 
-/* The expression list of the one rule of a chain, as nft prints it. */
-static const char *rule_exprs_of(struct json_object *items, const char *chain)
+/* The expression list of rule idx of a chain, as nft prints it; the chain must
+ * have n_rules rules. */
+static const char *rule_exprs_at(struct json_object *items, const char *chain, size_t idx,
+				 size_t n_rules)
 {
 	struct json_object *rules[8];
 	size_t n = ruleset_find(items, "rule", rules, ARRAY_SIZE(rules));
@@ -127,12 +129,19 @@ static const char *rule_exprs_of(struct json_object *items, const char *chain)
 			continue;
 		struct json_object *expr;
 		ASSERT_TRUE(json_object_object_get_ex(rules[i], "expr", &expr));
-		found = json_object_to_json_string_ext(expr, JSON_C_TO_STRING_PLAIN);
-		in_chain++;
+		if (in_chain++ == idx)
+			found = json_object_to_json_string_ext(expr, JSON_C_TO_STRING_PLAIN);
 	}
-	if (in_chain != 1)
-		FAIL("chain %s has %zu rules, expected 1", chain, in_chain);
+	if (in_chain != n_rules)
+		FAIL("chain %s has %zu rules, expected %zu", chain, in_chain, n_rules);
 	return found;
+}
+
+/* The redirect, the last rule of its chain (prerouting first skips loopback). */
+static const char *rule_exprs_of(struct json_object *items, const char *chain)
+{
+	bool pre = strcmp(chain, "prerouting") == 0;
+	return rule_exprs_at(items, chain, pre ? 1 : 0, pre ? 2 : 1);
 }
 
 static void assert_chain(struct json_object *items, const char *name, const char *type,
@@ -177,6 +186,15 @@ TEST(test_create_makes_set_chains_hooks_priorities_and_rules)
 			     "\"tcp\",\"field\":\"dport\"}},\"right\":\"@sleeping\"}}");
 	ASSERT_CONTAINS(pre, "{\"redirect\":{\"port\":15001}}");
 	ASSERT_CONTAINS(pre, SYN_ONLY);
+	/* Before it: meta nfproto ipv4 ip daddr 127.0.0.0/8 return, so a
+	 * neighbour routing 127.0.0.1 here never reaches a loopback-only
+	 * service through the activator (CVE-2020-8558). */
+	const char *skip = rule_exprs_at(items, "prerouting", 0, 2);
+	/* (nft folds meta nfproto ipv4 into ip daddr, its dependency) */
+	ASSERT_CONTAINS(skip, "{\"match\":{\"op\":\"==\",\"left\":{\"payload\":{\"protocol\":"
+			      "\"ip\",\"field\":\"daddr\"}},\"right\":{\"prefix\":{\"addr\":"
+			      "\"127.0.0.0\",\"len\":8}}}}");
+	ASSERT_CONTAINS(skip, "{\"return\":null}");
 
 	const char *out = rule_exprs_of(items, "output");
 	ASSERT_CONTAINS(out, "{\"match\":{\"op\":\"!=\",\"left\":{\"meta\":{\"key\":\"mark\"}},"
@@ -442,7 +460,7 @@ TEST(test_create_twice_keeps_ports_redirected_and_one_table)
 	ASSERT_EQ_U(ruleset_find(items, "table", found, 4), 1);
 	ASSERT_EQ_U(ruleset_find(items, "set", found, 4), 1);
 	ASSERT_EQ_U(ruleset_find(items, "chain", found, 4), 3);
-	ASSERT_EQ_U(ruleset_find(items, "rule", found, 4), 3);
+	ASSERT_EQ_U(ruleset_find(items, "rule", found, 4), 4);
 	assert_ports(again, (uint16_t[]){SERVICE_PORT, 18081}, 2);
 	assert_redirected(l, tcp_connect("127.0.0.1", SERVICE_PORT, 0), "127.0.0.1");
 	ASSERT_TRUE(!tcp_connect_completes("127.0.0.1", ACTIVATOR_PORT, 300));
