@@ -106,7 +106,7 @@ static void on_ready(void *userdata)
 	on_status(-1, 0, m);
 }
 
-/* Each held connection takes two descriptors, each relayed one four. */
+/* A held connection takes one descriptor, a relayed one two (its pipes come from a shared pool). */
 static void raise_fd_limit(void)
 {
 	struct rlimit rl;
