@@ -130,6 +130,7 @@ static void ops_runtime_stop(void *ud, struct service *s)
 
 static void ops_runtime_start(void *ud, struct service *s)
 {
+	extra(s)->probe_reinspected = false; /* a new wake */
 	runtime_call(ud, s, PENDING_START);
 }
 

@@ -44,22 +44,11 @@ struct dozed {
 	bool stale_ports_checked;
 	struct event *reconcile_timer; /* retries UNKNOWN services */
 	unsigned reconcile_retry_s;    /* the next retry's delay; 0: the first */
+	unsigned reconcile_in_flight;  /* reconciling inspects out */
+	size_t reconcile_waiting;      /* services waiting for room to be inspected */
+	bool relist;		       /* the labelled containers must be listed again */
 	void (*ready_cb)(void *userdata);
 	void *ready_ud;
-};
-
-/* What the daemon keeps beside each service (service->userdata). */
-struct svc_extra {
-	struct dozed *d;
-	uint64_t id;
-	struct event *timer;
-	struct egress_attachment *attachment;
-	bool idle_explicit;    /* idle set for this service, not the default */
-	bool reattach_pending; /* an inspect for the cgroup is out */
-	bool inspect_pending;  /* a reconciling inspect is out */
-	bool reinspect;	       /* asked again meanwhile: inspect once more after it */
-	bool exit_check_pending;
-	char last_unknown_why[160]; /* logged once per distinct cause */
 };
 
 /* A runtime call in flight, for one service (by id) or for the daemon. */
@@ -74,6 +63,23 @@ enum pending_kind {
 	PENDING_LIST,
 	PENDING_RESYNC,
 	PENDING_EXITED, /* inspect and logs of a container that died while waking */
+};
+
+/* What the daemon keeps beside each service (service->userdata). */
+struct svc_extra {
+	struct dozed *d;
+	uint64_t id;
+	struct event *timer;
+	struct egress_attachment *attachment;
+	bool idle_explicit;	/* idle set for this service, not the default */
+	bool reattach_pending;	/* an inspect for the cgroup is out */
+	bool inspect_pending;	/* a reconciling inspect is out */
+	bool reinspect;		/* asked again meanwhile: inspect once more after it */
+	bool reconcile_waiting; /* to be inspected once fewer are in flight */
+	enum pending_kind reconcile_kind;
+	bool exit_check_pending;
+	bool probe_reinspected;	    /* this wake's container vanished once under the probe */
+	char last_unknown_why[512]; /* logged once per distinct cause */
 };
 
 struct pending_op {

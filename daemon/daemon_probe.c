@@ -86,6 +86,13 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 				    path, s->name, c->ip);
 			warned_ptrace = true;
 			own_address = true;
+		} else if (netns_fd < 0 && errno == ENOENT && s->state == SERVICE_WAKING &&
+			   !((struct svc_extra *)s->userdata)->probe_reinspected) {
+			/* It exited since the inspect: a proxy on the published port
+			 * would answer for it. Ask again; the answer says it exited. */
+			((struct svc_extra *)s->userdata)->probe_reinspected = true;
+			dozed_probe_start(d, s);
+			return;
 		} else if (netns_fd < 0) {
 			log_debug_errno(errno, "%s: cannot open %s; probing the published port",
 					s->name, path);
@@ -110,6 +117,8 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 /* --- a container that exits while it wakes -------------------------------------------- */
 
 #define EXIT_LOG_LINES 3
+/* The wake waits this long for the lines that say why, no longer. */
+#define EXIT_LOG_TIMEOUT_US (1000 * 1000)
 
 static void exit_logs_read(int err, const struct runtime_error *error, const char *text, size_t len,
 			   void *userdata)
@@ -141,7 +150,8 @@ static void wake_exited(struct dozed *d, struct service *s, const struct runtime
 	struct pending_op *op = pending_op_new(d, PENDING_EXITED, s->id);
 	if (op) {
 		op->idle_us = (uint64_t)(int64_t)c->exit_code;
-		if (runtime_logs(d->runtime, c->id, EXIT_LOG_LINES, exit_logs_read, op) == 0) {
+		if (runtime_logs(d->runtime, c->id, EXIT_LOG_LINES, EXIT_LOG_TIMEOUT_US,
+				 exit_logs_read, op) == 0) {
 			((struct svc_extra *)s->userdata)->exit_check_pending = true;
 			return;
 		}

@@ -23,6 +23,9 @@
 #define LABEL_IDLE    "dozed.idle"
 #define LABEL_WAKE_ON "dozed.wake-on"
 
+static void reconcile_retry(struct dozed *d);
+static void reconcile_next(struct dozed *d);
+
 static void service_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -321,10 +324,14 @@ int dozed_sync_start(struct dozed *d)
 		add_saved(d, &saved[i], set_ports, n_set);
 	state_services_free(saved, n);
 	d->loading++; /* until the list below is answered */
-	r = list_labelled(d, PENDING_LIST);
+	if (list_labelled(d, PENDING_LIST) < 0) {
+		/* Logged; the saved services go on, and the list is asked again. */
+		d->relist = true;
+		reconcile_retry(d);
+	}
 	d->loading--;
 	dozed_check_ready(d);
-	return r;
+	return 0;
 }
 
 /* --- reconciling: a service against what the runtime says of its container ----------- */
@@ -333,6 +340,11 @@ static void reconcile_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct dozed *d = arg;
+	if (d->relist) {
+		d->relist = list_labelled(d, PENDING_LABELED) < 0;
+		if (d->relist)
+			reconcile_retry(d);
+	}
 	for (struct service *s = service_first(d->services); s; s = s->next)
 		if (s->state == SERVICE_UNKNOWN)
 			dozed_reconcile(d, s, PENDING_RESYNC);
@@ -382,6 +394,7 @@ static void reconcile_done(int err, const struct runtime_error *error,
 		d->loading--;
 	pending_op_free(op);
 	bool again = false;
+	d->reconcile_in_flight--;
 	if (s) {
 		struct svc_extra *x = s->userdata;
 		x->inspect_pending = false;
@@ -398,7 +411,8 @@ static void reconcile_done(int err, const struct runtime_error *error,
 		struct svc_extra *x = s->userdata;
 		if (s->state == SERVICE_UNKNOWN) {
 			service_set_unknown_reason(s, error->message);
-			if (strcmp(x->last_unknown_why, error->message) != 0)
+			if (strncmp(x->last_unknown_why, error->message,
+				    sizeof(x->last_unknown_why) - 1) != 0)
 				log_warning("%s: kept as it was until the runtime answers: %s",
 					    s->name, error->message);
 			snprintf(x->last_unknown_why, sizeof(x->last_unknown_why), "%s",
@@ -416,8 +430,30 @@ static void reconcile_done(int err, const struct runtime_error *error,
 	}
 	if (again && (s = service_find_by_id(d->services, id)))
 		dozed_reconcile(d, s, PENDING_RESYNC);
+	reconcile_next(d);
 	dozed_remove_stale_ports(d);
 	dozed_check_ready(d);
+}
+
+/* Inspects in flight at once: a thousand saved services must not take a
+ * thousand descriptors, nor flood the runtime, at start-up. */
+#define RECONCILE_MAX_IN_FLIGHT 64
+
+/* Starts the reconciliations that waited for room. */
+static void reconcile_next(struct dozed *d)
+{
+	for (struct service *s = service_first(d->services);
+	     s && d->reconcile_waiting > 0 && d->reconcile_in_flight < RECONCILE_MAX_IN_FLIGHT;
+	     s = s->next) {
+		struct svc_extra *x = s->userdata;
+		if (!x->reconcile_waiting)
+			continue;
+		x->reconcile_waiting = false;
+		d->reconcile_waiting--;
+		if (x->reconcile_kind == PENDING_LOAD)
+			d->loading--; /* counted again as it starts */
+		dozed_reconcile(d, s, x->reconcile_kind);
+	}
 }
 
 void dozed_reconcile(struct dozed *d, struct service *s, enum pending_kind kind)
@@ -426,6 +462,16 @@ void dozed_reconcile(struct dozed *d, struct service *s, enum pending_kind kind)
 	if (x->inspect_pending) {
 		/* Its answer may predate what made us ask: ask again after it. */
 		x->reinspect = true;
+		return;
+	}
+	if (x->reconcile_waiting)
+		return;
+	if (d->reconcile_in_flight >= RECONCILE_MAX_IN_FLIGHT) {
+		x->reconcile_waiting = true;
+		x->reconcile_kind = kind;
+		d->reconcile_waiting++;
+		if (kind == PENDING_LOAD)
+			d->loading++; /* start-up is not over until it is asked */
 		return;
 	}
 	x->reinspect = false;
@@ -442,6 +488,7 @@ void dozed_reconcile(struct dozed *d, struct service *s, enum pending_kind kind)
 		return;
 	}
 	x->inspect_pending = true;
+	d->reconcile_in_flight++;
 	if (kind == PENDING_LOAD)
 		d->loading++;
 }

@@ -35,7 +35,8 @@ int duration_parse_us(const char *s, uint64_t *out_us)
 		else
 			n = n * 10 + digit;
 	}
-	if (p == s)
+	/* "08h" is no duration, as "080" is no port: one way to write each. */
+	if (p == s || (s[0] == '0' && p - s > 1))
 		return -EINVAL;
 
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {

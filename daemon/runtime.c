@@ -520,13 +520,15 @@ int runtime_list(struct runtime *rt, const char *label, runtime_list_cb cb, void
 			  userdata);
 }
 
-int runtime_logs(struct runtime *rt, const char *id, unsigned tail_lines, runtime_logs_cb cb,
-		 void *userdata)
+int runtime_logs(struct runtime *rt, const char *id, unsigned tail_lines, uint64_t timeout_us,
+		 runtime_logs_cb cb, void *userdata)
 {
 	if (!id || !*id || !cb || tail_lines == 0)
 		return -EINVAL;
 	char suffix[64];
 	snprintf(suffix, sizeof(suffix), "logs?stdout=1&stderr=1&tail=%u", tail_lines);
-	return call_begin(rt, CALL_LOGS, "GET", container_target(id, suffix), rt->cfg.timeout_us,
-			  (void (*)(void))cb, userdata);
+	uint64_t t =
+	    timeout_us && timeout_us < rt->cfg.timeout_us ? timeout_us : rt->cfg.timeout_us;
+	return call_begin(rt, CALL_LOGS, "GET", container_target(id, suffix), t, (void (*)(void))cb,
+			  userdata);
 }

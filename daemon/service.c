@@ -455,6 +455,7 @@ int service_add_unknown(struct service_registry *r, const struct service_spec *s
 	int ret = service_alloc(r, spec, &s);
 	if (ret < 0)
 		return ret;
+	s->state = SERVICE_UNKNOWN;
 	enter(r, s, SERVICE_UNKNOWN);
 	s->redirected = redirected && s->n_ports > 0;
 	service_set_unknown_reason(s, why);
@@ -484,7 +485,12 @@ int service_reconcile(struct service_registry *r, struct service *s, const char 
 		set_reason(s, "a port of its container belongs to another service");
 		return ret;
 	}
-	bool same = n_ports == s->n_ports && memcmp(ports, s->ports, n_ports * sizeof(*ports)) == 0;
+	bool same = n_ports == s->n_ports;
+	/* Field by field: the bytes after a host_ip's NUL are anyone's. */
+	for (size_t i = 0; same && i < n_ports; i++)
+		same = ports[i].host_port == s->ports[i].host_port &&
+		       ports[i].container_port == s->ports[i].container_port &&
+		       strcmp(ports[i].host_ip, s->ports[i].host_ip) == 0;
 	if (!same) {
 		/* The saved ports are not the container's (any more): the old
 		 * ones leave the set before the new ones are taken. */
@@ -510,7 +516,8 @@ int service_reconcile(struct service_registry *r, struct service *s, const char 
 			   strerror(-ret));
 		return ret;
 	}
-	bool wake = s->wake_when_known;
+	/* Only for a client still held: one that gave up wakes nothing. */
+	bool wake = s->wake_when_known && r->ops.activator_held(r->ud, s) > 0;
 	s->wake_when_known = false;
 	if (running) {
 		become_awake(r, s);
@@ -610,8 +617,13 @@ void service_on_timer(struct service_registry *r, uint64_t id)
 			   s->failures);
 		return;
 	}
-	if (s->state == SERVICE_WAKING && s->start_done_us == 0 && r->start_timeout_us &&
-	    now(r) >= s->wake_started_us + r->start_timeout_us) {
+	if (s->state == SERVICE_WAKING && s->start_done_us == 0 && r->start_timeout_us) {
+		uint64_t deadline = s->wake_started_us + r->start_timeout_us;
+		if (now(r) < deadline) {
+			/* The loop's timer may fire a little early by our clock. */
+			r->ops.timer_set(r->ud, s, deadline);
+			return;
+		}
 		char in[32], why[96];
 		snprintf(why, sizeof(why), "the runtime did not start it within %s",
 			 duration_format(r->start_timeout_us, in, sizeof(in)));
@@ -668,7 +680,7 @@ void service_on_start_done(struct service_registry *r, uint64_t id, int err, con
 	if (!s || s->state != SERVICE_WAKING)
 		return;
 	if (err < 0) {
-		char why[128];
+		char why[320];
 		snprintf(why, sizeof(why), "start failed: %s", msg ? msg : strerror(-err));
 		wake_failure(r, s, true, why);
 		return;

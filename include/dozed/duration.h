@@ -7,7 +7,7 @@
 /*
  * Durations as users write them: an unsigned integer and exactly one unit,
  * ms, s, m or h ("30ms", "10s", "10m", "2h"). Nothing else is accepted: no
- * sign, no fraction, no space, no bare number, no mixed units.
+ * sign, no leading zero, no fraction, no space, no bare number, no mixed units.
  */
 
 #define DURATION_US_PER_MS   UINT64_C(1000)

@@ -143,9 +143,11 @@ int runtime_inspect(struct runtime *rt, const char *id, runtime_inspect_cb cb, v
  */
 int runtime_list(struct runtime *rt, const char *label, runtime_list_cb cb, void *userdata);
 
-/* The last tail_lines lines of its stdout and stderr (GET .../logs?tail=N). */
-int runtime_logs(struct runtime *rt, const char *id, unsigned tail_lines, runtime_logs_cb cb,
-		 void *userdata);
+/* The last tail_lines lines of its stdout and stderr (GET .../logs?tail=N),
+ * within timeout_us (0 or more than the configured timeout: that one). A
+ * runtime may read a whole huge log to find its last lines. */
+int runtime_logs(struct runtime *rt, const char *id, unsigned tail_lines, uint64_t timeout_us,
+		 runtime_logs_cb cb, void *userdata);
 /* Cancels the pending calls made with userdata: their callbacks will not be
  * called. Returns how many were cancelled. Safe to call from a callback. */
 size_t runtime_cancel(struct runtime *rt, const void *userdata);

@@ -39,11 +39,14 @@ TEST(test_each_unit_parses_to_microseconds)
 	ASSERT_EQ_U(parsed("2h"), UINT64_C(7200000000));
 }
 
-TEST(test_zero_and_leading_zeros_parse)
+TEST(test_zero_parses_and_leading_zeros_are_rejected)
 {
 	ASSERT_EQ_U(parsed("0ms"), 0);
 	ASSERT_EQ_U(parsed("0s"), 0);
-	ASSERT_EQ_U(parsed("007s"), 7000000);
+	ASSERT_EQ_U(parsed("10s"), 10000000);
+	assert_rejected("007s");
+	assert_rejected("08h");
+	assert_rejected("00ms");
 }
 
 TEST(test_number_without_unit_is_rejected)
