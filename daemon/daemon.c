@@ -494,6 +494,8 @@ int dozed_new(struct event_base *base, const struct dozed_config *cfg, const str
 		r = runtime_events_new(d->runtime, &dozed_events_ops, d, &d->events);
 	}
 	if (r >= 0)
+		r = dozed_trim_start(d);
+	if (r >= 0)
 		r = dozed_sync_start(d);
 	if (r < 0) {
 		dozed_free(d);
@@ -508,6 +510,7 @@ void dozed_free(struct dozed *d)
 	if (!d)
 		return;
 	/* Callbacks stop first: the runtime cancels without calling back. */
+	dozed_trim_stop(d);
 	runtime_events_free(d->events);
 	runtime_free(d->runtime);
 	if (d->reconcile_timer)

@@ -47,6 +47,8 @@ struct dozed {
 	unsigned reconcile_in_flight;  /* reconciling inspects out */
 	size_t reconcile_waiting;      /* services waiting for room to be inspected */
 	bool relist;		       /* the labelled containers must be listed again */
+	struct event *trim_timer;      /* daemon_trim.c */
+	uint64_t trim_seen, trim_done;
 	void (*ready_cb)(void *userdata);
 	void *ready_ud;
 };
@@ -117,6 +119,10 @@ void dozed_probe_start(struct dozed *d, struct service *s);
 /* The container of a WAKING service may have died: inspect it, and if it
  * did, fail the wake at once with its exit code and last log lines. */
 void dozed_check_exited(struct dozed *d, struct service *s);
+
+/* daemon_trim.c: freed heap back to the kernel once a burst is over */
+int dozed_trim_start(struct dozed *d);
+void dozed_trim_stop(struct dozed *d);
 
 /* daemon_sync.c: start-up, labels, runtime events */
 int dozed_sync_start(struct dozed *d);
