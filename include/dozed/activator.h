@@ -11,7 +11,12 @@
  * Only original destinations that are addresses of the network namespace the
  * activator runs in are relayed (and only on ports route_lookup knows): a
  * connection redirected to it for another host is reset and counted, so the
- * activator is never an open proxy, whatever the ruleset redirects.
+ * activator is never an open proxy, whatever the ruleset redirects. A
+ * loopback original destination (127.0.0.0/8, ::1) is relayed only on a
+ * connection that came through loopback (its socket's own address is
+ * loopback too): a neighbour routing 127.0.0.1 to this host never reaches a
+ * service bound to loopback (CVE-2020-8558). Both are asked again when the
+ * service is ready, as an address may have gone while its clients waited.
  *
  * Runs on the daemon's libevent base. The process must ignore SIGPIPE.
  */
