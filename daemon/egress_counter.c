@@ -75,10 +75,10 @@ int egress_counter_new(struct egress_counter **out)
 		int r = -errno;
 		if (r == -EPERM || r == -EACCES)
 			return log_error_errno(
-			    r, "Failed to load the eBPF egress counter: dozed needs "
-			       "CAP_NET_ADMIN, and CAP_BPF or CAP_SYS_ADMIN (also "
-			       "needed to probe inside containers), and a system "
-			       "call filter that allows bpf()");
+			    r, "Failed to load the eBPF egress counter: run dozed as root, "
+			       "with CAP_NET_ADMIN and CAP_SYS_ADMIN (or CAP_BPF; "
+			       "CAP_SYS_ADMIN also lets it probe inside containers) and "
+			       "a system call filter that allows bpf()");
 		return log_error_errno(r, "Failed to load the eBPF egress counter (run with "
 					  "--log-level debug for the verifier's log)");
 	}
