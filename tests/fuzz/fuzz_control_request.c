@@ -15,7 +15,7 @@
 
 /* RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
  * Written apart from the daemon's, to check it. */
-static int utf8_valid(const unsigned char *s, size_t len)
+static int reference_utf8_valid(const unsigned char *s, size_t len)
 {
 	const unsigned char *end = s + len;
 	while (s < end) {
@@ -59,12 +59,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(r < 0);
 		FUZZ_ASSERT(memchr(err, '\0', sizeof(err)));
 		FUZZ_ASSERT(err[0] != '\0');
-		FUZZ_ASSERT(utf8_valid((const unsigned char *)err, strlen(err)));
+		FUZZ_ASSERT(reference_utf8_valid((const unsigned char *)err, strlen(err)));
 	}
 	if (r == 0)
 		FUZZ_ASSERT(size <= CONTROL_REQUEST_MAX && !memchr(line, '\0', size));
 
-	bool valid = utf8_valid(data, size);
+	bool valid = reference_utf8_valid(data, size);
 	FUZZ_ASSERT(utf8_valid(line, size) == valid);
 	if (r == 0)
 		FUZZ_ASSERT(valid);
@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t max = data[0] % (size + 1);
 		size_t prefix = utf8_prefix(line, size, max);
 		FUZZ_ASSERT(prefix <= max);
-		FUZZ_ASSERT(utf8_valid(data, prefix));
+		FUZZ_ASSERT(reference_utf8_valid(data, prefix));
 		/* The longest: the next character would not fit. */
 		if (prefix < size) {
 			size_t next = prefix + 1;
