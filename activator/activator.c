@@ -565,3 +565,8 @@ void activator_get_counters(const struct activator *a, struct activator_counters
 	out->relay_connect_retries = a->relay_stats.backend_connect_retries;
 	out->relay_reset = a->relay_stats.reset;
 }
+
+int activator_forget_unredirected(struct activator *a, const uint16_t *ports, size_t n)
+{
+	return conntrack_forget_unredirected(a->conntrack, ports, n, a->cfg.port);
+}

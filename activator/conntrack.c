@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -122,4 +123,199 @@ void conntrack_reset_client(struct conntrack *ct, int fd)
 	if (local.ss_family == peer.ss_family &&
 	    (local.ss_family == AF_INET || local.ss_family == AF_INET6))
 		conntrack_delete_reply(ct, &local, &peer);
+}
+
+/* --- connections the runtime NATed before the ports were redirected ------------------- */
+
+#define FORGET_MAX 4096 /* entries deleted per call: a bound, not a table size */
+
+struct forget {
+	const uint16_t *ports; /* network order */
+	size_t n_ports;
+	uint16_t activator_port; /* network order */
+	/* The original tuples to delete, as the kernel sent them. */
+	char (*tuples)[128];
+	uint16_t *tuple_len;
+	uint32_t *ids;
+	size_t n;
+};
+
+static bool forget_port(const struct forget *f, uint16_t port)
+{
+	for (size_t i = 0; i < f->n_ports; i++)
+		if (f->ports[i] == port)
+			return true;
+	return false;
+}
+
+/* A tuple's TCP ports, or false. */
+static bool tuple_ports(const struct nlattr *tuple, uint16_t *sport, uint16_t *dport)
+{
+	const struct nlattr *a, *b;
+	bool tcp = false, have = false;
+	mnl_attr_for_each_nested(a, tuple)
+	{
+		if (mnl_attr_get_type(a) != CTA_TUPLE_PROTO)
+			continue;
+		mnl_attr_for_each_nested(b, a)
+		{
+			switch (mnl_attr_get_type(b)) {
+			case CTA_PROTO_NUM:
+				tcp = mnl_attr_get_u8(b) == IPPROTO_TCP;
+				break;
+			case CTA_PROTO_SRC_PORT:
+				*sport = mnl_attr_get_u16(b);
+				break;
+			case CTA_PROTO_DST_PORT:
+				*dport = mnl_attr_get_u16(b);
+				have = true;
+				break;
+			}
+		}
+	}
+	return tcp && have;
+}
+
+/* Not established: an attempt or its remains, which a client's next SYN from
+ * the same port would take over, NAT and all. */
+static bool stale_state(const struct nlattr *protoinfo)
+{
+	const struct nlattr *a, *b;
+	mnl_attr_for_each_nested(a, protoinfo)
+	{
+		if (mnl_attr_get_type(a) != CTA_PROTOINFO_TCP)
+			continue;
+		mnl_attr_for_each_nested(b, a)
+		{
+			if (mnl_attr_get_type(b) != CTA_PROTOINFO_TCP_STATE)
+				continue;
+			uint8_t st = mnl_attr_get_u8(b);
+			return st == TCP_CONNTRACK_SYN_SENT || st == TCP_CONNTRACK_SYN_RECV ||
+			       st == TCP_CONNTRACK_SYN_SENT2 || st == TCP_CONNTRACK_CLOSE ||
+			       st == TCP_CONNTRACK_TIME_WAIT;
+		}
+	}
+	return false;
+}
+
+static int forget_entry_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct forget *f = data;
+	const struct nlattr *a, *orig = NULL, *reply = NULL, *proto = NULL;
+	uint32_t id = 0;
+	bool have_id = false;
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+	{
+		switch (mnl_attr_get_type(a)) {
+		case CTA_TUPLE_ORIG:
+			orig = a;
+			break;
+		case CTA_TUPLE_REPLY:
+			reply = a;
+			break;
+		case CTA_PROTOINFO:
+			proto = a;
+			break;
+		case CTA_ID:
+			id = mnl_attr_get_u32(a);
+			have_id = true;
+			break;
+		}
+	}
+	uint16_t osport = 0, odport = 0, rsport = 0, rdport = 0;
+	if (!orig || !reply || !proto || !tuple_ports(orig, &osport, &odport) ||
+	    !tuple_ports(reply, &rsport, &rdport))
+		return MNL_CB_OK;
+	/* Redirected ones answer from the activator: those are ours. */
+	if (!forget_port(f, odport) || rsport == f->activator_port || !stale_state(proto))
+		return MNL_CB_OK;
+	uint16_t len = mnl_attr_get_payload_len(orig);
+	if (f->n >= FORGET_MAX || len > sizeof(f->tuples[0]))
+		return MNL_CB_OK;
+	memcpy(f->tuples[f->n], mnl_attr_get_payload(orig), len);
+	f->tuple_len[f->n] = len;
+	f->ids[f->n] = have_id ? id : 0;
+	f->n++;
+	return MNL_CB_OK;
+}
+
+/* Dumps family's entries into f. The kernel fills each part of a dump as
+ * it is read, so this never waits. */
+static int forget_dump(struct conntrack *ct, uint8_t family, struct forget *f)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	uint32_t seq = nlh->nlmsg_seq = ++ct->seq;
+	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = family;
+	nfg->version = NFNETLINK_V0;
+	if (mnl_socket_sendto(ct->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	unsigned portid = mnl_socket_get_portid(ct->nl);
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(ct->nl, buf, sizeof(buf));
+		if (n < 0)
+			return errno == EAGAIN ? 0 : -errno;
+		int r = mnl_cb_run(buf, (size_t)n, seq, portid, forget_entry_cb, f);
+		if (r <= MNL_CB_STOP)
+			return r < 0 ? -errno : 0;
+	}
+}
+
+static void forget_delete(struct conntrack *ct, uint8_t family, const struct forget *f, size_t i)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = ++ct->seq;
+	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = family;
+	nfg->version = NFNETLINK_V0;
+	mnl_attr_put(nlh, CTA_TUPLE_ORIG, f->tuple_len[i], f->tuples[i]);
+	/* The id: a new connection that took the tuple meanwhile is not ours to delete. */
+	if (f->ids[i])
+		mnl_attr_put_u32(nlh, CTA_ID, f->ids[i]);
+	if (mnl_socket_sendto(ct->nl, nlh, nlh->nlmsg_len) < 0)
+		return;
+	while (mnl_socket_recvfrom(ct->nl, buf, sizeof(buf)) > 0)
+		;
+}
+
+int conntrack_forget_unredirected(struct conntrack *ct, const uint16_t *ports, size_t n_ports,
+				  uint16_t activator_port)
+{
+	if (!ct || n_ports == 0)
+		return 0;
+	uint16_t net[16];
+	size_t n = n_ports < 16 ? n_ports : 16;
+	for (size_t i = 0; i < n; i++)
+		net[i] = htons(ports[i]);
+	struct forget f = {.ports = net, .n_ports = n, .activator_port = htons(activator_port)};
+	f.tuples = malloc(FORGET_MAX * sizeof(*f.tuples));
+	f.tuple_len = malloc(FORGET_MAX * sizeof(*f.tuple_len));
+	f.ids = malloc(FORGET_MAX * sizeof(*f.ids));
+	int r = f.tuples && f.tuple_len && f.ids ? 0 : -ENOMEM;
+	size_t forgotten = 0;
+	static const uint8_t families[] = {AF_INET, AF_INET6};
+	for (size_t k = 0; r == 0 && k < sizeof(families); k++) {
+		f.n = 0;
+		r = forget_dump(ct, families[k], &f);
+		for (size_t i = 0; r == 0 && i < f.n; i++)
+			forget_delete(ct, families[k], &f, i);
+		forgotten += f.n;
+	}
+	free(f.tuples);
+	free(f.tuple_len);
+	free(f.ids);
+	if (r < 0)
+		return log_warning_errno(r, "Cannot forget the runtime's unanswered connections "
+					    "to newly redirected ports");
+	if (forgotten)
+		log_debug("Forgot %zu unanswered connections NATed before their ports were "
+			  "redirected",
+			  forgotten);
+	return (int)forgotten;
 }

@@ -15,6 +15,8 @@
  * port, and the original tuple is not known from the socket.
  */
 
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct conntrack;
@@ -25,3 +27,16 @@ void conntrack_free(struct conntrack *ct); /* accepts NULL */
 /* Resets a redirected client (SO_LINGER 0) and deletes its entry. Best
  * effort: failures are logged at debug level. Never blocks. */
 void conntrack_reset_client(struct conntrack *ct, int fd);
+
+/*
+ * A client whose SYN the runtime NATed to a container that did not answer
+ * (a full backlog) leaves a SYN_SENT entry; a later client that gets the
+ * same source port would have its SYN taken as that connection's and sent to
+ * the stopped container instead of the redirect, which NAT rules decide only
+ * for a new entry: refused. Called once ports enter the redirect set, this
+ * deletes the entries to those ports that are not established and were not
+ * redirected (their reply does not come from activator_port). Returns how
+ * many, or -errno (logged). Never blocks: the kernel answers as it is read.
+ */
+int conntrack_forget_unredirected(struct conntrack *ct, const uint16_t *ports, size_t n_ports,
+				  uint16_t activator_port);

@@ -73,7 +73,12 @@ static int ops_redirect_add(void *ud, struct service *s)
 {
 	struct dozed *d = ud;
 	uint16_t ports[SERVICE_MAX_PORTS];
-	return nft_set_add_ports(d->nft, ports, service_host_ports(s, ports));
+	size_t n = service_host_ports(s, ports);
+	int r = nft_set_add_ports(d->nft, ports, n);
+	/* The set first: every entry made after it is a redirected one. */
+	if (r >= 0 && d->activator)
+		activator_forget_unredirected(d->activator, ports, n);
+	return r;
 }
 
 static int ops_redirect_remove(void *ud, struct service *s)

@@ -175,3 +175,11 @@ size_t activator_service_held(const struct activator *a, uint64_t service_id);
 size_t activator_service_waiting(const struct activator *a, uint64_t service_id);
 
 void activator_get_counters(const struct activator *a, struct activator_counters *out);
+
+/*
+ * Ports just went into the redirect set: forget the connections to them that
+ * the runtime NATed and nobody answered (a full backlog), whose entries would
+ * take a new client's SYN from the same source port past the redirect, to a
+ * container that is stopping: refused. How many, or -errno (logged).
+ */
+int activator_forget_unredirected(struct activator *a, const uint16_t *ports, size_t n);
