@@ -176,8 +176,10 @@ static bool tuple_ports(const struct nlattr *tuple, uint16_t *sport, uint16_t *d
 	return tcp && have;
 }
 
-/* Not established: an attempt or its remains, which a client's next SYN from
- * the same port would take over, NAT and all. */
+/* An attempt not yet answered, or answered and not yet acknowledged: a
+ * client's next SYN from the same port would be taken as part of it, NAT and
+ * all. (A SYN on a TIME_WAIT or CLOSE entry starts a new one, which the
+ * redirect sees: those, thousands after a busy while, are left alone.) */
 static bool stale_state(const struct nlattr *protoinfo)
 {
 	const struct nlattr *a, *b;
@@ -191,8 +193,7 @@ static bool stale_state(const struct nlattr *protoinfo)
 				continue;
 			uint8_t st = mnl_attr_get_u8(b);
 			return st == TCP_CONNTRACK_SYN_SENT || st == TCP_CONNTRACK_SYN_RECV ||
-			       st == TCP_CONNTRACK_SYN_SENT2 || st == TCP_CONNTRACK_CLOSE ||
-			       st == TCP_CONNTRACK_TIME_WAIT;
+			       st == TCP_CONNTRACK_SYN_SENT2;
 		}
 	}
 	return false;

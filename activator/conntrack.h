@@ -34,7 +34,7 @@ void conntrack_reset_client(struct conntrack *ct, int fd);
  * same source port would have its SYN taken as that connection's and sent to
  * the stopped container instead of the redirect, which NAT rules decide only
  * for a new entry: refused. Called once ports enter the redirect set, this
- * deletes the entries to those ports that are not established and were not
+ * deletes the entries to those ports still in their handshake that were not
  * redirected (their reply does not come from activator_port). Returns how
  * many, or -errno (logged). Never blocks: the kernel answers as it is read.
  */
