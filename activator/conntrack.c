@@ -86,27 +86,42 @@ static void put_tuple(struct nlmsghdr *nlh, uint16_t type, const struct sockaddr
 	mnl_attr_nest_end(nlh, tuple);
 }
 
+/* A ctnetlink request in buf (MNL_SOCKET_BUFFER_SIZE bytes), numbered next. */
+static struct nlmsghdr *ct_request(struct conntrack *ct, char *buf, uint8_t type, uint16_t flags,
+				   uint8_t family)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+	nlh->nlmsg_seq = ++ct->seq;
+	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
+	nfg->nfgen_family = family;
+	nfg->version = NFNETLINK_V0;
+	nfg->res_id = 0;
+	return nlh;
+}
+
+/* Sends a delete; best effort, failures at debug level. */
+static void ct_delete(struct conntrack *ct, struct nlmsghdr *nlh, char *buf, const char *what)
+{
+	if (mnl_socket_sendto(ct->nl, nlh, nlh->nlmsg_len) < 0) {
+		log_debug_errno(errno, "Cannot delete the conntrack entry of %s", what);
+		return;
+	}
+	/* The kernel answered inside sendto(): drain the acks, never wait. */
+	while (mnl_socket_recvfrom(ct->nl, buf, MNL_SOCKET_BUFFER_SIZE) > 0)
+		;
+}
+
 /* Deletes the entry whose reply tuple is local -> peer. */
 static void conntrack_delete_reply(struct conntrack *ct, const struct sockaddr_storage *local,
 				   const struct sockaddr_storage *peer)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	nlh->nlmsg_seq = ++ct->seq;
-	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = (uint8_t)local->ss_family;
-	nfg->version = NFNETLINK_V0;
-	nfg->res_id = 0;
+	struct nlmsghdr *nlh =
+	    ct_request(ct, buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, (uint8_t)local->ss_family);
 	put_tuple(nlh, CTA_TUPLE_REPLY, local, peer);
-	if (mnl_socket_sendto(ct->nl, nlh, nlh->nlmsg_len) < 0) {
-		log_debug_errno(errno, "Cannot delete the conntrack entry of a reset client");
-		return;
-	}
-	/* The kernel answered inside sendto(): drain the acks, never wait. */
-	while (mnl_socket_recvfrom(ct->nl, buf, sizeof(buf)) > 0)
-		;
+	ct_delete(ct, nlh, buf, "a reset client");
 }
 
 void conntrack_reset_client(struct conntrack *ct, int fd)
@@ -245,13 +260,8 @@ static int forget_entry_cb(const struct nlmsghdr *nlh, void *data)
 static int forget_dump(struct conntrack *ct, uint8_t family, struct forget *f)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	uint32_t seq = nlh->nlmsg_seq = ++ct->seq;
-	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = family;
-	nfg->version = NFNETLINK_V0;
+	struct nlmsghdr *nlh = ct_request(ct, buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, family);
+	uint32_t seq = nlh->nlmsg_seq;
 	if (mnl_socket_sendto(ct->nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	unsigned portid = mnl_socket_get_portid(ct->nl);
@@ -268,21 +278,12 @@ static int forget_dump(struct conntrack *ct, uint8_t family, struct forget *f)
 static void forget_delete(struct conntrack *ct, uint8_t family, const struct forget *f, size_t i)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	nlh->nlmsg_seq = ++ct->seq;
-	struct nfgenmsg *nfg = mnl_nlmsg_put_extra_header(nlh, sizeof(*nfg));
-	nfg->nfgen_family = family;
-	nfg->version = NFNETLINK_V0;
+	struct nlmsghdr *nlh = ct_request(ct, buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, family);
 	mnl_attr_put(nlh, CTA_TUPLE_ORIG, f->tuple_len[i], f->tuples[i]);
 	/* The id: a new connection that took the tuple meanwhile is not ours to delete. */
 	if (f->ids[i])
 		mnl_attr_put_u32(nlh, CTA_ID, f->ids[i]);
-	if (mnl_socket_sendto(ct->nl, nlh, nlh->nlmsg_len) < 0)
-		return;
-	while (mnl_socket_recvfrom(ct->nl, buf, sizeof(buf)) > 0)
-		;
+	ct_delete(ct, nlh, buf, "an unanswered NATed connection");
 }
 
 int conntrack_forget_unredirected(struct conntrack *ct, const uint16_t *ports, size_t n_ports,
