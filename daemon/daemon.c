@@ -42,6 +42,13 @@ struct pending_op *pending_op_new(struct dozed *d, enum pending_kind kind, uint6
 	return op;
 }
 
+struct service *pending_op_finish(struct pending_op *op)
+{
+	struct service *s = service_find_by_id(op->d->services, op->service_id);
+	pending_op_free(op);
+	return s;
+}
+
 void pending_op_free(struct pending_op *op)
 {
 	if (!op)
@@ -258,8 +265,7 @@ static void reattach_done(int err, const struct runtime_error *error,
 {
 	struct pending_op *op = userdata;
 	struct dozed *d = op->d;
-	struct service *s = service_find_by_id(d->services, op->service_id);
-	pending_op_free(op);
+	struct service *s = pending_op_finish(op);
 	if (!s)
 		return;
 	extra(s)->reattach_pending = false;

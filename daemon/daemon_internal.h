@@ -100,6 +100,8 @@ struct pending_op {
 
 struct pending_op *pending_op_new(struct dozed *d, enum pending_kind kind, uint64_t service_id);
 void pending_op_free(struct pending_op *op);
+/* Frees a completed op; the service it was for, or NULL when that is gone. */
+struct service *pending_op_finish(struct pending_op *op);
 
 struct svc_extra *svc_extra_new(struct dozed *d);
 void svc_extra_free(struct svc_extra *x);

@@ -125,9 +125,8 @@ static void exit_logs_read(int err, const struct runtime_error *error, const cha
 {
 	struct pending_op *op = userdata;
 	struct dozed *d = op->d;
-	struct service *s = service_find_by_id(d->services, op->service_id);
 	int code = (int)op->idle_us; /* the exit code, carried here */
-	pending_op_free(op);
+	struct service *s = pending_op_finish(op);
 	if (!s)
 		return;
 	((struct svc_extra *)s->userdata)->exit_check_pending = false;
@@ -172,8 +171,7 @@ static void exit_inspected(int err, const struct runtime_error *error,
 {
 	struct pending_op *op = userdata;
 	struct dozed *d = op->d;
-	struct service *s = service_find_by_id(d->services, op->service_id);
-	pending_op_free(op);
+	struct service *s = pending_op_finish(op);
 	if (!s)
 		return;
 	((struct svc_extra *)s->userdata)->exit_check_pending = false;
@@ -205,8 +203,7 @@ static void probe_inspected(int err, const struct runtime_error *error,
 {
 	struct pending_op *op = userdata;
 	struct dozed *d = op->d;
-	struct service *s = service_find_by_id(d->services, op->service_id);
-	pending_op_free(op);
+	struct service *s = pending_op_finish(op);
 	if (!s)
 		return;
 	if (err < 0)
