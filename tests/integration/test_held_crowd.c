@@ -30,17 +30,12 @@
 
 #define LOOP_TURNS 1000
 
-static void fd_close(void *arg)
-{
-	close((int)(intptr_t)arg);
-}
-
 static int connect_from(const char *src)
 {
 	int fd = tcp_connect_from(src, "127.0.0.1", SERVICE_PORT);
 	if (fd < 0)
 		FAIL("connect from %s: %s", src, strerror(-fd));
-	test_defer(fd_close, (void *)(intptr_t)fd);
+	test_defer_close(fd);
 	return fd;
 }
 
@@ -141,7 +136,7 @@ TEST(test_out_of_descriptors_accepting_pauses_logs_once_and_recovers)
 	struct fixture *f = fixture_new(10000, true);
 	struct backend b = {.lfd = tcp_listen("127.0.0.1", SERVICE_PORT)};
 	ASSERT_TRUE(b.lfd >= 0);
-	test_defer(fd_close, (void *)(intptr_t)b.lfd);
+	test_defer_close(b.lfd);
 	int go[2], connected[2];
 	ASSERT_TRUE(pipe(go) == 0 && pipe(connected) == 0);
 	client_pid = fork();
@@ -338,7 +333,7 @@ TEST(test_ipv6_clients_of_one_64_share_the_per_client_bound)
 	for (size_t i = 1; i < 5; i++) {
 		int fd = tcp_connect_from(addrs[i], "fd00:dd::1", SERVICE_PORT);
 		ASSERT_TRUE(fd >= 0);
-		test_defer(fd_close, (void *)(intptr_t)fd);
+		test_defer_close(fd);
 	}
 	want_held = 4;
 	evloop_run_until(f->base, accepted_as_wanted, f, 5000, "four clients accepted");

@@ -24,64 +24,33 @@
 #include "harness.h"
 #include "netns.h"
 #include "activator_fixture.h"
+#include "cmd.h"
 #include "tcp.h"
 
 #define SEEN_TABLE  "dozedtestseen"
 #define ROGUE_TABLE "dozedtestrogue"
 
-static void fd_close(void *arg)
-{
-	close((int)(intptr_t)arg);
-}
-
-static void run_ok(int ns_fd, const char *const argv[])
-{
-	int r = run_cmd(ns_fd, argv, NULL);
-	if (r != 0) {
-		char cmd[256] = "";
-		for (size_t i = 0; argv[i]; i++)
-			snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), "%s%s", i ? " " : "",
-				 argv[i]);
-		FAIL("`%s` failed (%d): ip(8), sysctl(8) and nft(8) are needed", cmd, r);
-	}
-}
-
 /* Namespace A, joined by veth dza (here, 10.213.1.1) <-> dzpeer (there,
  * 10.213.1.2), with 127.0.0.1 routed to the host. Its fd, closed at the end. */
 static int neighbour_new(void)
 {
-	_cleanup_close_ int here = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	ASSERT_TRUE(here >= 0);
-	ASSERT_TRUE(unshare(CLONE_NEWNET) == 0);
-	int peer = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (setns(here, CLONE_NEWNET) < 0) {
-		perror("returning to the test namespace");
-		abort();
-	}
-	ASSERT_TRUE(peer >= 0);
-	test_defer(fd_close, (void *)(intptr_t)peer);
-	char peer_path[64];
-	snprintf(peer_path, sizeof(peer_path), "/proc/%d/fd/%d", getpid(), peer);
-	const char *add[] = {"ip",   "link", "add",    "dev",	"dza",	   "type", "veth",
-			     "peer", "name", "dzpeer", "netns", peer_path, NULL};
-	const char *up_here[] = {"ip", "link", "set", "dza", "up", NULL};
+	int peer;
+	if (netns_new_veth_peer("dza", "dzpeer", &peer) < 0)
+		FAIL("cannot make a namespace joined by a veth pair: ip(8) is needed");
+	test_defer_close(peer);
 	const char *addr_here[] = {"ip", "addr", "add", "10.213.1.1/24", "dev", "dza", NULL};
-	const char *up_peer[] = {"ip", "link", "set", "dzpeer", "up", NULL};
 	const char *addr_peer[] = {"ip", "addr", "add", "10.213.1.2/24", "dev", "dzpeer", NULL};
 	const char *lo_flush[] = {"ip", "addr", "flush", "dev", "lo", NULL};
 	const char *localnet_all[] = {"sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1", NULL};
 	const char *localnet[] = {"sysctl", "-qw", "net.ipv4.conf.dzpeer.route_localnet=1", NULL};
 	const char *route[] = {"ip",  "route",	"add", "127.0.0.1/32", "via", "10.213.1.1",
 			       "dev", "dzpeer", NULL};
-	run_ok(-1, add);
-	run_ok(-1, up_here);
-	run_ok(-1, addr_here);
-	run_ok(peer, up_peer);
-	run_ok(peer, addr_peer);
-	run_ok(peer, lo_flush);
-	run_ok(peer, localnet_all);
-	run_ok(peer, localnet);
-	run_ok(peer, route);
+	cmd_run_ok(-1, addr_here);
+	cmd_run_ok(peer, addr_peer);
+	cmd_run_ok(peer, lo_flush);
+	cmd_run_ok(peer, localnet_all);
+	cmd_run_ok(peer, localnet);
+	cmd_run_ok(peer, route);
 	return peer;
 }
 
@@ -93,7 +62,7 @@ static int connect_from_ns(int ns_fd, const char *addr, uint16_t port)
 	ASSERT_OK(tcp_sockaddr(addr, port, &sa, &len));
 	int fd = netns_socket(ns_fd, sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
 	ASSERT_TRUE(fd >= 0);
-	test_defer(fd_close, (void *)(intptr_t)fd);
+	test_defer_close(fd);
 	ASSERT_TRUE(connect(fd, (struct sockaddr *)&sa, len) == 0 || errno == EINPROGRESS);
 	return fd;
 }
@@ -104,7 +73,7 @@ static int loopback_service_new(void)
 	int fd = tcp_listen("127.0.0.1", SERVICE_PORT);
 	ASSERT_TRUE(fd >= 0);
 	ASSERT_TRUE(fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
-	test_defer(fd_close, (void *)(intptr_t)fd);
+	test_defer_close(fd);
 	return fd;
 }
 
@@ -134,7 +103,7 @@ static void count_syns_from_a(void)
 		 "tcp flags syn counter",
 		 SERVICE_PORT);
 	const char *nft[] = {"nft", rules, NULL};
-	run_ok(-1, nft);
+	cmd_run_ok(-1, nft);
 }
 
 /* The activator took it, or A's SYN went unanswered and was sent again:
@@ -184,7 +153,7 @@ TEST(test_activator_resets_a_loopback_destination_redirected_from_another_interf
 		 "redirect to :%d",
 		 SERVICE_PORT, ACTIVATOR_PORT);
 	const char *nft[] = {"nft", rules, NULL};
-	run_ok(-1, nft);
+	cmd_run_ok(-1, nft);
 	int fd = connect_from_ns(a, "127.0.0.1", SERVICE_PORT);
 	evloop_run_until(f->base, activator_decided, f, 10000,
 			 "the activator to take A's connection for 127.0.0.1");
@@ -215,8 +184,8 @@ TEST(test_local_clients_of_loopback_are_still_held)
 	int fd4 = tcp_connect("127.0.0.1", SERVICE_PORT, 0);
 	int fd6 = tcp_connect("::1", SERVICE_PORT, 0);
 	ASSERT_TRUE(fd4 >= 0 && fd6 >= 0);
-	test_defer(fd_close, (void *)(intptr_t)fd4);
-	test_defer(fd_close, (void *)(intptr_t)fd6);
+	test_defer_close(fd4);
+	test_defer_close(fd6);
 	evloop_run_until(f->base, two_held, f, 5000, "both clients to be held");
 	ASSERT_EQ_U(counters(f).rejected_loopback, 0);
 	ASSERT_EQ_U(counters(f).rejected_not_local, 0);
@@ -241,7 +210,7 @@ TEST(test_held_client_is_reset_when_its_destination_is_no_longer_ours_at_the_wak
 	f->start_on_wake = false;
 	int far;
 	ASSERT_OK(netns_add_peer("10.214.0.1/24", "10.214.0.2/24", &far));
-	test_defer(fd_close, (void *)(intptr_t)far);
+	test_defer_close(far);
 	/* 10.250.0.1 is ours now, and the far namespace's too; once it goes
 	 * from here, it routes there. */
 	const char *here_addr[] = {"ip", "addr", "add", "10.250.0.1/32", "dev", "lo", NULL};
@@ -249,25 +218,25 @@ TEST(test_held_client_is_reset_when_its_destination_is_no_longer_ours_at_the_wak
 				    "via", "10.214.0.2", NULL};
 	const char *far_addr[] = {"ip", "addr", "add", "10.250.0.1/32", "dev", "lo", NULL};
 	const char *here_del[] = {"ip", "addr", "del", "10.250.0.1/32", "dev", "lo", NULL};
-	run_ok(-1, here_addr);
-	run_ok(-1, here_route);
-	run_ok(far, far_addr);
+	cmd_run_ok(-1, here_addr);
+	cmd_run_ok(-1, here_route);
+	cmd_run_ok(far, far_addr);
 	struct sockaddr_storage sa;
 	socklen_t len;
 	ASSERT_OK(tcp_sockaddr("10.250.0.1", SERVICE_PORT, &sa, &len));
 	int far_listener = netns_socket(far, AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
 	ASSERT_TRUE(far_listener >= 0);
-	test_defer(fd_close, (void *)(intptr_t)far_listener);
+	test_defer_close(far_listener);
 	ASSERT_TRUE(bind(far_listener, (struct sockaddr *)&sa, len) == 0 &&
 		    listen(far_listener, 16) == 0);
 
 	/* From 127.0.0.1: the reset must reach it once 10.250.0.1 routes away. */
 	int c = tcp_connect_from("127.0.0.1", "10.250.0.1", SERVICE_PORT);
 	ASSERT_TRUE(c >= 0);
-	test_defer(fd_close, (void *)(intptr_t)c);
+	test_defer_close(c);
 	ASSERT_OK(tcp_write_all(c, "R1\n", 3));
 	evloop_run_until(f->base, one_held, f, 5000, "the client to be held");
-	run_ok(-1, here_del); /* a DHCP renewal, a VIP failing over */
+	cmd_run_ok(-1, here_del); /* a DHCP renewal, a VIP failing over */
 	ASSERT_OK(activator_service_starting(f->act, SERVICE_ID, NULL));
 	evloop_run_until(f->base, relayed_or_refused, f, 10000,
 			 "the held client to be relayed or refused at the wake");

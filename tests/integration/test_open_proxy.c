@@ -28,30 +28,13 @@
 #include "harness.h"
 #include "netns.h"
 #include "activator_fixture.h"
+#include "cmd.h"
 #include "tcp.h"
 
 #define FW_TABLE     "dozedtestfw"
 #define BYPASS_TABLE "dozedtestbypass"
 
 /* --- namespaces ------------------------------------------------------------- */
-
-static void fd_close(void *arg)
-{
-	close((int)(intptr_t)arg);
-}
-
-static void run_ok(int ns_fd, const char *const argv[])
-{
-	int r = run_cmd(ns_fd, argv, NULL);
-	if (r != 0) {
-		char cmd[256] = "";
-		for (size_t i = 0; argv[i]; i++)
-			snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), "%s%s", i ? " " : "",
-				 argv[i]);
-		FAIL("`%s` failed (%d): ip(8) and nft(8) from iproute2 and nftables are needed",
-		     cmd, r);
-	}
-}
 
 /* A new namespace with lo up, joined to this one by veth here_dev <-> its
  * dzpeer; here_cidr/here6 on this side, peer_cidr/peer6 there, with default
@@ -62,24 +45,10 @@ struct link_spec {
 
 static int netns_routed_new(const struct link_spec *l)
 {
-	_cleanup_close_ int here = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	ASSERT_TRUE(here >= 0);
-	ASSERT_TRUE(unshare(CLONE_NEWNET) == 0);
-	int peer = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (setns(here, CLONE_NEWNET) < 0) {
-		perror("returning to the test namespace");
-		abort();
-	}
-	ASSERT_TRUE(peer >= 0);
-	test_defer(fd_close, (void *)(intptr_t)peer);
-	char peer_path[64];
-	snprintf(peer_path, sizeof(peer_path), "/proc/%d/fd/%d", getpid(), peer);
-	const char *add[] = {"ip",   "link", "add",    "dev",	l->here_dev, "type", "veth",
-			     "peer", "name", "dzpeer", "netns", peer_path,   NULL};
-	run_ok(-1, add);
-	const char *lo_up[] = {"ip", "link", "set", "lo", "up", NULL};
-	const char *up_here[] = {"ip", "link", "set", l->here_dev, "up", NULL};
-	const char *up_peer[] = {"ip", "link", "set", "dzpeer", "up", NULL};
+	int peer;
+	if (netns_new_veth_peer(l->here_dev, "dzpeer", &peer) < 0)
+		FAIL("cannot make a namespace joined by a veth pair: ip(8) is needed");
+	test_defer_close(peer);
 	const char *addr_here[] = {"ip", "addr", "add", l->here_cidr, "dev", l->here_dev, NULL};
 	const char *addr6_here[] = {"ip",  "-6",	"addr",	 "add", l->here6,
 				    "dev", l->here_dev, "nodad", NULL};
@@ -88,15 +57,12 @@ static int netns_routed_new(const struct link_spec *l)
 				    "dev", "dzpeer", "nodad", NULL};
 	const char *route[] = {"ip", "route", "add", "default", "via", l->gw, NULL};
 	const char *route6[] = {"ip", "-6", "route", "add", "default", "via", l->gw6, NULL};
-	run_ok(-1, up_here);
-	run_ok(-1, addr_here);
-	run_ok(-1, addr6_here);
-	run_ok(peer, lo_up);
-	run_ok(peer, up_peer);
-	run_ok(peer, addr_peer);
-	run_ok(peer, addr6_peer);
-	run_ok(peer, route);
-	run_ok(peer, route6);
+	cmd_run_ok(-1, addr_here);
+	cmd_run_ok(-1, addr6_here);
+	cmd_run_ok(peer, addr_peer);
+	cmd_run_ok(peer, addr6_peer);
+	cmd_run_ok(peer, route);
+	cmd_run_ok(peer, route6);
 	return peer;
 }
 
@@ -129,7 +95,7 @@ static int listen_in(int ns_fd, const char *addr)
 	ASSERT_OK(tcp_sockaddr(addr, SERVICE_PORT, &sa, &len));
 	int fd = netns_socket(ns_fd, sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
 	ASSERT_TRUE(fd >= 0);
-	test_defer(fd_close, (void *)(intptr_t)fd);
+	test_defer_close(fd);
 	ASSERT_TRUE(bind(fd, (struct sockaddr *)&sa, len) == 0 && listen(fd, 16) == 0);
 	return fd;
 }
@@ -153,7 +119,7 @@ static void routed_setup(struct routed *r)
 			    "add rule inet " FW_TABLE
 			    " forward iifname dza oifname dzb counter drop",
 			    NULL};
-	run_ok(-1, fw);
+	cmd_run_ok(-1, fw);
 	r->b_listener = listen_in(r->b, B_ADDR);
 	r->b_listener6 = listen_in(r->b, B6_ADDR);
 }
@@ -180,7 +146,7 @@ static int connect_from_ns(int ns_fd, const char *addr, uint16_t port)
 	ASSERT_OK(tcp_sockaddr(addr, port, &sa, &len));
 	int fd = netns_socket(ns_fd, sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
 	ASSERT_TRUE(fd >= 0);
-	test_defer(fd_close, (void *)(intptr_t)fd);
+	test_defer_close(fd);
 	ASSERT_TRUE(connect(fd, (struct sockaddr *)&sa, len) == 0 || errno == EINPROGRESS);
 	return fd;
 }
@@ -267,13 +233,13 @@ static void bypass_setup(struct bypass *b, bool dual_stack)
 	if (dual_stack)
 		fixture_listen_dual_stack(b->f);
 	ASSERT_OK(netns_add_peer("10.214.0.1/24", FAR_ADDR "/24", &b->far));
-	test_defer(fd_close, (void *)(intptr_t)b->far);
+	test_defer_close(b->far);
 	const char *addr6_here[] = {"ip",  "-6",   "addr",  "add", "fd00:214::1/64",
 				    "dev", "dzv0", "nodad", NULL};
 	const char *addr6_far[] = {"ip",  "-6",	  "addr",  "add", FAR6_ADDR "/64",
 				   "dev", "dzv1", "nodad", NULL};
-	run_ok(-1, addr6_here);
-	run_ok(b->far, addr6_far);
+	cmd_run_ok(-1, addr6_here);
+	cmd_run_ok(b->far, addr6_far);
 	char rules[512];
 	snprintf(rules, sizeof(rules),
 		 "add table inet " BYPASS_TABLE "; "
@@ -284,7 +250,7 @@ static void bypass_setup(struct bypass *b, bool dual_stack)
 		 " tcp dport %d redirect to :%d",
 		 MARK, SERVICE_PORT, ACTIVATOR_PORT, MARK, SERVICE_PORT, ACTIVATOR_PORT);
 	const char *nft[] = {"nft", rules, NULL};
-	run_ok(-1, nft);
+	cmd_run_ok(-1, nft);
 	b->far_listener = listen_in(b->far, FAR_ADDR);
 	b->far_listener6 = listen_in(b->far, FAR6_ADDR);
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "activator_fixture.h"
+#include "cmd.h"
 #include "dozed/activator.h"
 #include "dozed/nft.h"
 #include "harness.h"
@@ -29,28 +30,26 @@
 #define CONTROL_PORT 40004
 #define FRESH_PORT   40002
 
-static void nft_cmd(const char *const argv[])
+/* The runtime's port forwarding, as netavark and Docker do it: a DNAT at
+ * priority -100, after our redirect at -110. */
+static void runtime_nat(void)
 {
-	char *out = NULL;
-	int r = run_cmd(-1, argv, &out);
-	free(out);
-	if (r != 0)
-		FAIL("%s %s %s %s failed (%d)", argv[0], argv[1], argv[2], argv[3], r);
+	cmd_run_ok(-1, (const char *const[]){"nft", "add", "table", "ip", "dozedtest_rt", NULL});
+	cmd_run_ok(-1, (const char *const[]){"nft", "add", "chain", "ip", "dozedtest_rt", "out",
+					     "{ type nat hook output priority -100 ; }", NULL});
+	cmd_run_ok(-1,
+		   (const char *const[]){"nft", "add", "rule", "ip", "dozedtest_rt", "out", "tcp",
+					 "dport", "18090", "dnat", "to", "127.0.0.1:18190", NULL});
 }
 
-/* The runtime's port forwarding, as netavark and Docker do it: a DNAT at
- * priority -100, after our redirect at -110; and a full backlog behind it. */
+/* The same, with a full backlog behind it: SYNs dropped. */
 static void runtime_nat_with_full_backlog(void)
 {
-	nft_cmd((const char *const[]){"nft", "add", "table", "ip", "dozedtest_rt", NULL});
-	nft_cmd((const char *const[]){"nft", "add", "chain", "ip", "dozedtest_rt", "out",
-				      "{ type nat hook output priority -100 ; }", NULL});
-	nft_cmd((const char *const[]){"nft", "add", "rule", "ip", "dozedtest_rt", "out", "tcp",
-				      "dport", "18090", "dnat", "to", "127.0.0.1:18190", NULL});
-	nft_cmd((const char *const[]){"nft", "add", "chain", "ip", "dozedtest_rt", "in",
-				      "{ type filter hook input priority 0 ; }", NULL});
-	nft_cmd((const char *const[]){"nft", "add", "rule", "ip", "dozedtest_rt", "in", "tcp",
-				      "dport", "18190", "drop", NULL});
+	runtime_nat();
+	cmd_run_ok(-1, (const char *const[]){"nft", "add", "chain", "ip", "dozedtest_rt", "in",
+					     "{ type filter hook input priority 0 ; }", NULL});
+	cmd_run_ok(-1, (const char *const[]){"nft", "add", "rule", "ip", "dozedtest_rt", "in",
+					     "tcp", "dport", "18190", "drop", NULL});
 }
 
 static int socket_from(uint16_t port)
@@ -111,7 +110,8 @@ TEST(test_a_client_reusing_an_unanswered_port_is_redirected_once_its_entry_is_fo
 	/* Asleep: its port in the set, the container no longer behind it. */
 	uint16_t port = SLEEPY_PORT;
 	ASSERT_OK(nft_set_add_ports(f->nft, &port, 1));
-	nft_cmd((const char *const[]){"nft", "flush", "chain", "ip", "dozedtest_rt", "in", NULL});
+	cmd_run_ok(
+	    -1, (const char *const[]){"nft", "flush", "chain", "ip", "dozedtest_rt", "in", NULL});
 
 	/* The kernel's part: an entry kept takes the redirect's place. */
 	ASSERT_ERR(connect_from(CONTROL_PORT), ECONNREFUSED);
@@ -140,11 +140,7 @@ TEST(test_redirected_and_established_connections_are_not_forgotten)
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	ASSERT_OK(bind(lfd, (struct sockaddr *)&behind, sizeof(behind)));
 	ASSERT_OK(listen(lfd, 8));
-	nft_cmd((const char *const[]){"nft", "add", "table", "ip", "dozedtest_rt", NULL});
-	nft_cmd((const char *const[]){"nft", "add", "chain", "ip", "dozedtest_rt", "out",
-				      "{ type nat hook output priority -100 ; }", NULL});
-	nft_cmd((const char *const[]){"nft", "add", "rule", "ip", "dozedtest_rt", "out", "tcp",
-				      "dport", "18090", "dnat", "to", "127.0.0.1:18190", NULL});
+	runtime_nat();
 	int c = socket_from(STALE_PORT);
 	struct sockaddr_in sleepy = local_addr(SLEEPY_PORT);
 	ASSERT_OK(connect(c, (const struct sockaddr *)&sleepy, sizeof(sleepy)));

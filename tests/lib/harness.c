@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +53,16 @@ void test_defer(test_cleanup_fn fn, void *arg)
 		FAIL("more than %d deferred cleanups", MAX_CLEANUPS);
 	}
 	cleanups[n_cleanups++] = (struct cleanup){fn, arg};
+}
+
+static void close_cleanup(void *arg)
+{
+	close((int)(intptr_t)arg);
+}
+
+void test_defer_close(int fd)
+{
+	test_defer(close_cleanup, (void *)(intptr_t)fd);
 }
 
 uint64_t test_now_ms(void)

@@ -19,6 +19,8 @@ typedef void (*test_cleanup_fn)(void *arg);
 
 void test_register(const char *name, test_fn fn);
 void test_defer(test_cleanup_fn fn, void *arg);
+/* Closes fd when the test ends. */
+void test_defer_close(int fd);
 /* Ends the current test as failed, after running its cleanups. */
 __attribute__((noreturn, format(printf, 3, 4))) void test_fail(const char *file, int line,
 							       const char *fmt, ...);

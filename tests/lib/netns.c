@@ -130,7 +130,7 @@ int run_cmd(int ns_fd, const char *const argv[], char **out)
 	return WEXITSTATUS(status);
 }
 
-int netns_add_peer(const char *local_cidr, const char *peer_cidr, int *peer_fd)
+int netns_new_veth_peer(const char *here_dev, const char *peer_dev, int *peer_fd)
 {
 	_cleanup_close_ int here = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (here < 0)
@@ -148,18 +148,32 @@ int netns_add_peer(const char *local_cidr, const char *peer_cidr, int *peer_fd)
 
 	char peer_path[64];
 	snprintf(peer_path, sizeof(peer_path), "/proc/%d/fd/%d", getpid(), peer);
-	const char *add[] = {"ip",   "link", "add",  "dzv0",  "type",	 "veth",
-			     "peer", "name", "dzv1", "netns", peer_path, NULL};
-	const char *addr_here[] = {"ip", "addr", "add", local_cidr, "dev", "dzv0", NULL};
-	const char *up_here[] = {"ip", "link", "set", "dzv0", "up", NULL};
-	const char *addr_peer[] = {"ip", "addr", "add", peer_cidr, "dev", "dzv1", NULL};
-	const char *up_peer[] = {"ip", "link", "set", "dzv1", "up", NULL};
-	if (run_cmd(-1, add, NULL) != 0 || run_cmd(-1, addr_here, NULL) != 0 ||
-	    run_cmd(-1, up_here, NULL) != 0 || run_cmd(peer, addr_peer, NULL) != 0 ||
+	const char *add[] = {"ip",   "link", "add",    "dev",	here_dev,  "type", "veth",
+			     "peer", "name", peer_dev, "netns", peer_path, NULL};
+	const char *up_here[] = {"ip", "link", "set", here_dev, "up", NULL};
+	const char *up_peer[] = {"ip", "link", "set", peer_dev, "up", NULL};
+	if (run_cmd(-1, add, NULL) != 0 || run_cmd(-1, up_here, NULL) != 0 ||
 	    run_cmd(peer, up_peer, NULL) != 0) {
 		fprintf(stderr, "netns: setting up the veth pair with ip(8) failed\n");
 		return -EIO;
 	}
 	*peer_fd = TAKE_FD(peer);
+	return 0;
+}
+
+int netns_add_peer(const char *local_cidr, const char *peer_cidr, int *peer_fd)
+{
+	int peer;
+	int r = netns_new_veth_peer("dzv0", "dzv1", &peer);
+	if (r < 0)
+		return r;
+	const char *addr_here[] = {"ip", "addr", "add", local_cidr, "dev", "dzv0", NULL};
+	const char *addr_peer[] = {"ip", "addr", "add", peer_cidr, "dev", "dzv1", NULL};
+	if (run_cmd(-1, addr_here, NULL) != 0 || run_cmd(peer, addr_peer, NULL) != 0) {
+		fprintf(stderr, "netns: addressing the veth pair with ip(8) failed\n");
+		close(peer);
+		return -EIO;
+	}
+	*peer_fd = peer;
 	return 0;
 }

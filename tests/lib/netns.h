@@ -16,6 +16,9 @@ int netns_enter_private(void);
  * (e.g. "10.211.0.1/24"). Stores the peer namespace's fd in *peer_fd.
  */
 int netns_add_peer(const char *local_cidr, const char *peer_cidr, int *peer_fd);
+/* The same without addresses: a new namespace with lo up, joined by a veth
+ * pair here_dev (here) <-> peer_dev (there), both up. */
+int netns_new_veth_peer(const char *here_dev, const char *peer_dev, int *peer_fd);
 
 /* Creates a socket in namespace ns_fd (-1: the current one); the caller stays here. */
 int netns_socket(int ns_fd, int domain, int type);
