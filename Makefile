@@ -14,7 +14,9 @@ CC       ?= cc
 CLANG    ?= clang
 BPFTOOL  ?= $(or $(shell command -v bpftool 2>/dev/null),/usr/sbin/bpftool)
 PKG_CONFIG ?= pkg-config
-VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+# The BPF programs use UAPI headers only; clang -target bpf needs the
+# multiarch directory for <asm/types.h>.
+BPF_ARCH_INC := /usr/include/$(shell $(CC) -dumpmachine 2>/dev/null)
 
 PKGS := libbpf libnftnl libmnl libevent libsystemd json-c
 
@@ -27,14 +29,21 @@ DEB_PKGS := make gcc libc6-dev pkg-config clang llvm bpftool libbpf-dev libnftnl
 WARN     := -Wall -Wextra -Werror
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -I$(BUILD)
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(CPPFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS))
-LDLIBS   = $(shell $(PKG_CONFIG) --libs $(PKGS))
+# Asked once per make, not once per compile. On a fresh host they are empty
+# until `make deps` has run: `make check` re-runs make after installing.
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+LDLIBS     := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# dozectl speaks JSON over a unix socket: it links json-c and nothing else.
+DOZECTL_LDLIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null)
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(CPPFLAGS) $(PKG_CFLAGS)
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 # Each part is a set of modules; the daemon's entry points are kept apart.
-MAINS    := daemon/dozed_main.c daemon/dozectl.c
-LIB_SRCS := $(filter-out $(MAINS),$(wildcard daemon/*.c nft/*.c activator/*.c))
+# daemon/ is its core plus one folder per subsystem (runtime/, control/,
+# dozectl/, basic/); bpf/ holds each program (foo.bpf.c) beside its loader (foo.c).
+MAINS    := daemon/dozed_main.c daemon/dozectl/dozectl.c
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
+LIB_SRCS := $(filter-out $(MAINS) $(BPF_SRCS),$(wildcard daemon/*.c daemon/*/*.c nft/*.c activator/*.c bpf/*.c))
 SKELS    := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 TEST_LIB := $(wildcard tests/lib/*.c)
 TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c tests/integration/test_*.c))
@@ -60,27 +69,28 @@ BINS      := $(BUILD)/dozed $(BUILD)/dozectl
 
 all: $(BINS)
 
-# --- eBPF: vmlinux.h from the running kernel, objects, skeletons ---------------
+# --- eBPF: objects and skeletons ------------------------------------------------
 
-$(BUILD)/vmlinux.h:
+$(BUILD)/%.bpf.o: bpf/%.bpf.c
 	@mkdir -p $(@D)
-	@test -r $(VMLINUX_BTF) || { echo "error: $(VMLINUX_BTF) missing: the kernel has no BTF (CONFIG_DEBUG_INFO_BTF=y is required)" >&2; exit 1; }
-	$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@
-
-$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BUILD)/vmlinux.h $(wildcard include/dozed/*.h)
-	@mkdir -p $(@D)
-	$(CLANG) -target bpf -O2 -g -Wall -Werror -Iinclude -I$(BUILD) -c $< -o $@
+	$(CLANG) -target bpf -O2 -g -Wall -Werror -Iinclude -idirafter $(BPF_ARCH_INC) -MMD -MP -c $< -o $@
 
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 
+# Each skeleton is a prerequisite of its own loader (bpf/foo.c), in every build.
+define skel_dep
+$(patsubst bpf/%.bpf.c,$(BUILD)/$(1)/bpf/%.o,$(BPF_SRCS)): $(BUILD)/$(1)/bpf/%.o: $(BUILD)/%.skel.h
+endef
+$(foreach v,obj asan fuzzobj,$(eval $(call skel_dep,$(v))))
+
 # --- userspace ------------------------------------------------------------------
 
-$(BUILD)/obj/%.o: %.c $(SKELS)
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/asan/%.o: %.c $(SKELS)
+$(BUILD)/asan/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(SAN) -Itests/lib -MMD -MP -c $< -o $@
 
@@ -93,8 +103,8 @@ $(BUILD)/libdozed-asan.a: $(ASAN_OBJS)
 $(BUILD)/dozed: $(BUILD)/obj/daemon/dozed_main.o $(BUILD)/libdozed.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/dozectl: $(BUILD)/obj/daemon/dozectl.o $(BUILD)/libdozed.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/dozectl: $(BUILD)/obj/daemon/dozectl/dozectl.o $(BUILD)/libdozed.a
+	$(CC) $(CFLAGS) -o $@ $^ $(DOZECTL_LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/asan/tests/%.o $(BUILD)/libdozed-asan.a
 	@mkdir -p $(@D)
@@ -102,7 +112,7 @@ $(BUILD)/tests/%: $(BUILD)/asan/tests/%.o $(BUILD)/libdozed-asan.a
 
 # The parsers as the daemon links them, instrumented for libFuzzer: each
 # target takes from the archive only the objects its parser needs.
-$(BUILD)/fuzzobj/%.o: %.c $(SKELS)
+$(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CLANG) $(ALL_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
@@ -158,7 +168,7 @@ lint: $(SKELS)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--std=c11 --inline-suppr --suppress=missingIncludeSystem \
 		--suppress=memleak --suppress=resourceLeak -D_GNU_SOURCE \
-		-Iinclude -I$(BUILD) -Itests/lib -i bpf $(filter-out bpf/%,$(C_SOURCES))
+		-Iinclude -I$(BUILD) -Itests/lib $(filter-out %.bpf.c,$(C_SOURCES))
 	clang-format --dry-run --Werror $(C_SOURCES)
 	@$(MAKE) --no-print-directory lint-unit
 

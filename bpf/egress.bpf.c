@@ -6,7 +6,7 @@
  * cgroup the program is attached to, so sockets of processes in descendant
  * cgroups count for the container without any lookup on the packet path.
  */
-#include "vmlinux.h"
+#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #include "dozed/egress.h"

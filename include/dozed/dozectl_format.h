@@ -3,7 +3,7 @@
 
 /*
  * dozectl's human output, from the control protocol's JSON (SERVICE and EVENT
- * objects, see daemon/dozectl.c). Pure: writes to the stream it is given, so
+ * objects, see daemon/dozectl/dozectl.c). Pure: writes to the stream it is given, so
  * the layout is tested on fixed objects. Missing or null fields print as "-"
  * in tables and are left out of key: value lines.
  */

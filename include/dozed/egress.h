@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The one layout shared by bpf/egress.bpf.c and daemon/egress_counter.c:
+ * The one layout shared by bpf/egress.bpf.c and bpf/egress.c:
  * per-CPU counters of one container's egress, kept in the per-CPU cgroup
  * storage of the cgroup the counter is attached to. Fixed-width types only.
  */

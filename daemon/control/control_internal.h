@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Shared by control.c (the listening socket) and control_client.c (connections). */
+/* Shared by control.c (the listening socket) and control_connection.c (connections). */
 
 #include <event2/util.h>
 #include <stdbool.h>
@@ -14,9 +14,9 @@ struct bufferevent;
 struct evconnlistener;
 struct event;
 
-struct control_client {
+struct control_connection {
 	struct control *control;
-	struct control_client *prev, *next; /* in control.clients, or control.dead */
+	struct control_connection *prev, *next; /* in control.clients, or control.dead */
 	uint64_t id;
 	uid_t uid;		 /* of the peer, from SO_PEERCRED */
 	struct bufferevent *bev; /* NULL once dead */
@@ -51,8 +51,8 @@ struct control {
 	 * holds the struct: it is freed later, from this event. */
 	struct event *reaper;
 
-	struct control_client *clients;
-	struct control_client *dead;
+	struct control_connection *clients;
+	struct control_connection *dead;
 	uint64_t next_id;
 	struct control_counters counters;
 	/* Refusals and evictions come in floods: one warning a second at most. */
@@ -61,17 +61,17 @@ struct control {
 };
 
 /* Takes fd, a connected and already allowed client of uid. */
-int control_client_add(struct control *c, int fd, uid_t uid);
+int control_connection_add(struct control *c, int fd, uid_t uid);
 /*
  * Makes room for a root client: closes, with a line saying why, the client
  * idle longest among those with no request in flight (other than subscribers
  * when there is one). False when every client is waiting for an answer.
  */
-bool control_client_evict(struct control *c);
+bool control_connection_evict(struct control *c);
 /* Closes and frees every client. */
-void control_client_free_all(struct control *c);
+void control_connection_free_all(struct control *c);
 /* The reaper event's callback. */
-void control_client_reap(evutil_socket_t fd, short what, void *arg);
+void control_connection_reap(evutil_socket_t fd, short what, void *arg);
 /*
  * True when a warning about a refused or evicted client may be logged now;
  * note is then "" or " (N more since the last warning)". A thousand clients

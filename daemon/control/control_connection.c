@@ -19,18 +19,18 @@
 #include "dozed/log.h"
 #include "dozed/macro.h"
 
-static void client_process_input(struct control_client *cl);
+static void client_process_input(struct control_connection *cl);
 static void on_idle(evutil_socket_t fd, short what, void *arg);
 
-static struct control_client *client_find(struct control *c, uint64_t id)
+static struct control_connection *client_find(struct control *c, uint64_t id)
 {
-	for (struct control_client *cl = c->clients; cl; cl = cl->next)
+	for (struct control_connection *cl = c->clients; cl; cl = cl->next)
 		if (cl->id == id)
 			return cl;
 	return NULL;
 }
 
-static void list_remove(struct control_client **head, struct control_client *cl)
+static void list_remove(struct control_connection **head, struct control_connection *cl)
 {
 	if (cl->prev)
 		cl->prev->next = cl->next;
@@ -41,7 +41,7 @@ static void list_remove(struct control_client **head, struct control_client *cl)
 	cl->prev = cl->next = NULL;
 }
 
-static void list_push(struct control_client **head, struct control_client *cl)
+static void list_push(struct control_connection **head, struct control_connection *cl)
 {
 	cl->prev = NULL;
 	cl->next = *head;
@@ -51,7 +51,7 @@ static void list_push(struct control_client **head, struct control_client *cl)
 }
 
 /* Closes the connection now; the struct itself is freed by the reaper. */
-static void client_drop(struct control_client *cl)
+static void client_drop(struct control_connection *cl)
 {
 	struct control *c = cl->control;
 	if (cl->dead)
@@ -68,13 +68,13 @@ static void client_drop(struct control_client *cl)
 	event_active(c->reaper, EV_TIMEOUT, 0);
 }
 
-void control_client_reap(evutil_socket_t fd, short what, void *arg)
+void control_connection_reap(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct control *c = arg;
 	while (c->dead) {
-		struct control_client *cl = c->dead;
+		struct control_connection *cl = c->dead;
 		list_remove(&c->dead, cl);
 		if (cl->idle_timer)
 			event_free(cl->idle_timer);
@@ -82,15 +82,15 @@ void control_client_reap(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void control_client_free_all(struct control *c)
+void control_connection_free_all(struct control *c)
 {
 	while (c->clients)
 		client_drop(c->clients);
-	control_client_reap(-1, 0, c);
+	control_connection_reap(-1, 0, c);
 }
 
 /* Something happened: the idle deadline starts again (never for subscribers). */
-static void client_touch(struct control_client *cl)
+static void client_touch(struct control_connection *cl)
 {
 	if (cl->dead)
 		return;
@@ -101,7 +101,7 @@ static void client_touch(struct control_client *cl)
 	evtimer_add(cl->idle_timer, &tv);
 }
 
-static void client_close_after_flush(struct control_client *cl)
+static void client_close_after_flush(struct control_connection *cl)
 {
 	if (cl->dead || cl->closing)
 		return;
@@ -114,7 +114,7 @@ static void client_close_after_flush(struct control_client *cl)
 }
 
 /* A client that stopped sending is done once it has had every answer, unless it follows events. */
-static void client_maybe_finish(struct control_client *cl)
+static void client_maybe_finish(struct control_connection *cl)
 {
 	if (cl->dead || cl->closing || !cl->read_eof || cl->subscriber || cl->pending > 0 ||
 	    cl->paused || evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
@@ -122,7 +122,7 @@ static void client_maybe_finish(struct control_client *cl)
 	client_close_after_flush(cl);
 }
 
-static int client_send_line(struct control_client *cl, const char *line, size_t len)
+static int client_send_line(struct control_connection *cl, const char *line, size_t len)
 {
 	struct control *c = cl->control;
 	struct evbuffer *out = bufferevent_get_output(cl->bev);
@@ -137,7 +137,7 @@ static int client_send_line(struct control_client *cl, const char *line, size_t 
 	return 0;
 }
 
-static int client_send_json(struct control_client *cl, struct json_object *obj)
+static int client_send_json(struct control_connection *cl, struct json_object *obj)
 {
 	size_t len = 0;
 	const char *s = json_object_to_json_string_length(
@@ -164,7 +164,7 @@ static struct json_object *error_object(const char *msg)
 	return o;
 }
 
-static int client_send_error(struct control_client *cl, const char *msg)
+static int client_send_error(struct control_connection *cl, const char *msg)
 {
 	struct json_object *o = error_object(msg);
 	if (!o)
@@ -182,7 +182,7 @@ static bool all_space(const char *s, size_t len)
 	return true;
 }
 
-static void client_handle_line(struct control_client *cl, const char *line, size_t len)
+static void client_handle_line(struct control_connection *cl, const char *line, size_t len)
 {
 	struct control *c = cl->control;
 	char err[160];
@@ -207,7 +207,7 @@ static void client_handle_line(struct control_client *cl, const char *line, size
 	json_object_put(req);
 }
 
-static void client_too_long(struct control_client *cl)
+static void client_too_long(struct control_connection *cl)
 {
 	struct control *c = cl->control;
 	char msg[80];
@@ -219,7 +219,7 @@ static void client_too_long(struct control_client *cl)
 	client_close_after_flush(cl);
 }
 
-static void client_process_input(struct control_client *cl)
+static void client_process_input(struct control_connection *cl)
 {
 	struct control *c = cl->control;
 
@@ -265,14 +265,14 @@ static void client_process_input(struct control_client *cl)
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
-	struct control_client *cl = arg;
+	struct control_connection *cl = arg;
 	client_process_input(cl);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
-	struct control_client *cl = arg;
+	struct control_connection *cl = arg;
 	/* Called once the output has drained completely (low watermark 0). */
 	if (cl->closing) {
 		client_drop(cl);
@@ -289,7 +289,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 }
 
 /* After EOF: has the peer closed both ways (POLLHUP), or only its sending side? */
-static bool peer_gone(struct control_client *cl)
+static bool peer_gone(struct control_connection *cl)
 {
 	struct pollfd p = {.fd = bufferevent_getfd(cl->bev), .events = POLLOUT};
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
@@ -298,7 +298,7 @@ static bool peer_gone(struct control_client *cl)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
-	struct control_client *cl = arg;
+	struct control_connection *cl = arg;
 	if (what & BEV_EVENT_ERROR) {
 		log_debug("Control client %llu: connection error", (unsigned long long)cl->id);
 		client_drop(cl);
@@ -315,9 +315,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	client_maybe_finish(cl);
 }
 
-int control_client_add(struct control *c, int fd, uid_t uid)
+int control_connection_add(struct control *c, int fd, uid_t uid)
 {
-	_cleanup_free_ struct control_client *cl = calloc(1, sizeof(*cl));
+	_cleanup_free_ struct control_connection *cl = calloc(1, sizeof(*cl));
 	if (!cl) {
 		close(fd);
 		return log_error_errno(ENOMEM, "Failed to allocate a control client");
@@ -375,7 +375,7 @@ void control_send_error_and_close(int fd, const char *msg)
 
 /* Closes now, not after a flush that a peer which does not read would never let happen;
  * the reason goes out only when nothing else is queued before it. */
-static void client_close_now(struct control_client *cl, const char *why)
+static void client_close_now(struct control_connection *cl, const char *why)
 {
 	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
 		send_error_now(bufferevent_getfd(cl->bev), why);
@@ -386,7 +386,7 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct control_client *cl = arg;
+	struct control_connection *cl = arg;
 	struct control *c = cl->control;
 	char msg[96], idle[DURATION_FORMAT_MAX];
 
@@ -409,10 +409,10 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 	client_close_now(cl, msg);
 }
 
-bool control_client_evict(struct control *c)
+bool control_connection_evict(struct control *c)
 {
-	struct control_client *victim = NULL;
-	for (struct control_client *cl = c->clients; cl; cl = cl->next) {
+	struct control_connection *victim = NULL;
+	for (struct control_connection *cl = c->clients; cl; cl = cl->next) {
 		if (cl->pending > 0 && !cl->closing)
 			continue;
 		/* Leaving anyway first, then plain clients, then subscribers; the oldest of each.
@@ -437,7 +437,7 @@ bool control_client_evict(struct control *c)
 
 int control_reply(struct control *c, uint64_t client_id, struct json_object *reply)
 {
-	struct control_client *cl = client_find(c, client_id);
+	struct control_connection *cl = client_find(c, client_id);
 	int r;
 
 	if (!cl || cl->closing) {
@@ -483,7 +483,7 @@ int control_reply_error(struct control *c, uint64_t client_id, const char *fmt, 
 
 int control_subscribe(struct control *c, uint64_t client_id)
 {
-	struct control_client *cl = client_find(c, client_id);
+	struct control_connection *cl = client_find(c, client_id);
 	if (!cl || cl->closing)
 		return -ENOENT;
 	if (!cl->subscriber) {
@@ -507,8 +507,8 @@ void control_broadcast(struct control *c, const struct json_object *event)
 	}
 	c->counters.broadcasts++;
 
-	struct control_client *next;
-	for (struct control_client *cl = c->clients; cl; cl = next) {
+	struct control_connection *next;
+	for (struct control_connection *cl = c->clients; cl; cl = next) {
 		next = cl->next;
 		if (!cl->subscriber || cl->closing)
 			continue;

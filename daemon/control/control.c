@@ -231,7 +231,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	 * whoever fills the socket, a root "dozectl list" gets in. */
 	bool privileged = cred.uid == 0 || cred.uid == c->euid;
 	size_t limit = c->cfg.max_clients + (privileged ? CONTROL_ROOT_RESERVE : 0);
-	if (c->counters.clients_now >= limit && !(privileged && control_client_evict(c))) {
+	if (c->counters.clients_now >= limit && !(privileged && control_connection_evict(c))) {
 		c->counters.rejected_full++;
 		if (control_warn_allowed(c, note, sizeof(note)))
 			log_warning(
@@ -242,7 +242,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		control_send_error_and_close(fd, msg);
 		return;
 	}
-	control_client_add(c, fd, cred.uid);
+	control_connection_add(c, fd, cred.uid);
 }
 
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -296,7 +296,7 @@ static int control_alloc(struct event_base *base, const struct control_config *c
 	c->gid = (gid_t)-1;
 	c->euid = geteuid();
 	c->next_id = 1;
-	c->reaper = event_new(base, -1, 0, control_client_reap, c);
+	c->reaper = event_new(base, -1, 0, control_connection_reap, c);
 	c->accept_retry = evtimer_new(base, on_accept_retry, c);
 	if (!c->reaper || !c->accept_retry) {
 		control_free(c);
@@ -404,7 +404,7 @@ void control_free(struct control *c)
 {
 	if (!c)
 		return;
-	control_client_free_all(c);
+	control_connection_free_all(c);
 	if (c->listener)
 		evconnlistener_free(c->listener);
 	if (c->accept_retry)

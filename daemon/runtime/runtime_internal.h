@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Shared by daemon/runtime.c (calls) and daemon/runtime_events.c (the event stream) only. */
+/* Shared by runtime.c (calls) and runtime_events.c (the event stream) only. */
 
 #include <stddef.h>
 #include <stdint.h>
