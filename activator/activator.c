@@ -15,6 +15,7 @@
 
 #include "dozed/clock.h"
 #include "dozed/log.h"
+#include "dozed/socket_util.h"
 #include "dozed/macro.h"
 #include "activator_internal.h"
 #include "client_count.h"
@@ -332,7 +333,7 @@ static void activator_hold(struct activator *a, int fd, int family,
 		activator_log_reject(a, fd, "no original destination (not redirected)", NULL);
 		goto reject;
 	}
-	if (sockaddr_get_port(&dst) == a->cfg.port) {
+	if (sockaddr_port(&dst) == a->cfg.port) {
 		activator_log_reject(a, fd, "connection straight to the activator port", &dst);
 		goto reject;
 	}

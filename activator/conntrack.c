@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "dozed/log.h"
-#include "relay.h"
+#include "dozed/socket_util.h"
 
 struct conntrack {
 	struct mnl_socket *nl;
@@ -44,18 +44,6 @@ void conntrack_free(struct conntrack *ct)
 	if (ct->nl)
 		mnl_socket_close(ct->nl);
 	free(ct);
-}
-
-/* A dual-stack socket's IPv4 peer is v4-mapped; its conntrack entry is IPv4's. */
-static void unmap_v4(struct sockaddr_storage *sa)
-{
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-	if (sa->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-		return;
-	struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = s6->sin6_port};
-	memcpy(&in4.sin_addr, &s6->sin6_addr.s6_addr[12], sizeof(in4.sin_addr));
-	memset(sa, 0, sizeof(*sa));
-	memcpy(sa, &in4, sizeof(in4));
 }
 
 static void put_tuple(struct nlmsghdr *nlh, uint16_t type, const struct sockaddr_storage *src,
@@ -133,8 +121,8 @@ void conntrack_reset_client(struct conntrack *ct, int fd)
 	socket_close_with_reset(fd);
 	if (!known)
 		return;
-	unmap_v4(&local);
-	unmap_v4(&peer);
+	sockaddr_unmap_v4(&local);
+	sockaddr_unmap_v4(&peer);
 	if (local.ss_family == peer.ss_family &&
 	    (local.ss_family == AF_INET || local.ss_family == AF_INET6))
 		conntrack_delete_reply(ct, &local, &peer);

@@ -10,8 +10,8 @@
 
 #include "dozed/activator.h"
 #include "dozed/log.h"
+#include "dozed/socket_util.h"
 #include "dozed/macro.h"
-#include "relay.h"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80 /* linux/netfilter_ipv4.h */
@@ -30,12 +30,6 @@ int socket_original_dst(int fd, int family, struct sockaddr_storage *dst)
 	 * as v4-mapped: their connection, and original destination, is IPv4. */
 	len = sizeof(*dst);
 	return getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len) < 0 ? -errno : 0;
-}
-
-uint16_t sockaddr_get_port(const struct sockaddr_storage *sa)
-{
-	return ntohs(sa->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
-					       : ((const struct sockaddr_in *)sa)->sin_port);
 }
 
 int activator_listen_on(int family, uint16_t port)

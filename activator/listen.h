@@ -11,4 +11,3 @@
 int activator_listen_on(int family, uint16_t port);
 /* Where the redirected connection fd (accepted on a family socket) was going. */
 int socket_original_dst(int fd, int family, struct sockaddr_storage *dst);
-uint16_t sockaddr_get_port(const struct sockaddr_storage *sa);

@@ -13,7 +13,7 @@
 
 #include "dozed/clock.h"
 #include "dozed/log.h"
-#include "relay.h"
+#include "dozed/socket_util.h"
 
 struct prober {
 	struct event_base *base;

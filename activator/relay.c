@@ -25,6 +25,7 @@
 
 #include "dozed/clock.h"
 #include "dozed/log.h"
+#include "dozed/socket_util.h"
 #include "conntrack.h"
 #include "dozed/macro.h"
 
@@ -84,50 +85,6 @@ struct relay_set {
 	struct pipe_pair pool[PIPE_POOL_MAX];
 	size_t pooled;
 };
-
-void socket_close_with_reset(int fd)
-{
-	if (fd < 0)
-		return;
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	close(fd);
-}
-
-socklen_t sockaddr_len(const struct sockaddr_storage *sa)
-{
-	return sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-}
-
-const char *sockaddr_to_string(const struct sockaddr_storage *sa, char *buf, size_t len)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	if (sa->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-		snprintf(buf, len, "[%s]:%u", ip, ntohs(s6->sin6_port));
-	} else {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-		snprintf(buf, len, "%s:%u", ip, ntohs(s4->sin_port));
-	}
-	return buf;
-}
-
-int socket_connect_marked(const struct sockaddr_storage *dst, uint32_t mark)
-{
-	_cleanup_close_ int fd =
-	    socket(dst->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-	if (fd < 0)
-		return -errno;
-	/* The mark makes our own connection skip the redirect to the activator. */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0)
-		return -errno;
-	if (connect(fd, (const struct sockaddr *)dst, sockaddr_len(dst)) < 0 &&
-	    errno != EINPROGRESS)
-		return -errno;
-	return TAKE_FD(fd);
-}
 
 static int pipe_take(struct relay_set *set, struct pipe_pair *p)
 {
@@ -326,18 +283,6 @@ static int relay_connect_attempt(struct relay *r)
 	if (!r->connected || event_add(r->connected, &wait) < 0)
 		return -ENOMEM;
 	return 0;
-}
-
-int socket_connect_result(int fd)
-{
-	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-	if (poll(&pfd, 1, 0) <= 0)
-		return -EINPROGRESS;
-	int err = 0;
-	socklen_t len = sizeof(err);
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	return -err;
 }
 
 static void relay_connect_failed(struct relay *r, int err)

@@ -39,14 +39,3 @@ int relay_start(struct relay_set *set, uint64_t service_id, int client_fd,
 /* Relays of service_id still connecting, or whose client's last bytes the
  * backend has not answered yet. */
 size_t relay_set_count_waiting(const struct relay_set *set, uint64_t service_id);
-
-/* Sets SO_LINGER 0 and closes: the peer sees a reset, not a FIN. */
-void socket_close_with_reset(int fd);
-/* A non-blocking TCP socket for dst's family carrying SO_MARK = mark, connect started. */
-int socket_connect_marked(const struct sockaddr_storage *dst, uint32_t mark);
-/* Of such a socket's connect: 0 when connected, -EINPROGRESS while still
- * connecting, else why it failed. */
-int socket_connect_result(int fd);
-socklen_t sockaddr_len(const struct sockaddr_storage *sa);
-/* "1.2.3.4:80" or "[::1]:80" */
-const char *sockaddr_to_string(const struct sockaddr_storage *sa, char *buf, size_t len);

@@ -21,6 +21,7 @@
 #include "dozed/macro.h"
 #include "dozed/nft.h"
 #include "dozed/runtime.h"
+#include "dozed/socket_util.h"
 #include "dozed/state_store.h"
 
 #define FEED_HISTORY 1000
@@ -335,13 +336,6 @@ void dozed_status_text(struct dozed *d, char *buf, size_t len)
 }
 
 /* --- activator callbacks ------------------------------------------------------------ */
-
-static uint16_t sockaddr_port(const struct sockaddr_storage *sa)
-{
-	if (sa->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-	return ntohs(((const struct sockaddr_in *)sa)->sin_port);
-}
 
 static int act_route_lookup(void *ud, const struct sockaddr_storage *dst,
 			    struct activator_route *route)

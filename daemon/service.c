@@ -13,6 +13,7 @@
 #include "dozed/duration.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
+#include "dozed/socket_util.h"
 #include "dozed/utf8.h"
 
 struct service_registry {
@@ -266,20 +267,6 @@ static int go_to_sleep(struct service_registry *r, struct service *s, const char
 	return 0;
 }
 
-static void format_client(const struct sockaddr_storage *c, char *buf, size_t len)
-{
-	char addr[INET6_ADDRSTRLEN] = "?";
-	if (c->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)c;
-		inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr));
-		snprintf(buf, len, "[%s]:%u", addr, ntohs(in6->sin6_port));
-	} else {
-		const struct sockaddr_in *in4 = (const struct sockaddr_in *)c;
-		inet_ntop(AF_INET, &in4->sin_addr, addr, sizeof(addr));
-		snprintf(buf, len, "%s:%u", addr, ntohs(in4->sin_port));
-	}
-}
-
 static void begin_wake(struct service_registry *r, struct service *s,
 		       const struct sockaddr_storage *client, const char *trigger)
 {
@@ -292,7 +279,7 @@ static void begin_wake(struct service_registry *r, struct service *s,
 	facts_add_str(facts, "trigger", trigger);
 	char who[INET6_ADDRSTRLEN + 16] = "";
 	if (client) {
-		format_client(client, who, sizeof(who));
+		sockaddr_to_string(client, who, sizeof(who));
 		facts_add_str(facts, "client", who);
 	}
 	set_reason(s, "waking (%s%s%s)", trigger, client ? " from " : "", who);
