@@ -91,11 +91,13 @@ static struct iovec iov_str(const char *s)
 }
 
 /* 0 or -errno, as sd_journal_sendv() returns. */
-static int journal_send_log(int level, int err, const char *func, const char *msg)
+static int journal_send_log(int level, int err, bool synthetic, const char *func,
+			    const char *msg)
 {
 	char message[1200], priority[32], code_func[256], errno_field[32];
-	snprintf(message, sizeof(message), "MESSAGE=%s%s%s", msg, err != 0 ? ": " : "",
-		 err != 0 ? strerror(err < 0 ? -err : err) : "");
+	bool explain = err != 0 && !synthetic;
+	snprintf(message, sizeof(message), "MESSAGE=%s%s%s", msg, explain ? ": " : "",
+		 explain ? strerror(err < 0 ? -err : err) : "");
 	snprintf(priority, sizeof(priority), "PRIORITY=%d", level);
 	snprintf(code_func, sizeof(code_func), "CODE_FUNC=%s", func ? func : "");
 	snprintf(errno_field, sizeof(errno_field), "ERRNO=%d", err < 0 ? -err : err);
@@ -147,7 +149,11 @@ int log_event_journal(int priority, const char *message, const char *service, co
 int log_internal(int level, int err, const char *func, const char *fmt, ...)
 {
 	int saved_errno = errno;
-	int ret = err < 0 ? err : -err;
+	/* A code made up for the message (SYNTHETIC_ERRNO) is returned and sent
+	 * as ERRNO=, but its strerror() would only repeat the message badly. */
+	bool synthetic = (err < 0 ? -err : err) & LOG_ERRNO_SYNTHETIC;
+	err = (err < 0 ? -err : err) & ~LOG_ERRNO_SYNTHETIC;
+	int ret = -err;
 
 	if (level > log_max_level)
 		goto out;
@@ -162,7 +168,7 @@ int log_internal(int level, int err, const char *func, const char *fmt, ...)
 	 * is missing, so that is checked first; stderr reaches the journal too,
 	 * as plain text. */
 	if (log_stderr_is_journal() && access(JOURNAL_SOCKET, F_OK) == 0 &&
-	    journal_send_log(level, err, func, msg) >= 0)
+	    journal_send_log(level, err, synthetic, func, msg) >= 0)
 		goto out;
 
 	/* The function name helps developers; users read the message. */
@@ -170,7 +176,7 @@ int log_internal(int level, int err, const char *func, const char *fmt, ...)
 	const char *name =
 	    level >= 0 && level <= LOG_DEBUG && level_names[level] ? level_names[level] : "log";
 	fprintf(stderr, "dozed %s: %s%s%s%s%s\n", name, where ? where : "", where ? ": " : "", msg,
-		err != 0 ? ": " : "", err != 0 ? strerror(-ret) : "");
+		err != 0 && !synthetic ? ": " : "", err != 0 && !synthetic ? strerror(-ret) : "");
 out:
 	errno = saved_errno;
 	return ret;

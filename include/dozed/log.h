@@ -12,7 +12,12 @@
  * MESSAGE, PRIORITY, SYSLOG_IDENTIFIER=dozed, CODE_FUNC and ERRNO.
  * The *_errno variants append strerror(err) and return -abs(err), so that
  * "return log_error_errno(r, "Failed to ...");" logs once and propagates.
+ * SYNTHETIC_ERRNO(EINVAL), for a code chosen for the message rather than
+ * returned by a call, is returned as -EINVAL without ": Invalid argument".
  */
+
+#define LOG_ERRNO_SYNTHETIC (1 << 30)
+#define SYNTHETIC_ERRNO(e)  (LOG_ERRNO_SYNTHETIC | ((e) < 0 ? -(e) : (e)))
 
 void log_set_max_level(int level);
 int log_get_max_level(void);

@@ -75,6 +75,17 @@ TEST(test_without_journal_log_lines_keep_the_stderr_format)
 			  "dozed info: Frobbed\n");
 }
 
+TEST(test_a_synthetic_error_is_returned_without_a_strerror_after_the_message)
+{
+	unsetenv("JOURNAL_STREAM");
+	log_set_max_level(LOG_INFO);
+	capture_stderr_begin();
+	int r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid idle time \"%s\"", "0s");
+	_cleanup_free_ char *out = capture_stderr_end();
+	ASSERT_ERR(r, EINVAL);
+	ASSERT_STREQ(out, "dozed err: Invalid idle time \"0s\"\n");
+}
+
 TEST(test_journal_stream_of_another_file_keeps_stderr)
 {
 	FILE *other = tmpfile();
