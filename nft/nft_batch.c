@@ -151,7 +151,7 @@ int nft_batch_send(struct nft_batch *b, const char *op)
 	int n_iov = nftnl_batch_iovec_len(b->b);
 	_cleanup_free_ struct iovec *iov = calloc((size_t)n_iov, sizeof(*iov));
 	if (!iov)
-		return log_error_errno(ENOMEM, "Failed to %s: out of memory", op);
+		return log_error_errno(SYNTHETIC_ERRNO(ENOMEM), "Failed to %s: out of memory", op);
 	nftnl_batch_iovec(b->b, iov, (uint32_t)n_iov);
 	size_t total = 0;
 	for (int i = 0; i < n_iov; i++)

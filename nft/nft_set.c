@@ -67,7 +67,8 @@ static int check_ports(const uint16_t *ports, size_t n, const char *op)
 {
 	for (size_t i = 0; i < n; i++)
 		if (ports[i] == 0)
-			return log_error_errno(EINVAL, "Cannot %s port 0: not a TCP port", op);
+			return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+					       "Cannot %s port 0: not a TCP port", op);
 	return 0;
 }
 

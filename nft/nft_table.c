@@ -35,10 +35,10 @@
 int nft_ctx_new(struct nft_ctx **out, const char *table, uint32_t mark, uint16_t activator_port)
 {
 	if (!table || !*table || strlen(table) >= NFT_TABLE_MAXNAMELEN)
-		return log_error_errno(EINVAL, "Invalid nftables table name \"%s\"",
-				       table ? table : "");
+		return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+				       "Invalid nftables table name \"%s\"", table ? table : "");
 	if (activator_port == 0)
-		return log_error_errno(EINVAL, "Invalid activator port 0");
+		return log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Invalid activator port 0");
 	_cleanup_free_ struct nft_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return log_error_errno(ENOMEM, "Failed to allocate the nftables context");
