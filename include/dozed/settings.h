@@ -24,3 +24,67 @@
 #define DOZED_HELD_SILENT_TIMEOUT_DEFAULT_US  (UINT64_C(10) * 1000000)
 #define DOZED_MAX_HELD_PER_CLIENT_DEFAULT     256
 #define DOZED_CONTROL_IDLE_TIMEOUT_DEFAULT_US (UINT64_C(30) * 1000000)
+
+/*
+ * The per-service settings, and every parser of a setting's text: one parser
+ * per value (as wireguard-tools' config.c), shared by the config file, the
+ * command line, container labels (dozed.idle, dozed.wake-on), the control
+ * protocol, services.json and dozectl's own check. Pure: nothing is logged.
+ * Each returns 0, or -EINVAL with *expected saying what is allowed ("expected
+ * connect or data"), for the caller to print after the key and the bad value,
+ * e.g. "--idle 999ms: expected a duration of at least 1s".
+ */
+
+#include <stdbool.h>
+
+#define DOZED_IDLE_MIN_US   UINT64_C(1000000)
+#define DOZED_UNIX_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path), with its NUL */
+
+/* The settings a service may have of its own; a new one is a field, a parser
+ * and a row of settings.c's key table. */
+struct service_settings {
+	uint64_t idle_us;  /* meaningful when idle_set; else the daemon's --idle */
+	bool idle_set;	   /* idle was given */
+	bool wake_on_data; /* wake on a client's first bytes instead of its connect */
+};
+
+/*
+ * A duration (see duration.h) within [min_us, max_us]. range is the message
+ * for a value outside it ("expected a duration from 1ms to 10s"); one over
+ * DURATION_MAX_US says "expected a duration of at most 8760h (a year)" when
+ * max_us is that limit, and text that is no duration "expected a duration
+ * like 30ms, 10s, 10m or 2h".
+ */
+int settings_parse_duration(const char *v, uint64_t min_us, uint64_t max_us, const char *range,
+			    uint64_t *out_us, const char **expected);
+/* An idle time: from 1s to 8760h ("expected a duration of at least 1s"). */
+int settings_parse_idle(const char *v, uint64_t *out_us, const char **expected);
+/* "connect" (false) or "data" (true): "expected connect or data". */
+int settings_parse_wake_on(const char *v, bool *out_data, const char **expected);
+/* The text settings_parse_wake_on() reads back: "connect" or "data". */
+const char *settings_wake_on_to_string(bool data);
+
+/*
+ * The runtime's socket as --runtime-socket takes it: "/PATH" or
+ * "unix:///PATH", an absolute path shorter than a unix socket address.
+ * *out_path points into v.
+ */
+int settings_parse_runtime_socket(const char *v, const char **out_path, const char **expected);
+/*
+ * The runtime's socket from DOCKER_HOST: only "unix:///PATH" (as docker reads
+ * it). -EPROTONOSUPPORT for another scheme (tcp://, ssh://, a bare path),
+ * which dozed cannot reach; -EINVAL with *expected for a bad path.
+ * *out_path points into v.
+ */
+int settings_parse_docker_host(const char *v, const char **out_path, const char **expected);
+
+/*
+ * Sets one per-service setting by key: "idle", "wake_on" (also written
+ * "wake-on", as in the label dozed.wake-on and dozectl's --wake-on). 0;
+ * -EINVAL with *expected; -ENOENT for a key that is no setting (*expected then
+ * lists the keys: "expected idle or wake_on"). s is changed only on success.
+ */
+int settings_set(struct service_settings *s, const char *key, const char *value,
+		 const char **expected);
+/* Whether key names a per-service setting, in either spelling. */
+bool settings_key_known(const char *key);

@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The parsers of settings' text, one per value, for every place a setting
+ * comes from (config file, command line, labels, control requests, dozectl).
+ * Pure, and linked into dozectl: nothing here may need libevent, libbpf or
+ * libnftnl.
+ */
+#include "dozed/settings.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "dozed/duration.h"
+#include "dozed/macro.h"
+
+#define DURATION_EXPECTED "expected a duration like 30ms, 10s, 10m or 2h"
+#define UNIX_PREFIX	  "unix://"
+
+int settings_parse_duration(const char *v, uint64_t min_us, uint64_t max_us, const char *range,
+			    uint64_t *out_us, const char **expected)
+{
+	uint64_t us;
+	int r = duration_parse_us(v, &us);
+	if (r == -ERANGE) {
+		/* Over a year: name the year only where it is the setting's own limit. */
+		*expected = max_us >= DURATION_MAX_US
+				? "expected a duration of at most " DURATION_MAX_TEXT
+				: range;
+		return -EINVAL;
+	}
+	if (r < 0) {
+		*expected = DURATION_EXPECTED;
+		return -EINVAL;
+	}
+	if (us < min_us || us > max_us) {
+		*expected = range;
+		return -EINVAL;
+	}
+	*out_us = us;
+	return 0;
+}
+
+int settings_parse_idle(const char *v, uint64_t *out_us, const char **expected)
+{
+	return settings_parse_duration(v, DOZED_IDLE_MIN_US, DURATION_MAX_US,
+				       "expected a duration of at least 1s", out_us, expected);
+}
+
+int settings_parse_wake_on(const char *v, bool *out_data, const char **expected)
+{
+	if (strcmp(v, "connect") == 0)
+		*out_data = false;
+	else if (strcmp(v, "data") == 0)
+		*out_data = true;
+	else {
+		*expected = "expected connect or data";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const char *settings_wake_on_to_string(bool data)
+{
+	return data ? "data" : "connect";
+}
+
+static bool is_socket_path(const char *v)
+{
+	return v[0] == '/' && strlen(v) < DOZED_UNIX_PATH_MAX;
+}
+
+int settings_parse_runtime_socket(const char *v, const char **out_path, const char **expected)
+{
+	/* The DOCKER_HOST form is accepted too: it is what users have at hand. */
+	const char *path =
+	    strncmp(v, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0 ? v + strlen(UNIX_PREFIX) : v;
+	if (!is_socket_path(path)) {
+		*expected = "expected the absolute path of a unix socket (at most 107 bytes), "
+			    "or unix://PATH";
+		return -EINVAL;
+	}
+	*out_path = path;
+	return 0;
+}
+
+int settings_parse_docker_host(const char *v, const char **out_path, const char **expected)
+{
+	if (strncmp(v, UNIX_PREFIX, strlen(UNIX_PREFIX)) != 0)
+		return -EPROTONOSUPPORT;
+	return settings_parse_runtime_socket(v, out_path, expected);
+}
+
+static int set_idle(struct service_settings *s, const char *v, const char **expected)
+{
+	int r = settings_parse_idle(v, &s->idle_us, expected);
+	if (r < 0)
+		return r;
+	s->idle_set = true;
+	return 0;
+}
+
+static int set_wake_on(struct service_settings *s, const char *v, const char **expected)
+{
+	return settings_parse_wake_on(v, &s->wake_on_data, expected);
+}
+
+struct settings_key {
+	const char *name;
+	const char *alias; /* the spelling of labels and dozectl, or NULL */
+	int (*set)(struct service_settings *s, const char *v, const char **expected);
+};
+
+static const struct settings_key settings_keys[] = {
+    {"idle", NULL, set_idle},
+    {"wake_on", "wake-on", set_wake_on},
+};
+
+static const struct settings_key *settings_key_find(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(settings_keys); i++) {
+		const struct settings_key *k = &settings_keys[i];
+		if (strcmp(key, k->name) == 0 || (k->alias && strcmp(key, k->alias) == 0))
+			return k;
+	}
+	return NULL;
+}
+
+bool settings_key_known(const char *key)
+{
+	return settings_key_find(key) != NULL;
+}
+
+int settings_set(struct service_settings *s, const char *key, const char *value,
+		 const char **expected)
+{
+	const struct settings_key *k = settings_key_find(key);
+	if (!k) {
+		*expected = "expected idle or wake_on";
+		return -ENOENT;
+	}
+	/* On a copy: a failed parser may have written part of its field. */
+	struct service_settings copy = *s;
+	int r = k->set(&copy, value, expected);
+	if (r < 0)
+		return r;
+	*s = copy;
+	return 0;
+}
