@@ -14,9 +14,11 @@
 #include <unistd.h>
 
 #include "dozed/clock.h"
+#include "dozed/list.h"
 #include "dozed/log.h"
 #include "dozed/socket_util.h"
 #include "dozed/macro.h"
+#include "dozed/settings.h"
 #include "activator_internal.h"
 #include "client_count.h"
 #include "conntrack.h"
@@ -36,25 +38,30 @@ const uint32_t activator_wake_bucket_ms[ACTIVATOR_WAKE_BUCKETS] = {
     5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, UINT32_MAX,
 };
 
+/* From the first held client to activator_service_starting(): a bound on a
+ * wake the daemon never starts. The activator's own, not a setting of dozed. */
+#define HOLD_TIMEOUT_DEFAULT_US (UINT64_C(60) * 1000000)
+
 void activator_config_defaults(struct activator_config *cfg)
 {
 	*cfg = (struct activator_config){
-	    .port = 0,
-	    .mark = 0,
-	    .probe_interval_us = 30 * 1000,
-	    .wake_timeout_us = 10 * 1000000ull,
-	    .hold_timeout_us = 60 * 1000000ull,
-	    .max_held = 4096,
+	    .port = DOZED_ACTIVATOR_PORT_DEFAULT,
+	    .mark = DOZED_MARK_DEFAULT,
+	    .probe_interval_us = DOZED_PROBE_INTERVAL_DEFAULT_US,
+	    .wake_timeout_us = DOZED_WAKE_TIMEOUT_DEFAULT_US,
+	    .hold_timeout_us = HOLD_TIMEOUT_DEFAULT_US,
+	    .max_held = DOZED_MAX_HELD_DEFAULT,
 	    .max_relay_lifetime_us = 0,
-	    .silent_timeout_us = 10 * 1000000ull,
-	    .max_held_per_client = 256,
+	    .silent_timeout_us = DOZED_HELD_SILENT_TIMEOUT_DEFAULT_US,
+	    .max_held_per_client = DOZED_MAX_HELD_PER_CLIENT_DEFAULT,
 	    .max_held_total = 0,
 	};
 }
 
 static struct waking *waking_find(const struct activator *a, uint64_t id)
 {
-	for (struct waking *w = a->wakings; w; w = w->next)
+	struct waking *w;
+	LIST_FOREACH (wakings, w, a->wakings)
 		if (w->route.service_id == id)
 			return w;
 	return NULL;
@@ -62,13 +69,7 @@ static struct waking *waking_find(const struct activator *a, uint64_t id)
 
 void waking_free(struct waking *w)
 {
-	struct activator *a = w->a;
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		a->wakings = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
+	LIST_REMOVE(wakings, w->a->wakings, w);
 	prober_free(w->prober);
 	if (w->hold_deadline)
 		event_free(w->hold_deadline);
@@ -92,10 +93,7 @@ static struct waking *waking_new(struct activator *a, const struct activator_rou
 	}
 	w->a = a;
 	w->route = *route;
-	w->next = a->wakings;
-	if (a->wakings)
-		a->wakings->prev = w;
-	a->wakings = w;
+	LIST_PREPEND(wakings, a->wakings, w);
 	return w;
 }
 
@@ -261,7 +259,7 @@ int activator_service_starting_in(struct activator *a, uint64_t service_id,
 	if (w && w->prober)
 		return 0;
 	if (!w && !probe_dst)
-		return log_error_errno(ENOENT,
+		return log_error_errno(SYNTHETIC_ERRNO(ENOENT),
 				       "Cannot probe service %llu: no client is waiting "
 				       "and no address to probe was given",
 				       (unsigned long long)service_id);
@@ -482,8 +480,9 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 	if (n_fds == 0 || n_fds > 2) {
 		for (size_t i = 0; i < n_fds; i++)
 			close(fds[i]);
-		return log_error_errno(
-		    EINVAL, "The activator takes 1 or 2 listening sockets, got %zu", n_fds);
+		return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+				       "The activator takes 1 or 2 listening sockets, got %zu",
+				       n_fds);
 	}
 	struct activator *a = calloc(1, sizeof(*a));
 	if (!a) {

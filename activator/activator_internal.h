@@ -14,13 +14,14 @@
 #include <sys/time.h>
 
 #include "dozed/activator.h"
+#include "dozed/list.h"
 #include "client_count.h"
 #include "relay.h"
 
 struct waking;
 
 struct held_conn {
-	struct held_conn *prev, *next;
+	LIST_FIELDS(struct held_conn, held); /* in its wake's queue */
 	struct waking *w;
 	int fd;
 	struct sockaddr_storage dst;
@@ -33,14 +34,14 @@ struct held_conn {
 
 /* A service with clients waiting or a wake in progress. Gone once ready. */
 struct waking {
-	struct waking *prev, *next;
+	LIST_FIELDS(struct waking, wakings); /* the activator's */
 	struct activator *a;
 	struct activator_route route;
 	/* In order of arrival, but with wake on data those that sent their
 	 * first bytes go first (up to last_counted): they are relayed first, so
 	 * a real client is not queued behind silent ones at a service that may
 	 * not take them all (a forking server at its pids limit). */
-	struct held_conn *head, *tail, *last_counted;
+	struct held_conn *head, *tail, *last_counted; /* linked by held_next */
 	size_t n_held;
 	struct client_count *clients; /* held per client address */
 	bool wake_requested;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dozed/clock.h"
+#include "dozed/list.h"
 #include "dozed/log.h"
 #include "activator_internal.h"
 #include "client_count.h"
@@ -28,32 +29,15 @@ static void held_list_remove(struct held_conn *h)
 {
 	struct waking *w = h->w;
 	if (w->last_counted == h)
-		w->last_counted = h->prev; /* counted too: they come first */
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		w->head = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	else
-		w->tail = h->prev;
-	h->prev = h->next = NULL;
+		w->last_counted = h->held_prev; /* counted too: they come first */
+	LIST_REMOVE_TAILED(held, w->head, w->tail, h);
 }
 
 /* After the last of those that sent their first bytes, before the silent ones. */
 static void held_list_insert_counted(struct held_conn *h)
 {
 	struct waking *w = h->w;
-	h->prev = w->last_counted;
-	h->next = w->last_counted ? w->last_counted->next : w->head;
-	if (h->prev)
-		h->prev->next = h;
-	else
-		w->head = h;
-	if (h->next)
-		h->next->prev = h;
-	else
-		w->tail = h;
+	LIST_INSERT_AFTER_TAILED(held, w->head, w->tail, w->last_counted, h);
 	w->last_counted = h;
 }
 
@@ -232,12 +216,12 @@ static bool waking_evict_silent(struct waking *w)
 {
 	struct activator *a = w->a;
 	size_t want = held_want(w);
-	struct held_conn *h = w->last_counted ? w->last_counted->next : w->head;
+	struct held_conn *h = w->last_counted ? w->last_counted->held_next : w->head;
 	for (int i = 0; h && i < EVICT_SCAN_MAX; i++) {
 		/* In order of arrival: the rest are of this batch too. */
 		if (h->batch == a->accept_batch)
 			break;
-		struct held_conn *next = h->next;
+		struct held_conn *next = h->held_next;
 		ssize_t n = held_peek(h, want);
 		if (n == -EAGAIN) {
 			a->counters.held_evicted++;
@@ -290,17 +274,9 @@ int held_add(struct waking *w, int fd, const struct sockaddr_storage *dst,
 		free(h);
 		return -ENOMEM;
 	}
-	*h = (struct held_conn){.w = w,
-				.fd = fd,
-				.dst = *dst,
-				.peer = *peer,
-				.prev = w->tail,
-				.batch = a->accept_batch};
-	if (w->tail)
-		w->tail->next = h;
-	else
-		w->head = h;
-	w->tail = h;
+	*h = (struct held_conn){
+	    .w = w, .fd = fd, .dst = *dst, .peer = *peer, .batch = a->accept_batch};
+	LIST_APPEND_TAILED(held, w->head, w->tail, h);
 	w->n_held++;
 	a->counters.held_now++;
 	if (!w->first_hold_us)

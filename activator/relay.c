@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "dozed/clock.h"
+#include "dozed/list.h"
 #include "dozed/log.h"
 #include "dozed/socket_util.h"
 #include "conntrack.h"
@@ -61,7 +62,7 @@ struct relay_dir {
 
 struct relay {
 	struct relay_set *set;
-	struct relay *prev, *next;
+	LIST_FIELDS(struct relay, relays); /* the set's */
 	int client_fd, backend_fd;
 	struct relay_dir up;	 /* client → backend */
 	struct relay_dir down;	 /* backend → client */
@@ -142,12 +143,7 @@ static void relay_free(struct relay *r, bool reset)
 		if (r->backend_fd >= 0)
 			close(r->backend_fd);
 	}
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		set->relays = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
+	LIST_REMOVE(relays, set->relays, r);
 	set->stats->relayed_now--;
 	free(r);
 }
@@ -345,10 +341,7 @@ int relay_start(struct relay_set *set, uint64_t service_id, int client_fd,
 	r->client_fd = client_fd;
 	r->up.pipe.fd[0] = r->up.pipe.fd[1] = -1;
 	r->down.pipe.fd[0] = r->down.pipe.fd[1] = -1;
-	r->next = set->relays;
-	if (set->relays)
-		set->relays->prev = r;
-	set->relays = r;
+	LIST_PREPEND(relays, set->relays, r);
 	set->stats->relayed_now++;
 	set->stats->relayed_total++;
 
@@ -378,7 +371,8 @@ int relay_start(struct relay_set *set, uint64_t service_id, int client_fd,
 size_t relay_set_count_waiting(const struct relay_set *set, uint64_t service_id)
 {
 	size_t n = 0;
-	for (const struct relay *r = set->relays; r; r = r->next)
+	const struct relay *r;
+	LIST_FOREACH (relays, r, set->relays)
 		if (r->service_id == service_id && (r->connected || r->awaiting_answer))
 			n++;
 	return n;

@@ -29,9 +29,10 @@
 struct event_base;
 struct activator;
 
+/* The defaults (activator_config_defaults()) are dozed's, from settings.h. */
 struct activator_config {
-	uint16_t port;			/* listening port, IPv4 and IPv6 */
-	uint32_t mark;			/* SO_MARK of probe and relay sockets */
+	uint16_t port;			/* listening port, IPv4 and IPv6; default 15001 */
+	uint32_t mark;			/* SO_MARK of probe and relay sockets; default 0x1d0 */
 	uint64_t probe_interval_us;	/* after a fast first phase (probe.h); default 30 ms */
 	uint64_t wake_timeout_us;	/* from "starting" to ready; default 10 s */
 	uint64_t hold_timeout_us;	/* from the first held client to "starting"; default 60 s */
