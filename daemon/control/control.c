@@ -31,13 +31,13 @@
 void control_config_defaults(struct control_config *cfg)
 {
 	*cfg = (struct control_config){
-	    .path = CONTROL_PATH_DEFAULT,
+	    .path = DOZED_CONTROL_PATH_DEFAULT,
 	    .mode = 0660,
 	    .gid = (gid_t)-1,
 	    .max_request = CONTROL_MAX_REQUEST_DEFAULT,
 	    .max_backlog = CONTROL_MAX_BACKLOG_DEFAULT,
 	    .max_clients = CONTROL_MAX_CLIENTS_DEFAULT,
-	    .idle_timeout_us = CONTROL_IDLE_TIMEOUT_DEFAULT_US,
+	    .idle_timeout_us = DOZED_CONTROL_IDLE_TIMEOUT_DEFAULT_US,
 	};
 }
 
@@ -45,7 +45,7 @@ static int sockaddr_of(const char *path, struct sockaddr_un *sa)
 {
 	size_t len = strlen(path);
 	if (len == 0 || len >= sizeof(sa->sun_path))
-		return log_error_errno(ENAMETOOLONG,
+		return log_error_errno(SYNTHETIC_ERRNO(ENAMETOOLONG),
 				       "Control socket path '%s' must be 1 to %zu characters", path,
 				       sizeof(sa->sun_path) - 1);
 	*sa = (struct sockaddr_un){.sun_family = AF_UNIX};
@@ -63,7 +63,8 @@ static int mkdir_parents(const char *path)
 	if (stat(dir, &st) == 0)
 		return S_ISDIR(st.st_mode)
 			   ? 0
-			   : log_error_errno(ENOTDIR, "Cannot create %s: %s", path, dir);
+			   : log_error_errno(SYNTHETIC_ERRNO(ENOTDIR),
+					     "Cannot create %s: %s is not a directory", path, dir);
 	if (errno != ENOENT)
 		return log_error_errno(errno, "Cannot use the directory %s", dir);
 	int r = mkdir_parents(dir);
@@ -84,7 +85,7 @@ static int remove_stale_socket(const char *path, const struct sockaddr_un *sa)
 		return log_error_errno(errno, "Cannot check %s", path);
 	}
 	if (!S_ISSOCK(st.st_mode))
-		return log_error_errno(EEXIST,
+		return log_error_errno(SYNTHETIC_ERRNO(EEXIST),
 				       "Cannot listen on %s: it exists and is not a socket; remove "
 				       "it or choose another --control path",
 				       path);
@@ -94,8 +95,9 @@ static int remove_stale_socket(const char *path, const struct sockaddr_un *sa)
 		return log_error_errno(errno, "Failed to create a socket");
 	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EAGAIN ||
 	    errno == EINPROGRESS)
-		return log_error_errno(
-		    EADDRINUSE, "Cannot listen on %s: another dozed is listening there", path);
+		return log_error_errno(SYNTHETIC_ERRNO(EADDRINUSE),
+				       "Cannot listen on %s: another dozed is listening there",
+				       path);
 	if (errno == ENOENT)
 		return 0;
 	if (errno != ECONNREFUSED)
@@ -275,7 +277,7 @@ static int control_alloc(struct event_base *base, const struct control_config *c
 	if (cfg) {
 		c->cfg = *cfg;
 		if (!c->cfg.path)
-			c->cfg.path = CONTROL_PATH_DEFAULT;
+			c->cfg.path = DOZED_CONTROL_PATH_DEFAULT;
 		if (c->cfg.mode == 0)
 			c->cfg.mode = 0660;
 		if (c->cfg.max_request == 0)
@@ -285,7 +287,7 @@ static int control_alloc(struct event_base *base, const struct control_config *c
 		if (c->cfg.max_clients == 0)
 			c->cfg.max_clients = CONTROL_MAX_CLIENTS_DEFAULT;
 		if (c->cfg.idle_timeout_us == 0)
-			c->cfg.idle_timeout_us = CONTROL_IDLE_TIMEOUT_DEFAULT_US;
+			c->cfg.idle_timeout_us = DOZED_CONTROL_IDLE_TIMEOUT_DEFAULT_US;
 	}
 	if (c->cfg.max_request > CONTROL_REQUEST_MAX)
 		c->cfg.max_request = CONTROL_REQUEST_MAX;
@@ -296,9 +298,8 @@ static int control_alloc(struct event_base *base, const struct control_config *c
 	c->gid = (gid_t)-1;
 	c->euid = geteuid();
 	c->next_id = 1;
-	c->reaper = event_new(base, -1, 0, control_connection_reap, c);
 	c->accept_retry = evtimer_new(base, on_accept_retry, c);
-	if (!c->reaper || !c->accept_retry) {
+	if (!c->accept_retry) {
 		control_free(c);
 		return log_error_errno(ENOMEM, "Failed to set up the control socket");
 	}
@@ -323,7 +324,7 @@ int control_new(struct event_base *base, const struct control_config *cfg,
 		control_handler_fn handler, void *userdata, struct control **out)
 {
 	struct control *c = NULL;
-	const char *path = cfg && cfg->path ? cfg->path : CONTROL_PATH_DEFAULT;
+	const char *path = cfg && cfg->path ? cfg->path : DOZED_CONTROL_PATH_DEFAULT;
 	int r = control_alloc(base, cfg, handler, userdata, &c);
 	if (r < 0)
 		return r;
@@ -350,7 +351,7 @@ static int check_listening_unix_stream(int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
 		return log_error_errno(errno, "Cannot tell whether control fd %d listens", fd);
 	if (domain != AF_UNIX || type != SOCK_STREAM || !listening)
-		return log_error_errno(EINVAL,
+		return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
 				       "Control socket fd %d is not a listening unix stream socket "
 				       "(check ListenStream= in dozed.socket)",
 				       fd);
@@ -409,8 +410,6 @@ void control_free(struct control *c)
 		evconnlistener_free(c->listener);
 	if (c->accept_retry)
 		event_free(c->accept_retry);
-	if (c->reaper)
-		event_free(c->reaper);
 	/* Only our own file: a successor may have replaced it already. */
 	struct stat st;
 	if (c->path && stat(c->path, &st) == 0 && st.st_dev == c->path_dev &&

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* One control connection: request lines in, reply and event lines out, all bounded. */
+#include <assert.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -16,83 +17,72 @@
 #include "dozed/clock.h"
 #include "dozed/control_request.h"
 #include "dozed/duration.h"
+#include "dozed/list.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 
-static void client_process_input(struct control_connection *cl);
+static void conn_process_input(struct control_connection *cl);
 static void on_idle(evutil_socket_t fd, short what, void *arg);
 
-static struct control_connection *client_find(struct control *c, uint64_t id)
+static struct control_connection *conn_find(struct control *c, uint64_t id)
 {
-	for (struct control_connection *cl = c->clients; cl; cl = cl->next)
+	struct control_connection *cl;
+	LIST_FOREACH (clients, cl, c->clients)
 		if (cl->id == id)
 			return cl;
 	return NULL;
 }
 
-static void list_remove(struct control_connection **head, struct control_connection *cl)
+/*
+ * A connection is closed inside its own callbacks (a request whose handler
+ * drops it, a broadcast that drops a subscriber mid-request), while they still
+ * use the struct: each callback holds a reference, and the struct goes with
+ * the last one.
+ */
+static struct control_connection *conn_ref(struct control_connection *cl)
 {
-	if (cl->prev)
-		cl->prev->next = cl->next;
-	else
-		*head = cl->next;
-	if (cl->next)
-		cl->next->prev = cl->prev;
-	cl->prev = cl->next = NULL;
+	assert(cl->n_ref > 0);
+	cl->n_ref++;
+	return cl;
 }
 
-static void list_push(struct control_connection **head, struct control_connection *cl)
+static void conn_unref(struct control_connection *cl)
 {
-	cl->prev = NULL;
-	cl->next = *head;
-	if (*head)
-		(*head)->prev = cl;
-	*head = cl;
+	assert(cl->n_ref > 0);
+	if (--cl->n_ref > 0)
+		return;
+	assert(cl->closed);
+	free(cl);
 }
 
-/* Closes the connection now; the struct itself is freed by the reaper. */
-static void client_drop(struct control_connection *cl)
+/* Closes the connection now and drops the list's reference. */
+static void conn_close(struct control_connection *cl)
 {
 	struct control *c = cl->control;
-	if (cl->dead)
+	if (cl->closed)
 		return;
-	cl->dead = true;
-	event_del(cl->idle_timer);
+	cl->closed = true;
+	event_free(cl->idle_timer);
+	cl->idle_timer = NULL;
 	bufferevent_free(cl->bev);
 	cl->bev = NULL;
-	list_remove(&c->clients, cl);
-	list_push(&c->dead, cl);
+	LIST_REMOVE(clients, c->clients, cl);
 	c->counters.clients_now--;
 	if (cl->subscriber)
 		c->counters.subscribers_now--;
-	event_active(c->reaper, EV_TIMEOUT, 0);
-}
-
-void control_connection_reap(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct control *c = arg;
-	while (c->dead) {
-		struct control_connection *cl = c->dead;
-		list_remove(&c->dead, cl);
-		if (cl->idle_timer)
-			event_free(cl->idle_timer);
-		free(cl);
-	}
+	conn_unref(cl);
 }
 
 void control_connection_free_all(struct control *c)
 {
 	while (c->clients)
-		client_drop(c->clients);
-	control_connection_reap(-1, 0, c);
+		conn_close(c->clients);
 }
 
 /* Something happened: the idle deadline starts again (never for subscribers). */
-static void client_touch(struct control_connection *cl)
+static void conn_touch(struct control_connection *cl)
 {
-	if (cl->dead)
+	if (cl->closed)
 		return;
 	cl->last_active_us = clock_monotonic_us();
 	if (cl->subscriber)
@@ -101,28 +91,28 @@ static void client_touch(struct control_connection *cl)
 	evtimer_add(cl->idle_timer, &tv);
 }
 
-static void client_close_after_flush(struct control_connection *cl)
+static void conn_close_after_flush(struct control_connection *cl)
 {
-	if (cl->dead || cl->closing)
+	if (cl->closed || cl->closing)
 		return;
 	cl->closing = true;
 	/* A peer that never reads has an idle timeout to take its last lines. */
-	client_touch(cl);
+	conn_touch(cl);
 	bufferevent_disable(cl->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
-		client_drop(cl);
+		conn_close(cl);
 }
 
 /* A client that stopped sending is done once it has had every answer, unless it follows events. */
-static void client_maybe_finish(struct control_connection *cl)
+static void conn_maybe_finish(struct control_connection *cl)
 {
-	if (cl->dead || cl->closing || !cl->read_eof || cl->subscriber || cl->pending > 0 ||
+	if (cl->closed || cl->closing || !cl->read_eof || cl->subscriber || cl->pending > 0 ||
 	    cl->paused || evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
 		return;
-	client_close_after_flush(cl);
+	conn_close_after_flush(cl);
 }
 
-static int client_send_line(struct control_connection *cl, const char *line, size_t len)
+static int conn_send_line(struct control_connection *cl, const char *line, size_t len)
 {
 	struct control *c = cl->control;
 	struct evbuffer *out = bufferevent_get_output(cl->bev);
@@ -137,7 +127,7 @@ static int client_send_line(struct control_connection *cl, const char *line, siz
 	return 0;
 }
 
-static int client_send_json(struct control_connection *cl, struct json_object *obj)
+static int conn_send_json(struct control_connection *cl, struct json_object *obj)
 {
 	size_t len = 0;
 	const char *s = json_object_to_json_string_length(
@@ -145,7 +135,7 @@ static int client_send_json(struct control_connection *cl, struct json_object *o
 	if (!s)
 		return log_error_errno(ENOMEM, "Failed to serialize a reply to control client %llu",
 				       (unsigned long long)cl->id);
-	return client_send_line(cl, s, len);
+	return conn_send_line(cl, s, len);
 }
 
 static struct json_object *error_object(const char *msg)
@@ -164,12 +154,12 @@ static struct json_object *error_object(const char *msg)
 	return o;
 }
 
-static int client_send_error(struct control_connection *cl, const char *msg)
+static int conn_send_error(struct control_connection *cl, const char *msg)
 {
 	struct json_object *o = error_object(msg);
 	if (!o)
 		return log_error_errno(ENOMEM, "Failed to build an error reply");
-	int r = client_send_json(cl, o);
+	int r = conn_send_json(cl, o);
 	json_object_put(o);
 	return r;
 }
@@ -182,7 +172,7 @@ static bool all_space(const char *s, size_t len)
 	return true;
 }
 
-static void client_handle_line(struct control_connection *cl, const char *line, size_t len)
+static void conn_handle_line(struct control_connection *cl, const char *line, size_t len)
 {
 	struct control *c = cl->control;
 	char err[160];
@@ -190,13 +180,13 @@ static void client_handle_line(struct control_connection *cl, const char *line, 
 	if (all_space(line, len))
 		return;
 	/* A complete line is a request, even a bad one: the client is not idle. */
-	client_touch(cl);
+	conn_touch(cl);
 	struct json_object *req = NULL;
 	int r = control_request_parse(line, len, &req, err, sizeof(err));
 	if (r < 0) {
 		c->counters.bad_requests++;
 		log_debug("Control client %llu: %s", (unsigned long long)cl->id, err);
-		client_send_error(cl, err);
+		conn_send_error(cl, err);
 		return;
 	}
 	struct json_object *cmd = NULL;
@@ -207,7 +197,7 @@ static void client_handle_line(struct control_connection *cl, const char *line, 
 	json_object_put(req);
 }
 
-static void client_too_long(struct control_connection *cl)
+static void conn_too_long(struct control_connection *cl)
 {
 	struct control *c = cl->control;
 	char msg[80];
@@ -215,15 +205,15 @@ static void client_too_long(struct control_connection *cl)
 	log_warning("Control client %llu sent a request over %zu bytes; closing it",
 		    (unsigned long long)cl->id, c->cfg.max_request);
 	snprintf(msg, sizeof(msg), "request too long (limit %zu bytes)", c->cfg.max_request);
-	client_send_error(cl, msg);
-	client_close_after_flush(cl);
+	conn_send_error(cl, msg);
+	conn_close_after_flush(cl);
 }
 
-static void client_process_input(struct control_connection *cl)
+static void conn_process_input(struct control_connection *cl)
 {
 	struct control *c = cl->control;
 
-	while (!cl->dead && !cl->closing && !cl->paused) {
+	while (!cl->closed && !cl->closing && !cl->paused) {
 		struct evbuffer *in = bufferevent_get_input(cl->bev);
 		size_t avail = evbuffer_get_length(in), eol_len = 0, len;
 		/* Bytes already searched hold no newline: a request trickling in
@@ -235,7 +225,7 @@ static void client_process_input(struct control_connection *cl)
 		if (p.pos >= 0) {
 			len = (size_t)p.pos;
 		} else if (avail > c->cfg.max_request) {
-			client_too_long(cl);
+			conn_too_long(cl);
 			return;
 		} else if (cl->read_eof && avail > 0) {
 			/* The last request may come without its newline. */
@@ -246,46 +236,46 @@ static void client_process_input(struct control_connection *cl)
 		}
 		cl->scanned = 0;
 		if (len > c->cfg.max_request) {
-			client_too_long(cl);
+			conn_too_long(cl);
 			return;
 		}
 		_cleanup_free_ char *line = malloc(len + 1);
 		if (!line) {
 			log_error_errno(ENOMEM, "Failed to read a control request");
-			client_drop(cl);
+			conn_close(cl);
 			return;
 		}
 		evbuffer_remove(in, line, len);
 		evbuffer_drain(in, eol_len);
 		line[len] = '\0';
-		client_handle_line(cl, line, len);
+		conn_handle_line(cl, line, len);
 	}
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
-	struct control_connection *cl = arg;
-	client_process_input(cl);
+	struct control_connection *cl = conn_ref(arg);
+	conn_process_input(cl);
+	conn_unref(cl);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
-	struct control_connection *cl = arg;
+	struct control_connection *cl = conn_ref(arg);
 	/* Called once the output has drained completely (low watermark 0). */
-	if (cl->closing) {
-		client_drop(cl);
-		return;
-	}
-	if (cl->paused) {
-		client_touch(cl);
+	if (cl->closing)
+		conn_close(cl);
+	else if (cl->paused) {
+		conn_touch(cl);
 		cl->paused = false;
 		if (!cl->read_eof)
 			bufferevent_enable(cl->bev, EV_READ);
-		client_process_input(cl);
-		client_maybe_finish(cl);
+		conn_process_input(cl);
+		conn_maybe_finish(cl);
 	}
+	conn_unref(cl);
 }
 
 /* After EOF: has the peer closed both ways (POLLHUP), or only its sending side? */
@@ -298,21 +288,18 @@ static bool peer_gone(struct control_connection *cl)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
-	struct control_connection *cl = arg;
+	struct control_connection *cl = conn_ref(arg);
 	if (what & BEV_EVENT_ERROR) {
 		log_debug("Control client %llu: connection error", (unsigned long long)cl->id);
-		client_drop(cl);
-		return;
+		conn_close(cl);
+	} else if ((what & BEV_EVENT_EOF) && peer_gone(cl)) {
+		conn_close(cl);
+	} else if (what & BEV_EVENT_EOF) {
+		cl->read_eof = true;
+		conn_process_input(cl);
+		conn_maybe_finish(cl);
 	}
-	if (!(what & BEV_EVENT_EOF))
-		return;
-	if (peer_gone(cl)) {
-		client_drop(cl);
-		return;
-	}
-	cl->read_eof = true;
-	client_process_input(cl);
-	client_maybe_finish(cl);
+	conn_unref(cl);
 }
 
 int control_connection_add(struct control *c, int fd, uid_t uid)
@@ -332,6 +319,7 @@ int control_connection_add(struct control *c, int fd, uid_t uid)
 		bufferevent_free(cl->bev);
 		return log_error_errno(ENOMEM, "Failed to set up a control client");
 	}
+	cl->n_ref = 1; /* the list's, dropped by conn_close() */
 	cl->control = c;
 	cl->uid = uid;
 	cl->id = c->next_id++;
@@ -342,12 +330,12 @@ int control_connection_add(struct control *c, int fd, uid_t uid)
 	if (bufferevent_enable(cl->bev, EV_READ | EV_WRITE) < 0) {
 		bufferevent_free(cl->bev);
 		event_free(cl->idle_timer);
-		return log_error_errno(EIO, "Failed to watch a control client");
+		return log_error_errno(SYNTHETIC_ERRNO(EIO), "Failed to watch a control client");
 	}
-	client_touch(cl);
+	conn_touch(cl);
 	c->counters.clients_now++;
 	log_debug("Control client %llu connected", (unsigned long long)cl->id);
-	list_push(&c->clients, TAKE_PTR(cl));
+	LIST_PREPEND(clients, c->clients, TAKE_PTR(cl));
 	return 0;
 }
 
@@ -375,11 +363,11 @@ void control_send_error_and_close(int fd, const char *msg)
 
 /* Closes now, not after a flush that a peer which does not read would never let happen;
  * the reason goes out only when nothing else is queued before it. */
-static void client_close_now(struct control_connection *cl, const char *why)
+static void conn_close_now(struct control_connection *cl, const char *why)
 {
 	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
 		send_error_now(bufferevent_getfd(cl->bev), why);
-	client_drop(cl);
+	conn_close(cl);
 }
 
 static void on_idle(evutil_socket_t fd, short what, void *arg)
@@ -390,15 +378,17 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 	struct control *c = cl->control;
 	char msg[96], idle[DURATION_FORMAT_MAX];
 
-	if (cl->dead || cl->subscriber)
+	/* Closing frees this timer within its own callback, which libevent allows:
+	 * nothing here runs after it. */
+	if (cl->subscriber)
 		return;
 	if (cl->closing) {
-		client_drop(cl);
+		conn_close(cl);
 		return;
 	}
 	/* Waiting for the daemon's answer is not idling: wait another round. */
 	if (cl->pending > 0) {
-		client_touch(cl);
+		conn_touch(cl);
 		return;
 	}
 	c->counters.idle_closed++;
@@ -406,13 +396,13 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 	log_debug("Closing control client %llu: no request for %s", (unsigned long long)cl->id,
 		  idle);
 	snprintf(msg, sizeof(msg), "closed: no request for %s", idle);
-	client_close_now(cl, msg);
+	conn_close_now(cl, msg);
 }
 
 bool control_connection_evict(struct control *c)
 {
-	struct control_connection *victim = NULL;
-	for (struct control_connection *cl = c->clients; cl; cl = cl->next) {
+	struct control_connection *victim = NULL, *cl;
+	LIST_FOREACH (clients, cl, c->clients) {
 		if (cl->pending > 0 && !cl->closing)
 			continue;
 		/* Leaving anyway first, then plain clients, then subscribers; the oldest of each.
@@ -431,13 +421,13 @@ bool control_connection_evict(struct control *c)
 			    "clients are connected%s",
 			    (unsigned long long)victim->id, (unsigned)victim->uid,
 			    (size_t)c->counters.clients_now, note);
-	client_close_now(victim, "closed: the control socket is full and root needed a slot");
+	conn_close_now(victim, "closed: the control socket is full and root needed a slot");
 	return true;
 }
 
 int control_reply(struct control *c, uint64_t client_id, struct json_object *reply)
 {
-	struct control_connection *cl = client_find(c, client_id);
+	struct control_connection *cl = conn_find(c, client_id);
 	int r;
 
 	if (!cl || cl->closing) {
@@ -447,12 +437,13 @@ int control_reply(struct control *c, uint64_t client_id, struct json_object *rep
 	if (cl->pending > 0)
 		cl->pending--;
 	if (!json_object_is_type(reply, json_type_object))
-		r = log_error_errno(EINVAL, "A reply to control client %llu is not a JSON object",
+		r = log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+				    "A reply to control client %llu is not a JSON object",
 				    (unsigned long long)client_id);
 	else
-		r = client_send_json(cl, reply);
-	client_touch(cl);
-	client_maybe_finish(cl);
+		r = conn_send_json(cl, reply);
+	conn_touch(cl);
+	conn_maybe_finish(cl);
 out:
 	json_object_put(reply);
 	return r;
@@ -483,7 +474,7 @@ int control_reply_error(struct control *c, uint64_t client_id, const char *fmt, 
 
 int control_subscribe(struct control *c, uint64_t client_id)
 {
-	struct control_connection *cl = client_find(c, client_id);
+	struct control_connection *cl = conn_find(c, client_id);
 	if (!cl || cl->closing)
 		return -ENOENT;
 	if (!cl->subscriber) {
@@ -507,9 +498,9 @@ void control_broadcast(struct control *c, const struct json_object *event)
 	}
 	c->counters.broadcasts++;
 
-	struct control_connection *next;
-	for (struct control_connection *cl = c->clients; cl; cl = next) {
-		next = cl->next;
+	/* Only cl itself may be closed in the body. */
+	struct control_connection *cl, *next;
+	LIST_FOREACH_SAFE (clients, cl, next, c->clients) {
 		if (!cl->subscriber || cl->closing)
 			continue;
 		size_t unsent = evbuffer_get_length(bufferevent_get_output(cl->bev));
@@ -518,10 +509,10 @@ void control_broadcast(struct control *c, const struct json_object *event)
 			log_warning("Dropped events subscriber %llu: it does not read (%zu bytes "
 				    "unsent)",
 				    (unsigned long long)cl->id, unsent);
-			client_drop(cl);
+			conn_close(cl);
 			continue;
 		}
-		if (client_send_line(cl, s, len) < 0)
-			client_drop(cl);
+		if (conn_send_line(cl, s, len) < 0)
+			conn_close(cl);
 	}
 }

@@ -3,25 +3,33 @@
 
 /* Shared by control.c (the listening socket) and control_connection.c (connections). */
 
-#include <event2/util.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "dozed/control.h"
+#include "dozed/list.h"
 
 struct bufferevent;
 struct evconnlistener;
 struct event;
 
+/*
+ * Reference counted: control.clients holds one reference while the connection
+ * is open, and each of its callbacks one while it runs, since a callback may
+ * close the connection it serves (the handler's reply, a broadcast). Closing
+ * ends everything at once (socket, timer, list) and drops the list's.
+ */
 struct control_connection {
+	unsigned n_ref;
 	struct control *control;
-	struct control_connection *prev, *next; /* in control.clients, or control.dead */
+	LIST_FIELDS(struct control_connection, clients); /* in control.clients while open */
 	uint64_t id;
 	uid_t uid;		 /* of the peer, from SO_PEERCRED */
-	struct bufferevent *bev; /* NULL once dead */
+	struct bufferevent *bev; /* NULL once closed */
 	/* Closes a client that has no request in flight and sent no complete
-	 * request for cfg.idle_timeout_us; never armed for subscribers. */
+	 * request for cfg.idle_timeout_us; never armed for subscribers. NULL
+	 * once closed. */
 	struct event *idle_timer;
 	uint64_t last_active_us; /* monotonic: its last request, reply or drained output */
 	uint64_t pending;	 /* requests handed to the handler, not answered yet */
@@ -30,7 +38,7 @@ struct control_connection {
 	bool read_eof; /* the peer shut down its sending side; it may still read */
 	bool paused;   /* not reading requests until its output drains */
 	bool closing;  /* closes once its output is flushed */
-	bool dead;     /* closed; the struct waits on control.dead for the reaper */
+	bool closed;   /* off the list, no socket: the struct waits for its last reference */
 };
 
 struct control {
@@ -47,12 +55,8 @@ struct control {
 
 	struct evconnlistener *listener;
 	struct event *accept_retry; /* re-enables accepting after EMFILE and friends */
-	/* Clients are closed inside their own callbacks, where the caller still
-	 * holds the struct: it is freed later, from this event. */
-	struct event *reaper;
 
-	struct control_connection *clients;
-	struct control_connection *dead;
+	struct control_connection *clients; /* open ones, newest first */
 	uint64_t next_id;
 	struct control_counters counters;
 	/* Refusals and evictions come in floods: one warning a second at most. */
@@ -68,10 +72,8 @@ int control_connection_add(struct control *c, int fd, uid_t uid);
  * when there is one). False when every client is waiting for an answer.
  */
 bool control_connection_evict(struct control *c);
-/* Closes and frees every client. */
+/* Closes every client; each is freed with its last reference (now, outside callbacks). */
 void control_connection_free_all(struct control *c);
-/* The reaper event's callback. */
-void control_connection_reap(evutil_socket_t fd, short what, void *arg);
 /*
  * True when a warning about a refused or evicted client may be logged now;
  * note is then "" or " (N more since the last warning)". A thousand clients

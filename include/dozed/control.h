@@ -29,20 +29,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dozed/settings.h"
+
 struct event_base;
 struct json_object;
 struct control;
 
-#define CONTROL_PATH_DEFAULT		"/run/dozed/control.sock"
-#define CONTROL_MAX_REQUEST_DEFAULT	(64 * 1024)
-#define CONTROL_MAX_BACKLOG_DEFAULT	(1024 * 1024)
-#define CONTROL_MAX_CLIENTS_DEFAULT	256
-#define CONTROL_IDLE_TIMEOUT_DEFAULT_US (30 * 1000000ULL)
+#define CONTROL_MAX_REQUEST_DEFAULT (64 * 1024)
+#define CONTROL_MAX_BACKLOG_DEFAULT (1024 * 1024)
+#define CONTROL_MAX_CLIENTS_DEFAULT 256
 /* Connections root (and dozed's own user) may open beyond max_clients. */
 #define CONTROL_ROOT_RESERVE 4
 
 struct control_config {
-	const char *path;   /* control_new: where to listen; default CONTROL_PATH_DEFAULT */
+	const char *path;   /* control_new: where to listen; default DOZED_CONTROL_PATH_DEFAULT */
 	mode_t mode;	    /* of the socket file; default 0660 */
 	gid_t gid;	    /* the socket's group, allowed to connect; (gid_t)-1: none */
 	size_t max_request; /* bytes in one request line, newline excluded; at most
@@ -51,7 +51,7 @@ struct control_config {
 	size_t max_clients; /* connected at once; more get an error and are closed */
 	/* A client with no request in flight that sends no complete request for
 	 * this long is closed, with a line saying why (subscribers excepted:
-	 * their backlog bounds them). 0: CONTROL_IDLE_TIMEOUT_DEFAULT_US. */
+	 * their backlog bounds them). 0: DOZED_CONTROL_IDLE_TIMEOUT_DEFAULT_US. */
 	uint64_t idle_timeout_us;
 };
 
