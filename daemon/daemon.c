@@ -36,10 +36,7 @@ struct pending_op *pending_op_new(struct dozed *d, enum pending_kind kind, uint6
 	op->d = d;
 	op->kind = kind;
 	op->service_id = service_id;
-	op->next = d->ops;
-	if (d->ops)
-		d->ops->prev = op;
-	d->ops = op;
+	LIST_PREPEND(ops, d->ops, op);
 	return op;
 }
 
@@ -54,19 +51,9 @@ void pending_op_free(struct pending_op *op)
 {
 	if (!op)
 		return;
-	if (op->prev)
-		op->prev->next = op->next;
-	else
-		op->d->ops = op->next;
-	if (op->next)
-		op->next->prev = op->prev;
+	LIST_REMOVE(ops, op->d->ops, op);
 	free(op->container);
 	free(op);
-}
-
-static struct svc_extra *extra(struct service *s)
-{
-	return s->userdata;
 }
 
 /* --- effects of the state machine ------------------------------------------------ */
@@ -96,6 +83,15 @@ static int ops_redirect_remove(void *ud, struct service *s)
 	return nft_set_remove_ports(d->nft, ports, service_host_ports(s, ports));
 }
 
+/* The machine keeps a service whose stop failed awake; it says nothing itself. */
+static void stop_done(struct dozed *d, uint64_t id, int err, const char *msg)
+{
+	struct service *s = service_find_by_id(d->services, id);
+	if (err < 0 && s && s->state == SERVICE_SLEEPING)
+		log_warning("%s: stop failed (%s); it stays awake", s->name, msg ? msg : "");
+	service_on_stop_done(d->services, id, err, msg);
+}
+
 static void runtime_op_done(int err, const struct runtime_error *error, void *userdata)
 {
 	struct pending_op *op = userdata;
@@ -113,7 +109,7 @@ static void runtime_op_done(int err, const struct runtime_error *error, void *us
 		 * attaches the counter to the new cgroup. */
 		service_on_start_done(d->services, id, err, msg);
 	} else {
-		service_on_stop_done(d->services, id, err, msg);
+		stop_done(d, id, err, msg);
 	}
 }
 
@@ -132,7 +128,7 @@ static void runtime_call(struct dozed *d, struct service *s, enum pending_kind k
 		if (kind == PENDING_START)
 			service_on_start_done(d->services, s->id, r, strerror(-r));
 		else
-			service_on_stop_done(d->services, s->id, r, strerror(-r));
+			stop_done(d, s->id, r, strerror(-r));
 	}
 }
 
@@ -143,7 +139,7 @@ static void ops_runtime_stop(void *ud, struct service *s)
 
 static void ops_runtime_start(void *ud, struct service *s)
 {
-	extra(s)->probe_reinspected = false; /* a new wake */
+	svc_extra_of(s)->probe_reinspected = false; /* a new wake */
 	runtime_call(ud, s, PENDING_START);
 }
 
@@ -173,7 +169,7 @@ static size_t ops_activator_waiting(void *ud, struct service *s)
 static void ops_egress_read(void *ud, struct service *s)
 {
 	struct dozed *d = ud;
-	struct svc_extra *x = extra(s);
+	struct svc_extra *x = svc_extra_of(s);
 	struct egress_totals t;
 	if (!x->attachment)
 		return;
@@ -193,7 +189,7 @@ static void ops_egress_read(void *ud, struct service *s)
 static void ops_timer_set(void *ud, struct service *s, uint64_t at_us)
 {
 	(void)ud;
-	struct svc_extra *x = extra(s);
+	struct svc_extra *x = svc_extra_of(s);
 	if (at_us == 0) {
 		evtimer_del(x->timer);
 		return;
@@ -213,12 +209,18 @@ static void ops_emit(void *ud, struct service *s, const char *event, struct json
 static void ops_forget(void *ud, struct service *s)
 {
 	(void)ud;
-	struct svc_extra *x = extra(s);
+	struct svc_extra *x = svc_extra_of(s);
 	if (!x)
 		return;
 	egress_counter_detach(x->attachment);
-	svc_extra_free(x);
+	svc_extra_destroy(x);
 	s->userdata = NULL;
+}
+
+static void ops_state_changed(void *ud, struct service *s, enum service_state from)
+{
+	(void)ud;
+	log_debug("%s: %s -> %s", s->name, service_state_name(from), service_state_name(s->state));
 }
 
 _Static_assert(STATE_MAX_PORTS == SERVICE_MAX_PORTS, "a saved service holds all its ports");
@@ -237,13 +239,23 @@ const struct service_ops dozed_service_ops = {
     .timer_set = ops_timer_set,
     .emit = ops_emit,
     .forget = ops_forget,
+    .state_changed = ops_state_changed,
 };
+
+int dozed_log_refusal(struct dozed *d, int r)
+{
+	const char *why = service_registry_error(d->services);
+	if (r < 0 && why[0])
+		/* The registry's own codes name no failed call, but memory does. */
+		log_error_errno(r == -ENOMEM ? r : SYNTHETIC_ERRNO(r), "%s", why);
+	return r;
+}
 
 /* --- egress counter ---------------------------------------------------------------- */
 
 void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup_dir)
 {
-	struct svc_extra *x = extra(s);
+	struct svc_extra *x = svc_extra_of(s);
 	if (!cgroup_dir)
 		return;
 	struct stat st;
@@ -269,7 +281,7 @@ static void reattach_done(int err, const struct runtime_error *error,
 	struct service *s = pending_op_finish(op);
 	if (!s)
 		return;
-	extra(s)->reattach_pending = false;
+	svc_extra_of(s)->reattach_pending = false;
 	if (err < 0) {
 		log_warning("%s: cannot find its cgroup: %s", s->name, error->message);
 		return;
@@ -280,7 +292,7 @@ static void reattach_done(int err, const struct runtime_error *error,
 
 void dozed_reattach(struct dozed *d, struct service *s)
 {
-	struct svc_extra *x = extra(s);
+	struct svc_extra *x = svc_extra_of(s);
 	if (x->reattach_pending)
 		return;
 	struct pending_op *op = pending_op_new(d, PENDING_REATTACH, s->id);
@@ -309,7 +321,7 @@ int dozed_save_state(struct dozed *d)
 		    .name = s->name,
 		    .container = s->name,
 		    .container_id = s->container_id,
-		    .idle_us = extra(s)->idle_explicit ? s->idle_us : 0,
+		    .idle_us = svc_extra_of(s)->idle_explicit ? s->idle_us : 0,
 		    .wake_on_data = s->wake_on_data,
 		    .n_ports = s->n_ports,
 		};
@@ -484,8 +496,15 @@ int dozed_new(struct event_base *base, const struct dozed_config *cfg, const str
 		r = nft_table_create(d->nft);
 	if (r >= 0)
 		r = feed_new(FEED_HISTORY, &d->feed);
-	if (r >= 0)
+	if (r >= 0) {
 		r = service_registry_new(&dozed_service_ops, d, &d->services);
+		if (r == -EINVAL)
+			log_error_errno(
+			    SYNTHETIC_ERRNO(EINVAL),
+			    "The service registry refused the daemon's ops: one is missing");
+		else if (r < 0)
+			log_error_errno(r, "Failed to allocate the service registry");
+	}
 	if (r >= 0)
 		service_registry_set_start_timeout(d->services, cfg->wake_timeout_us);
 	if (r >= 0)

@@ -8,6 +8,7 @@
 
 #include "dozed/config.h"
 #include "dozed/daemon.h"
+#include "dozed/list.h"
 #include "dozed/service.h"
 #include "dozed/state_store.h"
 
@@ -33,7 +34,7 @@ struct dozed {
 	struct control *control;
 	struct feed *feed;
 	struct service_registry *services;
-	struct pending_op *ops; /* runtime calls in flight */
+	struct pending_op *ops; /* runtime calls in flight (LIST_FIELDS ops) */
 	unsigned loading;	/* start-up inspections still out */
 	bool ready;
 	/* services.json had entries that could not be read (now, or before: a
@@ -67,7 +68,9 @@ enum pending_kind {
 	PENDING_EXITED, /* inspect and logs of a container that died while waking */
 };
 
-/* What the daemon keeps beside each service (service->userdata). */
+/* What the daemon keeps beside each service (service->userdata), owned by
+ * svc_extra.c: made with svc_extra_create, freed when the registry forgets
+ * the service (daemon.c's forget op), reached with svc_extra_of. */
 struct svc_extra {
 	struct dozed *d;
 	uint64_t id;
@@ -85,7 +88,7 @@ struct svc_extra {
 };
 
 struct pending_op {
-	struct pending_op *next, *prev;
+	LIST_FIELDS(struct pending_op, ops); /* on dozed->ops */
 	struct dozed *d;
 	enum pending_kind kind;
 	uint64_t service_id;
@@ -103,6 +106,16 @@ void pending_op_free(struct pending_op *op);
 /* Frees a completed op; the service it was for, or NULL when that is gone. */
 struct service *pending_op_finish(struct pending_op *op);
 
+/* svc_extra.c: x->id is set once the service is added. NULL when out of
+ * memory (logged). destroy accepts NULL. */
+struct svc_extra *svc_extra_create(struct dozed *d);
+void svc_extra_destroy(struct svc_extra *x);
+static inline struct svc_extra *svc_extra_of(const struct service *s)
+{
+	return s->userdata;
+}
+/* The older pair, still defined in daemon_sync.c: the same object, so either
+ * destroy frees either's; they go once daemon_sync.c calls the pair above. */
 struct svc_extra *svc_extra_new(struct dozed *d);
 void svc_extra_free(struct svc_extra *x);
 
@@ -111,6 +124,10 @@ extern const struct service_ops dozed_service_ops;
 void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup_dir);
 void dozed_reattach(struct dozed *d, struct service *s);
 int dozed_save_state(struct dozed *d);
+/* After a service_add, service_add_unknown or service_reconcile that returned
+ * r < 0: logs, once, why the registry refused (its message, when it has one).
+ * Returns r. */
+int dozed_log_refusal(struct dozed *d, int r);
 void dozed_check_ready(struct dozed *d);
 /* Removes redirected ports that no service owns, once nothing is UNKNOWN and
  * services.json was read whole (else they may be a sleeping service's). */

@@ -87,10 +87,10 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 			warned_ptrace = true;
 			own_address = true;
 		} else if (netns_fd < 0 && errno == ENOENT && s->state == SERVICE_WAKING &&
-			   !((struct svc_extra *)s->userdata)->probe_reinspected) {
+			   !svc_extra_of(s)->probe_reinspected) {
 			/* It exited since the inspect: a proxy on the published port
 			 * would answer for it. Ask again; the answer says it exited. */
-			((struct svc_extra *)s->userdata)->probe_reinspected = true;
+			svc_extra_of(s)->probe_reinspected = true;
 			dozed_probe_start(d, s);
 			return;
 		} else if (netns_fd < 0) {
@@ -129,7 +129,7 @@ static void exit_logs_read(int err, const struct runtime_error *error, const cha
 	struct service *s = pending_op_finish(op);
 	if (!s)
 		return;
-	((struct svc_extra *)s->userdata)->exit_check_pending = false;
+	svc_extra_of(s)->exit_check_pending = false;
 	char tail[200] = "";
 	if (err < 0)
 		snprintf(tail, sizeof(tail), "its log could not be read: %s", error->message);
@@ -151,7 +151,7 @@ static void wake_exited(struct dozed *d, struct service *s, const struct runtime
 		op->idle_us = (uint64_t)(int64_t)c->exit_code;
 		if (runtime_logs(d->runtime, c->id, EXIT_LOG_LINES, EXIT_LOG_TIMEOUT_US,
 				 exit_logs_read, op) == 0) {
-			((struct svc_extra *)s->userdata)->exit_check_pending = true;
+			svc_extra_of(s)->exit_check_pending = true;
 			return;
 		}
 		pending_op_free(op);
@@ -174,7 +174,7 @@ static void exit_inspected(int err, const struct runtime_error *error,
 	struct service *s = pending_op_finish(op);
 	if (!s)
 		return;
-	((struct svc_extra *)s->userdata)->exit_check_pending = false;
+	svc_extra_of(s)->exit_check_pending = false;
 	if (err < 0)
 		log_debug("%s: inspect after its die event failed: %s", s->name, error->message);
 	else if (exited_while_waking(s, c))
@@ -183,7 +183,7 @@ static void exit_inspected(int err, const struct runtime_error *error,
 
 void dozed_check_exited(struct dozed *d, struct service *s)
 {
-	struct svc_extra *x = s->userdata;
+	struct svc_extra *x = svc_extra_of(s);
 	if (x->exit_check_pending || s->start_done_us == 0)
 		return; /* not started yet: the probe's own inspect will tell */
 	struct pending_op *op = pending_op_new(d, PENDING_EXITED, s->id);
@@ -209,7 +209,7 @@ static void probe_inspected(int err, const struct runtime_error *error,
 	if (err < 0)
 		log_debug("%s: inspect before probing failed: %s", s->name, error->message);
 	if (err >= 0 && exited_while_waking(s, c)) {
-		if (!((struct svc_extra *)s->userdata)->exit_check_pending)
+		if (!svc_extra_of(s)->exit_check_pending)
 			wake_exited(d, s, c);
 		return;
 	}

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "dozed/duration.h"
-#include "dozed/log.h"
 #include "dozed/macro.h"
 #include "dozed/socket_util.h"
 #include "dozed/utf8.h"
@@ -23,6 +22,7 @@ struct service_registry {
 	struct service *head;
 	size_t n;
 	uint64_t next_id;
+	char error[320]; /* why the last add or reconcile was refused; "" if not */
 };
 
 static const char *const state_names[] = {
@@ -35,11 +35,23 @@ const char *service_state_name(enum service_state s)
 	return (size_t)s < ARRAY_SIZE(state_names) ? state_names[s] : "unknown";
 }
 
+/* Every op is called unconditionally: one left out (a copy of the ops that
+ * fell behind the struct) is refused here, not a call through NULL later. */
+static bool ops_complete(const struct service_ops *ops)
+{
+	return ops->now_us && ops->redirect_add && ops->redirect_remove && ops->runtime_stop &&
+	       ops->runtime_start && ops->activator_starting && ops->activator_failed &&
+	       ops->activator_held && ops->activator_waiting && ops->egress_read &&
+	       ops->timer_set && ops->emit && ops->forget && ops->state_changed;
+}
+
 int service_registry_new(const struct service_ops *ops, void *ud, struct service_registry **out)
 {
+	if (!ops || !ops_complete(ops))
+		return -EINVAL;
 	struct service_registry *r = calloc(1, sizeof(*r));
 	if (!r)
-		return log_error_errno(ENOMEM, "Failed to allocate the service registry");
+		return -ENOMEM;
 	r->ops = *ops;
 	r->ud = ud;
 	r->next_id = 1;
@@ -73,6 +85,22 @@ void service_registry_set_start_timeout(struct service_registry *r, uint64_t us)
 	r->start_timeout_us = us;
 }
 
+const char *service_registry_error(const struct service_registry *r)
+{
+	return r->error;
+}
+
+/* A refused call: returns -err, and says why for the caller to log. */
+__attribute__((format(printf, 3, 4))) static int refuse(struct service_registry *r, int err,
+							const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
+	return -err;
+}
+
 static uint64_t now(struct service_registry *r)
 {
 	return r->ops.now_us(r->ud);
@@ -91,11 +119,11 @@ __attribute__((format(printf, 2, 3))) static void set_reason(struct service *s, 
 
 static void enter(struct service_registry *r, struct service *s, enum service_state state)
 {
-	if (s->state != state)
-		log_debug("%s: %s -> %s", s->name, service_state_name(s->state),
-			  service_state_name(state));
+	enum service_state from = s->state;
 	s->state = state;
 	s->state_since_us = now(r);
+	if (from != state)
+		r->ops.state_changed(r->ud, s, from);
 }
 
 static void emit(struct service_registry *r, struct service *s, const char *event,
@@ -351,9 +379,8 @@ static int check_ports(struct service_registry *r, const struct service *self, c
 	for (size_t i = 0; i < n_ports; i++) {
 		struct service *other = service_find_by_port(r, ports[i].host_port);
 		if (other && other != self)
-			return log_error_errno(EADDRINUSE,
-					       "Cannot manage %s: port %u is already %s's", name,
-					       ports[i].host_port, other->name);
+			return refuse(r, EADDRINUSE, "Cannot manage %s: port %u is already %s's",
+				      name, ports[i].host_port, other->name);
 	}
 	return 0;
 }
@@ -362,25 +389,25 @@ static int service_alloc(struct service_registry *r, const struct service_spec *
 			 struct service **out)
 {
 	if (spec->n_ports > SERVICE_MAX_PORTS)
-		return log_error_errno(EINVAL,
-				       "Cannot manage %s: it publishes %zu TCP ports (1 to %d "
-				       "are supported)",
-				       spec->name, spec->n_ports, SERVICE_MAX_PORTS);
+		return refuse(
+		    r, EINVAL,
+		    "Cannot manage %s: it publishes %zu TCP ports (1 to %d are supported)",
+		    spec->name, spec->n_ports, SERVICE_MAX_PORTS);
 	if (service_find_by_name(r, spec->name))
-		return log_error_errno(EEXIST, "%s is already managed", spec->name);
+		return refuse(r, EEXIST, "%s is already managed", spec->name);
 	int ret = check_ports(r, NULL, spec->name, spec->ports, spec->n_ports);
 	if (ret < 0)
 		return ret;
 	struct service *s = calloc(1, sizeof(*s));
 	if (!s)
-		return log_error_errno(ENOMEM, "Failed to allocate service %s", spec->name);
+		return refuse(r, ENOMEM, "Failed to allocate service %s", spec->name);
 	s->name = strdup(spec->name);
 	s->container_id = strdup(spec->container_id);
 	if (!s->name || !s->container_id) {
 		free(s->name);
 		free(s->container_id);
 		free(s);
-		return log_error_errno(ENOMEM, "Failed to allocate service %s", spec->name);
+		return refuse(r, ENOMEM, "Failed to allocate service %s", spec->name);
 	}
 	s->id = r->next_id++;
 	s->idle_us = spec->idle_us;
@@ -411,9 +438,9 @@ static void link_service(struct service_registry *r, struct service *s)
 int service_add(struct service_registry *r, const struct service_spec *spec, bool running,
 		struct service **out)
 {
+	r->error[0] = '\0';
 	if (spec->n_ports == 0)
-		return log_error_errno(EINVAL, "Cannot manage %s: it publishes no TCP port",
-				       spec->name);
+		return refuse(r, EINVAL, "Cannot manage %s: it publishes no TCP port", spec->name);
 	struct service *s;
 	int ret = service_alloc(r, spec, &s);
 	if (ret < 0)
@@ -438,6 +465,7 @@ int service_add(struct service_registry *r, const struct service_spec *spec, boo
 int service_add_unknown(struct service_registry *r, const struct service_spec *spec,
 			bool redirected, const char *why, struct service **out)
 {
+	r->error[0] = '\0';
 	struct service *s;
 	int ret = service_alloc(r, spec, &s);
 	if (ret < 0)
@@ -460,6 +488,7 @@ void service_set_unknown_reason(struct service *s, const char *why)
 int service_reconcile(struct service_registry *r, struct service *s, const char *container_id,
 		      const struct service_port *ports, size_t n_ports, bool running)
 {
+	r->error[0] = '\0';
 	if (s->state != SERVICE_UNKNOWN)
 		return -EALREADY;
 	if (n_ports == 0 || n_ports > SERVICE_MAX_PORTS) {
@@ -639,7 +668,6 @@ void service_on_stop_done(struct service_registry *r, uint64_t id, int err, cons
 	}
 	bool held = r->ops.activator_held(r->ud, s) > 0;
 	if (err < 0) {
-		log_warning("%s: stop failed (%s); it stays awake", s->name, msg ? msg : "");
 		if (held) {
 			/* Still running: the held clients can go through. */
 			enter(r, s, SERVICE_WAKING);

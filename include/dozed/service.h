@@ -2,7 +2,7 @@
 #pragma once
 
 /*
- * The service registry and state machine (see DESIGN.md, "Service states"):
+ * The service registry and state machine (see docs/design.md, "Service states"):
  *
  *   AWAKE -> SLEEPING -> ASLEEP -> WAKING -> AWAKE, plus FAILED, and UNKNOWN:
  *   saved, but its container could not be inspected yet (the runtime is not
@@ -11,7 +11,9 @@
  *
  * Pure logic: every effect (nft set, runtime, activator, timers, events) goes
  * through struct service_ops, and time comes from ops->now_us, so the machine
- * is tested with fakes and driven by the daemon with the real parts. Async
+ * is tested with fakes and driven by the daemon with the real parts. It logs
+ * nothing: calls return codes (a refusal's text in service_registry_error)
+ * and the caller logs once. Async
  * effects complete through the service_on_* calls, addressed by service id so
  * that a late completion for a removed service is harmless.
  */
@@ -115,9 +117,17 @@ struct service_ops {
 	void (*emit)(void *ud, struct service *s, const char *event, struct json_object *facts);
 	/* s is about to be freed: drop what the daemon keeps for it. */
 	void (*forget)(void *ud, struct service *s);
+	/* s went from the state from to s->state (for the debug log). */
+	void (*state_changed)(void *ud, struct service *s, enum service_state from);
 };
 
+/* Every op is required: -EINVAL when one is NULL; -ENOMEM. Logs nothing. */
 int service_registry_new(const struct service_ops *ops, void *ud, struct service_registry **out);
+/* Why the last service_add, service_add_unknown or service_reconcile was
+ * refused, as the user reads it ("Cannot manage web: port 8080 is already
+ * db's"); "" when it was not, or refused without a message of its own
+ * (service_reconcile's reasons are in s->reason). For the caller to log. */
+const char *service_registry_error(const struct service_registry *r);
 /* A wake whose runtime start has not answered after us fails (held clients
  * reset, the reason says so); 0, the default: no bound. */
 void service_registry_set_start_timeout(struct service_registry *r, uint64_t us);

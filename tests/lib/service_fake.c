@@ -99,7 +99,16 @@ static void f_forget(void *ud, struct service *s)
 	logf_("forget %s", s->name);
 }
 
-static const struct service_ops fake_ops = {
+static void f_state_changed(void *ud, struct service *s, enum service_state from)
+{
+	(void)ud;
+	char line[64];
+	snprintf(line, sizeof(line), "%s->%s;", service_state_name(from),
+		 service_state_name(s->state));
+	strncat(F.transitions, line, sizeof(F.transitions) - strlen(F.transitions) - 1);
+}
+
+const struct service_ops fake_ops = {
     .now_us = f_now,
     .redirect_add = f_redirect_add,
     .redirect_remove = f_redirect_remove,
@@ -113,6 +122,7 @@ static const struct service_ops fake_ops = {
     .timer_set = f_timer,
     .emit = f_emit,
     .forget = f_forget,
+    .state_changed = f_state_changed,
 };
 
 static void registry_free(void *arg)

@@ -27,10 +27,13 @@ struct fake {
 	uint64_t timer_at;
 	struct json_object *last_facts;
 	char last_event[32];
+	char transitions[1024]; /* "asleep->waking;" per change, apart from log */
 	struct service_registry *reg;
 };
 
 extern struct fake F;
+/* The fake effects, for a test that builds a registry of its own. */
+extern const struct service_ops fake_ops;
 
 /* A registry holding "web" (port 8080 -> 80, idle 10 s) at 100 s, freed when the test ends. */
 struct service *setup(bool running);

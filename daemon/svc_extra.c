@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What the daemon keeps beside each service: its timer, its egress counter
+ * attachment, the flags of the runtime calls out for it. Made here when a
+ * service is added, freed here when the registry forgets it.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+
+#include "daemon_internal.h"
+#include "dozed/log.h"
+
+static void svc_extra_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct svc_extra *x = arg;
+	service_on_timer(x->d->services, x->id);
+}
+
+struct svc_extra *svc_extra_create(struct dozed *d)
+{
+	struct svc_extra *x = calloc(1, sizeof(*x));
+	if (x)
+		x->timer = evtimer_new(d->base, svc_extra_timer_cb, x);
+	if (!x || !x->timer) {
+		free(x);
+		log_error_errno(ENOMEM, "Failed to allocate a service's timer");
+		return NULL;
+	}
+	x->d = d;
+	return x;
+}
+
+void svc_extra_destroy(struct svc_extra *x)
+{
+	if (!x)
+		return;
+	if (x->timer)
+		event_free(x->timer);
+	free(x);
+}
