@@ -7,16 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "dozed/duration.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
-
-#define DURATION_EXPECTED "expected a duration like 30ms, 10s, 10m or 2h"
-#define UNIX_PATH_MAX	  sizeof(((struct sockaddr_un *)NULL)->sun_path)
 
 /* Sets one key from its text. 0, -ENOMEM, or -EINVAL with *expected saying
  * what is allowed. */
@@ -67,29 +63,20 @@ static int parse_number(const char *s, unsigned base, uint64_t max, uint64_t *ou
 	return 0;
 }
 
-static bool is_socket_path(const char *v)
-{
-	return v[0] == '/' && strlen(v) < UNIX_PATH_MAX;
-}
-
 static int set_runtime_socket(struct dozed_config *c, const char *v, const char **expected)
 {
-	/* The DOCKER_HOST form is accepted too: it is what users have at hand. */
-	const char *path = strncmp(v, "unix://", 7) == 0 ? v + 7 : v;
-	if (!is_socket_path(path)) {
-		*expected = "expected the absolute path of a unix socket (at most 107 bytes), "
-			    "or unix://PATH";
-		return -EINVAL;
-	}
+	const char *path;
+	int r = settings_parse_runtime_socket(v, &path, expected);
+	if (r < 0)
+		return r;
 	return replace_string(&c->runtime_socket, path);
 }
 
 static int set_control(struct dozed_config *c, const char *v, const char **expected)
 {
-	if (!is_socket_path(v)) {
-		*expected = "expected the absolute path of a unix socket (at most 107 bytes)";
-		return -EINVAL;
-	}
+	int r = settings_parse_socket_path(v, expected);
+	if (r < 0)
+		return r;
 	return replace_string(&c->control_path, v);
 }
 
@@ -180,49 +167,24 @@ static int set_state_dir(struct dozed_config *c, const char *v, const char **exp
 	return replace_string(&c->state_dir, v);
 }
 
-static int parse_duration_in(const char *v, uint64_t min, uint64_t max, const char *range,
-			     uint64_t *out, const char **expected)
-{
-	uint64_t us;
-	int r = duration_parse_us(v, &us);
-	if (r == -ERANGE) {
-		/* Over a year: name the year only where it is the setting's own limit. */
-		*expected = max >= DURATION_MAX_US
-				? "expected a duration of at most " DURATION_MAX_TEXT
-				: range;
-		return -EINVAL;
-	}
-	if (r < 0) {
-		*expected = DURATION_EXPECTED;
-		return -EINVAL;
-	}
-	if (us < min || us > max) {
-		*expected = range;
-		return -EINVAL;
-	}
-	*out = us;
-	return 0;
-}
-
 static int set_idle(struct dozed_config *c, const char *v, const char **expected)
 {
-	return parse_duration_in(v, DURATION_US_PER_SEC, DURATION_MAX_US,
-				 "expected a duration of at least 1s", &c->idle_us, expected);
+	return settings_parse_idle(v, &c->idle_us, expected);
 }
 
 static int set_probe_interval(struct dozed_config *c, const char *v, const char **expected)
 {
-	return parse_duration_in(v, DURATION_US_PER_MS, 10 * DURATION_US_PER_SEC,
-				 "expected a duration from 1ms to 10s", &c->probe_interval_us,
-				 expected);
+	return settings_parse_duration(v, DURATION_US_PER_MS, 10 * DURATION_US_PER_SEC,
+				       "expected a duration from 1ms to 10s", &c->probe_interval_us,
+				       expected);
 }
 
 static int set_wake_timeout(struct dozed_config *c, const char *v, const char **expected)
 {
 	/* The lower bound, the probe interval, is checked by dozed_config_validate(). */
-	return parse_duration_in(v, 0, 10 * DURATION_US_PER_MIN,
-				 "expected a duration from the probe interval to 10m",
-				 &c->wake_timeout_us, expected);
+	return settings_parse_duration(v, 0, 10 * DURATION_US_PER_MIN,
+				       "expected a duration from the probe interval to 10m",
+				       &c->wake_timeout_us, expected);
 }
 
 static int set_stop_timeout(struct dozed_config *c, const char *v, const char **expected)
@@ -249,9 +211,9 @@ static int set_max_held(struct dozed_config *c, const char *v, const char **expe
 
 static int set_held_silent_timeout(struct dozed_config *c, const char *v, const char **expected)
 {
-	return parse_duration_in(v, 100 * DURATION_US_PER_MS, DURATION_US_PER_HOUR,
-				 "expected a duration from 100ms to 1h", &c->held_silent_timeout_us,
-				 expected);
+	return settings_parse_duration(v, 100 * DURATION_US_PER_MS, DURATION_US_PER_HOUR,
+				       "expected a duration from 100ms to 1h",
+				       &c->held_silent_timeout_us, expected);
 }
 
 static int set_max_held_per_client(struct dozed_config *c, const char *v, const char **expected)
@@ -268,9 +230,9 @@ static int set_max_held_per_client(struct dozed_config *c, const char *v, const 
 
 static int set_control_idle_timeout(struct dozed_config *c, const char *v, const char **expected)
 {
-	return parse_duration_in(v, DURATION_US_PER_SEC, DURATION_US_PER_HOUR,
-				 "expected a duration from 1s to 1h", &c->control_idle_timeout_us,
-				 expected);
+	return settings_parse_duration(v, DURATION_US_PER_SEC, DURATION_US_PER_HOUR,
+				       "expected a duration from 1s to 1h",
+				       &c->control_idle_timeout_us, expected);
 }
 
 static int set_log_level(struct dozed_config *c, const char *v, const char **expected)
@@ -412,13 +374,7 @@ int dozed_config_defaults(struct dozed_config *c)
 	    .log_level = LOG_INFO,
 	};
 
-	const char *runtime = DOZED_RUNTIME_SOCKET_DEFAULT;
-	const char *docker_host = getenv("DOCKER_HOST");
-	if (docker_host && strncmp(docker_host, "unix://", 7) == 0 &&
-	    is_socket_path(docker_host + 7))
-		runtime = docker_host + 7;
-
-	if (replace_string(&c->runtime_socket, runtime) < 0 ||
+	if (replace_string(&c->runtime_socket, DOZED_RUNTIME_SOCKET_DEFAULT) < 0 ||
 	    replace_string(&c->control_path, DOZED_CONTROL_PATH_DEFAULT) < 0 ||
 	    replace_string(&c->nft_table, DOZED_NFT_TABLE_DEFAULT) < 0 ||
 	    replace_string(&c->state_dir, DOZED_STATE_DIR_DEFAULT) < 0 ||
@@ -528,6 +484,8 @@ static int load_line(struct dozed_config *c, const char *path, unsigned lineno, 
 			    expected);
 	if (r < 0)
 		return r;
+	if (!overridden)
+		c->set_by_file_ |= key_bit(k);
 	if (!overridden && k == &keys[KEY_WAKE_TIMEOUT])
 		c->wake_timeout_line_ = lineno;
 	if (!overridden && k == &keys[KEY_MAX_HELD_PER_CLIENT])
@@ -606,6 +564,25 @@ int dozed_config_validate(const struct dozed_config *c, char **err_msg)
 	return 0;
 }
 
+int dozed_config_apply_docker_host(struct dozed_config *c, const char *docker_host, char **err_msg)
+{
+	*err_msg = NULL;
+	uint32_t bit = key_bit(&keys[KEY_RUNTIME_SOCKET]);
+	/* Unset or empty: the default, as docker has it. */
+	if ((c->set_by_args_ | c->set_by_file_) & bit || !docker_host || !docker_host[0])
+		return 0;
+	const char *path, *expected = NULL;
+	int r = settings_parse_docker_host(docker_host, &path, &expected);
+	if (r == -EPROTONOSUPPORT)
+		return fail(err_msg, -EINVAL,
+			    "DOCKER_HOST=%s is not supported: dozed reaches the container runtime "
+			    "over a unix socket only (DOCKER_HOST=unix:///PATH)",
+			    docker_host);
+	if (r < 0)
+		return fail(err_msg, r, "DOCKER_HOST=%s: %s", docker_host, expected);
+	return replace_string(&c->runtime_socket, path);
+}
+
 int dozed_config_from_argv(struct dozed_config *c, int argc, char **argv, char **err_msg)
 {
 	*err_msg = NULL;
@@ -623,6 +600,9 @@ int dozed_config_from_argv(struct dozed_config *c, int argc, char **argv, char *
 	if (!path)
 		return -ENOMEM;
 	r = dozed_config_load_file(c, path, named, err_msg);
+	if (r < 0)
+		return r;
+	r = dozed_config_apply_docker_host(c, getenv("DOCKER_HOST"), err_msg);
 	if (r < 0)
 		return r;
 	/* Its default follows a smaller max-held rather than contradict it. */

@@ -1,55 +1,82 @@
 // SPDX-License-Identifier: MIT
-/* The text of dozed --help. */
+/* The text of dozed --help, its defaults printed from settings.h so that text
+ * and value cannot drift apart. */
+#include <stdio.h>
+
 #include "dozed/config.h"
+#include "dozed/duration.h"
+#include "dozed/settings.h"
+
+#define USAGE_MAX 4096
 
 const char *dozed_config_usage(void)
 {
-	return "Usage: dozed [OPTION...]\n"
-	       "\n"
-	       "Stops idle containers and starts them again on their first TCP connection.\n"
-	       "Options may also be set in the config file as \"key = value\" lines, with the\n"
-	       "same keys without the leading \"--\"; the command line wins.\n"
-	       "\n"
-	       "  --runtime-socket PATH   Docker or Podman API socket (default: the path of\n"
-	       "                          DOCKER_HOST=unix://PATH, else /var/run/docker.sock)\n"
-	       "  --control PATH          control socket for dozectl\n"
-	       "                          (default /run/dozed/control.sock)\n"
-	       "  --control-group NAME    group that may also use the control socket\n"
-	       "                          (default: root only)\n"
-	       "  --activator-port PORT   where redirected connections arrive (default 15001)\n"
-	       "  --nft-table NAME        nftables table, inet family (default dozed)\n"
-	       "  --mark VALUE            packet mark of dozed's own connections, decimal or\n"
-	       "                          0x hex (default 0x1d0)\n"
-	       "  --state-dir DIR         where enabled services are kept (default "
-	       "/var/lib/dozed)\n"
-	       "  --idle DURATION         stop a container after this long without egress\n"
-	       "                          (default 10m, at least 1s)\n"
-	       "  --probe-interval DURATION\n"
-	       "                          how often a waking service is probed (default 30ms,\n"
-	       "                          1ms to 10s)\n"
-	       "  --wake-timeout DURATION give up on a wake after this long (default 10s, from\n"
-	       "                          the probe interval to 10m)\n"
-	       "  --stop-timeout SECONDS  grace period of a container stop (default 10, 0-3600)\n"
-	       "  --max-held N            connections held per waking service; more are reset\n"
-	       "                          (default 4096, 1-1000000)\n"
-	       "  --max-held-per-client N held connections from one client address (default\n"
-	       "                          256 or max-held if smaller, 1 to max-held)\n"
-	       "  --held-silent-timeout DURATION\n"
-	       "                          a held connection of a --wake-on data service that\n"
-	       "                          has sent nothing is closed after this (default 10s,\n"
-	       "                          100ms to 1h)\n"
-	       "  --control-idle-timeout DURATION\n"
-	       "                          close a control connection with no request for this\n"
-	       "                          long; events followers excepted (default 30s, 1s to\n"
-	       "                          1h)\n"
-	       "  --log-level LEVEL       err, warning, notice, info (default) or debug\n"
-	       "  --config PATH           config file (default /etc/dozed/dozed.conf, which may\n"
-	       "                          be missing)\n"
-	       "  --check                 check that this host can run dozed, then exit\n"
-	       "  --version               print the version\n"
-	       "  -h, --help              this text\n"
-	       "\n"
-	       "DURATION is a whole number and one unit: ms, s, m or h (30ms, 10s, 10m, 2h),\n"
-	       "at most 8760h (a year). Numbers are decimal, without a sign or leading zeros;\n"
-	       "only --mark also takes 0x hex.\n";
+	static char text[USAGE_MAX];
+	if (text[0])
+		return text;
+
+	char idle[DURATION_FORMAT_MAX], probe[DURATION_FORMAT_MAX], wake[DURATION_FORMAT_MAX];
+	char silent[DURATION_FORMAT_MAX], control_idle[DURATION_FORMAT_MAX];
+	duration_format(DOZED_IDLE_DEFAULT_US, idle, sizeof(idle));
+	duration_format(DOZED_PROBE_INTERVAL_DEFAULT_US, probe, sizeof(probe));
+	duration_format(DOZED_WAKE_TIMEOUT_DEFAULT_US, wake, sizeof(wake));
+	duration_format(DOZED_HELD_SILENT_TIMEOUT_DEFAULT_US, silent, sizeof(silent));
+	duration_format(DOZED_CONTROL_IDLE_TIMEOUT_DEFAULT_US, control_idle, sizeof(control_idle));
+
+	snprintf(text, sizeof(text),
+		 "Usage: dozed [OPTION...]\n"
+		 "\n"
+		 "Stops idle containers and starts them again on their first TCP connection.\n"
+		 "Options may also be set in the config file as \"key = value\" lines, with the\n"
+		 "same keys without the leading \"--\"; the command line wins.\n"
+		 "\n"
+		 "  --runtime-socket PATH   Docker or Podman API socket (default: the path of\n"
+		 "                          DOCKER_HOST=unix://PATH, else %s)\n"
+		 "  --control PATH          control socket for dozectl\n"
+		 "                          (default %s)\n"
+		 "  --control-group NAME    group that may also use the control socket\n"
+		 "                          (default: root only)\n"
+		 "  --activator-port PORT   where redirected connections arrive (default %u)\n"
+		 "  --nft-table NAME        nftables table, inet family (default %s)\n"
+		 "  --mark VALUE            packet mark of dozed's own connections, decimal or\n"
+		 "                          0x hex (default %#x)\n"
+		 "  --state-dir DIR         where enabled services are kept (default %s)\n"
+		 "  --idle DURATION         stop a container after this long without egress\n"
+		 "                          (default %s, at least 1s)\n"
+		 "  --probe-interval DURATION\n"
+		 "                          how often a waking service is probed (default %s,\n"
+		 "                          1ms to 10s)\n"
+		 "  --wake-timeout DURATION give up on a wake after this long (default %s, from\n"
+		 "                          the probe interval to 10m)\n"
+		 "  --stop-timeout SECONDS  grace period of a container stop (default %u, 0-3600)\n"
+		 "  --max-held N            connections held per waking service; more are reset\n"
+		 "                          (default %u, 1-1000000)\n"
+		 "  --max-held-per-client N held connections from one client address (default\n"
+		 "                          %u or max-held if smaller, 1 to max-held)\n"
+		 "  --held-silent-timeout DURATION\n"
+		 "                          a held connection of a --wake-on data service that\n"
+		 "                          has sent nothing is closed after this (default %s,\n"
+		 "                          100ms to 1h)\n"
+		 "  --control-idle-timeout DURATION\n"
+		 "                          close a control connection with no request for this\n"
+		 "                          long; events followers excepted (default %s, 1s to\n"
+		 "                          1h)\n"
+		 "  --log-level LEVEL       err, warning, notice, info (default) or debug\n"
+		 "  --config PATH           config file (default %s, which may\n"
+		 "                          be missing)\n"
+		 "  --check                 check that this host can run dozed, then exit\n"
+		 "  --version               print the version\n"
+		 "  -h, --help              this text\n"
+		 "\n"
+		 "DURATION is a whole number and one unit: ms, s, m or h (30ms, 10s, 10m, 2h),\n"
+		 "at most " DURATION_MAX_TEXT
+		 ". Numbers are decimal, without a sign or leading zeros;\n"
+		 "only --mark also takes 0x hex.\n",
+		 DOZED_RUNTIME_SOCKET_DEFAULT, DOZED_CONTROL_PATH_DEFAULT,
+		 (unsigned)DOZED_ACTIVATOR_PORT_DEFAULT, DOZED_NFT_TABLE_DEFAULT,
+		 (unsigned)DOZED_MARK_DEFAULT, DOZED_STATE_DIR_DEFAULT, idle, probe, wake,
+		 (unsigned)DOZED_STOP_TIMEOUT_DEFAULT_S, (unsigned)DOZED_MAX_HELD_DEFAULT,
+		 (unsigned)DOZED_MAX_HELD_PER_CLIENT_DEFAULT, silent, control_idle,
+		 DOZED_CONFIG_PATH_DEFAULT);
+	return text;
 }

@@ -43,7 +43,8 @@ int settings_parse_duration(const char *v, uint64_t min_us, uint64_t max_us, con
 int settings_parse_idle(const char *v, uint64_t *out_us, const char **expected)
 {
 	return settings_parse_duration(v, DOZED_IDLE_MIN_US, DURATION_MAX_US,
-				       "expected a duration of at least 1s", out_us, expected);
+				       "expected a duration of 1s or more, like 30s, 10m or 2h",
+				       out_us, expected);
 }
 
 int settings_parse_wake_on(const char *v, bool *out_data, const char **expected)
@@ -67,6 +68,15 @@ const char *settings_wake_on_to_string(bool data)
 static bool is_socket_path(const char *v)
 {
 	return v[0] == '/' && strlen(v) < DOZED_UNIX_PATH_MAX;
+}
+
+int settings_parse_socket_path(const char *v, const char **expected)
+{
+	if (!is_socket_path(v)) {
+		*expected = "expected the absolute path of a unix socket (at most 107 bytes)";
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int settings_parse_runtime_socket(const char *v, const char **out_path, const char **expected)

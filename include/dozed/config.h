@@ -48,12 +48,13 @@ struct dozed_config {
 
 	/* Where each key was set, for the parser's messages and precedence. */
 	uint32_t set_by_args_;
+	uint32_t set_by_file_;
 	unsigned wake_timeout_line_;
 	unsigned max_held_per_client_line_;
 };
 
-/* Fills in every default (DOCKER_HOST=unix://PATH gives the runtime socket).
- * 0 or -ENOMEM; call dozed_config_free() either way. */
+/* Fills in every default, from settings.h. 0 or -ENOMEM; call
+ * dozed_config_free() either way. */
 int dozed_config_defaults(struct dozed_config *c);
 /* Frees the strings c owns and zeroes it; idempotent. */
 void dozed_config_free(struct dozed_config *c);
@@ -77,6 +78,15 @@ int dozed_config_parse_args(struct dozed_config *c, int argc, char **argv, char 
 int dozed_config_load_file(struct dozed_config *c, const char *path, bool must_exist,
 			   char **err_msg);
 
+/*
+ * The runtime socket from docker_host (the value of DOCKER_HOST; NULL or ""
+ * when unset), unless the command line or the file named one: only
+ * unix:///PATH. Otherwise -EINVAL and *err_msg, e.g. "DOCKER_HOST=tcp://h:2375
+ * is not supported: dozed reaches the container runtime over a unix socket
+ * only (DOCKER_HOST=unix:///PATH)"; -ENOMEM.
+ */
+int dozed_config_apply_docker_host(struct dozed_config *c, const char *docker_host, char **err_msg);
+
 /* Checks what involves several keys: the wake timeout against the probe interval,
  * max-held-per-client against max-held. */
 int dozed_config_validate(const struct dozed_config *c, char **err_msg);
@@ -84,8 +94,8 @@ int dozed_config_validate(const struct dozed_config *c, char **err_msg);
 /*
  * All of the above in order: defaults, command line, the file (--config PATH,
  * which must exist, or DOZED_CONFIG_PATH_DEFAULT, which may be missing),
- * validation. With --help or --version the file is not read. On error, c
- * still needs dozed_config_free() and *err_msg is set (NULL only on -ENOMEM).
+ * DOCKER_HOST (the one place dozed reads it), validation. With --help or --version the file is not
+ * read. On error, c still needs dozed_config_free() and *err_msg is set (NULL only on -ENOMEM).
  */
 int dozed_config_from_argv(struct dozed_config *c, int argc, char **argv, char **err_msg);
 

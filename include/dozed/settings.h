@@ -32,7 +32,7 @@
  * protocol, services.json and dozectl's own check. Pure: nothing is logged.
  * Each returns 0, or -EINVAL with *expected saying what is allowed ("expected
  * connect or data"), for the caller to print after the key and the bad value,
- * e.g. "--idle 999ms: expected a duration of at least 1s".
+ * e.g. "--idle 999ms: expected a duration of 1s or more, like 30s, 10m or 2h".
  */
 
 #include <stdbool.h>
@@ -57,13 +57,15 @@ struct service_settings {
  */
 int settings_parse_duration(const char *v, uint64_t min_us, uint64_t max_us, const char *range,
 			    uint64_t *out_us, const char **expected);
-/* An idle time: from 1s to 8760h ("expected a duration of at least 1s"). */
+/* An idle time, 1s to 8760h: "expected a duration of 1s or more, like 30s, 10m or 2h". */
 int settings_parse_idle(const char *v, uint64_t *out_us, const char **expected);
 /* "connect" (false) or "data" (true): "expected connect or data". */
 int settings_parse_wake_on(const char *v, bool *out_data, const char **expected);
 /* The text settings_parse_wake_on() reads back: "connect" or "data". */
 const char *settings_wake_on_to_string(bool data);
 
+/* A unix socket's path, as --control takes it: absolute, at most 107 bytes. */
+int settings_parse_socket_path(const char *v, const char **expected);
 /*
  * The runtime's socket as --runtime-socket takes it: "/PATH" or
  * "unix:///PATH", an absolute path shorter than a unix socket address.

@@ -13,6 +13,12 @@
 #include "dozed/macro.h"
 #include "harness.h"
 
+/* The tests' own environment must not choose the runtime socket. */
+__attribute__((constructor)) static void docker_host_clear(void)
+{
+	unsetenv("DOCKER_HOST");
+}
+
 static void unlink_cleanup(void *arg)
 {
 	unlink(arg);
@@ -112,17 +118,71 @@ TEST(test_defaults_are_documented_values)
 TEST(test_runtime_socket_default_comes_from_unix_docker_host)
 {
 	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	const char *empty = conf_file("");
+	char *msg = NULL;
 	setenv("DOCKER_HOST", "unix:///run/podman/podman.sock", 1);
-	ASSERT_OK(dozed_config_defaults(&c));
+	ASSERT_OK(from_argv(&c, &msg, "--config", empty));
 	ASSERT_STREQ(c.runtime_socket, "/run/podman/podman.sock");
+	ASSERT_TRUE(msg == NULL);
 }
 
-TEST(test_tcp_docker_host_leaves_the_default_socket)
+TEST(test_empty_docker_host_leaves_the_default_socket)
 {
 	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	setenv("DOCKER_HOST", "tcp://127.0.0.1:2375", 1);
-	ASSERT_OK(dozed_config_defaults(&c));
+	const char *empty = conf_file("");
+	char *msg = NULL;
+	setenv("DOCKER_HOST", "", 1);
+	ASSERT_OK(from_argv(&c, &msg, "--config", empty));
 	ASSERT_STREQ(c.runtime_socket, "/var/run/docker.sock");
+}
+
+/* The runtime client refused these already; the daemon, which always names
+ * the socket, used to run on the default one instead. */
+TEST(test_docker_host_other_than_unix_is_refused_naming_it)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	const char *empty = conf_file("");
+	char *msg = NULL;
+	setenv("DOCKER_HOST", "tcp://127.0.0.1:2375", 1);
+	ASSERT_ERR(from_argv(&c, &msg, "--config", empty), EINVAL);
+	ASSERT_STREQ(msg, "DOCKER_HOST=tcp://127.0.0.1:2375 is not supported: dozed reaches the "
+			  "container runtime over a unix socket only (DOCKER_HOST=unix:///PATH)");
+	free(msg);
+
+	const char *bad[] = {"ssh://host", "/run/docker.sock"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		_cleanup_(dozed_config_free) struct dozed_config d = {0};
+		ASSERT_OK(dozed_config_defaults(&d));
+		ASSERT_ERR(dozed_config_apply_docker_host(&d, bad[i], &msg), EINVAL);
+		ASSERT_CONTAINS(msg, "is not supported");
+		free(msg);
+	}
+}
+
+TEST(test_docker_host_with_a_bad_path_is_refused_naming_it)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg = NULL;
+	ASSERT_OK(dozed_config_defaults(&c));
+	ASSERT_ERR(dozed_config_apply_docker_host(&c, "unix://run/docker.sock", &msg), EINVAL);
+	ASSERT_STREQ(msg, "DOCKER_HOST=unix://run/docker.sock: expected the absolute path of a "
+			  "unix socket (at most 107 bytes), or unix://PATH");
+	free(msg);
+	ASSERT_STREQ(c.runtime_socket, "/var/run/docker.sock");
+}
+
+TEST(test_runtime_socket_of_the_command_line_or_file_wins_over_docker_host)
+{
+	setenv("DOCKER_HOST", "tcp://127.0.0.1:2375", 1);
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	const char *empty = conf_file("");
+	const char *named = conf_file("runtime-socket = /run/file.sock\n");
+	char *msg = NULL;
+	ASSERT_OK(from_argv(&c, &msg, "--config", empty, "--runtime-socket", "/run/args.sock"));
+	ASSERT_STREQ(c.runtime_socket, "/run/args.sock");
+	ASSERT_OK(from_argv(&d, &msg, "--config", named));
+	ASSERT_STREQ(d.runtime_socket, "/run/file.sock");
 }
 
 TEST(test_runtime_socket_takes_a_path_or_a_unix_url)
@@ -245,7 +305,9 @@ TEST(test_idle_is_a_duration_of_at_least_a_second)
 	ASSERT_EQ_U(c.idle_us, UINT64_C(7200000000));
 	assert_option_ok(&d, "idle", "1s");
 	ASSERT_EQ_U(d.idle_us, 1000000);
-	assert_option_rejected("idle", "999ms", "--idle 999ms: expected a duration of at least 1s");
+	assert_option_rejected(
+	    "idle", "999ms",
+	    "--idle 999ms: expected a duration of 1s or more, like 30s, 10m or 2h");
 	assert_option_rejected("idle", "10x",
 			       "--idle 10x: expected a duration like 30ms, 10s, 10m or 2h");
 	assert_option_rejected("idle", "10",

@@ -38,8 +38,8 @@ TEST(test_idle_reads_whole_durations_from_1s_to_a_year)
 
 TEST(test_idle_refuses_with_what_is_expected)
 {
-	assert_idle_refused("999ms", "expected a duration of at least 1s");
-	assert_idle_refused("0s", "expected a duration of at least 1s");
+	assert_idle_refused("999ms", "expected a duration of 1s or more, like 30s, 10m or 2h");
+	assert_idle_refused("0s", "expected a duration of 1s or more, like 30s, 10m or 2h");
 	assert_idle_refused("8761h", "expected a duration of at most 8760h (a year)");
 	assert_idle_refused("18446744073709s", "expected a duration of at most 8760h (a year)");
 	const char *not_duration[] = {"", "10", "2x", "1.5s", "-1s", "s", "2 s", "1s5ms", "010s"};
@@ -148,7 +148,7 @@ TEST(test_settings_set_leaves_the_settings_on_a_bad_value_or_key)
 	struct service_settings s = {.idle_us = 7, .wake_on_data = true};
 	const char *expected = NULL;
 	ASSERT_ERR(settings_set(&s, "idle", "999ms", &expected), EINVAL);
-	ASSERT_STREQ(expected, "expected a duration of at least 1s");
+	ASSERT_STREQ(expected, "expected a duration of 1s or more, like 30s, 10m or 2h");
 	ASSERT_ERR(settings_set(&s, "wake-on", "sometimes", &expected), EINVAL);
 	ASSERT_STREQ(expected, "expected connect or data");
 	ASSERT_ERR(settings_set(&s, "idel", "5m", &expected), ENOENT);
