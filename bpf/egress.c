@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "dozed/egress.h"
+#include "dozed/list.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 #include "egress.skel.h"
@@ -33,22 +34,49 @@ struct egress_counter {
 
 struct egress_attachment {
 	struct egress_counter *counter;
-	struct egress_attachment *next;
+	LIST_FIELDS(struct egress_attachment, attachments);
 	struct bpf_link *link;
 	uint64_t cgroup_id;
 	char *path;
 };
 
-/* libbpf explains its failures at length; keep it for --log-level debug. */
+/* Below the log's own line bound (1 KiB with its prefix): a longer line goes
+ * out in pieces rather than cut. */
+#define LIBBPF_LOG_PIECE 896
+
+/*
+ * libbpf explains its failures at length; keep it for --log-level debug. A
+ * failed load's message holds the verifier's whole log, many lines long,
+ * which the user was told to look for: every line is logged, in order.
+ */
 static int libbpf_print_debug(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG || log_get_max_level() < LOG_DEBUG)
 		return 0;
-	char msg[512];
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	msg[strcspn(msg, "\n")] = '\0';
-	log_debug("libbpf: %s", msg);
+	_cleanup_free_ char *msg = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0) {
+		msg = NULL;
+		return log_debug_errno(ENOMEM, "libbpf: a message was lost");
+	}
+	for (char *line = msg; *line;) {
+		size_t len = strcspn(line, "\n");
+		char *next = line[len] ? line + len + 1 : line + len;
+		line[len] = '\0';
+		/* libbpf's own lines begin with its name; the verifier's do not. */
+		const char *prefix = strncmp(line, "libbpf: ", 8) == 0 ? "" : "libbpf: ";
+		size_t off = 0;
+		do {
+			log_debug("%s%.*s", prefix, LIBBPF_LOG_PIECE, line + off);
+			off += LIBBPF_LOG_PIECE;
+		} while (off < len);
+		line = next;
+	}
 	return 0;
+}
+
+void egress_counter_log_libbpf(void)
+{
+	libbpf_set_print(libbpf_print_debug);
 }
 
 int egress_counter_new(struct egress_counter **out)
@@ -60,7 +88,7 @@ int egress_counter_new(struct egress_counter **out)
 		    "5.11 built with CONFIG_DEBUG_INFO_BTF=y",
 		    VMLINUX_BTF_PATH);
 
-	libbpf_set_print(libbpf_print_debug);
+	egress_counter_log_libbpf();
 
 	_cleanup_free_ struct egress_counter *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -107,7 +135,7 @@ static int open_cgroup2_dir(const char *path, uint64_t *cgroup_id)
 					       "directory",
 					       path);
 		if (errno == ENOTDIR)
-			return log_error_errno(EINVAL,
+			return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
 					       "Cannot count egress of %s: not a directory; "
 					       "give a cgroup v2 directory",
 					       path);
@@ -119,7 +147,7 @@ static int open_cgroup2_dir(const char *path, uint64_t *cgroup_id)
 		return log_error_errno(errno, "Cannot stat the filesystem of %s", path);
 	if (sfs.f_type != CGROUP2_SUPER_MAGIC)
 		return log_error_errno(
-		    EINVAL,
+		    SYNTHETIC_ERRNO(EINVAL),
 		    "Cannot count egress of %s: not a cgroup v2 directory; give a "
 		    "directory under the cgroup2 mount (see 'mount -t cgroup2')",
 		    path);
@@ -140,9 +168,11 @@ int egress_counter_attach(struct egress_counter *c, const char *cgroup_dir,
 	_cleanup_close_ int fd = open_cgroup2_dir(cgroup_dir, &id);
 	if (fd < 0)
 		return fd;
-	for (const struct egress_attachment *i = c->attachments; i; i = i->next)
+	const struct egress_attachment *i;
+	LIST_FOREACH (attachments, i, c->attachments)
 		if (i->cgroup_id == id)
-			return log_error_errno(EEXIST, "Egress of %s is already counted (as %s)",
+			return log_error_errno(SYNTHETIC_ERRNO(EEXIST),
+					       "Egress of %s is already counted (as %s)",
 					       cgroup_dir, i->path);
 
 	_cleanup_free_ struct egress_attachment *a = calloc(1, sizeof(*a));
@@ -162,8 +192,7 @@ int egress_counter_attach(struct egress_counter *c, const char *cgroup_dir,
 	}
 	a->cgroup_id = id;
 	a->counter = c;
-	a->next = c->attachments;
-	c->attachments = a;
+	LIST_PREPEND(attachments, c->attachments, a);
 	*out = TAKE_PTR(a);
 	return 0;
 }
@@ -172,11 +201,7 @@ void egress_counter_detach(struct egress_attachment *a)
 {
 	if (!a)
 		return;
-	for (struct egress_attachment **p = &a->counter->attachments; *p; p = &(*p)->next)
-		if (*p == a) {
-			*p = a->next;
-			break;
-		}
+	LIST_REMOVE(attachments, a->counter->attachments, a);
 	int r = bpf_link__destroy(a->link);
 	if (r < 0)
 		log_warning_errno(r, "Failed to detach the egress counter from %s", a->path);

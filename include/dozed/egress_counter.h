@@ -25,6 +25,10 @@ struct egress_totals {
 	uint64_t last_ns;
 };
 
+/* Passes libbpf's warnings to the debug log, each line of a message (the
+ * verifier's log after a failed load) whole. egress_counter_new calls it. */
+void egress_counter_log_libbpf(void);
+
 /* Loads the program. Needs root (CAP_BPF + CAP_NET_ADMIN) and a kernel with BTF. */
 int egress_counter_new(struct egress_counter **out);
 /* Accepts NULL; every attachment must have been detached first. */
