@@ -59,7 +59,7 @@ static int listen_fds_from_systemd(struct dozed_fds *fds)
 		else if (sd_is_socket_inet(fd, 0, SOCK_STREAM, 1, 0) > 0 && n_act < 2)
 			fds->activator[n_act++] = fd;
 		else
-			return log_error_errno(EINVAL,
+			return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
 					       "systemd passed socket %d, which is neither a "
 					       "listening TCP socket nor a unix stream socket",
 					       fd);

@@ -35,7 +35,8 @@ static const char *const reserved_keys[] = {"ts", "event", "service", "container
 int feed_new(size_t history_max, struct feed **out)
 {
 	if (history_max == 0)
-		return log_error_errno(EINVAL, "The event history must hold at least one event");
+		return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+				       "The event history must hold at least one event");
 
 	_cleanup_free_ struct feed *f = calloc(1, sizeof(*f));
 	if (!f)
@@ -189,11 +190,11 @@ static int check_facts(struct json_object *facts, const char *event)
 	if (!facts)
 		return 0;
 	if (!json_object_is_type(facts, json_type_object))
-		return log_error_errno(EINVAL, "The facts of a %s event are not a JSON object",
-				       event);
+		return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+				       "The facts of a %s event are not a JSON object", event);
 	for (size_t i = 0; i < ARRAY_SIZE(reserved_keys); i++)
 		if (json_object_object_get_ex(facts, reserved_keys[i], NULL))
-			return log_error_errno(EINVAL,
+			return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
 					       "The facts of a %s event use the reserved key "
 					       "\"%s\"",
 					       event, reserved_keys[i]);
@@ -257,12 +258,12 @@ int feed_emit(struct feed *f, const char *event, const char *service, const char
 	int r;
 
 	if (!event || !event_known(event)) {
-		r = log_error_errno(EINVAL, "Unknown activity event \"%s\"",
+		r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "Unknown activity event \"%s\"",
 				    event ? event : "(null)");
 		goto out;
 	}
 	if (!service || !*service) {
-		r = log_error_errno(EINVAL, "A %s event without a service", event);
+		r = log_error_errno(SYNTHETIC_ERRNO(EINVAL), "A %s event without a service", event);
 		goto out;
 	}
 	r = check_facts(facts, event);
