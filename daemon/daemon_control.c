@@ -9,7 +9,7 @@
 #include "daemon_internal.h"
 #include "dozed/control.h"
 #include "dozed/control_request.h"
-#include "dozed/duration.h"
+#include "dozed/settings.h"
 #include "dozed/feed.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
@@ -88,27 +88,18 @@ static void cmd_enable(struct dozed *d, uint64_t client, struct json_object *req
 	const char *container = control_request_get_string(req, "container");
 	const char *idle = control_request_get_string(req, "idle");
 	const char *wake_on = control_request_get_string(req, "wake_on");
-	uint64_t idle_us = 0;
 	if (!container || !*container) {
 		control_reply_error(d->control, client, "missing \"container\": name a container");
 		return;
 	}
-	int r = idle ? duration_parse_us(idle, &idle_us) : 0;
-	if (r == -ERANGE) {
-		control_reply_error(d->control, client,
-				    "idle %s: expected a duration of at most " DURATION_MAX_TEXT,
-				    idle);
+	struct service_settings settings = {0};
+	const char *expected = NULL;
+	if (idle && settings_set(&settings, "idle", idle, &expected) < 0) {
+		control_reply_error(d->control, client, "idle %s: %s", idle, expected);
 		return;
 	}
-	if (r < 0 || (idle && idle_us < DURATION_US_PER_SEC)) {
-		control_reply_error(
-		    d->control, client,
-		    "idle %s: expected a duration of 1s or more, like 30s, 10m or 2h", idle);
-		return;
-	}
-	if (wake_on && strcmp(wake_on, "connect") != 0 && strcmp(wake_on, "data") != 0) {
-		control_reply_error(d->control, client, "wake_on %s: expected connect or data",
-				    wake_on);
+	if (wake_on && settings_set(&settings, "wake_on", wake_on, &expected) < 0) {
+		control_reply_error(d->control, client, "wake_on %s: %s", wake_on, expected);
 		return;
 	}
 	struct pending_op *op = pending_op_new(d, PENDING_ENABLE, 0);
@@ -117,10 +108,10 @@ static void cmd_enable(struct dozed *d, uint64_t client, struct json_object *req
 		return;
 	}
 	op->client_id = client;
-	op->idle_us = idle_us;
-	op->idle_explicit = idle != NULL;
-	op->wake_on_data = wake_on && strcmp(wake_on, "data") == 0;
-	r = runtime_inspect(d->runtime, container, enable_inspected, op);
+	op->idle_us = settings.idle_us;
+	op->idle_explicit = settings.idle_set;
+	op->wake_on_data = settings.wake_on_data;
+	int r = runtime_inspect(d->runtime, container, enable_inspected, op);
 	if (r < 0) {
 		pending_op_free(op);
 		control_reply_error(d->control, client, "cannot ask the runtime about %s: %s",

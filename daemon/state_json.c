@@ -8,6 +8,7 @@
 
 #include "dozed/duration.h"
 #include "dozed/macro.h"
+#include "dozed/settings.h"
 #include "dozed/state_store.h"
 
 #define CONTAINER_ID_LEN 64
@@ -173,9 +174,8 @@ static int service_from_json(struct json_object *entry, struct state_service *s,
 	if (json_object_object_get_ex(entry, "wake_on", &v)) {
 		const char *w =
 		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
-		if (strcmp(w, "data") == 0) {
-			s->wake_on_data = true;
-		} else if (strcmp(w, "connect") != 0) {
+		const char *expected;
+		if (settings_parse_wake_on(w, &s->wake_on_data, &expected) < 0) {
 			*why = "\"wake_on\" is neither \"connect\" nor \"data\"";
 			return -EBADMSG;
 		}
@@ -319,8 +319,8 @@ static struct json_object *service_to_json(const struct state_service *s)
 	    add_field(o, "name", json_object_new_string(s->name)) < 0 ||
 	    (s->idle_us &&
 	     add_field(o, "idle_ms", json_object_new_int64((int64_t)(s->idle_us / 1000))) < 0) ||
-	    add_field(o, "wake_on", json_object_new_string(s->wake_on_data ? "data" : "connect")) <
-		0)
+	    add_field(o, "wake_on",
+		      json_object_new_string(settings_wake_on_to_string(s->wake_on_data))) < 0)
 		return NULL;
 	if (s->n_ports == 0)
 		return TAKE_PTR(o);

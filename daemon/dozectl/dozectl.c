@@ -19,11 +19,10 @@
 #include <unistd.h>
 
 #include "dozed/dozectl_format.h"
-#include "dozed/duration.h"
 #include "dozed/macro.h"
+#include "dozed/settings.h"
 
 #define DOZECTL_VERSION	 "0.1.0"
-#define CONTROL_PATH	 "/run/dozed/control.sock"
 #define REPLY_TIMEOUT_S	 60
 #define EXIT_OK		 0
 #define EXIT_REFUSED	 1
@@ -75,10 +74,10 @@ static void usage(FILE *out)
 		"                         recent events; --follow: then wait for more\n"
 		"\n"
 		"  --control PATH         the control socket (default $DOZED_CONTROL or %s)\n"
-		"  DURATION               a whole number and a unit: 500ms, 30s, 10m, 2h\n"
+		"  DURATION               a whole number and a unit: 30s, 10m, 2h; at least 1s\n"
 		"\n"
 		"Exit status: 0 done, 1 dozed refused, 2 usage, 3 dozed cannot be reached.\n",
-		CONTROL_PATH);
+		DOZED_CONTROL_PATH_DEFAULT);
 }
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
@@ -192,22 +191,17 @@ static int parse_args(int argc, char **argv, struct args *a)
 		return usage_error("unexpected argument '%s'", positional[n_positional - 1]);
 	a->target = a->cmd->arg ? positional[1] : NULL;
 
-	uint64_t us;
-	int r = a->idle ? duration_parse_us(a->idle, &us) : 0;
-	if (r == -ERANGE)
-		return usage_error("invalid --idle value '%s': expected at most " DURATION_MAX_TEXT,
-				   a->idle);
-	if (r < 0)
-		return usage_error("invalid --idle value '%s': expected a whole number and a "
-				   "unit, ms, s, m or h (e.g. 30s, 10m)",
-				   a->idle);
-	if (a->wake_on && strcmp(a->wake_on, "connect") != 0 && strcmp(a->wake_on, "data") != 0)
-		return usage_error("invalid --wake-on value '%s': expected connect or data",
-				   a->wake_on);
+	/* The daemon's own parsers: what it would refuse is a usage error here. */
+	struct service_settings settings = {0};
+	const char *expected = NULL;
+	if (a->idle && settings_set(&settings, "idle", a->idle, &expected) < 0)
+		return usage_error("invalid --idle value '%s': %s", a->idle, expected);
+	if (a->wake_on && settings_set(&settings, "wake-on", a->wake_on, &expected) < 0)
+		return usage_error("invalid --wake-on value '%s': %s", a->wake_on, expected);
 	if (!a->control)
 		a->control = getenv("DOZED_CONTROL");
 	if (!a->control || !*a->control)
-		a->control = CONTROL_PATH;
+		a->control = DOZED_CONTROL_PATH_DEFAULT;
 	return 0;
 }
 

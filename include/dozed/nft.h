@@ -27,8 +27,7 @@
  * answer. Needs CAP_NET_ADMIN in the network namespace the context was made in.
  */
 
-#define NFT_TABLE_DEFAULT "dozed"
-#define NFT_SET_SLEEPING  "sleeping"
+#define NFT_SET_SLEEPING "sleeping"
 
 /* Hook priorities of our chains (NF_IP_PRI_NAT_DST is -100, "dstnat"). */
 #define NFT_PRIO_PREROUTING (-100 - 10)

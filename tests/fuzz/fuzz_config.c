@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "dozed/config.h"
+#include "dozed/duration.h"
 #include "fuzz.h"
 
 static int memfd = -1;
@@ -38,6 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(c.runtime_socket && c.runtime_socket[0] == '/');
 		FUZZ_ASSERT(c.control_path && c.state_dir && c.nft_table && c.nft_table[0]);
 		FUZZ_ASSERT(c.max_held > 0);
+		/* settings_parse_idle()'s bounds, whatever the file says. */
+		FUZZ_ASSERT(c.idle_us >= DOZED_IDLE_MIN_US && c.idle_us <= DURATION_MAX_US);
 		FUZZ_ASSERT(strcmp(c.config_path, path) == 0);
 		r = dozed_config_validate(&c, &err);
 		FUZZ_ASSERT(r == 0 ? !err : err != NULL);
