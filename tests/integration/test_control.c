@@ -1,105 +1,36 @@
 // SPDX-License-Identifier: MIT
 /*
- * The control protocol on real unix sockets in a temporary directory. A fake
- * handler plays the daemon: "echo" answers at once, "later" is answered by the
- * test, "follow" subscribes. Clients are non-blocking sockets in the test's
- * own thread, driven by the same event loop as the server. The daemon's own
- * handler is tested last, on requests it must refuse before acting.
+ * The control protocol on real unix sockets in a temporary directory. The
+ * fixture's handler (control_fixture.h) plays the daemon: "echo" answers at
+ * once, "later" is answered by the test, "follow" subscribes. Clients are
+ * non-blocking sockets in the test's own thread, driven by the same event loop
+ * as the server. The real daemon is tested last, on requests it must refuse
+ * before acting.
  */
 #include <errno.h>
 #include <event2/event.h>
 #include <json-c/json.h>
-#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
-#include "../../daemon/daemon_internal.h"
+#include "dozed/config.h"
 #include "dozed/control.h"
+#include "dozed/daemon.h"
 #include "dozed/macro.h"
+#include "control_fixture.h"
 #include "evloop.h"
 #include "harness.h"
 #include "lineclient.h"
+#include "netns.h"
 
 #define WAIT_MS 5000
 
-struct fixture {
-	struct event_base *base;
-	struct control *ctl;
-	struct control_config cfg;
-	char path[128];
-	uint64_t later_client; /* the last "later" request, 0: none */
-	unsigned requests;
-};
-
-static void handler(void *ud, uint64_t id, const char *cmd, struct json_object *req)
-{
-	struct fixture *f = ud;
-	f->requests++;
-	if (strcmp(cmd, "echo") == 0) {
-		struct json_object *r = json_object_new_object();
-		json_object_object_add(r, "ok", json_object_new_boolean(1));
-		json_object_object_add(r, "echo", json_object_get(req));
-		control_reply(f->ctl, id, r);
-	} else if (strcmp(cmd, "later") == 0) {
-		f->later_client = id;
-	} else if (strcmp(cmd, "follow") == 0) {
-		control_subscribe(f->ctl, id);
-		control_reply(f->ctl, id, json_tokener_parse("{\"ok\":true}"));
-	} else {
-		control_reply_error(f->ctl, id, "unknown command: %s", cmd);
-	}
-}
-
-static void fixture_free(void *arg)
-{
-	struct fixture *f = arg;
-	control_free(f->ctl);
-	event_base_free(f->base);
-	free(f);
-}
-
-/* A fixture with a temporary directory and no server yet. */
-static struct fixture *fixture_bare(void)
-{
-	signal(SIGPIPE, SIG_IGN);
-	struct fixture *f = calloc(1, sizeof(*f));
-	if (!f)
-		FAIL("out of memory");
-	char *dir = lineclient_tmpdir("dozed-ctl");
-	snprintf(f->path, sizeof(f->path), "%s/control.sock", dir);
-	free(dir);
-	f->base = event_base_new();
-	if (!f->base)
-		FAIL("event_base_new failed");
-	test_defer(fixture_free, f);
-	control_config_defaults(&f->cfg);
-	f->cfg.path = f->path;
-	return f;
-}
-
-static struct fixture *fixture_new(void)
-{
-	struct fixture *f = fixture_bare();
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
-	return f;
-}
-
-static struct lineclient *conn_open(struct fixture *f)
-{
-	return lineclient_open(f->base, f->path);
-}
-
-static struct control_counters counters(struct fixture *f)
-{
-	struct control_counters k;
-	control_get_counters(f->ctl, &k);
-	return k;
-}
-
 TEST(test_request_gets_its_reply)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *c = conn_open(f);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *c = control_fixture_connect(f);
 	_cleanup_free_ char *reply = lineclient_request(c, "{\"cmd\":\"echo\",\"x\":[1,2]}\n");
 	ASSERT_STREQ(reply, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\",\"x\":[1,2]}}");
 	ASSERT_EQ_U(f->requests, 1);
@@ -107,8 +38,8 @@ TEST(test_request_gets_its_reply)
 
 TEST(test_pipelined_requests_are_answered_in_order)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *c = conn_open(f);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *c = control_fixture_connect(f);
 	ASSERT_TRUE(
 	    lineclient_send(c, "{\"cmd\":\"echo\",\"n\":1}\n{\"cmd\":\"echo\",\"n\":2}\r\n", 44));
 	_cleanup_free_ char *one = lineclient_read_line(c);
@@ -119,8 +50,8 @@ TEST(test_pipelined_requests_are_answered_in_order)
 
 TEST(test_request_arriving_in_pieces_is_answered_once_complete)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *c = lineclient_open(f->base, f->path);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *c = control_fixture_connect(f);
 	const char *pieces[] = {"{\"cmd\":", "\"echo\",", "\"n\":3", "}"};
 	for (size_t i = 0; i < ARRAY_SIZE(pieces); i++) {
 		ASSERT_TRUE(lineclient_send(c, pieces[i], strlen(pieces[i])));
@@ -133,8 +64,8 @@ TEST(test_request_arriving_in_pieces_is_answered_once_complete)
 
 TEST(test_malformed_requests_get_errors_and_the_connection_stays_usable)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *c = conn_open(f);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *c = control_fixture_connect(f);
 	_cleanup_free_ char *bad_json = lineclient_request(c, "{not json\n");
 	ASSERT_CONTAINS(bad_json, "{\"ok\":false,\"error\":\"invalid JSON");
 	_cleanup_free_ char *not_object = lineclient_request(c, "[1,2]\n");
@@ -145,15 +76,15 @@ TEST(test_malformed_requests_get_errors_and_the_connection_stays_usable)
 	ASSERT_CONTAINS(trailing, "\"ok\":false");
 	_cleanup_free_ char *good = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
 	ASSERT_STREQ(good, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\"}}");
-	ASSERT_EQ_U(counters(f).bad_requests, 4);
+	ASSERT_EQ_U(control_fixture_counters(f).bad_requests, 4);
 	ASSERT_EQ_U(f->requests, 1);
 }
 
 TEST(test_oversized_request_gets_an_error_and_close_and_others_are_unaffected)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *other = conn_open(f);
-	struct lineclient *big = conn_open(f);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *other = control_fixture_connect(f);
+	struct lineclient *big = control_fixture_connect(f);
 	/* The other client is in the middle of its own request. */
 	ASSERT_TRUE(lineclient_send(other, "{\"cmd\":\"ec", 10));
 
@@ -165,7 +96,7 @@ TEST(test_oversized_request_gets_an_error_and_close_and_others_are_unaffected)
 	_cleanup_free_ char *err = lineclient_read_line(big);
 	ASSERT_STREQ(err, "{\"ok\":false,\"error\":\"request too long (limit 65536 bytes)\"}");
 	lineclient_assert_closed(big);
-	ASSERT_EQ_U(counters(f).too_long, 1);
+	ASSERT_EQ_U(control_fixture_counters(f).too_long, 1);
 
 	_cleanup_free_ char *reply = lineclient_request(other, "ho\"}\n");
 	ASSERT_STREQ(reply, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\"}}");
@@ -173,8 +104,8 @@ TEST(test_oversized_request_gets_an_error_and_close_and_others_are_unaffected)
 
 TEST(test_request_of_exactly_the_limit_is_accepted)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *c = conn_open(f);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *c = control_fixture_connect(f);
 	size_t limit = CONTROL_MAX_REQUEST_DEFAULT;
 	_cleanup_free_ char *line = malloc(limit + 2);
 	const char *head = "{\"cmd\":\"echo\",\"pad\":\"";
@@ -189,18 +120,13 @@ TEST(test_request_of_exactly_the_limit_is_accepted)
 
 static bool got_later(void *arg)
 {
-	return ((struct fixture *)arg)->later_client != 0;
-}
-
-static bool no_clients(void *arg)
-{
-	return counters(arg).clients_now == 0;
+	return ((struct control_fixture *)arg)->later_client != 0;
 }
 
 TEST(test_delayed_reply_reaches_the_client)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *c = conn_open(f);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *c = control_fixture_connect(f);
 	ASSERT_TRUE(lineclient_send(c, "{\"cmd\":\"later\"}\n", 16));
 	evloop_run_until(f->base, got_later, f, WAIT_MS, "the delayed request");
 	ASSERT_TRUE(lineclient_silent_for(c, 20));
@@ -212,13 +138,13 @@ TEST(test_delayed_reply_reaches_the_client)
 
 TEST(test_reply_to_a_client_that_left_is_enoent)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *c = conn_open(f);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *c = control_fixture_connect(f);
 	ASSERT_TRUE(lineclient_send(c, "{\"cmd\":\"later\"}\n", 16));
 	evloop_run_until(f->base, got_later, f, WAIT_MS, "the delayed request");
 	uint64_t gone = f->later_client;
 	lineclient_close(c);
-	evloop_run_until(f->base, no_clients, f, WAIT_MS, "the client to be cleaned up");
+	control_fixture_wait_clients(f, 0, "the client to be cleaned up");
 
 	ASSERT_ERR(control_reply(f->ctl, gone, json_tokener_parse("{\"ok\":true}")), ENOENT);
 	ASSERT_ERR(control_reply_error(f->ctl, gone, "too late"), ENOENT);
@@ -226,7 +152,7 @@ TEST(test_reply_to_a_client_that_left_is_enoent)
 
 	/* Ids are never reused: the next client's "later" comes with a new one. */
 	f->later_client = 0;
-	struct lineclient *next = conn_open(f);
+	struct lineclient *next = control_fixture_connect(f);
 	ASSERT_TRUE(lineclient_send(next, "{\"cmd\":\"later\"}\n", 16));
 	evloop_run_until(f->base, got_later, f, WAIT_MS, "the second delayed request");
 	ASSERT_TRUE(f->later_client != gone);
@@ -236,8 +162,8 @@ TEST(test_reply_to_a_client_that_left_is_enoent)
 
 TEST(test_client_that_half_closes_still_gets_its_reply)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *c = conn_open(f);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *c = control_fixture_connect(f);
 	/* The last request may even come without its newline, as from printf | socat. */
 	ASSERT_TRUE(lineclient_send(c, "{\"cmd\":\"later\"}\n{\"cmd\":\"echo\"}", 30));
 	shutdown(c->fd, SHUT_WR);
@@ -249,7 +175,7 @@ TEST(test_client_that_half_closes_still_gets_its_reply)
 	_cleanup_free_ char *later = lineclient_read_line(c);
 	ASSERT_STREQ(later, "{\"ok\":true}");
 	lineclient_assert_closed(c);
-	evloop_run_until(f->base, no_clients, f, WAIT_MS, "the client to be cleaned up");
+	control_fixture_wait_clients(f, 0, "the client to be cleaned up");
 }
 
 static struct json_object *event_numbered(unsigned i, size_t pad)
@@ -267,7 +193,7 @@ static struct json_object *event_numbered(unsigned i, size_t pad)
 	return e;
 }
 
-static void broadcast(struct fixture *f, unsigned i, size_t pad)
+static void broadcast(struct control_fixture *f, unsigned i, size_t pad)
 {
 	struct json_object *e = event_numbered(i, pad);
 	control_broadcast(f->ctl, e);
@@ -276,12 +202,13 @@ static void broadcast(struct fixture *f, unsigned i, size_t pad)
 
 TEST(test_subscribers_get_broadcasts_and_others_do_not)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *sub1 = conn_open(f), *sub2 = conn_open(f), *plain = conn_open(f);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *sub1 = control_fixture_connect(f), *sub2 = control_fixture_connect(f),
+			  *plain = control_fixture_connect(f);
 	_cleanup_free_ char *r1 = lineclient_request(sub1, "{\"cmd\":\"follow\"}\n");
 	_cleanup_free_ char *r2 = lineclient_request(sub2, "{\"cmd\":\"follow\"}\n");
 	_cleanup_free_ char *r3 = lineclient_request(plain, "{\"cmd\":\"echo\"}\n");
-	ASSERT_EQ_U(counters(f).subscribers_now, 2);
+	ASSERT_EQ_U(control_fixture_counters(f).subscribers_now, 2);
 
 	broadcast(f, 1, 0);
 	_cleanup_free_ char *e1 = lineclient_read_line(sub1);
@@ -292,32 +219,33 @@ TEST(test_subscribers_get_broadcasts_and_others_do_not)
 
 	/* A subscriber that leaves is cleaned up; the others keep getting events. */
 	lineclient_close(sub1);
+	control_fixture_wait_clients(f, 2, "the subscriber that left to be cleaned up");
+	ASSERT_EQ_U(control_fixture_counters(f).subscribers_now, 1);
 	broadcast(f, 2, 0);
 	_cleanup_free_ char *e3 = lineclient_read_line(sub2);
 	ASSERT_STREQ(e3, "{\"event\":\"sleep\",\"seq\":2}");
-	ASSERT_EQ_U(counters(f).subscribers_now, 1);
-	ASSERT_EQ_U(counters(f).clients_now, 2);
 }
 
 TEST(test_slow_subscriber_is_dropped_without_affecting_others)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	f->cfg.max_backlog = 64 * 1024;
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
-	struct lineclient *slow = conn_open(f), *fast = conn_open(f), *plain = conn_open(f);
+	control_fixture_start(f, NULL, NULL);
+	struct lineclient *slow = control_fixture_connect(f), *fast = control_fixture_connect(f),
+			  *plain = control_fixture_connect(f);
 	_cleanup_free_ char *r1 = lineclient_request(slow, "{\"cmd\":\"follow\"}\n");
 	_cleanup_free_ char *r2 = lineclient_request(fast, "{\"cmd\":\"follow\"}\n");
 
 	unsigned i;
-	for (i = 0; i < 10000 && counters(f).subscribers_dropped == 0; i++) {
+	for (i = 0; i < 10000 && control_fixture_counters(f).subscribers_dropped == 0; i++) {
 		broadcast(f, i, 1000);
 		_cleanup_free_ char *line = lineclient_read_line(fast);
 		char want[32];
 		snprintf(want, sizeof(want), "\"seq\":%u,", i);
 		ASSERT_CONTAINS(line, want);
 	}
-	ASSERT_EQ_U(counters(f).subscribers_dropped, 1);
-	ASSERT_EQ_U(counters(f).subscribers_now, 1);
+	ASSERT_EQ_U(control_fixture_counters(f).subscribers_dropped, 1);
+	ASSERT_EQ_U(control_fixture_counters(f).subscribers_now, 1);
 
 	/* What reached the slow one's socket is still there, then the end. */
 	lineclient_assert_closed(slow);
@@ -330,8 +258,8 @@ TEST(test_slow_subscriber_is_dropped_without_affecting_others)
 
 TEST(test_nul_inside_a_request_is_refused_whole)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *c = conn_open(f);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *c = control_fixture_connect(f);
 	_cleanup_free_ char *escaped = lineclient_request(c, "{\"cmd\":\"echo\\u0000x\"}\n");
 	ASSERT_STREQ(escaped,
 		     "{\"ok\":false,\"error\":\"a request must not contain NUL characters\"}");
@@ -346,13 +274,13 @@ TEST(test_nul_inside_a_request_is_refused_whole)
 	    lineclient_request(c, "{\"cmd\":\"echo\",\"x\":\"\\\\u0000\"}\n");
 	ASSERT_STREQ(text, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\",\"x\":\"\\\\u0000\"}}");
 	ASSERT_EQ_U(f->requests, 1);
-	ASSERT_EQ_U(counters(f).bad_requests, 3);
+	ASSERT_EQ_U(control_fixture_counters(f).bad_requests, 3);
 }
 
 TEST(test_invalid_utf8_is_refused_and_never_echoed)
 {
-	struct fixture *f = fixture_new();
-	struct lineclient *c = conn_open(f);
+	struct control_fixture *f = control_fixture_new();
+	struct lineclient *c = control_fixture_connect(f);
 	const char *bad[] = {
 	    "{\"cmd\":\"echo\",\"x\":\"\xff\"}\n",	   /* never a UTF-8 byte */
 	    "{\"cmd\":\"echo\",\"x\":\"\xc0\xaf\"}\n",	   /* overlong '/' */
@@ -373,18 +301,18 @@ TEST(test_invalid_utf8_is_refused_and_never_echoed)
 	ASSERT_STREQ(good, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\",\"x\":\"caf\xc3\xa9\"}}");
 }
 
-static struct fixture *fixture_idle(uint64_t idle_timeout_us)
+static struct control_fixture *fixture_idle(uint64_t idle_timeout_us)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	f->cfg.idle_timeout_us = idle_timeout_us;
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	control_fixture_start(f, NULL, NULL);
 	return f;
 }
 
 TEST(test_idle_client_is_told_why_and_closed_after_the_idle_timeout)
 {
-	struct fixture *f = fixture_idle(500 * 1000);
-	struct lineclient *c = conn_open(f);
+	struct control_fixture *f = fixture_idle(500 * 1000);
+	struct lineclient *c = control_fixture_connect(f);
 	uint64_t start = test_now_ms();
 	_cleanup_free_ char *reply = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
 	ASSERT_CONTAINS(reply, "\"ok\":true");
@@ -393,24 +321,24 @@ TEST(test_idle_client_is_told_why_and_closed_after_the_idle_timeout)
 	/* libevent's coarse clock may fire a few ms early; 450 is far from 0 still. */
 	ASSERT_TRUE(test_now_ms() - start >= 450);
 	lineclient_assert_closed(c);
-	evloop_run_until(f->base, no_clients, f, WAIT_MS, "the idle client to be cleaned up");
-	ASSERT_EQ_U(counters(f).idle_closed, 1);
+	control_fixture_wait_clients(f, 0, "the idle client to be cleaned up");
+	ASSERT_EQ_U(control_fixture_counters(f).idle_closed, 1);
 }
 
 TEST(test_waiting_and_subscribed_clients_are_not_idle)
 {
-	struct fixture *f = fixture_idle(300 * 1000);
-	struct lineclient *waiting = conn_open(f);
+	struct control_fixture *f = fixture_idle(300 * 1000);
+	struct lineclient *waiting = control_fixture_connect(f);
 	ASSERT_TRUE(lineclient_send(waiting, "{\"cmd\":\"later\"}\n", 16));
 	evloop_run_until(f->base, got_later, f, WAIT_MS, "the delayed request");
-	struct lineclient *sub = conn_open(f);
+	struct lineclient *sub = control_fixture_connect(f);
 	_cleanup_free_ char *r = lineclient_request(sub, "{\"cmd\":\"follow\"}\n");
-	struct lineclient *idle = conn_open(f);
+	struct lineclient *idle = control_fixture_connect(f);
 	lineclient_assert_closed(idle);
 	/* Several idle timeouts later, both are still there. */
 	ASSERT_TRUE(lineclient_silent_for(waiting, 1000));
 	ASSERT_TRUE(lineclient_silent_for(sub, 10));
-	ASSERT_EQ_U(counters(f).clients_now, 2);
+	ASSERT_EQ_U(control_fixture_counters(f).clients_now, 2);
 	broadcast(f, 1, 0);
 	_cleanup_free_ char *e = lineclient_read_line(sub);
 	ASSERT_STREQ(e, "{\"event\":\"sleep\",\"seq\":1}");
@@ -419,14 +347,14 @@ TEST(test_waiting_and_subscribed_clients_are_not_idle)
 	_cleanup_free_ char *answer = lineclient_read_line(waiting);
 	ASSERT_STREQ(answer, "{\"ok\":true}");
 	lineclient_assert_closed(waiting);
-	ASSERT_EQ_U(counters(f).idle_closed, 2);
-	ASSERT_EQ_U(counters(f).subscribers_now, 1);
+	ASSERT_EQ_U(control_fixture_counters(f).idle_closed, 2);
+	ASSERT_EQ_U(control_fixture_counters(f).subscribers_now, 1);
 }
 
 TEST(test_request_trickling_in_does_not_keep_a_client_open)
 {
-	struct fixture *f = fixture_idle(200 * 1000);
-	struct lineclient *c = conn_open(f);
+	struct control_fixture *f = fixture_idle(200 * 1000);
+	struct lineclient *c = control_fixture_connect(f);
 	ASSERT_TRUE(lineclient_send(c, "{\"cmd\":\"echo\",\"pad\":\"", 22));
 	/* A byte every 20 ms never completes a request: the deadline is not moved. */
 	uint64_t deadline = test_now_ms() + WAIT_MS;
@@ -436,12 +364,12 @@ TEST(test_request_trickling_in_does_not_keep_a_client_open)
 	}
 	ASSERT_TRUE(!open);
 	lineclient_assert_closed(c);
-	ASSERT_EQ_U(counters(f).idle_closed, 1);
+	ASSERT_EQ_U(control_fixture_counters(f).idle_closed, 1);
 	ASSERT_EQ_U(f->requests, 0);
 }
 
 struct flood {
-	struct fixture *f;
+	struct control_fixture *f;
 	int fd;
 };
 
@@ -453,49 +381,69 @@ static bool flood_until_closed(void *arg)
 	static const char req[] = "{\"cmd\":\"echo\",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n";
 	while (send(fl->fd, req, sizeof(req) - 1, MSG_DONTWAIT | MSG_NOSIGNAL) > 0) {
 	}
-	return counters(fl->f).clients_now == 0;
+	return control_fixture_counters(fl->f).clients_now == 0;
 }
 
 TEST(test_client_that_never_reads_is_closed_after_the_idle_timeout)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	f->cfg.idle_timeout_us = 500 * 1000;
 	f->cfg.max_backlog = 4096;
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
-	struct lineclient *c = conn_open(f);
+	control_fixture_start(f, NULL, NULL);
+	struct lineclient *c = control_fixture_connect(f);
 	_cleanup_free_ char *first = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
 	struct flood fl = {.f = f, .fd = c->fd};
 	evloop_run_until(f->base, flood_until_closed, &fl, WAIT_MS,
 			 "the client that does not read its replies to be closed");
 	ASSERT_TRUE(f->requests > 1);
-	ASSERT_EQ_U(counters(f).idle_closed, 1);
+	ASSERT_EQ_U(control_fixture_counters(f).idle_closed, 1);
 }
 
-/* The daemon's real handler on an otherwise empty daemon: what it refuses, it refuses first. */
+/*
+ * The real daemon (dozed_new) in a network namespace of its own, its control
+ * socket and state in the test's directory and a runtime socket nothing
+ * listens on: what a command refuses, it refuses before it asks the runtime
+ * or touches a service.
+ */
 struct daemon_fixture {
-	struct fixture *f;
-	struct dozed d;
+	struct control_fixture *f; /* its directory and base; its own server is not started */
+	struct dozed_config cfg;   /* borrowed by the daemon, so freed after it */
+	struct dozed *d;
 	struct lineclient *c;
 };
 
 static void daemon_fixture_free(void *arg)
 {
 	struct daemon_fixture *df = arg;
-	control_free(df->d.control);
+	dozed_free(df->d);
+	dozed_config_free(&df->cfg);
 	free(df);
+}
+
+static void set_path(char **field, const char *dir, const char *name)
+{
+	free(*field);
+	if (asprintf(field, "%s/%s", dir, name) < 0)
+		FAIL("out of memory");
 }
 
 static struct daemon_fixture *daemon_fixture_new(void)
 {
+	/* Its nft table and activator port are then the namespace's, not the host's. */
+	ASSERT_OK(netns_enter_private());
 	struct daemon_fixture *df = calloc(1, sizeof(*df));
 	if (!df)
 		FAIL("out of memory");
-	df->f = fixture_bare();
+	df->f = control_fixture_bare("dozed-ctl");
+	/* Deferred after the fixture: the daemon goes before the base it runs on. */
 	test_defer(daemon_fixture_free, df);
-	df->d.base = df->f->base;
-	ASSERT_OK(
-	    control_new(df->f->base, &df->f->cfg, dozed_control_handler, &df->d, &df->d.control));
-	df->c = lineclient_open(df->f->base, df->f->path);
+	ASSERT_OK(dozed_config_defaults(&df->cfg));
+	set_path(&df->cfg.control_path, df->f->dir, "control.sock");
+	set_path(&df->cfg.runtime_socket, df->f->dir, "no-runtime.sock");
+	set_path(&df->cfg.state_dir, df->f->dir, "state");
+	ASSERT_OK(mkdir(df->cfg.state_dir, 0700));
+	ASSERT_OK(dozed_new(df->f->base, &df->cfg, NULL, NULL, NULL, &df->d));
+	df->c = control_fixture_connect(df->f);
 	return df;
 }
 

@@ -9,8 +9,6 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <json-c/json.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,8 +17,9 @@
 #include <unistd.h>
 
 #include "dozed/control.h"
-#include "capture.h"
 #include "dozed/macro.h"
+#include "capture.h"
+#include "control_fixture.h"
 #include "evloop.h"
 #include "harness.h"
 #include "lineclient.h"
@@ -28,80 +27,6 @@
 #define WAIT_MS	    5000
 #define NOBODY	    65534
 #define OTHER_GROUP 4242
-
-struct fixture {
-	struct event_base *base;
-	struct control *ctl;
-	struct control_config cfg;
-	char dir[64];
-	char path[128];
-	unsigned requests;
-};
-
-/* "echo" answers with the request; anything else is an error. */
-static void handler(void *ud, uint64_t id, const char *cmd, struct json_object *req)
-{
-	struct fixture *f = ud;
-	f->requests++;
-	if (strcmp(cmd, "echo") != 0) {
-		control_reply_error(f->ctl, id, "unknown command: %s", cmd);
-		return;
-	}
-	struct json_object *r = json_object_new_object();
-	json_object_object_add(r, "ok", json_object_new_boolean(1));
-	json_object_object_add(r, "echo", json_object_get(req));
-	control_reply(f->ctl, id, r);
-}
-
-static void fixture_free(void *arg)
-{
-	struct fixture *f = arg;
-	control_free(f->ctl);
-	event_base_free(f->base);
-	free(f);
-}
-
-/* A temporary directory and no server yet. */
-static struct fixture *fixture_bare(void)
-{
-	signal(SIGPIPE, SIG_IGN);
-	struct fixture *f = calloc(1, sizeof(*f));
-	if (!f)
-		FAIL("out of memory");
-	char *dir = lineclient_tmpdir("dozed-ctl");
-	snprintf(f->dir, sizeof(f->dir), "%s", dir);
-	free(dir);
-	snprintf(f->path, sizeof(f->path), "%s/control.sock", f->dir);
-	f->base = event_base_new();
-	if (!f->base)
-		FAIL("event_base_new failed");
-	test_defer(fixture_free, f);
-	control_config_defaults(&f->cfg);
-	f->cfg.path = f->path;
-	return f;
-}
-
-static struct fixture *fixture_new(void)
-{
-	struct fixture *f = fixture_bare();
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
-	return f;
-}
-
-/* The server answers an echo on a new connection. */
-static void assert_serves(struct fixture *f)
-{
-	struct lineclient *c = lineclient_open(f->base, f->path);
-	_cleanup_free_ char *reply = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
-	ASSERT_STREQ(reply, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\"}}");
-}
-
-static struct control_counters counters(struct fixture *f)
-{
-	struct control_counters k;
-	control_get_counters(f->ctl, &k);
-	return k;
-}
 
 /* In a child: become uid NOBODY (gid, groups as given), connect, and report the first line. */
 static pid_t spawn_foreign_client(const char *path, gid_t gid, gid_t supplementary, int out_fd)
@@ -148,7 +73,7 @@ static bool child_exited(void *arg)
 }
 
 /* The first line a foreign client (uid NOBODY) receives. */
-static char *foreign_client_line(struct fixture *f, gid_t gid, gid_t supplementary)
+static char *foreign_client_line(struct control_fixture *f, gid_t gid, gid_t supplementary)
 {
 	if (geteuid() != 0)
 		test_skip("switching to another uid needs root");
@@ -172,35 +97,35 @@ static char *foreign_client_line(struct fixture *f, gid_t gid, gid_t supplementa
 
 TEST(test_peer_with_another_uid_is_refused)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	f->cfg.mode = 0666;
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	control_fixture_start(f, NULL, NULL);
 	_cleanup_free_ char *line = foreign_client_line(f, NOBODY, 0);
 	ASSERT_CONTAINS(line, "{\"ok\":false,\"error\":\"permission denied: uid 65534");
-	ASSERT_EQ_U(counters(f).rejected_peer, 1);
+	ASSERT_EQ_U(control_fixture_counters(f).rejected_peer, 1);
 	ASSERT_EQ_U(f->requests, 0);
 }
 
 TEST(test_peer_in_the_socket_group_is_allowed)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	f->cfg.gid = OTHER_GROUP;
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	control_fixture_start(f, NULL, NULL);
 	_cleanup_free_ char *primary = foreign_client_line(f, OTHER_GROUP, 0);
 	ASSERT_CONTAINS(primary, "{\"ok\":true");
 	_cleanup_free_ char *supplementary = foreign_client_line(f, NOBODY, OTHER_GROUP);
 	ASSERT_CONTAINS(supplementary, "{\"ok\":true");
-	ASSERT_EQ_U(counters(f).rejected_peer, 0);
+	ASSERT_EQ_U(control_fixture_counters(f).rejected_peer, 0);
 }
 
 TEST(test_socket_gets_its_mode_group_and_parent_directory)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	if (geteuid() != 0)
 		test_skip("giving the socket a group we are not in needs root");
 	snprintf(f->path, sizeof(f->path), "%s/run/dozed/control.sock", f->dir);
 	f->cfg.gid = OTHER_GROUP;
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	control_fixture_start(f, NULL, NULL);
 	struct stat st;
 	ASSERT_OK(stat(f->path, &st));
 	ASSERT_TRUE(S_ISSOCK(st.st_mode));
@@ -227,41 +152,41 @@ static void bind_stale_socket(const char *path)
 
 TEST(test_stale_socket_file_is_replaced)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	bind_stale_socket(f->path);
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
-	assert_serves(f);
+	control_fixture_start(f, NULL, NULL);
+	control_fixture_assert_serves(f);
 }
 
 TEST(test_live_socket_is_not_stolen)
 {
-	struct fixture *f = fixture_new();
+	struct control_fixture *f = control_fixture_new();
 	struct control *second = NULL;
-	ASSERT_ERR(control_new(f->base, &f->cfg, handler, f, &second), EADDRINUSE);
+	ASSERT_ERR(control_new(f->base, &f->cfg, control_fixture_handler, f, &second), EADDRINUSE);
 	ASSERT_TRUE(second == NULL);
-	assert_serves(f);
+	control_fixture_assert_serves(f);
 }
 
 TEST(test_path_that_is_not_a_socket_is_refused)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	int fd = open(f->path, O_CREAT | O_WRONLY, 0600);
 	ASSERT_OK(fd);
 	close(fd);
-	ASSERT_ERR(control_new(f->base, &f->cfg, handler, f, &f->ctl), EEXIST);
+	ASSERT_ERR(control_new(f->base, &f->cfg, control_fixture_handler, f, &f->ctl), EEXIST);
 	ASSERT_OK(access(f->path, F_OK));
 }
 
 TEST(test_socket_activated_fd_serves_and_its_file_is_left_alone)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	struct sockaddr_un sa = lineclient_sockaddr(f->path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ASSERT_OK(fd);
 	ASSERT_OK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
 	ASSERT_OK(listen(fd, 16));
-	ASSERT_OK(control_new_from_fd(f->base, fd, &f->cfg, handler, f, &f->ctl));
-	assert_serves(f);
+	ASSERT_OK(control_new_from_fd(f->base, fd, &f->cfg, control_fixture_handler, f, &f->ctl));
+	control_fixture_assert_serves(f);
 	control_free(f->ctl);
 	f->ctl = NULL;
 	ASSERT_OK(access(f->path, F_OK));
@@ -269,10 +194,11 @@ TEST(test_socket_activated_fd_serves_and_its_file_is_left_alone)
 
 TEST(test_fd_that_does_not_listen_is_refused)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ASSERT_OK(fd);
-	ASSERT_ERR(control_new_from_fd(f->base, fd, &f->cfg, handler, f, &f->ctl), EINVAL);
+	ASSERT_ERR(control_new_from_fd(f->base, fd, &f->cfg, control_fixture_handler, f, &f->ctl),
+		   EINVAL);
 	/* It was taken and closed. */
 	ASSERT_TRUE(fcntl(fd, F_GETFD) < 0 && errno == EBADF);
 }
@@ -300,7 +226,7 @@ static void holder_free(void *arg)
 	free(arg);
 }
 
-static struct holder *spawn_foreign_holder(struct fixture *f, unsigned n)
+static struct holder *spawn_foreign_holder(struct control_fixture *f, unsigned n)
 {
 	if (geteuid() != 0)
 		test_skip("switching to another uid needs root");
@@ -347,21 +273,9 @@ static struct holder *spawn_foreign_holder(struct fixture *f, unsigned n)
 }
 
 struct clients_wait {
-	struct fixture *f;
+	struct control_fixture *f;
 	uint64_t n;
 };
-
-static bool clients_are(void *arg)
-{
-	struct clients_wait *w = arg;
-	return counters(w->f).clients_now == w->n;
-}
-
-static void wait_clients(struct fixture *f, uint64_t n, const char *what)
-{
-	struct clients_wait w = {.f = f, .n = n};
-	evloop_run_until(f->base, clients_are, &w, WAIT_MS, what);
-}
 
 static void close_fds(void *arg)
 {
@@ -372,7 +286,7 @@ static void close_fds(void *arg)
 }
 
 /* n idle connections of this (root) process, closed when the test ends. */
-static void open_idle(struct fixture *f, unsigned n)
+static void open_idle(struct control_fixture *f, unsigned n)
 {
 	int *fds = malloc((n + 1) * sizeof(int));
 	if (!fds)
@@ -388,54 +302,56 @@ static void open_idle(struct fixture *f, unsigned n)
 
 TEST(test_clients_over_the_limit_are_refused_but_root_gets_its_reserve)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	f->cfg.max_clients = 2;
 	f->cfg.gid = OTHER_GROUP;
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	control_fixture_start(f, NULL, NULL);
 	spawn_foreign_holder(f, 2);
-	wait_clients(f, 2, "the foreign clients to connect");
+	control_fixture_wait_clients(f, 2, "the foreign clients to connect");
 	/* A third client of the same group is refused... */
 	_cleanup_free_ char *refused = foreign_client_line(f, OTHER_GROUP, 0);
 	ASSERT_STREQ(refused, "{\"ok\":false,\"error\":\"too many control clients (limit 2)\"}\n");
-	ASSERT_EQ_U(counters(f).rejected_full, 1);
+	ASSERT_EQ_U(control_fixture_counters(f).rejected_full, 1);
 	/* ...root is not: its reserve is beyond the limit. */
 	struct lineclient *root[CONTROL_ROOT_RESERVE];
 	for (size_t i = 0; i < ARRAY_SIZE(root); i++) {
-		root[i] = lineclient_open(f->base, f->path);
+		root[i] = control_fixture_connect(f);
 		_cleanup_free_ char *r = lineclient_request(root[i], "{\"cmd\":\"echo\"}\n");
 		ASSERT_CONTAINS(r, "\"ok\":true");
 	}
-	ASSERT_EQ_U(counters(f).clients_now, 2 + CONTROL_ROOT_RESERVE);
-	ASSERT_EQ_U(counters(f).evicted, 0);
+	ASSERT_EQ_U(control_fixture_counters(f).clients_now, 2 + CONTROL_ROOT_RESERVE);
+	ASSERT_EQ_U(control_fixture_counters(f).evicted, 0);
 }
 
 TEST(test_root_gets_in_when_idle_clients_fill_the_socket)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	f->cfg.gid = OTHER_GROUP;
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	control_fixture_start(f, NULL, NULL);
 	/* The default limit, filled by a member of the group, then root's reserve by root. */
 	spawn_foreign_holder(f, CONTROL_MAX_CLIENTS_DEFAULT);
-	wait_clients(f, CONTROL_MAX_CLIENTS_DEFAULT, "256 foreign clients to connect");
+	control_fixture_wait_clients(f, CONTROL_MAX_CLIENTS_DEFAULT,
+				     "256 foreign clients to connect");
 	open_idle(f, CONTROL_ROOT_RESERVE + 8);
 	/* Each of root's past the reserve took the slot of the idlest foreign client. */
-	struct lineclient *c = lineclient_open(f->base, f->path);
+	struct lineclient *c = control_fixture_connect(f);
 	_cleanup_free_ char *reply = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
 	ASSERT_STREQ(reply, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\"}}");
-	ASSERT_EQ_U(counters(f).evicted, 9);
-	ASSERT_EQ_U(counters(f).clients_now, CONTROL_MAX_CLIENTS_DEFAULT + CONTROL_ROOT_RESERVE);
+	ASSERT_EQ_U(control_fixture_counters(f).evicted, 9);
+	ASSERT_EQ_U(control_fixture_counters(f).clients_now,
+		    CONTROL_MAX_CLIENTS_DEFAULT + CONTROL_ROOT_RESERVE);
 }
 
 TEST(test_root_gets_in_when_root_fills_the_socket)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	f->cfg.max_clients = 16;
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
-	struct lineclient *oldest = lineclient_open(f->base, f->path);
+	control_fixture_start(f, NULL, NULL);
+	struct lineclient *oldest = control_fixture_connect(f);
 	_cleanup_free_ char *first = lineclient_request(oldest, "{\"cmd\":\"echo\"}\n");
 	open_idle(f, 16 + CONTROL_ROOT_RESERVE - 1);
-	wait_clients(f, 16 + CONTROL_ROOT_RESERVE, "the socket to fill");
-	struct lineclient *c = lineclient_open(f->base, f->path);
+	control_fixture_wait_clients(f, 16 + CONTROL_ROOT_RESERVE, "the socket to fill");
+	struct lineclient *c = control_fixture_connect(f);
 	_cleanup_free_ char *reply = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
 	ASSERT_STREQ(reply, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\"}}");
 	/* The one idle longest made room, and was told why. */
@@ -443,29 +359,29 @@ TEST(test_root_gets_in_when_root_fills_the_socket)
 	ASSERT_STREQ(why, "{\"ok\":false,\"error\":\"closed: the control socket is full and "
 			  "root needed a slot\"}");
 	lineclient_assert_closed(oldest);
-	ASSERT_EQ_U(counters(f).evicted, 1);
+	ASSERT_EQ_U(control_fixture_counters(f).evicted, 1);
 }
 
 static bool idle_closed_at_least(void *arg)
 {
 	struct clients_wait *w = arg;
-	return counters(w->f).idle_closed >= w->n;
+	return control_fixture_counters(w->f).idle_closed >= w->n;
 }
 
 TEST(test_idle_clients_of_root_and_of_the_group_are_closed_after_the_timeout)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	f->cfg.gid = OTHER_GROUP;
 	f->cfg.idle_timeout_us = 300 * 1000;
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	control_fixture_start(f, NULL, NULL);
 	spawn_foreign_holder(f, 20);
 	open_idle(f, 20);
 	/* Waited for as a count: under load, the first may be closed before the last is in. */
 	struct clients_wait w = {.f = f, .n = 40};
 	evloop_run_until(f->base, idle_closed_at_least, &w, WAIT_MS, "40 idle clients closed");
-	ASSERT_EQ_U(counters(f).clients_now, 0);
-	ASSERT_EQ_U(counters(f).rejected_full, 0);
-	assert_serves(f);
+	ASSERT_EQ_U(control_fixture_counters(f).clients_now, 0);
+	ASSERT_EQ_U(control_fixture_counters(f).rejected_full, 0);
+	control_fixture_assert_serves(f);
 }
 
 static unsigned open_fds(void)
@@ -488,14 +404,14 @@ static bool fds_back(void *arg)
 static bool accepted_at_least(void *arg)
 {
 	struct clients_wait *w = arg;
-	return counters(w->f).accepted >= w->n;
+	return control_fixture_counters(w->f).accepted >= w->n;
 }
 
 TEST(test_a_thousand_connections_leave_no_descriptor_behind)
 {
-	struct fixture *f = fixture_bare();
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
 	f->cfg.gid = OTHER_GROUP;
-	ASSERT_OK(control_new(f->base, &f->cfg, handler, f, &f->ctl));
+	control_fixture_start(f, NULL, NULL);
 	unsigned fds_before = open_fds();
 	capture_stderr_begin();
 
@@ -503,8 +419,8 @@ TEST(test_a_thousand_connections_leave_no_descriptor_behind)
 	struct holder *h = spawn_foreign_holder(f, 1000);
 	struct clients_wait w = {.f = f, .n = 1000};
 	evloop_run_until(f->base, accepted_at_least, &w, WAIT_MS, "1000 foreign connections");
-	ASSERT_EQ_U(counters(f).clients_now, CONTROL_MAX_CLIENTS_DEFAULT);
-	ASSERT_EQ_U(counters(f).rejected_full, 1000 - CONTROL_MAX_CLIENTS_DEFAULT);
+	ASSERT_EQ_U(control_fixture_counters(f).clients_now, CONTROL_MAX_CLIENTS_DEFAULT);
+	ASSERT_EQ_U(control_fixture_counters(f).rejected_full, 1000 - CONTROL_MAX_CLIENTS_DEFAULT);
 
 	/* Root's thousand: each past its reserve takes the slot of the idlest. */
 	int fds[1000];
@@ -515,7 +431,8 @@ TEST(test_a_thousand_connections_leave_no_descriptor_behind)
 	}
 	w.n = 2000;
 	evloop_run_until(f->base, accepted_at_least, &w, WAIT_MS, "1000 root connections");
-	ASSERT_EQ_U(counters(f).clients_now, CONTROL_MAX_CLIENTS_DEFAULT + CONTROL_ROOT_RESERVE);
+	ASSERT_EQ_U(control_fixture_counters(f).clients_now,
+		    CONTROL_MAX_CLIENTS_DEFAULT + CONTROL_ROOT_RESERVE);
 	/* 744 refused and 740 evicted, told in a line a second, not 1 484. */
 	_cleanup_free_ char *log = capture_stderr_end();
 	unsigned lines = 0;
@@ -525,7 +442,7 @@ TEST(test_a_thousand_connections_leave_no_descriptor_behind)
 		FAIL("%u warnings for 1484 refused or evicted clients, expected 1 a second", lines);
 
 	uint64_t start = test_now_ms();
-	struct lineclient *c = lineclient_open(f->base, f->path);
+	struct lineclient *c = control_fixture_connect(f);
 	_cleanup_free_ char *reply = lineclient_request(c, "{\"cmd\":\"echo\"}\n");
 	ASSERT_STREQ(reply, "{\"ok\":true,\"echo\":{\"cmd\":\"echo\"}}");
 	printf("  a fresh request among 2000 connections: answered in %llu ms\n",
@@ -535,7 +452,7 @@ TEST(test_a_thousand_connections_leave_no_descriptor_behind)
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		close(fds[i]);
 	holder_stop(h);
-	wait_clients(f, 0, "every connection to be closed");
+	control_fixture_wait_clients(f, 0, "every connection to be closed");
 	evloop_run_until(f->base, fds_back, &fds_before, WAIT_MS,
 			 "the server's descriptors to be back to their number before");
 }

@@ -21,6 +21,7 @@
 
 #include "dozed/control.h"
 #include "dozed/macro.h"
+#include "control_fixture.h"
 #include "evloop.h"
 #include "harness.h"
 #include "lineclient.h"
@@ -47,10 +48,7 @@
 	"\"start_ms\":300,\"probe_ms\":1223,\"total_ms\":1523}"
 
 struct fixture {
-	struct event_base *base;
-	struct control *ctl;
-	char dir[64];
-	char path[128];
+	struct control_fixture *cf; /* the server, its base and directory */
 	char dozectl[PATH_MAX];
 	unsigned requests;
 	char last_request[512];
@@ -91,35 +89,27 @@ static void handler(void *ud, uint64_t id, const char *cmd, struct json_object *
 	snprintf(f->last_request, sizeof(f->last_request), "%s", plain(req));
 
 	if (strcmp(cmd, "list") == 0) {
-		control_reply(f->ctl, id, parse("{\"ok\":true,\"services\":[" WEB "," DB "]}"));
+		control_reply(f->cf->ctl, id, parse("{\"ok\":true,\"services\":[" WEB "," DB "]}"));
 	} else if (strcmp(cmd, "disable") == 0) {
-		control_reply(f->ctl, id, parse("{\"ok\":true}"));
+		control_reply(f->cf->ctl, id, parse("{\"ok\":true}"));
 	} else if (strcmp(cmd, "sleep") == 0 && strcmp(service, "postgres-main") == 0) {
-		control_reply_error(f->ctl, id, "postgres-main is asleep already");
+		control_reply_error(f->cf->ctl, id, "postgres-main is asleep already");
 	} else if (strcmp(cmd, "events") == 0) {
 		struct json_object *follow;
 		if (json_object_object_get_ex(req, "follow", &follow) &&
 		    json_object_get_boolean(follow)) {
-			control_subscribe(f->ctl, id);
+			control_subscribe(f->cf->ctl, id);
 			f->subscribed = true;
 		}
-		control_reply(f->ctl, id, parse("{\"ok\":true,\"events\":[" SLEEP_EVENT "]}"));
+		control_reply(f->cf->ctl, id, parse("{\"ok\":true,\"events\":[" SLEEP_EVENT "]}"));
 	} else if (strcmp(service, "nope") == 0) {
-		control_reply_error(f->ctl, id, "no such service: nope");
+		control_reply_error(f->cf->ctl, id, "no such service: nope");
 	} else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "enable") == 0 ||
 		   strcmp(cmd, "sleep") == 0 || strcmp(cmd, "wake") == 0) {
-		control_reply(f->ctl, id, parse("{\"ok\":true,\"service\":" WEB "}"));
+		control_reply(f->cf->ctl, id, parse("{\"ok\":true,\"service\":" WEB "}"));
 	} else {
-		control_reply_error(f->ctl, id, "unknown command: %s", cmd);
+		control_reply_error(f->cf->ctl, id, "unknown command: %s", cmd);
 	}
-}
-
-static void fixture_free(void *arg)
-{
-	struct fixture *f = arg;
-	control_free(f->ctl);
-	event_base_free(f->base);
-	free(f);
 }
 
 /* The dozectl built beside this test: $(BUILD)/dozectl, we are $(BUILD)/tests/integration/. */
@@ -139,31 +129,21 @@ static void find_dozectl(struct fixture *f)
 
 static struct fixture *fixture_new(void)
 {
-	signal(SIGPIPE, SIG_IGN);
 	struct fixture *f = calloc(1, sizeof(*f));
 	if (!f)
 		FAIL("out of memory");
+	/* Deferred first, freed last: the server's handler has it until the server goes. */
+	test_defer(free, f);
 	find_dozectl(f);
-	char *dir = lineclient_tmpdir("dozectl-test");
-	snprintf(f->dir, sizeof(f->dir), "%s", dir);
-	free(dir);
-	f->base = event_base_new();
-	if (!f->base)
-		FAIL("event_base_new failed");
-	test_defer(fixture_free, f);
-	snprintf(f->path, sizeof(f->path), "%s/control.sock", f->dir);
-
-	struct control_config cfg;
-	control_config_defaults(&cfg);
-	cfg.path = f->path;
-	ASSERT_OK(control_new(f->base, &cfg, handler, f, &f->ctl));
+	f->cf = control_fixture_bare("dozectl-test");
+	control_fixture_start(f->cf, handler, f);
 	return f;
 }
 
 static int output_file(struct fixture *f, const char *name)
 {
 	char path[160];
-	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+	snprintf(path, sizeof(path), "%s/%s", f->cf->dir, name);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		FAIL("open %s: %s", path, strerror(errno));
@@ -234,7 +214,7 @@ static struct result *run_env(struct fixture *f, const char *control, const char
 {
 	int out = output_file(f, "stdout"), err = output_file(f, "stderr");
 	struct child c = {.pid = spawn(f, args, control, out, err)};
-	evloop_run_until(f->base, child_exited, &c, WAIT_MS, "dozectl to exit");
+	evloop_run_until(f->cf->base, child_exited, &c, WAIT_MS, "dozectl to exit");
 	struct result *r = calloc(1, sizeof(*r));
 	if (!r)
 		FAIL("out of memory");
@@ -247,7 +227,7 @@ static struct result *run_env(struct fixture *f, const char *control, const char
 	return r;
 }
 
-#define RUN(f, ...) run_env((f), (f)->path, (const char *const[]){__VA_ARGS__, NULL})
+#define RUN(f, ...) run_env((f), (f)->cf->path, (const char *const[]){__VA_ARGS__, NULL})
 
 static void assert_exit(const struct result *r, int want)
 {
@@ -283,7 +263,7 @@ TEST(test_list_json_prints_the_daemons_reply)
 TEST(test_status_prints_key_value_lines_with_the_reason)
 {
 	struct fixture *f = fixture_new();
-	struct result *r = RUN(f, "--control", f->path, "status", "web");
+	struct result *r = RUN(f, "--control", f->cf->path, "status", "web");
 	assert_exit(r, 0);
 	ASSERT_STREQ(f->last_request, "{\"cmd\":\"status\",\"service\":\"web\"}");
 	ASSERT_STREQ(r->out,
@@ -376,7 +356,8 @@ static void assert_usage_error(struct fixture *f, struct result *r, const char *
 TEST(test_usage_errors_exit_2_and_send_nothing)
 {
 	struct fixture *f = fixture_new();
-	assert_usage_error(f, run_env(f, f->path, (const char *const[]){NULL}), "missing command");
+	assert_usage_error(f, run_env(f, f->cf->path, (const char *const[]){NULL}),
+			   "missing command");
 	assert_usage_error(f, RUN(f, "frobnicate"), "unknown command 'frobnicate'");
 	assert_usage_error(f, RUN(f, "enable"), "enable needs a CONTAINER");
 	assert_usage_error(f, RUN(f, "status"), "status needs a SERVICE");
@@ -410,7 +391,7 @@ TEST(test_unreachable_daemon_exits_3_naming_the_socket)
 {
 	struct fixture *f = fixture_new();
 	char missing[160], want[256];
-	snprintf(missing, sizeof(missing), "%s/nothing.sock", f->dir);
+	snprintf(missing, sizeof(missing), "%s/nothing.sock", f->cf->dir);
 	struct result *r = RUN(f, "--control", missing, "list");
 	assert_exit(r, 3);
 	snprintf(want, sizeof(want),
@@ -422,12 +403,12 @@ TEST(test_unreachable_daemon_exits_3_naming_the_socket)
 TEST(test_control_path_comes_from_DOZED_CONTROL)
 {
 	struct fixture *f = fixture_new();
-	struct result *r = run_env(f, f->path, (const char *const[]){"list", NULL});
+	struct result *r = run_env(f, f->cf->path, (const char *const[]){"list", NULL});
 	assert_exit(r, 0);
 	ASSERT_EQ_U(f->requests, 1);
 	/* --control wins over it. */
 	r = run_env(f, "/nonexistent/env.sock",
-		    (const char *const[]){"--control", f->path, "list", NULL});
+		    (const char *const[]){"--control", f->cf->path, "list", NULL});
 	assert_exit(r, 0);
 	ASSERT_EQ_U(f->requests, 2);
 	r = run_env(f, "/nonexistent/env.sock", (const char *const[]){"list", NULL});
@@ -441,8 +422,8 @@ TEST(test_refused_peer_gets_the_daemons_reason_not_a_broken_pipe)
 	if (geteuid() != 0)
 		test_skip("running dozectl as another uid needs root");
 	/* Reachable for uid 65534, which is neither root nor in a socket group. */
-	if (chmod(f->dir, 0755) < 0 || chmod(f->path, 0666) < 0)
-		FAIL("chmod %s: %s", f->path, strerror(errno));
+	if (chmod(f->cf->dir, 0755) < 0 || chmod(f->cf->path, 0666) < 0)
+		FAIL("chmod %s: %s", f->cf->path, strerror(errno));
 	f->run_as = 65534;
 	/* Refused before or after its request went out: the same message either way. */
 	for (int i = 0; i < 20; i++) {
@@ -480,9 +461,9 @@ TEST(test_list_answers_when_idle_connections_fill_the_socket)
 	memset(fds, -1, N_IDLE * sizeof(int));
 	test_defer(close_all, fds);
 	for (int i = 0; i < N_IDLE; i++) {
-		fds[i] = lineclient_connect_fd(f->path);
+		fds[i] = lineclient_connect_fd(f->cf->path);
 		if (fds[i] < 0)
-			FAIL("connect %s: %s", f->path, strerror(-fds[i]));
+			FAIL("connect %s: %s", f->cf->path, strerror(-fds[i]));
 	}
 	struct result *r = RUN(f, "list");
 	assert_exit(r, 0);
@@ -494,7 +475,7 @@ TEST(test_connection_closed_without_a_reply_exits_3)
 {
 	struct fixture *f = fixture_new();
 	char path[160];
-	snprintf(path, sizeof(path), "%s/mute.sock", f->dir);
+	snprintf(path, sizeof(path), "%s/mute.sock", f->cf->dir);
 	struct sockaddr_un sa = lineclient_sockaddr(path);
 	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ASSERT_OK(lfd);
@@ -510,7 +491,7 @@ TEST(test_connection_closed_without_a_reply_exits_3)
 	char buf[256];
 	ASSERT_TRUE(read(cfd, buf, sizeof(buf)) > 0);
 	close(cfd);
-	evloop_run_until(f->base, child_exited, &c, WAIT_MS, "dozectl to exit");
+	evloop_run_until(f->cf->base, child_exited, &c, WAIT_MS, "dozectl to exit");
 	ASSERT_TRUE(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 3);
 	_cleanup_free_ char *text = file_text(err);
 	ASSERT_CONTAINS(text, "dozectl: dozed closed the connection");
@@ -560,20 +541,21 @@ static void follow_and_receive(struct fixture *f, bool json, const char *history
 {
 	int out = output_file(f, json ? "follow-json" : "follow"), err = output_file(f, "stderr");
 	const char *const args[] = {
-	    "--control", f->path, "events", "--follow", json ? "--json" : NULL, NULL};
+	    "--control", f->cf->path, "events", "--follow", json ? "--json" : NULL, NULL};
 	pid_t pid = spawn(f, args, NULL, out, err);
 	test_defer(kill_child, (void *)(intptr_t)pid);
 
 	struct follow_wait w = {.fd = out, .needle = history_line};
-	evloop_run_until(f->base, output_contains, &w, WAIT_MS, "the history from dozectl");
+	evloop_run_until(f->cf->base, output_contains, &w, WAIT_MS, "the history from dozectl");
 	ASSERT_STREQ(f->last_request, "{\"cmd\":\"events\",\"follow\":true}");
 	ASSERT_TRUE(f->subscribed);
 
 	struct json_object *e = parse(READY_EVENT);
-	control_broadcast(f->ctl, e);
+	control_broadcast(f->cf->ctl, e);
 	json_object_put(e);
 	w.needle = event_line;
-	evloop_run_until(f->base, output_contains, &w, WAIT_MS, "the followed event from dozectl");
+	evloop_run_until(f->cf->base, output_contains, &w, WAIT_MS,
+			 "the followed event from dozectl");
 	close(out);
 	close(err);
 }
