@@ -37,16 +37,25 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
+/* Waits for the test's main thread to set flag, 10 s at most. */
+static void wait_flag(atomic_bool *flag)
+{
+	for (int i = 0; i < 10000 && !*flag; i++)
+		usleep(1000);
+}
+
 /* --- a backlog with no room --------------------------------------------------- */
 
 struct plugged_backend {
+	atomic_bool accept_now;
 	int error;
 };
 
 /*
- * Listens with a backlog of one and leaves the probe's connection in it for
- * a while: the relay's first SYNs meet a full queue and are dropped, as the
- * held clients of a busybox httpd (backlog 9) are when there are hundreds.
+ * Listens with a backlog of one and leaves the probe's connection in it until
+ * told to accept (once the relay has connected again): the relay's first SYNs
+ * meet a full queue and are dropped, as the held clients of a busybox httpd
+ * (backlog 9) are when there are hundreds.
  */
 static void *plugged_backend_main(void *arg)
 {
@@ -65,7 +74,7 @@ static void *plugged_backend_main(void *arg)
 		b->error = -ETIMEDOUT;
 		goto out;
 	}
-	usleep(200 * 1000);
+	wait_flag(&b->accept_now);
 	int fd = accept_client(lfd);
 	if (fd < 0) {
 		b->error = fd;
@@ -79,6 +88,11 @@ out:
 	return NULL;
 }
 
+static bool relay_connected_again(void *arg)
+{
+	return counters(arg).relay_connect_retries >= 1;
+}
+
 TEST(test_relay_connects_again_when_a_full_backlog_drops_its_syn)
 {
 	struct fixture *f = fixture_new(10000, true);
@@ -87,6 +101,12 @@ TEST(test_relay_connects_again_when_a_full_backlog_drops_its_syn)
 	struct thread bt, ct;
 	thread_start(&bt, plugged_backend_main, &b);
 	thread_start(&ct, client_main, &c);
+	/* Counted only when the relay starts a connect again itself: the
+	 * kernel's own SYN retransmissions (1 s, 3 s, 7 s) do not count. */
+	evloop_run_until(f->base, relay_connected_again, f, 5000,
+			 "the relay to connect again to the full backlog");
+	ASSERT_EQ_U(counters(f).relay_connect_failed, 0);
+	b.accept_now = true;
 	thread_finish(f, &ct, 15000, "the client to get its answer");
 	thread_finish(f, &bt, 5000, "the backend to finish");
 
@@ -94,7 +114,6 @@ TEST(test_relay_connects_again_when_a_full_backlog_drops_its_syn)
 	ASSERT_EQ_U(c.got, 3);
 	ASSERT_STREQ(c.answer, "A0\n");
 	struct activator_counters k = counters(f);
-	/* The kernel alone would send the SYN again only after a second. */
 	ASSERT_GE_U(k.relay_connect_retries, 1);
 	ASSERT_EQ_U(k.relay_connect_failed, 0);
 }
@@ -105,12 +124,6 @@ struct slow_backend {
 	atomic_bool answer_now, close_now;
 	int error;
 };
-
-static void wait_flag(atomic_bool *flag)
-{
-	for (int i = 0; i < 10000 && !*flag; i++)
-		usleep(1000);
-}
 
 /* Answers only when told to, and closes only when told to. */
 static void *slow_backend_main(void *arg)
@@ -146,6 +159,11 @@ static bool relay_waiting_is(void *arg)
 	       activator_service_waiting(w->f->act, SERVICE_ID) == w->want_waiting;
 }
 
+static bool relay_gone(void *arg)
+{
+	return counters(arg).relayed_now == 0;
+}
+
 TEST(test_relayed_client_waits_on_the_service_until_it_answers)
 {
 	struct fixture *f = fixture_new(10000, true);
@@ -169,6 +187,7 @@ TEST(test_relayed_client_waits_on_the_service_until_it_answers)
 
 	ASSERT_EQ_U(b.error, 0);
 	ASSERT_STREQ(c.answer, "A0\n");
-	ASSERT_EQ_U(counters(f).relayed_now, 0);
+	/* Both closed: the loop sees both FINs and ends the relay. */
+	evloop_run_until(f->base, relay_gone, f, 10000, "the relay to end once both sides closed");
 	ASSERT_EQ_U(activator_service_waiting(f->act, SERVICE_ID), 0);
 }
