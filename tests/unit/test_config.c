@@ -764,3 +764,30 @@ TEST(test_control_idle_timeout_is_1s_to_1h)
 	assert_option_rejected("control-idle-timeout", "2h",
 			       "--control-idle-timeout 2h: expected a duration from 1s to 1h");
 }
+
+/* The text is printed from settings.h's values: it reads as the defaults are. */
+TEST(test_usage_shows_the_defaults_as_a_user_writes_them)
+{
+	const char *u = dozed_config_usage();
+	const char *want[] = {
+	    "else /var/run/docker.sock)",
+	    "(default /run/dozed/control.sock)",
+	    "(default 15001)",
+	    "(default dozed)",
+	    "(default 0x1d0)",
+	    "(default /var/lib/dozed)",
+	    "(default 10m, at least 1s)",
+	    "(default 30ms,",
+	    "(default 10s, from",
+	    "(default 10, 0-3600)",
+	    "(default 4096, 1-1000000)",
+	    "256 or max-held if smaller",
+	    "(default 30s, 1s to",
+	    "(default /etc/dozed/dozed.conf, which may",
+	    "at most 8760h (a year). Numbers",
+	    "is closed after this (default 10s,",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+		ASSERT_CONTAINS(u, want[i]);
+	ASSERT_TRUE(u == dozed_config_usage());
+}
