@@ -256,6 +256,40 @@ TEST(test_slow_subscriber_is_dropped_without_affecting_others)
 	ASSERT_CONTAINS(echo, "\"ok\":true");
 }
 
+static int shout_reply = 1; /* what control_reply() returned to the shouter; 1: not called */
+
+/* "shout" broadcasts an event over any subscriber's backlog, then answers. */
+static void shouting_handler(void *ud, uint64_t id, const char *cmd, struct json_object *req)
+{
+	struct control_fixture *f = ud;
+	if (strcmp(cmd, "shout") != 0) {
+		control_fixture_handler(ud, id, cmd, req);
+		return;
+	}
+	f->requests++;
+	broadcast(f, 0, 2 * f->cfg.max_backlog);
+	shout_reply = control_reply(f->ctl, id, json_tokener_parse("{\"ok\":true}"));
+}
+
+TEST(test_subscriber_dropped_by_its_own_request_is_closed_and_its_next_request_not_run)
+{
+	struct control_fixture *f = control_fixture_bare("dozed-ctl");
+	f->cfg.max_backlog = 4096;
+	control_fixture_start(f, shouting_handler, f);
+	struct lineclient *sub = control_fixture_connect(f);
+	_cleanup_free_ char *r = lineclient_request(sub, "{\"cmd\":\"follow\"}\n");
+	ASSERT_STREQ(r, "{\"ok\":true}");
+	/* Its own broadcast drops it while the server is still reading its requests. */
+	static const char reqs[] = "{\"cmd\":\"shout\"}\n{\"cmd\":\"echo\"}\n";
+	ASSERT_TRUE(lineclient_send(sub, reqs, sizeof(reqs) - 1));
+	lineclient_assert_closed(sub);
+	ASSERT_ERR(shout_reply, ENOENT);
+	ASSERT_EQ_U(f->requests, 2);
+	ASSERT_EQ_U(control_fixture_counters(f).subscribers_dropped, 1);
+	ASSERT_EQ_U(control_fixture_counters(f).clients_now, 0);
+	control_fixture_assert_serves(f);
+}
+
 TEST(test_nul_inside_a_request_is_refused_whole)
 {
 	struct control_fixture *f = control_fixture_new();
