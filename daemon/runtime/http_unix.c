@@ -47,13 +47,14 @@ struct http_unix_request {
 
 	enum phase phase;
 	int fail_err;
-	/* Inside one of our libevent callbacks: a free from a user callback is
-	 * deferred to its end, so the code on the stack never uses freed memory. */
-	unsigned busy;
-	bool freed;
+	/* The owner's reference, plus one held by each of our libevent callbacks
+	 * while it runs: a free from a user callback then ends the request
+	 * (closed) but leaves the memory to the callback still on the stack. */
+	unsigned n_ref;
+	bool closed;
 };
 
-static void release(struct http_unix_request *r)
+static void request_release(struct http_unix_request *r)
 {
 	if (r->ev_read)
 		event_free(r->ev_read);
@@ -85,34 +86,32 @@ static void stop_io(struct http_unix_request *r)
 	}
 }
 
+static struct http_unix_request *http_unix_request_ref(struct http_unix_request *r)
+{
+	r->n_ref++;
+	return r;
+}
+
+static void http_unix_request_unref(struct http_unix_request *r)
+{
+	if (--r->n_ref == 0)
+		request_release(r);
+}
+
+/* Ends the request at once and drops the owner's reference; one of our
+ * callbacks that is still running keeps the memory until it returns. */
 void http_unix_request_free(struct http_unix_request *r)
 {
-	if (!r || r->freed)
+	if (!r || r->closed)
 		return;
 	stop_io(r);
-	r->freed = true;
-	if (r->busy == 0)
-		release(r);
-}
-
-static void enter(struct http_unix_request *r)
-{
-	r->busy++;
-}
-
-/* Returns true when r is gone. */
-static bool leave(struct http_unix_request *r)
-{
-	if (--r->busy == 0 && r->freed) {
-		release(r);
-		return true;
-	}
-	return r->freed;
+	r->closed = true;
+	http_unix_request_unref(r);
 }
 
 static void finish(struct http_unix_request *r, int err)
 {
-	if (r->phase == PHASE_FINISHED)
+	if (r->phase == PHASE_FINISHED || r->closed)
 		return;
 	r->phase = PHASE_FINISHED;
 	stop_io(r);
@@ -136,12 +135,12 @@ static int on_parser_body(void *userdata, const char *data, size_t len)
 {
 	struct http_unix_request *r = userdata;
 	report_headers(r);
-	if (r->freed)
+	if (r->closed)
 		return -ECANCELED;
 	if (!r->cb.on_body)
 		return 0;
 	int ret = r->cb.on_body(r->userdata, data, len);
-	if (r->freed)
+	if (r->closed)
 		return -ECANCELED;
 	return ret;
 }
@@ -153,8 +152,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	char buf[16384];
 	size_t budget = READ_BUDGET;
 
-	enter(r);
-	while (budget > 0 && r->phase == PHASE_RECEIVING && !r->freed) {
+	http_unix_request_ref(r);
+	while (budget > 0 && r->phase == PHASE_RECEIVING && !r->closed) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -166,11 +165,11 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		}
 		int ret = n == 0 ? http_response_parser_eof(&r->parser)
 				 : http_response_parser_feed(&r->parser, buf, (size_t)n, NULL);
-		if (r->freed)
+		if (r->closed)
 			break;
 		if (ret >= 0)
 			report_headers(r);
-		if (r->freed)
+		if (r->closed)
 			break;
 		if (ret != 0) {
 			/* Complete (1), or a parse or callback error: either way the
@@ -181,7 +180,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		}
 		budget -= (size_t)n < budget ? (size_t)n : budget;
 	}
-	leave(r);
+	http_unix_request_unref(r);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
@@ -189,7 +188,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct http_unix_request *r = arg;
 
-	enter(r);
+	http_unix_request_ref(r);
 	if (r->phase == PHASE_CONNECTING) {
 		int soerr = 0;
 		socklen_t sl = sizeof(soerr);
@@ -220,7 +219,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 	if (event_add(r->ev_read, NULL) < 0)
 		finish(r, -ENOMEM);
 out:
-	leave(r);
+	http_unix_request_unref(r);
 }
 
 static void try_connect(struct http_unix_request *r)
@@ -251,12 +250,12 @@ static void on_soon(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct http_unix_request *r = arg;
-	enter(r);
+	http_unix_request_ref(r);
 	if (r->phase == PHASE_FAILING)
 		finish(r, r->fail_err);
 	else if (r->phase == PHASE_CONNECTING)
 		try_connect(r);
-	leave(r);
+	http_unix_request_unref(r);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -264,9 +263,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct http_unix_request *r = arg;
-	enter(r);
+	http_unix_request_ref(r);
 	finish(r, r->phase == PHASE_FAILING ? r->fail_err : -ETIMEDOUT);
-	leave(r);
+	http_unix_request_unref(r);
 }
 
 static int build_request(struct http_unix_request *r, const struct http_unix_options *opt)
@@ -313,6 +312,7 @@ int http_unix_request_new(struct event_base *base, const char *socket_path,
 	struct http_unix_request *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	r->n_ref = 1;
 	r->fd = -1;
 	r->base = base;
 	r->cb = *cb;
@@ -348,6 +348,6 @@ int http_unix_request_new(struct event_base *base, const char *socket_path,
 	*out = r;
 	return 0;
 fail:
-	release(r);
+	request_release(r);
 	return ret;
 }

@@ -13,15 +13,21 @@
 
 #include "dozed/cgroup.h"
 #include "dozed/http_unix.h"
+#include "dozed/list.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
+#include "dozed/settings.h"
 #include "runtime_internal.h"
 
 enum call_kind { CALL_START, CALL_STOP, CALL_INSPECT, CALL_LIST, CALL_LOGS };
 
 struct runtime_call {
-	struct runtime *rt;
-	struct runtime_call *prev, *next;
+	struct runtime *rt; /* NULL once closed */
+	LIST_FIELDS(struct runtime_call, calls);
+	/* The owner's (rt's list) reference, plus one held while the answer is
+	 * delivered: the callback's data lives here. */
+	unsigned n_ref;
+	bool closed;
 	enum call_kind kind;
 	union {
 		runtime_done_cb done;
@@ -57,33 +63,21 @@ int runtime_new(struct event_base *base, const struct runtime_config *cfg, struc
 	else
 		runtime_config_defaults(&c);
 
-	_cleanup_free_ char *path = NULL;
-	if (c.socket_path) {
-		path = strdup(c.socket_path);
-		if (!path)
-			return log_error_errno(ENOMEM,
-					       "Failed to allocate the runtime's socket path");
-	} else {
-		const char *host = getenv("DOCKER_HOST");
-		int r = runtime_socket_from_docker_host(host, &path);
-		if (r == -EINVAL)
-			return log_error_errno(r,
-					       "DOCKER_HOST=%s is not supported: dozed reaches the "
-					       "container runtime over a unix socket only "
-					       "(DOCKER_HOST=unix:///PATH)",
-					       host);
-		if (r < 0)
-			return log_error_errno(r, "Failed to find the runtime's socket");
-	}
+	/* DOCKER_HOST is the config's to read (config.c), not ours. */
+	_cleanup_free_ char *path =
+	    strdup(c.socket_path ? c.socket_path : DOZED_RUNTIME_SOCKET_DEFAULT);
+	if (!path)
+		return log_error_errno(ENOMEM, "Failed to allocate the runtime's socket path");
 	if (*path == '\0' || strlen(path) >= sizeof(((struct sockaddr_un *)NULL)->sun_path))
-		return log_error_errno(ENAMETOOLONG,
+		return log_error_errno(SYNTHETIC_ERRNO(ENAMETOOLONG),
 				       "The container runtime's socket path \"%s\" is empty or "
 				       "longer than a unix socket address allows",
 				       path);
 	if (c.timeout_us == 0 || c.reconnect_min_us == 0 ||
 	    c.reconnect_max_us < c.reconnect_min_us || c.max_response_bytes == 0)
-		return log_error_errno(EINVAL, "Invalid runtime client configuration: timeouts "
-					       "and bounds must be positive");
+		return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
+				       "Invalid runtime client configuration: timeouts "
+				       "and bounds must be positive");
 
 	struct runtime *rt = calloc(1, sizeof(*rt));
 	if (!rt)
@@ -101,41 +95,54 @@ const char *runtime_socket_path(const struct runtime *rt)
 	return rt->socket_path;
 }
 
-static void call_unlink(struct runtime_call *call)
+static void call_release(struct runtime_call *call)
 {
-	struct runtime *rt = call->rt;
-	if (!rt)
-		return;
-	if (call->prev)
-		call->prev->next = call->next;
-	else
-		rt->calls = call->next;
-	if (call->next)
-		call->next->prev = call->prev;
-	call->prev = call->next = NULL;
-	call->rt = NULL;
-}
-
-static void call_free(struct runtime_call *call)
-{
-	call_unlink(call);
-	http_unix_request_free(call->req);
 	free(call->target);
 	free(call->body);
 	free(call);
 }
 
+static struct runtime_call *call_ref(struct runtime_call *call)
+{
+	call->n_ref++;
+	return call;
+}
+
+static void call_unref(struct runtime_call *call)
+{
+	if (--call->n_ref == 0)
+		call_release(call);
+}
+
+/* rt->calls is this file's alone: a call is linked while pending. */
+static void call_link(struct runtime *rt, struct runtime_call *call)
+{
+	call->rt = rt;
+	LIST_PREPEND(calls, rt->calls, call);
+}
+
+/* Ends the call: unlinked, its connection closed, no callback from now on
+ * (but the one being delivered), the owner's reference dropped. */
+static void call_close(struct runtime_call *call)
+{
+	if (call->closed)
+		return;
+	call->closed = true;
+	LIST_REMOVE(calls, call->rt->calls, call);
+	call->rt = NULL;
+	http_unix_request_free(TAKE_PTR(call->req));
+	call_unref(call);
+}
+
 size_t runtime_cancel(struct runtime *rt, const void *userdata)
 {
 	size_t n = 0;
-	struct runtime_call *call = rt->calls;
-	while (call) {
-		struct runtime_call *next = call->next;
+	struct runtime_call *call, *next;
+	LIST_FOREACH_SAFE (calls, call, next, rt->calls) {
 		if (call->userdata == userdata) {
-			call_free(call);
+			call_close(call);
 			n++;
 		}
-		call = next;
 	}
 	return n;
 }
@@ -145,9 +152,8 @@ void runtime_free(struct runtime *rt)
 	if (!rt)
 		return;
 	while (rt->calls)
-		call_free(rt->calls);
-	while (rt->streams)
-		runtime_events_free_orphan(rt->streams);
+		call_close(rt->calls);
+	runtime_events_free_all(rt);
 	free(rt->socket_path);
 	free(rt);
 }
@@ -362,16 +368,18 @@ static void on_call_done(void *userdata, int err, int status)
 	    .http_status = err < 0 ? status : 0,
 	    .message = err < 0 ? (message ? message : "out of memory describing the failure") : "",
 	};
-	/* Unlinked before the callback, which may cancel, free the runtime, or
-	 * queue more calls; it runs last, and nothing touches rt after it. */
-	call_unlink(call);
-	http_unix_request_free(TAKE_PTR(call->req));
+	/* Answered, the call is no longer pending: closed before its callback,
+	 * which may cancel (this one is not counted), free the runtime or queue
+	 * more calls. Our reference keeps it for the callback; nothing touches
+	 * rt after it. */
+	call_ref(call);
+	call_close(call);
 	call_deliver(call, err, &error, cs, n);
 	if (call->kind == CALL_INSPECT)
 		runtime_container_free(cs);
 	else
 		runtime_containers_free(cs, n);
-	call_free(call);
+	call_unref(call);
 }
 
 /* Percent-encodes everything but RFC 3986's unreserved characters. */
@@ -438,14 +446,11 @@ static int call_begin(struct runtime *rt, enum call_kind kind, const char *metho
 	call->rt = rt;
 	int r = http_unix_request_new(rt->base, rt->socket_path, &opt, &hcb, call, &call->req);
 	if (r < 0) {
-		call->rt = NULL;
-		call_free(call);
+		call_release(call);
 		return r;
 	}
-	call->next = rt->calls;
-	if (rt->calls)
-		rt->calls->prev = call;
-	rt->calls = call;
+	call->n_ref = 1;
+	call_link(rt, call);
 	return 0;
 }
 

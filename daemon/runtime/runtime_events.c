@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dozed/http_unix.h"
 #include "dozed/clock.h"
+#include "dozed/http_unix.h"
+#include "dozed/list.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 #include "runtime_internal.h"
@@ -23,8 +24,8 @@
 	"/" RUNTIME_API_VERSION "/events?filters=%7B%22type%22%3A%5B%22container%22%5D%7D"
 
 struct runtime_events {
-	struct runtime *rt;
-	struct runtime_events *prev, *next;
+	struct runtime *rt; /* NULL once closed */
+	LIST_FIELDS(struct runtime_events, streams);
 	struct runtime_events_ops ops;
 	void *userdata;
 	struct http_unix_request *req;
@@ -36,33 +37,27 @@ struct runtime_events {
 	size_t line_len;
 	bool discarding; /* the rest of an oversized line */
 	struct runtime_events_counters counters;
-	/* Inside one of our callbacks: a free from user code is completed at its end. */
-	unsigned busy;
-	bool freed;
+	/* The owner's reference, plus one held by each of our callbacks while it
+	 * runs: a free from user code then ends the stream (closed) but leaves
+	 * the memory to the callback still on the stack. */
+	unsigned n_ref;
+	bool closed;
 };
 
-void runtime_streams_link(struct runtime *rt, struct runtime_events *ev)
+/* rt->streams is this file's alone: a stream is linked while open. */
+static void streams_link(struct runtime *rt, struct runtime_events *ev)
 {
 	ev->rt = rt;
-	ev->prev = NULL;
-	ev->next = rt->streams;
-	if (rt->streams)
-		rt->streams->prev = ev;
-	rt->streams = ev;
+	LIST_PREPEND(streams, rt->streams, ev);
 }
 
-void runtime_streams_unlink(struct runtime *rt, struct runtime_events *ev)
+static void streams_unlink(struct runtime_events *ev)
 {
-	if (ev->prev)
-		ev->prev->next = ev->next;
-	else if (rt->streams == ev)
-		rt->streams = ev->next;
-	if (ev->next)
-		ev->next->prev = ev->prev;
-	ev->prev = ev->next = NULL;
+	LIST_REMOVE(streams, ev->rt->streams, ev);
+	ev->rt = NULL;
 }
 
-static void release(struct runtime_events *ev)
+static void events_release(struct runtime_events *ev)
 {
 	if (ev->ev_retry)
 		event_free(ev->ev_retry);
@@ -70,24 +65,33 @@ static void release(struct runtime_events *ev)
 	free(ev);
 }
 
-void runtime_events_free(struct runtime_events *ev)
+static struct runtime_events *runtime_events_ref(struct runtime_events *ev)
 {
-	if (!ev || ev->freed)
-		return;
-	if (ev->rt)
-		runtime_streams_unlink(ev->rt, ev);
-	ev->rt = NULL;
-	http_unix_request_free(TAKE_PTR(ev->req));
-	if (ev->ev_retry)
-		event_del(ev->ev_retry);
-	ev->freed = true;
-	if (ev->busy == 0)
-		release(ev);
+	ev->n_ref++;
+	return ev;
 }
 
-void runtime_events_free_orphan(struct runtime_events *ev)
+static void runtime_events_unref(struct runtime_events *ev)
 {
-	runtime_events_free(ev);
+	if (--ev->n_ref == 0)
+		events_release(ev);
+}
+
+void runtime_events_free(struct runtime_events *ev)
+{
+	if (!ev || ev->closed)
+		return;
+	ev->closed = true;
+	streams_unlink(ev);
+	http_unix_request_free(TAKE_PTR(ev->req));
+	event_del(ev->ev_retry);
+	runtime_events_unref(ev);
+}
+
+void runtime_events_free_all(struct runtime *rt)
+{
+	while (rt->streams)
+		runtime_events_free(rt->streams);
 }
 
 void runtime_events_get_counters(const struct runtime_events *ev,
@@ -96,23 +100,12 @@ void runtime_events_get_counters(const struct runtime_events *ev,
 	*out = ev->counters;
 }
 
-static void enter(struct runtime_events *ev)
-{
-	ev->busy++;
-}
-
-static void leave(struct runtime_events *ev)
-{
-	if (--ev->busy == 0 && ev->freed)
-		release(ev);
-}
-
 static void on_stream_headers(void *userdata, int status)
 {
 	struct runtime_events *ev = userdata;
 	if (status != 200)
 		return; /* the body is the error; on_stream_done reports it */
-	enter(ev);
+	runtime_events_ref(ev);
 	ev->up = true;
 	ev->counters.connects++;
 	if (ev->failures > 0)
@@ -123,7 +116,7 @@ static void on_stream_headers(void *userdata, int status)
 	ev->backoff_us = ev->rt->cfg.reconnect_min_us;
 	if (ev->ops.connected)
 		ev->ops.connected(ev->userdata);
-	leave(ev);
+	runtime_events_unref(ev);
 }
 
 static void handle_line(struct runtime_events *ev)
@@ -172,8 +165,8 @@ static int on_stream_body(void *userdata, const char *data, size_t len)
 		return append(ev, data, len); /* an error answer, kept for its message */
 
 	int r = 0;
-	enter(ev);
-	while (len > 0 && !ev->freed) {
+	runtime_events_ref(ev);
+	while (len > 0 && !ev->closed) {
 		const char *nl = memchr(data, '\n', len);
 		size_t n = nl ? (size_t)(nl - data) : len;
 		append(ev, data, n);
@@ -188,9 +181,9 @@ static int on_stream_body(void *userdata, const char *data, size_t len)
 		else
 			handle_line(ev);
 	}
-	if (ev->freed)
+	if (ev->closed)
 		r = -ECANCELED;
-	leave(ev);
+	runtime_events_unref(ev);
 	return r;
 }
 
@@ -200,7 +193,7 @@ static void on_stream_done(void *userdata, int err, int status)
 	struct runtime *rt = ev->rt;
 	_cleanup_free_ char *message = NULL;
 
-	enter(ev);
+	runtime_events_ref(ev);
 	http_unix_request_free(TAKE_PTR(ev->req));
 	int http_status = 0;
 	if (ev->up) {
@@ -245,7 +238,7 @@ static void on_stream_done(void *userdata, int err, int status)
 		struct runtime_error error = {.http_status = http_status, .message = text};
 		ev->ops.disconnected(err, &error, retry, ev->userdata);
 	}
-	leave(ev);
+	runtime_events_unref(ev);
 }
 
 static int start_request(struct runtime_events *ev)
@@ -277,9 +270,9 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct runtime_events *ev = arg;
-	enter(ev);
+	runtime_events_ref(ev);
 	connect_stream(ev);
-	leave(ev);
+	runtime_events_unref(ev);
 }
 
 int runtime_events_new(struct runtime *rt, const struct runtime_events_ops *ops, void *userdata,
@@ -296,17 +289,18 @@ int runtime_events_new(struct runtime *rt, const struct runtime_events_ops *ops,
 	ev->line = malloc(EVENT_LINE_MAX);
 	ev->ev_retry = event_new(rt->base, -1, 0, on_retry, ev);
 	if (!ev->line || !ev->ev_retry) {
-		release(ev);
+		events_release(ev);
 		return -ENOMEM;
 	}
+	ev->n_ref = 1;
 	ev->rt = rt;
 	/* Failing to connect is reported from the loop, like every later break. */
 	int r = start_request(ev);
 	if (r < 0) {
-		release(ev);
+		events_release(ev);
 		return r;
 	}
-	runtime_streams_link(rt, ev);
+	streams_link(rt, ev);
 	*out = ev;
 	return 0;
 }

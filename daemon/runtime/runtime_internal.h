@@ -14,15 +14,15 @@ struct runtime {
 	struct event_base *base;
 	char *socket_path;
 	struct runtime_config cfg;
-	struct runtime_call *calls;	/* pending, doubly linked */
-	struct runtime_events *streams; /* open, doubly linked */
+	/* Pending calls: linked and unlinked by runtime.c alone. */
+	struct runtime_call *calls;
+	/* Open event streams: linked and unlinked by runtime_events.c alone. */
+	struct runtime_events *streams;
 };
 
-/* Links an event stream in (so runtime_free frees it) and out. */
-void runtime_streams_link(struct runtime *rt, struct runtime_events *ev);
-void runtime_streams_unlink(struct runtime *rt, struct runtime_events *ev);
-/* Frees a stream that runtime_free found still open. */
-void runtime_events_free_orphan(struct runtime_events *ev);
+/* Ends every event stream of rt still open, as runtime_events_free does
+ * (for runtime_free). */
+void runtime_events_free_all(struct runtime *rt);
 
 /*
  * The error of an exchange with the runtime, for err and error.message:

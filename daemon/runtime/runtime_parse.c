@@ -458,18 +458,6 @@ char *runtime_parse_error_message(const char *json, size_t len)
 	return msg && *msg ? strdup(msg) : NULL;
 }
 
-int runtime_socket_from_docker_host(const char *docker_host, char **out)
-{
-	const char *path = RUNTIME_DEFAULT_SOCKET;
-	if (docker_host && *docker_host) {
-		if (strncmp(docker_host, "unix://", 7) != 0 || docker_host[7] == '\0')
-			return -EINVAL;
-		path = docker_host + 7;
-	}
-	*out = strdup(path);
-	return *out ? 0 : -ENOMEM;
-}
-
 /* A frame header: stream 0-2, three zero bytes, a big-endian length. */
 static bool logs_multiplexed(const unsigned char *b, size_t len)
 {

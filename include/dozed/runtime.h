@@ -40,11 +40,11 @@ struct event_base;
 struct runtime;
 struct runtime_events;
 
-#define RUNTIME_DEFAULT_SOCKET "/var/run/docker.sock"
-#define RUNTIME_API_VERSION    "v1.41"
+#define RUNTIME_API_VERSION "v1.41"
 
 struct runtime_config {
-	/* NULL: $DOCKER_HOST when it is unix:///PATH, else RUNTIME_DEFAULT_SOCKET. */
+	/* NULL: DOZED_RUNTIME_SOCKET_DEFAULT. DOCKER_HOST is not read here: the
+	 * config (config.c) reads it and passes its socket. */
 	const char *socket_path;
 	uint64_t timeout_us;	   /* per call, stop adds its grace; default 30 s */
 	uint64_t reconnect_min_us; /* events: first retry after a break; default 100 ms */
@@ -109,8 +109,8 @@ void runtime_container_free(struct runtime_container *c);
 
 /*
  * Connects to nothing yet: every call opens its own connection. Errors in the
- * configuration (an unsupported DOCKER_HOST, a path too long for a unix
- * socket) are logged and returned.
+ * configuration (a path too long for a unix socket, a zero timeout) are
+ * logged and returned.
  */
 int runtime_new(struct event_base *base, const struct runtime_config *cfg, struct runtime **out);
 /* Cancels every pending call without calling its callback, and frees every
@@ -208,9 +208,6 @@ void runtime_events_get_counters(const struct runtime_events *ev,
 
 /* --- parsers, pure: used by the client and by the unit tests ------------------------- */
 
-/* The socket of DOCKER_HOST (NULL or "": the default). -EINVAL for tcp:// and
- * other schemes, which dozed does not speak. */
-int runtime_socket_from_docker_host(const char *docker_host, char **out);
 /* GET /containers/{id}/json. No cgroup_dir: that needs /proc. -EBADMSG if not one
  * (no Id, State or Name). */
 int runtime_parse_inspect(const char *json, size_t len, struct runtime_container **out);

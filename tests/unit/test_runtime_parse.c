@@ -288,26 +288,6 @@ TEST(test_events_of_other_types_are_ignored)
 	ASSERT_EQ_U(runtime_parse_event(img, strlen(img), &ev), 0);
 }
 
-TEST(test_docker_host_unix_url_names_the_socket)
-{
-	_cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
-	ASSERT_OK(runtime_socket_from_docker_host("unix:///run/podman/podman.sock", &a));
-	ASSERT_STREQ(a, "/run/podman/podman.sock");
-	ASSERT_OK(runtime_socket_from_docker_host(NULL, &b));
-	ASSERT_STREQ(b, "/var/run/docker.sock");
-	ASSERT_OK(runtime_socket_from_docker_host("", &c));
-	ASSERT_STREQ(c, "/var/run/docker.sock");
-}
-
-TEST(test_docker_host_other_than_unix_is_rejected)
-{
-	char *p = NULL;
-	ASSERT_ERR(runtime_socket_from_docker_host("tcp://127.0.0.1:2375", &p), EINVAL);
-	ASSERT_ERR(runtime_socket_from_docker_host("ssh://host", &p), EINVAL);
-	ASSERT_ERR(runtime_socket_from_docker_host("unix://", &p), EINVAL);
-	ASSERT_TRUE(p == NULL);
-}
-
 TEST(test_container_copy_outlives_the_original)
 {
 	size_t len;
