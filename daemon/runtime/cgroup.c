@@ -113,9 +113,10 @@ static int cgroup2_mount(char **point, char **root)
 		return log_error_errno(r, "Failed to read /proc/self/mountinfo");
 	r = cgroup2_mount_parse(mountinfo, point, root);
 	if (r == -ENOENT)
-		return log_error_errno(r, "No cgroup2 filesystem is mounted: dozed needs cgroup v2 "
-					  "(boot with systemd.unified_cgroup_hierarchy=1, or mount "
-					  "one: mount -t cgroup2 none /sys/fs/cgroup/unified)");
+		return log_error_errno(SYNTHETIC_ERRNO(r),
+				       "No cgroup2 filesystem is mounted: dozed needs cgroup v2 "
+				       "(boot with systemd.unified_cgroup_hierarchy=1, or mount "
+				       "one: mount -t cgroup2 none /sys/fs/cgroup/unified)");
 	if (r < 0)
 		return log_error_errno(r, "Failed to parse /proc/self/mountinfo");
 	return 0;
@@ -138,15 +139,21 @@ int cgroup2_dir_from_pid(pid_t pid, char **out)
 	snprintf(proc_path, sizeof(proc_path), "/proc/%d/cgroup", (int)pid);
 	r = read_text_file(proc_path, &text);
 	if (r == -ENOENT)
-		return log_error_errno(ESRCH, "Cannot find the cgroup of PID %d: no such process",
+		return log_error_errno(SYNTHETIC_ERRNO(ESRCH),
+				       "Cannot find the cgroup of PID %d: no such process",
 				       (int)pid);
 	if (r < 0)
 		return log_error_errno(r, "Failed to read %s", proc_path);
 
 	r = cgroup2_path_parse(text, &path);
 	if (r == -ENOENT)
-		return log_error_errno(r, "PID %d is in no cgroup v2 (no \"0::\" line in %s)",
+		return log_error_errno(SYNTHETIC_ERRNO(r),
+				       "PID %d is in no cgroup v2 (no \"0::\" line in %s)",
 				       (int)pid, proc_path);
+	if (r == -EINVAL)
+		return log_error_errno(SYNTHETIC_ERRNO(r),
+				       "Failed to parse %s: its \"0::\" line names no path",
+				       proc_path);
 	if (r < 0)
 		return log_error_errno(r, "Failed to parse %s", proc_path);
 
@@ -156,7 +163,7 @@ int cgroup2_dir_from_pid(pid_t pid, char **out)
 		size_t rl = strlen(root);
 		if (strncmp(path, root, rl) != 0 || (path[rl] != '/' && path[rl] != '\0'))
 			return log_error_errno(
-			    ENOENT,
+			    SYNTHETIC_ERRNO(ENOENT),
 			    "The cgroup %s of PID %d is outside the cgroup2 mount "
 			    "at %s (which shows %s)",
 			    path, (int)pid, point, root);
