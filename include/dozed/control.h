@@ -17,7 +17,7 @@
  *
  * No one can lock root out: other peers get at most max_clients connections,
  * root and dozed's user CONTROL_ROOT_RESERVE more, and past that a root
- * connection closes the client idle longest (control_client_evict). Clients
+ * connection closes the client idle longest, telling it why. Clients
  * with nothing in flight are closed after idle_timeout_us without a request.
  *
  * Subscribers (control_subscribe) get every control_broadcast() line; one
