@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 #include <linux/netfilter_ipv4.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -300,11 +301,21 @@ static struct listeners *listeners_new(void)
 	return l;
 }
 
-/* Which listener got the connection, and the original destination it saw. */
+/* Which listener got the connection (waiting for it, 5 s at most), and the
+ * original destination it saw. */
 static int accepted_by(struct listeners *l, struct sockaddr_in *orig)
 {
-	int fd = tcp_accept_within(l->activator, 0);
-	if (fd >= 0) {
+	struct pollfd p[2] = {{.fd = l->activator, .events = POLLIN},
+			      {.fd = l->service, .events = POLLIN}};
+	int n = poll(p, 2, 5000);
+	if (n < 0)
+		FAIL("poll on the listeners: %s", strerror(errno));
+	if (n == 0)
+		FAIL("neither listener got the connection within 5 s");
+	if (p[0].revents & POLLIN) {
+		int fd = tcp_accept_within(l->activator, 0);
+		if (fd < 0)
+			FAIL("accept on the activator's listener: %s", strerror(-fd));
 		socklen_t len = sizeof(*orig);
 		int r = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, orig, &len);
 		close(fd);
@@ -312,12 +323,11 @@ static int accepted_by(struct listeners *l, struct sockaddr_in *orig)
 			FAIL("SO_ORIGINAL_DST on a redirected connection: %s", strerror(errno));
 		return l->activator;
 	}
-	fd = tcp_accept_within(l->service, 0);
-	if (fd >= 0) {
-		close(fd);
-		return l->service;
-	}
-	FAIL("neither listener has a connection");
+	int fd = tcp_accept_within(l->service, 0);
+	if (fd < 0)
+		FAIL("accept on the service's listener: %s", strerror(-fd));
+	close(fd);
+	return l->service;
 }
 
 static void assert_redirected(struct listeners *l, int client_fd, const char *orig_addr)
