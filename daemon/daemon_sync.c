@@ -11,12 +11,12 @@
 #include <string.h>
 
 #include "daemon_internal.h"
-#include "dozed/duration.h"
 #include "dozed/feed.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 #include "dozed/nft.h"
 #include "dozed/runtime.h"
+#include "dozed/settings.h"
 #include "dozed/state_store.h"
 
 #define LABEL_ENABLE  "dozed.enable"
@@ -140,30 +140,18 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c, u
 	return 0;
 }
 
-/* dozed.idle=DURATION and dozed.wake-on=data on a labelled container. */
-static void settings_from_labels(const struct runtime_container *c, uint64_t *idle_us,
-				 bool *idle_explicit, bool *wake_on_data)
+/* dozed.idle and dozed.wake-on, through the one parser of every per-service
+ * setting: a bad value is logged and the default used. */
+static void settings_from_labels(const struct runtime_container *c, struct service_settings *set)
 {
-	const char *idle = runtime_container_label(c, LABEL_IDLE);
-	const char *wake_on = runtime_container_label(c, LABEL_WAKE_ON);
-	*idle_explicit = false;
-	if (idle) {
-		int r = duration_parse_us(idle, idle_us);
-		if (r == 0 && *idle_us >= DURATION_US_PER_SEC)
-			*idle_explicit = true;
-		else if (r == -ERANGE)
-			log_warning("%s: label %s=%s is longer than " DURATION_MAX_TEXT
-				    "; using the default",
-				    c->name, LABEL_IDLE, idle);
-		else
-			log_warning("%s: label %s=%s is not a duration of 1s or more (like 30s, "
-				    "10m, 2h); using the default",
-				    c->name, LABEL_IDLE, idle);
+	static const char *const labels[] = {LABEL_IDLE, LABEL_WAKE_ON};
+	*set = (struct service_settings){0};
+	for (size_t i = 0; i < ARRAY_SIZE(labels); i++) {
+		const char *v = runtime_container_label(c, labels[i]), *expected = NULL;
+		if (v && settings_set(set, labels[i] + strlen("dozed."), v, &expected) < 0)
+			log_warning("%s: label %s=%s: %s; using the default", c->name, labels[i], v,
+				    expected);
 	}
-	if (wake_on && strcmp(wake_on, "data") != 0 && strcmp(wake_on, "connect") != 0)
-		log_warning("%s: label %s=%s: expected connect or data; using connect", c->name,
-			    LABEL_WAKE_ON, wake_on);
-	*wake_on_data = wake_on && strcmp(wake_on, "data") == 0;
 }
 
 static bool label_enabled(const struct runtime_container *c)
@@ -189,13 +177,12 @@ static void labelled_inspected(int err, const struct runtime_error *error,
 	} else if (err < 0) {
 		log_error("A labelled container: cannot inspect it: %s", error->message);
 	} else if (label_enabled(c) && !service_find_by_container(d->services, c->id)) {
-		uint64_t idle_us = 0;
-		bool idle_explicit, wake_on_data;
-		settings_from_labels(c, &idle_us, &idle_explicit, &wake_on_data);
+		struct service_settings set;
+		settings_from_labels(c, &set);
 		struct service *s;
 		char why[256];
-		if (dozed_enable_container(d, c, idle_us, idle_explicit, wake_on_data, &s, why,
-					   sizeof(why)) < 0) {
+		if (dozed_enable_container(d, c, set.idle_us, set.idle_set, set.wake_on_data, &s,
+					   why, sizeof(why)) < 0) {
 			log_error("%s: not managed: %s", c->name, why);
 		} else {
 			feed_emit(d->feed, "enabled", s->name, s->container_id, NULL);
