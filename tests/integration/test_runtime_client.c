@@ -270,6 +270,50 @@ TEST(test_runtime_freed_inside_a_callback_calls_nothing_more)
 	ASSERT_EQ_U(s.calls, 1);
 }
 
+struct cancel_in_callback {
+	struct runtime *rt;
+	unsigned calls;
+	size_t cancelled;
+};
+
+static void cancel_others_cb(int err, const struct runtime_error *e,
+			     const struct runtime_container *c, void *userdata)
+{
+	(void)err;
+	(void)e;
+	(void)c;
+	struct cancel_in_callback *s = userdata;
+	if (s->calls++ == 0)
+		s->cancelled = runtime_cancel(s->rt, s);
+}
+
+static bool one_cancelling_call(void *arg)
+{
+	return ((struct cancel_in_callback *)arg)->calls > 0;
+}
+
+TEST(test_cancel_inside_a_callback_cancels_the_others_not_the_answered_one)
+{
+	_cleanup_free_ char *raw =
+	    fixture_read("unit/fixtures/runtime/docker-inspect-raw.http", NULL);
+	const char *const answers[] = {raw};
+	struct fake *f = fake_start(answers, 1, false);
+	struct event_base *base = rtenv_base_new();
+	struct cancel_in_callback s = {.rt = client(base, f, 5000000, 0)};
+	for (int i = 0; i < 3; i++)
+		ASSERT_OK(runtime_inspect(s.rt, "web", cancel_others_cb, &s));
+	evloop_run_until(base, one_cancelling_call, &s, 5000, "the first inspect answer");
+	/* The answered call is no longer pending: only the other two count. */
+	ASSERT_EQ_U(s.cancelled, 2);
+	struct fake_wait w = {f, 3};
+	evloop_run_until(base, fake_served, &w, 5000, "the fake's three answers");
+	for (int i = 0; i < 3; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	ASSERT_EQ_U(s.calls, 1);
+	/* The client still works. */
+	rtenv_expect_ok(rtenv_inspect(base, s.rt, "web"), "inspect after the cancel");
+}
+
 TEST(test_client_without_a_socket_takes_the_default_not_docker_host)
 {
 	/* DOCKER_HOST is the config's to read (test_config.c); the client
@@ -324,6 +368,7 @@ struct stream_state {
 	struct runtime_events_counters at_free;
 	struct runtime_events *stream;
 	bool free_on_die;
+	struct runtime *free_runtime_on_start; /* its streams go with it */
 };
 
 static void stream_event(const struct runtime_event *ev, void *userdata)
@@ -335,6 +380,10 @@ static void stream_event(const struct runtime_event *ev, void *userdata)
 		e->exit_code = ev->exit_code;
 		snprintf(e->id, sizeof(e->id), "%s", ev->id);
 		snprintf(e->name, sizeof(e->name), "%s", ev->name ? ev->name : "");
+	}
+	if (s->free_runtime_on_start && ev->type == RUNTIME_EVENT_START) {
+		runtime_free(TAKE_PTR(s->free_runtime_on_start));
+		s->stream = NULL;
 	}
 	if (s->free_on_die && ev->type == RUNTIME_EVENT_DIE) {
 		runtime_events_get_counters(s->stream, &s->at_free);
@@ -497,4 +546,41 @@ TEST(test_podman_event_stream_bytes_give_its_container_events)
 	ASSERT_EQ_U(c.events, 9);
 	ASSERT_EQ_U(c.ignored, 15); /* cleanup, init, create, kill */
 	ASSERT_EQ_U(c.malformed + c.oversized, 0);
+}
+
+static bool one_event(void *arg)
+{
+	return ((struct stream_state *)arg)->log.n >= 1;
+}
+
+TEST(test_runtime_freed_inside_an_event_callback_ends_its_stream_there)
+{
+	/* Two events in one chunk: the second is already read when the first
+	 * frees the runtime, and must not be delivered. */
+	char answer[1024];
+	snprintf(answer, sizeof(answer),
+		 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n%s%s\r\n",
+		 strlen(EV_START) + strlen(EV_DIE), EV_START, EV_DIE);
+	const char *const answers[] = {answer};
+	struct fake *f = fake_start(answers, 1, true);
+	struct event_base *base = rtenv_base_new();
+	struct runtime_config cfg;
+	runtime_config_defaults(&cfg);
+	cfg.socket_path = f->path;
+	cfg.reconnect_min_us = 20000;
+	cfg.reconnect_max_us = 50000;
+	struct runtime *rt = NULL;
+	ASSERT_OK(runtime_new(base, &cfg, &rt));
+	struct stream_state *s = stream_new(rt, false);
+	s->free_runtime_on_start = rt;
+	evloop_run_until(base, one_event, s, 5000, "the start event");
+	ASSERT_TRUE(s->free_runtime_on_start == NULL);
+	struct fake_wait w = {f, 1};
+	evloop_run_until(base, fake_served, &w, 5000, "the fake's answer");
+	for (int i = 0; i < 3; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	ASSERT_EQ_U(s->log.n, 1);
+	ASSERT_EQ_U(s->log.ev[0].type, RUNTIME_EVENT_START);
+	ASSERT_EQ_U(s->log.connected, 1);
+	ASSERT_EQ_U(s->log.disconnected, 0);
 }
