@@ -26,43 +26,54 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "dozed/settings.h"
+
 struct event_base;
 struct activator;
 
-/* The defaults (activator_config_defaults()) are dozed's, from settings.h. */
+/* activator_config_defaults() gives dozed's defaults, the DOZED_*_DEFAULT* of
+ * settings.h named below; hold_timeout_us's is the activator's own. */
 struct activator_config {
-	uint16_t port;			/* listening port, IPv4 and IPv6; default 15001 */
-	uint32_t mark;			/* SO_MARK of probe and relay sockets; default 0x1d0 */
-	uint64_t probe_interval_us;	/* after a fast first phase (probe.h); default 30 ms */
-	uint64_t wake_timeout_us;	/* from "starting" to ready; default 10 s */
-	uint64_t hold_timeout_us;	/* from the first held client to "starting"; default 60 s */
-	size_t max_held;		/* held connections per service; default 4096 */
-	uint64_t max_relay_lifetime_us; /* 0: relays live as long as their connections */
+	/* Listening port, IPv4 and IPv6: DOZED_ACTIVATOR_PORT_DEFAULT. */
+	uint16_t port;
+	/* SO_MARK of probe and relay sockets: DOZED_MARK_DEFAULT. */
+	uint32_t mark;
+	/* After a fast first phase (probe.h): DOZED_PROBE_INTERVAL_DEFAULT_US. */
+	uint64_t probe_interval_us;
+	/* From "starting" to ready: DOZED_WAKE_TIMEOUT_DEFAULT_US. */
+	uint64_t wake_timeout_us;
+	/* From the first held client to "starting": 60 s. */
+	uint64_t hold_timeout_us;
+	/* Held connections per service: DOZED_MAX_HELD_DEFAULT. */
+	size_t max_held;
+	/* 0 (the default): relays live as long as their connections. */
+	uint64_t max_relay_lifetime_us;
 	/*
 	 * Wake on data: a held client that has not sent its first bytes within
 	 * this is reset, while no wake is under way (a client held during a
-	 * wake is relayed once it is ready, silent or not). Default 10 s: a
-	 * real client sends its request (HTTP, TLS ClientHello, a database's
-	 * startup message) within a round trip of connecting; 10 s is HAProxy's
-	 * usual `timeout http-request`, generous for slow links. When max_held
-	 * clients are held, a new client takes the place of the oldest that
-	 * has sent nothing yet (counted in held_evicted), during a wake too and
-	 * with wake on connect as well, so silent connections cannot lock real
+	 * wake is relayed once it is ready, silent or not).
+	 * DOZED_HELD_SILENT_TIMEOUT_DEFAULT_US, 10 s: a real client sends its
+	 * request (HTTP, TLS ClientHello, a database's startup message) within
+	 * a round trip of connecting; 10 s is HAProxy's usual `timeout
+	 * http-request`, generous for slow links. When max_held clients are
+	 * held, a new client takes the place of the oldest that has sent
+	 * nothing yet (counted in held_evicted), during a wake too and with
+	 * wake on connect as well, so silent connections cannot lock real
 	 * clients out even before then; a client accepted in the same batch as
 	 * the new one is not taken, as its first bytes may still be on the way.
 	 */
 	uint64_t silent_timeout_us;
 	/*
 	 * Held connections per client address and service; 0: no bound.
-	 * Default 256, so one address cannot take all of max_held (4096 takes
-	 * 16 addresses), while a burst from one address during a wake still
-	 * fits: a reverse proxy or NAT in front of many clients, a browser
-	 * opening 6 per host (about 40 browsers behind one address), the 200
-	 * clients of the e2e burst. Over it, the new client is reset
-	 * (rejected_per_client). IPv4 clients on a dual-stack socket count as
-	 * their IPv4 address. An IPv6 client counts as its /64: a host is given
-	 * a /64 and may use any address in it, so a bound per address would
-	 * not bound it.
+	 * DOZED_MAX_HELD_PER_CLIENT_DEFAULT, 256, so one address cannot take
+	 * all of max_held (4096 takes 16 addresses), while a burst from one
+	 * address during a wake still fits: a reverse proxy or NAT in front of
+	 * many clients, a browser opening 6 per host (about 40 browsers behind
+	 * one address), the 200 clients of the e2e burst. Over it, the new
+	 * client is reset (rejected_per_client). IPv4 clients on a dual-stack
+	 * socket count as their IPv4 address. An IPv6 client counts as its
+	 * /64: a host is given a /64 and may use any address in it, so a bound
+	 * per address would not bound it.
 	 */
 	size_t max_held_per_client;
 	/*
