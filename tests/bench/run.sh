@@ -9,7 +9,6 @@ BUILD=${BUILD:-build}
 need=()
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v socat >/dev/null || need+=(socat)
-command -v bc >/dev/null || need+=(bc)
 [ -x /lib/systemd/systemd-socket-proxyd ] || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "bench: installing ${need[*]}"
