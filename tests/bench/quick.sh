@@ -8,7 +8,7 @@
 # A benchmark driven by a script (tests/bench/NAME.sh beside NAME.c) runs
 # through the script, as tests/bench/run.sh runs it.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 BUILD=${BUILD:-build}
 export BUILD BENCH_QUICK=1
 # Far above a quick run (the wake bench, with its runtimes, takes the longest).
