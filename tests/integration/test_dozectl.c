@@ -305,10 +305,10 @@ TEST(test_enable_sends_the_container_and_only_the_options_given)
 	    "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"2s\",\"wake_on\":\"data\"}");
 	ASSERT_CONTAINS(r->out, "web: awake (sent 1.2 kB");
 
-	r = RUN(f, "enable", "--idle=500ms", "web");
+	r = RUN(f, "enable", "--idle=1500ms", "web");
 	assert_exit(r, 0);
 	ASSERT_STREQ(f->last_request,
-		     "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"500ms\"}");
+		     "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"1500ms\"}");
 	r = RUN(f, "enable", "web");
 	assert_exit(r, 0);
 	ASSERT_STREQ(f->last_request, "{\"cmd\":\"enable\",\"container\":\"web\"}");
@@ -368,8 +368,12 @@ TEST(test_usage_errors_exit_2_and_send_nothing)
 	assert_usage_error(f, RUN(f, "enable", "web", "--idle"), "option '--idle' needs a value");
 	assert_usage_error(f, RUN(f, "enable", "web", "--wake-on", "sometimes"),
 			   "invalid --wake-on value 'sometimes': expected connect or data");
-	assert_usage_error(f, RUN(f, "enable", "web", "--idle", "8761h"),
-			   "invalid --idle value '8761h': expected at most 8760h (a year)");
+	assert_usage_error(
+	    f, RUN(f, "enable", "web", "--idle", "8761h"),
+	    "invalid --idle value '8761h': expected a duration of at most 8760h (a year)");
+	/* The daemon's own bound, checked before anything is sent. */
+	assert_usage_error(f, RUN(f, "enable", "web", "--idle", "500ms"),
+			   "invalid --idle value '500ms': expected a duration of 1s or more");
 	const char *bad_idle[] = {"2x", "1.5s", "10", "-1s", "s", "2 s", ""};
 	for (size_t i = 0; i < ARRAY_SIZE(bad_idle); i++) {
 		char want[64];
