@@ -114,10 +114,6 @@ static inline struct svc_extra *svc_extra_of(const struct service *s)
 {
 	return s->userdata;
 }
-/* The older pair, still defined in daemon_sync.c: the same object, so either
- * destroy frees either's; they go once daemon_sync.c calls the pair above. */
-struct svc_extra *svc_extra_new(struct dozed *d);
-void svc_extra_free(struct svc_extra *x);
 
 /* daemon.c */
 extern const struct service_ops dozed_service_ops;
