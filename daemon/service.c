@@ -1,4 +1,9 @@
 // SPDX-License-Identifier: MIT
+/*
+ * The service state machine's transitions and inputs (docs/design.md,
+ * "Service states"); the registry they work on is service_registry.c. Pure:
+ * every effect goes through the registry's ops, nothing is logged.
+ */
 #include "dozed/service.h"
 
 #include <arpa/inet.h>
@@ -14,96 +19,11 @@
 #include "dozed/macro.h"
 #include "dozed/socket_util.h"
 #include "dozed/utf8.h"
-
-struct service_registry {
-	struct service_ops ops;
-	void *ud;
-	uint64_t start_timeout_us; /* 0: none */
-	struct service *head;
-	size_t n;
-	uint64_t next_id;
-	char error[320]; /* why the last add or reconcile was refused; "" if not */
-};
-
-static const char *const state_names[] = {
-    [SERVICE_AWAKE] = "awake",	 [SERVICE_SLEEPING] = "sleeping", [SERVICE_ASLEEP] = "asleep",
-    [SERVICE_WAKING] = "waking", [SERVICE_FAILED] = "failed",	  [SERVICE_UNKNOWN] = "unknown",
-};
-
-const char *service_state_name(enum service_state s)
-{
-	return (size_t)s < ARRAY_SIZE(state_names) ? state_names[s] : "unknown";
-}
-
-/* Every op is called unconditionally: one left out (a copy of the ops that
- * fell behind the struct) is refused here, not a call through NULL later. */
-static bool ops_complete(const struct service_ops *ops)
-{
-	return ops->now_us && ops->redirect_add && ops->redirect_remove && ops->runtime_stop &&
-	       ops->runtime_start && ops->activator_starting && ops->activator_failed &&
-	       ops->activator_held && ops->activator_waiting && ops->egress_read &&
-	       ops->timer_set && ops->emit && ops->forget && ops->state_changed;
-}
-
-int service_registry_new(const struct service_ops *ops, void *ud, struct service_registry **out)
-{
-	if (!ops || !ops_complete(ops))
-		return -EINVAL;
-	struct service_registry *r = calloc(1, sizeof(*r));
-	if (!r)
-		return -ENOMEM;
-	r->ops = *ops;
-	r->ud = ud;
-	r->next_id = 1;
-	*out = r;
-	return 0;
-}
-
-static void service_free(struct service_registry *r, struct service *s)
-{
-	r->ops.timer_set(r->ud, s, 0);
-	r->ops.forget(r->ud, s);
-	free(s->name);
-	free(s->container_id);
-	free(s);
-}
-
-void service_registry_free(struct service_registry *r)
-{
-	if (!r)
-		return;
-	while (r->head) {
-		struct service *s = r->head;
-		r->head = s->next;
-		service_free(r, s);
-	}
-	free(r);
-}
-
-void service_registry_set_start_timeout(struct service_registry *r, uint64_t us)
-{
-	r->start_timeout_us = us;
-}
-
-const char *service_registry_error(const struct service_registry *r)
-{
-	return r->error;
-}
-
-/* A refused call: returns -err, and says why for the caller to log. */
-__attribute__((format(printf, 3, 4))) static int refuse(struct service_registry *r, int err,
-							const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(r->error, sizeof(r->error), fmt, ap);
-	va_end(ap);
-	return -err;
-}
+#include "service_internal.h"
 
 static uint64_t now(struct service_registry *r)
 {
-	return r->ops.now_us(r->ud);
+	return service_registry_now_us(r);
 }
 
 __attribute__((format(printf, 2, 3))) static void set_reason(struct service *s, const char *fmt,
@@ -147,67 +67,6 @@ static void facts_add_str(struct json_object *facts, const char *key, const char
 {
 	if (facts && v)
 		json_object_object_add(facts, key, json_object_new_string(v));
-}
-
-/* --- registry ------------------------------------------------------------- */
-
-struct service *service_first(struct service_registry *r)
-{
-	return r->head;
-}
-
-size_t service_count(const struct service_registry *r)
-{
-	return r->n;
-}
-
-struct service *service_find_by_id(struct service_registry *r, uint64_t id)
-{
-	for (struct service *s = r->head; s; s = s->next)
-		if (s->id == id)
-			return s;
-	return NULL;
-}
-
-struct service *service_find_by_name(struct service_registry *r, const char *name)
-{
-	for (struct service *s = r->head; s; s = s->next)
-		if (strcmp(s->name, name) == 0)
-			return s;
-	return NULL;
-}
-
-struct service *service_find_by_container(struct service_registry *r, const char *id_or_name)
-{
-	size_t len = strlen(id_or_name);
-	for (struct service *s = r->head; s; s = s->next) {
-		if (strcmp(s->name, id_or_name) == 0)
-			return s;
-		/* A unique id prefix, as the runtimes accept (12 hex digits shown). */
-		if (len >= 12 && strncmp(s->container_id, id_or_name, len) == 0)
-			return s;
-	}
-	return NULL;
-}
-
-struct service *service_find_by_port(struct service_registry *r, uint16_t host_port)
-{
-	for (struct service *s = r->head; s; s = s->next)
-		for (size_t i = 0; i < s->n_ports; i++)
-			if (s->ports[i].host_port == host_port)
-				return s;
-	return NULL;
-}
-
-static void unlink_service(struct service_registry *r, struct service *s)
-{
-	for (struct service **p = &r->head; *p; p = &(*p)->next) {
-		if (*p == s) {
-			*p = s->next;
-			r->n--;
-			return;
-		}
-	}
 }
 
 /* --- transitions ------------------------------------------------------------ */
@@ -323,8 +182,8 @@ static void disable_now(struct service_registry *r, struct service *s)
 {
 	redirect_remove(r, s);
 	emit(r, s, "disabled", NULL);
-	unlink_service(r, s);
-	service_free(r, s);
+	service_unlink(r, s);
+	service_destroy(r, s);
 }
 
 static uint64_t backoff_us(unsigned failures)
@@ -373,74 +232,13 @@ static void wake_failure(struct service_registry *r, struct service *s, bool res
 
 /* --- public ------------------------------------------------------------------ */
 
-static int check_ports(struct service_registry *r, const struct service *self, const char *name,
-		       const struct service_port *ports, size_t n_ports)
-{
-	for (size_t i = 0; i < n_ports; i++) {
-		struct service *other = service_find_by_port(r, ports[i].host_port);
-		if (other && other != self)
-			return refuse(r, EADDRINUSE, "Cannot manage %s: port %u is already %s's",
-				      name, ports[i].host_port, other->name);
-	}
-	return 0;
-}
-
-static int service_alloc(struct service_registry *r, const struct service_spec *spec,
-			 struct service **out)
-{
-	if (spec->n_ports > SERVICE_MAX_PORTS)
-		return refuse(
-		    r, EINVAL,
-		    "Cannot manage %s: it publishes %zu TCP ports (1 to %d are supported)",
-		    spec->name, spec->n_ports, SERVICE_MAX_PORTS);
-	if (service_find_by_name(r, spec->name))
-		return refuse(r, EEXIST, "%s is already managed", spec->name);
-	int ret = check_ports(r, NULL, spec->name, spec->ports, spec->n_ports);
-	if (ret < 0)
-		return ret;
-	struct service *s = calloc(1, sizeof(*s));
-	if (!s)
-		return refuse(r, ENOMEM, "Failed to allocate service %s", spec->name);
-	s->name = strdup(spec->name);
-	s->container_id = strdup(spec->container_id);
-	if (!s->name || !s->container_id) {
-		free(s->name);
-		free(s->container_id);
-		free(s);
-		return refuse(r, ENOMEM, "Failed to allocate service %s", spec->name);
-	}
-	s->id = r->next_id++;
-	s->idle_us = spec->idle_us;
-	s->wake_on_data = spec->wake_on_data;
-	if (spec->n_ports > 0)
-		memcpy(s->ports, spec->ports, spec->n_ports * sizeof(*spec->ports));
-	s->n_ports = spec->n_ports;
-	s->last_wake_ms = -1;
-	s->userdata = spec->userdata;
-	*out = s;
-	return 0;
-}
-
-static void discard_unlinked(struct service *s)
-{
-	free(s->name);
-	free(s->container_id);
-	free(s);
-}
-
-static void link_service(struct service_registry *r, struct service *s)
-{
-	s->next = r->head;
-	r->head = s;
-	r->n++;
-}
-
 int service_add(struct service_registry *r, const struct service_spec *spec, bool running,
 		struct service **out)
 {
 	r->error[0] = '\0';
 	if (spec->n_ports == 0)
-		return refuse(r, EINVAL, "Cannot manage %s: it publishes no TCP port", spec->name);
+		return service_refuse(r, EINVAL, "Cannot manage %s: it publishes no TCP port",
+				      spec->name);
 	struct service *s;
 	int ret = service_alloc(r, spec, &s);
 	if (ret < 0)
@@ -449,13 +247,13 @@ int service_add(struct service_registry *r, const struct service_spec *spec, boo
 	if (!running) {
 		ret = redirect_add(r, s);
 		if (ret < 0) {
-			discard_unlinked(s);
+			service_discard(s);
 			return ret;
 		}
 		enter(r, s, SERVICE_ASLEEP);
 		set_reason(s, "stopped; wakes on the next connection");
 	}
-	link_service(r, s);
+	service_link(r, s);
 	if (running)
 		become_awake(r, s);
 	*out = s;
@@ -474,7 +272,7 @@ int service_add_unknown(struct service_registry *r, const struct service_spec *s
 	enter(r, s, SERVICE_UNKNOWN);
 	s->redirected = redirected && s->n_ports > 0;
 	service_set_unknown_reason(s, why);
-	link_service(r, s);
+	service_link(r, s);
 	*out = s;
 	return 0;
 }
@@ -496,7 +294,7 @@ int service_reconcile(struct service_registry *r, struct service *s, const char 
 			   n_ports, SERVICE_MAX_PORTS);
 		return -EINVAL;
 	}
-	int ret = check_ports(r, s, s->name, ports, n_ports);
+	int ret = service_check_ports(r, s, s->name, ports, n_ports);
 	if (ret < 0) {
 		set_reason(s, "a port of its container belongs to another service");
 		return ret;
@@ -583,8 +381,8 @@ void service_remove(struct service_registry *r, struct service *s)
 	if (r->ops.activator_held(r->ud, s) > 0)
 		r->ops.activator_failed(r->ud, s);
 	emit(r, s, "removed", NULL);
-	unlink_service(r, s);
-	service_free(r, s);
+	service_unlink(r, s);
+	service_destroy(r, s);
 }
 
 int service_sleep_now(struct service_registry *r, struct service *s, const char *why)
@@ -840,24 +638,7 @@ bool service_accepts_clients(struct service_registry *r, const struct service *s
 	return s->state != SERVICE_FAILED || now(r) >= s->retry_at_us;
 }
 
-size_t service_host_ports(const struct service *s, uint16_t *ports)
-{
-	for (size_t i = 0; i < s->n_ports; i++)
-		ports[i] = s->ports[i].host_port;
-	return s->n_ports;
-}
-
-uint64_t service_registry_now_us(struct service_registry *r)
-{
-	return now(r);
-}
-
 void service_refresh_activity(struct service_registry *r, struct service *s)
 {
 	read_activity(r, s);
-}
-
-size_t service_held(struct service_registry *r, struct service *s)
-{
-	return r->ops.activator_held(r->ud, s);
 }
