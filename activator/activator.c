@@ -533,6 +533,29 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 	return 0;
 }
 
+/* Listens on the wildcard address of both families (IPv4 only where IPv6 is absent). */
+int activator_new(struct event_base *base, const struct activator_config *cfg,
+		  const struct activator_ops *ops, void *userdata, struct activator **out)
+{
+	int fds[2], n = 0;
+	int fd = activator_listen_on(AF_INET, cfg->port);
+	if (fd < 0)
+		return log_error_errno(fd, "Failed to listen on 0.0.0.0:%u for the activator",
+				       cfg->port);
+	fds[n++] = fd;
+	fd = activator_listen_on(AF_INET6, cfg->port);
+	if (fd >= 0)
+		fds[n++] = fd;
+	else if (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL)
+		log_notice("No IPv6 here: the activator listens on IPv4 only");
+	else {
+		close(fds[0]);
+		return log_error_errno(fd, "Failed to listen on [::]:%u for the activator",
+				       cfg->port);
+	}
+	return activator_new_from_fds(base, cfg, ops, userdata, fds, (size_t)n, out);
+}
+
 void activator_free(struct activator *a)
 {
 	if (!a)

@@ -8,8 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "dozed/activator.h"
-#include "dozed/log.h"
 #include "dozed/socket_util.h"
 #include "dozed/macro.h"
 
@@ -60,26 +58,4 @@ int activator_listen_on(int family, uint16_t port)
 	if (listen(fd, SOMAXCONN) < 0)
 		return -errno;
 	return TAKE_FD(fd);
-}
-
-int activator_new(struct event_base *base, const struct activator_config *cfg,
-		  const struct activator_ops *ops, void *userdata, struct activator **out)
-{
-	int fds[2], n = 0;
-	int fd = activator_listen_on(AF_INET, cfg->port);
-	if (fd < 0)
-		return log_error_errno(fd, "Failed to listen on 0.0.0.0:%u for the activator",
-				       cfg->port);
-	fds[n++] = fd;
-	fd = activator_listen_on(AF_INET6, cfg->port);
-	if (fd >= 0)
-		fds[n++] = fd;
-	else if (fd == -EAFNOSUPPORT || fd == -EADDRNOTAVAIL)
-		log_notice("No IPv6 here: the activator listens on IPv4 only");
-	else {
-		close(fds[0]);
-		return log_error_errno(fd, "Failed to listen on [::]:%u for the activator",
-				       cfg->port);
-	}
-	return activator_new_from_fds(base, cfg, ops, userdata, fds, (size_t)n, out);
 }
