@@ -212,7 +212,6 @@ static void ops_forget(void *ud, struct service *s)
 	struct svc_extra *x = svc_extra_of(s);
 	if (!x)
 		return;
-	egress_counter_detach(x->attachment);
 	svc_extra_destroy(x);
 	s->userdata = NULL;
 }

@@ -107,7 +107,7 @@ void pending_op_free(struct pending_op *op);
 struct service *pending_op_finish(struct pending_op *op);
 
 /* svc_extra.c: x->id is set once the service is added. NULL when out of
- * memory (logged). destroy accepts NULL. */
+ * memory (logged). destroy detaches its counter too; it accepts NULL. */
 struct svc_extra *svc_extra_create(struct dozed *d);
 void svc_extra_destroy(struct svc_extra *x);
 static inline struct svc_extra *svc_extra_of(const struct service *s)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "daemon_internal.h"
+#include "dozed/egress_counter.h"
 #include "dozed/log.h"
 
 static void svc_extra_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -37,6 +38,7 @@ void svc_extra_destroy(struct svc_extra *x)
 {
 	if (!x)
 		return;
+	egress_counter_detach(x->attachment);
 	if (x->timer)
 		event_free(x->timer);
 	free(x);
