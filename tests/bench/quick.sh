@@ -28,8 +28,9 @@ for src in tests/bench/*.c; do
 		continue
 	fi
 	t0=$(date +%s%3N)
-	# timeout signals its whole process group: a hung benchmark and what it started.
-	timeout --kill-after=10 "$TIMEOUT_S" "${cmd[@]}" >"$out" 2>&1
+	# timeout signals its whole process group: a hung benchmark and what it
+	# started; a minute more lets the wake bench take its runtimes down.
+	timeout --kill-after=60 "$TIMEOUT_S" "${cmd[@]}" >"$out" 2>&1
 	rc=$?
 	ms=$(($(date +%s%3N) - t0))
 	if [ "$rc" -eq 0 ]; then
