@@ -130,6 +130,28 @@ TEST(test_ports_changed_since_saved_move_the_redirect)
 	ASSERT_TRUE(service_find_by_port(F.reg, 9090) == s);
 }
 
+TEST(test_a_port_taken_meanwhile_keeps_it_unknown_and_names_the_owner)
+{
+	struct service *s = unknown_service(port_8080, 1, true);
+	struct service_spec other = {.name = "api",
+				     .container_id = "ffff",
+				     .idle_us = SEC,
+				     .ports = port_9090,
+				     .n_ports = 1};
+	struct service *api = NULL;
+	ASSERT_OK(service_add(F.reg, &other, true, &api));
+	clear_log();
+	/* Its container publishes 9090 now, which api has. */
+	ASSERT_ERR(service_reconcile(F.reg, s, "0123456789abcdef0123", port_9090, 1, false),
+		   EADDRINUSE);
+	ASSERT_EQ_U(s->state, SERVICE_UNKNOWN);
+	ASSERT_CONTAINS(s->reason, "belongs to another service");
+	/* The caller logs it once, as the registry words it. */
+	ASSERT_STREQ(service_registry_error(F.reg),
+		     "Cannot manage web: port 9090 is already api's");
+	ASSERT_STREQ(F.log, ""); /* its redirect is kept as it was */
+}
+
 TEST(test_a_failed_redirect_keeps_it_unknown_and_says_why)
 {
 	struct service *s = unknown_service(port_8080, 1, false);
