@@ -241,15 +241,6 @@ const struct service_ops dozed_service_ops = {
     .state_changed = ops_state_changed,
 };
 
-int dozed_log_refusal(struct dozed *d, int r)
-{
-	const char *why = service_registry_error(d->services);
-	if (r < 0 && why[0])
-		/* The registry's own codes name no failed call, but memory does. */
-		log_error_errno(r == -ENOMEM ? r : SYNTHETIC_ERRNO(r), "%s", why);
-	return r;
-}
-
 /* --- egress counter ---------------------------------------------------------------- */
 
 void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup_dir)

@@ -120,10 +120,6 @@ extern const struct service_ops dozed_service_ops;
 void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup_dir);
 void dozed_reattach(struct dozed *d, struct service *s);
 int dozed_save_state(struct dozed *d);
-/* After a service_add, service_add_unknown or service_reconcile that returned
- * r < 0: logs, once, why the registry refused (its message, when it has one).
- * Returns r. */
-int dozed_log_refusal(struct dozed *d, int r);
 void dozed_check_ready(struct dozed *d);
 /* Removes redirected ports that no service owns, once nothing is UNKNOWN and
  * services.json was read whole (else they may be a sleeping service's). */

@@ -26,37 +26,6 @@
 static void reconcile_retry(struct dozed *d);
 static void reconcile_next(struct dozed *d);
 
-static void service_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct svc_extra *x = arg;
-	service_on_timer(x->d->services, x->id);
-}
-
-struct svc_extra *svc_extra_new(struct dozed *d)
-{
-	struct svc_extra *x = calloc(1, sizeof(*x));
-	if (x)
-		x->timer = evtimer_new(d->base, service_timer_cb, x);
-	if (!x || !x->timer) {
-		free(x);
-		log_error_errno(ENOMEM, "Failed to allocate a service's timer");
-		return NULL;
-	}
-	x->d = d;
-	return x;
-}
-
-void svc_extra_free(struct svc_extra *x)
-{
-	if (!x)
-		return;
-	if (x->timer)
-		event_free(x->timer);
-	free(x);
-}
-
 static bool has_port(const struct service_port *ports, size_t n, uint16_t host_port)
 {
 	for (size_t i = 0; i < n; i++)
@@ -91,12 +60,15 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c, u
 		service_update_settings(d->services, s, idle_explicit ? idle_us : d->cfg.idle_us,
 					wake_on_data);
 		s->disabling = false; /* enabled again before a disable completed */
-		((struct svc_extra *)s->userdata)->idle_explicit = idle_explicit;
+		svc_extra_of(s)->idle_explicit = idle_explicit;
 		/* Inspected just now: an UNKNOWN one is known from here on. */
-		if (s->state == SERVICE_UNKNOWN &&
-		    service_reconcile(d->services, s, c->id, ports, n_ports, c->running) == 0 &&
-		    c->running)
-			dozed_attach_counter(d, s, c->cgroup_dir);
+		if (s->state == SERVICE_UNKNOWN) {
+			if (service_reconcile(d->services, s, c->id, ports, n_ports, c->running) <
+			    0)
+				log_error("%s: cannot be reconciled: %s", s->name, s->reason);
+			else if (c->running)
+				dozed_attach_counter(d, s, c->cgroup_dir);
+		}
 		*out = s;
 		return 0;
 	}
@@ -107,7 +79,7 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c, u
 			 c->name);
 		return -EINVAL;
 	}
-	struct svc_extra *x = svc_extra_new(d);
+	struct svc_extra *x = svc_extra_create(d);
 	if (!x) {
 		snprintf(why, why_len, "out of memory");
 		return -ENOMEM;
@@ -124,8 +96,12 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c, u
 	};
 	int r = service_add(d->services, &spec, c->running, &s);
 	if (r < 0) {
-		svc_extra_free(x);
-		if (r == -EADDRINUSE)
+		svc_extra_destroy(x);
+		/* The registry's words first: they name the other service. */
+		const char *refused = service_registry_error(d->services);
+		if (refused[0])
+			snprintf(why, why_len, "%s", refused);
+		else if (r == -EADDRINUSE)
 			snprintf(why, why_len, "a port of %s belongs to another service", c->name);
 		else if (r == -EEXIST)
 			snprintf(why, why_len, "another service is named %s", c->name);
@@ -266,7 +242,7 @@ static int add_saved(struct dozed *d, const struct state_service *saved, const u
 		ports[i].container_port = saved->ports[i].container_port;
 		redirected = redirected || port_in(set_ports, n_set, ports[i].host_port);
 	}
-	struct svc_extra *x = svc_extra_new(d);
+	struct svc_extra *x = svc_extra_create(d);
 	if (!x)
 		return -ENOMEM;
 	x->idle_explicit = saved->idle_us > 0;
@@ -283,9 +259,14 @@ static int add_saved(struct dozed *d, const struct state_service *saved, const u
 	int r = service_add_unknown(d->services, &spec, redirected,
 				    "the runtime has not answered yet", &s);
 	if (r < 0) {
-		svc_extra_free(x);
+		svc_extra_destroy(x);
 		/* Out of memory: its ports may be in the set, so none is removed. */
 		d->state_incomplete = true;
+		const char *refused = service_registry_error(d->services);
+		if (refused[0] && r != -ENOMEM)
+			return log_error_errno(SYNTHETIC_ERRNO(r),
+					       "%s: the saved service cannot be loaded: %s",
+					       saved->name, refused);
 		return log_error_errno(r, "%s: the saved service cannot be loaded", saved->name);
 	}
 	x->id = s->id;
@@ -383,7 +364,7 @@ static void reconcile_done(int err, const struct runtime_error *error,
 	bool again = false;
 	d->reconcile_in_flight--;
 	if (s) {
-		struct svc_extra *x = s->userdata;
+		struct svc_extra *x = svc_extra_of(s);
 		x->inspect_pending = false;
 		again = x->reinspect && err >= 0;
 	}
@@ -395,7 +376,7 @@ static void reconcile_done(int err, const struct runtime_error *error,
 		service_remove(d->services, s);
 		dozed_save_state(d);
 	} else if (err < 0) {
-		struct svc_extra *x = s->userdata;
+		struct svc_extra *x = svc_extra_of(s);
 		if (s->state == SERVICE_UNKNOWN) {
 			service_set_unknown_reason(s, error->message);
 			if (strncmp(x->last_unknown_why, error->message,
@@ -432,7 +413,7 @@ static void reconcile_next(struct dozed *d)
 	for (struct service *s = service_first(d->services);
 	     s && d->reconcile_waiting > 0 && d->reconcile_in_flight < RECONCILE_MAX_IN_FLIGHT;
 	     s = s->next) {
-		struct svc_extra *x = s->userdata;
+		struct svc_extra *x = svc_extra_of(s);
 		if (!x->reconcile_waiting)
 			continue;
 		x->reconcile_waiting = false;
@@ -445,7 +426,7 @@ static void reconcile_next(struct dozed *d)
 
 void dozed_reconcile(struct dozed *d, struct service *s, enum pending_kind kind)
 {
-	struct svc_extra *x = s->userdata;
+	struct svc_extra *x = svc_extra_of(s);
 	if (x->inspect_pending) {
 		/* Its answer may predate what made us ask: ask again after it. */
 		x->reinspect = true;

@@ -6,6 +6,7 @@
 
 #include "dozed/duration.h"
 #include "dozed/service.h"
+#include "dozed/settings.h"
 
 /* Why an awake service is still awake: its egress, and when it sleeps. */
 static void awake_reason(const struct service *s, uint64_t t, char *buf, size_t len)
@@ -55,7 +56,7 @@ struct json_object *service_to_json(struct service_registry *r, struct service *
 	json_object_object_add(o, "idle_timeout_ms",
 			       json_object_new_int64((int64_t)(s->idle_us / 1000)));
 	json_object_object_add(o, "wake_on",
-			       json_object_new_string(s->wake_on_data ? "data" : "connect"));
+			       json_object_new_string(settings_wake_on_to_string(s->wake_on_data)));
 	uint64_t last =
 	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
 	if (s->state == SERVICE_AWAKE) {

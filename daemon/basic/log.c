@@ -91,8 +91,7 @@ static struct iovec iov_str(const char *s)
 }
 
 /* 0 or -errno, as sd_journal_sendv() returns. */
-static int journal_send_log(int level, int err, bool synthetic, const char *func,
-			    const char *msg)
+static int journal_send_log(int level, int err, bool synthetic, const char *func, const char *msg)
 {
 	char message[1200], priority[32], code_func[256], errno_field[32];
 	bool explain = err != 0 && !synthetic;

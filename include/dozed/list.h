@@ -14,7 +14,7 @@
 
 #define LIST_PREPEND(name, head, item)                                                             \
 	do {                                                                                       \
-		__typeof__(*(head)) **_lp_head = &(head), *_lp_item = (item);                      \
+		__typeof__(head) *_lp_head = &(head), _lp_item = (item);                           \
 		assert(_lp_item);                                                                  \
 		_lp_item->name##_prev = NULL;                                                      \
 		if ((_lp_item->name##_next = *_lp_head))                                           \
@@ -24,7 +24,7 @@
 
 #define LIST_REMOVE(name, head, item)                                                              \
 	do {                                                                                       \
-		__typeof__(*(head)) **_lr_head = &(head), *_lr_item = (item);                      \
+		__typeof__(head) *_lr_head = &(head), _lr_item = (item);                           \
 		assert(_lr_item);                                                                  \
 		if (_lr_item->name##_next)                                                         \
 			_lr_item->name##_next->name##_prev = _lr_item->name##_prev;                \
@@ -40,8 +40,7 @@
 /* After anchor; a NULL anchor puts item first. */
 #define LIST_INSERT_AFTER(name, head, anchor, item)                                                \
 	do {                                                                                       \
-		__typeof__(*(head)) **_li_head = &(head), *_li_anchor = (anchor),                  \
-				    *_li_item = (item);                                            \
+		__typeof__(head) *_li_head = &(head), _li_anchor = (anchor), _li_item = (item);    \
 		assert(_li_item);                                                                  \
 		if (!_li_anchor) {                                                                 \
 			LIST_PREPEND(name, *_li_head, _li_item);                                   \
@@ -56,14 +55,14 @@
 /* Queues: the owner keeps head and tail, so appending is O(1). */
 #define LIST_APPEND_TAILED(name, head, tail, item)                                                 \
 	do {                                                                                       \
-		__typeof__(*(head)) **_la_tail = &(tail);                                          \
+		__typeof__(head) *_la_tail = &(tail);                                              \
 		LIST_INSERT_AFTER(name, head, *_la_tail, item);                                    \
 		*_la_tail = (item);                                                                \
 	} while (0)
 
 #define LIST_INSERT_AFTER_TAILED(name, head, tail, anchor, item)                                   \
 	do {                                                                                       \
-		__typeof__(*(head)) **_lit_tail = &(tail), *_lit_last = (item);                    \
+		__typeof__(head) *_lit_tail = &(tail), _lit_last = (item);                         \
 		LIST_INSERT_AFTER(name, head, anchor, _lit_last);                                  \
 		if (!_lit_last->name##_next)                                                       \
 			*_lit_tail = _lit_last;                                                    \
@@ -71,7 +70,7 @@
 
 #define LIST_REMOVE_TAILED(name, head, tail, item)                                                 \
 	do {                                                                                       \
-		__typeof__(*(head)) **_lrt_tail = &(tail), *_lrt_gone = (item);                    \
+		__typeof__(head) *_lrt_tail = &(tail), _lrt_gone = (item);                         \
 		if (*_lrt_tail == _lrt_gone)                                                       \
 			*_lrt_tail = _lrt_gone->name##_prev;                                       \
 		LIST_REMOVE(name, head, _lrt_gone);                                                \
