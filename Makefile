@@ -1,7 +1,7 @@
 # dozed — scale-to-zero for Docker and Podman hosts.
 # make          build the daemon, its client and the eBPF objects
 # make check    install missing packages, build, run every test (ASan/UBSan)
-# make lint     cppcheck + clang-format check, systemd-analyze security of the unit
+# make lint     cppcheck, clang-format, the include rules, systemd-analyze security of the unit
 # make bench    benchmarks, peers side by side
 # make fuzz     every libFuzzer target for FUZZ_SECONDS each (make check: 30 s)
 # make stress   crash safety at 20 moments and the soak (minutes; not in CI)
@@ -173,6 +173,7 @@ lint: $(SKELS)
 		--suppress=memleak --suppress=resourceLeak -D_GNU_SOURCE \
 		-Iinclude -I$(BUILD) -Itests/lib $(filter-out %.bpf.c,$(C_SOURCES))
 	clang-format --dry-run --Werror $(C_SOURCES)
+	tests/lint/includes.sh
 	@$(MAKE) --no-print-directory lint-unit
 
 # The unit's sandboxing, as systemd rates it: "OK" is an exposure of 3.0 or less.
