@@ -53,7 +53,8 @@ void rtenv_expect_own_cgroup(const struct rtenv *env, const struct runtime_conta
 /* --- the client, synchronously ------------------------------------------------------ */
 
 struct event_base *rtenv_base_new(void);
-/* socket: overrides cfg's; both NULL: the defaults and DOCKER_HOST. Freed at the end. */
+/* socket: overrides cfg's; both NULL: DOZED_RUNTIME_SOCKET_DEFAULT (the client reads
+ * no DOCKER_HOST). Freed at the end. */
 struct runtime *rtenv_runtime_new(struct event_base *base, const char *socket,
 				  const struct runtime_config *cfg);
 
