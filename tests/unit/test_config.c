@@ -1,56 +1,24 @@
 // SPDX-License-Identifier: MIT
-/* dozed's options: defaults, command line, config file, and the messages of bad values. */
+/* dozed's options, one by one: defaults, the values each takes and the
+ * messages of bad ones. The config file is in test_config_file.c, the command
+ * line, DOCKER_HOST and --help in test_config_args.c. */
 #include <errno.h>
-#include <grp.h>
 #include <stdio.h>
+#include <grp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "dozed/config.h"
 #include "dozed/macro.h"
+#include "config_fixture.h"
 #include "harness.h"
 
 /* The tests' own environment must not choose the runtime socket. */
 __attribute__((constructor)) static void docker_host_clear(void)
 {
 	unsetenv("DOCKER_HOST");
-}
-
-static void unlink_cleanup(void *arg)
-{
-	unlink(arg);
-	free(arg);
-}
-
-/* A config file with this text, removed when the test ends. */
-static const char *conf_file(const char *text)
-{
-	char *path = strdup("/tmp/dozed-test-conf.XXXXXX");
-	int fd = path ? mkstemp(path) : -1;
-	if (fd < 0)
-		FAIL("cannot create a temporary config file");
-	test_defer(unlink_cleanup, path);
-	size_t len = strlen(text);
-	if (write(fd, text, len) != (ssize_t)len)
-		FAIL("cannot write %s", path);
-	close(fd);
-	return path;
-}
-
-/* dozed_config_from_argv() on "dozed" and the arguments. */
-#define from_argv(c, msg, ...)                                                                     \
-	from_argv_list((c), (msg), (const char *[]){"dozed", __VA_ARGS__, NULL})
-
-static int from_argv_list(struct dozed_config *c, char **msg, const char **argv)
-{
-	int argc = 0;
-	while (argv[argc])
-		argc++;
-	*msg = NULL;
-	return dozed_config_from_argv(c, argc, (char **)argv, msg);
 }
 
 /* Parses one option given as "--key value" (and as "--key=value", which must agree). */
@@ -113,76 +81,6 @@ TEST(test_defaults_are_documented_values)
 	ASSERT_EQ_U(c.log_level, LOG_INFO);
 	ASSERT_STREQ(c.config_path, "/etc/dozed/dozed.conf");
 	ASSERT_TRUE(!c.check && !c.version && !c.help);
-}
-
-TEST(test_runtime_socket_default_comes_from_unix_docker_host)
-{
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	const char *empty = conf_file("");
-	char *msg = NULL;
-	setenv("DOCKER_HOST", "unix:///run/podman/podman.sock", 1);
-	ASSERT_OK(from_argv(&c, &msg, "--config", empty));
-	ASSERT_STREQ(c.runtime_socket, "/run/podman/podman.sock");
-	ASSERT_TRUE(msg == NULL);
-}
-
-TEST(test_empty_docker_host_leaves_the_default_socket)
-{
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	const char *empty = conf_file("");
-	char *msg = NULL;
-	setenv("DOCKER_HOST", "", 1);
-	ASSERT_OK(from_argv(&c, &msg, "--config", empty));
-	ASSERT_STREQ(c.runtime_socket, "/var/run/docker.sock");
-}
-
-/* The runtime client refused these already; the daemon, which always names
- * the socket, used to run on the default one instead. */
-TEST(test_docker_host_other_than_unix_is_refused_naming_it)
-{
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	const char *empty = conf_file("");
-	char *msg = NULL;
-	setenv("DOCKER_HOST", "tcp://127.0.0.1:2375", 1);
-	ASSERT_ERR(from_argv(&c, &msg, "--config", empty), EINVAL);
-	ASSERT_STREQ(msg, "DOCKER_HOST=tcp://127.0.0.1:2375 is not supported: dozed reaches the "
-			  "container runtime over a unix socket only (DOCKER_HOST=unix:///PATH)");
-	free(msg);
-
-	const char *bad[] = {"ssh://host", "/run/docker.sock"};
-	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-		_cleanup_(dozed_config_free) struct dozed_config d = {0};
-		ASSERT_OK(dozed_config_defaults(&d));
-		ASSERT_ERR(dozed_config_apply_docker_host(&d, bad[i], &msg), EINVAL);
-		ASSERT_CONTAINS(msg, "is not supported");
-		free(msg);
-	}
-}
-
-TEST(test_docker_host_with_a_bad_path_is_refused_naming_it)
-{
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg = NULL;
-	ASSERT_OK(dozed_config_defaults(&c));
-	ASSERT_ERR(dozed_config_apply_docker_host(&c, "unix://run/docker.sock", &msg), EINVAL);
-	ASSERT_STREQ(msg, "DOCKER_HOST=unix://run/docker.sock: expected the absolute path of a "
-			  "unix socket (at most 107 bytes), or unix://PATH");
-	free(msg);
-	ASSERT_STREQ(c.runtime_socket, "/var/run/docker.sock");
-}
-
-TEST(test_runtime_socket_of_the_command_line_or_file_wins_over_docker_host)
-{
-	setenv("DOCKER_HOST", "tcp://127.0.0.1:2375", 1);
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	_cleanup_(dozed_config_free) struct dozed_config d = {0};
-	const char *empty = conf_file("");
-	const char *named = conf_file("runtime-socket = /run/file.sock\n");
-	char *msg = NULL;
-	ASSERT_OK(from_argv(&c, &msg, "--config", empty, "--runtime-socket", "/run/args.sock"));
-	ASSERT_STREQ(c.runtime_socket, "/run/args.sock");
-	ASSERT_OK(from_argv(&d, &msg, "--config", named));
-	ASSERT_STREQ(d.runtime_socket, "/run/file.sock");
 }
 
 TEST(test_runtime_socket_takes_a_path_or_a_unix_url)
@@ -384,248 +282,6 @@ TEST(test_log_level_takes_the_syslog_names)
 			       "--log-level verbose: expected err, warning, notice, info or debug");
 }
 
-TEST(test_flags_set_and_refuse_a_value)
-{
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_OK(from_argv(&c, &msg, "--help"));
-	ASSERT_TRUE(c.help);
-	_cleanup_(dozed_config_free) struct dozed_config d = {0};
-	ASSERT_OK(from_argv(&d, &msg, "--version"));
-	ASSERT_TRUE(d.version);
-	_cleanup_(dozed_config_free) struct dozed_config e = {0};
-	ASSERT_OK(from_argv(&e, &msg, "--check", "--config", conf_file("")));
-	ASSERT_TRUE(e.check);
-	_cleanup_(dozed_config_free) struct dozed_config f = {0};
-	ASSERT_OK(from_argv(&f, &msg, "-h"));
-	ASSERT_TRUE(f.help);
-	_cleanup_(dozed_config_free) struct dozed_config g = {0};
-	ASSERT_ERR(from_argv(&g, &msg, "--check=yes"), EINVAL);
-	ASSERT_STREQ(msg, "--check: takes no value");
-	free(msg);
-}
-
-TEST(test_unknown_options_and_arguments_are_rejected)
-{
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	_cleanup_(dozed_config_free) struct dozed_config d = {0};
-	_cleanup_(dozed_config_free) struct dozed_config e = {0};
-	_cleanup_(dozed_config_free) struct dozed_config f = {0};
-	char *msg;
-	ASSERT_ERR(from_argv(&c, &msg, "--idle-time", "5s"), EINVAL);
-	ASSERT_STREQ(msg, "--idle-time: unknown option");
-	free(msg);
-	ASSERT_ERR(from_argv(&d, &msg, "--nope=1"), EINVAL);
-	ASSERT_STREQ(msg, "--nope: unknown option");
-	free(msg);
-	ASSERT_ERR(from_argv(&e, &msg, "-x"), EINVAL);
-	ASSERT_STREQ(msg, "-x: unknown option");
-	free(msg);
-	ASSERT_ERR(from_argv(&f, &msg, "serve"), EINVAL);
-	ASSERT_STREQ(msg, "serve: unexpected argument (dozed takes options only)");
-	free(msg);
-}
-
-TEST(test_option_without_its_value_is_rejected)
-{
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_ERR(from_argv(&c, &msg, "--idle"), EINVAL);
-	ASSERT_STREQ(msg, "--idle: expected a value after it");
-	free(msg);
-}
-
-TEST(test_help_does_not_read_the_config_file)
-{
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_OK(from_argv(&c, &msg, "--config", "/nonexistent/dozed.conf", "--help"));
-	ASSERT_TRUE(c.help);
-}
-
-TEST(test_config_file_sets_every_key)
-{
-	const char *conf = conf_file("# dozed test config\n"
-				     "\n"
-				     "runtime-socket = /run/podman/podman.sock\n"
-				     "control = /tmp/ctl.sock\n"
-				     "control-group = root\n"
-				     "activator-port = 16000\n"
-				     "  nft-table=dozed_t\n"
-				     "mark = 0x2a\n"
-				     "state-dir = /tmp/state\n"
-				     "idle = 2h\n"
-				     "probe-interval = 50ms\r\n"
-				     "wake-timeout = 20s\n"
-				     "stop-timeout = 30\n"
-				     "max-held = 1000\n"
-				     "held-silent-timeout = 2s\n"
-				     "max_held_per_client = 10\n"
-				     "control-idle-timeout = 5m\n"
-				     "\t# indented comment\n"
-				     "log_level = debug\n");
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_OK(from_argv(&c, &msg, "--config", conf));
-	ASSERT_STREQ(c.runtime_socket, "/run/podman/podman.sock");
-	ASSERT_STREQ(c.control_path, "/tmp/ctl.sock");
-	ASSERT_STREQ(c.control_group, "root");
-	ASSERT_EQ_U(c.activator_port, 16000);
-	ASSERT_STREQ(c.nft_table, "dozed_t");
-	ASSERT_EQ_U(c.mark, 0x2a);
-	ASSERT_STREQ(c.state_dir, "/tmp/state");
-	ASSERT_EQ_U(c.idle_us, UINT64_C(7200000000));
-	ASSERT_EQ_U(c.probe_interval_us, 50000);
-	ASSERT_EQ_U(c.wake_timeout_us, 20000000);
-	ASSERT_EQ_U(c.stop_timeout_s, 30);
-	ASSERT_EQ_U(c.max_held, 1000);
-	ASSERT_EQ_U(c.held_silent_timeout_us, 2000000);
-	ASSERT_EQ_U(c.max_held_per_client, 10);
-	ASSERT_EQ_U(c.control_idle_timeout_us, 300000000);
-	ASSERT_EQ_U(c.log_level, LOG_DEBUG);
-	ASSERT_STREQ(c.config_path, conf);
-}
-
-TEST(test_command_line_overrides_the_file)
-{
-	const char *conf = conf_file("idle = 2h\nactivator-port = 16000\n");
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	/* Before and after --config: the order on the command line does not matter. */
-	ASSERT_OK(from_argv(&c, &msg, "--idle=5s", "--config", conf, "--stop-timeout", "1"));
-	ASSERT_EQ_U(c.idle_us, 5000000);
-	ASSERT_EQ_U(c.activator_port, 16000);
-	ASSERT_EQ_U(c.stop_timeout_s, 1);
-}
-
-TEST(test_bad_value_in_file_names_file_line_key_and_value)
-{
-	const char *conf = conf_file("# comment\n\nidle = 10x\n");
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
-	_cleanup_free_ char *want = NULL;
-	ASSERT_TRUE(asprintf(&want,
-			     "%s:3: idle = 10x: expected a duration like 30ms, 10s, 10m or 2h",
-			     conf) > 0);
-	ASSERT_STREQ(msg, want);
-	free(msg);
-}
-
-TEST(test_bad_value_in_file_is_rejected_even_when_overridden)
-{
-	const char *conf = conf_file("activator-port = 70000\n");
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_ERR(from_argv(&c, &msg, "--config", conf, "--activator-port", "16000"), EINVAL);
-	ASSERT_CONTAINS(msg, ":1: activator-port = 70000: expected a port 1-65535");
-	free(msg);
-}
-
-TEST(test_unknown_key_in_file_is_rejected)
-{
-	const char *conf = conf_file("idle = 5s\nidle-time = 5s\n");
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
-	_cleanup_free_ char *want = NULL;
-	ASSERT_TRUE(asprintf(&want, "%s:2: idle-time = 5s: unknown key", conf) > 0);
-	ASSERT_STREQ(msg, want);
-	free(msg);
-}
-
-TEST(test_line_without_equals_is_rejected)
-{
-	const char *conf = conf_file("idle 5s\n");
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
-	_cleanup_free_ char *want = NULL;
-	ASSERT_TRUE(asprintf(&want, "%s:1: idle 5s: expected key = value", conf) > 0);
-	ASSERT_STREQ(msg, want);
-	free(msg);
-}
-
-TEST(test_command_line_only_keys_are_rejected_in_file)
-{
-	const char *conf = conf_file("check = yes\n");
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
-	ASSERT_CONTAINS(msg, ":1: check = yes: only allowed on the command line");
-	free(msg);
-}
-
-TEST(test_wake_timeout_conflict_in_file_names_its_line)
-{
-	const char *conf = conf_file("probe-interval = 2s\nwake-timeout = 1s\n");
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
-	_cleanup_free_ char *want = NULL;
-	ASSERT_TRUE(asprintf(&want,
-			     "%s:2: wake-timeout = 1s: expected a duration from the probe "
-			     "interval (2s) to 10m",
-			     conf) > 0);
-	ASSERT_STREQ(msg, want);
-	free(msg);
-}
-
-TEST(test_missing_file_named_by_config_is_an_error)
-{
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_ERR(from_argv(&c, &msg, "--config", "/nonexistent/dozed.conf"), ENOENT);
-	ASSERT_STREQ(msg, "/nonexistent/dozed.conf: cannot read: No such file or directory");
-	free(msg);
-}
-
-TEST(test_missing_default_file_is_fine)
-{
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	ASSERT_OK(dozed_config_defaults(&c));
-	char *msg = NULL;
-	ASSERT_OK(dozed_config_load_file(&c, "/nonexistent/dozed.conf", false, &msg));
-	ASSERT_TRUE(msg == NULL);
-	ASSERT_EQ_U(c.activator_port, 15001);
-}
-
-TEST(test_directory_as_config_file_is_an_error)
-{
-	_cleanup_(dozed_config_free) struct dozed_config c = {0};
-	char *msg;
-	ASSERT_ERR(from_argv(&c, &msg, "--config", "/tmp"), EISDIR);
-	ASSERT_STREQ(msg, "/tmp: cannot read: Is a directory");
-	free(msg);
-}
-
-TEST(test_usage_lists_every_option)
-{
-	const char *u = dozed_config_usage();
-	const char *opts[] = {"--runtime-socket",
-			      "--control ",
-			      "--control-group",
-			      "--activator-port",
-			      "--nft-table",
-			      "--mark",
-			      "--state-dir",
-			      "--idle",
-			      "--probe-interval",
-			      "--wake-timeout",
-			      "--stop-timeout",
-			      "--log-level",
-			      "--config",
-			      "--check",
-			      "--version",
-			      "--help",
-			      "--max-held ",
-			      "--held-silent-timeout",
-			      "--max-held-per-client",
-			      "--control-idle-timeout"};
-	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
-		ASSERT_CONTAINS(u, opts[i]);
-}
-
 TEST(test_max_held_is_1_to_1000000_connections)
 {
 	_cleanup_(dozed_config_free) struct dozed_config c = {0};
@@ -763,31 +419,4 @@ TEST(test_control_idle_timeout_is_1s_to_1h)
 			       "--control-idle-timeout 999ms: expected a duration from 1s to 1h");
 	assert_option_rejected("control-idle-timeout", "2h",
 			       "--control-idle-timeout 2h: expected a duration from 1s to 1h");
-}
-
-/* The text is printed from settings.h's values: it reads as the defaults are. */
-TEST(test_usage_shows_the_defaults_as_a_user_writes_them)
-{
-	const char *u = dozed_config_usage();
-	const char *want[] = {
-	    "else /var/run/docker.sock)",
-	    "(default /run/dozed/control.sock)",
-	    "(default 15001)",
-	    "(default dozed)",
-	    "(default 0x1d0)",
-	    "(default /var/lib/dozed)",
-	    "(default 10m, at least 1s)",
-	    "(default 30ms,",
-	    "(default 10s, from",
-	    "(default 10, 0-3600)",
-	    "(default 4096, 1-1000000)",
-	    "256 or max-held if smaller",
-	    "(default 30s, 1s to",
-	    "(default /etc/dozed/dozed.conf, which may",
-	    "at most 8760h (a year). Numbers",
-	    "is closed after this (default 10s,",
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
-		ASSERT_CONTAINS(u, want[i]);
-	ASSERT_TRUE(u == dozed_config_usage());
 }
