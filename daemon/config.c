@@ -393,6 +393,7 @@ void dozed_config_free(struct dozed_config *c)
 	free(c->nft_table);
 	free(c->state_dir);
 	free(c->config_path);
+	free(c->docker_host_ignored);
 	*c = (struct dozed_config){0};
 }
 
@@ -602,8 +603,10 @@ int dozed_config_from_argv(struct dozed_config *c, int argc, char **argv, char *
 	r = dozed_config_load_file(c, path, named, err_msg);
 	if (r < 0)
 		return r;
-	r = dozed_config_apply_docker_host(c, getenv("DOCKER_HOST"), err_msg);
-	if (r < 0)
+	/* A DOCKER_HOST dozed cannot use (tcp://...) leaves the default socket,
+	 * as it always has, but is said: main logs it. */
+	r = dozed_config_apply_docker_host(c, getenv("DOCKER_HOST"), &c->docker_host_ignored);
+	if (r < 0 && r != -EINVAL)
 		return r;
 	/* Its default follows a smaller max-held rather than contradict it. */
 	bool per_client_set = c->set_by_args_ & key_bit(&keys[KEY_MAX_HELD_PER_CLIENT]) ||

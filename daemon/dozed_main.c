@@ -194,6 +194,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_max_level(cfg.log_level);
+	if (cfg.docker_host_ignored)
+		log_warning("%s; using %s", cfg.docker_host_ignored, cfg.runtime_socket);
 	if (cfg.check)
 		r = check_host();
 	else

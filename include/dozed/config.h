@@ -42,9 +42,12 @@ struct dozed_config {
 	int log_level; /* LOG_ERR .. LOG_DEBUG */
 
 	char *config_path; /* the file named by --config, or the default */
-	bool check;	   /* --check */
-	bool version;	   /* --version */
-	bool help;	   /* --help */
+	/* Why DOCKER_HOST was not used (dozed_config_apply_docker_host's message),
+	 * for the caller to log; NULL when it was, or was not set. */
+	char *docker_host_ignored;
+	bool check;   /* --check */
+	bool version; /* --version */
+	bool help;    /* --help */
 
 	/* Where each key was set, for the parser's messages and precedence. */
 	uint32_t set_by_args_;
@@ -83,7 +86,8 @@ int dozed_config_load_file(struct dozed_config *c, const char *path, bool must_e
  * when unset), unless the command line or the file named one: only
  * unix:///PATH. Otherwise -EINVAL and *err_msg, e.g. "DOCKER_HOST=tcp://h:2375
  * is not supported: dozed reaches the container runtime over a unix socket
- * only (DOCKER_HOST=unix:///PATH)"; -ENOMEM.
+ * only (DOCKER_HOST=unix:///PATH)"; -ENOMEM. dozed_config_from_argv keeps
+ * the default then and puts the message in docker_host_ignored.
  */
 int dozed_config_apply_docker_host(struct dozed_config *c, const char *docker_host, char **err_msg);
 

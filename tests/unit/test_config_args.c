@@ -40,18 +40,18 @@ TEST(test_empty_docker_host_leaves_the_default_socket)
 	ASSERT_STREQ(c.runtime_socket, "/var/run/docker.sock");
 }
 
-/* The runtime client refused these already; the daemon, which always names
- * the socket, used to run on the default one instead. */
-TEST(test_docker_host_other_than_unix_is_refused_naming_it)
+/* As before, the daemon runs on the default socket; it now says why. */
+TEST(test_docker_host_other_than_unix_leaves_the_default_socket_and_says_why)
 {
 	_cleanup_(dozed_config_free) struct dozed_config c = {0};
 	const char *empty = conf_file("");
 	char *msg = NULL;
 	setenv("DOCKER_HOST", "tcp://127.0.0.1:2375", 1);
-	ASSERT_ERR(from_argv(&c, &msg, "--config", empty), EINVAL);
-	ASSERT_STREQ(msg, "DOCKER_HOST=tcp://127.0.0.1:2375 is not supported: dozed reaches the "
-			  "container runtime over a unix socket only (DOCKER_HOST=unix:///PATH)");
-	free(msg);
+	ASSERT_OK(from_argv(&c, &msg, "--config", empty));
+	ASSERT_STREQ(c.runtime_socket, "/var/run/docker.sock");
+	ASSERT_STREQ(c.docker_host_ignored,
+		     "DOCKER_HOST=tcp://127.0.0.1:2375 is not supported: dozed reaches the "
+		     "container runtime over a unix socket only (DOCKER_HOST=unix:///PATH)");
 
 	const char *bad[] = {"ssh://host", "/run/docker.sock"};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
@@ -60,7 +60,18 @@ TEST(test_docker_host_other_than_unix_is_refused_naming_it)
 		ASSERT_ERR(dozed_config_apply_docker_host(&d, bad[i], &msg), EINVAL);
 		ASSERT_CONTAINS(msg, "is not supported");
 		free(msg);
+		ASSERT_STREQ(d.runtime_socket, "/var/run/docker.sock");
 	}
+}
+
+TEST(test_unix_docker_host_leaves_nothing_to_say)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	const char *empty = conf_file("");
+	char *msg = NULL;
+	setenv("DOCKER_HOST", "unix:///run/podman/podman.sock", 1);
+	ASSERT_OK(from_argv(&c, &msg, "--config", empty));
+	ASSERT_TRUE(c.docker_host_ignored == NULL);
 }
 
 TEST(test_docker_host_with_a_bad_path_is_refused_naming_it)
