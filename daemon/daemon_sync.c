@@ -26,6 +26,13 @@
 static void reconcile_retry(struct dozed *d);
 static void reconcile_next(struct dozed *d);
 
+/* The registry's words when it has them: they name the port and its owner. */
+static void log_reconcile_refused(struct dozed *d, const struct service *s)
+{
+	const char *refused = service_registry_error(d->services);
+	log_error("%s: cannot be reconciled: %s", s->name, refused[0] ? refused : s->reason);
+}
+
 static bool has_port(const struct service_port *ports, size_t n, uint16_t host_port)
 {
 	for (size_t i = 0; i < n; i++)
@@ -65,7 +72,7 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c, u
 		if (s->state == SERVICE_UNKNOWN) {
 			if (service_reconcile(d->services, s, c->id, ports, n_ports, c->running) <
 			    0)
-				log_error("%s: cannot be reconciled: %s", s->name, s->reason);
+				log_reconcile_refused(d, s);
 			else if (c->running)
 				dozed_attach_counter(d, s, c->cgroup_dir);
 		}
@@ -342,7 +349,7 @@ static void reconcile_unknown(struct dozed *d, struct service *s, const struct r
 	size_t n_ports = container_ports(c, ports);
 	int r = service_reconcile(d->services, s, c->id, ports, n_ports, c->running);
 	if (r < 0) {
-		log_error("%s: cannot be reconciled: %s", s->name, s->reason);
+		log_reconcile_refused(d, s);
 		return;
 	}
 	log_info("%s: reconciled: %s", s->name, service_state_name(s->state));
