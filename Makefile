@@ -14,9 +14,11 @@ CC       ?= cc
 CLANG    ?= clang
 BPFTOOL  ?= $(or $(shell command -v bpftool 2>/dev/null),/usr/sbin/bpftool)
 PKG_CONFIG ?= pkg-config
-# The BPF programs use UAPI headers only; clang -target bpf needs the
-# multiarch directory for <asm/types.h>.
-BPF_ARCH_INC := /usr/include/$(shell $(CC) -dumpmachine 2>/dev/null)
+# The BPF programs use UAPI headers only. clang -target bpf searches none of
+# the host's system directories, <asm/types.h>'s multiarch one included: pass
+# it the ones clang itself uses for the host (as libbpf-bootstrap does).
+BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 | \
+	sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
 
 PKGS := libbpf libnftnl libmnl libevent libsystemd json-c
 
@@ -73,7 +75,7 @@ all: $(BINS)
 
 $(BUILD)/%.bpf.o: bpf/%.bpf.c
 	@mkdir -p $(@D)
-	$(CLANG) -target bpf -O2 -g -Wall -Werror -Iinclude -idirafter $(BPF_ARCH_INC) -MMD -MP -c $< -o $@
+	$(CLANG) -target bpf -O2 -g -Wall -Werror -Iinclude $(BPF_SYS_INCLUDES) -MMD -MP -c $< -o $@
 
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@

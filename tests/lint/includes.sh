@@ -40,33 +40,79 @@ for f in "${files[@]}"; do
 	done < <(includes_of "$f")
 done
 
-# Rule 2: the modules each module reaches, through header-only headers.
+# Rule 2. A module is the .c files and headers that go together: a header
+# joins the .c files that define what it declares (nft.h: nft_set.c and
+# nft_table.c), and the files of a folder that share a private *_internal.h
+# are one module (they are written to call each other through it). A header
+# that no .c implements (list.h, a BPF layout) belongs to whoever includes
+# it, so what it includes counts for its includer.
 resolve() { # the path of an included name, from the including file
 	case $2 in
 	dozed/*) echo "include/$2" ;;
 	*) if [ -f "$(dirname "$1")/$2" ]; then echo "$(dirname "$1")/$2"; elif [ -f "tests/lib/$2" ]; then echo "tests/lib/$2"; fi ;;
 	esac
 }
-reach() { # module, file, seen-list: prints the modules file leads to
-	local m=$1 f=$2 inc p b
+declare -A parent owned
+root() { # union-find, after the dependency graph of modules, not of files
+	local x=$1
+	while [ "${parent[$x]:-$x}" != "$x" ]; do x=${parent[$x]}; done
+	ROOT=$x
+}
+join() {
+	root "$1"; local a=$ROOT
+	root "$2"; [ "$a" != "$ROOT" ] && parent[$a]=$ROOT
+	owned[$1]=1 owned[$2]=1
+}
+# Functions each file defines (.c) or declares (.h), outside comments.
+names_of() {
+	awk 'FNR == 1 { c = 0 } /^\/\*/ { c = 1 } c && /\*\// { c = 0; next } c { next }
+	     /^[A-Za-z_]/ && !/^(static|#|typedef)/ && /\(/ {
+		if (FILENAME ~ /\.c$/ && $0 ~ /;[[:space:]]*$/) next
+		l = $0; sub(/\(.*/, "", l); n = split(l, w, /[^A-Za-z0-9_]+/)
+		if (w[n] != "") print FILENAME, w[n]
+	     }' "$@"
+}
+src=() hdr=()
+for f in "${files[@]}"; do
+	[[ $f == tests/* || $f == *.bpf.c ]] && continue
+	case $f in *.c) src+=("$f") ;; *.h) hdr+=("$f") ;; esac
+done
+for f in "${src[@]}"; do
+	while read -r inc; do
+		[[ $inc == *_internal.h ]] && join "$f" "$(dirname "$f")/$inc"
+	done < <(includes_of "$f")
+	for h in "${hdr[@]}"; do
+		[ "$(basename "$h" .h)" = "$(basename "$f" .c)" ] && join "$f" "$h"
+	done
+done
+declare -A defined_in
+while read -r f n; do defined_in[$n]=$f; done < <(names_of "${src[@]}")
+while read -r h n; do
+	[ -n "${defined_in[$n]:-}" ] && join "$h" "${defined_in[$n]}"
+done < <(names_of "${hdr[@]}")
+
+reach() { # the owned headers file leads to, through header-only ones
+	local f=$1 inc p
 	while read -r inc; do
 		p=$(resolve "$f" "$inc")
 		[ -n "$p" ] || continue
-		b=$(basename "$p" .h)
-		if [ -n "${has_c[$b]:-}" ]; then
-			[ "$b" != "$m" ] && echo "$b"
-		elif [[ " $3 " != *" $p "* ]]; then
-			reach "$m" "$p" "$3 $p"
+		if [ -n "${owned[$p]:-}" ]; then
+			echo "$p"
+		elif [[ " $2 " != *" $p "* ]]; then
+			reach "$p" "$2 $p"
 		fi
 	done < <(includes_of "$f")
 }
+name() { local b=${1##*/}; echo "${b%.*}"; }
 edges=$(mktemp)
 trap 'rm -f "$edges"' EXIT
-for f in "${files[@]}"; do
-	[[ $f == tests/* ]] && continue
-	b=$(basename "$f"); m=${b%.*}; m=${m%.bpf}
-	[ -n "${has_c[$m]:-}" ] || continue
-	for d in $(reach "$m" "$f" "$f" | sort -u); do echo "$m $d"; done
+for f in "${src[@]}" "${hdr[@]}"; do
+	[ -n "${owned[$f]:-}" ] || continue
+	root "$f"; from=$ROOT
+	for p in $(reach "$f" "$f" | sort -u); do
+		root "$p"
+		[ "$ROOT" != "$from" ] && echo "$(name "$from") $(name "$ROOT")"
+	done
 done | sort -u > "$edges"
 # tsort names the modules of a circle on stderr.
 if ! loops=$(tsort < "$edges" 2>&1 >/dev/null) || [ -n "$loops" ]; then
