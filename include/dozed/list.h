@@ -55,9 +55,9 @@
 /* Queues: the owner keeps head and tail, so appending is O(1). */
 #define LIST_APPEND_TAILED(name, head, tail, item)                                                 \
 	do {                                                                                       \
-		__typeof__(head) *_la_tail = &(tail);                                              \
-		LIST_INSERT_AFTER(name, head, *_la_tail, item);                                    \
-		*_la_tail = (item);                                                                \
+		__typeof__(head) *_la_tail = &(tail), _la_item = (item);                           \
+		LIST_INSERT_AFTER(name, head, *_la_tail, _la_item);                                \
+		*_la_tail = _la_item;                                                              \
 	} while (0)
 
 #define LIST_INSERT_AFTER_TAILED(name, head, tail, anchor, item)                                   \
