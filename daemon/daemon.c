@@ -58,12 +58,6 @@ void pending_op_free(struct pending_op *op)
 
 /* --- effects of the state machine ------------------------------------------------ */
 
-static uint64_t ops_now_us(void *ud)
-{
-	(void)ud;
-	return clock_monotonic_us();
-}
-
 static int ops_redirect_add(void *ud, struct service *s)
 {
 	struct dozed *d = ud;
@@ -180,24 +174,13 @@ static void ops_egress_read(void *ud, struct service *s)
 	}
 	if (r < 0)
 		return;
-	s->egress_bytes = t.bytes;
-	s->egress_packets = t.packets;
-	if (t.last_ns)
-		s->last_activity_us = t.last_ns / 1000;
+	service_note_egress(s, t.bytes, t.packets, t.last_ns);
 }
 
 static void ops_timer_set(void *ud, struct service *s, uint64_t at_us)
 {
 	(void)ud;
-	struct svc_extra *x = svc_extra_of(s);
-	if (at_us == 0) {
-		evtimer_del(x->timer);
-		return;
-	}
-	uint64_t t = clock_monotonic_us();
-	uint64_t in = at_us > t ? at_us - t : 0;
-	struct timeval tv = timeval_from_us(in);
-	evtimer_add(x->timer, &tv);
+	timer_arm_at(svc_extra_of(s)->timer, at_us);
 }
 
 static void ops_emit(void *ud, struct service *s, const char *event, struct json_object *facts)
@@ -225,7 +208,7 @@ static void ops_state_changed(void *ud, struct service *s, enum service_state fr
 _Static_assert(STATE_MAX_PORTS == SERVICE_MAX_PORTS, "a saved service holds all its ports");
 
 const struct service_ops dozed_service_ops = {
-    .now_us = ops_now_us,
+    .now_us = clock_monotonic_us_of,
     .redirect_add = ops_redirect_add,
     .redirect_remove = ops_redirect_remove,
     .runtime_stop = ops_runtime_stop,

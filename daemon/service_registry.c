@@ -227,3 +227,11 @@ size_t service_held(struct service_registry *r, struct service *s)
 {
 	return r->ops.activator_held(r->ud, s);
 }
+
+void service_note_egress(struct service *s, uint64_t bytes, uint64_t packets, uint64_t last_ns)
+{
+	s->egress_bytes = bytes;
+	s->egress_packets = packets;
+	if (last_ns)
+		s->last_activity_us = last_ns / 1000;
+}

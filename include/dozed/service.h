@@ -128,6 +128,9 @@ int service_registry_new(const struct service_ops *ops, void *ud, struct service
  * db's"); "" when it was not, or refused without a message of its own
  * (service_reconcile's reasons are in s->reason). For the caller to log. */
 const char *service_registry_error(const struct service_registry *r);
+/* What the egress counter read for s (bytes, packets, CLOCK_MONOTONIC_COARSE
+ * ns of the last packet, 0: none yet), as ops->egress_read records it. */
+void service_note_egress(struct service *s, uint64_t bytes, uint64_t packets, uint64_t last_ns);
 /* A wake whose runtime start has not answered after us fails (held clients
  * reset, the reason says so); 0, the default: no bound. */
 void service_registry_set_start_timeout(struct service_registry *r, uint64_t us);

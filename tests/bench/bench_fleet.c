@@ -29,6 +29,7 @@
 #include "dozed/egress_counter.h"
 #include "dozed/log.h"
 #include "dozed/nft.h"
+#include "dozed/clock.h"
 #include "dozed/service.h"
 #include "nofile.h"
 
@@ -68,17 +69,6 @@ struct fleet {
 	struct svc_extra *x[N_SERVICES_MAX];
 	uint64_t runtime_calls, events, egress_reads, egress_read_errors;
 };
-
-static uint64_t monotonic_us(void)
-{
-	return (uint64_t)bench_now_us();
-}
-
-static uint64_t ops_now_us(void *ud)
-{
-	(void)ud;
-	return monotonic_us();
-}
 
 static int ops_redirect_add(void *ud, struct service *s)
 {
@@ -138,24 +128,13 @@ static void ops_egress_read(void *ud, struct service *s)
 		f->egress_read_errors++;
 		return;
 	}
-	s->egress_bytes = t.bytes;
-	s->egress_packets = t.packets;
-	if (t.last_ns)
-		s->last_activity_us = t.last_ns / 1000;
+	service_note_egress(s, t.bytes, t.packets, t.last_ns);
 }
 
 static void ops_timer_set(void *ud, struct service *s, uint64_t at_us)
 {
 	(void)ud;
-	struct svc_extra *x = s->userdata;
-	if (at_us == 0) {
-		evtimer_del(x->timer);
-		return;
-	}
-	uint64_t t = monotonic_us(), in = at_us > t ? at_us - t : 0;
-	struct timeval tv = {.tv_sec = (time_t)(in / 1000000),
-			     .tv_usec = (suseconds_t)(in % 1000000)};
-	evtimer_add(x->timer, &tv);
+	timer_arm_at(((struct svc_extra *)s->userdata)->timer, at_us);
 }
 
 static void ops_emit(void *ud, struct service *s, const char *event, struct json_object *facts)
@@ -188,7 +167,7 @@ static void ops_state_changed(void *ud, struct service *s, enum service_state fr
 }
 
 static const struct service_ops fleet_ops = {
-    .now_us = ops_now_us,
+    .now_us = clock_monotonic_us_of,
     .redirect_add = ops_redirect_add,
     .redirect_remove = ops_redirect_remove,
     .runtime_stop = ops_runtime_call,
