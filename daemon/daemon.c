@@ -133,7 +133,9 @@ static void ops_runtime_stop(void *ud, struct service *s)
 
 static void ops_runtime_start(void *ud, struct service *s)
 {
-	svc_extra_of(s)->probe_reinspected = false; /* a new wake */
+	struct svc_extra *x = svc_extra_of(s);
+	x->probe_vanished = 0; /* a new wake */
+	evtimer_del(x->probe_retry);
 	runtime_call(ud, s, PENDING_START);
 }
 

@@ -83,7 +83,10 @@ struct svc_extra {
 	bool reconcile_waiting; /* to be inspected once fewer are in flight */
 	enum pending_kind reconcile_kind;
 	bool exit_check_pending;
-	bool probe_reinspected;	    /* this wake's container vanished once under the probe */
+	/* Times this wake's container vanished under the probe (its pid gone
+	 * while the runtime still says running), and the timer that asks again. */
+	unsigned probe_vanished;
+	struct event *probe_retry;
 	char last_unknown_why[512]; /* logged once per distinct cause */
 };
 

@@ -11,6 +11,7 @@
 
 #include "daemon_internal.h"
 #include "dozed/activator.h"
+#include "dozed/clock.h"
 #include "dozed/egress_counter.h"
 #include "dozed/log.h"
 #include "dozed/runtime.h"
@@ -65,6 +66,11 @@ static void probe_destination_in_container(const struct service *s, const char *
  * container is known to run: a runtime's proxy on the published port
  * (docker-proxy) accepts before the service listens. Else the published port.
  */
+/* A container whose pid is gone under the probe is asked about again this
+ * often, this many times, before its published port is probed instead. */
+#define PROBE_VANISHED_RETRY_US (20 * 1000)
+#define PROBE_VANISHED_MAX	10
+
 static void probe_service(struct dozed *d, struct service *s, const struct runtime_container *c)
 {
 	static bool warned_ptrace;
@@ -87,13 +93,20 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 			warned_ptrace = true;
 			own_address = true;
 		} else if (netns_fd < 0 && errno == ENOENT && s->state == SERVICE_WAKING &&
-			   !svc_extra_of(s)->probe_reinspected) {
+			   svc_extra_of(s)->probe_vanished < PROBE_VANISHED_MAX) {
 			/* It exited since the inspect: a proxy on the published port
-			 * would answer for it. Ask again; the answer says it exited. */
-			svc_extra_of(s)->probe_reinspected = true;
-			dozed_probe_start(d, s);
+			 * (docker-proxy) would answer for it. Docker may still say
+			 * "running" for a while after the exit, so ask again a little
+			 * later; meanwhile its die event fails the wake. */
+			struct timeval tv = timeval_from_us(PROBE_VANISHED_RETRY_US);
+			log_debug("%s: its pid %d is gone, the runtime says running: asking again",
+				  s->name, (int)c->pid);
+			svc_extra_of(s)->probe_vanished++;
+			evtimer_add(svc_extra_of(s)->probe_retry, &tv);
 			return;
 		} else if (netns_fd < 0) {
+			/* Still running with that pid, which this /proc lacks (another
+			 * pid namespace): the published port is all there is. */
 			log_debug_errno(errno, "%s: cannot open %s; probing the published port",
 					s->name, path);
 		}

@@ -20,14 +20,28 @@ static void svc_extra_timer_cb(evutil_socket_t fd, short what, void *arg)
 	service_on_timer(x->d->services, x->id);
 }
 
+static void svc_extra_probe_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct svc_extra *x = arg;
+	struct service *s = service_find_by_id(x->d->services, x->id);
+	if (s && s->state == SERVICE_WAKING)
+		dozed_probe_start(x->d, s);
+}
+
 struct svc_extra *svc_extra_create(struct dozed *d)
 {
 	struct svc_extra *x = calloc(1, sizeof(*x));
-	if (x)
+	if (x) {
 		x->timer = evtimer_new(d->base, svc_extra_timer_cb, x);
-	if (!x || !x->timer) {
+		x->probe_retry = evtimer_new(d->base, svc_extra_probe_retry_cb, x);
+	}
+	if (!x || !x->timer || !x->probe_retry) {
+		if (x && x->timer)
+			event_free(x->timer);
 		free(x);
-		log_error_errno(ENOMEM, "Failed to allocate a service's timer");
+		log_error_errno(ENOMEM, "Failed to allocate a service's timers");
 		return NULL;
 	}
 	x->d = d;
@@ -41,5 +55,7 @@ void svc_extra_destroy(struct svc_extra *x)
 	egress_counter_detach(x->attachment);
 	if (x->timer)
 		event_free(x->timer);
+	if (x->probe_retry)
+		event_free(x->probe_retry);
 	free(x);
 }

@@ -13,6 +13,7 @@
 #                                      port 80 published on 127.0.0.1:HOSTPORT (or -
 #                                      for none; PUBLISH_IP=0.0.0.0 for every
 #                                      address), with labels; prints its id
+#                                      (CREATE_SH="...": that shell command instead)
 #   tests/runtime-env.sh rm DIR RT NAME...
 #                                      remove containers, quietly, if they exist
 #   tests/runtime-env.sh cli DIR RT ARGS...
@@ -429,7 +430,10 @@ cmd_create() {
 	done
 	# dockerd has a default parent (--cgroup-parent); Podman takes it per container.
 	[ "$rt" = podman ] && args+=(--cgroup-parent "/$(basename "$(cat "$DIR/cgroup")")/podman")
-	rt_cli "$rt" "${args[@]}" "$IMAGE"
+	# CREATE_SH: a shell command line to run instead of the image's own.
+	local -a cmd=()
+	[ -n "${CREATE_SH:-}" ] && cmd=(/bin/sh -c "$CREATE_SH")
+	rt_cli "$rt" "${args[@]}" "$IMAGE" "${cmd[@]}"
 }
 
 cmd_rm() {
