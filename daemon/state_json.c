@@ -259,6 +259,18 @@ int state_store_parse(const char *text, size_t len, struct state_service **out, 
 		snprintf(why, why_len, "it is not a JSON array");
 		return -EBADMSG;
 	}
+	/* Judged as json-c writes it back: a bad entry is saved again as json-c
+	 * prints it, and a number json-c read loosely ("0000E") may print as one
+	 * it reads otherwise ("0000", an integer), which would turn a bad entry
+	 * into a good one a restart later. Reading the printed form makes both
+	 * the same. */
+	_cleanup_(json_putp) struct json_object *printed =
+	    json_tokener_parse(json_object_to_json_string_ext(
+		root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	if (!printed || !json_object_is_type(printed, json_type_array))
+		return -ENOMEM;
+	json_object_put(root);
+	root = TAKE_PTR(printed);
 
 	size_t count = json_object_array_length(root), good = 0;
 	struct state_service *services = calloc(count ? count : 1, sizeof(*services));
