@@ -114,7 +114,7 @@ static void waking_fail(struct waking *w, int reason, bool tell_daemon)
 	waking_free(w);
 	a->counters.wakes_failed++;
 	if (tell_daemon)
-		a->ops.wake_failed(a->userdata, id, reason);
+		a->ops.wake_failed(a->userdata, id, reason, "");
 }
 
 static void on_hold_deadline(evutil_socket_t fd, short what, void *arg)
@@ -249,12 +249,14 @@ static void on_probe_done(void *arg, int result)
 int activator_service_starting(struct activator *a, uint64_t service_id,
 			       const struct sockaddr_storage *probe_dst)
 {
-	return activator_service_starting_in(a, service_id, probe_dst, -1);
+	struct activator_probe probe = {.dst = probe_dst, .netns_fd = -1};
+	return activator_service_probe(a, service_id, &probe);
 }
 
-int activator_service_starting_in(struct activator *a, uint64_t service_id,
-				  const struct sockaddr_storage *probe_dst, int netns_fd)
+int activator_service_probe(struct activator *a, uint64_t service_id,
+			    const struct activator_probe *probe)
 {
+	const struct sockaddr_storage *probe_dst = probe->dst;
 	struct waking *w = waking_find(a, service_id);
 	if (w && w->prober)
 		return 0;
@@ -275,7 +277,7 @@ int activator_service_starting_in(struct activator *a, uint64_t service_id,
 	evtimer_del(w->hold_deadline);
 	w->starting_us = clock_monotonic_us();
 	struct prober_target target = {.dst = probe_dst ? *probe_dst : w->head->dst,
-				       .netns_fd = probe_dst ? netns_fd : -1};
+				       .netns_fd = probe_dst ? probe->netns_fd : -1};
 	int r = prober_start(a->base, &target, a->cfg.mark, a->cfg.probe_interval_us,
 			     a->cfg.wake_timeout_us, &a->counters.probe_attempts, on_probe_done, w,
 			     &w->prober);
@@ -284,6 +286,17 @@ int activator_service_starting_in(struct activator *a, uint64_t service_id,
 		return r;
 	}
 	return 0;
+}
+
+void activator_service_probe_cancel(struct activator *a, uint64_t service_id)
+{
+	struct waking *w = waking_find(a, service_id);
+	if (!w || !w->prober)
+		return;
+	prober_free(w->prober);
+	w->prober = NULL;
+	struct timeval tv = timeval_from_us(a->cfg.hold_timeout_us);
+	evtimer_add(w->hold_deadline, &tv);
 }
 
 void activator_service_failed(struct activator *a, uint64_t service_id)

@@ -347,10 +347,10 @@ static void act_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t total_u
 	service_on_ready(d->services, id, probe_us, total_us);
 }
 
-static void act_wake_failed(void *ud, uint64_t id, int reason)
+static void act_wake_failed(void *ud, uint64_t id, int reason, const char *last_answer)
 {
 	struct dozed *d = ud;
-	service_on_wake_failed(d->services, id, reason);
+	service_on_wake_failed(d->services, id, reason, last_answer);
 }
 
 static const struct activator_ops dozed_activator_ops = {

@@ -113,7 +113,8 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 	}
 	if (netns_fd >= 0) {
 		probe_destination_in_container(s, c->ip[0] ? c->ip : NULL, &dst);
-		r = activator_service_starting_in(d->activator, s->id, &dst, netns_fd);
+		struct activator_probe probe = {.dst = &dst, .netns_fd = netns_fd};
+		r = activator_service_probe(d->activator, s->id, &probe);
 		close(netns_fd);
 	} else if (own_address) {
 		probe_destination_in_container(s, c->ip, &dst);
@@ -124,7 +125,7 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 		r = activator_service_starting(d->activator, s->id, held ? NULL : &dst);
 	}
 	if (r < 0)
-		service_on_wake_failed(d->services, s->id, r);
+		service_on_wake_failed(d->services, s->id, r, "");
 }
 
 /* --- a container that exits while it wakes -------------------------------------------- */

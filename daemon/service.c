@@ -560,18 +560,23 @@ void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us
 		disable_now(r, s);
 }
 
-void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason)
+void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason,
+			    const char *last_answer)
 {
 	struct service *s = service_find_by_id(r, id);
 	if (s && s->state == SERVICE_UNKNOWN)
 		s->wake_when_known = false; /* the held clients gave up */
 	if (!s || s->state != SERVICE_WAKING)
 		return;
-	char why[128];
+	char why[320];
+	bool said = last_answer && last_answer[0];
 	if (reason == -ETIMEDOUT)
-		snprintf(why, sizeof(why), "no answer on port %u in time", s->ports[0].host_port);
+		snprintf(why, sizeof(why), "not ready on port %u in time%s%s",
+			 s->ports[0].host_port, said ? "; last answer: " : "",
+			 said ? last_answer : "");
 	else
-		snprintf(why, sizeof(why), "%s", strerror(reason < 0 ? -reason : reason));
+		snprintf(why, sizeof(why), "%s%s%s", strerror(reason < 0 ? -reason : reason),
+			 said ? "; last answer: " : "", said ? last_answer : "");
 	wake_failure(r, s, false, why);
 }
 

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "dozed/probe_spec.h"
 #include "dozed/settings.h"
 
 struct event_base;
@@ -110,8 +111,11 @@ struct activator_ops {
 	void (*service_ready)(void *userdata, uint64_t service_id, uint64_t probe_us,
 			      uint64_t total_us);
 	/* Nothing answered in time (reason -ETIMEDOUT) or a bound was hit;
-	 * every held client was reset. */
-	void (*wake_failed)(void *userdata, uint64_t service_id, int reason);
+	 * every held client was reset. last_answer: what the last probe attempt
+	 * saw, in words ("postgres: the database system is starting up",
+	 * "connection refused"), "" when none was made; valid during the call. */
+	void (*wake_failed)(void *userdata, uint64_t service_id, int reason,
+			    const char *last_answer);
 	/* Optional: a client of service_id was reset because max_held were
 	 * already waiting (-ENOBUFS), or max_held_per_client from its address
 	 * (-EUSERS). */
@@ -163,21 +167,39 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 /* Resets every held and relayed connection. Accepts NULL. */
 void activator_free(struct activator *a);
 
+/* A wake's probe: where to connect, in which namespace, and what is ready. */
+struct activator_probe {
+	/* NULL: the original destination of the first held client. */
+	const struct sockaddr_storage *dst;
+	/* -1, or a network namespace (the container's) in which dst is probed:
+	 * its own port, not a proxy in front of it, which may accept before the
+	 * service listens. Used only with dst, only during the call (the
+	 * activator keeps its own copy). */
+	int netns_fd;
+	/* NULL: tcp. The daemon resolves auto and runs healthcheck itself
+	 * (-EINVAL for either here). */
+	const struct probe_spec *spec;
+	/* The container is being stopped and may still serve: at the wake
+	 * timeout the probe just ends, its held clients stay held (until the
+	 * hold timeout or the next probe) and wake_failed is not called. */
+	bool during_stop;
+};
+
 /*
- * The daemon started service_id: probe probe_dst, or the original
- * destination of its first held client when probe_dst is NULL. Also used for a
- * wake with no client waiting (then probe_dst is needed).
+ * The daemon started service_id (or found it still running): probe it as
+ * probe says, then relay the held clients and call service_ready, or reset
+ * them and call wake_failed at the wake timeout. Also used for a wake with
+ * no client waiting (then probe->dst is needed). A probe already under way
+ * for service_id is left as it is (0).
  */
+int activator_service_probe(struct activator *a, uint64_t service_id,
+			    const struct activator_probe *probe);
+/* activator_service_probe with a tcp probe of probe_dst in our namespace. */
 int activator_service_starting(struct activator *a, uint64_t service_id,
 			       const struct sockaddr_storage *probe_dst);
-/*
- * The same, probing probe_dst inside network namespace netns_fd (the
- * container's: its own port, not a proxy in front of it, which may accept
- * before the service listens). netns_fd is used only with probe_dst, and
- * only during the call (the activator keeps its own copy).
- */
-int activator_service_starting_in(struct activator *a, uint64_t service_id,
-				  const struct sockaddr_storage *probe_dst, int netns_fd);
+/* Ends service_id's probe, if one is under way; its held clients stay held,
+ * and the hold timeout runs for them again. */
+void activator_service_probe_cancel(struct activator *a, uint64_t service_id);
 /* The daemon could not start service_id: its held clients are reset. */
 void activator_service_failed(struct activator *a, uint64_t service_id);
 /* Clients held for service_id now. */

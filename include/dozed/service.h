@@ -195,7 +195,10 @@ void service_on_wake_requested(struct service_registry *r, uint64_t id,
 			       const struct sockaddr_storage *client);
 void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us,
 		      uint64_t total_us);
-void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason);
+/* last_answer: what the probe last saw ("postgres: the database system is
+ * starting up"), "" or NULL when nothing: it goes into the reason. */
+void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason,
+			    const char *last_answer);
 /* The runtime says the container started / died outside our own requests. */
 void service_on_runtime_started(struct service_registry *r, uint64_t id);
 void service_on_runtime_died(struct service_registry *r, uint64_t id);

@@ -100,7 +100,7 @@ static void ops_activator_starting(void *ud, struct service *s)
 	memcpy(&ss, &dst, sizeof(dst));
 	bool held = activator_service_held(f->act, s->id) > 0;
 	if (activator_service_starting(f->act, s->id, held ? NULL : &ss) < 0)
-		service_on_wake_failed(f->reg, s->id, -EIO);
+		service_on_wake_failed(f->reg, s->id, -EIO, "");
 }
 
 static void ops_activator_failed(void *ud, struct service *s)
@@ -206,9 +206,10 @@ static void fleet_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t total
 	service_on_ready(((struct fleet *)ud)->reg, id, probe_us, total_us);
 }
 
-static void fleet_wake_failed(void *ud, uint64_t id, int reason)
+static void fleet_wake_failed(void *ud, uint64_t id, int reason, const char *last_answer)
 {
-	service_on_wake_failed(((struct fleet *)ud)->reg, id, reason);
+	(void)last_answer;
+	service_on_wake_failed(((struct fleet *)ud)->reg, id, reason, last_answer);
 }
 
 static const struct activator_ops fleet_activator_ops = {

@@ -157,8 +157,9 @@ static void held_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t total_
 	(void)nft_set_remove_ports(run->nft, &run->port, 1);
 }
 
-static void held_wake_failed(void *ud, uint64_t id, int reason)
+static void held_wake_failed(void *ud, uint64_t id, int reason, const char *last_answer)
 {
+	(void)last_answer;
 	(void)ud;
 	(void)id;
 	fprintf(stderr, "bench: the wake failed: %s\n", strerror(-reason));

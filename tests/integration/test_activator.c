@@ -329,7 +329,8 @@ TEST(test_probe_in_the_services_namespace_ignores_a_proxy_that_accepts_early)
 	struct sockaddr_storage dst;
 	socklen_t dst_len;
 	ASSERT_OK(tcp_sockaddr("127.0.0.1", 8080, &dst, &dst_len));
-	ASSERT_OK(activator_service_starting_in(f->act, SERVICE_ID, &dst, peer_fd));
+	struct activator_probe probe = {.dst = &dst, .netns_fd = peer_fd};
+	ASSERT_OK(activator_service_probe(f->act, SERVICE_ID, &probe));
 	/* A probe of the proxy would be answered at its first attempt. */
 	evloop_run_until(f->base, probed_thrice_or_ready, f, 5000, "three probe attempts");
 	ASSERT_EQ_U(f->ready, 0);

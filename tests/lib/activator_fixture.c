@@ -62,9 +62,10 @@ static void service_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t tot
 		FAIL("removing the port from the set failed");
 }
 
-static void wake_failed(void *ud, uint64_t id, int reason)
+static void wake_failed(void *ud, uint64_t id, int reason, const char *last_answer)
 {
 	(void)id;
+	(void)last_answer;
 	struct fixture *f = ud;
 	f->fail_reason = reason;
 	f->failed++;

@@ -157,10 +157,10 @@ TEST(test_probe_timeout_stops_the_container_and_sleeps_again)
 	connect_client(s);
 	service_on_start_done(F.reg, s->id, 0, NULL);
 	clear_log();
-	service_on_wake_failed(F.reg, s->id, -ETIMEDOUT);
+	service_on_wake_failed(F.reg, s->id, -ETIMEDOUT, "");
 	ASSERT_EQ_U(s->state, SERVICE_ASLEEP);
 	ASSERT_STREQ(F.log, "event wake_failed web;stop web;");
-	ASSERT_CONTAINS(fact_str("reason"), "no answer on port 8080");
+	ASSERT_CONTAINS(fact_str("reason"), "not ready on port 8080 in time");
 }
 
 TEST(test_started_by_hand_while_asleep_goes_direct_and_is_awake)

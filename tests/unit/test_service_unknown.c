@@ -104,7 +104,7 @@ TEST(test_client_that_gave_up_while_unknown_wakes_nothing)
 {
 	struct service *s = unknown_service(port_8080, 1, true);
 	connect_client(s);
-	service_on_wake_failed(F.reg, s->id, -ETIMEDOUT);
+	service_on_wake_failed(F.reg, s->id, -ETIMEDOUT, "");
 	ASSERT_OK(service_reconcile(F.reg, s, "0123456789abcdef0123", port_8080, 1, false));
 	ASSERT_EQ_U(s->state, SERVICE_ASLEEP);
 	ASSERT_STREQ(F.log, "");
