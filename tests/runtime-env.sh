@@ -18,6 +18,11 @@
 #                                      remove containers, quietly, if they exist
 #   tests/runtime-env.sh cli DIR RT ARGS...
 #                                      run docker/podman ARGS against our daemon
+#   tests/runtime-env.sh image DIR RT KIND
+#                                      import dozed-test/KIND:latest (KIND: postgres
+#                                      or redis, real servers: tests/images/mkimage.sh)
+#                                      into RT if it lacks it; the tar is built once,
+#                                      in $DOZED_IMAGE_CACHE if set, else DIR/image/
 #
 # What up makes, per runtime RT:
 #   DIR/RT.sock          the Docker Engine API socket (podman system service / dockerd)
@@ -46,7 +51,7 @@ die() {
 }
 
 usage() {
-	sed -n '4,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '4,25p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -179,6 +184,44 @@ import_image() { # runtime
 	rt_cli "$1" image inspect "$IMAGE" >/dev/null 2>&1 && return 0
 	rt_cli "$1" import -c "$IMAGE_CMD" "$DIR/image/busybox.tar" "$IMAGE" >/dev/null ||
 		die "$1: importing $DIR/image/busybox.tar as $IMAGE failed"
+}
+
+# The images of real servers: built by tests/images/mkimage.sh, once per
+# version of that script (its hash names the tar), under a lock, since the
+# tests import into both runtimes at once.
+MKIMAGE=$(dirname "$0")/images/mkimage.sh
+readonly MKIMAGE
+
+server_image_tar() { # kind: prints the tar's path, building it if missing
+	local kind=$1 cache=${DOZED_IMAGE_CACHE:-$DIR/image} hash tar
+	hash=$(md5sum <"$MKIMAGE" | cut -c1-12)
+	tar=$cache/$kind-$hash.tar
+	mkdir -p "$cache"
+	(
+		flock 9
+		[ -s "$tar" ] || "$MKIMAGE" "$kind" "$tar" >&2 ||
+			die "building the $kind image with $MKIMAGE failed (see above)"
+	) 9>"$cache/.$kind.lock" || exit 1
+	echo "$tar"
+}
+
+cmd_image() {
+	set_dir "${1:-}"
+	local rt=${2:?runtime (docker or podman)} kind=${3:?image kind (postgres or redis)}
+	case $kind in
+	postgres | redis) ;;
+	*) die "unknown image kind $kind (postgres or redis)" ;;
+	esac
+	[ -e "$DIR/ready" ] || die "$DIR is not an environment made by '$0 up'"
+	local image=dozed-test/$kind:latest tar line
+	rt_cli "$rt" image inspect "$image" >/dev/null 2>&1 && return 0
+	tar=$(server_image_tar "$kind") || exit 1
+	local -a changes=()
+	while IFS= read -r line; do
+		changes+=(-c "$line")
+	done < <("$MKIMAGE" cmd "$kind")
+	rt_cli "$rt" import "${changes[@]}" "$tar" "$image" >/dev/null ||
+		die "$rt: importing $tar as $image failed"
 }
 
 # --- daemons -----------------------------------------------------------------
@@ -458,5 +501,6 @@ start) cmd_start "${2:-}" "${3:-}" ;;
 create) shift && cmd_create "$@" ;;
 rm) shift && cmd_rm "$@" ;;
 cli) shift && cmd_cli "$@" ;;
+image) cmd_image "${2:-}" "${3:-}" "${4:-}" ;;
 *) usage ;;
 esac
