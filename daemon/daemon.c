@@ -144,6 +144,19 @@ static void ops_activator_starting(void *ud, struct service *s)
 	dozed_probe_start(ud, s);
 }
 
+static void ops_activator_probe_cancel(void *ud, struct service *s)
+{
+	struct dozed *d = ud;
+	activator_service_probe_cancel(d->activator, s->id);
+}
+
+static bool ops_runtime_stop_cancel(void *ud, struct service *s)
+{
+	(void)ud;
+	(void)s;
+	return false;
+}
+
 static void ops_activator_failed(void *ud, struct service *s)
 {
 	struct dozed *d = ud;
@@ -215,7 +228,9 @@ const struct service_ops dozed_service_ops = {
     .redirect_remove = ops_redirect_remove,
     .runtime_stop = ops_runtime_stop,
     .runtime_start = ops_runtime_start,
+    .runtime_stop_cancel = ops_runtime_stop_cancel,
     .activator_starting = ops_activator_starting,
+    .activator_probe_cancel = ops_activator_probe_cancel,
     .activator_failed = ops_activator_failed,
     .activator_held = ops_activator_held,
     .activator_waiting = ops_activator_waiting,
@@ -298,6 +313,7 @@ int dozed_save_state(struct dozed *d)
 		    .container_id = s->container_id,
 		    .idle_us = svc_extra_of(s)->idle_explicit ? s->idle_us : 0,
 		    .wake_on_data = s->wake_on_data,
+		    .probe = s->probe,
 		    .n_ports = s->n_ports,
 		};
 		for (size_t k = 0; k < s->n_ports; k++) {

@@ -56,8 +56,7 @@ static void enable_done(struct pending_op *op, int err, const char *msg,
 	bool known = service_find_by_container(d->services, c->id) != NULL;
 	struct service *s;
 	char why[256];
-	int r = dozed_enable_container(d, c, op->idle_us, op->idle_explicit, op->wake_on_data, &s,
-				       why, sizeof(why));
+	int r = dozed_enable_container(d, c, &op->settings, &s, why, sizeof(why));
 	if (r < 0) {
 		control_reply_error(d->control, op->client_id, "%s", why);
 		return;
@@ -88,6 +87,7 @@ static void cmd_enable(struct dozed *d, uint64_t client, struct json_object *req
 	const char *container = control_request_get_string(req, "container");
 	const char *idle = control_request_get_string(req, "idle");
 	const char *wake_on = control_request_get_string(req, "wake_on");
+	const char *probe = control_request_get_string(req, "probe");
 	if (!container || !*container) {
 		control_reply_error(d->control, client, "missing \"container\": name a container");
 		return;
@@ -102,15 +102,17 @@ static void cmd_enable(struct dozed *d, uint64_t client, struct json_object *req
 		control_reply_error(d->control, client, "wake_on %s: %s", wake_on, expected);
 		return;
 	}
+	if (probe && settings_set(&settings, "probe", probe, &expected) < 0) {
+		control_reply_error(d->control, client, "probe %s: %s", probe, expected);
+		return;
+	}
 	struct pending_op *op = pending_op_new(d, PENDING_ENABLE, 0);
 	if (!op) {
 		control_reply_error(d->control, client, "out of memory");
 		return;
 	}
 	op->client_id = client;
-	op->idle_us = settings.idle_us;
-	op->idle_explicit = settings.idle_set;
-	op->wake_on_data = settings.wake_on_data;
+	op->settings = settings;
 	int r = runtime_inspect(d->runtime, container, enable_inspected, op);
 	if (r < 0) {
 		pending_op_free(op);
@@ -191,6 +193,7 @@ static const struct control_field enable_fields[] = {
     {"container", CONTROL_FIELD_STRING, "a string: a container's name or id"},
     {"idle", CONTROL_FIELD_STRING, "a string like \"10m\""},
     {"wake_on", CONTROL_FIELD_STRING, "\"connect\" or \"data\""},
+    {"probe", CONTROL_FIELD_STRING, "a probe kind like \"postgres\" or \"http:/health\""},
 };
 static const struct control_field service_fields[] = {SERVICE_FIELD};
 static const struct control_field events_fields[] = {

@@ -10,6 +10,7 @@
 #include "dozed/daemon.h"
 #include "dozed/list.h"
 #include "dozed/service.h"
+#include "dozed/settings.h"
 #include "dozed/state_store.h"
 
 struct event;
@@ -97,9 +98,8 @@ struct pending_op {
 	uint64_t service_id;
 	uint64_t client_id;
 	/* enable: the settings asked for */
-	uint64_t idle_us;
-	bool idle_explicit;
-	bool wake_on_data;
+	struct service_settings settings;
+	uint64_t exit_code; /* PENDING_EXITED: the code the logs are read for */
 	bool from_label; /* settings come from the container's labels */
 	char *container; /* as the user named it */
 };
@@ -144,8 +144,8 @@ int dozed_sync_start(struct dozed *d);
 void dozed_reconcile(struct dozed *d, struct service *s, enum pending_kind kind);
 /* Adds c as a service (or updates its settings); 0 and *out, or -errno with
  * *why set to a message for the user. */
-int dozed_enable_container(struct dozed *d, const struct runtime_container *c, uint64_t idle_us,
-			   bool idle_explicit, bool wake_on_data, struct service **out, char *why,
+int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
+			   const struct service_settings *set, struct service **out, char *why,
 			   size_t why_len);
 extern const struct runtime_events_ops dozed_events_ops;
 

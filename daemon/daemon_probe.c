@@ -139,7 +139,7 @@ static void exit_logs_read(int err, const struct runtime_error *error, const cha
 {
 	struct pending_op *op = userdata;
 	struct dozed *d = op->d;
-	int code = (int)op->idle_us; /* the exit code, carried here */
+	int code = (int)op->exit_code;
 	struct service *s = pending_op_finish(op);
 	if (!s)
 		return;
@@ -162,7 +162,7 @@ static void wake_exited(struct dozed *d, struct service *s, const struct runtime
 {
 	struct pending_op *op = pending_op_new(d, PENDING_EXITED, s->id);
 	if (op) {
-		op->idle_us = (uint64_t)(int64_t)c->exit_code;
+		op->exit_code = (uint64_t)(int64_t)c->exit_code;
 		if (runtime_logs(d->runtime, c->id, EXIT_LOG_LINES, EXIT_LOG_TIMEOUT_US,
 				 exit_logs_read, op) == 0) {
 			svc_extra_of(s)->exit_check_pending = true;

@@ -22,6 +22,7 @@
 #define LABEL_ENABLE  "dozed.enable"
 #define LABEL_IDLE    "dozed.idle"
 #define LABEL_WAKE_ON "dozed.wake-on"
+#define LABEL_PROBE   "dozed.probe"
 
 static void reconcile_retry(struct dozed *d);
 static void reconcile_next(struct dozed *d);
@@ -56,18 +57,18 @@ static size_t container_ports(const struct runtime_container *c, struct service_
 	return n;
 }
 
-int dozed_enable_container(struct dozed *d, const struct runtime_container *c, uint64_t idle_us,
-			   bool idle_explicit, bool wake_on_data, struct service **out, char *why,
+int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
+			   const struct service_settings *set, struct service **out, char *why,
 			   size_t why_len)
 {
+	uint64_t idle_us = set->idle_set ? set->idle_us : d->cfg.idle_us;
 	struct service_port ports[SERVICE_MAX_PORTS];
 	size_t n_ports = container_ports(c, ports);
 	struct service *s = service_find_by_container(d->services, c->id);
 	if (s) {
-		service_update_settings(d->services, s, idle_explicit ? idle_us : d->cfg.idle_us,
-					wake_on_data);
+		service_update_settings(d->services, s, idle_us, set->wake_on_data, &set->probe);
 		s->disabling = false; /* enabled again before a disable completed */
-		svc_extra_of(s)->idle_explicit = idle_explicit;
+		svc_extra_of(s)->idle_explicit = set->idle_set;
 		/* Inspected just now: an UNKNOWN one is known from here on. */
 		if (s->state == SERVICE_UNKNOWN) {
 			if (service_reconcile(d->services, s, c->id, ports, n_ports, c->running) <
@@ -91,12 +92,13 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c, u
 		snprintf(why, why_len, "out of memory");
 		return -ENOMEM;
 	}
-	x->idle_explicit = idle_explicit;
+	x->idle_explicit = set->idle_set;
 	struct service_spec spec = {
 	    .name = c->name,
 	    .container_id = c->id,
-	    .idle_us = idle_explicit ? idle_us : d->cfg.idle_us,
-	    .wake_on_data = wake_on_data,
+	    .idle_us = idle_us,
+	    .wake_on_data = set->wake_on_data,
+	    .probe = set->probe,
 	    .ports = ports,
 	    .n_ports = n_ports,
 	    .userdata = x,
@@ -123,11 +125,12 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c, u
 	return 0;
 }
 
-/* dozed.idle and dozed.wake-on, through the one parser of every per-service
- * setting: a bad value is logged and the default used. */
+/* dozed.idle, dozed.wake-on and dozed.probe, through the one parser of every
+ * per-service setting: a bad value is logged, with what is allowed, and the
+ * default used. */
 static void settings_from_labels(const struct runtime_container *c, struct service_settings *set)
 {
-	static const char *const labels[] = {LABEL_IDLE, LABEL_WAKE_ON};
+	static const char *const labels[] = {LABEL_IDLE, LABEL_WAKE_ON, LABEL_PROBE};
 	*set = (struct service_settings){0};
 	for (size_t i = 0; i < ARRAY_SIZE(labels); i++) {
 		const char *v = runtime_container_label(c, labels[i]), *expected = NULL;
@@ -164,8 +167,7 @@ static void labelled_inspected(int err, const struct runtime_error *error,
 		settings_from_labels(c, &set);
 		struct service *s;
 		char why[256];
-		if (dozed_enable_container(d, c, set.idle_us, set.idle_set, set.wake_on_data, &s,
-					   why, sizeof(why)) < 0) {
+		if (dozed_enable_container(d, c, &set, &s, why, sizeof(why)) < 0) {
 			log_error("%s: not managed: %s", c->name, why);
 		} else {
 			feed_emit(d->feed, "enabled", s->name, s->container_id, NULL);
@@ -258,6 +260,7 @@ static int add_saved(struct dozed *d, const struct state_service *saved, const u
 	    .container_id = saved->container_id ? saved->container_id : "",
 	    .idle_us = saved->idle_us ? saved->idle_us : d->cfg.idle_us,
 	    .wake_on_data = saved->wake_on_data,
+	    .probe = saved->probe,
 	    .ports = ports,
 	    .n_ports = n_ports,
 	    .userdata = x,

@@ -27,7 +27,7 @@ struct feed {
 };
 
 static const char *const event_names[] = {
-    "enabled", "disabled", "sleep", "wake", "ready", "wake_failed", "removed",
+    "enabled", "disabled", "sleep", "sleep_cancelled", "wake", "ready", "wake_failed", "removed",
 };
 
 static const char *const reserved_keys[] = {"ts", "event", "service", "container"};

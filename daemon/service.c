@@ -146,6 +146,7 @@ static int go_to_sleep(struct service_registry *r, struct service *s, const char
 	r->ops.timer_set(r->ud, s, 0);
 	enter(r, s, SERVICE_SLEEPING);
 	s->start_after_stop = false;
+	s->stop_probing = false;
 	char idle[32];
 	set_reason(s, "stopping (%s after %s without egress)", why,
 		   duration_format(t - last, idle, sizeof(idle)));
@@ -348,10 +349,11 @@ int service_reconcile(struct service_registry *r, struct service *s, const char 
 }
 
 void service_update_settings(struct service_registry *r, struct service *s, uint64_t idle_us,
-			     bool wake_on_data)
+			     bool wake_on_data, const struct probe_spec *probe)
 {
 	s->idle_us = idle_us;
 	s->wake_on_data = wake_on_data;
+	s->probe = *probe;
 	if (s->state == SERVICE_AWAKE)
 		r->ops.timer_set(r->ud, s, idle_deadline(s));
 }
@@ -464,6 +466,12 @@ void service_on_stop_done(struct service_registry *r, uint64_t id, int err, cons
 			s->running = false;
 		return;
 	}
+	if (s->stop_probing) {
+		/* Its probe was of the container now gone (or that stays, when the
+		 * stop failed): the next probe is a wake's own. */
+		s->stop_probing = false;
+		r->ops.activator_probe_cancel(r->ud, s);
+	}
 	bool held = r->ops.activator_held(r->ud, s) > 0;
 	if (err < 0) {
 		if (held) {
@@ -516,6 +524,12 @@ void service_on_wake_requested(struct service_registry *r, uint64_t id,
 		break;
 	case SERVICE_SLEEPING:
 		s->start_after_stop = true;
+		/* It may still serve (a PID 1 that ignores SIGTERM serves for the
+		 * whole grace period): if it answers, the stop is cancelled. */
+		if (s->running && !s->stop_probing) {
+			s->stop_probing = true;
+			r->ops.activator_starting(r->ud, s);
+		}
 		break;
 	case SERVICE_AWAKE:
 		/* Redirected just before its ports left the set: it answers now. */
@@ -538,10 +552,38 @@ void service_on_wake_requested(struct service_registry *r, uint64_t id,
 	}
 }
 
+/* A client came during the stop and the container still served it. */
+static void cancel_sleep(struct service_registry *r, struct service *s, uint64_t probe_us)
+{
+	s->stop_probing = false;
+	if (!r->ops.runtime_stop_cancel(r->ud, s)) {
+		/* The kill went first: the clients relayed to it will be cut, and
+		 * the stop's end wakes it again for the next ones. */
+		return;
+	}
+	uint64_t t = now(r);
+	redirect_remove(r, s);
+	s->sleeps_cancelled++;
+	struct json_object *facts = facts_new();
+	facts_add_str(facts, "reason", "a client came during the stop and the container still served");
+	facts_add_int(facts, "stopping_ms", (int64_t)((t - s->state_since_us) / 1000));
+	facts_add_int(facts, "probe_ms", (int64_t)(probe_us / 1000));
+	become_awake(r, s);
+	set_reason(s, "awake: a client came during its stop and it still served, so the stop was "
+		      "cancelled");
+	emit(r, s, "sleep_cancelled", facts);
+	if (s->disabling)
+		disable_now(r, s);
+}
+
 void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us, uint64_t total_us)
 {
 	(void)total_us; /* measured from the first client; ours from the wake */
 	struct service *s = service_find_by_id(r, id);
+	if (s && s->state == SERVICE_SLEEPING && s->stop_probing) {
+		cancel_sleep(r, s, probe_us);
+		return;
+	}
 	if (!s || s->state != SERVICE_WAKING)
 		return;
 	uint64_t t = now(r);
@@ -554,6 +596,8 @@ void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us
 	facts_add_int(facts, "start_ms", (int64_t)(start_us / 1000));
 	facts_add_int(facts, "probe_ms", (int64_t)(probe_us / 1000));
 	facts_add_int(facts, "total_ms", s->last_wake_ms);
+	if (s->probe_used[0])
+		facts_add_str(facts, "probe", s->probe_used);
 	become_awake(r, s);
 	emit(r, s, "ready", facts);
 	if (s->disabling)

@@ -57,6 +57,13 @@ struct json_object *service_to_json(struct service_registry *r, struct service *
 			       json_object_new_int64((int64_t)(s->idle_us / 1000)));
 	json_object_object_add(o, "wake_on",
 			       json_object_new_string(settings_wake_on_to_string(s->wake_on_data)));
+	char probe[PROBE_HTTP_PATH_MAX + 16];
+	json_object_object_add(
+	    o, "probe", json_object_new_string(settings_probe_to_string(&s->probe, probe, sizeof(probe))));
+	if (s->probe_used[0])
+		json_object_object_add(o, "probe_used", json_object_new_string(s->probe_used));
+	json_object_object_add(o, "sleeps_cancelled",
+			       json_object_new_int64((int64_t)s->sleeps_cancelled));
 	uint64_t last =
 	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
 	if (s->state == SERVICE_AWAKE) {

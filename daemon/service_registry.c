@@ -30,7 +30,8 @@ const char *service_state_name(enum service_state s)
 static bool ops_complete(const struct service_ops *ops)
 {
 	return ops->now_us && ops->redirect_add && ops->redirect_remove && ops->runtime_stop &&
-	       ops->runtime_start && ops->activator_starting && ops->activator_failed &&
+	       ops->runtime_start && ops->runtime_stop_cancel && ops->activator_starting &&
+	       ops->activator_probe_cancel && ops->activator_failed &&
 	       ops->activator_held && ops->activator_waiting && ops->egress_read &&
 	       ops->timer_set && ops->emit && ops->forget && ops->state_changed;
 }
@@ -188,6 +189,7 @@ int service_alloc(struct service_registry *r, const struct service_spec *spec, s
 	s->id = r->next_id++;
 	s->idle_us = spec->idle_us;
 	s->wake_on_data = spec->wake_on_data;
+	s->probe = spec->probe;
 	if (spec->n_ports > 0)
 		memcpy(s->ports, spec->ports, spec->n_ports * sizeof(*spec->ports));
 	s->n_ports = spec->n_ports;

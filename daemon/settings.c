@@ -8,6 +8,7 @@
 #include "dozed/settings.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dozed/duration.h"
@@ -65,6 +66,70 @@ const char *settings_wake_on_to_string(bool data)
 	return data ? "data" : "connect";
 }
 
+#define PROBE_EXPECTED \
+	"expected auto, tcp, http, http:/PATH, postgres, redis, mysql or healthcheck"
+
+static const char *const probe_kind_names[] = {
+    [PROBE_AUTO] = "auto",	   [PROBE_TCP] = "tcp",	    [PROBE_HTTP] = "http",
+    [PROBE_POSTGRES] = "postgres", [PROBE_REDIS] = "redis", [PROBE_MYSQL] = "mysql",
+    [PROBE_HEALTHCHECK] = "healthcheck",
+};
+
+const char *settings_probe_kind_name(enum probe_kind kind)
+{
+	return (size_t)kind < ARRAY_SIZE(probe_kind_names) ? probe_kind_names[kind] : "unknown";
+}
+
+/* A path sent as is in a request line: nothing that would end or split it. */
+static bool is_http_path(const char *v)
+{
+	size_t n = strlen(v);
+	if (v[0] != '/' || n > PROBE_HTTP_PATH_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] <= ' ' || v[i] > '~')
+			return false;
+	return true;
+}
+
+int settings_parse_probe(const char *v, struct probe_spec *out, const char **expected)
+{
+	struct probe_spec p = {.kind = PROBE_AUTO};
+	const char *colon = strchr(v, ':');
+	if (strncmp(v, "http:", 5) == 0) {
+		if (!is_http_path(v + 5)) {
+			*expected = "expected http:/PATH, PATH printable ASCII without spaces, "
+				    "at most 200 bytes";
+			return -EINVAL;
+		}
+		p.kind = PROBE_HTTP;
+		snprintf(p.http_path, sizeof(p.http_path), "%s", v + 5);
+		*out = p;
+		return 0;
+	}
+	size_t i = 0;
+	while (i < ARRAY_SIZE(probe_kind_names) && (colon || strcmp(v, probe_kind_names[i]) != 0))
+		i++;
+	if (i == ARRAY_SIZE(probe_kind_names)) {
+		*expected = PROBE_EXPECTED;
+		return -EINVAL;
+	}
+	p.kind = (enum probe_kind)i;
+	if (p.kind == PROBE_HTTP)
+		snprintf(p.http_path, sizeof(p.http_path), "/");
+	*out = p;
+	return 0;
+}
+
+const char *settings_probe_to_string(const struct probe_spec *p, char *buf, size_t len)
+{
+	if (p->kind == PROBE_HTTP && p->http_path[0] && strcmp(p->http_path, "/") != 0)
+		snprintf(buf, len, "http:%s", p->http_path);
+	else
+		snprintf(buf, len, "%s", settings_probe_kind_name(p->kind));
+	return buf;
+}
+
 static bool is_socket_path(const char *v)
 {
 	return v[0] == '/' && strlen(v) < DOZED_UNIX_PATH_MAX;
@@ -114,6 +179,11 @@ static int set_wake_on(struct service_settings *s, const char *v, const char **e
 	return settings_parse_wake_on(v, &s->wake_on_data, expected);
 }
 
+static int set_probe(struct service_settings *s, const char *v, const char **expected)
+{
+	return settings_parse_probe(v, &s->probe, expected);
+}
+
 struct settings_key {
 	const char *name;
 	const char *alias; /* the spelling of labels and dozectl, or NULL */
@@ -123,6 +193,7 @@ struct settings_key {
 static const struct settings_key settings_keys[] = {
     {"idle", NULL, set_idle},
     {"wake_on", "wake-on", set_wake_on},
+    {"probe", NULL, set_probe},
 };
 
 static const struct settings_key *settings_key_find(const char *key)
@@ -145,7 +216,7 @@ int settings_set(struct service_settings *s, const char *key, const char *value,
 {
 	const struct settings_key *k = settings_key_find(key);
 	if (!k) {
-		*expected = "expected idle or wake_on";
+		*expected = "expected idle, wake_on or probe";
 		return -ENOENT;
 	}
 	/* On a copy: a failed parser may have written part of its field. */

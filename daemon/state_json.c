@@ -181,6 +181,17 @@ static int service_from_json(struct json_object *entry, struct state_service *s,
 		}
 	}
 
+	if (json_object_object_get_ex(entry, "probe", &v)) {
+		const char *p =
+		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+		const char *expected;
+		if (settings_parse_probe(p, &s->probe, &expected) < 0) {
+			*why = "\"probe\" is no probe kind (auto, tcp, http[:/PATH], postgres, "
+			       "redis, mysql, healthcheck)";
+			return -EBADMSG;
+		}
+	}
+
 	*why = state_service_invalid(s);
 	return *why ? -EBADMSG : 0;
 }
@@ -333,6 +344,12 @@ static struct json_object *service_to_json(const struct state_service *s)
 	     add_field(o, "idle_ms", json_object_new_int64((int64_t)(s->idle_us / 1000))) < 0) ||
 	    add_field(o, "wake_on",
 		      json_object_new_string(settings_wake_on_to_string(s->wake_on_data))) < 0)
+		return NULL;
+	char probe[PROBE_HTTP_PATH_MAX + 16];
+	if (s->probe.kind != PROBE_AUTO &&
+	    add_field(o, "probe",
+		      json_object_new_string(settings_probe_to_string(&s->probe, probe,
+								       sizeof(probe)))) < 0)
 		return NULL;
 	if (s->n_ports == 0)
 		return TAKE_PTR(o);

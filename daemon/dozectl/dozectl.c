@@ -29,7 +29,14 @@
 #define EXIT_USAGE	 2
 #define EXIT_UNREACHABLE 3
 
-enum { OPT_IDLE = 1 << 0, OPT_WAKE_ON = 1 << 1, OPT_JSON = 1 << 2, OPT_FOLLOW = 1 << 3 };
+enum {
+	OPT_IDLE = 1 << 0,
+	OPT_WAKE_ON = 1 << 1,
+	OPT_JSON = 1 << 2,
+	OPT_FOLLOW = 1 << 3,
+	OPT_PROBE = 1 << 4,
+};
+#define OPT_LAST OPT_PROBE
 
 struct command {
 	const char *name;
@@ -39,7 +46,7 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"enable", "CONTAINER", "container", OPT_IDLE | OPT_WAKE_ON | OPT_JSON},
+    {"enable", "CONTAINER", "container", OPT_IDLE | OPT_WAKE_ON | OPT_PROBE | OPT_JSON},
     {"disable", "SERVICE", "service", OPT_JSON},
     {"list", NULL, NULL, OPT_JSON},
     {"status", "SERVICE", "service", OPT_JSON},
@@ -54,6 +61,7 @@ struct args {
 	const char *target;
 	const char *idle;
 	const char *wake_on;
+	const char *probe;
 	bool json, follow;
 };
 
@@ -62,9 +70,11 @@ static void usage(FILE *out)
 	fprintf(out,
 		"Usage: dozectl [--control PATH] COMMAND [ARGS]\n"
 		"\n"
-		"  enable CONTAINER [--idle DURATION] [--wake-on connect|data]\n"
+		"  enable CONTAINER [--idle DURATION] [--wake-on connect|data] [--probe KIND]\n"
 		"                         manage a container: stop it when idle, wake it on\n"
-		"                         the first connection (or the first data)\n"
+		"                         the first connection (or the first data); KIND says\n"
+		"                         when it is ready: auto (default), tcp, http[:/PATH],\n"
+		"                         postgres, redis, mysql or healthcheck\n"
 		"  disable SERVICE        stop managing it (a sleeping one is woken)\n"
 		"  list [--json]          every service: state, ports, idle for, last wake\n"
 		"  status SERVICE [--json]\n"
@@ -108,6 +118,8 @@ static const char *option_name(unsigned opt)
 		return "--wake-on";
 	case OPT_JSON:
 		return "--json";
+	case OPT_PROBE:
+		return "--probe";
 	default:
 		return "--follow";
 	}
@@ -120,7 +132,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 	    {"control", required_argument, NULL, 'c'}, {"idle", required_argument, NULL, 'i'},
 	    {"wake-on", required_argument, NULL, 'w'}, {"json", no_argument, NULL, 'j'},
 	    {"follow", no_argument, NULL, 'f'},	       {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},       {0},
+	    {"version", no_argument, NULL, 'V'},       {"probe", required_argument, NULL, 'p'},
+	    {0},
 	};
 	const char *positional[3] = {0};
 	size_t n_positional = 0;
@@ -146,6 +159,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 'w':
 			a->wake_on = optarg;
 			seen |= OPT_WAKE_ON;
+			break;
+		case 'p':
+			a->probe = optarg;
+			seen |= OPT_PROBE;
 			break;
 		case 'j':
 			a->json = true;
@@ -182,7 +199,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	a->cmd = command_find(positional[0]);
 	if (!a->cmd)
 		return usage_error("unknown command '%s'; see dozectl --help", positional[0]);
-	for (unsigned bit = 1; bit <= OPT_FOLLOW; bit <<= 1)
+	for (unsigned bit = 1; bit <= OPT_LAST; bit <<= 1)
 		if ((seen & bit) && !(a->cmd->options & bit))
 			return usage_error("%s does not take %s", a->cmd->name, option_name(bit));
 	if (a->cmd->arg && n_positional < 2)
@@ -198,6 +215,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 		return usage_error("invalid --idle value '%s': %s", a->idle, expected);
 	if (a->wake_on && settings_set(&settings, "wake-on", a->wake_on, &expected) < 0)
 		return usage_error("invalid --wake-on value '%s': %s", a->wake_on, expected);
+	if (a->probe && settings_set(&settings, "probe", a->probe, &expected) < 0)
+		return usage_error("invalid --probe value '%s': %s", a->probe, expected);
 	if (!a->control)
 		a->control = getenv("DOZED_CONTROL");
 	if (!a->control || !*a->control)
@@ -217,6 +236,8 @@ static struct json_object *build_request(const struct args *a)
 		json_object_object_add(req, "idle", json_object_new_string(a->idle));
 	if (a->wake_on)
 		json_object_object_add(req, "wake_on", json_object_new_string(a->wake_on));
+	if (a->probe)
+		json_object_object_add(req, "probe", json_object_new_string(a->probe));
 	if (strcmp(a->cmd->name, "events") == 0)
 		json_object_object_add(req, "follow", json_object_new_boolean(a->follow));
 	return req;

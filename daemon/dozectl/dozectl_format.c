@@ -209,6 +209,14 @@ void dozectl_print_status(FILE *out, struct json_object *s)
 	print_kv(out, "ports:", buf);
 	print_kv_ms(out, s, "idle_timeout_ms", "idle timeout:", false);
 	print_kv_str(out, s, "wake_on", "wake on:");
+	/* The setting, and what the last wake resolved it to ("auto" says little). */
+	const char *probe = get_str(s, "probe"), *used = get_str(s, "probe_used");
+	if (probe && used) {
+		snprintf(buf, sizeof(buf), "%s, last wake: %s", probe, used);
+		print_kv(out, "probe:", buf);
+	} else if (probe) {
+		print_kv(out, "probe:", probe);
+	}
 	print_kv_ms(out, s, "idle_for_ms", "idle for:", false);
 	print_kv_ms(out, s, "sleeps_in_ms", "sleeps in:", false);
 	if (get_u64(s, "last_wake_ms", &v))
@@ -216,6 +224,8 @@ void dozectl_print_status(FILE *out, struct json_object *s)
 	else
 		print_kv(out, "last wake:", "never");
 	print_kv_u64(out, s, "wakes", "wakes:");
+	if (get_u64(s, "sleeps_cancelled", &v) && v > 0)
+		print_kv_u64(out, s, "sleeps_cancelled", "sleeps cancelled:");
 	print_kv_u64(out, s, "held", "held:");
 	print_kv_u64(out, s, "waiting", "waiting:");
 	if (get_u64(s, "egress_bytes", &v)) {

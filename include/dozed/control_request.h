@@ -39,7 +39,7 @@ struct control_field {
 /*
  * Checks that every member of req other than "cmd" is one of fields, with its
  * type. 0, or -EINVAL with err naming the field: "idle: expected a string like
- * \"10m\"", "frobs: unknown field (enable takes container, idle, wake_on)".
+ * \"10m\"", "frobs: unknown field (enable takes container, idle, wake_on, probe)".
  * A field with the wrong type is refused rather than ignored: ignoring it would
  * apply the default in its place.
  */

@@ -23,11 +23,16 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "dozed/probe_spec.h"
+
 struct json_object;
 
 enum service_state {
 	SERVICE_AWAKE,
-	SERVICE_SLEEPING, /* ports redirected, stop sent */
+	/* Ports redirected, stop under way. A client that comes while the
+	 * container still runs has it probed: if it serves, the stop is
+	 * cancelled and it is AWAKE again ("sleep_cancelled"). */
+	SERVICE_SLEEPING,
 	SERVICE_ASLEEP,
 	SERVICE_WAKING,	 /* start sent, then probing */
 	SERVICE_FAILED,	 /* repeated failed wakes: waits for its backoff */
@@ -50,6 +55,7 @@ struct service_spec {
 	const char *container_id; /* the runtime's id */
 	uint64_t idle_us;
 	bool wake_on_data;
+	struct probe_spec probe; /* zeroed: auto */
 	const struct service_port *ports;
 	size_t n_ports;
 	void *userdata; /* becomes service->userdata before any effect runs */
@@ -66,6 +72,10 @@ struct service {
 	char *container_id;
 	uint64_t idle_us;
 	bool wake_on_data;
+	struct probe_spec probe; /* as set: auto is resolved at each wake */
+	/* The probe the last wake used, as users read it ("postgres (auto:
+	 * port 5432)"); set by the daemon, "" before the first wake. */
+	char probe_used[PROBE_HTTP_PATH_MAX + 64];
 	struct service_port ports[SERVICE_MAX_PORTS];
 	size_t n_ports;
 
@@ -84,6 +94,8 @@ struct service {
 	uint64_t wakes;
 	int64_t last_wake_ms;  /* -1: never woken */
 	bool start_after_stop; /* a client came while stopping */
+	bool stop_probing;     /* SLEEPING: the still running container is probed */
+	unsigned sleeps_cancelled;
 	bool disabling;	       /* woken to be disabled: let go once it answers */
 	bool wake_when_known;  /* UNKNOWN: a client came; wake once reconciled */
 	char reason[320];      /* why it is in its state, for users */
@@ -101,9 +113,17 @@ struct service_ops {
 	int (*redirect_remove)(void *ud, struct service *s);
 	/* Asynchronous; complete with service_on_stop_done / _start_done. */
 	void (*runtime_stop)(void *ud, struct service *s);
+	/* Ends the stop under way without killing the container: true when it
+	 * was cancelled (service_on_stop_done will not come), false when it is
+	 * too late (the kill is sent). */
+	bool (*runtime_stop_cancel)(void *ud, struct service *s);
 	void (*runtime_start)(void *ud, struct service *s);
-	/* The container runs: probe it (and relay held clients once it answers). */
+	/* The container runs: probe it (and relay held clients once it answers).
+	 * In SLEEPING, a probe of a container being stopped: it keeps the held
+	 * clients when it does not succeed. */
 	void (*activator_starting)(void *ud, struct service *s);
+	/* Ends the probe under way; held clients stay held. */
+	void (*activator_probe_cancel)(void *ud, struct service *s);
 	/* The wake failed: reset the held clients. */
 	void (*activator_failed)(void *ud, struct service *s);
 	size_t (*activator_held)(void *ud, struct service *s);
@@ -166,7 +186,7 @@ void service_set_unknown_reason(struct service *s, const char *why);
 
 /* New settings for a managed service; an awake one gets its new deadline. */
 void service_update_settings(struct service_registry *r, struct service *s, uint64_t idle_us,
-			     bool wake_on_data);
+			     bool wake_on_data, const struct probe_spec *probe);
 /*
  * Stops managing s. An awake service is let go at once; a sleeping one is
  * woken first (a "disabled" event comes once it answers, or its wake failed)
@@ -193,6 +213,8 @@ void service_on_stop_done(struct service_registry *r, uint64_t id, int err, cons
 void service_on_start_done(struct service_registry *r, uint64_t id, int err, const char *msg);
 void service_on_wake_requested(struct service_registry *r, uint64_t id,
 			       const struct sockaddr_storage *client);
+/* The probe succeeded: WAKING -> AWAKE; SLEEPING with a client held -> the
+ * stop is cancelled (if still possible) and it is AWAKE. */
 void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us,
 		      uint64_t total_us);
 /* last_answer: what the probe last saw ("postgres: the database system is

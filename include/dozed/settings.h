@@ -36,6 +36,9 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "dozed/probe_spec.h"
 
 #define DOZED_IDLE_MIN_US   UINT64_C(1000000)
 #define DOZED_UNIX_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path), with its NUL */
@@ -46,6 +49,7 @@ struct service_settings {
 	uint64_t idle_us;  /* meaningful when idle_set; else the daemon's --idle */
 	bool idle_set;	   /* idle was given */
 	bool wake_on_data; /* wake on a client's first bytes instead of its connect */
+	struct probe_spec probe; /* how a wake is judged ready; zeroed: auto */
 };
 
 /*
@@ -63,6 +67,17 @@ int settings_parse_idle(const char *v, uint64_t *out_us, const char **expected);
 int settings_parse_wake_on(const char *v, bool *out_data, const char **expected);
 /* The text settings_parse_wake_on() reads back: "connect" or "data". */
 const char *settings_wake_on_to_string(bool data);
+
+/*
+ * A probe kind (probe_spec.h): "auto", "tcp", "http" or "http:/PATH" (PATH
+ * printable ASCII without spaces, at most PROBE_HTTP_PATH_MAX bytes),
+ * "postgres", "redis", "mysql" or "healthcheck". *expected lists them.
+ */
+int settings_parse_probe(const char *v, struct probe_spec *out, const char **expected);
+/* The text settings_parse_probe() reads back ("http:/health"), into buf. */
+const char *settings_probe_to_string(const struct probe_spec *p, char *buf, size_t len);
+/* The kind's own name ("http" for "http:/health"). */
+const char *settings_probe_kind_name(enum probe_kind kind);
 
 /* A unix socket's path, as --control takes it: absolute, at most 107 bytes. */
 int settings_parse_socket_path(const char *v, const char **expected);
@@ -82,9 +97,10 @@ int settings_parse_docker_host(const char *v, const char **out_path, const char 
 
 /*
  * Sets one per-service setting by key: "idle", "wake_on" (also written
- * "wake-on", as in the label dozed.wake-on and dozectl's --wake-on). 0;
- * -EINVAL with *expected; -ENOENT for a key that is no setting (*expected then
- * lists the keys: "expected idle or wake_on"). s is changed only on success.
+ * "wake-on", as in the label dozed.wake-on and dozectl's --wake-on), "probe".
+ * 0; -EINVAL with *expected; -ENOENT for a key that is no setting (*expected
+ * then lists the keys: "expected idle, wake_on or probe"). s is changed only
+ * on success.
  */
 int settings_set(struct service_settings *s, const char *key, const char *value,
 		 const char **expected);

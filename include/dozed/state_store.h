@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dozed/probe_spec.h"
+
 /*
  * The enabled services, kept across restarts in STATE_DIR/services.json:
  *
@@ -34,6 +36,7 @@ struct state_service {
 	char *container_id; /* 64 lowercase hex digits, or "" / NULL when not known yet */
 	uint64_t idle_us;   /* 0: the daemon's default; stored in whole milliseconds */
 	bool wake_on_data;  /* wake on a client's first bytes instead of its connect */
+	struct probe_spec probe; /* "probe"; absent (an older file): auto */
 	struct state_port ports[STATE_MAX_PORTS];
 	size_t n_ports; /* 0: not known (a file of an older version) */
 };

@@ -103,6 +103,17 @@ static void ops_activator_starting(void *ud, struct service *s)
 		service_on_wake_failed(f->reg, s->id, -EIO, "");
 }
 
+static bool ops_runtime_stop_cancel(void *ud, struct service *s)
+{
+	(void)ud, (void)s;
+	return false;
+}
+
+static void ops_activator_probe_cancel(void *ud, struct service *s)
+{
+	activator_service_probe_cancel(((struct fleet *)ud)->act, s->id);
+}
+
 static void ops_activator_failed(void *ud, struct service *s)
 {
 	activator_service_failed(((struct fleet *)ud)->act, s->id);
@@ -172,7 +183,9 @@ static const struct service_ops fleet_ops = {
     .redirect_remove = ops_redirect_remove,
     .runtime_stop = ops_runtime_call,
     .runtime_start = ops_runtime_call,
+    .runtime_stop_cancel = ops_runtime_stop_cancel,
     .activator_starting = ops_activator_starting,
+    .activator_probe_cancel = ops_activator_probe_cancel,
     .activator_failed = ops_activator_failed,
     .activator_held = ops_activator_held,
     .activator_waiting = ops_activator_waiting,

@@ -43,6 +43,17 @@ static void f_stop(void *ud, struct service *s)
 	(void)ud;
 	logf_("stop %s", s->name);
 }
+static bool f_stop_cancel(void *ud, struct service *s)
+{
+	(void)ud;
+	logf_(F.stop_uncancellable ? "stop-cancel-too-late %s" : "stop-cancel %s", s->name);
+	return !F.stop_uncancellable;
+}
+static void f_probe_cancel(void *ud, struct service *s)
+{
+	(void)ud;
+	logf_("probe-cancel %s", s->name);
+}
 static void f_start(void *ud, struct service *s)
 {
 	(void)ud;
@@ -114,7 +125,9 @@ const struct service_ops fake_ops = {
     .redirect_remove = f_redirect_remove,
     .runtime_stop = f_stop,
     .runtime_start = f_start,
+    .runtime_stop_cancel = f_stop_cancel,
     .activator_starting = f_starting,
+    .activator_probe_cancel = f_probe_cancel,
     .activator_failed = f_failed,
     .activator_held = f_held,
     .activator_waiting = f_waiting,

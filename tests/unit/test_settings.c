@@ -152,8 +152,65 @@ TEST(test_settings_set_leaves_the_settings_on_a_bad_value_or_key)
 	ASSERT_ERR(settings_set(&s, "wake-on", "sometimes", &expected), EINVAL);
 	ASSERT_STREQ(expected, "expected connect or data");
 	ASSERT_ERR(settings_set(&s, "idel", "5m", &expected), ENOENT);
-	ASSERT_STREQ(expected, "expected idle or wake_on");
+	ASSERT_STREQ(expected, "expected idle, wake_on or probe");
 	ASSERT_EQ_U(s.idle_us, 7);
 	ASSERT_TRUE(!s.idle_set);
 	ASSERT_TRUE(s.wake_on_data);
+}
+
+TEST(test_settings_parse_probe_reads_every_kind_and_prints_it_back)
+{
+	static const char *const kinds[] = {"auto",  "tcp",   "http",	    "http:/health?x=1",
+					    "postgres", "redis", "mysql", "healthcheck"};
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		struct probe_spec p;
+		const char *expected = NULL;
+		char back[256];
+		ASSERT_OK(settings_parse_probe(kinds[i], &p, &expected));
+		ASSERT_STREQ(settings_probe_to_string(&p, back, sizeof(back)), kinds[i]);
+	}
+	struct probe_spec p;
+	const char *expected = NULL;
+	ASSERT_OK(settings_parse_probe("http", &p, &expected));
+	ASSERT_EQ_U(p.kind, PROBE_HTTP);
+	ASSERT_STREQ(p.http_path, "/");
+	ASSERT_OK(settings_parse_probe("http:/", &p, &expected));
+	ASSERT_STREQ(p.http_path, "/");
+	ASSERT_STREQ(settings_probe_kind_name(PROBE_POSTGRES), "postgres");
+}
+
+TEST(test_settings_parse_probe_refuses_unknown_kinds_and_bad_paths)
+{
+	static const char *const bad[] = {"",	   "TCP",     "postgresql", "tcp:",
+					  "http:", "http:x",  "http:/a b",  "http:/a\r\nX: y",
+					  "redis:/", "auto ", "mysql:3306"};
+	struct probe_spec p = {.kind = PROBE_REDIS};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *expected = NULL;
+		ASSERT_ERR(settings_parse_probe(bad[i], &p, &expected), EINVAL);
+		ASSERT_TRUE(expected != NULL);
+	}
+	ASSERT_EQ_U(p.kind, PROBE_REDIS);
+	const char *expected = NULL;
+	ASSERT_ERR(settings_parse_probe("pg", &p, &expected), EINVAL);
+	ASSERT_STREQ(expected,
+		     "expected auto, tcp, http, http:/PATH, postgres, redis, mysql or healthcheck");
+	char long_path[PROBE_HTTP_PATH_MAX + 8] = "http:/";
+	memset(long_path + 6, 'a', PROBE_HTTP_PATH_MAX);
+	long_path[6 + PROBE_HTTP_PATH_MAX] = '\0';
+	ASSERT_ERR(settings_parse_probe(long_path, &p, &expected), EINVAL);
+	long_path[6 + PROBE_HTTP_PATH_MAX - 1] = '\0';
+	ASSERT_OK(settings_parse_probe(long_path, &p, &expected));
+}
+
+TEST(test_settings_set_takes_a_probe)
+{
+	struct service_settings s = {0};
+	const char *expected = NULL;
+	ASSERT_EQ_U(s.probe.kind, PROBE_AUTO);
+	ASSERT_OK(settings_set(&s, "probe", "postgres", &expected));
+	ASSERT_EQ_U(s.probe.kind, PROBE_POSTGRES);
+	ASSERT_ERR(settings_set(&s, "probe", "nope", &expected), EINVAL);
+	ASSERT_EQ_U(s.probe.kind, PROBE_POSTGRES);
+	ASSERT_TRUE(settings_key_known("probe"));
 }
