@@ -26,7 +26,8 @@ PKGS := libbpf libnftnl libmnl libevent libsystemd json-c
 DEB_PKGS := make gcc libc6-dev pkg-config clang llvm bpftool libbpf-dev libnftnl-dev libmnl-dev \
 	    libevent-dev libsystemd-dev libjson-c-dev nftables iproute2 cppcheck clang-format \
 	    procps util-linux podman runc netavark aardvark-dns docker.io busybox-static iptables \
-	    curl jq socat systemd systemd-container libclang-rt-dev
+	    curl jq socat systemd systemd-container libclang-rt-dev \
+	    postgresql-15 postgresql-client-15 redis-server redis-tools
 
 WARN     := -Wall -Wextra -Werror
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -I$(BUILD)
