@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* The runtime's calls: start, stop, inspect, list, logs. The event stream is in runtime_events.c.
- */
+/* The runtime's calls: start, stop, inspect, list, logs, and the machinery of
+ * kill and wait (runtime_ops.c) and exec (runtime_exec.c). The event stream is
+ * in runtime_events.c. */
 #include "dozed/runtime.h"
 
 #include <errno.h>
@@ -19,7 +20,7 @@
 #include "dozed/settings.h"
 #include "runtime_internal.h"
 
-enum call_kind { CALL_START, CALL_STOP, CALL_INSPECT, CALL_LIST, CALL_LOGS };
+enum call_kind { CALL_START, CALL_STOP, CALL_INSPECT, CALL_LIST, CALL_LOGS, CALL_OTHER };
 
 struct runtime_call {
 	struct runtime *rt; /* NULL once closed */
@@ -29,16 +30,20 @@ struct runtime_call {
 	unsigned n_ref;
 	bool closed;
 	enum call_kind kind;
+	const struct runtime_call_kind *other; /* CALL_OTHER */
+	int status;			       /* once the headers came */
 	union {
 		runtime_done_cb done;
 		runtime_inspect_cb inspect;
 		runtime_list_cb list;
 		runtime_logs_cb logs;
+		void (*other)(void);
 	} cb;
 	void *userdata;
 	struct http_unix_request *req;
 	const char *method;
 	char *target;
+	char *request_body;
 	uint64_t timeout_us;
 	char *body;
 	size_t body_len, body_cap;
@@ -98,6 +103,7 @@ const char *runtime_socket_path(const struct runtime *rt)
 static void call_release(struct runtime_call *call)
 {
 	free(call->target);
+	free(call->request_body);
 	free(call->body);
 	free(call);
 }
@@ -144,13 +150,20 @@ size_t runtime_cancel(struct runtime *rt, const void *userdata)
 			n++;
 		}
 	}
-	return n;
+	return n + runtime_exec_cancel(rt, userdata);
+}
+
+void runtime_call_abort(struct runtime_call *call)
+{
+	call_close(call);
 }
 
 void runtime_free(struct runtime *rt)
 {
 	if (!rt)
 		return;
+	/* Execs first: each owns a pending call of its own. */
+	runtime_exec_free_all(rt);
 	while (rt->calls)
 		call_close(rt->calls);
 	runtime_events_free_all(rt);
@@ -275,9 +288,19 @@ int runtime_describe_failure(const struct runtime *rt, const char *method, const
 	return r;
 }
 
+static void on_call_headers(void *userdata, int status)
+{
+	struct runtime_call *call = userdata;
+	call->status = status;
+}
+
+static bool status_ok(const struct runtime_call *call, int status);
+
 static int on_call_body(void *userdata, const char *data, size_t len)
 {
 	struct runtime_call *call = userdata;
+	if (call->kind == CALL_OTHER && call->other->discard_body && status_ok(call, call->status))
+		return 0;
 	size_t max = call->rt->cfg.max_response_bytes;
 	if (len > max - call->body_len)
 		return -EMSGSIZE;
@@ -297,8 +320,11 @@ static int on_call_body(void *userdata, const char *data, size_t len)
 	return 0;
 }
 
-static bool status_ok(enum call_kind kind, int status)
+static bool status_ok(const struct runtime_call *call, int status)
 {
+	enum call_kind kind = call->kind;
+	if (kind == CALL_OTHER)
+		return call->other->status_ok ? call->other->status_ok(status) : status == 200;
 	if (kind == CALL_START || kind == CALL_STOP)
 		/* 304: already started or stopped (Docker; Podman for start).
 		 * Podman answers a stop of a stopped container with 204. */
@@ -307,9 +333,13 @@ static bool status_ok(enum call_kind kind, int status)
 }
 
 static void call_deliver(struct runtime_call *call, int err, const struct runtime_error *error,
-			 const struct runtime_container *cs, size_t n)
+			 const struct runtime_container *cs, size_t n,
+			 const struct runtime_answer *answer)
 {
 	switch (call->kind) {
+	case CALL_OTHER:
+		call->other->deliver(call->cb.other, err, error, answer, call->userdata);
+		break;
 	case CALL_START:
 	case CALL_STOP:
 		call->cb.done(err, error, call->userdata);
@@ -344,8 +374,12 @@ static void on_call_done(void *userdata, int err, int status)
 	_cleanup_free_ char *message = NULL;
 	struct runtime_container *cs = NULL;
 	size_t n = 0;
+	struct runtime_answer answer = {.exit_code = -1};
 
-	if (err == 0 && status_ok(call->kind, status)) {
+	if (err == 0 && status_ok(call, status)) {
+		if (call->kind == CALL_OTHER && call->other->parse)
+			err = call->body ? call->other->parse(call->body, call->body_len, &answer)
+					 : -EBADMSG;
 		if (call->kind == CALL_INSPECT) {
 			err = call->body ? runtime_parse_inspect(call->body, call->body_len, &cs)
 					 : -EBADMSG;
@@ -362,6 +396,8 @@ static void on_call_done(void *userdata, int err, int status)
 	} else {
 		err = runtime_describe_failure(rt, call->method, call->target, call->timeout_us,
 					       err, status, call->body, call->body_len, &message);
+		if (call->kind == CALL_OTHER && call->other->failure_errno)
+			err = call->other->failure_errno(err, status, message);
 	}
 
 	struct runtime_error error = {
@@ -374,7 +410,8 @@ static void on_call_done(void *userdata, int err, int status)
 	 * rt after it. */
 	call_ref(call);
 	call_close(call);
-	call_deliver(call, err, &error, cs, n);
+	call_deliver(call, err, &error, cs, n, &answer);
+	free(answer.id);
 	if (call->kind == CALL_INSPECT)
 		runtime_container_free(cs);
 	else
@@ -382,8 +419,7 @@ static void on_call_done(void *userdata, int err, int status)
 	call_unref(call);
 }
 
-/* Percent-encodes everything but RFC 3986's unreserved characters. */
-static char *url_escape(const char *s)
+char *runtime_url_escape(const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	char *out = malloc(strlen(s) * 3 + 1);
@@ -404,8 +440,10 @@ static char *url_escape(const char *s)
 	return out;
 }
 
-static int call_begin(struct runtime *rt, enum call_kind kind, const char *method, char *target,
-		      uint64_t timeout_us, void (*cb)(void), void *userdata)
+static int call_start(struct runtime *rt, enum call_kind kind,
+		      const struct runtime_call_kind *other, const char *method, char *target,
+		      const char *json_body, uint64_t timeout_us, void (*cb)(void), void *userdata,
+		      struct runtime_call **out)
 {
 	_cleanup_free_ char *owned_target = target;
 	if (!target)
@@ -413,7 +451,12 @@ static int call_begin(struct runtime *rt, enum call_kind kind, const char *metho
 	struct runtime_call *call = calloc(1, sizeof(*call));
 	if (!call)
 		return -ENOMEM;
+	if (json_body && !(call->request_body = strdup(json_body))) {
+		free(call);
+		return -ENOMEM;
+	}
 	call->kind = kind;
+	call->other = other;
 	call->method = method;
 	call->target = TAKE_PTR(owned_target);
 	call->timeout_us = timeout_us;
@@ -432,15 +475,22 @@ static int call_begin(struct runtime *rt, enum call_kind kind, const char *metho
 	case CALL_LOGS:
 		call->cb.logs = (runtime_logs_cb)cb;
 		break;
+	case CALL_OTHER:
+		call->cb.other = cb;
+		break;
 	}
 
 	static const struct http_unix_callbacks hcb = {
+	    .on_headers = on_call_headers,
 	    .on_body = on_call_body,
 	    .on_done = on_call_done,
 	};
 	struct http_unix_options opt = {
 	    .method = method,
 	    .target = call->target,
+	    .content_type = call->request_body ? "application/json" : NULL,
+	    .body = call->request_body,
+	    .body_len = call->request_body ? strlen(call->request_body) : 0,
 	    .timeout_us = timeout_us,
 	};
 	call->rt = rt;
@@ -451,12 +501,28 @@ static int call_begin(struct runtime *rt, enum call_kind kind, const char *metho
 	}
 	call->n_ref = 1;
 	call_link(rt, call);
+	if (out)
+		*out = call;
 	return 0;
 }
 
-static char *container_target(const char *id, const char *suffix)
+static int call_begin(struct runtime *rt, enum call_kind kind, const char *method, char *target,
+		      uint64_t timeout_us, void (*cb)(void), void *userdata)
 {
-	_cleanup_free_ char *eid = url_escape(id);
+	return call_start(rt, kind, NULL, method, target, NULL, timeout_us, cb, userdata, NULL);
+}
+
+int runtime_call_begin(struct runtime *rt, const struct runtime_call_kind *kind, const char *method,
+		       char *target, const char *json_body, uint64_t timeout_us, void (*cb)(void),
+		       void *userdata, struct runtime_call **out)
+{
+	return call_start(rt, CALL_OTHER, kind, method, target, json_body, timeout_us, cb, userdata,
+			  out);
+}
+
+char *runtime_container_target(const char *id, const char *suffix)
+{
+	_cleanup_free_ char *eid = runtime_url_escape(id);
 	char *t = NULL;
 	if (!eid || asprintf(&t, "/" RUNTIME_API_VERSION "/containers/%s/%s", eid, suffix) < 0)
 		return NULL;
@@ -467,8 +533,8 @@ int runtime_start(struct runtime *rt, const char *id, runtime_done_cb cb, void *
 {
 	if (!id || !*id || !cb)
 		return -EINVAL;
-	return call_begin(rt, CALL_START, "POST", container_target(id, "start"), rt->cfg.timeout_us,
-			  (void (*)(void))cb, userdata);
+	return call_begin(rt, CALL_START, "POST", runtime_container_target(id, "start"),
+			  rt->cfg.timeout_us, (void (*)(void))cb, userdata);
 }
 
 int runtime_stop(struct runtime *rt, const char *id, unsigned grace_seconds, runtime_done_cb cb,
@@ -480,7 +546,7 @@ int runtime_stop(struct runtime *rt, const char *id, unsigned grace_seconds, run
 	snprintf(suffix, sizeof(suffix), "stop?t=%u", grace_seconds);
 	/* The runtime answers only once the grace period has run out. */
 	uint64_t timeout = rt->cfg.timeout_us + (uint64_t)grace_seconds * 1000000ull;
-	return call_begin(rt, CALL_STOP, "POST", container_target(id, suffix), timeout,
+	return call_begin(rt, CALL_STOP, "POST", runtime_container_target(id, suffix), timeout,
 			  (void (*)(void))cb, userdata);
 }
 
@@ -488,8 +554,8 @@ int runtime_inspect(struct runtime *rt, const char *id, runtime_inspect_cb cb, v
 {
 	if (!id || !*id || !cb)
 		return -EINVAL;
-	return call_begin(rt, CALL_INSPECT, "GET", container_target(id, "json"), rt->cfg.timeout_us,
-			  (void (*)(void))cb, userdata);
+	return call_begin(rt, CALL_INSPECT, "GET", runtime_container_target(id, "json"),
+			  rt->cfg.timeout_us, (void (*)(void))cb, userdata);
 }
 
 int runtime_list(struct runtime *rt, const char *label, runtime_list_cb cb, void *userdata)
@@ -516,7 +582,7 @@ int runtime_list(struct runtime *rt, const char *label, runtime_list_cb cb, void
 	}
 	json_object_object_add(filters, "label", labels);
 	_cleanup_free_ char *q =
-	    url_escape(json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN));
+	    runtime_url_escape(json_object_to_json_string_ext(filters, JSON_C_TO_STRING_PLAIN));
 	json_object_put(filters);
 	if (!q ||
 	    asprintf(&target, "/" RUNTIME_API_VERSION "/containers/json?all=1&filters=%s", q) < 0)
@@ -534,6 +600,6 @@ int runtime_logs(struct runtime *rt, const char *id, unsigned tail_lines, uint64
 	snprintf(suffix, sizeof(suffix), "logs?stdout=1&stderr=1&tail=%u", tail_lines);
 	uint64_t t =
 	    timeout_us && timeout_us < rt->cfg.timeout_us ? timeout_us : rt->cfg.timeout_us;
-	return call_begin(rt, CALL_LOGS, "GET", container_target(id, suffix), t, (void (*)(void))cb,
-			  userdata);
+	return call_begin(rt, CALL_LOGS, "GET", runtime_container_target(id, suffix), t,
+			  (void (*)(void))cb, userdata);
 }

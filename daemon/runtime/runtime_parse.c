@@ -10,6 +10,7 @@
 
 #include "dozed/macro.h"
 #include "dozed/utf8.h"
+#include "runtime_internal.h"
 
 static void json_putp(json_object **o)
 {
@@ -18,7 +19,7 @@ static void json_putp(json_object **o)
 }
 #define _cleanup_json_ _cleanup_(json_putp)
 
-static int json_parse(const char *text, size_t len, json_object **out)
+int runtime_json_parse(const char *text, size_t len, json_object **out)
 {
 	if (len > INT32_MAX)
 		return -EMSGSIZE;
@@ -37,18 +38,18 @@ static int json_parse(const char *text, size_t len, json_object **out)
 	return 0;
 }
 
-static json_object *get(json_object *o, const char *key, json_type type)
+json_object *runtime_json_get(json_object *o, const char *key, int type)
 {
 	json_object *v = NULL;
 	if (!o || !json_object_is_type(o, json_type_object) ||
-	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
+	    !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, (json_type)type))
 		return NULL;
 	return v;
 }
 
-static const char *get_str(json_object *o, const char *key)
+const char *runtime_json_get_str(json_object *o, const char *key)
 {
-	json_object *v = get(o, key, json_type_string);
+	json_object *v = runtime_json_get(o, key, json_type_string);
 	return v ? json_object_get_string(v) : NULL;
 }
 
@@ -73,6 +74,8 @@ static void container_clear(struct runtime_container *c)
 	}
 	free(c->labels);
 	free(c->ports);
+	free(c->stop_signal);
+	runtime_strv_free(c->health_cmd, c->n_health_cmd);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -108,8 +111,17 @@ int runtime_container_dup(const struct runtime_container *c, struct runtime_cont
 		return -ENOMEM;
 	d->running = c->running;
 	d->pid = c->pid;
+	d->exit_code = c->exit_code;
 	memcpy(d->ip, c->ip, sizeof(d->ip));
+	d->stop_timeout_s = c->stop_timeout_s;
+	d->health_timeout_us = c->health_timeout_us;
+	memcpy(d->health_status, c->health_status, sizeof(d->health_status));
 	int r = 0;
+	r |= strdup_or_null(c->stop_signal, &d->stop_signal);
+	if (c->n_health_cmd > 0) {
+		r |= runtime_strv_dup(c->health_cmd, c->n_health_cmd, &d->health_cmd);
+		d->n_health_cmd = d->health_cmd ? c->n_health_cmd : 0;
+	}
 	r |= strdup_or_null(c->id, &d->id);
 	r |= strdup_or_null(c->name, &d->name);
 	r |= strdup_or_null(c->state, &d->state);
@@ -226,9 +238,10 @@ static int parse_port_map(json_object *map, struct runtime_container *c)
 		size_t n = json_object_array_length(bindings);
 		for (size_t i = 0; i < n; i++) {
 			json_object *b = json_object_array_get_idx(bindings, i);
-			int r = add_port(c, &cap, get_str(b, "HostIp"),
-					 port_value(get(b, "HostPort", json_type_string)),
-					 (uint16_t)cport);
+			int r =
+			    add_port(c, &cap, runtime_json_get_str(b, "HostIp"),
+				     port_value(runtime_json_get(b, "HostPort", json_type_string)),
+				     (uint16_t)cport);
 			if (r < 0)
 				return r;
 		}
@@ -240,14 +253,15 @@ static int parse_port_map(json_object *map, struct runtime_container *c)
  * Networks.NAME.IPAddress. */
 static void parse_ip(json_object *settings, struct runtime_container *c)
 {
-	const char *ip = get_str(settings, "IPAddress");
-	json_object *networks = get(settings, "Networks", json_type_object);
+	const char *ip = runtime_json_get_str(settings, "IPAddress");
+	json_object *networks = runtime_json_get(settings, "Networks", json_type_object);
 	if ((!ip || !*ip) && networks) {
 		json_object_object_foreach(networks, name, net)
 		{
 			(void)name;
-			ip = json_object_is_type(net, json_type_object) ? get_str(net, "IPAddress")
-									: NULL;
+			ip = json_object_is_type(net, json_type_object)
+				 ? runtime_json_get_str(net, "IPAddress")
+				 : NULL;
 			if (ip && *ip)
 				break;
 		}
@@ -259,12 +273,12 @@ static void parse_ip(json_object *settings, struct runtime_container *c)
 int runtime_parse_inspect(const char *json, size_t len, struct runtime_container **out)
 {
 	_cleanup_json_ json_object *root = NULL;
-	int r = json_parse(json, len, &root);
+	int r = runtime_json_parse(json, len, &root);
 	if (r < 0)
 		return r;
-	json_object *state = get(root, "State", json_type_object);
-	const char *id = get_str(root, "Id");
-	const char *name = get_str(root, "Name");
+	json_object *state = runtime_json_get(root, "State", json_type_object);
+	const char *id = runtime_json_get_str(root, "Id");
+	const char *name = runtime_json_get_str(root, "Name");
 	if (name && name[0] == '/')
 		name++;
 	/* Every container has a name on both runtimes; the daemon names services by it. */
@@ -274,10 +288,10 @@ int runtime_parse_inspect(const char *json, size_t len, struct runtime_container
 	struct runtime_container *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	json_object *running = get(state, "Running", json_type_boolean);
-	json_object *pid = get(state, "Pid", json_type_int);
+	json_object *running = runtime_json_get(state, "Running", json_type_boolean);
+	json_object *pid = runtime_json_get(state, "Pid", json_type_int);
 	c->running = running && json_object_get_boolean(running);
-	json_object *exit_code = get(state, "ExitCode", json_type_int);
+	json_object *exit_code = runtime_json_get(state, "ExitCode", json_type_int);
 	c->exit_code = exit_code ? (int)json_object_get_int64(exit_code) : 0;
 	/* A PID out of range would make /proc/1 (or another) the container's. */
 	int64_t pid_value = pid ? json_object_get_int64(pid) : 0;
@@ -286,22 +300,28 @@ int runtime_parse_inspect(const char *json, size_t len, struct runtime_container
 	if (r == 0)
 		r = strdup_or_null(name, &c->name);
 	if (r == 0)
-		r = strdup_or_null(get_str(state, "Status"), &c->state);
+		r = strdup_or_null(runtime_json_get_str(state, "Status"), &c->state);
 	if (r == 0)
 		r = parse_labels(
-		    get(get(root, "Config", json_type_object), "Labels", json_type_object), c);
-	if (r == 0)
-		r = parse_port_map(
-		    get(get(root, "NetworkSettings", json_type_object), "Ports", json_type_object),
+		    runtime_json_get(runtime_json_get(root, "Config", json_type_object), "Labels",
+				     json_type_object),
 		    c);
 	if (r == 0)
-		parse_ip(get(root, "NetworkSettings", json_type_object), c);
+		r = parse_port_map(
+		    runtime_json_get(runtime_json_get(root, "NetworkSettings", json_type_object),
+				     "Ports", json_type_object),
+		    c);
+	if (r == 0)
+		parse_ip(runtime_json_get(root, "NetworkSettings", json_type_object), c);
+	if (r == 0)
+		r = runtime_parse_inspect_stop_and_health(root, c);
 	/* Docker forgets a stopped container's ports in NetworkSettings; what it
 	 * will publish on the next start is in its configuration. */
 	if (r == 0 && c->n_ports == 0)
-		r = parse_port_map(get(get(root, "HostConfig", json_type_object), "PortBindings",
-				       json_type_object),
-				   c);
+		r = parse_port_map(
+		    runtime_json_get(runtime_json_get(root, "HostConfig", json_type_object),
+				     "PortBindings", json_type_object),
+		    c);
 	if (r < 0) {
 		runtime_container_free(c);
 		return r;
@@ -319,12 +339,12 @@ static int parse_port_list(json_object *list, struct runtime_container *c)
 	size_t n = json_object_array_length(list);
 	for (size_t i = 0; i < n; i++) {
 		json_object *p = json_object_array_get_idx(list, i);
-		const char *type = get_str(p, "Type");
+		const char *type = runtime_json_get_str(p, "Type");
 		if (!type || strcmp(type, "tcp") != 0)
 			continue;
-		int r = add_port(c, &cap, get_str(p, "IP"),
-				 port_value(get(p, "PublicPort", json_type_int)),
-				 port_value(get(p, "PrivatePort", json_type_int)));
+		int r = add_port(c, &cap, runtime_json_get_str(p, "IP"),
+				 port_value(runtime_json_get(p, "PublicPort", json_type_int)),
+				 port_value(runtime_json_get(p, "PrivatePort", json_type_int)));
 		if (r < 0)
 			return r;
 	}
@@ -333,11 +353,11 @@ static int parse_port_list(json_object *list, struct runtime_container *c)
 
 static int parse_list_entry(json_object *e, struct runtime_container *c)
 {
-	const char *id = get_str(e, "Id");
+	const char *id = runtime_json_get_str(e, "Id");
 	if (!id)
 		return -EBADMSG;
 	const char *name = NULL;
-	json_object *names = get(e, "Names", json_type_array);
+	json_object *names = runtime_json_get(e, "Names", json_type_array);
 	if (names && json_object_array_length(names) > 0) {
 		json_object *first = json_object_array_get_idx(names, 0);
 		if (json_object_is_type(first, json_type_string))
@@ -345,7 +365,8 @@ static int parse_list_entry(json_object *e, struct runtime_container *c)
 	}
 	if (name && name[0] == '/')
 		name++;
-	const char *state = get_str(e, "State");
+	const char *state = runtime_json_get_str(e, "State");
+	c->stop_timeout_s = -1; /* not in a list entry */
 	c->running = state && strcmp(state, "running") == 0;
 	int r = strdup_or_null(id, &c->id);
 	if (r == 0)
@@ -353,16 +374,16 @@ static int parse_list_entry(json_object *e, struct runtime_container *c)
 	if (r == 0)
 		r = strdup_or_null(state, &c->state);
 	if (r == 0)
-		r = parse_labels(get(e, "Labels", json_type_object), c);
+		r = parse_labels(runtime_json_get(e, "Labels", json_type_object), c);
 	if (r == 0)
-		r = parse_port_list(get(e, "Ports", json_type_array), c);
+		r = parse_port_list(runtime_json_get(e, "Ports", json_type_array), c);
 	return r;
 }
 
 int runtime_parse_list(const char *json, size_t len, struct runtime_container **out, size_t *n)
 {
 	_cleanup_json_ json_object *root = NULL;
-	int r = json_parse(json, len, &root);
+	int r = runtime_json_parse(json, len, &root);
 	if (r < 0)
 		return r;
 	if (!json_object_is_type(root, json_type_array))
@@ -393,16 +414,16 @@ void runtime_event_clear(struct runtime_event *ev)
 int runtime_parse_event(const char *json, size_t len, struct runtime_event *out)
 {
 	_cleanup_json_ json_object *root = NULL;
-	int r = json_parse(json, len, &root);
+	int r = runtime_json_parse(json, len, &root);
 	if (r < 0)
 		return r;
 	if (!json_object_is_type(root, json_type_object))
 		return -EBADMSG;
-	const char *type = get_str(root, "Type");
+	const char *type = runtime_json_get_str(root, "Type");
 	/* "status" is the pre-1.22 name of "Action"; both runtimes still send it. */
-	const char *action = get_str(root, "Action");
+	const char *action = runtime_json_get_str(root, "Action");
 	if (!action)
-		action = get_str(root, "status");
+		action = runtime_json_get_str(root, "status");
 	if (!type || !action)
 		return -EBADMSG;
 	if (strcmp(type, "container") != 0)
@@ -418,30 +439,30 @@ int runtime_parse_event(const char *json, size_t len, struct runtime_event *out)
 	else
 		return 0;
 
-	json_object *actor = get(root, "Actor", json_type_object);
-	json_object *attrs = get(actor, "Attributes", json_type_object);
-	const char *id = get_str(actor, "ID");
+	json_object *actor = runtime_json_get(root, "Actor", json_type_object);
+	json_object *attrs = runtime_json_get(actor, "Attributes", json_type_object);
+	const char *id = runtime_json_get_str(actor, "ID");
 	if (!id)
-		id = get_str(root, "id");
+		id = runtime_json_get_str(root, "id");
 	if (!id || !*id)
 		return -EBADMSG;
 
 	struct runtime_event ev = {.type = t, .exit_code = -1};
-	const char *code = t == RUNTIME_EVENT_DIE ? get_str(attrs, "exitCode") : NULL;
+	const char *code = t == RUNTIME_EVENT_DIE ? runtime_json_get_str(attrs, "exitCode") : NULL;
 	if (code) {
 		char *end;
 		long v = strtol(code, &end, 10);
 		if (end != code && *end == '\0' && v >= 0 && v <= 255)
 			ev.exit_code = (int)v;
 	}
-	json_object *nano = get(root, "timeNano", json_type_int);
-	json_object *secs = get(root, "time", json_type_int);
+	json_object *nano = runtime_json_get(root, "timeNano", json_type_int);
+	json_object *secs = runtime_json_get(root, "time", json_type_int);
 	if (nano && json_object_get_int64(nano) > 0)
 		ev.time_ns = (uint64_t)json_object_get_int64(nano);
 	else if (secs && json_object_get_int64(secs) > 0)
 		ev.time_ns = (uint64_t)json_object_get_int64(secs) * 1000000000ull;
 	if (strdup_or_null(id, &ev.id) < 0 ||
-	    strdup_or_null(get_str(attrs, "name"), &ev.name) < 0) {
+	    strdup_or_null(runtime_json_get_str(attrs, "name"), &ev.name) < 0) {
 		runtime_event_clear(&ev);
 		return -ENOMEM;
 	}
@@ -452,9 +473,9 @@ int runtime_parse_event(const char *json, size_t len, struct runtime_event *out)
 char *runtime_parse_error_message(const char *json, size_t len)
 {
 	_cleanup_json_ json_object *root = NULL;
-	if (json_parse(json, len, &root) < 0)
+	if (runtime_json_parse(json, len, &root) < 0)
 		return NULL;
-	const char *msg = get_str(root, "message");
+	const char *msg = runtime_json_get_str(root, "message");
 	return msg && *msg ? strdup(msg) : NULL;
 }
 

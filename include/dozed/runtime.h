@@ -6,7 +6,8 @@
  * socket, spoken by dockerd and by `podman system service` alike. Every call
  * is asynchronous on the daemon's libevent base; nothing here blocks the loop.
  *
- * The contract of every call (runtime_start, _stop, _inspect, _list, _logs):
+ * The contract of every call (runtime_start, _stop, _kill, _wait, _exec, _inspect,
+ * _list, _logs):
  *  - it returns < 0 (-EINVAL, -ENOMEM) and never calls its callback, or
  *  - it returns 0 and its callback runs exactly once, from the loop (never
  *    from inside the call), unless the call is cancelled (runtime_cancel) or
@@ -17,6 +18,8 @@
  *   -ENOENT      HTTP 404: no such container (message names it), or no socket
  *   -EBUSY       HTTP 409: conflict (e.g. the container is being removed)
  *   -EINVAL      HTTP 400 and other 4xx; -EACCES: 401/403; -EIO: 5xx
+ *   -ESRCH       runtime_kill, runtime_exec: the container is not running (Docker:
+ *                409; Podman 4.3: 500 "container state improper")
  *   -ETIMEDOUT   no complete answer within the timeout
  *   -ECONNRESET  the runtime closed the connection before a complete answer
  *   -ECONNREFUSED, -EACCES...: the socket could not be connected (http_status 0)
@@ -98,6 +101,26 @@ struct runtime_container {
 	 * a sleeping container's ports are known. */
 	struct runtime_port *ports;
 	size_t n_ports;
+	/* Config.StopSignal as the runtime says it, NULL when unset: Docker
+	 * gives the name the user gave ("SIGINT") and omits it unless set;
+	 * Podman 4.3 always gives a number ("15", "2"). runtime_kill takes
+	 * either form. */
+	char *stop_signal;
+	/* Config.StopTimeout in seconds, -1 when unset. Docker omits it unless
+	 * set; Podman 4.3 always gives one (10 unless --stop-timeout), so on
+	 * Podman a 10 cannot be told from the default. */
+	int stop_timeout_s;
+	/* Config.Healthcheck.Test as the argv to exec: ["CMD-SHELL", s] gives
+	 * {"/bin/sh", "-c", s}; ["CMD", a, b...] gives {a, b...}; any other
+	 * first word is taken as the command itself (Podman's reading);
+	 * ["NONE"], [] or none: NULL and 0. */
+	char **health_cmd;
+	size_t n_health_cmd;
+	uint64_t health_timeout_us; /* Healthcheck.Timeout; 0 when unset (both mean 30 s) */
+	/* State.Health.Status: "starting", "healthy", "unhealthy"; "" when none
+	 * (Podman reports "" for a container without a healthcheck). Podman
+	 * without systemd never runs the check: it stays "starting" there. */
+	char health_status[16];
 };
 
 /* The label's value, or NULL. */
@@ -119,6 +142,11 @@ void runtime_free(struct runtime *rt);
 const char *runtime_socket_path(const struct runtime *rt);
 
 typedef void (*runtime_done_cb)(int err, const struct runtime_error *error, void *userdata);
+/* exit_code: the container's (wait) or the command's (exec); -1 when err < 0. */
+typedef void (*runtime_wait_cb)(int err, const struct runtime_error *error, int exit_code,
+				void *userdata);
+typedef void (*runtime_exec_cb)(int err, const struct runtime_error *error, int exit_code,
+				void *userdata);
 /* c is valid during the callback only (NULL when err < 0). */
 typedef void (*runtime_inspect_cb)(int err, const struct runtime_error *error,
 				   const struct runtime_container *c, void *userdata);
@@ -135,6 +163,35 @@ int runtime_start(struct runtime *rt, const char *id, runtime_done_cb cb, void *
 /* SIGTERM (the image's stop signal), then SIGKILL after grace_seconds. */
 int runtime_stop(struct runtime *rt, const char *id, unsigned grace_seconds, runtime_done_cb cb,
 		 void *userdata);
+/*
+ * Sends signal to the container's init (POST .../kill?signal=S) and reports
+ * as soon as it is sent: the container may well go on running (an init that
+ * ignores it). signal: a name with or without "SIG" ("SIGTERM", "TERM") or a
+ * number ("15"), as inspect's stop_signal gives it; anything else is -EINVAL
+ * at once. A container that is not running (exited or never started) gives
+ * -ESRCH: treat it as stopped already.
+ */
+int runtime_kill(struct runtime *rt, const char *id, const char *signal, runtime_done_cb cb,
+		 void *userdata);
+/*
+ * Reports once the container is not running (POST .../wait?condition=not-running),
+ * with its exit code: at once when it is not running already (a container
+ * that never ran: 0 on Docker, -1 on Podman 4.3). -ETIMEDOUT after timeout_us
+ * (this call's own bound, which may exceed the configured timeout; 0: that).
+ */
+int runtime_wait(struct runtime *rt, const char *id, uint64_t timeout_us, runtime_wait_cb cb,
+		 void *userdata);
+/*
+ * Runs argv (argc >= 1) in the running container, as root in its working
+ * directory, and reports its exit code. A command the container does not have
+ * (or may not run) is an exit code, not an error: 127 on Podman 4.3, 126 on
+ * Docker 20.10 (both: 126 for one that is not executable). -ESRCH: the
+ * container is not running; -ETIMEDOUT after timeout_us (0: the configured
+ * timeout), and the command is left to run (the API cannot kill an exec).
+ * The command's output is read and dropped.
+ */
+int runtime_exec(struct runtime *rt, const char *id, const char *const *argv, size_t argc,
+		 uint64_t timeout_us, runtime_exec_cb cb, void *userdata);
 int runtime_inspect(struct runtime *rt, const char *id, runtime_inspect_cb cb, void *userdata);
 /*
  * All containers, running or not, carrying label ("key" or "key=value"; NULL:
@@ -225,5 +282,11 @@ void runtime_event_clear(struct runtime_event *ev);
  * a TTY, raw text for one with. Control characters are shown as '?'.
  */
 void runtime_logs_tail(const char *body, size_t len, size_t max_lines, char *out, size_t out_len);
+/* The StatusCode of a wait answer ({"StatusCode": 137, "Error": null}); -EBADMSG if none. */
+int runtime_parse_wait(const char *json, size_t len, int *exit_code);
+/* The Id of an exec create answer ({"Id": "..."}), malloc'd; -EBADMSG if none. */
+int runtime_parse_exec_id(const char *json, size_t len, char **id);
+/* Running and ExitCode of GET /exec/{id}/json (ExitCode null while running: -1). */
+int runtime_parse_exec_inspect(const char *json, size_t len, bool *running, int *exit_code);
 /* The "message" of an error answer (malloc'd), or NULL when there is none. */
 char *runtime_parse_error_message(const char *json, size_t len);
