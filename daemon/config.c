@@ -195,6 +195,7 @@ static int set_stop_timeout(struct dozed_config *c, const char *v, const char **
 		return -EINVAL;
 	}
 	c->stop_timeout_s = (unsigned)s;
+	c->stop_timeout_set = true;
 	return 0;
 }
 

@@ -77,58 +77,35 @@ static int ops_redirect_remove(void *ud, struct service *s)
 	return nft_set_remove_ports(d->nft, ports, service_host_ports(s, ports));
 }
 
-/* The machine keeps a service whose stop failed awake; it says nothing itself. */
-static void stop_done(struct dozed *d, uint64_t id, int err, const char *msg)
-{
-	struct service *s = service_find_by_id(d->services, id);
-	if (err < 0 && s && s->state == SERVICE_SLEEPING)
-		log_warning("%s: stop failed (%s); it stays awake", s->name, msg ? msg : "");
-	service_on_stop_done(d->services, id, err, msg);
-}
-
-static void runtime_op_done(int err, const struct runtime_error *error, void *userdata)
+static void runtime_start_done(int err, const struct runtime_error *error, void *userdata)
 {
 	struct pending_op *op = userdata;
 	struct dozed *d = op->d;
 	uint64_t id = op->service_id;
-	enum pending_kind kind = op->kind;
 	pending_op_free(op);
 	const char *msg = err < 0 ? error->message : NULL;
 	struct service *s = service_find_by_id(d->services, id);
 	if (err < 0)
-		log_warning("%s: %s failed: %s", s ? s->name : "a removed service",
-			    kind == PENDING_START ? "start" : "stop", msg);
-	if (kind == PENDING_START) {
-		/* On success the machine asks for the probe, whose inspect also
-		 * attaches the counter to the new cgroup. */
-		service_on_start_done(d->services, id, err, msg);
-	} else {
-		stop_done(d, id, err, msg);
-	}
+		log_warning("%s: start failed: %s", s ? s->name : "a removed service", msg);
+	/* On success the machine asks for the probe, whose inspect also
+	 * attaches the counter to the new cgroup. */
+	service_on_start_done(d->services, id, err, msg);
 }
 
-static void runtime_call(struct dozed *d, struct service *s, enum pending_kind kind)
+static void runtime_start_service(struct dozed *d, struct service *s)
 {
-	struct pending_op *op = pending_op_new(d, kind, s->id);
-	int r = op ? 0 : -ENOMEM;
-	if (op && kind == PENDING_START)
-		r = runtime_start(d->runtime, s->container_id, runtime_op_done, op);
-	else if (op)
-		r = runtime_stop(d->runtime, s->container_id, d->cfg.stop_timeout_s,
-				 runtime_op_done, op);
+	struct pending_op *op = pending_op_new(d, PENDING_START, s->id);
+	int r = op ? runtime_start(d->runtime, s->container_id, runtime_start_done, op) : -ENOMEM;
 	if (r < 0) {
 		pending_op_free(op);
 		/* Report it through the machine, as a failed call would be. */
-		if (kind == PENDING_START)
-			service_on_start_done(d->services, s->id, r, strerror(-r));
-		else
-			stop_done(d, s->id, r, strerror(-r));
+		service_on_start_done(d->services, s->id, r, strerror(-r));
 	}
 }
 
 static void ops_runtime_stop(void *ud, struct service *s)
 {
-	runtime_call(ud, s, PENDING_STOP);
+	dozed_stop_begin(ud, s);
 }
 
 static void ops_runtime_start(void *ud, struct service *s)
@@ -136,7 +113,7 @@ static void ops_runtime_start(void *ud, struct service *s)
 	struct svc_extra *x = svc_extra_of(s);
 	x->probe_vanished = 0; /* a new wake */
 	evtimer_del(x->probe_retry);
-	runtime_call(ud, s, PENDING_START);
+	runtime_start_service(ud, s);
 }
 
 static void ops_activator_starting(void *ud, struct service *s)
@@ -146,20 +123,19 @@ static void ops_activator_starting(void *ud, struct service *s)
 
 static void ops_activator_probe_cancel(void *ud, struct service *s)
 {
-	struct dozed *d = ud;
-	activator_service_probe_cancel(d->activator, s->id);
+	dozed_probe_cancel(ud, s);
 }
 
 static bool ops_runtime_stop_cancel(void *ud, struct service *s)
 {
-	(void)ud;
-	(void)s;
-	return false;
+	return dozed_stop_cancel(ud, s);
 }
 
 static void ops_activator_failed(void *ud, struct service *s)
 {
 	struct dozed *d = ud;
+	/* A health command still running belongs to the wake that failed. */
+	dozed_probe_cancel(d, s);
 	activator_service_failed(d->activator, s->id);
 }
 

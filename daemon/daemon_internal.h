@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "dozed/config.h"
 #include "dozed/daemon.h"
@@ -88,6 +89,17 @@ struct svc_extra {
 	 * while the runtime still says running), and the timer that asks again. */
 	unsigned probe_vanished;
 	struct event *probe_retry;
+	struct health_check *health; /* a healthcheck probe under way */
+	pid_t health_pid;	     /* of the container it runs in, for the connect after */
+	char health_ip[46];
+	bool health_passed; /* probing once more, by connect, after it passed */
+	/* daemon_stop.c: the stop under way, its call out (inspect, signal, then
+	 * the wait for its exit), the SIGKILL at the end of its grace. */
+	bool stopping, stop_killed;
+	struct pending_op *stop_op, *kill_op;
+	struct event *stop_grace;
+	unsigned stop_grace_s;
+	char stop_signal[24];
 	char last_unknown_why[512]; /* logged once per distinct cause */
 };
 
@@ -118,6 +130,14 @@ static inline struct svc_extra *svc_extra_of(const struct service *s)
 	return s->userdata;
 }
 
+/* daemon_stop.c: the machine's runtime_stop and runtime_stop_cancel ops. */
+void dozed_stop_begin(struct dozed *d, struct service *s);
+bool dozed_stop_cancel(struct dozed *d, struct service *s);
+/* Its grace is over: SIGKILL, and no more cancelling. */
+void dozed_stop_grace_over(struct dozed *d, struct service *s);
+/* The service goes: its calls out are cancelled. */
+void dozed_stop_forget(struct dozed *d, struct svc_extra *x);
+
 /* daemon.c */
 extern const struct service_ops dozed_service_ops;
 void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup_dir);
@@ -130,6 +150,8 @@ void dozed_remove_stale_ports(struct dozed *d);
 
 /* daemon_probe.c: the service runs; probe it (inspect first, for its namespace) */
 void dozed_probe_start(struct dozed *d, struct service *s);
+/* Ends the probe under way (a health command's too); held clients stay held. */
+void dozed_probe_cancel(struct dozed *d, struct service *s);
 /* The container of a WAKING service may have died: inspect it, and if it
  * did, fail the wake at once with its exit code and last log lines. */
 void dozed_check_exited(struct dozed *d, struct service *s);

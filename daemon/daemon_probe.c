@@ -15,6 +15,8 @@
 #include "dozed/egress_counter.h"
 #include "dozed/log.h"
 #include "dozed/runtime.h"
+#include "dozed/settings.h"
+#include "health.h"
 
 /* Where to probe when no client waits: the published port on this host. */
 static void probe_destination(const struct service *s, struct sockaddr_storage *dst)
@@ -71,12 +73,74 @@ static void probe_destination_in_container(const struct service *s, const char *
 #define PROBE_VANISHED_RETRY_US (20 * 1000)
 #define PROBE_VANISHED_MAX	10
 
+static void probe_service(struct dozed *d, struct service *s, const struct runtime_container *c);
+
+static void probe_failed(struct dozed *d, struct service *s, int err, const char *last_answer)
+{
+	if (s->state == SERVICE_SLEEPING)
+		return; /* a stop's probe: the stop decides, the clients stay held */
+	activator_service_failed(d->activator, s->id);
+	service_on_wake_failed(d->services, s->id, err, last_answer);
+}
+
+static void health_done(void *userdata, int result, const char *last_answer)
+{
+	struct svc_extra *x = userdata;
+	struct dozed *d = x->d;
+	health_check_free(x->health);
+	x->health = NULL;
+	struct service *s = service_find_by_id(d->services, x->id);
+	if (!s || (s->state != SERVICE_WAKING && s->state != SERVICE_SLEEPING))
+		return;
+	if (result < 0) {
+		log_debug("%s: health check: %s", s->name, last_answer);
+		probe_failed(d, s, result, last_answer);
+		return;
+	}
+	/* Healthy: one connect, in its namespace as ever, and the clients go. */
+	struct runtime_container c = {.running = true, .pid = x->health_pid};
+	snprintf(c.ip, sizeof(c.ip), "%s", x->health_ip);
+	x->health_passed = true;
+	probe_service(d, s, &c);
+	x->health_passed = false;
+}
+
+/* Its own health command, run by dozed: Docker runs one only after its
+ * interval (30 s unless set), Podman without systemd timers never does. */
+static void probe_health(struct dozed *d, struct service *s, const struct runtime_container *c)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (x->health)
+		return; /* one under way: it reports for this wake */
+	x->health_pid = c->pid;
+	snprintf(x->health_ip, sizeof(x->health_ip), "%s", c->ip);
+	int r = health_check_start(d->base, d->runtime, s->container_id, c->health_cmd,
+				   c->n_health_cmd, c->health_timeout_us, d->cfg.probe_interval_us,
+				   d->cfg.wake_timeout_us, health_done, x, &x->health);
+	if (r < 0)
+		probe_failed(d, s, r, "healthcheck: could not be run");
+}
+
 static void probe_service(struct dozed *d, struct service *s, const struct runtime_container *c)
 {
 	static bool warned_ptrace;
+	struct svc_extra *x = svc_extra_of(s);
 	struct sockaddr_storage dst;
 	int r, netns_fd = -1;
 	bool own_address = false;
+	struct probe_spec spec;
+	if (x->health_passed) {
+		spec = (struct probe_spec){.kind = PROBE_TCP};
+	} else {
+		bool has_health = c && c->running && c->n_health_cmd > 0;
+		uint16_t port = s->n_ports ? s->ports[0].container_port : 0;
+		settings_probe_resolve(&s->probe, has_health, port, &spec, s->probe_used,
+				       sizeof(s->probe_used));
+		if (spec.kind == PROBE_HEALTHCHECK) {
+			probe_health(d, s, c);
+			return;
+		}
+	}
 	if (c && c->running && c->pid > 0) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)c->pid);
@@ -93,7 +157,7 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 			warned_ptrace = true;
 			own_address = true;
 		} else if (netns_fd < 0 && errno == ENOENT && s->state == SERVICE_WAKING &&
-			   svc_extra_of(s)->probe_vanished < PROBE_VANISHED_MAX) {
+			   x->probe_vanished < PROBE_VANISHED_MAX) {
 			/* It exited since the inspect: a proxy on the published port
 			 * (docker-proxy) would answer for it. Docker may still say
 			 * "running" for a while after the exit, so ask again a little
@@ -101,8 +165,8 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 			struct timeval tv = timeval_from_us(PROBE_VANISHED_RETRY_US);
 			log_debug("%s: its pid %d is gone, the runtime says running: asking again",
 				  s->name, (int)c->pid);
-			svc_extra_of(s)->probe_vanished++;
-			evtimer_add(svc_extra_of(s)->probe_retry, &tv);
+			x->probe_vanished++;
+			evtimer_add(x->probe_retry, &tv);
 			return;
 		} else if (netns_fd < 0) {
 			/* Still running with that pid, which this /proc lacks (another
@@ -111,21 +175,34 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 					s->name, path);
 		}
 	}
+	struct activator_probe probe = {.netns_fd = -1,
+					.spec = &spec,
+					.during_stop = s->state == SERVICE_SLEEPING};
 	if (netns_fd >= 0) {
 		probe_destination_in_container(s, c->ip[0] ? c->ip : NULL, &dst);
-		struct activator_probe probe = {.dst = &dst, .netns_fd = netns_fd};
-		r = activator_service_probe(d->activator, s->id, &probe);
-		close(netns_fd);
+		probe.dst = &dst;
+		probe.netns_fd = netns_fd;
 	} else if (own_address) {
 		probe_destination_in_container(s, c->ip, &dst);
-		r = activator_service_starting(d->activator, s->id, &dst);
+		probe.dst = &dst;
 	} else {
 		probe_destination(s, &dst);
 		bool held = activator_service_held(d->activator, s->id) > 0;
-		r = activator_service_starting(d->activator, s->id, held ? NULL : &dst);
+		probe.dst = held ? NULL : &dst;
 	}
-	if (r < 0)
+	r = activator_service_probe(d->activator, s->id, &probe);
+	if (netns_fd >= 0)
+		close(netns_fd);
+	if (r < 0 && s->state != SERVICE_SLEEPING)
 		service_on_wake_failed(d->services, s->id, r, "");
+}
+
+void dozed_probe_cancel(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	health_check_free(x->health);
+	x->health = NULL;
+	activator_service_probe_cancel(d->activator, s->id);
 }
 
 /* --- a container that exits while it wakes -------------------------------------------- */
@@ -227,6 +304,13 @@ static void probe_inspected(int err, const struct runtime_error *error,
 			wake_exited(d, s, c);
 		return;
 	}
+	if (s->state == SERVICE_SLEEPING) {
+		/* A stop's probe: only of the container that still runs, in its own
+		 * namespace (the published port would be the activator's own). */
+		if (err >= 0 && c->running && !svc_extra_of(s)->stop_killed)
+			probe_service(d, s, c);
+		return;
+	}
 	/* Its cgroup is new on every start. */
 	if (err >= 0 && c->running)
 		dozed_attach_counter(d, s, c->cgroup_dir);
@@ -238,6 +322,7 @@ void dozed_probe_start(struct dozed *d, struct service *s)
 	struct pending_op *op = pending_op_new(d, PENDING_PROBE, s->id);
 	if (!op || runtime_inspect(d->runtime, s->container_id, probe_inspected, op) < 0) {
 		pending_op_free(op);
-		probe_service(d, s, NULL);
+		if (s->state != SERVICE_SLEEPING)
+			probe_service(d, s, NULL);
 	}
 }

@@ -130,6 +130,42 @@ const char *settings_probe_to_string(const struct probe_spec *p, char *buf, size
 	return buf;
 }
 
+void settings_probe_resolve(const struct probe_spec *set, bool has_healthcheck,
+			    uint16_t container_port, struct probe_spec *out, char *used,
+			    size_t used_len)
+{
+	char text[PROBE_HTTP_PATH_MAX + 16];
+	*out = *set;
+	if (set->kind == PROBE_HEALTHCHECK && !has_healthcheck) {
+		*out = (struct probe_spec){.kind = PROBE_TCP};
+		snprintf(used, used_len, "tcp (healthcheck asked, the container has none)");
+		return;
+	}
+	if (set->kind != PROBE_AUTO) {
+		snprintf(used, used_len, "%s", settings_probe_to_string(set, text, sizeof(text)));
+		return;
+	}
+	if (has_healthcheck) {
+		*out = (struct probe_spec){.kind = PROBE_HEALTHCHECK};
+		snprintf(used, used_len, "healthcheck (auto: the container has one)");
+		return;
+	}
+	static const struct {
+		uint16_t port;
+		enum probe_kind kind;
+	} by_port[] = {{5432, PROBE_POSTGRES}, {6379, PROBE_REDIS}, {3306, PROBE_MYSQL}};
+	for (size_t i = 0; i < ARRAY_SIZE(by_port); i++) {
+		if (by_port[i].port == container_port) {
+			*out = (struct probe_spec){.kind = by_port[i].kind};
+			snprintf(used, used_len, "%s (auto: port %u)",
+				 settings_probe_kind_name(out->kind), container_port);
+			return;
+		}
+	}
+	*out = (struct probe_spec){.kind = PROBE_TCP};
+	snprintf(used, used_len, "tcp (auto)");
+}
+
 static bool is_socket_path(const char *v)
 {
 	return v[0] == '/' && strlen(v) < DOZED_UNIX_PATH_MAX;

@@ -28,7 +28,10 @@ struct dozed_config {
 	uint64_t idle_us;
 	uint64_t probe_interval_us;
 	uint64_t wake_timeout_us;
+	/* Grace of a stop before SIGKILL. Only when stop_timeout_set: else each
+	 * container's own StopTimeout, or DOZED_STOP_TIMEOUT_DEFAULT_S. */
 	unsigned stop_timeout_s;
+	bool stop_timeout_set;
 	size_t max_held; /* connections held per waking service */
 	/* A held connection of a wake-on-data service that has sent nothing is
 	 * closed after this (100ms to 1h): silent clients cannot fill max_held. */

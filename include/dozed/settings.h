@@ -79,6 +79,17 @@ const char *settings_probe_to_string(const struct probe_spec *p, char *buf, size
 /* The kind's own name ("http" for "http:/health"). */
 const char *settings_probe_kind_name(enum probe_kind kind);
 
+/*
+ * What a wake of a container probes: set as asked, with auto resolved (the
+ * container's health command if it has one, else its port: 5432 postgres,
+ * 6379 redis, 3306 mysql, else tcp) and healthcheck falling back to tcp
+ * for a container without one. used says which, for users: "postgres
+ * (auto: port 5432)".
+ */
+void settings_probe_resolve(const struct probe_spec *set, bool has_healthcheck,
+			    uint16_t container_port, struct probe_spec *out, char *used,
+			    size_t used_len);
+
 /* A unix socket's path, as --control takes it: absolute, at most 107 bytes. */
 int settings_parse_socket_path(const char *v, const char **expected);
 /*

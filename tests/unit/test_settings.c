@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The one parser of each setting: good values, bad ones and the exact messages. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dozed/duration.h"
@@ -213,4 +214,41 @@ TEST(test_settings_set_takes_a_probe)
 	ASSERT_ERR(settings_set(&s, "probe", "nope", &expected), EINVAL);
 	ASSERT_EQ_U(s.probe.kind, PROBE_POSTGRES);
 	ASSERT_TRUE(settings_key_known("probe"));
+}
+
+TEST(test_settings_probe_resolve_picks_auto_by_healthcheck_then_port)
+{
+	struct probe_spec set = {.kind = PROBE_AUTO}, out;
+	char used[128];
+	settings_probe_resolve(&set, true, 5432, &out, used, sizeof(used));
+	ASSERT_EQ_U(out.kind, PROBE_HEALTHCHECK);
+	ASSERT_STREQ(used, "healthcheck (auto: the container has one)");
+	settings_probe_resolve(&set, false, 5432, &out, used, sizeof(used));
+	ASSERT_EQ_U(out.kind, PROBE_POSTGRES);
+	ASSERT_STREQ(used, "postgres (auto: port 5432)");
+	settings_probe_resolve(&set, false, 6379, &out, used, sizeof(used));
+	ASSERT_EQ_U(out.kind, PROBE_REDIS);
+	settings_probe_resolve(&set, false, 3306, &out, used, sizeof(used));
+	ASSERT_EQ_U(out.kind, PROBE_MYSQL);
+	settings_probe_resolve(&set, false, 80, &out, used, sizeof(used));
+	ASSERT_EQ_U(out.kind, PROBE_TCP);
+	ASSERT_STREQ(used, "tcp (auto)");
+}
+
+TEST(test_settings_probe_resolve_keeps_a_kind_asked_for)
+{
+	struct probe_spec out;
+	char used[128];
+	struct probe_spec http = {.kind = PROBE_HTTP};
+	snprintf(http.http_path, sizeof(http.http_path), "/health");
+	settings_probe_resolve(&http, true, 5432, &out, used, sizeof(used));
+	ASSERT_EQ_U(out.kind, PROBE_HTTP);
+	ASSERT_STREQ(out.http_path, "/health");
+	ASSERT_STREQ(used, "http:/health");
+	struct probe_spec hc = {.kind = PROBE_HEALTHCHECK};
+	settings_probe_resolve(&hc, false, 5432, &out, used, sizeof(used));
+	ASSERT_EQ_U(out.kind, PROBE_TCP);
+	ASSERT_STREQ(used, "tcp (healthcheck asked, the container has none)");
+	settings_probe_resolve(&hc, true, 80, &out, used, sizeof(used));
+	ASSERT_EQ_U(out.kind, PROBE_HEALTHCHECK);
 }

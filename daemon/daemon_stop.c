@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The stop of a sleep, done here rather than by the runtime's stop call, so
+ * that dozed decides when SIGKILL goes: the container's own stop signal, a
+ * wait for its exit, then SIGKILL at the end of its own grace period (or
+ * --stop-timeout when the user set one). Until the kill, the stop can be
+ * cancelled: a client that comes meanwhile is relayed to the container that
+ * still serves instead of waiting for the grace and a restart.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon_internal.h"
+#include "dozed/activator.h"
+#include "dozed/clock.h"
+#include "dozed/log.h"
+#include "dozed/runtime.h"
+
+/* The wait outlives the grace by the kill and the exit it causes. */
+#define STOP_AFTER_KILL_US (30 * 1000000ull)
+
+static void stop_finish(struct dozed *d, struct service *s, int err, const char *msg)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	x->stopping = false;
+	evtimer_del(x->stop_grace);
+	if (err < 0 && s->state == SERVICE_SLEEPING)
+		log_warning("%s: stop failed (%s); it stays awake", s->name, msg ? msg : "");
+	service_on_stop_done(d->services, s->id, err, msg);
+}
+
+static void stop_waited(int err, const struct runtime_error *error, int exit_code, void *userdata)
+{
+	struct pending_op *op = userdata;
+	struct dozed *d = op->d;
+	struct service *s = pending_op_finish(op);
+	if (!s)
+		return;
+	struct svc_extra *x = svc_extra_of(s);
+	x->stop_op = NULL;
+	if (err >= 0)
+		log_debug("%s: exited with %d%s", s->name, exit_code,
+			  x->stop_killed ? " after SIGKILL" : "");
+	stop_finish(d, s, err, err < 0 ? error->message : NULL);
+}
+
+static void stop_wait(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	struct pending_op *op = pending_op_new(d, PENDING_STOP, s->id);
+	uint64_t bound = (uint64_t)x->stop_grace_s * 1000000ull + STOP_AFTER_KILL_US;
+	int r = op ? runtime_wait(d->runtime, s->container_id, bound, stop_waited, op) : -ENOMEM;
+	if (r < 0) {
+		pending_op_free(op);
+		stop_finish(d, s, r, strerror(-r));
+		return;
+	}
+	x->stop_op = op;
+	struct timeval tv = timeval_from_us((uint64_t)x->stop_grace_s * 1000000ull);
+	evtimer_add(x->stop_grace, &tv);
+}
+
+static void stop_signalled(int err, const struct runtime_error *error, void *userdata)
+{
+	struct pending_op *op = userdata;
+	struct dozed *d = op->d;
+	struct service *s = pending_op_finish(op);
+	if (!s)
+		return;
+	svc_extra_of(s)->stop_op = NULL;
+	if (err == -ESRCH) /* not running: stopped already */
+		stop_finish(d, s, 0, NULL);
+	else if (err < 0)
+		stop_finish(d, s, err, error->message);
+	else
+		stop_wait(d, s);
+}
+
+static void stop_killed(int err, const struct runtime_error *error, void *userdata)
+{
+	struct pending_op *op = userdata;
+	struct service *s = pending_op_finish(op);
+	if (!s)
+		return;
+	svc_extra_of(s)->kill_op = NULL;
+	/* The wait still out reports the exit, or its own bound. */
+	if (err < 0 && err != -ESRCH)
+		log_warning("%s: SIGKILL at the end of its stop failed: %s", s->name,
+			    error->message);
+}
+
+void dozed_stop_grace_over(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (!x->stopping || x->stop_killed || !x->stop_op)
+		return;
+	x->stop_killed = true;
+	/* From here the stop cannot be cancelled: no probe may relay clients
+	 * to a container about to die. They stay held for the restart. */
+	dozed_probe_cancel(d, s);
+	log_notice("%s: still running %us after %s: sending SIGKILL", s->name, x->stop_grace_s,
+		   x->stop_signal);
+	struct pending_op *op = pending_op_new(d, PENDING_STOP, s->id);
+	int r = op ? runtime_kill(d->runtime, s->container_id, "SIGKILL", stop_killed, op)
+		   : -ENOMEM;
+	if (r < 0) {
+		pending_op_free(op);
+		log_warning_errno(r, "%s: cannot send SIGKILL", s->name);
+		return;
+	}
+	x->kill_op = op;
+}
+
+static void stop_signal(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	log_debug("%s: stopping with %s, SIGKILL after %us", s->name, x->stop_signal,
+		  x->stop_grace_s);
+	struct pending_op *op = pending_op_new(d, PENDING_STOP, s->id);
+	int r = op ? runtime_kill(d->runtime, s->container_id, x->stop_signal, stop_signalled, op)
+		   : -ENOMEM;
+	if (r == -EINVAL) {
+		/* A stop signal the API does not take: the runtime's default. */
+		log_warning("%s: its stop signal %s is not one dozed can send; using SIGTERM",
+			    s->name, x->stop_signal);
+		snprintf(x->stop_signal, sizeof(x->stop_signal), "SIGTERM");
+		r = runtime_kill(d->runtime, s->container_id, x->stop_signal, stop_signalled, op);
+	}
+	if (r < 0) {
+		pending_op_free(op);
+		stop_finish(d, s, r, strerror(-r));
+		return;
+	}
+	x->stop_op = op;
+}
+
+static void stop_inspected(int err, const struct runtime_error *error,
+			   const struct runtime_container *c, void *userdata)
+{
+	struct pending_op *op = userdata;
+	struct dozed *d = op->d;
+	struct service *s = pending_op_finish(op);
+	if (!s)
+		return;
+	struct svc_extra *x = svc_extra_of(s);
+	x->stop_op = NULL;
+	if (err < 0) {
+		stop_finish(d, s, err, error->message);
+		return;
+	}
+	if (!c->running) {
+		stop_finish(d, s, 0, NULL);
+		return;
+	}
+	snprintf(x->stop_signal, sizeof(x->stop_signal), "%s",
+		 c->stop_signal && c->stop_signal[0] ? c->stop_signal : "SIGTERM");
+	if (d->cfg.stop_timeout_set)
+		x->stop_grace_s = d->cfg.stop_timeout_s;
+	else
+		x->stop_grace_s =
+		    c->stop_timeout_s >= 0 ? (unsigned)c->stop_timeout_s : DOZED_STOP_TIMEOUT_DEFAULT_S;
+	stop_signal(d, s);
+}
+
+void dozed_stop_begin(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (x->stopping)
+		return; /* its end is reported once, for both asks */
+	x->stopping = true;
+	x->stop_killed = false;
+	/* Its signal and grace are the container's own, as of now. */
+	struct pending_op *op = pending_op_new(d, PENDING_STOP, s->id);
+	int r = op ? runtime_inspect(d->runtime, s->container_id, stop_inspected, op) : -ENOMEM;
+	if (r < 0) {
+		pending_op_free(op);
+		stop_finish(d, s, r, strerror(-r));
+		return;
+	}
+	x->stop_op = op;
+}
+
+static void stop_drop_call(struct dozed *d, struct pending_op **op)
+{
+	if (!*op)
+		return;
+	runtime_cancel(d->runtime, *op);
+	pending_op_free(*op);
+	*op = NULL;
+}
+
+bool dozed_stop_cancel(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (!x->stopping)
+		return true; /* nothing under way: nothing will report */
+	if (x->stop_killed)
+		return false;
+	stop_drop_call(d, &x->stop_op);
+	evtimer_del(x->stop_grace);
+	x->stopping = false;
+	log_info("%s: stop cancelled before SIGKILL: it still serves", s->name);
+	return true;
+}
+
+void dozed_stop_forget(struct dozed *d, struct svc_extra *x)
+{
+	stop_drop_call(d, &x->stop_op);
+	stop_drop_call(d, &x->kill_op);
+}
