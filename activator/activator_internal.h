@@ -2,9 +2,10 @@
 #pragma once
 
 /*
- * The activator's own state, shared by activator.c (accepting, wakes,
- * probes, the public calls) and held.c (the queue of held clients and its
- * bounds): internal to activator/.
+ * The activator's own state, shared by activator.c (accepting, the walls,
+ * the activator's life), waking.c (wakes, their probes, the public calls on
+ * services) and held.c (the queue of held clients and its bounds): internal
+ * to activator/.
  */
 
 #include <event2/event.h>
@@ -46,6 +47,9 @@ struct waking {
 	struct client_count *clients; /* held per client address */
 	bool wake_requested;
 	struct prober *prober;
+	/* The probe runs while the service is being stopped: at the wake
+	 * timeout it just ends, and the held clients stay held. */
+	bool during_stop;
 	struct event *hold_deadline;
 	uint64_t first_hold_us, starting_us;
 };
@@ -77,10 +81,19 @@ struct activator {
 	uint64_t reject_logs_suppressed;
 };
 
+/* The wake of service id, or NULL. */
+struct waking *waking_find(const struct activator *a, uint64_t id);
+/* A wake for route, linked in; NULL when out of memory (logged). */
+struct waking *waking_new(struct activator *a, const struct activator_route *route);
 /* Unlinks w and frees it; its held clients must be gone already. */
 void waking_free(struct waking *w);
+/* Resets every client held in w. */
+void waking_reset_held(struct waking *w);
 /* Asks the daemon to wake w's service, once. */
 void waking_request(struct waking *w, const struct sockaddr_storage *client);
+/* Whether dst is an address of the activator's namespace (the second wall);
+ * fd is reset by the caller when not (counted and logged here). */
+bool activator_dst_is_local(struct activator *a, int fd, const struct sockaddr_storage *dst);
 /* A notice for a reset client, at most one per interval (the rest counted). */
 void activator_log_reject(struct activator *a, int fd, const char *why,
 			  const struct sockaddr_storage *dst);
