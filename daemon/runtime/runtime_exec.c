@@ -105,6 +105,13 @@ static void exec_timed_out(struct runtime_exec *e)
 	exec_finish(e, -ETIMEDOUT, &error, -1);
 }
 
+/* What is left of the timeout for a step; 0: none. */
+static uint64_t exec_remaining(const struct runtime_exec *e)
+{
+	uint64_t now = clock_monotonic_us();
+	return now < e->deadline_us ? e->deadline_us - now : 0;
+}
+
 /* The steps' calls carry the step as their callback and e as userdata: only
  * runtime_exec_cancel, by the caller's userdata, ends them. */
 static void deliver_step(void (*cb)(void), int err, const struct runtime_error *error,
@@ -112,14 +119,13 @@ static void deliver_step(void (*cb)(void), int err, const struct runtime_error *
 {
 	struct runtime_exec *e = userdata;
 	e->call = NULL; /* answered: no longer pending */
+	/* A step bounded by what was left of the timeout: the exec's timeout,
+	 * said as such. */
+	if (err == -ETIMEDOUT && exec_remaining(e) < 1000) {
+		exec_timed_out(e);
+		return;
+	}
 	((step_fn)cb)(e, err, error, a);
-}
-
-/* What is left of the timeout for a step; 0: none. */
-static uint64_t exec_remaining(const struct runtime_exec *e)
-{
-	uint64_t now = clock_monotonic_us();
-	return now < e->deadline_us ? e->deadline_us - now : 0;
 }
 
 static void exec_step(struct runtime_exec *e, const struct runtime_call_kind *kind,
