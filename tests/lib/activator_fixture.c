@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -65,8 +66,8 @@ static void service_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t tot
 static void wake_failed(void *ud, uint64_t id, int reason, const char *last_answer)
 {
 	(void)id;
-	(void)last_answer;
 	struct fixture *f = ud;
+	snprintf(f->last_answer, sizeof(f->last_answer), "%s", last_answer);
 	f->fail_reason = reason;
 	f->failed++;
 }

@@ -35,6 +35,7 @@ struct fixture {
 	atomic_int ready;
 	atomic_int failed;
 	int fail_reason;
+	char last_answer[160]; /* wake_failed's, the last time */
 	uint64_t ready_at_us;
 	uint64_t probe_us;
 };
