@@ -238,3 +238,23 @@ run_test() {
 		ANY_FAILED=1
 	fi
 }
+
+# --- containers of other images ------------------------------------------------
+
+# container_run NAME IMAGE HOSTPORT CPORT [RUN OPTION...] [-- COMMAND...]:
+# started, CPORT published on 127.0.0.1:HOSTPORT, under the test's cgroup.
+container_run() {
+	local name=$1 image=$2 hport=$3 cport=$4
+	shift 4
+	local -a args=(run -d --name "$name" -p "127.0.0.1:$hport:$cport") cmd=()
+	[ "$RT" = podman ] && args+=(--cgroup-parent "/$(basename "$(cat "$RTDIR/cgroup")")/podman")
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		args+=("$1")
+		shift
+	done
+	[ "${1:-}" = -- ] && shift && cmd=("$@")
+	rt "${args[@]}" "$image" "${cmd[@]}" >/dev/null 2>"$WORK/create.log" ||
+		{ fail "cannot create $name from $image: $(tail -n 2 "$WORK/create.log")"; return 1; }
+}
+
+started_at() { rt inspect -f '{{.State.StartedAt}}' "$1" 2>/dev/null; }

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Stops that never make a client wait: a client that arrives while a service
+# is being stopped is answered by the container if it still serves (the stop
+# is cancelled, the container never killed), else once the stop ends and it
+# starts again. And a stop uses the container's own stop signal. Podman and
+# Docker, both real (tests/runtime-env.sh), busybox containers.
+#
+# Usage: [BUILD=build] tests/e2e/test_probe_stop.sh [TEST_NAME...]
+set -uo pipefail
+SUITE=probe-stop TABLE=dozedpstop ACT_PORT=15471
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+IGN_PORT=18471 QUIT_PORT=18472 SIG_PORT=18473
+# The containers' grace period (StopTimeout): far from the bounds asserted.
+GRACE_S=10
+# A request during the stop is answered well before the grace period.
+ANSWER_BOUND_MS=3000
+
+page_ms() { # port: prints the ms the request took, fails without the page
+	local t0 out
+	t0=$(now_ms)
+	out=$(in_ns curl -sS --max-time 30 "http://127.0.0.1:$1/" 2>&1)
+	echo $(($(now_ms) - t0))
+	[[ $out == *"dozed test"* ]]
+}
+
+exit_code() { rt inspect -f '{{.State.ExitCode}}' "$1" 2>/dev/null; }
+sleeps_cancelled() { ctl status "$1" --json 2>/dev/null | jq -r '.service.sleeps_cancelled // 0'; }
+logs_say() { rt logs "$1" 2>&1 | grep -q "$2"; }
+
+# busybox httpd as PID 1 ignores SIGTERM (no handler, and PID 1 of a
+# namespace gets no default action): the runtime's stop would wait GRACE_S.
+test_request_during_the_stop_of_a_sigterm_ignoring_container_cancels_it() {
+	local name=ignore-$RT started ms t_sleep cancelled
+	container_run "$name" dozed-test/busybox:latest "$IGN_PORT" 80 --stop-timeout "$GRACE_S" \
+		-- /bin/httpd -f -p 80 -h /www || return
+	ctl enable "$name" --idle 1h >/dev/null || { fail "dozectl enable $name failed"; return; }
+	wait_for 5000 "$name awake" state_is "$name" awake || return
+	page_ok "$IGN_PORT" || { fail "no page before the stop"; return; }
+	started=$(started_at "$name")
+	cancelled=$(event_count sleep_cancelled "$name")
+
+	t_sleep=$(now_ms)
+	ctl sleep "$name" >/dev/null 2>&1
+	wait_for 3000 "$name sleeping" state_is "$name" sleeping || return
+	ms=$(page_ms "$IGN_PORT") || { fail "no page for the request during the stop ($ms ms)"; return; }
+	echo "   answered during the stop in $ms ms"
+	[ "$ms" -lt "$ANSWER_BOUND_MS" ] ||
+		fail "the request during the stop took $ms ms (grace period ${GRACE_S}s)"
+	wait_for 5000 "sleep_cancelled event" events_at_least sleep_cancelled "$name" $((cancelled + 1)) || return
+	echo "   $(last_event sleep_cancelled "$name" | jq -c 'del(.ts, .container)')"
+	wait_for 2000 "$name awake after the cancel" state_is "$name" awake
+	wait_for 2000 "port $IGN_PORT out of the set" not_redirected "$IGN_PORT"
+	[ "$(sleeps_cancelled "$name")" -ge 1 ] ||
+		fail "status --json gives sleeps_cancelled $(sleeps_cancelled "$name"), expected 1"
+	ctl status "$name" 2>&1 | grep -q 'sleeps cancelled: *1' ||
+		fail "dozectl status does not count the cancelled stop: $(ctl status "$name" 2>&1 | tr '\n' ' ')"
+
+	# Never killed: still the same run once the grace period (when a SIGKILL
+	# would have come) is over, measured from the sleep request.
+	local until_ms=$((t_sleep + GRACE_S * 1000 + 2000))
+	while [ "$(now_ms)" -lt $until_ms ]; do
+		running "$name" || break
+		sleep 0.2
+	done
+	running "$name" || fail "$name stopped after the cancelled stop (exit code $(exit_code "$name"))"
+	[ "$(started_at "$name")" = "$started" ] ||
+		fail "$name was restarted: started at $started, now $(started_at "$name")"
+	state_is "$name" awake || fail "$name is $(state_of "$name") after the grace period, expected awake"
+	page_ok "$IGN_PORT" 5 || fail "no page after the grace period"
+}
+
+# It stops serving at SIGTERM and exits 2 s later: the held client is served
+# by the next start, not by the container that is going away.
+readonly SLOW_QUIT='httpd -f -p 80 -h /www & h=$!; trap "echo stopping; kill $h; sleep 2; exit 0" TERM; wait'
+
+test_request_during_the_stop_of_an_exiting_container_is_served_by_its_restart() {
+	local name=quit-$RT started ms wakes cancelled
+	container_run "$name" dozed-test/busybox:latest "$QUIT_PORT" 80 --stop-timeout "$GRACE_S" \
+		-- /bin/sh -c "$SLOW_QUIT" || return
+	ctl enable "$name" --idle 1h >/dev/null || { fail "dozectl enable $name failed"; return; }
+	wait_for 5000 "$name awake" state_is "$name" awake || return
+	page_ok "$QUIT_PORT" || { fail "no page before the stop"; return; }
+	started=$(started_at "$name")
+	wakes=$(event_count ready "$name")
+	cancelled=$(event_count sleep_cancelled "$name")
+
+	ctl sleep "$name" >/dev/null 2>&1
+	# The request comes once the container has taken the signal and its
+	# httpd is gone, while it still runs.
+	wait_for 5000 "$name taking its stop signal" logs_say "$name" stopping || return
+	running "$name" || { fail "$name already exited: the request would not come during the stop"; return; }
+	ms=$(page_ms "$QUIT_PORT") || { fail "no page for the request during the stop ($ms ms)"; return; }
+	echo "   answered by the restart in $ms ms"
+	wait_for 5000 "ready event of the restart" events_at_least ready "$name" $((wakes + 1)) || return
+	[ "$(event_count sleep_cancelled "$name")" -eq "$cancelled" ] ||
+		fail "the stop of a container that no longer served was cancelled"
+	[ "$(sleeps_cancelled "$name")" -eq 0 ] || fail "status counts a cancelled stop: $(sleeps_cancelled "$name")"
+	[ "$(started_at "$name")" != "$started" ] || fail "$name was not restarted (started at $started still)"
+	[ "$(exit_code "$name")" = 0 ] || fail "$name's last run ended with $(exit_code "$name"), expected its own exit 0"
+	wait_for 2000 "$name awake" state_is "$name" awake
+}
+
+# With --stop-signal USR1 (TERM ignored, USR1 ends it) a sleep takes well
+# under the grace period and the container exits by itself, not by SIGKILL.
+readonly USR1_QUIT='trap "" TERM; trap "exit 0" USR1; httpd -f -p 80 -h /www & while :; do wait; done'
+
+test_sleep_uses_the_containers_own_stop_signal() {
+	local name=usr1-$RT t0 ms
+	container_run "$name" dozed-test/busybox:latest "$SIG_PORT" 80 --stop-timeout "$GRACE_S" \
+		--stop-signal SIGUSR1 -- /bin/sh -c "$USR1_QUIT" || return
+	ctl enable "$name" --idle 1h >/dev/null || { fail "dozectl enable $name failed"; return; }
+	wait_for 5000 "$name awake" state_is "$name" awake || return
+	t0=$(now_ms)
+	ctl sleep "$name" >/dev/null 2>&1
+	wait_for $((GRACE_S * 1000 + 5000)) "$name asleep" state_is "$name" asleep || return
+	ms=$(($(now_ms) - t0))
+	echo "   asleep in $ms ms"
+	[ "$ms" -lt "$ANSWER_BOUND_MS" ] || fail "the sleep took $ms ms: SIGTERM and the grace period, not SIGUSR1"
+	[ "$(exit_code "$name")" = 0 ] || fail "$name ended with $(exit_code "$name") (137: killed), expected 0"
+	page_ok "$SIG_PORT" || fail "no page after the wake"
+}
+
+ONLY=("$@")
+env_up
+for RT in podman docker; do
+	start_dozed || { echo "FAIL ${RT}_start: $FAILED"; ANY_FAILED=1; continue; }
+	for t in test_request_during_the_stop_of_a_sigterm_ignoring_container_cancels_it \
+		test_request_during_the_stop_of_an_exiting_container_is_served_by_its_restart \
+		test_sleep_uses_the_containers_own_stop_signal; do
+		run_test "${RT}_" "$t"
+	done
+	stop_dozed
+done
+exit $ANY_FAILED
