@@ -84,6 +84,26 @@ static inline struct bench_stat bench_stat_of(double *v, size_t n, bool higher_i
 	return s;
 }
 
+/*
+ * The 95 % confidence interval of the median of n samples (sorted in place),
+ * distribution-free: the median lies between the order statistics k and
+ * n-1-k (from 0) with 95 % confidence when n - 2k >= 1.96 sqrt(n). With few
+ * samples it is their whole range.
+ */
+static inline void bench_median_ci95(double *v, size_t n, double *lo, double *hi)
+{
+	*lo = *hi = 0;
+	if (n == 0)
+		return;
+	qsort(v, n, sizeof(*v), bench_cmp_double);
+	size_t k = 0;
+	while (n > 2 * (k + 1) &&
+	       (double)(n - 2 * (k + 1)) * (double)(n - 2 * (k + 1)) >= 3.8416 * (double)n)
+		k++;
+	*lo = v[k];
+	*hi = v[n - 1 - k];
+}
+
 /* --- test cgroups ------------------------------------------------------------------- */
 
 static char bench_cg_root[PATH_MAX];

@@ -482,14 +482,7 @@ static int run_test(struct bench *b, enum test test, struct test_result *t, FILE
 	t->det = bench_stat_of(t->detached, (size_t)pairs, true);
 	t->att = bench_stat_of(t->attached, (size_t)pairs, true);
 	t->pair = bench_stat_of(t->pair_ratio, (size_t)pairs, true);
-	/* Distribution-free: the median lies between the order statistics k and
-	 * n-1-k with 95 % confidence when n - 2k >= 1.96 sqrt(n). */
-	int k = 0;
-	while ((pairs - 2 * (k + 1)) > 0 &&
-	       (double)(pairs - 2 * (k + 1)) * (pairs - 2 * (k + 1)) >= 3.8416 * pairs)
-		k++;
-	t->pair_lo = t->pair_ratio[k];
-	t->pair_hi = t->pair_ratio[pairs - 1 - k];
+	bench_median_ci95(t->pair_ratio, (size_t)pairs, &t->pair_lo, &t->pair_hi);
 	return 0;
 }
 
