@@ -1,10 +1,6 @@
 // SPDX-License-Identifier: MIT
-/*
- * The healthcheck probe: the container's own health command, run by dozed
- * through the exec API. Docker runs a HEALTHCHECK only after its interval
- * (30 s unless set) and Podman without systemd timers never runs it, so
- * waiting for the runtime's "healthy" would make a wake last that long.
- */
+/* The healthcheck probe: the container's health command through runtime_exec,
+ * again after each failed run, until it passes or the deadline. */
 #include "health.h"
 
 #include <errno.h>
@@ -15,95 +11,151 @@
 #include <string.h>
 
 #include "dozed/clock.h"
-#include "dozed/log.h"
 #include "dozed/runtime.h"
 
-/* A health command's own default timeout, as Docker's. */
+/* Docker's default Healthcheck.Timeout. */
 #define HEALTH_CMD_TIMEOUT_DEFAULT_US (30 * 1000000ull)
+/* A check that fails at once must not make a busy loop of execs. */
+#define HEALTH_INTERVAL_MIN_US 10000
 
 struct health_check {
 	struct runtime *rt;
 	char *container_id;
 	char **argv;
 	size_t argc;
-	uint64_t cmd_timeout_us, interval_us, deadline_at_us;
+	uint64_t cmd_timeout_us;
+	uint64_t interval_us;
 	health_done_fn done;
 	void *userdata;
-	struct event *tick;	/* the next run */
-	struct event *deadline; /* the whole check's */
-	bool running;		/* an exec is out */
-	char last[160];
+	struct event *next_run; /* the next run, while none is under way */
+	struct event *deadline;
+	bool running; /* an exec under way: cancelled by runtime_cancel(rt, h) */
+	bool finished;
+	char last_answer[256];
 };
 
-static void health_finish(struct health_check *h, int result)
+static void argv_free(char **argv, size_t argc)
 {
-	event_del(h->tick);
-	event_del(h->deadline);
+	if (!argv)
+		return;
+	for (size_t i = 0; i < argc; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+/* Stops everything under way; no callback from it after this. */
+static void health_stop(struct health_check *h)
+{
 	if (h->running) {
 		runtime_cancel(h->rt, h);
 		h->running = false;
 	}
-	/* Last: done may free h. */
-	h->done(h->userdata, result, h->last);
+	if (h->next_run)
+		evtimer_del(h->next_run);
+	if (h->deadline)
+		evtimer_del(h->deadline);
 }
 
-static void health_run(struct health_check *h);
+void health_check_free(struct health_check *h)
+{
+	if (!h)
+		return;
+	health_stop(h);
+	if (h->next_run)
+		event_free(h->next_run);
+	if (h->deadline)
+		event_free(h->deadline);
+	argv_free(h->argv, h->argc);
+	free(h->container_id);
+	free(h);
+}
 
-static void health_exited(int err, const struct runtime_error *error, int exit_code,
-			  void *userdata)
+/* The end: done may free h, so it is the last thing that touches it, and
+ * gets its own copy of the answer. */
+static void health_finish(struct health_check *h, int result)
+{
+	char answer[sizeof(h->last_answer)];
+	health_stop(h);
+	h->finished = true;
+	memcpy(answer, h->last_answer, sizeof(answer));
+	h->done(h->userdata, result, answer);
+}
+
+/* Errors after which no run can pass: the container is gone or stopped, or
+ * the runtime will not take the command. The rest (a runtime restarting, a
+ * slow answer) may pass on a later run. */
+static bool error_is_final(int err)
+{
+	return err == -ESRCH || err == -ENOENT || err == -EINVAL || err == -EACCES;
+}
+
+static void on_exec(int err, const struct runtime_error *error, int exit_code, void *userdata)
 {
 	struct health_check *h = userdata;
 	h->running = false;
 	if (err == 0 && exit_code == 0) {
-		snprintf(h->last, sizeof(h->last), "healthcheck: passed");
+		snprintf(h->last_answer, sizeof(h->last_answer), "healthcheck: passed");
 		health_finish(h, 0);
 		return;
 	}
-	if (err < 0)
-		snprintf(h->last, sizeof(h->last), "healthcheck: %s", error->message);
-	else
-		snprintf(h->last, sizeof(h->last), "healthcheck: exited %d", exit_code);
-	if (err == -ESRCH) {
-		/* Not running: no later run can pass; the wake's own checks say why. */
+	if (err == 0) {
+		/* 126 and 127: the shell's (and Podman's) "cannot run" and "not
+		 * found"; Docker says 126 for both. */
+		snprintf(h->last_answer, sizeof(h->last_answer), "healthcheck: exited %d%s",
+			 exit_code,
+			 exit_code == 127   ? " (command not found)"
+			 : exit_code == 126 ? " (command not found or not executable)"
+					    : "");
+	} else if (err == -ETIMEDOUT) {
+		snprintf(h->last_answer, sizeof(h->last_answer),
+			 "healthcheck: did not end within %.1f s", (double)h->cmd_timeout_us / 1e6);
+	} else if (err == -ESRCH) {
+		snprintf(h->last_answer, sizeof(h->last_answer),
+			 "healthcheck: the container is not running");
 		health_finish(h, err);
 		return;
+	} else {
+		snprintf(h->last_answer, sizeof(h->last_answer), "healthcheck: %s: %s",
+			 error_is_final(err) ? "the runtime refused the exec" : "the exec failed",
+			 error && error->message && *error->message ? error->message
+								    : strerror(-err));
+		if (error_is_final(err)) {
+			health_finish(h, err);
+			return;
+		}
 	}
-	uint64_t now = clock_monotonic_us();
-	if (now >= h->deadline_at_us)
-		return; /* the deadline's event reports */
 	struct timeval tv = timeval_from_us(h->interval_us);
-	evtimer_add(h->tick, &tv);
+	evtimer_add(h->next_run, &tv);
 }
 
 static void health_run(struct health_check *h)
 {
-	uint64_t now = clock_monotonic_us();
-	uint64_t left = h->deadline_at_us > now ? h->deadline_at_us - now : 1;
-	uint64_t bound = h->cmd_timeout_us < left ? h->cmd_timeout_us : left;
-	int r = runtime_exec(h->rt, h->container_id, (const char *const *)h->argv, h->argc, bound,
-			     health_exited, h);
+	int r = runtime_exec(h->rt, h->container_id, (const char *const *)h->argv, h->argc,
+			     h->cmd_timeout_us, on_exec, h);
 	if (r < 0) {
-		snprintf(h->last, sizeof(h->last), "healthcheck: cannot run it: %s", strerror(-r));
+		snprintf(h->last_answer, sizeof(h->last_answer),
+			 "healthcheck: the exec could not be started: %s", strerror(-r));
 		health_finish(h, r);
 		return;
 	}
 	h->running = true;
 }
 
-static void health_on_tick(evutil_socket_t fd, short what, void *arg)
+static void on_next_run(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	health_run(arg);
 }
 
-static void health_on_deadline(evutil_socket_t fd, short what, void *arg)
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct health_check *h = arg;
-	if (!h->last[0])
-		snprintf(h->last, sizeof(h->last), "healthcheck: no answer yet");
+	if (h->last_answer[0] == '\0')
+		snprintf(h->last_answer, sizeof(h->last_answer),
+			 "healthcheck: the first run did not end");
 	health_finish(h, -ETIMEDOUT);
 }
 
@@ -112,50 +164,43 @@ int health_check_start(struct event_base *base, struct runtime *rt, const char *
 		       uint64_t interval_us, uint64_t deadline_us, health_done_fn done,
 		       void *userdata, struct health_check **out)
 {
-	if (argc == 0)
+	if (!base || !rt || !container_id || !*container_id || !argv || argc == 0 || !done ||
+	    deadline_us == 0 || !out)
 		return -EINVAL;
+	for (size_t i = 0; i < argc; i++)
+		if (!argv[i])
+			return -EINVAL;
 	struct health_check *h = calloc(1, sizeof(*h));
 	if (!h)
-		return log_error_errno(ENOMEM, "Failed to allocate a health check");
+		return -ENOMEM;
 	h->rt = rt;
-	h->container_id = strdup(container_id);
-	h->argv = calloc(argc + 1, sizeof(*h->argv));
-	h->argc = argc;
-	bool ok = h->container_id && h->argv;
-	for (size_t i = 0; ok && i < argc; i++)
-		ok = (h->argv[i] = strdup(argv[i])) != NULL;
-	h->cmd_timeout_us = cmd_timeout_us ? cmd_timeout_us : HEALTH_CMD_TIMEOUT_DEFAULT_US;
-	h->interval_us = interval_us;
-	h->deadline_at_us = clock_monotonic_us() + deadline_us;
 	h->done = done;
 	h->userdata = userdata;
-	h->tick = evtimer_new(base, health_on_tick, h);
-	h->deadline = evtimer_new(base, health_on_deadline, h);
-	struct timeval tv = timeval_from_us(deadline_us);
-	if (!ok || !h->tick || !h->deadline || evtimer_add(h->deadline, &tv) < 0) {
-		health_check_free(h);
-		return log_error_errno(ENOMEM, "Failed to set up a health check");
+	h->cmd_timeout_us = cmd_timeout_us ? cmd_timeout_us : HEALTH_CMD_TIMEOUT_DEFAULT_US;
+	h->interval_us =
+	    interval_us > HEALTH_INTERVAL_MIN_US ? interval_us : HEALTH_INTERVAL_MIN_US;
+	h->container_id = strdup(container_id);
+	h->argv = calloc(argc, sizeof(*h->argv));
+	h->next_run = evtimer_new(base, on_next_run, h);
+	h->deadline = evtimer_new(base, on_deadline, h);
+	int r = h->container_id && h->argv && h->next_run && h->deadline ? 0 : -ENOMEM;
+	if (h->argv)
+		h->argc = argc;
+	for (size_t i = 0; r == 0 && i < argc; i++)
+		if (!(h->argv[i] = strdup(argv[i])))
+			r = -ENOMEM;
+	if (r == 0) {
+		struct timeval tv = timeval_from_us(deadline_us);
+		evtimer_add(h->deadline, &tv);
+		/* The first run at once; runtime_exec answers from the loop. */
+		r = runtime_exec(rt, h->container_id, (const char *const *)h->argv, h->argc,
+				 h->cmd_timeout_us, on_exec, h);
 	}
-	/* From the loop, never from inside this call: done may free the caller's state. */
-	struct timeval now = {0, 0};
-	evtimer_add(h->tick, &now);
+	if (r < 0) {
+		health_check_free(h);
+		return r;
+	}
+	h->running = true;
 	*out = h;
 	return 0;
-}
-
-void health_check_free(struct health_check *h)
-{
-	if (!h)
-		return;
-	if (h->running)
-		runtime_cancel(h->rt, h);
-	if (h->tick)
-		event_free(h->tick);
-	if (h->deadline)
-		event_free(h->deadline);
-	for (size_t i = 0; h->argv && i < h->argc; i++)
-		free(h->argv[i]);
-	free(h->argv);
-	free(h->container_id);
-	free(h);
 }
