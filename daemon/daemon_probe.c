@@ -305,10 +305,17 @@ static void probe_inspected(int err, const struct runtime_error *error,
 		return;
 	}
 	if (s->state == SERVICE_SLEEPING) {
-		/* A stop's probe: only of the container that still runs, in its own
-		 * namespace (the published port would be the activator's own). */
-		if (err >= 0 && c->running && !svc_extra_of(s)->stop_killed)
-			probe_service(d, s, c);
+		/* A stop's probe: only of the container that still runs. */
+		struct svc_extra *x = svc_extra_of(s);
+		if (err < 0 || !c->running || x->stop_killed || !s->stop_probing)
+			return;
+		uint64_t delay = dozed_stop_probe_delay_us(d, s);
+		if (delay > 0) {
+			struct timeval tv = timeval_from_us(delay);
+			evtimer_add(x->probe_retry, &tv);
+			return;
+		}
+		probe_service(d, s, c);
 		return;
 	}
 	/* Its cgroup is new on every start. */

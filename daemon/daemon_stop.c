@@ -16,10 +16,16 @@
 #include "dozed/activator.h"
 #include "dozed/clock.h"
 #include "dozed/log.h"
+#include "dozed/proc_signal.h"
 #include "dozed/runtime.h"
 
 /* The wait outlives the grace by the kill and the exit it causes. */
 #define STOP_AFTER_KILL_US (30 * 1000000ull)
+/* An init that catches its stop signal and still serves this long after it
+ * is taken to serve on; one that exits on it has gone by then (busybox sh
+ * with a trap: a few ms; a JVM, a second or two may not be enough, but then
+ * it stopped accepting first, and its probe fails). */
+#define STOP_CAUGHT_SETTLE_US (1000 * 1000ull)
 
 static void stop_finish(struct dozed *d, struct service *s, int err, const char *msg)
 {
@@ -91,6 +97,20 @@ static void stop_killed(int err, const struct runtime_error *error, void *userda
 			    error->message);
 }
 
+uint64_t dozed_stop_probe_delay_us(struct dozed *d, struct service *s)
+{
+	(void)d;
+	struct svc_extra *x = svc_extra_of(s);
+	if (!x->stopping || x->stop_signalled_us == 0)
+		return 0;
+	int signo = proc_signal_parse(x->stop_signal);
+	int caught = signo > 0 && x->stop_pid > 0 ? proc_signal_caught(x->stop_pid, signo) : -EINVAL;
+	if (caught == 0)
+		return 0; /* dropped by the kernel: it serves until the SIGKILL */
+	uint64_t since = clock_monotonic_us() - x->stop_signalled_us;
+	return since < STOP_CAUGHT_SETTLE_US ? STOP_CAUGHT_SETTLE_US - since : 0;
+}
+
 void dozed_stop_grace_over(struct dozed *d, struct service *s)
 {
 	struct svc_extra *x = svc_extra_of(s);
@@ -118,6 +138,8 @@ static void stop_signal(struct dozed *d, struct service *s)
 	struct svc_extra *x = svc_extra_of(s);
 	log_debug("%s: stopping with %s, SIGKILL after %us", s->name, x->stop_signal,
 		  x->stop_grace_s);
+	/* From the ask on: the signal may arrive before the answer. */
+	x->stop_signalled_us = clock_monotonic_us();
 	struct pending_op *op = pending_op_new(d, PENDING_STOP, s->id);
 	int r = op ? runtime_kill(d->runtime, s->container_id, x->stop_signal, stop_signalled, op)
 		   : -ENOMEM;
@@ -154,6 +176,7 @@ static void stop_inspected(int err, const struct runtime_error *error,
 		stop_finish(d, s, 0, NULL);
 		return;
 	}
+	x->stop_pid = c->pid;
 	snprintf(x->stop_signal, sizeof(x->stop_signal), "%s",
 		 c->stop_signal && c->stop_signal[0] ? c->stop_signal : "SIGTERM");
 	if (d->cfg.stop_timeout_set)
@@ -171,6 +194,8 @@ void dozed_stop_begin(struct dozed *d, struct service *s)
 		return; /* its end is reported once, for both asks */
 	x->stopping = true;
 	x->stop_killed = false;
+	x->stop_signalled_us = 0;
+	x->stop_pid = 0;
 	/* Its signal and grace are the container's own, as of now. */
 	struct pending_op *op = pending_op_new(d, PENDING_STOP, s->id);
 	int r = op ? runtime_inspect(d->runtime, s->container_id, stop_inspected, op) : -ENOMEM;
