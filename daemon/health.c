@@ -81,12 +81,16 @@ static void health_finish(struct health_check *h, int result)
 	h->done(h->userdata, result, answer);
 }
 
-/* Errors after which no run can pass: the container is gone or stopped, or
- * the runtime will not take the command. The rest (a runtime restarting, a
- * slow answer) may pass on a later run. */
-static bool error_is_final(int err)
+/* Answers after which no run can pass: the container is gone or stopped, or
+ * the runtime will not take the command. Not a runtime that could not be
+ * reached (http_status 0: restarting?) nor a slow or broken answer: a later
+ * run may pass. */
+static bool error_is_final(int err, const struct runtime_error *error)
 {
-	return err == -ESRCH || err == -ENOENT || err == -EINVAL || err == -EACCES;
+	if (err == -ESRCH)
+		return true;
+	return error && error->http_status != 0 &&
+	       (err == -ENOENT || err == -EINVAL || err == -EACCES);
 }
 
 static void on_exec(int err, const struct runtime_error *error, int exit_code, void *userdata)
@@ -115,11 +119,12 @@ static void on_exec(int err, const struct runtime_error *error, int exit_code, v
 		health_finish(h, err);
 		return;
 	} else {
+		bool final = error_is_final(err, error);
 		snprintf(h->last_answer, sizeof(h->last_answer), "healthcheck: %s: %s",
-			 error_is_final(err) ? "the runtime refused the exec" : "the exec failed",
+			 final ? "the runtime refused the exec" : "the exec failed",
 			 error && error->message && *error->message ? error->message
 								    : strerror(-err));
-		if (error_is_final(err)) {
+		if (final) {
 			health_finish(h, err);
 			return;
 		}

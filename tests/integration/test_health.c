@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dozed/macro.h"
 #include "dozed/runtime.h"
@@ -327,4 +328,24 @@ BOTH_RUNTIMES(freed_checks_never_call_back)
 	ASSERT_TRUE(bad == NULL);
 	run_for(base, 100, NULL);
 	ASSERT_EQ_U(o.calls, 0);
+}
+
+TEST(test_an_unreachable_runtime_is_tried_again_until_the_deadline)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/tmp/dozed-no-runtime.%d/docker.sock", (int)getpid());
+	struct event_base *base = rtenv_base_new();
+	struct runtime *rt = rtenv_runtime_new(base, path, NULL);
+	struct outcome o = {0};
+	struct health_check **h = check_slot();
+	uint64_t t0 = test_now_ms();
+	/* The runtime may be restarting: not a refusal, so not the end. */
+	ASSERT_OK(
+	    health_check_start(base, rt, "web", check_ok, 3, 0, 50000, 600000, on_done, &o, h));
+	evloop_run_until(base, outcome_done, &o, 10000, "the health check's deadline");
+	ASSERT_ERR(o.result, ETIMEDOUT);
+	ASSERT_TRUE(o.at_ms - t0 >= 590);
+	ASSERT_CONTAINS(o.answer,
+			"healthcheck: the exec failed: Cannot connect to the container runtime");
+	ASSERT_CONTAINS(o.answer, path);
 }
