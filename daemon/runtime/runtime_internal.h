@@ -2,7 +2,8 @@
 #pragma once
 
 /* Shared by runtime.c (calls), runtime_events.c (the event stream),
- * runtime_ops.c (kill, wait) and runtime_exec.c only. */
+ * runtime_error.c (failures), runtime_ops.c (kill, wait), runtime_exec.c and
+ * the parsers only. */
 
 #include <stdbool.h>
 #include <stddef.h>
