@@ -211,6 +211,12 @@ int activator_service_probe(struct activator *a, uint64_t service_id,
 				       "tcp, http, postgres, redis and mysql probes only",
 				       (unsigned long long)service_id, probe_kind_word(spec->kind));
 	struct waking *w = waking_find(a, service_id);
+	if (w && w->prober && w->during_stop && !probe->during_stop) {
+		/* The stop is over and the service started again: its probe
+		 * replaces the one of the stop (no longer the service's). */
+		prober_free(w->prober);
+		w->prober = NULL;
+	}
 	if (w && w->prober)
 		return 0;
 	if (!w && !probe_dst)

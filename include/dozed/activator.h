@@ -106,14 +106,21 @@ struct activator_ops {
 	 * activator_service_starting(). Called once per wake. */
 	void (*wake_requested)(void *userdata, uint64_t service_id,
 			       const struct sockaddr_storage *client);
-	/* The probe reached the service: held clients are being relayed. The
-	 * daemon removes the service's ports from the redirect set. */
+	/* The probe found the service ready (its protocol's ready answer; for
+	 * tcp, a connect): held clients are being relayed. The daemon removes
+	 * the service's ports from the redirect set. */
 	void (*service_ready)(void *userdata, uint64_t service_id, uint64_t probe_us,
 			      uint64_t total_us);
-	/* Nothing answered in time (reason -ETIMEDOUT) or a bound was hit;
-	 * every held client was reset. last_answer: what the last probe attempt
-	 * saw, in words ("postgres: the database system is starting up",
-	 * "connection refused"), "" when none was made; valid during the call. */
+	/* No ready answer within the wake timeout (reason -ETIMEDOUT), or the
+	 * hold timeout passed before a probe (-ETIMEDOUT, last_answer ""):
+	 * every held client was reset. Never for a probe during_stop.
+	 * last_answer: what the last probe attempt that ended saw, in words:
+	 * the protocol's answer prefixed by its kind ("postgres: the database
+	 * system is starting up", "redis: LOADING Redis is loading the dataset
+	 * in memory", "http: no answer within 1000 ms"), or the connect's fate
+	 * unprefixed ("connection refused", "connect timed out", "reset");
+	 * printable ASCII, under PROBE_WHY_MAX (160) bytes; "" when no attempt
+	 * ended. Valid during the call only. */
 	void (*wake_failed)(void *userdata, uint64_t service_id, int reason,
 			    const char *last_answer);
 	/* Optional: a client of service_id was reset because max_held were
@@ -176,12 +183,20 @@ struct activator_probe {
 	 * service listens. Used only with dst, only during the call (the
 	 * activator keeps its own copy). */
 	int netns_fd;
-	/* NULL: tcp. The daemon resolves auto and runs healthcheck itself
-	 * (-EINVAL for either here). */
+	/* NULL: tcp (a connect is ready). http, postgres, redis, mysql: once
+	 * connected, the protocol's request and its answer, judged as
+	 * probe_spec.h says; an answer not ready, garbage, over 1 KiB or
+	 * missing after max(probe_interval_us, 1 s) ends that attempt only,
+	 * and the next one comes at least 4 ms later (each costs a server such
+	 * as PostgreSQL a forked backend). The daemon resolves auto and runs
+	 * healthcheck itself: -EINVAL for either here, logged, and nothing
+	 * changes (held clients stay held). Used only during the call. */
 	const struct probe_spec *spec;
 	/* The container is being stopped and may still serve: at the wake
 	 * timeout the probe just ends, its held clients stay held (until the
-	 * hold timeout or the next probe) and wake_failed is not called. */
+	 * hold timeout, re-armed as by activator_service_probe_cancel, or the
+	 * next probe) and wake_failed is not called. Ready: relayed and
+	 * service_ready, as any probe. */
 	bool during_stop;
 };
 
@@ -190,7 +205,8 @@ struct activator_probe {
  * probe says, then relay the held clients and call service_ready, or reset
  * them and call wake_failed at the wake timeout. Also used for a wake with
  * no client waiting (then probe->dst is needed). A probe already under way
- * for service_id is left as it is (0).
+ * for service_id is left as it is (0), unless it is during_stop and this
+ * one is not: the stop is over, and this probe replaces that one.
  */
 int activator_service_probe(struct activator *a, uint64_t service_id,
 			    const struct activator_probe *probe);

@@ -186,7 +186,7 @@ static void *client_main(void *arg)
 		c->error = fd;
 		return NULL;
 	}
-	char got[16];
+	char got[16] = {0};
 	ssize_t r = tcp_write_all(fd, "R0\n", 3);
 	if (r == 0)
 		r = tcp_read_all(fd, got, sizeof(got));
@@ -563,4 +563,38 @@ TEST(test_auto_and_healthcheck_are_refused_and_the_client_stays_held)
 	ASSERT_EQ_U(f->ready, 1);
 	ASSERT_EQ_U(c.answered, 1);
 	ASSERT_EQ_U(b.error, 0);
+}
+
+TEST(test_a_probe_after_the_stop_replaces_the_probe_of_the_stop)
+{
+	/* The stop ended and the service started again while the stop's probe
+	 * ran: the new probe is the one that counts, and it fails as any wake. */
+	static const char loading[] = "-LOADING Redis is loading the dataset in memory\r\n";
+	struct script s = {.not_ready = loading, .not_ready_len = strlen(loading)};
+	struct client c = {0};
+	struct thread ct, st;
+	struct fixture *f = held_fixture(400, &c, &ct);
+	script_start(&s, &st);
+	probe_with(f, PROBE_REDIS, true);
+	evloop_run_until(f->base, probes_answered, &s, 5000, "three not-ready answers");
+	probe_with(f, PROBE_REDIS, false);
+	evloop_run_until(f->base, ready_or_failed, f, 5000, "the wake timeout");
+	thread_finish(f, &ct, 5000, "the client to be reset");
+	script_stop(f, &s, &st);
+	ASSERT_EQ_U(f->failed, 1);
+	ASSERT_EQ_U(f->ready, 0);
+	ASSERT_STREQ(f->last_answer, "redis: LOADING Redis is loading the dataset in memory");
+	ASSERT_EQ_U(c.answered, 0);
+}
+
+TEST(test_a_tcp_probe_that_never_connects_says_connection_refused)
+{
+	struct client c = {0};
+	struct thread ct;
+	struct fixture *f = held_fixture(300, &c, &ct);
+	ASSERT_OK(activator_service_starting(f->act, SERVICE_ID, NULL));
+	evloop_run_until(f->base, ready_or_failed, f, 5000, "the wake timeout");
+	thread_finish(f, &ct, 5000, "the client to be reset");
+	ASSERT_EQ_U(f->failed, 1);
+	ASSERT_STREQ(f->last_answer, "connection refused");
 }
