@@ -107,8 +107,10 @@ struct runtime_container {
 	 * either form. */
 	char *stop_signal;
 	/* Config.StopTimeout in seconds, -1 when unset. Docker omits it unless
-	 * set; Podman 4.3 always gives one (10 unless --stop-timeout), so on
-	 * Podman a 10 cannot be told from the default. */
+	 * set; Podman 4.3 always gives one: 10 unless --stop-timeout for a
+	 * container made by its CLI (a 10 cannot be told from the default),
+	 * 0 for one created through the compat API without StopTimeout (Podman's
+	 * own stop then kills at once). */
 	int stop_timeout_s;
 	/* Config.Healthcheck.Test as the argv to exec: ["CMD-SHELL", s] gives
 	 * {"/bin/sh", "-c", s}; ["CMD", a, b...] gives {a, b...}; any other
@@ -176,19 +178,19 @@ int runtime_kill(struct runtime *rt, const char *id, const char *signal, runtime
 /*
  * Reports once the container is not running (POST .../wait?condition=not-running),
  * with its exit code: at once when it is not running already (a container
- * that never ran: 0 on Docker, -1 on Podman 4.3). -ETIMEDOUT after timeout_us
+ * that never ran: 0; Podman 4.3 has also said -1). -ETIMEDOUT after timeout_us
  * (this call's own bound, which may exceed the configured timeout; 0: that).
  */
 int runtime_wait(struct runtime *rt, const char *id, uint64_t timeout_us, runtime_wait_cb cb,
 		 void *userdata);
 /*
- * Runs argv (argc >= 1) in the running container, as root in its working
- * directory, and reports its exit code. A command the container does not have
- * (or may not run) is an exit code, not an error: 127 on Podman 4.3, 126 on
- * Docker 20.10 (both: 126 for one that is not executable). -ESRCH: the
- * container is not running; -ETIMEDOUT after timeout_us (0: the configured
- * timeout), and the command is left to run (the API cannot kill an exec).
- * The command's output is read and dropped.
+ * Runs argv (argc >= 1) in the running container, as its configured user,
+ * and reports its exit code. A command the container does not have (or may
+ * not run) is an exit code, not an error: 127 on Podman 4.3, 126 on Docker
+ * 20.10 (both: 126 for one that is not executable). -ESRCH: the container is
+ * not running (or paused, on Docker). -ETIMEDOUT after timeout_us (0: the
+ * configured timeout); the command is then left to run (the API cannot kill
+ * an exec). Its output is read and dropped.
  */
 int runtime_exec(struct runtime *rt, const char *id, const char *const *argv, size_t argc,
 		 uint64_t timeout_us, runtime_exec_cb cb, void *userdata);

@@ -306,6 +306,12 @@ BOTH_RUNTIMES(exec_reports_the_exit_code_of_the_command)
 	expect_ok(&r, "exec of a directory");
 	ASSERT_EQ_U(r.exit_code, 126);
 
+	/* Output over the answer bound (8 MiB) is read and dropped, not refused. */
+	static const char *const loud[] = {"sh", "-c", "yes | head -c 12000000; exit 4"};
+	r = do_exec(base, rt, "ops-exec", loud, 3, 0);
+	expect_ok(&r, "exec of a command writing 12 MB");
+	ASSERT_EQ_U(r.exit_code, 4);
+
 	/* A command that outlives its timeout: -ETIMEDOUT within it. */
 	static const char *const slow[] = {"sleep", "5"};
 	uint64_t t0 = test_now_ms();
