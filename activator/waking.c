@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -143,6 +144,12 @@ static void on_probe_done(void *arg, int result, const char *last_answer)
 			 (unsigned long long)w->route.service_id,
 			 (unsigned long long)(a->cfg.wake_timeout_us / 1000),
 			 last_answer[0] ? last_answer : "none", w->n_held);
+		if (!w->head) {
+			/* Nobody to hold: no wake to wait for (its hold timeout
+			 * would tell the daemon of a failure that is none). */
+			waking_free(w);
+			return;
+		}
 		waking_end_probe(w);
 		return;
 	}

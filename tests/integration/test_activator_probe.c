@@ -598,3 +598,26 @@ TEST(test_a_tcp_probe_that_never_connects_says_connection_refused)
 	ASSERT_EQ_U(f->failed, 1);
 	ASSERT_STREQ(f->last_answer, "connection refused");
 }
+
+TEST(test_a_probe_during_a_stop_with_nobody_held_ends_without_a_failure)
+{
+	/* Probed at an address, no client waiting: at the timeout nothing is
+	 * left, and no hold timeout reports a failure later. */
+	struct activator_config cfg;
+	activator_config_defaults(&cfg);
+	cfg.hold_timeout_us = 200000;
+	struct fixture *f = fixture_new_config(300, true, &cfg);
+	struct sockaddr_storage dst;
+	socklen_t len;
+	ASSERT_OK(tcp_sockaddr("127.0.0.1", SERVICE_PORT, &dst, &len));
+	struct activator_probe probe = {.dst = &dst, .netns_fd = -1, .during_stop = true};
+	ASSERT_OK(activator_service_probe(f->act, SERVICE_ID, &probe));
+	uint64_t t0 = now_us();
+	struct quiet q = {.f = f, .until_us = t0 + 300000 + 200000 + 200000};
+	evloop_run_until(f->base, time_passed, &q, 5000, "the wake and hold timeouts");
+	ASSERT_EQ_U(f->failed, 0);
+	ASSERT_EQ_U(f->ready, 0);
+	ASSERT_EQ_U(counters(f).wakes_failed, 0);
+	/* And the service can be probed again, as a new wake. */
+	ASSERT_OK(activator_service_probe(f->act, SERVICE_ID, &probe));
+}
