@@ -79,7 +79,7 @@ int probe_request_build(const struct probe_spec *spec, char *buf, size_t cap, si
 	case PROBE_HTTP: {
 		const char *path = spec->http_path[0] ? spec->http_path : "/";
 		size_t plen = strnlen(path, sizeof(spec->http_path));
-		if (path[0] != '/' || plen > PROBE_HTTP_PATH_MAX + 1)
+		if (path[0] != '/' || plen > PROBE_HTTP_PATH_MAX)
 			return -EINVAL;
 		for (size_t i = 0; i < plen; i++)
 			if ((unsigned char)path[i] <= ' ' || (unsigned char)path[i] >= 0x7f)
