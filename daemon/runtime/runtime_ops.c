@@ -38,8 +38,9 @@ static const struct runtime_call_kind kill_kind = {
     .deliver = deliver_done,
 };
 
-/* "SIGTERM", "TERM", "SIGRTMIN+3", "15": what both runtimes parse. The
- * runtime judges the name; this only keeps the query string sane. */
+/* "SIGTERM", "TERM", "sigint", "SIGRTMIN+3", "15": what both runtimes parse
+ * (Docker keeps a --stop-signal as typed, so lower case comes back from
+ * inspect). The runtime judges the name; this only keeps the query sane. */
 static bool signal_valid(const char *s)
 {
 	if (!s || !*s || strlen(s) > 16)
@@ -50,8 +51,8 @@ static bool signal_valid(const char *s)
 		return *end == '\0' && n >= 1 && n <= 64;
 	}
 	for (const char *p = s; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '+' ||
-		      *p == '-'))
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '+' || *p == '-'))
 			return false;
 	return true;
 }

@@ -168,10 +168,11 @@ int runtime_stop(struct runtime *rt, const char *id, unsigned grace_seconds, run
 /*
  * Sends signal to the container's init (POST .../kill?signal=S) and reports
  * as soon as it is sent: the container may well go on running (an init that
- * ignores it). signal: a name with or without "SIG" ("SIGTERM", "TERM") or a
- * number ("15"), as inspect's stop_signal gives it; anything else is -EINVAL
- * at once. A container that is not running (exited or never started) gives
- * -ESRCH: treat it as stopped already.
+ * ignores it). signal: a name with or without "SIG", in either case
+ * ("SIGTERM", "TERM", "sigterm") or a number 1-64 ("15"), as inspect's
+ * stop_signal gives it; anything else is -EINVAL at once. A container that
+ * is not running (exited or never started) gives -ESRCH: treat it as
+ * stopped already.
  */
 int runtime_kill(struct runtime *rt, const char *id, const char *signal, runtime_done_cb cb,
 		 void *userdata);

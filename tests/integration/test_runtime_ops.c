@@ -208,6 +208,9 @@ BOTH_RUNTIMES(sigterm_ignored_by_init_leaves_it_running_until_sigkill)
 	expect_ok(&k2, "kill TERM");
 	struct res k3 = do_kill(base, rt, "ops-kill", "15");
 	expect_ok(&k3, "kill 15");
+	/* As Docker's inspect gives a --stop-signal typed in lower case. */
+	struct res k5 = do_kill(base, rt, "ops-kill", "sigterm");
+	expect_ok(&k5, "kill sigterm");
 
 	/* httpd ignores it: the wait runs out, and it still runs. */
 	uint64_t t0 = test_now_ms();
@@ -274,7 +277,8 @@ BOTH_RUNTIMES(kill_and_wait_of_a_created_or_missing_container)
 	ASSERT_ERR(runtime_kill(rt, "ops-created", "SIG TERM", on_done, &none), EINVAL);
 	ASSERT_ERR(runtime_kill(rt, "ops-created", "", on_done, &none), EINVAL);
 	ASSERT_ERR(runtime_kill(rt, "ops-created", "0", on_done, &none), EINVAL);
-	ASSERT_ERR(runtime_kill(rt, "ops-created", "sigterm&x=1", on_done, &none), EINVAL);
+	ASSERT_ERR(runtime_kill(rt, "ops-created", "SIGTERM&x=1", on_done, &none), EINVAL);
+	ASSERT_ERR(runtime_kill(rt, "ops-created", "65", on_done, &none), EINVAL);
 	ASSERT_ERR(runtime_kill(rt, "ops-created", NULL, on_done, &none), EINVAL);
 	ASSERT_EQ_U(none.calls, 0);
 }
