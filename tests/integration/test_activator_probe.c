@@ -23,6 +23,7 @@
 #include "dozed/probe_spec.h"
 #include "activator_fixture.h"
 #include "evloop.h"
+#include "fixture.h"
 #include "harness.h"
 #include "tcp.h"
 
@@ -30,16 +31,15 @@
 #define ECHO_PORT 18090
 #define MAX_CONNS 256
 
-/* PostgreSQL 15's answers (tests/unit/test_probe_answer.c has them whole). */
-static const uint8_t pg_starting_up[] = {
-    'E', 0,   0,   0,	0x68, 'S', 'F', 'A', 'T', 'A', 'L', 0,	 'V', 'F', 'A', 'T', 'A', 'L',
-    0,	 'C', '5', '7', 'P',  '0', '3', 0,   'M', 't', 'h', 'e', ' ', 'd', 'a', 't', 'a', 'b',
-    'a', 's', 'e', ' ', 's',  'y', 's', 't', 'e', 'm', ' ', 'i', 's', ' ', 's', 't', 'a', 'r',
-    't', 'i', 'n', 'g', ' ',  'u', 'p', 0,   'F', 'p', 'o', 's', 't', 'm', 'a', 's', 't', 'e',
-    'r', '.', 'c', 0,	'L',  '2', '4', '1', '5', 0,   'R', 'P', 'r', 'o', 'c', 'e', 's', 's',
-    'S', 't', 'a', 'r', 't',  'u', 'p', 'P', 'a', 'c', 'k', 'e', 't', 0,   0};
-static const uint8_t pg_auth_sasl[] = {'R', 0,	 0,   0,   0x17, 0,   0,   0,	10,  'S', 'C', 'R',
-				       'A', 'M', '-', 'S', 'H',	 'A', '-', '2', '5', '6', 0,   0};
+/* PostgreSQL 15's answers, as recorded for tests/unit/test_probe_answer.c. */
+static char *pg_answer(const char *name, size_t *len)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "unit/fixtures/probe/%s.bin", name);
+	char *b = fixture_read(path, len);
+	test_defer(free, b);
+	return b;
+}
 
 enum conn_state { CONN_NEW, CONN_CLIENT, CONN_LINGER, CONN_STREAM };
 
@@ -258,10 +258,9 @@ static void assert_relayed_only_once_ready(enum probe_kind kind, struct script *
 
 TEST(test_postgres_probe_relays_only_after_57P03_gives_way_to_an_auth_request)
 {
-	struct script s = {.not_ready = pg_starting_up,
-			   .not_ready_len = sizeof(pg_starting_up),
-			   .ready = pg_auth_sasl,
-			   .ready_len = sizeof(pg_auth_sasl)};
+	struct script s = {0};
+	s.not_ready = pg_answer("pg15_starting_up", &s.not_ready_len);
+	s.ready = pg_answer("pg15_auth_sasl", &s.ready_len);
 	assert_relayed_only_once_ready(PROBE_POSTGRES, &s);
 }
 
@@ -309,7 +308,8 @@ TEST(test_http_probe_waits_past_a_listener_that_accepts_and_stays_silent)
 
 TEST(test_a_probe_never_ready_fails_at_the_wake_timeout_naming_the_last_answer)
 {
-	struct script s = {.not_ready = pg_starting_up, .not_ready_len = sizeof(pg_starting_up)};
+	struct script s = {0};
+	s.not_ready = pg_answer("pg15_starting_up", &s.not_ready_len);
 	struct client c = {0};
 	struct thread ct, st;
 	struct fixture *f = held_fixture(600, &c, &ct);
@@ -337,7 +337,8 @@ TEST(test_a_probe_never_ready_fails_at_the_wake_timeout_naming_the_last_answer)
 TEST(test_a_probe_of_the_wrong_kind_fails_naming_what_it_saw)
 {
 	/* A redis probe of a PostgreSQL server: never ready, and says why. */
-	struct script s = {.ready = pg_auth_sasl, .ready_len = sizeof(pg_auth_sasl), .phase = 1};
+	struct script s = {.phase = 1};
+	s.ready = pg_answer("pg15_auth_sasl", &s.ready_len);
 	struct client c = {0};
 	struct thread ct, st;
 	struct fixture *f = held_fixture(400, &c, &ct);

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * The protocol probes' requests and their judges, on answers recorded from
- * real servers on this machine (PostgreSQL 15 and Redis 7.0, loopback
- * ports of the test's own; MariaDB's packets as its protocol documents
- * them, no server here), and on every prefix of each, oversized, garbage,
- * zero bytes and closed connections.
+ * real servers (PostgreSQL 15, Redis 7.0, busybox httpd, Python's
+ * http.server; MariaDB's packets as its protocol documents them, no server
+ * here), and on every prefix of each, oversized, garbage, zero bytes and
+ * closed connections.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -13,87 +13,40 @@
 #include <string.h>
 
 #include "dozed/probe_answer.h"
+#include "fixture.h"
 #include "harness.h"
 
-/* --- recorded from postgres 15 (postgresql-15 15.x, Debian 12) ----------------- */
+/* --- recorded answers ------------------------------------------------------------ */
 
-/* During startup, before the startup process runs (postmaster.c, CAC_STARTUP). */
-static const uint8_t pg15_starting_up[] = {
-    0x45, 0x00, 0x00, 0x00, 0x68, 0x53, 0x46, 0x41, 0x54, 0x41, 0x4c, 0x00, 0x56, 0x46, 0x41,
-    0x54, 0x41, 0x4c, 0x00, 0x43, 0x35, 0x37, 0x50, 0x30, 0x33, 0x00, 0x4d, 0x74, 0x68, 0x65,
-    0x20, 0x64, 0x61, 0x74, 0x61, 0x62, 0x61, 0x73, 0x65, 0x20, 0x73, 0x79, 0x73, 0x74, 0x65,
-    0x6d, 0x20, 0x69, 0x73, 0x20, 0x73, 0x74, 0x61, 0x72, 0x74, 0x69, 0x6e, 0x67, 0x20, 0x75,
-    0x70, 0x00, 0x46, 0x70, 0x6f, 0x73, 0x74, 0x6d, 0x61, 0x73, 0x74, 0x65, 0x72, 0x2e, 0x63,
-    0x00, 0x4c, 0x32, 0x34, 0x31, 0x35, 0x00, 0x52, 0x50, 0x72, 0x6f, 0x63, 0x65, 0x73, 0x73,
-    0x53, 0x74, 0x61, 0x72, 0x74, 0x75, 0x70, 0x50, 0x61, 0x63, 0x6b, 0x65, 0x74, 0x00, 0x00,
-};
-/* A standby with hot_standby = off: 57P03, for as long as it runs. */
-static const uint8_t pg15_standby_hot_standby_off[] = {
-    0x45, 0x00, 0x00, 0x00, 0x95, 0x53, 0x46, 0x41, 0x54, 0x41, 0x4c, 0x00, 0x56, 0x46, 0x41,
-    0x54, 0x41, 0x4c, 0x00, 0x43, 0x35, 0x37, 0x50, 0x30, 0x33, 0x00, 0x4d, 0x74, 0x68, 0x65,
-    0x20, 0x64, 0x61, 0x74, 0x61, 0x62, 0x61, 0x73, 0x65, 0x20, 0x73, 0x79, 0x73, 0x74, 0x65,
-    0x6d, 0x20, 0x69, 0x73, 0x20, 0x6e, 0x6f, 0x74, 0x20, 0x61, 0x63, 0x63, 0x65, 0x70, 0x74,
-    0x69, 0x6e, 0x67, 0x20, 0x63, 0x6f, 0x6e, 0x6e, 0x65, 0x63, 0x74, 0x69, 0x6f, 0x6e, 0x73,
-    0x00, 0x44, 0x48, 0x6f, 0x74, 0x20, 0x73, 0x74, 0x61, 0x6e, 0x64, 0x62, 0x79, 0x20, 0x6d,
-    0x6f, 0x64, 0x65, 0x20, 0x69, 0x73, 0x20, 0x64, 0x69, 0x73, 0x61, 0x62, 0x6c, 0x65, 0x64,
-    0x2e, 0x00, 0x46, 0x70, 0x6f, 0x73, 0x74, 0x6d, 0x61, 0x73, 0x74, 0x65, 0x72, 0x2e, 0x63,
-    0x00, 0x4c, 0x32, 0x34, 0x32, 0x36, 0x00, 0x52, 0x50, 0x72, 0x6f, 0x63, 0x65, 0x73, 0x73,
-    0x53, 0x74, 0x61, 0x72, 0x74, 0x75, 0x70, 0x50, 0x61, 0x63, 0x6b, 0x65, 0x74, 0x00, 0x00,
-};
-/* host ... scram-sha-256 in pg_hba.conf: AuthenticationSASL. */
-static const uint8_t pg15_auth_sasl[] = {
-    0x52, 0x00, 0x00, 0x00, 0x17, 0x00, 0x00, 0x00, 0x0a, 0x53, 0x43, 0x52,
-    0x41, 0x4d, 0x2d, 0x53, 0x48, 0x41, 0x2d, 0x32, 0x35, 0x36, 0x00, 0x00,
-};
-/* host ... md5: AuthenticationMD5Password and its salt. */
-static const uint8_t pg15_auth_md5[] = {
-    0x52, 0x00, 0x00, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x05, 0x25, 0xdf, 0x35, 0x7a,
-};
-/* No pg_hba.conf line for the user: 28000, from a server that serves. */
-static const uint8_t pg15_no_hba_entry_28000[] = {
-    0x45, 0x00, 0x00, 0x00, 0x9b, 0x53, 0x46, 0x41, 0x54, 0x41, 0x4c, 0x00, 0x56, 0x46, 0x41, 0x54,
-    0x41, 0x4c, 0x00, 0x43, 0x32, 0x38, 0x30, 0x30, 0x30, 0x00, 0x4d, 0x6e, 0x6f, 0x20, 0x70, 0x67,
-    0x5f, 0x68, 0x62, 0x61, 0x2e, 0x63, 0x6f, 0x6e, 0x66, 0x20, 0x65, 0x6e, 0x74, 0x72, 0x79, 0x20,
-    0x66, 0x6f, 0x72, 0x20, 0x68, 0x6f, 0x73, 0x74, 0x20, 0x22, 0x31, 0x32, 0x37, 0x2e, 0x30, 0x2e,
-    0x30, 0x2e, 0x31, 0x22, 0x2c, 0x20, 0x75, 0x73, 0x65, 0x72, 0x20, 0x22, 0x6e, 0x6f, 0x62, 0x6f,
-    0x64, 0x79, 0x22, 0x2c, 0x20, 0x64, 0x61, 0x74, 0x61, 0x62, 0x61, 0x73, 0x65, 0x20, 0x22, 0x70,
-    0x6f, 0x73, 0x74, 0x67, 0x72, 0x65, 0x73, 0x22, 0x2c, 0x20, 0x6e, 0x6f, 0x20, 0x65, 0x6e, 0x63,
-    0x72, 0x79, 0x70, 0x74, 0x69, 0x6f, 0x6e, 0x00, 0x46, 0x61, 0x75, 0x74, 0x68, 0x2e, 0x63, 0x00,
-    0x4c, 0x35, 0x34, 0x34, 0x00, 0x52, 0x43, 0x6c, 0x69, 0x65, 0x6e, 0x74, 0x41, 0x75, 0x74, 0x68,
-    0x65, 0x6e, 0x74, 0x69, 0x63, 0x61, 0x74, 0x69, 0x6f, 0x6e, 0x00, 0x00,
-};
-/* trust, for a role that does not exist: AuthenticationOk, then 28000. */
-static const uint8_t pg15_auth_ok_then_no_role[] = {
-    0x52, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x45, 0x00, 0x00, 0x00, 0x65, 0x53, 0x46,
-    0x41, 0x54, 0x41, 0x4c, 0x00, 0x56, 0x46, 0x41, 0x54, 0x41, 0x4c, 0x00, 0x43, 0x32, 0x38, 0x30,
-    0x30, 0x30, 0x00, 0x4d, 0x72, 0x6f, 0x6c, 0x65, 0x20, 0x22, 0x74, 0x72, 0x75, 0x73, 0x74, 0x75,
-    0x73, 0x65, 0x72, 0x22, 0x20, 0x64, 0x6f, 0x65, 0x73, 0x20, 0x6e, 0x6f, 0x74, 0x20, 0x65, 0x78,
-    0x69, 0x73, 0x74, 0x00, 0x46, 0x6d, 0x69, 0x73, 0x63, 0x69, 0x6e, 0x69, 0x74, 0x2e, 0x63, 0x00,
-    0x4c, 0x37, 0x36, 0x38, 0x00, 0x52, 0x49, 0x6e, 0x69, 0x74, 0x69, 0x61, 0x6c, 0x69, 0x7a, 0x65,
-    0x53, 0x65, 0x73, 0x73, 0x69, 0x6f, 0x6e, 0x55, 0x73, 0x65, 0x72, 0x49, 0x64, 0x00, 0x00,
+/*
+ * tests/unit/fixtures/probe/NAME.bin, as servers on this machine sent them
+ * to the probe's own requests (that directory's README.md says how):
+ * PostgreSQL 15 (pg15_*), Redis 7.0 (redis7_*), busybox httpd and Python's
+ * http.server (http_*).
+ */
+struct recorded {
+	const char *name;
+	char *bytes;
+	size_t len;
 };
 
-/* --- recorded from redis-server 7.0.15 ---------------------------------------- */
+static const struct recorded *recorded(const char *name)
+{
+	static struct recorded cache[16];
+	size_t i = 0;
+	for (; i < 16 && cache[i].name; i++)
+		if (strcmp(cache[i].name, name) == 0)
+			return &cache[i];
+	ASSERT_TRUE(i < 16);
+	char path[128];
+	snprintf(path, sizeof(path), "unit/fixtures/probe/%s.bin", name);
+	cache[i].bytes = fixture_read(path, &cache[i].len);
+	cache[i].name = name;
+	return &cache[i];
+}
 
-#define REDIS_PONG "+PONG\r\n"
-/* Restarted over a dump of 3 million keys, PINGed while it loaded. */
-#define REDIS_LOADING "-LOADING Redis is loading the dataset in memory\r\n"
-/* requirepass set. */
-#define REDIS_NOAUTH "-NOAUTH Authentication required.\r\n"
-/* An endless EVAL past busy-reply-threshold. */
-#define REDIS_BUSY                                                                                 \
-	"-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN "         \
-	"NOSAVE.\r\n"
-
-/* --- recorded from busybox httpd and Python's http.server ---------------------- */
-
-#define HTTP_BUSYBOX_200                                                                           \
-	"HTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 15:54:31 GMT\r\nConnection: close\r\n"          \
-	"Content-type: text/html\r\nAccept-Ranges: bytes\r\nLast-Modified: Tue, 01 Dec 2026 "      \
-	"15:54:29 GMT\r\nETag: \"6b0eedb5-3\"\r\nContent-Length: 3\r\n\r\nhi\n"
-#define HTTP_PYTHON_404                                                                            \
-	"HTTP/1.0 404 File not found\r\nServer: SimpleHTTP/0.6 Python/3.11.7\r\nDate: Tue, 01 "    \
-	"Dec 2026 15:54:31 GMT\r\nConnection: close\r\n\r\n"
+/* The bytes and the length of a recorded answer, as two arguments. */
+#define REC(name) (const uint8_t *)recorded(name)->bytes, recorded(name)->len
 
 /* --- MariaDB 10.11's first packets, as its protocol documents them ------------- */
 
@@ -303,48 +256,46 @@ TEST(test_request_refuses_the_daemons_kinds_bad_paths_and_small_buffers)
 
 TEST(test_postgres_starting_up_is_not_ready_and_says_so)
 {
-	assert_prefixes("57P03 starting up", PROBE_POSTGRES, pg15_starting_up,
-			sizeof(pg15_starting_up), PROBE_VERDICT_NOT_READY);
-	assert_judged(PROBE_POSTGRES, pg15_starting_up, sizeof(pg15_starting_up),
-		      PROBE_VERDICT_NOT_READY, "postgres: the database system is starting up");
-	assert_prefixes("57P03 standby", PROBE_POSTGRES, pg15_standby_hot_standby_off,
-			sizeof(pg15_standby_hot_standby_off), PROBE_VERDICT_NOT_READY);
-	assert_judged(PROBE_POSTGRES, pg15_standby_hot_standby_off,
-		      sizeof(pg15_standby_hot_standby_off), PROBE_VERDICT_NOT_READY,
+	assert_prefixes("57P03 starting up", PROBE_POSTGRES, REC("pg15_starting_up"),
+			PROBE_VERDICT_NOT_READY);
+	assert_judged(PROBE_POSTGRES, REC("pg15_starting_up"), PROBE_VERDICT_NOT_READY,
+		      "postgres: the database system is starting up");
+	assert_prefixes("57P03 standby", PROBE_POSTGRES, REC("pg15_standby_hot_standby_off"),
+			PROBE_VERDICT_NOT_READY);
+	assert_judged(PROBE_POSTGRES, REC("pg15_standby_hot_standby_off"), PROBE_VERDICT_NOT_READY,
 		      "postgres: the database system is not accepting connections");
 }
 
 TEST(test_postgres_authentication_request_is_ready)
 {
 	/* Judged on its code, the SASL mechanisms after it not waited for. */
-	ASSERT_EQ_U(assert_prefixes("SASL", PROBE_POSTGRES, pg15_auth_sasl, sizeof(pg15_auth_sasl),
-				    PROBE_VERDICT_READY),
-		    9);
-	assert_judged(PROBE_POSTGRES, pg15_auth_sasl, sizeof(pg15_auth_sasl), PROBE_VERDICT_READY,
+	ASSERT_EQ_U(
+	    assert_prefixes("SASL", PROBE_POSTGRES, REC("pg15_auth_sasl"), PROBE_VERDICT_READY), 9);
+	assert_judged(PROBE_POSTGRES, REC("pg15_auth_sasl"), PROBE_VERDICT_READY,
 		      "postgres: authentication request (SASL)");
-	assert_prefixes("MD5", PROBE_POSTGRES, pg15_auth_md5, sizeof(pg15_auth_md5),
-			PROBE_VERDICT_READY);
-	assert_judged(PROBE_POSTGRES, pg15_auth_md5, sizeof(pg15_auth_md5), PROBE_VERDICT_READY,
+	assert_prefixes("MD5", PROBE_POSTGRES, REC("pg15_auth_md5"), PROBE_VERDICT_READY);
+	assert_judged(PROBE_POSTGRES, REC("pg15_auth_md5"), PROBE_VERDICT_READY,
 		      "postgres: authentication request (MD5 password)");
-	assert_prefixes("AuthenticationOk", PROBE_POSTGRES, pg15_auth_ok_then_no_role,
-			sizeof(pg15_auth_ok_then_no_role), PROBE_VERDICT_READY);
+	assert_prefixes("AuthenticationOk", PROBE_POSTGRES, REC("pg15_auth_ok_then_no_role"),
+			PROBE_VERDICT_READY);
 }
 
 TEST(test_postgres_error_other_than_57P03_is_ready)
 {
-	assert_prefixes("28000", PROBE_POSTGRES, pg15_no_hba_entry_28000,
-			sizeof(pg15_no_hba_entry_28000), PROBE_VERDICT_READY);
+	assert_prefixes("28000", PROBE_POSTGRES, REC("pg15_no_hba_entry_28000"),
+			PROBE_VERDICT_READY);
 	char why[PROBE_WHY_MAX];
-	judged(PROBE_POSTGRES, pg15_no_hba_entry_28000, sizeof(pg15_no_hba_entry_28000), false, why,
-	       sizeof(why));
+	judged(PROBE_POSTGRES, REC("pg15_no_hba_entry_28000"), false, why, sizeof(why));
 	ASSERT_CONTAINS(why, "postgres: error 28000: no pg_hba.conf entry for host");
 	/* 3D000, made from the 57P03 answer: only the code tells them apart. */
-	uint8_t e[sizeof(pg15_starting_up)];
-	memcpy(e, pg15_starting_up, sizeof(e));
-	uint8_t *c = memmem(e, sizeof(e), "C57P03", 6);
+	const struct recorded *r = recorded("pg15_starting_up");
+	uint8_t e[256];
+	ASSERT_TRUE(r->len <= sizeof(e));
+	memcpy(e, r->bytes, r->len);
+	uint8_t *c = memmem(e, r->len, "C57P03", 6);
 	ASSERT_TRUE(c);
 	memcpy(c + 1, "3D000", 5);
-	assert_judged(PROBE_POSTGRES, e, sizeof(e), PROBE_VERDICT_READY,
+	assert_judged(PROBE_POSTGRES, e, r->len, PROBE_VERDICT_READY,
 		      "postgres: error 3D000: the database system is starting up");
 }
 
@@ -391,12 +342,10 @@ TEST(test_postgres_garbage_and_bad_lengths_are_not_ready)
 
 TEST(test_redis_pong_and_auth_errors_are_ready)
 {
-	assert_prefixes("PONG", PROBE_REDIS, REDIS_PONG, strlen(REDIS_PONG), PROBE_VERDICT_READY);
-	assert_judged(PROBE_REDIS, REDIS_PONG, strlen(REDIS_PONG), PROBE_VERDICT_READY,
-		      "redis: PONG");
-	assert_prefixes("NOAUTH", PROBE_REDIS, REDIS_NOAUTH, strlen(REDIS_NOAUTH),
-			PROBE_VERDICT_READY);
-	assert_judged(PROBE_REDIS, REDIS_NOAUTH, strlen(REDIS_NOAUTH), PROBE_VERDICT_READY,
+	assert_prefixes("PONG", PROBE_REDIS, REC("redis7_pong"), PROBE_VERDICT_READY);
+	assert_judged(PROBE_REDIS, REC("redis7_pong"), PROBE_VERDICT_READY, "redis: PONG");
+	assert_prefixes("NOAUTH", PROBE_REDIS, REC("redis7_noauth"), PROBE_VERDICT_READY);
+	assert_judged(PROBE_REDIS, REC("redis7_noauth"), PROBE_VERDICT_READY,
 		      "redis: NOAUTH Authentication required.");
 	char why[PROBE_WHY_MAX];
 	static const char *const ready[] = {
@@ -412,12 +361,10 @@ TEST(test_redis_pong_and_auth_errors_are_ready)
 
 TEST(test_redis_loading_busy_and_masterdown_are_not_ready)
 {
-	assert_prefixes("LOADING", PROBE_REDIS, REDIS_LOADING, strlen(REDIS_LOADING),
-			PROBE_VERDICT_NOT_READY);
-	assert_judged(PROBE_REDIS, REDIS_LOADING, strlen(REDIS_LOADING), PROBE_VERDICT_NOT_READY,
+	assert_prefixes("LOADING", PROBE_REDIS, REC("redis7_loading"), PROBE_VERDICT_NOT_READY);
+	assert_judged(PROBE_REDIS, REC("redis7_loading"), PROBE_VERDICT_NOT_READY,
 		      "redis: LOADING Redis is loading the dataset in memory");
-	assert_prefixes("BUSY", PROBE_REDIS, REDIS_BUSY, strlen(REDIS_BUSY),
-			PROBE_VERDICT_NOT_READY);
+	assert_prefixes("BUSY", PROBE_REDIS, REC("redis7_busy"), PROBE_VERDICT_NOT_READY);
 	char why[PROBE_WHY_MAX];
 	ASSERT_EQ_U(judge_str(PROBE_REDIS,
 			      "-MASTERDOWN Link with MASTER is down and replica-serve-stale-data "
@@ -503,13 +450,11 @@ TEST(test_mysql_other_protocols_and_garbage_are_not_ready)
 
 TEST(test_http_any_status_line_is_ready)
 {
-	assert_prefixes("busybox 200", PROBE_HTTP, HTTP_BUSYBOX_200, strlen(HTTP_BUSYBOX_200),
-			PROBE_VERDICT_READY);
-	assert_judged(PROBE_HTTP, HTTP_BUSYBOX_200, strlen(HTTP_BUSYBOX_200), PROBE_VERDICT_READY,
+	assert_prefixes("busybox 200", PROBE_HTTP, REC("http_busybox_200"), PROBE_VERDICT_READY);
+	assert_judged(PROBE_HTTP, REC("http_busybox_200"), PROBE_VERDICT_READY,
 		      "http: HTTP/1.1 200 OK");
-	assert_prefixes("python 404", PROBE_HTTP, HTTP_PYTHON_404, strlen(HTTP_PYTHON_404),
-			PROBE_VERDICT_READY);
-	assert_judged(PROBE_HTTP, HTTP_PYTHON_404, strlen(HTTP_PYTHON_404), PROBE_VERDICT_READY,
+	assert_prefixes("python 404", PROBE_HTTP, REC("http_python_404"), PROBE_VERDICT_READY);
+	assert_judged(PROBE_HTTP, REC("http_python_404"), PROBE_VERDICT_READY,
 		      "http: HTTP/1.0 404 File not found");
 	char why[PROBE_WHY_MAX];
 	ASSERT_EQ_U(judge_str(PROBE_HTTP, "HTTP/1.1 503\r\n", why), PROBE_VERDICT_READY);
@@ -619,8 +564,7 @@ TEST(test_why_is_printable_and_cut_to_fit)
 	for (size_t cap = 1; cap < 60; cap++) {
 		char small[64];
 		memset(small, 'x', sizeof(small));
-		judged(PROBE_POSTGRES, pg15_starting_up, sizeof(pg15_starting_up), false, small,
-		       cap);
+		judged(PROBE_POSTGRES, REC("pg15_starting_up"), false, small, cap);
 		ASSERT_TRUE(strlen(small) == cap - 1 ||
 			    strlen("postgres: the database system is starting up") < cap);
 		ASSERT_EQ_U(small[cap], 'x');
@@ -646,12 +590,12 @@ TEST(test_recorded_answers_of_one_kind_are_garbage_to_the_others)
 		const void *buf;
 		size_t n;
 	} answers[] = {
-	    {"pg sasl", PROBE_POSTGRES, pg15_auth_sasl, sizeof(pg15_auth_sasl)},
-	    {"pg 28000", PROBE_POSTGRES, pg15_no_hba_entry_28000, sizeof(pg15_no_hba_entry_28000)},
-	    {"redis pong", PROBE_REDIS, REDIS_PONG, strlen(REDIS_PONG)},
-	    {"redis noauth", PROBE_REDIS, REDIS_NOAUTH, strlen(REDIS_NOAUTH)},
+	    {"pg sasl", PROBE_POSTGRES, REC("pg15_auth_sasl")},
+	    {"pg 28000", PROBE_POSTGRES, REC("pg15_no_hba_entry_28000")},
+	    {"redis pong", PROBE_REDIS, REC("redis7_pong")},
+	    {"redis noauth", PROBE_REDIS, REC("redis7_noauth")},
 	    {"mariadb", PROBE_MYSQL, my, my_n},
-	    {"http", PROBE_HTTP, HTTP_BUSYBOX_200, strlen(HTTP_BUSYBOX_200)},
+	    {"http", PROBE_HTTP, REC("http_busybox_200")},
 	};
 	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
 		for (size_t j = 0; j < sizeof(protocol_kinds) / sizeof(protocol_kinds[0]); j++) {
