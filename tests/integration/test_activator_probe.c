@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "evloop.h"
 #include "fixture.h"
 #include "harness.h"
+#include "netns.h"
 #include "tcp.h"
 
 /* Outside the redirect set: the loop's own echo service. */
@@ -159,9 +161,11 @@ static void *script_main(void *arg)
 	return NULL;
 }
 
+/* On 127.0.0.1:SERVICE_PORT, unless s->lfd listens already. */
 static void script_start(struct script *s, struct thread *t)
 {
-	s->lfd = tcp_listen("127.0.0.1", SERVICE_PORT);
+	if (s->lfd <= 0)
+		s->lfd = tcp_listen("127.0.0.1", SERVICE_PORT);
 	ASSERT_TRUE(s->lfd >= 0);
 	thread_start(t, script_main, s);
 }
@@ -621,4 +625,56 @@ TEST(test_a_probe_during_a_stop_with_nobody_held_ends_without_a_failure)
 	ASSERT_EQ_U(counters(f).wakes_failed, 0);
 	/* And the service can be probed again, as a new wake. */
 	ASSERT_OK(activator_service_probe(f->act, SERVICE_ID, &probe));
+}
+
+/* A listener on 127.0.0.1:port of the namespace ns_fd (the socket stays there). */
+static int listen_in_netns(int ns_fd, uint16_t port)
+{
+	int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	ASSERT_TRUE(home >= 0);
+	ASSERT_OK(setns(ns_fd, CLONE_NEWNET));
+	int fd = tcp_listen("127.0.0.1", port);
+	ASSERT_OK(setns(home, CLONE_NEWNET));
+	close(home);
+	return fd;
+}
+
+TEST(test_a_protocol_probe_runs_in_the_services_namespace_not_at_a_proxy)
+{
+	/* A proxy on the published port says PONG from the start; the
+	 * service's own port, in its namespace, is still loading. */
+	static const char loading[] = "-LOADING Redis is loading the dataset in memory\r\n";
+	struct script proxy = {.ready = "+PONG\r\n", .ready_len = 7, .phase = 1};
+	struct script own = {.not_ready = loading,
+			     .not_ready_len = strlen(loading),
+			     .ready = "+PONG\r\n",
+			     .ready_len = 7};
+	struct client c = {0};
+	struct thread ct, pt, ot;
+	struct fixture *f = held_fixture(10000, &c, &ct);
+	int peer_fd;
+	ASSERT_OK(netns_add_peer("10.213.0.1/24", "10.213.0.2/24", &peer_fd));
+	test_defer_close(peer_fd);
+	own.lfd = listen_in_netns(peer_fd, 8080);
+	script_start(&proxy, &pt);
+	script_start(&own, &ot);
+	struct sockaddr_storage dst;
+	socklen_t len;
+	ASSERT_OK(tcp_sockaddr("127.0.0.1", 8080, &dst, &len));
+	struct probe_spec spec = {.kind = PROBE_REDIS};
+	struct activator_probe probe = {.dst = &dst, .netns_fd = peer_fd, .spec = &spec};
+	ASSERT_OK(activator_service_probe(f->act, SERVICE_ID, &probe));
+	evloop_run_until(f->base, probes_answered, &own, 5000, "three LOADING answers");
+	ASSERT_EQ_U(f->ready, 0);
+	own.phase = 1;
+	evloop_run_until(f->base, ready_or_failed, f, 5000, "the probe to find it ready");
+	thread_finish(f, &ct, 5000, "the client's answer");
+	script_stop(f, &own, &ot);
+	script_stop(f, &proxy, &pt);
+	ASSERT_EQ_U(f->ready, 1);
+	ASSERT_EQ_U(c.answered, 1);
+	/* Relayed through the published port; never probed there. */
+	ASSERT_EQ_U(proxy.served, 1);
+	ASSERT_EQ_U(proxy.probes[1], 0);
+	ASSERT_EQ_U(own.probes[1], 1);
 }
