@@ -18,7 +18,7 @@ enum probe_kind {
 	PROBE_HEALTHCHECK, /* the container's own health command exits 0 */
 };
 
-/* "/" plus at most this many bytes; printable ASCII, no space. */
+/* At most this many bytes, the leading "/" included; printable ASCII, no space. */
 #define PROBE_HTTP_PATH_MAX 200
 
 struct probe_spec {

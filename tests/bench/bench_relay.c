@@ -149,8 +149,9 @@ static void service_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t tot
 	(void)total_us;
 }
 
-static void wake_failed(void *ud, uint64_t id, int reason)
+static void wake_failed(void *ud, uint64_t id, int reason, const char *last_answer)
 {
+	(void)last_answer;
 	(void)ud;
 	(void)id;
 	fprintf(stderr, "bench: wake failed: %s\n", strerror(-reason));

@@ -28,6 +28,7 @@ max_len() {
 	case $1 in
 	http_parse | control_request) echo 70000 ;;
 	duration) echo 64 ;;
+	probe_answer) echo 2048 ;;
 	*) echo 16384 ;;
 	esac
 }
