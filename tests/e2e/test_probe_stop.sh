@@ -73,9 +73,9 @@ test_request_during_the_stop_of_a_sigterm_ignoring_container_cancels_it() {
 	page_ok "$IGN_PORT" 5 || fail "no page after the grace period"
 }
 
-# It stops serving at SIGTERM and exits 2 s later: the held client is served
+# It stops serving at SIGTERM and exits 3 s later: the held client is served
 # by the next start, not by the container that is going away.
-readonly SLOW_QUIT='httpd -f -p 80 -h /www & h=$!; trap "echo stopping; kill $h; sleep 2; exit 0" TERM; wait'
+readonly SLOW_QUIT='httpd -f -p 80 -h /www & h=$!; trap "echo stopping; kill $h; sleep 3; exit 0" TERM; wait'
 
 test_request_during_the_stop_of_an_exiting_container_is_served_by_its_restart() {
 	local name=quit-$RT started ms wakes cancelled
