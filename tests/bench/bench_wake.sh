@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # make bench, sections 1 and 2: cold wakes on Podman and Docker against a
-# direct start through the same API, and the warm path with and without
-# dozed. Real runtimes from tests/runtime-env.sh, removed at the end.
+# direct start through the same API (busybox httpd, then PostgreSQL and Redis
+# with its data set, images from tests/runtime-env.sh image), and the warm
+# path with and without dozed, in alternated windows (ABBA pairs). Real
+# runtimes from tests/runtime-env.sh, removed at the end.
 # BENCH_QUICK=1 (make check, tests/bench/quick.sh): every step once, tiny —
-# 2 wakes, one burst of 20, one warm round of 0.3 s, 2 idle services for 1 s
-# — and nothing written to tests/bench/results.
+# 2 busybox wakes and 1 of each server, one burst of 20, one warm pair of
+# 0.3 s windows, 2 idle services for 1 s — and nothing written to
+# tests/bench/results.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 if [ "${BENCH_QUICK:-0}" != 0 ]; then
-	QUICK=1 RUNS=2 ROUNDS=1 BURST=20 WARM_S=0.3 N_IDLE=2 IDLE_S=1
+	QUICK=1 RUNS=2 PROTO_RUNS=1 ROUNDS=1 BURST=20 N_IDLE=2 IDLE_S=1
+	WARM_S=0.3 WARM_MIN_PAIRS=1 WARM_MAX_PAIRS=1
 else
-	QUICK="" RUNS=${WAKE_RUNS:-20} ROUNDS=5 BURST=200 WARM_S=2 N_IDLE=${IDLE_SERVICES:-20} IDLE_S=10
+	QUICK="" RUNS=${WAKE_RUNS:-20} PROTO_RUNS=${WAKE_PROTO_RUNS:-10}
+	ROUNDS=${BURST_ROUNDS:-5} BURST=${BURST_CLIENTS:-200} N_IDLE=${IDLE_SERVICES:-20} IDLE_S=10
+	# Warm: pairs of WARM_S windows until the pairwise ratio's 95 % interval
+	# is narrower than ±WARM_HALF_CI (looked at every 10 pairs), from
+	# WARM_MIN_PAIRS to WARM_MAX_PAIRS of them.
+	WARM_S=${WARM_S:-0.25} WARM_MIN_PAIRS=${WARM_MIN_PAIRS:-30}
+	WARM_MAX_PAIRS=${WARM_MAX_PAIRS:-120} WARM_HALF_CI=${WARM_HALF_CI:-0.02}
 fi
 ENV=tests/runtime-env.sh
+# The server images' tars (tests/images/mkimage.sh, named by its hash) are
+# built once and kept beside the build, not once per run.
+DOZED_IMAGE_CACHE=${DOZED_IMAGE_CACHE:-$(realpath -m "$BUILD")/image-cache}
+export DOZED_IMAGE_CACHE
 WORK=$(mktemp -d /tmp/dozed-bench.XXXXXX)
 RTDIR=$WORK/rt
 DOZED_PID=""
@@ -37,9 +51,9 @@ start_dozed() { # runtime
 		--control "$WORK/$1.ctl" --state-dir "$WORK/$1.state" --nft-table dozedbench \
 		--log-level warning 2>>"$WORK/$1.dozed.log" &
 	DOZED_PID=$!
-	for _ in $(seq 200); do
+	for _ in $(seq 1000); do
 		"$BUILD/dozectl" --control "$WORK/$1.ctl" list >/dev/null 2>&1 && return 0
-		sleep 0.05
+		sleep 0.01
 	done
 	echo "bench: dozed did not start; see $WORK/$1.dozed.log" >&2
 	return 1
@@ -62,16 +76,37 @@ keep() { # file name: into tests/bench/results, unless a quick run
 port=18300
 warm=$WORK/warm.csv
 burst=$WORK/burst.csv
+warm_took=""
 state_of() { # runtime name
 	"$BUILD/dozectl" --control "$WORK/$1.ctl" status "$2" --json | jq -r .service.state
 }
 wait_state() { # runtime name state
-	for _ in $(seq 400); do
+	for _ in $(seq 2000); do
 		[ "$(state_of "$1" "$2")" = "$3" ] && return 0
-		sleep 0.05
+		sleep 0.01
 	done
 	echo "bench: $2 never became $3" >&2
 	return 1
+}
+# The warm path's switch: dozed running and the service awake (counter
+# attached, table in place), or no dozed and no table.
+warm_switch() { # runtime name mode
+	if [ "$3" = "with dozed" ]; then
+		start_dozed "$1"
+		wait_state "$1" "$2" awake
+	else
+		stop_dozed
+		in_ns nft delete table inet dozedbench
+	fi
+}
+# A server of tests/runtime-env.sh image KIND, published on 127.0.0.1:HOSTPORT.
+create_server() { # runtime kind name hostport
+	local cport=5432
+	[ "$2" = redis ] && cport=6379
+	local -a args=(run -d --name "$3" -p "127.0.0.1:$4:$cport")
+	# As runtime-env.sh create does: Podman's containers under its cgroup.
+	[ "$1" = podman ] && args+=(--cgroup-parent "/$(basename "$(cat "$RTDIR/cgroup")")/podman")
+	"$ENV" cli "$RTDIR" "$1" "${args[@]}" "dozed-test/$2:latest" >/dev/null
 }
 # One burst of BURST clients at once (tests/burst.sh): "ms,answered".
 burst_once() { # port
@@ -88,8 +123,7 @@ for rt in podman docker; do
 	in_ns "$BUILD/tests/bench/bench_wake" wake "$RTDIR/$rt.sock" "$name" $port "$WORK/$rt.ctl" \
 		"$RUNS" "$rt"
 
-	# Warm: awake and managed (its port out of the set, the table in place)
-	# against no dozed at all (table gone), alternated.
+	# Managed from here on: the burst's cold wakes, the warm path's windows.
 	"$BUILD/dozectl" --control "$WORK/$rt.ctl" enable "$name" >/dev/null
 
 	# Burst: 200 clients at once to the awake service, and the same 200 held
@@ -101,14 +135,57 @@ for rt in podman docker; do
 		wait_state $rt "$name" asleep
 		echo "$rt,cold wake,$(burst_once $port)" >>"$burst"
 	done
-	for round in $(seq "$ROUNDS"); do
-		in_ns "$BUILD/tests/bench/bench_wake" warm $port "$WARM_S" "$rt,with dozed" >>"$warm"
-		stop_dozed
-		in_ns nft delete table inet dozedbench
-		in_ns "$BUILD/tests/bench/bench_wake" warm $port "$WARM_S" "$rt,without dozed" >>"$warm"
-		[ "$round" -lt "$ROUNDS" ] && start_dozed $rt
+	# Warm: ABBA pairs of windows, so consecutive windows share a side and
+	# each pair costs one switch; dozed is left stopped and its table gone.
+	warm_mode="with dozed"
+	wait_state $rt "$name" awake
+	warm_t0=$SECONDS
+	for ((pair = 0; pair < WARM_MAX_PAIRS; pair++)); do
+		if ((pair >= WARM_MIN_PAIRS && pair % 10 == 0)); then
+			read -r _ half < <("$BUILD/tests/bench/bench_wake" warm-ci "$warm" $rt)
+			[ "$(calc 0 "$half < $WARM_HALF_CI")" = 1 ] && break
+		fi
+		if ((pair % 2 == 0)); then
+			order=("with dozed" "without dozed")
+		else
+			order=("without dozed" "with dozed")
+		fi
+		for mode in "${order[@]}"; do
+			if [ "$mode" != "$warm_mode" ]; then
+				warm_switch $rt "$name" "$mode"
+				warm_mode=$mode
+			fi
+			in_ns "$BUILD/tests/bench/bench_wake" warm $port "$WARM_S" "$rt,$mode,$pair" >>"$warm"
+		done
 	done
+	[ "$warm_mode" = "without dozed" ] || warm_switch $rt "$name" "without dozed"
+	warm_took="$warm_took $rt $((SECONDS - warm_t0)) s,"
 	port=$((port + 1))
+done
+
+# PostgreSQL and Redis (with its data set), cold, against a direct start.
+proto_failed=""
+for rt in podman docker; do
+	in_ns() { nsenter --net="$RTDIR/ns/$rt.net" -- "$@"; }
+	start_dozed $rt
+	for kind in postgres redis; do
+		name=bench-$kind-$rt
+		if ! "$ENV" image "$RTDIR" $rt $kind >>"$WORK/env.log" 2>&1; then
+			echo "bench: tests/runtime-env.sh image $RTDIR $rt $kind failed: no $kind row" \
+				"(last lines of its log:)" >&2
+			tail -n 5 "$WORK/env.log" >&2
+			proto_failed="$proto_failed $rt/$kind"
+			continue
+		fi
+		create_server $rt $kind "$name" $port
+		in_ns "$BUILD/tests/bench/bench_wake" wake "$RTDIR/$rt.sock" "$name" $port \
+			"$WORK/$rt.ctl" "$PROTO_RUNS" "$rt" $kind || proto_failed="$proto_failed $rt/$kind"
+		"$BUILD/dozectl" --control "$WORK/$rt.ctl" disable "$name" >/dev/null 2>&1 || true
+		"$ENV" rm "$RTDIR" $rt "$name"
+		port=$((port + 1))
+	done
+	stop_dozed
+	in_ns nft delete table inet dozedbench 2>/dev/null || true
 done
 
 # The real daemon, idle, with real containers: Podman, N_IDLE services.
@@ -137,19 +214,8 @@ rss=$(awk '/^VmRSS/ {print $2}' "/proc/$DOZED_PID/status")
 } | tee "$idle"
 keep "$idle" daemon_idle.txt
 
-echo
-echo "Warm path: GET / on a new connection each, closed loop, $ROUNDS x $WARM_S s alternated (medians of rounds)"
-printf '%-8s %-15s %10s %8s %12s %12s\n' runtime dozed req/s ratio "p50 µs" "p95 µs"
-for rt in podman docker; do
-	base=""
-	for mode in "without dozed" "with dozed"; do
-		line=$(grep "^$rt,$mode," "$warm" | sort -t, -k3 -n | middle)
-		IFS=, read -r _ _ rps p50 p95 <<<"$line"
-		[ -n "$base" ] || base=$rps
-		printf '%-8s %-15s %10s %7.3fx %12s %12s\n' "$rt" "$mode" "$rps" \
-			"$(calc 6 "$rps / $base")" "$p50" "$p95"
-	done
-done
+"$BUILD/tests/bench/bench_wake" warm-table "$warm" "$WARM_S"
+echo "  (windows and switches took${warm_took%,})"
 keep "$warm" warm.csv
 
 echo
@@ -166,3 +232,7 @@ for rt in podman docker; do
 	done
 done
 keep "$burst" burst.csv
+if [ -n "$proto_failed" ]; then
+	echo "bench: no cold-wake row for:$proto_failed (see above)" >&2
+	exit 1
+fi
