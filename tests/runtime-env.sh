@@ -187,14 +187,14 @@ import_image() { # runtime
 }
 
 # The images of real servers: built by tests/images/mkimage.sh, once per
-# version of that script (its hash names the tar), under a lock, since the
-# tests import into both runtimes at once.
+# version of that script and of the server (the hash of its key names the
+# tar), under a lock, since the tests import into both runtimes at once.
 MKIMAGE=$(dirname "$0")/images/mkimage.sh
 readonly MKIMAGE
 
 server_image_tar() { # kind: prints the tar's path, building it if missing
 	local kind=$1 cache=${DOZED_IMAGE_CACHE:-$DIR/image} hash tar
-	hash=$(md5sum <"$MKIMAGE" | cut -c1-12)
+	hash=$("$MKIMAGE" key "$kind" | md5sum | cut -c1-12) || exit 1
 	tar=$cache/$kind-$hash.tar
 	mkdir -p "$cache"
 	(

@@ -16,6 +16,9 @@
 #       here) and `save` configured, so that a SIGTERM saves the data set.
 #   tests/images/mkimage.sh cmd KIND
 #       prints the --change lines (one per line) the import needs for KIND.
+#   tests/images/mkimage.sh key KIND
+#       prints what the tar is made from (this script, the server binary's size
+#       and time, REDIS_KEYS): a cache of tars names them by its hash.
 #
 # The tar is written to OUT.tar.tmp and renamed: a failed build leaves no tar.
 set -euo pipefail
@@ -77,10 +80,11 @@ build_postgres() { # root tmp
 	echo "postgres:x:$gid:" >>"$root/etc/group"
 
 	# initdb refuses root: it runs as postgres in a directory it may enter.
+	# 1 MB WAL segments instead of 16: a smaller tar to import.
 	chmod 0711 "$tmp"
 	install -d -o postgres -g postgres -m 0700 "$tmp/data"
 	runuser -u postgres -- env TZ=UTC "$PG_BIN/initdb" -D "$tmp/data" -U postgres \
-		--auth=trust --locale=C -E UTF8 --no-sync -L "$PG_SHARE" >"$tmp/initdb.log" 2>&1 ||
+		--auth=trust --locale=C -E UTF8 --no-sync --wal-segsize=1 -L "$PG_SHARE" >"$tmp/initdb.log" 2>&1 ||
 		die "initdb failed: $(tail -n 5 "$tmp/initdb.log")"
 	cat >>"$tmp/data/postgresql.conf" <<'EOF'
 # dozed test image
@@ -159,12 +163,25 @@ print_changes() { # kind
 	esac
 }
 
+print_key() { # kind
+	local bin
+	case $1 in
+	postgres) bin=$PG_BIN/postgres ;;
+	redis) bin=$(command -v redis-server) || die "missing redis-server (Debian package redis-server)" ;;
+	*) die "unknown image kind $1 (postgres or redis)" ;;
+	esac
+	md5sum <"$0"
+	stat -L -c '%n %s %Y' "$bin" || die "missing $bin"
+	[ "$1" = redis ] && echo "keys $REDIS_KEYS"
+	return 0
+}
+
 main() {
 	local kind=${1:-} out=${2:-}
-	if [ "$kind" = cmd ]; then
-		print_changes "$out"
-		return
-	fi
+	case $kind in
+	cmd) print_changes "$out" && return ;;
+	key) print_key "$out" && return ;;
+	esac
 	{ [ -n "$kind" ] && [ -n "$out" ]; } || die "usage: $0 postgres|redis OUT.tar | cmd KIND"
 	[ "$(id -u)" -eq 0 ] || die "must run as root (initdb as postgres, file owners in the tar)"
 	local tmp
