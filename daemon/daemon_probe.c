@@ -16,7 +16,7 @@
 #include "dozed/log.h"
 #include "dozed/runtime.h"
 #include "dozed/settings.h"
-#include "health.h"
+#include "dozed/health.h"
 
 /* Where to probe when no client waits: the published port on this host. */
 static void probe_destination(const struct service *s, struct sockaddr_storage *dst)

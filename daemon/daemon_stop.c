@@ -181,9 +181,14 @@ static void stop_inspected(int err, const struct runtime_error *error,
 		 c->stop_signal && c->stop_signal[0] ? c->stop_signal : "SIGTERM");
 	if (d->cfg.stop_timeout_set)
 		x->stop_grace_s = d->cfg.stop_timeout_s;
+	else if (c->stop_timeout_s > 0)
+		x->stop_grace_s = (unsigned)c->stop_timeout_s;
 	else
-		x->stop_grace_s =
-		    c->stop_timeout_s >= 0 ? (unsigned)c->stop_timeout_s : DOZED_STOP_TIMEOUT_DEFAULT_S;
+		/* Unset, or 0: a container made through Podman's compat API
+		 * (docker-compose) says 0 though nobody asked for it, and a
+		 * SIGKILL at once would lose what a graceful stop saves (a Redis
+		 * dump). --stop-timeout 0 is there for those who want it. */
+		x->stop_grace_s = DOZED_STOP_TIMEOUT_DEFAULT_S;
 	stop_signal(d, s);
 }
 

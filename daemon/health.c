@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The healthcheck probe: the container's health command through runtime_exec,
  * again after each failed run, until it passes or the deadline. */
-#include "health.h"
+#include "dozed/health.h"
 
 #include <errno.h>
 #include <event2/event.h>

@@ -11,7 +11,7 @@
 #include "daemon_internal.h"
 #include "dozed/egress_counter.h"
 #include "dozed/log.h"
-#include "health.h"
+#include "dozed/health.h"
 
 static void svc_extra_timer_cb(evutil_socket_t fd, short what, void *arg)
 {

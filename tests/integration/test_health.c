@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dozed/health.h"
 #include "dozed/macro.h"
 #include "dozed/runtime.h"
 #include "evloop.h"
@@ -19,16 +20,6 @@
 #include "harness.h"
 #include "netns.h"
 #include "rtenv.h"
-
-/* daemon/health.h, private to daemon/ (the include rules keep tests out of
- * it): its declarations, as they are there. */
-struct health_check;
-typedef void (*health_done_fn)(void *userdata, int result, const char *last_answer);
-int health_check_start(struct event_base *base, struct runtime *rt, const char *container_id,
-		       char *const *argv, size_t argc, uint64_t cmd_timeout_us,
-		       uint64_t interval_us, uint64_t deadline_us, health_done_fn done,
-		       void *userdata, struct health_check **out);
-void health_check_free(struct health_check *h);
 
 void test_suite_teardown(void)
 {
