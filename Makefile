@@ -137,7 +137,8 @@ check: deps-if-missing
 # that no longer runs fails here. The fuzzers come last, FUZZ_CHECK_SECONDS
 # each, counted with the rest.
 test: $(BINS) $(TESTS) $(BENCHES) $(FUZZ_BINS)
-	BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) tests/run.sh $(TESTS) $(E2E) \
+	BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_CHECK_SECONDS) DOZED_IMAGE_CACHE=$(abspath $(BUILD))/image-cache \
+		tests/run.sh $(TESTS) $(E2E) \
 		tests/bench/quick.sh tests/fuzz/run.sh
 
 fuzz-build: $(FUZZ_BINS)

@@ -112,6 +112,7 @@ static void ops_runtime_start(void *ud, struct service *s)
 {
 	struct svc_extra *x = svc_extra_of(s);
 	x->probe_vanished = 0; /* a new wake */
+	x->health_started_us = 0;
 	evtimer_del(x->probe_retry);
 	runtime_start_service(ud, s);
 }
@@ -336,6 +337,13 @@ static void act_wake_requested(void *ud, uint64_t id, const struct sockaddr_stor
 static void act_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t total_us)
 {
 	struct dozed *d = ud;
+	struct service *s = service_find_by_id(d->services, id);
+	struct svc_extra *x = s ? svc_extra_of(s) : NULL;
+	if (x && x->health_started_us) {
+		/* The activator saw only the connect after the health command. */
+		probe_us = clock_monotonic_us() - x->health_started_us;
+		x->health_started_us = 0;
+	}
 	service_on_ready(d->services, id, probe_us, total_us);
 }
 

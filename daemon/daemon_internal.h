@@ -93,6 +93,7 @@ struct svc_extra {
 	pid_t health_pid;	     /* of the container it runs in, for the connect after */
 	char health_ip[46];
 	bool health_passed; /* probing once more, by connect, after it passed */
+	uint64_t health_started_us; /* this wake's health command, for its probe time */
 	/* daemon_stop.c: the stop under way, its call out (inspect, signal, then
 	 * the wait for its exit), the SIGKILL at the end of its grace. */
 	bool stopping, stop_killed;

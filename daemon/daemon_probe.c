@@ -113,6 +113,7 @@ static void probe_health(struct dozed *d, struct service *s, const struct runtim
 	if (x->health)
 		return; /* one under way: it reports for this wake */
 	x->health_pid = c->pid;
+	x->health_started_us = clock_monotonic_us();
 	snprintf(x->health_ip, sizeof(x->health_ip), "%s", c->ip);
 	int r = health_check_start(d->base, d->runtime, s->container_id, c->health_cmd,
 				   c->n_health_cmd, c->health_timeout_us, d->cfg.probe_interval_us,

@@ -488,9 +488,13 @@ void service_on_stop_done(struct service_registry *r, uint64_t id, int err, cons
 	}
 	s->running = false;
 	if (held || s->start_after_stop) {
+		snprintf(s->last_stop, sizeof(s->last_stop),
+			 "finished, then started again for a %s that came during it",
+			 held ? "client" : "command");
 		begin_wake(r, s, NULL, held ? "connection during stop" : "command during stop");
 		return;
 	}
+	snprintf(s->last_stop, sizeof(s->last_stop), "finished");
 	enter(r, s, SERVICE_ASLEEP);
 	set_reason(s, "asleep; wakes on the next connection");
 }
@@ -571,6 +575,8 @@ static void cancel_sleep(struct service_registry *r, struct service *s, uint64_t
 	become_awake(r, s);
 	set_reason(s, "awake: a client came during its stop and it still served, so the stop was "
 		      "cancelled");
+	snprintf(s->last_stop, sizeof(s->last_stop),
+		 "cancelled: a client came during it and the container still served");
 	emit(r, s, "sleep_cancelled", facts);
 	if (s->disabling)
 		disable_now(r, s);

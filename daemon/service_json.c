@@ -64,6 +64,8 @@ struct json_object *service_to_json(struct service_registry *r, struct service *
 		json_object_object_add(o, "probe_used", json_object_new_string(s->probe_used));
 	json_object_object_add(o, "sleeps_cancelled",
 			       json_object_new_int64((int64_t)s->sleeps_cancelled));
+	if (s->last_stop[0])
+		json_object_object_add(o, "last_stop", json_object_new_string(s->last_stop));
 	uint64_t last =
 	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
 	if (s->state == SERVICE_AWAKE) {

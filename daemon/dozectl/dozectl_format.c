@@ -226,6 +226,7 @@ void dozectl_print_status(FILE *out, struct json_object *s)
 	print_kv_u64(out, s, "wakes", "wakes:");
 	if (get_u64(s, "sleeps_cancelled", &v) && v > 0)
 		print_kv_u64(out, s, "sleeps_cancelled", "sleeps cancelled:");
+	print_kv_str(out, s, "last_stop", "last stop:");
 	print_kv_u64(out, s, "held", "held:");
 	print_kv_u64(out, s, "waiting", "waiting:");
 	if (get_u64(s, "egress_bytes", &v)) {

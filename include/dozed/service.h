@@ -96,6 +96,8 @@ struct service {
 	bool start_after_stop; /* a client came while stopping */
 	bool stop_probing;     /* SLEEPING: the still running container is probed */
 	unsigned sleeps_cancelled;
+	/* How the last stop of a sleep ended, for users; "" before the first. */
+	char last_stop[128];
 	bool disabling;	       /* woken to be disabled: let go once it answers */
 	bool wake_when_known;  /* UNKNOWN: a client came; wake once reconciled */
 	char reason[320];      /* why it is in its state, for users */

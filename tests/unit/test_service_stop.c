@@ -41,6 +41,7 @@ TEST(test_a_container_that_still_serves_has_its_stop_cancelled)
 	ASSERT_EQ_U(fact("probe_ms"), 3);
 	ASSERT_CONTAINS(s->reason, "stop was cancelled");
 	ASSERT_EQ_U(s->sleeps_cancelled, 1);
+	ASSERT_CONTAINS(s->last_stop, "cancelled");
 	ASSERT_EQ_U(s->wakes, 0); /* it never slept */
 	ASSERT_EQ_U(F.timer_at, F.now + 10 * SEC);
 	/* The stop's late end (a cancelled call that still answered) changes nothing. */
@@ -73,6 +74,7 @@ TEST(test_a_container_that_no_longer_serves_is_started_again_after_its_stop)
 	ASSERT_EQ_U(s->state, SERVICE_WAKING);
 	ASSERT_STREQ(F.log, "probe-cancel web;event wake web;start web;");
 	ASSERT_STREQ(fact_str("trigger"), "connection during stop");
+	ASSERT_STREQ(s->last_stop, "finished, then started again for a client that came during it");
 	service_on_start_done(F.reg, s->id, 0, NULL);
 	service_on_ready(F.reg, s->id, 1000, 1000);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
