@@ -200,7 +200,7 @@ TEST(test_usage_shows_the_defaults_as_a_user_writes_them)
 	    "(default 10m, at least 1s)",
 	    "(default 30ms,",
 	    "(default 10s, from",
-	    "(default 10, 0-3600)",
+	    "stop timeout, else 10)",
 	    "(default 4096, 1-1000000)",
 	    "256 or max-held if smaller",
 	    "(default 30s, 1s to",
