@@ -92,7 +92,7 @@ struct svc_extra {
 	struct health_check *health; /* a healthcheck probe under way */
 	pid_t health_pid;	     /* of the container it runs in, for the connect after */
 	char health_ip[46];
-	bool health_passed; /* probing once more, by connect, after it passed */
+	bool health_passed;	    /* probing once more, by connect, after it passed */
 	uint64_t health_started_us; /* this wake's health command, for its probe time */
 	/* daemon_stop.c: the stop under way, its call out (inspect, signal, then
 	 * the wait for its exit), the SIGKILL at the end of its grace. */
@@ -101,8 +101,8 @@ struct svc_extra {
 	struct event *stop_grace;
 	unsigned stop_grace_s;
 	char stop_signal[24];
-	pid_t stop_pid;		     /* its init, as the stop's inspect saw it */
-	uint64_t stop_signalled_us;  /* when the stop signal was asked for; 0: not yet */
+	pid_t stop_pid;		    /* its init, as the stop's inspect saw it */
+	uint64_t stop_signalled_us; /* when the stop signal was asked for; 0: not yet */
 	char last_unknown_why[512]; /* logged once per distinct cause */
 };
 
@@ -115,8 +115,8 @@ struct pending_op {
 	/* enable: the settings asked for */
 	struct service_settings settings;
 	uint64_t exit_code; /* PENDING_EXITED: the code the logs are read for */
-	bool from_label; /* settings come from the container's labels */
-	char *container; /* as the user named it */
+	bool from_label;    /* settings come from the container's labels */
+	char *container;    /* as the user named it */
 };
 
 struct pending_op *pending_op_new(struct dozed *d, enum pending_kind kind, uint64_t service_id);

@@ -178,9 +178,8 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 	}
 	if (s->state == SERVICE_SLEEPING && netns_fd < 0 && !own_address)
 		return; /* a proxy on the published port would answer for a dying container */
-	struct activator_probe probe = {.netns_fd = -1,
-					.spec = &spec,
-					.during_stop = s->state == SERVICE_SLEEPING};
+	struct activator_probe probe = {
+	    .netns_fd = -1, .spec = &spec, .during_stop = s->state == SERVICE_SLEEPING};
 	if (netns_fd >= 0) {
 		probe_destination_in_container(s, c->ip[0] ? c->ip : NULL, &dst);
 		probe.dst = &dst;

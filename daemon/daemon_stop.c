@@ -104,7 +104,8 @@ uint64_t dozed_stop_probe_delay_us(struct dozed *d, struct service *s)
 	if (!x->stopping || x->stop_signalled_us == 0)
 		return 0;
 	int signo = proc_signal_parse(x->stop_signal);
-	int caught = signo > 0 && x->stop_pid > 0 ? proc_signal_caught(x->stop_pid, signo) : -EINVAL;
+	int caught =
+	    signo > 0 && x->stop_pid > 0 ? proc_signal_caught(x->stop_pid, signo) : -EINVAL;
 	if (caught == 0)
 		return 0; /* dropped by the kernel: it serves until the SIGKILL */
 	uint64_t since = clock_monotonic_us() - x->stop_signalled_us;
@@ -123,8 +124,8 @@ void dozed_stop_grace_over(struct dozed *d, struct service *s)
 	log_notice("%s: still running %us after %s: sending SIGKILL", s->name, x->stop_grace_s,
 		   x->stop_signal);
 	struct pending_op *op = pending_op_new(d, PENDING_STOP, s->id);
-	int r = op ? runtime_kill(d->runtime, s->container_id, "SIGKILL", stop_killed, op)
-		   : -ENOMEM;
+	int r =
+	    op ? runtime_kill(d->runtime, s->container_id, "SIGKILL", stop_killed, op) : -ENOMEM;
 	if (r < 0) {
 		pending_op_free(op);
 		log_warning_errno(r, "%s: cannot send SIGKILL", s->name);

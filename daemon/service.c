@@ -569,7 +569,8 @@ static void cancel_sleep(struct service_registry *r, struct service *s, uint64_t
 	redirect_remove(r, s);
 	s->sleeps_cancelled++;
 	struct json_object *facts = facts_new();
-	facts_add_str(facts, "reason", "a client came during the stop and the container still served");
+	facts_add_str(facts, "reason",
+		      "a client came during the stop and the container still served");
 	facts_add_int(facts, "stopping_ms", (int64_t)((t - s->state_since_us) / 1000));
 	facts_add_int(facts, "probe_ms", (int64_t)(probe_us / 1000));
 	become_awake(r, s);

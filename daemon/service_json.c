@@ -59,7 +59,8 @@ struct json_object *service_to_json(struct service_registry *r, struct service *
 			       json_object_new_string(settings_wake_on_to_string(s->wake_on_data)));
 	char probe[PROBE_HTTP_PATH_MAX + 16];
 	json_object_object_add(
-	    o, "probe", json_object_new_string(settings_probe_to_string(&s->probe, probe, sizeof(probe))));
+	    o, "probe",
+	    json_object_new_string(settings_probe_to_string(&s->probe, probe, sizeof(probe))));
 	if (s->probe_used[0])
 		json_object_object_add(o, "probe_used", json_object_new_string(s->probe_used));
 	json_object_object_add(o, "sleeps_cancelled",

@@ -31,9 +31,9 @@ static bool ops_complete(const struct service_ops *ops)
 {
 	return ops->now_us && ops->redirect_add && ops->redirect_remove && ops->runtime_stop &&
 	       ops->runtime_start && ops->runtime_stop_cancel && ops->activator_starting &&
-	       ops->activator_probe_cancel && ops->activator_failed &&
-	       ops->activator_held && ops->activator_waiting && ops->egress_read &&
-	       ops->timer_set && ops->emit && ops->forget && ops->state_changed;
+	       ops->activator_probe_cancel && ops->activator_failed && ops->activator_held &&
+	       ops->activator_waiting && ops->egress_read && ops->timer_set && ops->emit &&
+	       ops->forget && ops->state_changed;
 }
 
 int service_registry_new(const struct service_ops *ops, void *ud, struct service_registry **out)

@@ -66,12 +66,15 @@ const char *settings_wake_on_to_string(bool data)
 	return data ? "data" : "connect";
 }
 
-#define PROBE_EXPECTED \
-	"expected auto, tcp, http, http:/PATH, postgres, redis, mysql or healthcheck"
+#define PROBE_EXPECTED "expected auto, tcp, http, http:/PATH, postgres, redis, mysql or healthcheck"
 
 static const char *const probe_kind_names[] = {
-    [PROBE_AUTO] = "auto",	   [PROBE_TCP] = "tcp",	    [PROBE_HTTP] = "http",
-    [PROBE_POSTGRES] = "postgres", [PROBE_REDIS] = "redis", [PROBE_MYSQL] = "mysql",
+    [PROBE_AUTO] = "auto",
+    [PROBE_TCP] = "tcp",
+    [PROBE_HTTP] = "http",
+    [PROBE_POSTGRES] = "postgres",
+    [PROBE_REDIS] = "redis",
+    [PROBE_MYSQL] = "mysql",
     [PROBE_HEALTHCHECK] = "healthcheck",
 };
 

@@ -348,8 +348,8 @@ static struct json_object *service_to_json(const struct state_service *s)
 	char probe[PROBE_HTTP_PATH_MAX + 16];
 	if (s->probe.kind != PROBE_AUTO &&
 	    add_field(o, "probe",
-		      json_object_new_string(settings_probe_to_string(&s->probe, probe,
-								       sizeof(probe)))) < 0)
+		      json_object_new_string(
+			  settings_probe_to_string(&s->probe, probe, sizeof(probe)))) < 0)
 		return NULL;
 	if (s->n_ports == 0)
 		return TAKE_PTR(o);

@@ -129,10 +129,14 @@ static const char *option_name(unsigned opt)
 static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option options[] = {
-	    {"control", required_argument, NULL, 'c'}, {"idle", required_argument, NULL, 'i'},
-	    {"wake-on", required_argument, NULL, 'w'}, {"json", no_argument, NULL, 'j'},
-	    {"follow", no_argument, NULL, 'f'},	       {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},       {"probe", required_argument, NULL, 'p'},
+	    {"control", required_argument, NULL, 'c'},
+	    {"idle", required_argument, NULL, 'i'},
+	    {"wake-on", required_argument, NULL, 'w'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"follow", no_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"probe", required_argument, NULL, 'p'},
 	    {0},
 	};
 	const char *positional[3] = {0};

@@ -98,9 +98,9 @@ struct service {
 	unsigned sleeps_cancelled;
 	/* How the last stop of a sleep ended, for users; "" before the first. */
 	char last_stop[128];
-	bool disabling;	       /* woken to be disabled: let go once it answers */
-	bool wake_when_known;  /* UNKNOWN: a client came; wake once reconciled */
-	char reason[320];      /* why it is in its state, for users */
+	bool disabling;	      /* woken to be disabled: let go once it answers */
+	bool wake_when_known; /* UNKNOWN: a client came; wake once reconciled */
+	char reason[320];     /* why it is in its state, for users */
 
 	struct service *next;
 	void *userdata; /* the daemon's per-service state */

@@ -46,9 +46,9 @@
 /* The settings a service may have of its own; a new one is a field, a parser
  * and a row of settings.c's key table. */
 struct service_settings {
-	uint64_t idle_us;  /* meaningful when idle_set; else the daemon's --idle */
-	bool idle_set;	   /* idle was given */
-	bool wake_on_data; /* wake on a client's first bytes instead of its connect */
+	uint64_t idle_us;	 /* meaningful when idle_set; else the daemon's --idle */
+	bool idle_set;		 /* idle was given */
+	bool wake_on_data;	 /* wake on a client's first bytes instead of its connect */
 	struct probe_spec probe; /* how a wake is judged ready; zeroed: auto */
 };
 

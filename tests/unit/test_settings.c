@@ -161,7 +161,7 @@ TEST(test_settings_set_leaves_the_settings_on_a_bad_value_or_key)
 
 TEST(test_settings_parse_probe_reads_every_kind_and_prints_it_back)
 {
-	static const char *const kinds[] = {"auto",  "tcp",   "http",	    "http:/health?x=1",
+	static const char *const kinds[] = {"auto",	"tcp",	 "http",  "http:/health?x=1",
 					    "postgres", "redis", "mysql", "healthcheck"};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		struct probe_spec p;
@@ -182,9 +182,9 @@ TEST(test_settings_parse_probe_reads_every_kind_and_prints_it_back)
 
 TEST(test_settings_parse_probe_refuses_unknown_kinds_and_bad_paths)
 {
-	static const char *const bad[] = {"",	   "TCP",     "postgresql", "tcp:",
-					  "http:", "http:x",  "http:/a b",  "http:/a\r\nX: y",
-					  "redis:/", "auto ", "mysql:3306"};
+	static const char *const bad[] = {"",	     "TCP",    "postgresql", "tcp:",
+					  "http:",   "http:x", "http:/a b",  "http:/a\r\nX: y",
+					  "redis:/", "auto ",  "mysql:3306"};
 	struct probe_spec p = {.kind = PROBE_REDIS};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *expected = NULL;
