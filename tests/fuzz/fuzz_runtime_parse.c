@@ -2,7 +2,8 @@
 /*
  * The runtime's JSON: every line of the input as an /events line (as the
  * event stream splits them), and the whole input as an inspect answer, a
- * container list and an error body. Whatever the runtime sends, the daemon
+ * container list, a wait, an exec's create and inspect answers and an error
+ * body. Whatever the runtime sends, the daemon
  * gets a container, an event or an error, with the promised invariants.
  */
 #include <errno.h>
@@ -22,6 +23,12 @@ static void check_container(const struct runtime_container *c)
 	}
 	for (size_t i = 0; i < c->n_labels; i++)
 		FUZZ_ASSERT(c->labels[i].key && c->labels[i].value);
+	/* What the stop and the healthcheck probe take from it. */
+	FUZZ_ASSERT((c->n_health_cmd > 0) == (c->health_cmd != NULL));
+	for (size_t i = 0; i < c->n_health_cmd; i++)
+		FUZZ_ASSERT(c->health_cmd[i]);
+	FUZZ_ASSERT(memchr(c->health_status, '\0', sizeof(c->health_status)));
+	FUZZ_ASSERT(c->stop_timeout_s >= -1);
 }
 
 static void parse_event_line(const char *line, size_t len)
@@ -68,6 +75,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_container(&cs[i]);
 		runtime_containers_free(cs, n);
 	}
+
+	int code = 0;
+	if (runtime_parse_wait(text, size, &code) == 0)
+		FUZZ_ASSERT(code >= -1);
+	char *exec_id = NULL;
+	if (runtime_parse_exec_id(text, size, &exec_id) == 0)
+		FUZZ_ASSERT(exec_id && exec_id[0]);
+	free(exec_id);
+	bool running = false;
+	(void)runtime_parse_exec_inspect(text, size, &running, &code);
 
 	free(runtime_parse_error_message(text, size));
 	return 0;
