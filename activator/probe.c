@@ -17,6 +17,7 @@
 #include "dozed/log.h"
 #include "dozed/socket_util.h"
 #include "dozed/probe_answer.h"
+#include "dozed/settings.h"
 
 struct prober {
 	struct event_base *base;
@@ -159,7 +160,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct prober *p = arg;
-	const char *kind = probe_kind_word(p->kind);
+	const char *kind = settings_probe_kind_name(p->kind);
 	/* The buffer is never full here: an answer of PROBE_ANSWER_MAX bytes
 	 * has its verdict (not ready) at the latest. */
 	ssize_t n =
@@ -207,7 +208,8 @@ static void prober_connected(struct prober *p)
 	evtimer_add(p->tick, &tv);
 	p->readable = event_new(p->base, p->fd, EV_READ | EV_PERSIST, on_readable, p);
 	if (!p->readable || event_add(p->readable, NULL) < 0) {
-		prober_note(p, "%s: out of memory for the answer", probe_kind_word(p->kind));
+		prober_note(p, "%s: out of memory for the answer",
+			    settings_probe_kind_name(p->kind));
 		prober_stop_attempt(p);
 		prober_schedule(p, 0);
 		return;
@@ -242,7 +244,7 @@ static void prober_attempt(struct prober *p)
 {
 	if (p->fd >= 0 && p->talking) {
 		/* The tick ends the answer's wait. */
-		prober_note(p, "%s: %s within %llu ms", probe_kind_word(p->kind),
+		prober_note(p, "%s: %s within %llu ms", settings_probe_kind_name(p->kind),
 			    p->answer_len ? "no whole answer" : "no answer",
 			    (unsigned long long)(answer_timeout_us(p) / 1000));
 	} else if (p->fd >= 0) {
@@ -299,7 +301,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct prober *p = arg;
 	/* Nothing ended yet: what the one in flight is at. */
 	if (!p->last_answer[0] && p->fd >= 0 && p->talking)
-		prober_note(p, "%s: no answer", probe_kind_word(p->kind));
+		prober_note(p, "%s: no answer", settings_probe_kind_name(p->kind));
 	else if (!p->last_answer[0] && p->fd >= 0)
 		prober_note(p, "connect timed out");
 	prober_stop_attempt(p);
@@ -332,7 +334,7 @@ int prober_start(struct event_base *base, const struct prober_target *target, ui
 	if (r < 0) {
 		free(p);
 		return log_error_errno(r, "Cannot probe with \"%s\": not a probe of the activator",
-				       probe_kind_word(spec->kind));
+				       settings_probe_kind_name(spec->kind));
 	}
 	if (target->netns_fd >= 0) {
 		p->netns_fd = fcntl(target->netns_fd, F_DUPFD_CLOEXEC, 3);

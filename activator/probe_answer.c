@@ -6,31 +6,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dozed/settings.h"
+
 /* The PostgreSQL frontend/backend protocol 3.0, as its startup message says it. */
 #define PG_PROTOCOL_3_0 196608u
 /* SQLSTATE cannot_connect_now: starting up, shutting down, in recovery. */
 #define PG_CANNOT_CONNECT_NOW "57P03"
-
-const char *probe_kind_word(enum probe_kind kind)
-{
-	switch (kind) {
-	case PROBE_AUTO:
-		return "auto";
-	case PROBE_TCP:
-		return "tcp";
-	case PROBE_HTTP:
-		return "http";
-	case PROBE_POSTGRES:
-		return "postgres";
-	case PROBE_REDIS:
-		return "redis";
-	case PROBE_MYSQL:
-		return "mysql";
-	case PROBE_HEALTHCHECK:
-		return "healthcheck";
-	}
-	return "unknown";
-}
 
 /* --- requests ---------------------------------------------------------------- */
 
@@ -78,12 +59,12 @@ int probe_request_build(const struct probe_spec *spec, char *buf, size_t cap, si
 		return 0;
 	case PROBE_HTTP: {
 		const char *path = spec->http_path[0] ? spec->http_path : "/";
-		size_t plen = strnlen(path, sizeof(spec->http_path));
-		if (path[0] != '/' || plen > PROBE_HTTP_PATH_MAX)
+		/* Sent as is in the request line: a path that would end or split
+		 * it never reaches the wire, whoever filled spec. */
+		if (strnlen(path, sizeof(spec->http_path)) == sizeof(spec->http_path) ||
+		    !settings_probe_path_valid(path))
 			return -EINVAL;
-		for (size_t i = 0; i < plen; i++)
-			if ((unsigned char)path[i] <= ' ' || (unsigned char)path[i] >= 0x7f)
-				return -EINVAL;
+		size_t plen = strlen(path);
 		int r = request_put(buf, cap, len, "GET ", 4);
 		if (r == 0)
 			r = request_put(buf, cap, len, path, plen);
@@ -126,6 +107,19 @@ verdict(enum probe_verdict v, char *why, size_t why_len, const char *fmt, ...)
 	return v;
 }
 
+/* n bytes of an answer, at most max, as text verdict() can show: a NUL
+ * would end the quote early, so every byte that is not printable is '?'. */
+static const char *quote(const uint8_t *b, size_t n, size_t max, char *out, size_t out_len)
+{
+	size_t k = n < max ? n : max;
+	if (k >= out_len)
+		k = out_len - 1;
+	for (size_t i = 0; i < k; i++)
+		out[i] = b[i] >= ' ' && b[i] < 0x7f ? (char)b[i] : '?';
+	out[k] = '\0';
+	return out;
+}
+
 /* The answer is still growing: more, unless it closed or is too long. */
 static enum probe_verdict need_more(const char *kind, size_t len, bool eof, char *why,
 				    size_t why_len, const char *what)
@@ -164,6 +158,7 @@ static enum probe_verdict judge_http(const uint8_t *buf, size_t len, bool eof, c
 				     size_t why_len)
 {
 	static const char version[] = "HTTP/1.";
+	char q[128];
 	ssize_t line = first_line(buf, len);
 	size_t shown = line >= 0 ? (size_t)line : len;
 	/* Checked as far as it came, so garbage is told at once: "HTTP/1.",
@@ -182,11 +177,11 @@ static enum probe_verdict judge_http(const uint8_t *buf, size_t len, bool eof, c
 	}
 	if (!ok)
 		return verdict(PROBE_VERDICT_NOT_READY, why, why_len,
-			       "http: not a status line: \"%.*s\"", (int)(shown > 60 ? 60 : shown),
-			       (const char *)buf);
+			       "http: not a status line: \"%s\"",
+			       quote(buf, shown, 60, q, sizeof(q)));
 	if (len >= 12 && (line >= 0 || len >= PROBE_ANSWER_MAX))
-		return verdict(PROBE_VERDICT_READY, why, why_len, "http: %.*s",
-			       (int)(shown > 100 ? 100 : shown), (const char *)buf);
+		return verdict(PROBE_VERDICT_READY, why, why_len, "http: %s",
+			       quote(buf, shown, 100, q, sizeof(q)));
 	if (eof)
 		return verdict(PROBE_VERDICT_NOT_READY, why, why_len,
 			       "http: connection closed before a status line");
@@ -276,8 +271,9 @@ static enum probe_verdict judge_postgres(const uint8_t *buf, size_t len, bool eo
 		return need_more("postgres", len, eof, why, why_len, "a whole message");
 	if (type == 'R') {
 		if (mlen < 8)
-			return verdict(PROBE_VERDICT_READY, why, why_len,
-				       "postgres: authentication request");
+			return verdict(PROBE_VERDICT_NOT_READY, why, why_len,
+				       "postgres: a malformed authentication request (length %u)",
+				       mlen);
 		uint32_t code = get_be32(buf + 5);
 		return verdict(PROBE_VERDICT_READY, why, why_len,
 			       "postgres: authentication request (%s)", pg_auth_name(code));
@@ -300,6 +296,7 @@ static bool word_is(const uint8_t *line, size_t n, const char *word)
 static enum probe_verdict judge_redis(const uint8_t *buf, size_t len, bool eof, char *why,
 				      size_t why_len)
 {
+	char q[128];
 	if (len > 0 && buf[0] != '+' && buf[0] != '-')
 		return verdict(PROBE_VERDICT_NOT_READY, why, why_len,
 			       "redis: not a Redis answer (first byte 0x%02x)", buf[0]);
@@ -315,21 +312,22 @@ static enum probe_verdict judge_redis(const uint8_t *buf, size_t len, bool eof, 
 		if (n == 5 && memcmp(line, "PONG", 4) == 0)
 			return verdict(PROBE_VERDICT_READY, why, why_len, "redis: PONG");
 		return verdict(PROBE_VERDICT_NOT_READY, why, why_len,
-			       "redis: not an answer to PING: +%.*s", (int)ln, (const char *)line);
+			       "redis: not an answer to PING: +%s",
+			       quote(line, ln, ln, q, sizeof(q)));
 	}
 	static const char *const serving[] = {"NOAUTH", "ERR", "WRONGPASS", "NOPERM", "DENIED"};
 	for (size_t i = 0; i < sizeof(serving) / sizeof(serving[0]); i++)
 		if (word_is(line, (size_t)n - 1, serving[i]))
-			return verdict(PROBE_VERDICT_READY, why, why_len, "redis: %.*s", (int)ln,
-				       (const char *)line);
+			return verdict(PROBE_VERDICT_READY, why, why_len, "redis: %s",
+				       quote(line, ln, ln, q, sizeof(q)));
 	static const char *const busy[] = {"LOADING", "BUSY", "MASTERDOWN"};
 	for (size_t i = 0; i < sizeof(busy) / sizeof(busy[0]); i++)
 		if (word_is(line, (size_t)n - 1, busy[i]))
-			return verdict(PROBE_VERDICT_NOT_READY, why, why_len, "redis: %.*s",
-				       (int)ln, (const char *)line);
+			return verdict(PROBE_VERDICT_NOT_READY, why, why_len, "redis: %s",
+				       quote(line, ln, ln, q, sizeof(q)));
 	return verdict(PROBE_VERDICT_NOT_READY, why, why_len,
-		       "redis: %.*s (an error not known to mean serving)", (int)ln,
-		       (const char *)line);
+		       "redis: %s (an error not known to mean serving)",
+		       quote(line, ln, ln, q, sizeof(q)));
 }
 
 /* The server's first packet: a greeting of protocol 10 (its version, a
@@ -367,8 +365,9 @@ static enum probe_verdict judge_mysql(const uint8_t *buf, size_t len, bool eof, 
 		size_t at = 3;
 		if (plen >= 9 && p[3] == '#')
 			at = 9;
-		return verdict(PROBE_VERDICT_NOT_READY, why, why_len, "mysql: error %u: %.*s", code,
-			       (int)(plen - at > 100 ? 100 : plen - at), (const char *)p + at);
+		char q[128];
+		return verdict(PROBE_VERDICT_NOT_READY, why, why_len, "mysql: error %u: %s", code,
+			       quote(p + at, plen - at, 100, q, sizeof(q)));
 	}
 	return verdict(PROBE_VERDICT_NOT_READY, why, why_len,
 		       "mysql: not a protocol 10 greeting (first byte 0x%02x)", p[0]);
@@ -393,5 +392,5 @@ enum probe_verdict probe_answer_judge(enum probe_kind kind, const uint8_t *buf, 
 		break;
 	}
 	return verdict(PROBE_VERDICT_NOT_READY, why, why_len, "%s: not a probe of the activator",
-		       probe_kind_word(kind));
+		       settings_probe_kind_name(kind));
 }

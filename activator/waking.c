@@ -22,6 +22,7 @@
 #include "conntrack.h"
 #include "probe.h"
 #include "dozed/probe_answer.h"
+#include "dozed/settings.h"
 #include "relay.h"
 
 struct waking *waking_find(const struct activator *a, uint64_t id)
@@ -216,7 +217,8 @@ int activator_service_probe(struct activator *a, uint64_t service_id,
 		return log_error_errno(SYNTHETIC_ERRNO(EINVAL),
 				       "Cannot probe service %llu with \"%s\": the activator runs "
 				       "tcp, http, postgres, redis and mysql probes only",
-				       (unsigned long long)service_id, probe_kind_word(spec->kind));
+				       (unsigned long long)service_id,
+				       settings_probe_kind_name(spec->kind));
 	struct waking *w = waking_find(a, service_id);
 	if (w && w->prober && w->during_stop && !probe->during_stop) {
 		/* The stop is over and the service started again: its probe
@@ -246,9 +248,11 @@ int activator_service_probe(struct activator *a, uint64_t service_id,
 				       .netns_fd = probe_dst ? probe->netns_fd : -1,
 				       .spec = spec};
 	w->during_stop = probe->during_stop;
-	int r = prober_start(a->base, &target, a->cfg.mark, a->cfg.probe_interval_us,
-			     a->cfg.wake_timeout_us, &a->counters.probe_attempts, on_probe_done, w,
-			     &w->prober);
+	uint64_t timeout = probe->timeout_us && probe->timeout_us < a->cfg.wake_timeout_us
+			       ? probe->timeout_us
+			       : a->cfg.wake_timeout_us;
+	int r = prober_start(a->base, &target, a->cfg.mark, a->cfg.probe_interval_us, timeout,
+			     &a->counters.probe_attempts, on_probe_done, w, &w->prober);
 	if (r < 0) {
 		waking_fail(w, r, false, NULL);
 		return r;

@@ -103,6 +103,7 @@ struct svc_extra {
 	char stop_signal[24];
 	pid_t stop_pid;		    /* its init, as the stop's inspect saw it */
 	uint64_t stop_signalled_us; /* when the stop signal was asked for; 0: not yet */
+	bool stop_signal_noop;	    /* that signal can do nothing to its init */
 	char last_unknown_why[512]; /* logged once per distinct cause */
 };
 
@@ -136,11 +137,9 @@ static inline struct svc_extra *svc_extra_of(const struct service *s)
 /* daemon_stop.c: the machine's runtime_stop and runtime_stop_cancel ops. */
 void dozed_stop_begin(struct dozed *d, struct service *s);
 bool dozed_stop_cancel(struct dozed *d, struct service *s);
-/* How long a stop's probe must wait before its answer can be trusted: 0
- * when the container was not signalled yet or its init does not catch the
- * signal (it cannot be shutting down); else what is left of a settling time
- * after the signal, so an init that exits on it is not taken for serving. */
-uint64_t dozed_stop_probe_delay_us(struct dozed *d, struct service *s);
+/* Whether a stop's probe may relay clients to the container: before its
+ * signal is asked for, or when that signal can do nothing to its init. */
+bool dozed_stop_may_probe(struct dozed *d, struct service *s);
 /* Its grace is over: SIGKILL, and no more cancelling. */
 void dozed_stop_grace_over(struct dozed *d, struct service *s);
 /* The service goes: its calls out are cancelled. */

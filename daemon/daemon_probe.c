@@ -180,6 +180,12 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 		return; /* a proxy on the published port would answer for a dying container */
 	struct activator_probe probe = {
 	    .netns_fd = -1, .spec = &spec, .during_stop = s->state == SERVICE_SLEEPING};
+	if (x->health_passed) {
+		/* One --wake-timeout for the whole probe, health command included. */
+		uint64_t used = clock_monotonic_us() - x->health_started_us;
+		probe.timeout_us =
+		    used < d->cfg.wake_timeout_us ? d->cfg.wake_timeout_us - used : 1;
+	}
 	if (netns_fd >= 0) {
 		probe_destination_in_container(s, c->ip[0] ? c->ip : NULL, &dst);
 		probe.dst = &dst;
@@ -311,13 +317,8 @@ static void probe_inspected(int err, const struct runtime_error *error,
 		struct svc_extra *x = svc_extra_of(s);
 		if (err < 0 || !c->running || x->stop_killed || !s->stop_probing)
 			return;
-		uint64_t delay = dozed_stop_probe_delay_us(d, s);
-		if (delay > 0) {
-			struct timeval tv = timeval_from_us(delay);
-			evtimer_add(x->probe_retry, &tv);
-			return;
-		}
-		probe_service(d, s, c);
+		if (dozed_stop_may_probe(d, s))
+			probe_service(d, s, c);
 		return;
 	}
 	/* Its cgroup is new on every start. */

@@ -21,19 +21,16 @@
 
 /* The wait outlives the grace by the kill and the exit it causes. */
 #define STOP_AFTER_KILL_US (30 * 1000000ull)
-/* An init that catches its stop signal and still serves this long after it
- * is taken to serve on; one that exits on it has gone by then (busybox sh
- * with a trap: a few ms; a JVM, a second or two may not be enough, but then
- * it stopped accepting first, and its probe fails). */
-#define STOP_CAUGHT_SETTLE_US (1000 * 1000ull)
-
 static void stop_finish(struct dozed *d, struct service *s, int err, const char *msg)
 {
 	struct svc_extra *x = svc_extra_of(s);
 	x->stopping = false;
 	evtimer_del(x->stop_grace);
 	if (err < 0 && s->state == SERVICE_SLEEPING)
-		log_warning("%s: stop failed (%s); it stays awake", s->name, msg ? msg : "");
+		log_warning("%s: stop failed (%s); it stays awake%s", s->name, msg ? msg : "",
+			    activator_service_held(d->activator, s->id) > 0
+				? ", and the clients held meanwhile go to it"
+				: "");
 	service_on_stop_done(d->services, s->id, err, msg);
 }
 
@@ -68,6 +65,8 @@ static void stop_wait(struct dozed *d, struct service *s)
 	evtimer_add(x->stop_grace, &tv);
 }
 
+static void stop_signal(struct dozed *d, struct service *s);
+
 static void stop_signalled(int err, const struct runtime_error *error, void *userdata)
 {
 	struct pending_op *op = userdata;
@@ -75,13 +74,21 @@ static void stop_signalled(int err, const struct runtime_error *error, void *use
 	struct service *s = pending_op_finish(op);
 	if (!s)
 		return;
-	svc_extra_of(s)->stop_op = NULL;
-	if (err == -ESRCH) /* not running: stopped already */
+	struct svc_extra *x = svc_extra_of(s);
+	x->stop_op = NULL;
+	if (err == -ESRCH) { /* not running: stopped already */
 		stop_finish(d, s, 0, NULL);
-	else if (err < 0)
+	} else if (err < 0 && error->http_status >= 400 && strcmp(x->stop_signal, "SIGTERM") != 0) {
+		/* The runtime refused its stop signal: every stop would fail. */
+		log_warning("%s: the runtime refused its stop signal %s (%s); using SIGTERM",
+			    s->name, x->stop_signal, error->message);
+		snprintf(x->stop_signal, sizeof(x->stop_signal), "SIGTERM");
+		stop_signal(d, s);
+	} else if (err < 0) {
 		stop_finish(d, s, err, error->message);
-	else
+	} else {
 		stop_wait(d, s);
+	}
 }
 
 static void stop_killed(int err, const struct runtime_error *error, void *userdata)
@@ -97,19 +104,11 @@ static void stop_killed(int err, const struct runtime_error *error, void *userda
 			    error->message);
 }
 
-uint64_t dozed_stop_probe_delay_us(struct dozed *d, struct service *s)
+bool dozed_stop_may_probe(struct dozed *d, struct service *s)
 {
 	(void)d;
 	struct svc_extra *x = svc_extra_of(s);
-	if (!x->stopping || x->stop_signalled_us == 0)
-		return 0;
-	int signo = proc_signal_parse(x->stop_signal);
-	int caught =
-	    signo > 0 && x->stop_pid > 0 ? proc_signal_caught(x->stop_pid, signo) : -EINVAL;
-	if (caught == 0)
-		return 0; /* dropped by the kernel: it serves until the SIGKILL */
-	uint64_t since = clock_monotonic_us() - x->stop_signalled_us;
-	return since < STOP_CAUGHT_SETTLE_US ? STOP_CAUGHT_SETTLE_US - since : 0;
+	return !x->stopping || x->stop_signalled_us == 0 || x->stop_signal_noop;
 }
 
 void dozed_stop_grace_over(struct dozed *d, struct service *s)
@@ -139,8 +138,17 @@ static void stop_signal(struct dozed *d, struct service *s)
 	struct svc_extra *x = svc_extra_of(s);
 	log_debug("%s: stopping with %s, SIGKILL after %us", s->name, x->stop_signal,
 		  x->stop_grace_s);
-	/* From the ask on: the signal may arrive before the answer. */
+	/* From the ask on: the signal may arrive before the answer. Only a
+	 * signal that can do nothing (its init ignores it, or does not catch it
+	 * and the kernel drops it) leaves the stop cancellable: one it catches
+	 * may be a shutdown that still serves a while, then cuts the clients
+	 * relayed to it. */
 	x->stop_signalled_us = clock_monotonic_us();
+	int signo = proc_signal_parse(x->stop_signal);
+	x->stop_signal_noop =
+	    signo > 0 && x->stop_pid > 0 && proc_signal_noop(x->stop_pid, signo) == 1;
+	if (!x->stop_signal_noop && s->stop_probing)
+		dozed_probe_cancel(d, s); /* its clients stay held for the restart */
 	struct pending_op *op = pending_op_new(d, PENDING_STOP, s->id);
 	int r = op ? runtime_kill(d->runtime, s->container_id, x->stop_signal, stop_signalled, op)
 		   : -ENOMEM;
@@ -201,6 +209,7 @@ void dozed_stop_begin(struct dozed *d, struct service *s)
 	x->stopping = true;
 	x->stop_killed = false;
 	x->stop_signalled_us = 0;
+	x->stop_signal_noop = false;
 	x->stop_pid = 0;
 	/* Its signal and grace are the container's own, as of now. */
 	struct pending_op *op = pending_op_new(d, PENDING_STOP, s->id);

@@ -26,8 +26,8 @@ static uint64_t now(struct service_registry *r)
 	return service_registry_now_us(r);
 }
 
-__attribute__((format(printf, 2, 3))) static void set_reason(struct service *s, const char *fmt,
-							     ...)
+__attribute__((format(printf, 2, 3))) void service_set_reason(struct service *s, const char *fmt,
+							      ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -37,7 +37,7 @@ __attribute__((format(printf, 2, 3))) static void set_reason(struct service *s, 
 	utf8_sanitize(s->reason);
 }
 
-static void enter(struct service_registry *r, struct service *s, enum service_state state)
+void service_enter(struct service_registry *r, struct service *s, enum service_state state)
 {
 	enum service_state from = s->state;
 	s->state = state;
@@ -46,24 +46,24 @@ static void enter(struct service_registry *r, struct service *s, enum service_st
 		r->ops.state_changed(r->ud, s, from);
 }
 
-static void emit(struct service_registry *r, struct service *s, const char *event,
-		 struct json_object *facts)
+void service_emit(struct service_registry *r, struct service *s, const char *event,
+		  struct json_object *facts)
 {
 	r->ops.emit(r->ud, s, event, facts);
 }
 
-static struct json_object *facts_new(void)
+struct json_object *service_facts_new(void)
 {
 	return json_object_new_object();
 }
 
-static void facts_add_int(struct json_object *facts, const char *key, int64_t v)
+void service_facts_add_int(struct json_object *facts, const char *key, int64_t v)
 {
 	if (facts)
 		json_object_object_add(facts, key, json_object_new_int64(v));
 }
 
-static void facts_add_str(struct json_object *facts, const char *key, const char *v)
+void service_facts_add_str(struct json_object *facts, const char *key, const char *v)
 {
 	if (facts && v)
 		json_object_object_add(facts, key, json_object_new_string(v));
@@ -94,19 +94,19 @@ static void read_activity(struct service_registry *r, struct service *s)
 		s->last_activity_us = s->last_waited_us;
 }
 
-static void become_awake(struct service_registry *r, struct service *s)
+void service_become_awake(struct service_registry *r, struct service *s)
 {
-	enter(r, s, SERVICE_AWAKE);
+	service_enter(r, s, SERVICE_AWAKE);
 	s->running = true;
 	s->awake_since_us = now(r);
 	s->start_after_stop = false;
 	char idle[32];
-	set_reason(s, "awake; sleeps after %s without egress",
-		   duration_format(s->idle_us, idle, sizeof(idle)));
+	service_set_reason(s, "awake; sleeps after %s without egress",
+			   duration_format(s->idle_us, idle, sizeof(idle)));
 	r->ops.timer_set(r->ud, s, idle_deadline(s));
 }
 
-static int redirect_remove(struct service_registry *r, struct service *s)
+int service_redirect_remove(struct service_registry *r, struct service *s)
 {
 	if (!s->redirected)
 		return 0;
@@ -116,7 +116,7 @@ static int redirect_remove(struct service_registry *r, struct service *s)
 	return ret;
 }
 
-static int redirect_add(struct service_registry *r, struct service *s)
+int service_redirect_add(struct service_registry *r, struct service *s)
 {
 	if (s->redirected)
 		return 0;
@@ -130,59 +130,73 @@ static int redirect_add(struct service_registry *r, struct service *s)
 static int go_to_sleep(struct service_registry *r, struct service *s, const char *why)
 {
 	uint64_t t = now(r);
-	int ret = redirect_add(r, s);
+	int ret = service_redirect_add(r, s);
 	if (ret < 0) {
-		set_reason(s, "could not redirect its ports (%s); stays awake", strerror(-ret));
+		service_set_reason(s, "could not redirect its ports (%s); stays awake",
+				   strerror(-ret));
 		r->ops.timer_set(r->ud, s, t + s->idle_us);
 		return ret;
 	}
 	uint64_t last =
 	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
-	struct json_object *facts = facts_new();
-	facts_add_int(facts, "idle_ms", (int64_t)((t - last) / 1000));
-	facts_add_int(facts, "egress_bytes", (int64_t)s->egress_bytes);
-	facts_add_int(facts, "egress_packets", (int64_t)s->egress_packets);
-	facts_add_str(facts, "trigger", why);
+	struct json_object *facts = service_facts_new();
+	service_facts_add_int(facts, "idle_ms", (int64_t)((t - last) / 1000));
+	service_facts_add_int(facts, "egress_bytes", (int64_t)s->egress_bytes);
+	service_facts_add_int(facts, "egress_packets", (int64_t)s->egress_packets);
+	service_facts_add_str(facts, "trigger", why);
 	r->ops.timer_set(r->ud, s, 0);
-	enter(r, s, SERVICE_SLEEPING);
+	service_enter(r, s, SERVICE_SLEEPING);
 	s->start_after_stop = false;
 	s->stop_probing = false;
 	char idle[32];
-	set_reason(s, "stopping (%s after %s without egress)", why,
-		   duration_format(t - last, idle, sizeof(idle)));
-	emit(r, s, "sleep", facts);
+	service_set_reason(s, "stopping (%s after %s without egress)", why,
+			   duration_format(t - last, idle, sizeof(idle)));
+	service_emit(r, s, "sleep", facts);
 	r->ops.runtime_stop(r->ud, s);
 	return 0;
 }
 
-static void begin_wake(struct service_registry *r, struct service *s,
-		       const struct sockaddr_storage *client, const char *trigger)
+void service_begin_wake(struct service_registry *r, struct service *s,
+			const struct sockaddr_storage *client, const char *trigger)
 {
 	r->ops.timer_set(r->ud, s, 0);
-	enter(r, s, SERVICE_WAKING);
+	service_enter(r, s, SERVICE_WAKING);
 	s->wake_started_us = now(r);
 	s->start_done_us = 0;
 	s->start_after_stop = false;
-	struct json_object *facts = facts_new();
-	facts_add_str(facts, "trigger", trigger);
+	struct json_object *facts = service_facts_new();
+	service_facts_add_str(facts, "trigger", trigger);
 	char who[INET6_ADDRSTRLEN + 16] = "";
 	if (client) {
 		sockaddr_to_string(client, who, sizeof(who));
-		facts_add_str(facts, "client", who);
+		service_facts_add_str(facts, "client", who);
 	}
-	set_reason(s, "waking (%s%s%s)", trigger, client ? " from " : "", who);
-	emit(r, s, "wake", facts);
+	service_set_reason(s, "waking (%s%s%s)", trigger, client ? " from " : "", who);
+	service_emit(r, s, "wake", facts);
 	/* A runtime that hangs must not hold the clients for its own call timeout. */
 	if (r->start_timeout_us)
 		r->ops.timer_set(r->ud, s, s->wake_started_us + r->start_timeout_us);
 	r->ops.runtime_start(r->ud, s);
 }
 
+/*
+ * A client or a command came during the stop: the container may still serve
+ * (a PID 1 that ignores SIGTERM serves for the whole grace period), so it is
+ * probed; if it answers, the stop is cancelled (cancel_sleep).
+ */
+static void probe_during_stop(struct service_registry *r, struct service *s)
+{
+	if (!s->running || s->stop_probing)
+		return;
+	s->stop_probing = true;
+	r->ops.activator_starting(r->ud, s);
+}
+
 /* Stops managing s: its ports go straight to it, it is forgotten. */
 static void disable_now(struct service_registry *r, struct service *s)
 {
-	redirect_remove(r, s);
-	emit(r, s, "disabled", NULL);
+	service_redirect_remove(r, s);
+	service_emit(r, s, "disabled", NULL);
 	service_unlink(r, s);
 	service_destroy(r, s);
 }
@@ -197,8 +211,8 @@ static uint64_t backoff_us(unsigned failures)
 }
 
 /* Held clients were reset (by the activator, or here when reset_held). */
-static void wake_failure(struct service_registry *r, struct service *s, bool reset_held,
-			 const char *cause)
+void service_wake_failure(struct service_registry *r, struct service *s, bool reset_held,
+			  const char *cause)
 {
 	char why[320];
 	snprintf(why, sizeof(why), "%s", cause);
@@ -206,10 +220,10 @@ static void wake_failure(struct service_registry *r, struct service *s, bool res
 	if (reset_held)
 		r->ops.activator_failed(r->ud, s);
 	s->failures++;
-	struct json_object *facts = facts_new();
-	facts_add_str(facts, "reason", why);
-	facts_add_int(facts, "failures", s->failures);
-	emit(r, s, "wake_failed", facts);
+	struct json_object *facts = service_facts_new();
+	service_facts_add_str(facts, "reason", why);
+	service_facts_add_int(facts, "failures", s->failures);
+	service_emit(r, s, "wake_failed", facts);
 	/* A container that started but never answered is of no use running. */
 	if (s->running)
 		r->ops.runtime_stop(r->ud, s);
@@ -219,15 +233,15 @@ static void wake_failure(struct service_registry *r, struct service *s, bool res
 	}
 	if (s->failures >= SERVICE_FAILURES_BEFORE_BACKOFF) {
 		uint64_t b = backoff_us(s->failures);
-		enter(r, s, SERVICE_FAILED);
+		service_enter(r, s, SERVICE_FAILED);
 		s->retry_at_us = now(r) + b;
 		char in[32];
-		set_reason(s, "%u wakes failed (last: %s); connections refused for %s", s->failures,
-			   why, duration_format(b, in, sizeof(in)));
+		service_set_reason(s, "%u wakes failed (last: %s); connections refused for %s",
+				   s->failures, why, duration_format(b, in, sizeof(in)));
 		r->ops.timer_set(r->ud, s, s->retry_at_us);
 	} else {
-		enter(r, s, SERVICE_ASLEEP);
-		set_reason(s, "last wake failed (%s); wakes on the next connection", why);
+		service_enter(r, s, SERVICE_ASLEEP);
+		service_set_reason(s, "last wake failed (%s); wakes on the next connection", why);
 	}
 }
 
@@ -246,105 +260,18 @@ int service_add(struct service_registry *r, const struct service_spec *spec, boo
 		return ret;
 	s->state = running ? SERVICE_AWAKE : SERVICE_ASLEEP;
 	if (!running) {
-		ret = redirect_add(r, s);
+		ret = service_redirect_add(r, s);
 		if (ret < 0) {
 			service_discard(s);
 			return ret;
 		}
-		enter(r, s, SERVICE_ASLEEP);
-		set_reason(s, "stopped; wakes on the next connection");
+		service_enter(r, s, SERVICE_ASLEEP);
+		service_set_reason(s, "stopped; wakes on the next connection");
 	}
 	service_link(r, s);
 	if (running)
-		become_awake(r, s);
+		service_become_awake(r, s);
 	*out = s;
-	return 0;
-}
-
-int service_add_unknown(struct service_registry *r, const struct service_spec *spec,
-			bool redirected, const char *why, struct service **out)
-{
-	r->error[0] = '\0';
-	struct service *s;
-	int ret = service_alloc(r, spec, &s);
-	if (ret < 0)
-		return ret;
-	s->state = SERVICE_UNKNOWN;
-	enter(r, s, SERVICE_UNKNOWN);
-	s->redirected = redirected && s->n_ports > 0;
-	service_set_unknown_reason(s, why);
-	service_link(r, s);
-	*out = s;
-	return 0;
-}
-
-void service_set_unknown_reason(struct service *s, const char *why)
-{
-	if (s->state == SERVICE_UNKNOWN)
-		set_reason(s, "not reconciled yet (%s); its redirect is kept as it was", why);
-}
-
-int service_reconcile(struct service_registry *r, struct service *s, const char *container_id,
-		      const struct service_port *ports, size_t n_ports, bool running)
-{
-	r->error[0] = '\0';
-	if (s->state != SERVICE_UNKNOWN)
-		return -EALREADY;
-	if (n_ports == 0 || n_ports > SERVICE_MAX_PORTS) {
-		set_reason(s, "its container publishes %zu TCP ports (1 to %d are supported)",
-			   n_ports, SERVICE_MAX_PORTS);
-		return -EINVAL;
-	}
-	int ret = service_check_ports(r, s, s->name, ports, n_ports);
-	if (ret < 0) {
-		set_reason(s, "a port of its container belongs to another service");
-		return ret;
-	}
-	bool same = n_ports == s->n_ports;
-	/* Field by field: the bytes after a host_ip's NUL are anyone's. */
-	for (size_t i = 0; same && i < n_ports; i++)
-		same = ports[i].host_port == s->ports[i].host_port &&
-		       ports[i].container_port == s->ports[i].container_port &&
-		       strcmp(ports[i].host_ip, s->ports[i].host_ip) == 0;
-	if (!same) {
-		/* The saved ports are not the container's (any more): the old
-		 * ones leave the set before the new ones are taken. */
-		ret = redirect_remove(r, s);
-		if (ret < 0) {
-			set_reason(s, "its old ports could not leave the redirect set (%s)",
-				   strerror(-ret));
-			return ret;
-		}
-		memcpy(s->ports, ports, n_ports * sizeof(*ports));
-		s->n_ports = n_ports;
-	}
-	if (container_id && strcmp(container_id, s->container_id) != 0) {
-		char *id = strdup(container_id);
-		if (!id)
-			return -ENOMEM;
-		free(s->container_id);
-		s->container_id = id;
-	}
-	ret = running ? redirect_remove(r, s) : redirect_add(r, s);
-	if (ret < 0) {
-		set_reason(s, "its redirect could not be %s (%s)", running ? "removed" : "added",
-			   strerror(-ret));
-		return ret;
-	}
-	/* Only for a client still held: one that gave up wakes nothing. */
-	bool wake = s->wake_when_known && r->ops.activator_held(r->ud, s) > 0;
-	s->wake_when_known = false;
-	if (running) {
-		become_awake(r, s);
-		if (wake)
-			r->ops.activator_starting(r->ud, s);
-	} else {
-		enter(r, s, SERVICE_ASLEEP);
-		s->running = false;
-		set_reason(s, "stopped; wakes on the next connection");
-		if (wake)
-			begin_wake(r, s, NULL, "connection while unknown");
-	}
 	return 0;
 }
 
@@ -371,18 +298,20 @@ void service_disable(struct service_registry *r, struct service *s)
 		return;
 	s->disabling = true;
 	if (s->state == SERVICE_ASLEEP || s->state == SERVICE_FAILED)
-		begin_wake(r, s, NULL, "disable");
-	else if (s->state == SERVICE_SLEEPING)
+		service_begin_wake(r, s, NULL, "disable");
+	else if (s->state == SERVICE_SLEEPING) {
 		s->start_after_stop = true;
-	set_reason(s, "being disabled: woken first, then no longer managed");
+		probe_during_stop(r, s);
+	}
+	service_set_reason(s, "being disabled: woken first, then no longer managed");
 }
 
 void service_remove(struct service_registry *r, struct service *s)
 {
-	redirect_remove(r, s);
+	service_redirect_remove(r, s);
 	if (r->ops.activator_held(r->ud, s) > 0)
 		r->ops.activator_failed(r->ud, s);
-	emit(r, s, "removed", NULL);
+	service_emit(r, s, "removed", NULL);
 	service_unlink(r, s);
 	service_destroy(r, s);
 }
@@ -406,10 +335,11 @@ int service_wake_now(struct service_registry *r, struct service *s, const char *
 	switch (s->state) {
 	case SERVICE_ASLEEP:
 	case SERVICE_FAILED:
-		begin_wake(r, s, NULL, why);
+		service_begin_wake(r, s, NULL, why);
 		return 0;
 	case SERVICE_SLEEPING:
 		s->start_after_stop = true;
+		probe_during_stop(r, s);
 		return 0;
 	case SERVICE_UNKNOWN:
 		return -EBUSY;
@@ -428,9 +358,10 @@ void service_on_timer(struct service_registry *r, uint64_t id)
 			r->ops.timer_set(r->ud, s, s->retry_at_us);
 			return;
 		}
-		enter(r, s, SERVICE_ASLEEP);
-		set_reason(s, "backoff over after %u failed wakes; wakes on the next connection",
-			   s->failures);
+		service_enter(r, s, SERVICE_ASLEEP);
+		service_set_reason(
+		    s, "backoff over after %u failed wakes; wakes on the next connection",
+		    s->failures);
 		return;
 	}
 	if (s->state == SERVICE_WAKING && s->start_done_us == 0 && r->start_timeout_us) {
@@ -443,7 +374,7 @@ void service_on_timer(struct service_registry *r, uint64_t id)
 		char in[32], why[96];
 		snprintf(why, sizeof(why), "the runtime did not start it within %s",
 			 duration_format(r->start_timeout_us, in, sizeof(in)));
-		wake_failure(r, s, true, why);
+		service_wake_failure(r, s, true, why);
 		return;
 	}
 	if (s->state != SERVICE_AWAKE)
@@ -476,14 +407,14 @@ void service_on_stop_done(struct service_registry *r, uint64_t id, int err, cons
 	if (err < 0) {
 		if (held) {
 			/* Still running: the held clients can go through. */
-			enter(r, s, SERVICE_WAKING);
+			service_enter(r, s, SERVICE_WAKING);
 			s->wake_started_us = s->start_done_us = now(r);
 			r->ops.activator_starting(r->ud, s);
 			return;
 		}
-		redirect_remove(r, s);
-		become_awake(r, s);
-		set_reason(s, "stop failed: %s", msg ? msg : strerror(-err));
+		service_redirect_remove(r, s);
+		service_become_awake(r, s);
+		service_set_reason(s, "stop failed: %s", msg ? msg : strerror(-err));
 		return;
 	}
 	s->running = false;
@@ -491,12 +422,13 @@ void service_on_stop_done(struct service_registry *r, uint64_t id, int err, cons
 		snprintf(s->last_stop, sizeof(s->last_stop),
 			 "finished, then started again for a %s that came during it",
 			 held ? "client" : "command");
-		begin_wake(r, s, NULL, held ? "connection during stop" : "command during stop");
+		service_begin_wake(r, s, NULL,
+				   held ? "connection during stop" : "command during stop");
 		return;
 	}
 	snprintf(s->last_stop, sizeof(s->last_stop), "finished");
-	enter(r, s, SERVICE_ASLEEP);
-	set_reason(s, "asleep; wakes on the next connection");
+	service_enter(r, s, SERVICE_ASLEEP);
+	service_set_reason(s, "asleep; wakes on the next connection");
 }
 
 void service_on_start_done(struct service_registry *r, uint64_t id, int err, const char *msg)
@@ -507,7 +439,7 @@ void service_on_start_done(struct service_registry *r, uint64_t id, int err, con
 	if (err < 0) {
 		char why[320];
 		snprintf(why, sizeof(why), "start failed: %s", msg ? msg : strerror(-err));
-		wake_failure(r, s, true, why);
+		service_wake_failure(r, s, true, why);
 		return;
 	}
 	s->running = true;
@@ -524,16 +456,11 @@ void service_on_wake_requested(struct service_registry *r, uint64_t id,
 		return;
 	switch (s->state) {
 	case SERVICE_ASLEEP:
-		begin_wake(r, s, client, "connection");
+		service_begin_wake(r, s, client, "connection");
 		break;
 	case SERVICE_SLEEPING:
 		s->start_after_stop = true;
-		/* It may still serve (a PID 1 that ignores SIGTERM serves for the
-		 * whole grace period): if it answers, the stop is cancelled. */
-		if (s->running && !s->stop_probing) {
-			s->stop_probing = true;
-			r->ops.activator_starting(r->ud, s);
-		}
+		probe_during_stop(r, s);
 		break;
 	case SERVICE_AWAKE:
 		/* Redirected just before its ports left the set: it answers now. */
@@ -541,7 +468,7 @@ void service_on_wake_requested(struct service_registry *r, uint64_t id,
 		break;
 	case SERVICE_FAILED:
 		if (now(r) >= s->retry_at_us)
-			begin_wake(r, s, client, "connection");
+			service_begin_wake(r, s, client, "connection");
 		else
 			r->ops.activator_failed(r->ud, s);
 		break;
@@ -566,19 +493,20 @@ static void cancel_sleep(struct service_registry *r, struct service *s, uint64_t
 		return;
 	}
 	uint64_t t = now(r);
-	redirect_remove(r, s);
+	service_redirect_remove(r, s);
 	s->sleeps_cancelled++;
-	struct json_object *facts = facts_new();
-	facts_add_str(facts, "reason",
-		      "a client came during the stop and the container still served");
-	facts_add_int(facts, "stopping_ms", (int64_t)((t - s->state_since_us) / 1000));
-	facts_add_int(facts, "probe_ms", (int64_t)(probe_us / 1000));
-	become_awake(r, s);
-	set_reason(s, "awake: a client came during its stop and it still served, so the stop was "
-		      "cancelled");
+	struct json_object *facts = service_facts_new();
+	service_facts_add_str(facts, "reason",
+			      "a client came during the stop and the container still served");
+	service_facts_add_int(facts, "stopping_ms", (int64_t)((t - s->state_since_us) / 1000));
+	service_facts_add_int(facts, "probe_ms", (int64_t)(probe_us / 1000));
+	service_become_awake(r, s);
+	service_set_reason(
+	    s, "awake: a client came during its stop and it still served, so the stop was "
+	       "cancelled");
 	snprintf(s->last_stop, sizeof(s->last_stop),
 		 "cancelled: a client came during it and the container still served");
-	emit(r, s, "sleep_cancelled", facts);
+	service_emit(r, s, "sleep_cancelled", facts);
 	if (s->disabling)
 		disable_now(r, s);
 }
@@ -594,19 +522,19 @@ void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us
 	if (!s || s->state != SERVICE_WAKING)
 		return;
 	uint64_t t = now(r);
-	redirect_remove(r, s);
+	service_redirect_remove(r, s);
 	s->failures = 0;
 	s->wakes++;
 	s->last_wake_ms = (int64_t)((t - s->wake_started_us) / 1000);
-	struct json_object *facts = facts_new();
+	struct json_object *facts = service_facts_new();
 	uint64_t start_us = s->start_done_us ? s->start_done_us - s->wake_started_us : 0;
-	facts_add_int(facts, "start_ms", (int64_t)(start_us / 1000));
-	facts_add_int(facts, "probe_ms", (int64_t)(probe_us / 1000));
-	facts_add_int(facts, "total_ms", s->last_wake_ms);
+	service_facts_add_int(facts, "start_ms", (int64_t)(start_us / 1000));
+	service_facts_add_int(facts, "probe_ms", (int64_t)(probe_us / 1000));
+	service_facts_add_int(facts, "total_ms", s->last_wake_ms);
 	if (s->probe_used[0])
-		facts_add_str(facts, "probe", s->probe_used);
-	become_awake(r, s);
-	emit(r, s, "ready", facts);
+		service_facts_add_str(facts, "probe", s->probe_used);
+	service_become_awake(r, s);
+	service_emit(r, s, "ready", facts);
 	if (s->disabling)
 		disable_now(r, s);
 }
@@ -628,65 +556,7 @@ void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason,
 	else
 		snprintf(why, sizeof(why), "%s%s%s", strerror(reason < 0 ? -reason : reason),
 			 said ? "; last answer: " : "", said ? last_answer : "");
-	wake_failure(r, s, false, why);
-}
-
-void service_on_runtime_started(struct service_registry *r, uint64_t id)
-{
-	struct service *s = service_find_by_id(r, id);
-	if (!s)
-		return;
-	if (s->state != SERVICE_ASLEEP && s->state != SERVICE_FAILED) {
-		s->running = s->state != SERVICE_SLEEPING || s->running;
-		return;
-	}
-	/* Started outside dozed: it serves, so its ports go straight to it. */
-	if (redirect_remove(r, s) < 0) {
-		s->running = true;
-		return;
-	}
-	struct json_object *facts = facts_new();
-	facts_add_str(facts, "trigger", "runtime");
-	s->failures = 0;
-	become_awake(r, s);
-	set_reason(s, "started outside dozed; sleeps after its idle time");
-	emit(r, s, "wake", facts);
-}
-
-void service_on_runtime_died(struct service_registry *r, uint64_t id)
-{
-	struct service *s = service_find_by_id(r, id);
-	if (!s)
-		return;
-	/* SLEEPING: our own stop; WAKING: possibly the late event of the stop
-	 * before, so the probe's deadline decides. */
-	if (s->state != SERVICE_AWAKE) {
-		if (s->state != SERVICE_WAKING)
-			s->running = false;
-		return;
-	}
-	s->running = false;
-	r->ops.timer_set(r->ud, s, 0);
-	int ret = redirect_add(r, s);
-	if (ret < 0) {
-		set_reason(s, "stopped outside dozed, but its ports could not be redirected (%s)",
-			   strerror(-ret));
-		return;
-	}
-	enter(r, s, SERVICE_ASLEEP);
-	set_reason(s, "stopped outside dozed; wakes on the next connection");
-	struct json_object *facts = facts_new();
-	facts_add_str(facts, "trigger", "runtime");
-	emit(r, s, "sleep", facts);
-}
-
-void service_on_wake_exited(struct service_registry *r, uint64_t id, const char *why)
-{
-	struct service *s = service_find_by_id(r, id);
-	if (!s || s->state != SERVICE_WAKING)
-		return;
-	s->running = false;
-	wake_failure(r, s, true, why);
+	service_wake_failure(r, s, false, why);
 }
 
 bool service_accepts_clients(struct service_registry *r, const struct service *s)

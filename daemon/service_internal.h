@@ -31,3 +31,25 @@ void service_link(struct service_registry *r, struct service *s);
 void service_unlink(struct service_registry *r, struct service *s);
 /* Frees a service taken out of the registry: timer cancelled, ops->forget. */
 void service_destroy(struct service_registry *r, struct service *s);
+
+/* The transitions' shared steps (service.c), for service_unknown.c and
+ * service_runtime.c. */
+void service_enter(struct service_registry *r, struct service *s, enum service_state state);
+__attribute__((format(printf, 2, 3))) void service_set_reason(struct service *s, const char *fmt,
+							      ...);
+/* The ports into / out of the set; < 0 when nft refused (s unchanged). */
+int service_redirect_add(struct service_registry *r, struct service *s);
+int service_redirect_remove(struct service_registry *r, struct service *s);
+void service_become_awake(struct service_registry *r, struct service *s);
+void service_begin_wake(struct service_registry *r, struct service *s,
+			const struct sockaddr_storage *client, const char *trigger);
+/* An event; facts (from service_facts_new) is taken, may be NULL. */
+void service_emit(struct service_registry *r, struct service *s, const char *event,
+		  struct json_object *facts);
+struct json_object *service_facts_new(void);
+void service_facts_add_int(struct json_object *facts, const char *key, int64_t v);
+void service_facts_add_str(struct json_object *facts, const char *key, const char *v);
+/* A failed wake: held clients reset (by the activator, or here when
+ * reset_held), FAILED after repeated ones, else ASLEEP. */
+void service_wake_failure(struct service_registry *r, struct service *s, bool reset_held,
+			  const char *cause);

@@ -84,7 +84,7 @@ const char *settings_probe_kind_name(enum probe_kind kind)
 }
 
 /* A path sent as is in a request line: nothing that would end or split it. */
-static bool is_http_path(const char *v)
+bool settings_probe_path_valid(const char *v)
 {
 	size_t n = strlen(v);
 	if (v[0] != '/' || n > PROBE_HTTP_PATH_MAX)
@@ -100,7 +100,7 @@ int settings_parse_probe(const char *v, struct probe_spec *out, const char **exp
 	struct probe_spec p = {.kind = PROBE_AUTO};
 	const char *colon = strchr(v, ':');
 	if (strncmp(v, "http:", 5) == 0) {
-		if (!is_http_path(v + 5)) {
+		if (!settings_probe_path_valid(v + 5)) {
 			*expected = "expected http:/PATH, PATH printable ASCII without spaces, "
 				    "at most 200 bytes";
 			return -EINVAL;

@@ -27,8 +27,7 @@ static void svc_extra_probe_retry_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct svc_extra *x = arg;
 	struct service *s = service_find_by_id(x->d->services, x->id);
-	/* A wake's probe asked again, or a stop's after its settling time. */
-	if (s && (s->state == SERVICE_WAKING || (s->state == SERVICE_SLEEPING && s->stop_probing)))
+	if (s && s->state == SERVICE_WAKING)
 		dozed_probe_start(x->d, s);
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dozed/macro.h"
+#include "dozed/proc_signal.h"
 #include "dozed/runtime.h"
 #include "runtime_internal.h"
 
@@ -38,29 +39,10 @@ static const struct runtime_call_kind kill_kind = {
     .deliver = deliver_done,
 };
 
-/* "SIGTERM", "TERM", "sigint", "SIGRTMIN+3", "15": what both runtimes parse
- * (Docker keeps a --stop-signal as typed, so lower case comes back from
- * inspect). The runtime judges the name; this only keeps the query sane. */
-static bool signal_valid(const char *s)
-{
-	if (!s || !*s || strlen(s) > 16)
-		return false;
-	if (s[0] >= '0' && s[0] <= '9') {
-		char *end;
-		long n = strtol(s, &end, 10);
-		return *end == '\0' && n >= 1 && n <= 64;
-	}
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		      (*p >= '0' && *p <= '9') || *p == '+' || *p == '-'))
-			return false;
-	return true;
-}
-
 int runtime_kill(struct runtime *rt, const char *id, const char *signal, runtime_done_cb cb,
 		 void *userdata)
 {
-	if (!id || !*id || !cb || !signal_valid(signal))
+	if (!id || !*id || !cb || proc_signal_parse(signal) < 0)
 		return -EINVAL;
 	_cleanup_free_ char *esig = runtime_url_escape(signal);
 	char *suffix = NULL;

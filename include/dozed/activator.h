@@ -198,6 +198,9 @@ struct activator_probe {
 	 * next probe) and wake_failed is not called. Ready: relayed and
 	 * service_ready, as any probe. */
 	bool during_stop;
+	/* 0: the configured wake timeout. Else this probe's own, shorter one
+	 * (the daemon's health command took the rest). */
+	uint64_t timeout_us;
 };
 
 /*

@@ -30,9 +30,6 @@ enum probe_verdict {
 	PROBE_VERDICT_NOT_READY, /* it answered, or closed, but does not serve yet */
 };
 
-/* The kind as a word: "tcp", "http", "postgres", ... */
-const char *probe_kind_word(enum probe_kind kind);
-
 /*
  * The bytes a probe of spec sends once connected, into buf (cap bytes):
  * none for tcp and mysql (a MySQL server speaks first). 0 and *len, -EINVAL

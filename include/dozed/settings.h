@@ -74,6 +74,9 @@ const char *settings_wake_on_to_string(bool data);
  * "postgres", "redis", "mysql" or "healthcheck". *expected lists them.
  */
 int settings_parse_probe(const char *v, struct probe_spec *out, const char **expected);
+/* An http probe's path as it may go into a request line: "/" first, at most
+ * PROBE_HTTP_PATH_MAX bytes, printable ASCII without spaces. */
+bool settings_probe_path_valid(const char *path);
 /* The text settings_parse_probe() reads back ("http:/health"), into buf. */
 const char *settings_probe_to_string(const struct probe_spec *p, char *buf, size_t len);
 /* The kind's own name ("http" for "http:/health"). */

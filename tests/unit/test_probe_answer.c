@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "dozed/probe_answer.h"
+#include "dozed/settings.h"
 #include "fixture.h"
 #include "harness.h"
 
@@ -499,7 +500,7 @@ TEST(test_zero_bytes_wait_and_a_close_without_an_answer_is_not_ready)
 		enum probe_kind k = protocol_kinds[i];
 		ASSERT_EQ_U(judged(k, NULL, 0, false, why, sizeof(why)), PROBE_VERDICT_MORE);
 		ASSERT_EQ_U(judged(k, NULL, 0, true, why, sizeof(why)), PROBE_VERDICT_NOT_READY);
-		ASSERT_CONTAINS(why, probe_kind_word(k));
+		ASSERT_CONTAINS(why, settings_probe_kind_name(k));
 		ASSERT_CONTAINS(why, "closed");
 	}
 	char why[PROBE_WHY_MAX];
@@ -606,6 +607,6 @@ TEST(test_recorded_answers_of_one_kind_are_garbage_to_the_others)
 			if (judged(k, answers[i].buf, answers[i].n, true, why, sizeof(why)) !=
 			    PROBE_VERDICT_NOT_READY)
 				FAIL("%s judged ready by the %s probe (%s)", answers[i].name,
-				     probe_kind_word(k), why);
+				     settings_probe_kind_name(k), why);
 		}
 }

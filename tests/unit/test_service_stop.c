@@ -119,3 +119,31 @@ TEST(test_the_next_stop_probes_again)
 	connect_client(s);
 	ASSERT_STREQ(F.log, "probe web;");
 }
+
+TEST(test_a_wake_command_during_the_stop_probes_and_cancels_it)
+{
+	struct service *s = setup(true);
+	F.now = 110 * SEC;
+	service_on_timer(F.reg, s->id);
+	clear_log();
+	ASSERT_OK(service_wake_now(F.reg, s, "command"));
+	ASSERT_STREQ(F.log, "probe web;");
+	service_on_ready(F.reg, s->id, 1000, 1000);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_STREQ(F.log, "probe web;stop-cancel web;redirect- web;event sleep_cancelled web;");
+}
+
+TEST(test_a_disable_during_the_stop_cancels_it_and_lets_it_go)
+{
+	struct service *s = setup(true);
+	uint64_t id = s->id;
+	F.now = 110 * SEC;
+	service_on_timer(F.reg, s->id);
+	clear_log();
+	service_disable(F.reg, s);
+	ASSERT_STREQ(F.log, "probe web;");
+	service_on_ready(F.reg, id, 1000, 1000);
+	ASSERT_TRUE(service_find_by_id(F.reg, id) == NULL);
+	ASSERT_STREQ(F.log, "probe web;stop-cancel web;redirect- web;event sleep_cancelled "
+			    "web;event disabled web;forget web;");
+}
