@@ -21,8 +21,10 @@ else
 	# Warm: pairs of WARM_S windows until the pairwise ratio's 95 % interval
 	# is narrower than ±WARM_HALF_CI (looked at every 10 pairs), from
 	# WARM_MIN_PAIRS to WARM_MAX_PAIRS of them.
-	WARM_S=${WARM_S:-0.25} WARM_MIN_PAIRS=${WARM_MIN_PAIRS:-30}
-	WARM_MAX_PAIRS=${WARM_MAX_PAIRS:-120} WARM_HALF_CI=${WARM_HALF_CI:-0.02}
+	# Short windows keep a pair's two halves close in time (a switch takes
+	# about 40 ms), so the load of the rest of the machine falls on both.
+	WARM_S=${WARM_S:-0.1} WARM_MIN_PAIRS=${WARM_MIN_PAIRS:-60}
+	WARM_MAX_PAIRS=${WARM_MAX_PAIRS:-300} WARM_HALF_CI=${WARM_HALF_CI:-0.02}
 fi
 ENV=tests/runtime-env.sh
 # The server images' tars (tests/images/mkimage.sh, named by its hash) are
