@@ -13,7 +13,7 @@ SUITE=probe-stop TABLE=dozedpstop ACT_PORT=15471
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-IGN_PORT=18471 QUIT_PORT=18472 SIG_PORT=18473
+IGN_PORT=18471 QUIT_PORT=18472 SIG_PORT=18473 DRAIN_PORT=18474 WAKE_PORT=18475
 # The containers' grace period (StopTimeout): far from the bounds asserted.
 GRACE_S=10
 # A request during the stop is answered well before the grace period.
@@ -104,6 +104,58 @@ test_request_during_the_stop_of_an_exiting_container_is_served_by_its_restart() 
 	wait_for 2000 "$name awake" state_is "$name" awake
 }
 
+# It catches SIGTERM and drains: it still serves for 4 s, then exits. A
+# request during the drain must not be relayed to it (it would be cut at the
+# exit): the stop goes on and the restart serves it.
+readonly DRAIN='httpd -f -p 80 -h /www & h=$!; trap "echo draining; sleep 4; kill $h; exit 0" TERM; wait'
+
+test_request_while_a_container_drains_after_sigterm_is_served_by_its_restart() {
+	local name=drain-$RT started ms wakes cancelled
+	container_run "$name" dozed-test/busybox:latest "$DRAIN_PORT" 80 --stop-timeout "$GRACE_S" \
+		-- /bin/sh -c "$DRAIN" || return
+	ctl enable "$name" --idle 1h >/dev/null || { fail "dozectl enable $name failed"; return; }
+	wait_for 5000 "$name awake" state_is "$name" awake || return
+	page_ok "$DRAIN_PORT" || { fail "no page before the stop"; return; }
+	started=$(started_at "$name")
+	wakes=$(event_count ready "$name")
+	cancelled=$(event_count sleep_cancelled "$name")
+
+	ctl sleep "$name" >/dev/null 2>&1
+	wait_for 5000 "$name taking its stop signal" logs_say "$name" draining || return
+	# Its httpd still answers now: a probe would call it serving.
+	ms=$(page_ms "$DRAIN_PORT") || { fail "the request during the drain got no page ($ms ms)"; return; }
+	echo "   answered by the restart in $ms ms"
+	wait_for 5000 "ready event of the restart" events_at_least ready "$name" $((wakes + 1)) || return
+	[ "$(event_count sleep_cancelled "$name")" -eq "$cancelled" ] ||
+		fail "the stop of a draining container was cancelled: its clients would be cut"
+	[ "$(started_at "$name")" != "$started" ] || fail "$name was not restarted (started at $started still)"
+	wait_for 2000 "$name awake" state_is "$name" awake
+	page_ok "$DRAIN_PORT" 5 || fail "no page after the restart"
+}
+
+# dozectl wake during the stop of a container that still serves: cancelled
+# like a client's, not a SIGKILL and a restart.
+test_wake_command_during_the_stop_cancels_it() {
+	local name=wakecmd-$RT started t0 ms
+	container_run "$name" dozed-test/busybox:latest "$WAKE_PORT" 80 --stop-timeout "$GRACE_S" \
+		-- /bin/httpd -f -p 80 -h /www || return
+	ctl enable "$name" --idle 1h >/dev/null || { fail "dozectl enable $name failed"; return; }
+	wait_for 5000 "$name awake" state_is "$name" awake || return
+	started=$(started_at "$name")
+	ctl sleep "$name" >/dev/null 2>&1
+	wait_for 3000 "$name sleeping" state_is "$name" sleeping || return
+	t0=$(now_ms)
+	ctl wake "$name" >/dev/null 2>&1 || { fail "dozectl wake during the stop failed"; return; }
+	wait_for $((GRACE_S * 1000 + 5000)) "$name awake" state_is "$name" awake || return
+	ms=$(($(now_ms) - t0))
+	echo "   awake again in $ms ms"
+	[ "$ms" -lt "$ANSWER_BOUND_MS" ] || fail "the wake during the stop took $ms ms (grace ${GRACE_S}s)"
+	ctl status "$name" 2>&1 | grep -q 'last stop: *cancelled' ||
+		fail "status does not say the stop was cancelled: $(ctl status "$name" 2>&1 | tr '\n' ' ')"
+	[ "$(started_at "$name")" = "$started" ] || fail "$name was restarted"
+	page_ok "$WAKE_PORT" 5 || fail "no page after the cancelled stop"
+}
+
 # With --stop-signal USR1 (TERM ignored, USR1 ends it) a sleep takes well
 # under the grace period and the container exits by itself, not by SIGKILL.
 readonly USR1_QUIT='trap "" TERM; trap "exit 0" USR1; httpd -f -p 80 -h /www & while :; do wait; done'
@@ -130,6 +182,8 @@ for RT in podman docker; do
 	start_dozed || { echo "FAIL ${RT}_start: $FAILED"; ANY_FAILED=1; continue; }
 	for t in test_request_during_the_stop_of_a_sigterm_ignoring_container_cancels_it \
 		test_request_during_the_stop_of_an_exiting_container_is_served_by_its_restart \
+		test_request_while_a_container_drains_after_sigterm_is_served_by_its_restart \
+		test_wake_command_during_the_stop_cancels_it \
 		test_sleep_uses_the_containers_own_stop_signal; do
 		run_test "${RT}_" "$t"
 	done
