@@ -12,12 +12,14 @@
  *             ReadyForQuery;
  *   redis     GET key answered with a value.
  *
- * bench_proto_ask returns 1 for a real answer; 0 for "not ready yet", what a
- * client retries (refused, closed or reset before an answer — docker-proxy
- * accepts before the container listens —, no answer within the deadline,
- * SQLSTATE 57P03, -LOADING, -BUSY, -MASTERDOWN), with what was seen in why;
- * -1 for an answer that no retry will change (a password asked for, another
- * error, no such key), with why.
+ * bench_proto_ask returns BENCH_ANSWER_REAL (1) for a real answer; for "not
+ * ready yet", what a client retries, BENCH_ANSWER_NONE (0) when no server
+ * answered (refused, closed or reset before an answer — docker-proxy accepts
+ * before the container listens —, no answer within the deadline) and
+ * BENCH_ANSWER_BUSY (2) when it said so itself (SQLSTATE 57P03, -LOADING,
+ * -BUSY, -MASTERDOWN), with what was seen in why; -1 for an answer that no
+ * retry will change (a password asked for, another error, no such key), with
+ * why.
  */
 
 #include <arpa/inet.h>
@@ -34,6 +36,7 @@
 #include <unistd.h>
 
 enum bench_proto { BENCH_PROTO_HTTP, BENCH_PROTO_POSTGRES, BENCH_PROTO_REDIS };
+enum { BENCH_ANSWER_NONE = 0, BENCH_ANSWER_REAL = 1, BENCH_ANSWER_BUSY = 2 };
 
 #define BENCH_PG_USER "postgres"
 /* A PostgreSQL message longer than this is garbage to the bench. */
@@ -126,7 +129,7 @@ static inline int bench_pg_message(int fd, char *type, char *buf, size_t size, c
 	return 1;
 }
 
-/* An ErrorResponse: 0 when it is 57P03 (cannot_connect_now), else -1; why says which. */
+/* An ErrorResponse: BUSY when it is 57P03 (cannot_connect_now), else -1; why says which. */
 static inline int bench_pg_error(const char *body, size_t n, char *why, size_t len)
 {
 	const char *code = "?", *msg = "?";
@@ -139,7 +142,7 @@ static inline int bench_pg_error(const char *body, size_t n, char *why, size_t l
 		i += 1 + strlen(v) + 1;
 	}
 	snprintf(why, len, "postgres: %s (SQLSTATE %s)", msg, code);
-	return strcmp(code, "57P03") == 0 ? 0 : -1;
+	return strcmp(code, "57P03") == 0 ? BENCH_ANSWER_BUSY : -1;
 }
 
 static inline int bench_pg_ask(int fd, char *why, size_t len)
@@ -259,7 +262,7 @@ static inline int bench_redis_ask(int fd, const char *key, char *out, size_t out
 		snprintf(why, len, "redis: %.200s", line);
 		return strncmp(line, "-LOADING", 8) == 0 || strncmp(line, "-BUSY", 5) == 0 ||
 			       strncmp(line, "-MASTERDOWN", 11) == 0
-			   ? 0
+			   ? BENCH_ANSWER_BUSY
 			   : -1;
 	}
 	if (bulk < 0) {

@@ -188,28 +188,31 @@ static const char *const proto_names[] = {
 };
 
 /*
- * A server is asked again as often as dozed's probe asks it (1 ms): each
- * PostgreSQL connection forks a backend and each Redis one interrupts its
- * load, so a tighter loop would slow the reference down. busybox httpd, 100
- * µs, as ever (its figures stay comparable with earlier runs).
+ * A server is asked again on dozed's probe's schedule: 1 ms after no answer,
+ * 4 ms (PROBE_ANSWER_BACKOFF_US) after a live "not yet", as each question
+ * costs it (a fork for PostgreSQL, a pause in Redis's load), so both sides
+ * ask alike. busybox httpd: 100 µs, as ever (its figures stay comparable
+ * with earlier runs).
  */
-static useconds_t retry_gap_us(enum bench_proto p)
+static useconds_t retry_gap_us(enum bench_proto p, int answer)
 {
-	return p == BENCH_PROTO_HTTP ? 100 : 1000;
+	if (p == BENCH_PROTO_HTTP)
+		return 100;
+	return answer == BENCH_ANSWER_BUSY ? 4000 : 1000;
 }
 
 /*
  * Asks until the first real answer, retrying a not-ready one after
- * retry_gap_us(), until ANSWER_DEADLINE_MS after t0: ms from t0, or < 0 (said why). The first
- * attempt gets first_timeout_ms (a client held through a wake waits long),
- * the others 1 s. *not_ready counts the not-ready answers.
+ * retry_gap_us(), until ANSWER_DEADLINE_MS after t0: ms from t0, or < 0 (said
+ * why). The first attempt gets first_timeout_ms (a client held through a
+ * wake waits long), the others 1 s. *not_ready counts the not-ready answers.
  */
 static double ask_until_answered(const struct wake_target *t, double t0, double first_timeout_ms,
 				 int *not_ready, char *why, size_t len)
 {
 	for (double timeout = first_timeout_ms;; timeout = 1000) {
 		int r = bench_proto_ask(t->proto, t->port, t->key, NULL, 0, timeout, why, len);
-		if (r > 0)
+		if (r == BENCH_ANSWER_REAL)
 			return now_ms() - t0;
 		if (r < 0)
 			return -1;
@@ -220,7 +223,7 @@ static double ask_until_answered(const struct wake_target *t, double t0, double 
 				 ANSWER_DEADLINE_MS / 1000);
 			return -1;
 		}
-		usleep(retry_gap_us(t->proto));
+		usleep(retry_gap_us(t->proto, r));
 	}
 }
 
@@ -232,7 +235,7 @@ static int pick_redis_key(struct wake_target *t)
 	for (;;) {
 		int r = bench_proto_ask(BENCH_PROTO_REDIS, t->port, NULL, t->key, sizeof(t->key),
 					1000, why, sizeof(why));
-		if (r > 0)
+		if (r == BENCH_ANSWER_REAL)
 			return 0;
 		if (r < 0 || now_ms() - t0 > ANSWER_DEADLINE_MS)
 			return fprintf(stderr, "bench_wake: choosing a key: %s\n", why), -1;
@@ -379,7 +382,8 @@ static int bench_warm(char **argv)
 	double t0 = now_ms();
 	while (now_ms() - t0 < seconds * 1000 && n < (int)(sizeof(lat) / sizeof(lat[0]))) {
 		double t1 = now_ms();
-		if (bench_proto_ask(t.proto, t.port, NULL, NULL, 0, 5000, why, sizeof(why)) <= 0)
+		if (bench_proto_ask(t.proto, t.port, NULL, NULL, 0, 5000, why, sizeof(why)) !=
+		    BENCH_ANSWER_REAL)
 			return fprintf(stderr, "bench_wake: warm request failed: %s\n", why), 1;
 		lat[n++] = (now_ms() - t1) * 1000;
 	}
