@@ -243,9 +243,8 @@ void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup
 static void reattach_done(int err, const struct runtime_error *error,
 			  const struct runtime_container *c, void *userdata)
 {
-	struct pending_op *op = userdata;
-	struct dozed *d = op->d;
-	struct service *s = pending_op_finish(op);
+	struct dozed *d;
+	struct service *s = pending_op_done(userdata, &d);
 	if (!s)
 		return;
 	svc_extra_of(s)->reattach_pending = false;

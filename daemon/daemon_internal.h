@@ -124,6 +124,13 @@ struct pending_op *pending_op_new(struct dozed *d, enum pending_kind kind, uint6
 void pending_op_free(struct pending_op *op);
 /* Frees a completed op; the service it was for, or NULL when that is gone. */
 struct service *pending_op_finish(struct pending_op *op);
+/* The same for a runtime callback's userdata (an op), with the daemon in *d. */
+static inline struct service *pending_op_done(void *userdata, struct dozed **d)
+{
+	struct pending_op *op = userdata;
+	*d = op->d;
+	return pending_op_finish(op);
+}
 
 /* svc_extra.c: x->id is set once the service is added. NULL when out of
  * memory (logged). destroy detaches its counter too; it accepts NULL. */

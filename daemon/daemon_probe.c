@@ -268,9 +268,8 @@ static bool exited_while_waking(const struct service *s, const struct runtime_co
 static void exit_inspected(int err, const struct runtime_error *error,
 			   const struct runtime_container *c, void *userdata)
 {
-	struct pending_op *op = userdata;
-	struct dozed *d = op->d;
-	struct service *s = pending_op_finish(op);
+	struct dozed *d;
+	struct service *s = pending_op_done(userdata, &d);
 	if (!s)
 		return;
 	svc_extra_of(s)->exit_check_pending = false;
@@ -300,9 +299,8 @@ void dozed_check_exited(struct dozed *d, struct service *s)
 static void probe_inspected(int err, const struct runtime_error *error,
 			    const struct runtime_container *c, void *userdata)
 {
-	struct pending_op *op = userdata;
-	struct dozed *d = op->d;
-	struct service *s = pending_op_finish(op);
+	struct dozed *d;
+	struct service *s = pending_op_done(userdata, &d);
 	if (!s)
 		return;
 	if (err < 0)

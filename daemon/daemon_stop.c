@@ -34,11 +34,23 @@ static void stop_finish(struct dozed *d, struct service *s, int err, const char 
 	service_on_stop_done(d->services, s->id, err, msg);
 }
 
+/* The stop's next call went out (r 0: op is the one out now), or the stop
+ * ends with r. */
+static int stop_call_sent(struct dozed *d, struct service *s, struct pending_op *op, int r)
+{
+	if (r < 0) {
+		pending_op_free(op);
+		stop_finish(d, s, r, strerror(-r));
+		return r;
+	}
+	svc_extra_of(s)->stop_op = op;
+	return 0;
+}
+
 static void stop_waited(int err, const struct runtime_error *error, int exit_code, void *userdata)
 {
-	struct pending_op *op = userdata;
-	struct dozed *d = op->d;
-	struct service *s = pending_op_finish(op);
+	struct dozed *d;
+	struct service *s = pending_op_done(userdata, &d);
 	if (!s)
 		return;
 	struct svc_extra *x = svc_extra_of(s);
@@ -55,12 +67,8 @@ static void stop_wait(struct dozed *d, struct service *s)
 	struct pending_op *op = pending_op_new(d, PENDING_STOP, s->id);
 	uint64_t bound = (uint64_t)x->stop_grace_s * 1000000ull + STOP_AFTER_KILL_US;
 	int r = op ? runtime_wait(d->runtime, s->container_id, bound, stop_waited, op) : -ENOMEM;
-	if (r < 0) {
-		pending_op_free(op);
-		stop_finish(d, s, r, strerror(-r));
+	if (stop_call_sent(d, s, op, r) < 0)
 		return;
-	}
-	x->stop_op = op;
 	struct timeval tv = timeval_from_us((uint64_t)x->stop_grace_s * 1000000ull);
 	evtimer_add(x->stop_grace, &tv);
 }
@@ -69,9 +77,8 @@ static void stop_signal(struct dozed *d, struct service *s);
 
 static void stop_signalled(int err, const struct runtime_error *error, void *userdata)
 {
-	struct pending_op *op = userdata;
-	struct dozed *d = op->d;
-	struct service *s = pending_op_finish(op);
+	struct dozed *d;
+	struct service *s = pending_op_done(userdata, &d);
 	if (!s)
 		return;
 	struct svc_extra *x = svc_extra_of(s);
@@ -159,20 +166,15 @@ static void stop_signal(struct dozed *d, struct service *s)
 		snprintf(x->stop_signal, sizeof(x->stop_signal), "SIGTERM");
 		r = runtime_kill(d->runtime, s->container_id, x->stop_signal, stop_signalled, op);
 	}
-	if (r < 0) {
-		pending_op_free(op);
-		stop_finish(d, s, r, strerror(-r));
+	if (stop_call_sent(d, s, op, r) < 0)
 		return;
-	}
-	x->stop_op = op;
 }
 
 static void stop_inspected(int err, const struct runtime_error *error,
 			   const struct runtime_container *c, void *userdata)
 {
-	struct pending_op *op = userdata;
-	struct dozed *d = op->d;
-	struct service *s = pending_op_finish(op);
+	struct dozed *d;
+	struct service *s = pending_op_done(userdata, &d);
 	if (!s)
 		return;
 	struct svc_extra *x = svc_extra_of(s);
@@ -214,12 +216,8 @@ void dozed_stop_begin(struct dozed *d, struct service *s)
 	/* Its signal and grace are the container's own, as of now. */
 	struct pending_op *op = pending_op_new(d, PENDING_STOP, s->id);
 	int r = op ? runtime_inspect(d->runtime, s->container_id, stop_inspected, op) : -ENOMEM;
-	if (r < 0) {
-		pending_op_free(op);
-		stop_finish(d, s, r, strerror(-r));
+	if (stop_call_sent(d, s, op, r) < 0)
 		return;
-	}
-	x->stop_op = op;
 }
 
 static void stop_drop_call(struct dozed *d, struct pending_op **op)

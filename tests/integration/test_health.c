@@ -26,85 +26,15 @@ void test_suite_teardown(void)
 	rtenv_teardown();
 }
 
-#define BOTH_RUNTIMES(name)                                                                        \
-	static void name(const struct rtenv *env);                                                 \
-	TEST(test_podman_##name)                                                                   \
-	{                                                                                          \
-		name(rtenv_get("podman"));                                                         \
-	}                                                                                          \
-	TEST(test_docker_##name)                                                                   \
-	{                                                                                          \
-		name(rtenv_get("docker"));                                                         \
-	}                                                                                          \
-	static void name(const struct rtenv *env)
-
 #define HTTPD_AS_INIT "exec /bin/httpd -f -p 80 -h /www"
 
 static char *const check_ok[] = {"/bin/sh", "-c", "test -e /www/ok"};
 
-struct ctr {
-	const struct rtenv *env;
-	char name[64];
-};
-
-static void ctr_remove(void *arg)
-{
-	struct ctr *c = arg;
-	_cleanup_free_ char *script = fixture_path("runtime-env.sh");
-	/* --time=0: Podman's rm -f would wait out the grace period of an
-	 * init that ignores SIGTERM. */
-	bool podman = strcmp(c->env->name, "podman") == 0;
-	const char *argv[] = {
-	    script,  "cli", c->env->dir, c->env->name, "rm", "-f", podman ? "--time=0" : c->name,
-	    c->name, NULL};
-	if (!podman)
-		argv[7] = NULL;
-	_cleanup_free_ char *out = NULL;
-	run_cmd(-1, argv, &out);
-	free(c);
-}
-
-/* A running busybox httpd as PID 1, with its removal deferred. */
+/* A running busybox httpd as PID 1 whose health command passes once /www/ok is there. */
 static void ctr_run(const struct rtenv *env, const char *name)
 {
-	_cleanup_free_ char *script = fixture_path("runtime-env.sh");
-	char parent[PATH_MAX + 16];
-	const char *slash = strrchr(env->cgroup, '/');
-	snprintf(parent, sizeof(parent), "/%s/podman", slash ? slash + 1 : env->cgroup);
-	bool podman = strcmp(env->name, "podman") == 0;
-	const char *argv[] = {script,
-			      "cli",
-			      env->dir,
-			      env->name,
-			      "run",
-			      "-d",
-			      "--name",
-			      name,
-			      "--health-cmd",
-			      "test -e /www/ok",
-			      "dozed-test/busybox:latest",
-			      "/bin/sh",
-			      "-c",
-			      HTTPD_AS_INIT,
-			      NULL,
-			      NULL,
-			      NULL};
-	if (podman) {
-		/* --cgroup-parent before the image. */
-		memmove(&argv[10], &argv[8], 6 * sizeof(argv[0]));
-		argv[8] = "--cgroup-parent";
-		argv[9] = parent;
-	}
-	struct ctr *c = calloc(1, sizeof(*c));
-	ASSERT_TRUE(c);
-	c->env = env;
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	test_defer(ctr_remove, c);
-	_cleanup_free_ char *out = NULL;
-	int r = run_cmd(-1, argv, &out);
-	if (r != 0)
-		FAIL("%s: running container %s failed (status %d): %s", env->name, name, r,
-		     out ? out : "");
+	static const char *const opts[] = {"--health-cmd", "test -e /www/ok", NULL};
+	rtenv_make(env, name, true, opts, HTTPD_AS_INIT);
 }
 
 struct outcome {

@@ -42,19 +42,6 @@ void test_suite_teardown(void)
 	rtenv_teardown();
 }
 
-/* Runs the test body on each runtime: test_podman_NAME and test_docker_NAME. */
-#define BOTH_RUNTIMES(name)                                                                        \
-	static void name(const struct rtenv *env);                                                 \
-	TEST(test_podman_##name)                                                                   \
-	{                                                                                          \
-		name(rtenv_get("podman"));                                                         \
-	}                                                                                          \
-	TEST(test_docker_##name)                                                                   \
-	{                                                                                          \
-		name(rtenv_get("docker"));                                                         \
-	}                                                                                          \
-	static void name(const struct rtenv *env)
-
 BOTH_RUNTIMES(inspect_gives_port_pid_and_cgroup_of_running_container)
 {
 	struct event_base *base = rtenv_base_new();

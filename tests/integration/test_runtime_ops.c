@@ -26,90 +26,8 @@ void test_suite_teardown(void)
 	rtenv_teardown();
 }
 
-#define BOTH_RUNTIMES(name)                                                                        \
-	static void name(const struct rtenv *env);                                                 \
-	TEST(test_podman_##name)                                                                   \
-	{                                                                                          \
-		name(rtenv_get("podman"));                                                         \
-	}                                                                                          \
-	TEST(test_docker_##name)                                                                   \
-	{                                                                                          \
-		name(rtenv_get("docker"));                                                         \
-	}                                                                                          \
-	static void name(const struct rtenv *env)
-
 /* busybox httpd as PID 1: it ignores SIGTERM (and SIGINT), as many images' inits do. */
 #define HTTPD_AS_INIT "exec /bin/httpd -f -p 80 -h /www"
-
-struct ctr {
-	const struct rtenv *env;
-	char name[64];
-};
-
-static void ctr_remove(void *arg)
-{
-	struct ctr *c = arg;
-	_cleanup_free_ char *script = fixture_path("runtime-env.sh");
-	/* Podman's rm -f stops first, waiting the grace period out on an init
-	 * that ignores SIGTERM: --time 0 kills at once, as Docker's does. */
-	bool podman = strcmp(c->env->name, "podman") == 0;
-	const char *argv[] = {
-	    script,  "cli", c->env->dir, c->env->name, "rm", "-f", podman ? "--time=0" : c->name,
-	    c->name, NULL};
-	if (!podman)
-		argv[7] = NULL;
-	_cleanup_free_ char *out = NULL;
-	run_cmd(-1, argv, &out);
-	free(c);
-}
-
-/* `run -d` (or `create` when !start) of the test image with extra options and
- * sh -c command; its removal is deferred. */
-static void ctr_make(const struct rtenv *env, const char *name, bool start, const char *const *opts,
-		     const char *sh)
-{
-	_cleanup_free_ char *script = fixture_path("runtime-env.sh");
-	char parent[PATH_MAX + 16];
-	const char *slash = strrchr(env->cgroup, '/');
-	snprintf(parent, sizeof(parent), "/%s/podman", slash ? slash + 1 : env->cgroup);
-	const char *argv[40];
-	size_t n = 0;
-	argv[n++] = script;
-	argv[n++] = "cli";
-	argv[n++] = env->dir;
-	argv[n++] = env->name;
-	if (start) {
-		argv[n++] = "run";
-		argv[n++] = "-d";
-	} else {
-		argv[n++] = "create";
-	}
-	argv[n++] = "--name";
-	argv[n++] = name;
-	if (strcmp(env->name, "podman") == 0) {
-		argv[n++] = "--cgroup-parent";
-		argv[n++] = parent;
-	}
-	for (; opts && *opts && n < 30; opts++)
-		argv[n++] = *opts;
-	argv[n++] = "dozed-test/busybox:latest";
-	if (sh) {
-		argv[n++] = "/bin/sh";
-		argv[n++] = "-c";
-		argv[n++] = sh;
-	}
-	argv[n] = NULL;
-	struct ctr *c = calloc(1, sizeof(*c));
-	ASSERT_TRUE(c);
-	c->env = env;
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	test_defer(ctr_remove, c);
-	_cleanup_free_ char *out = NULL;
-	int r = run_cmd(-1, argv, &out);
-	if (r != 0)
-		FAIL("%s: making container %s failed (status %d): %s", env->name, name, r,
-		     out ? out : "");
-}
 
 struct res {
 	bool done;
@@ -198,7 +116,7 @@ BOTH_RUNTIMES(sigterm_ignored_by_init_leaves_it_running_until_sigkill)
 {
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = rtenv_runtime_new(base, env->sock, NULL);
-	ctr_make(env, "ops-kill", true, NULL, HTTPD_AS_INIT);
+	rtenv_make(env, "ops-kill", true, NULL, HTTPD_AS_INIT);
 	ASSERT_TRUE(running(base, rt, "ops-kill"));
 
 	struct res k = do_kill(base, rt, "ops-kill", "SIGTERM");
@@ -253,7 +171,7 @@ BOTH_RUNTIMES(kill_and_wait_of_a_created_or_missing_container)
 {
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = rtenv_runtime_new(base, env->sock, NULL);
-	ctr_make(env, "ops-created", false, NULL, HTTPD_AS_INIT);
+	rtenv_make(env, "ops-created", false, NULL, HTTPD_AS_INIT);
 
 	struct res k = do_kill(base, rt, "ops-created", "SIGTERM");
 	ASSERT_ERR(k.err, ESRCH);
@@ -287,7 +205,7 @@ BOTH_RUNTIMES(exec_reports_the_exit_code_of_the_command)
 {
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = rtenv_runtime_new(base, env->sock, NULL);
-	ctr_make(env, "ops-exec", true, NULL, HTTPD_AS_INIT);
+	rtenv_make(env, "ops-exec", true, NULL, HTTPD_AS_INIT);
 
 	static const char *const t[] = {"true"}, *const f[] = {"false"},
 				 *const seven[] = {"sh", "-c", "echo out; echo err >&2; exit 7"},
@@ -394,7 +312,7 @@ BOTH_RUNTIMES(cancelled_exec_wait_and_kill_never_call_back)
 {
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = rtenv_runtime_new(base, env->sock, NULL);
-	ctr_make(env, "ops-cancel", true, NULL, HTTPD_AS_INIT);
+	rtenv_make(env, "ops-cancel", true, NULL, HTTPD_AS_INIT);
 
 	unsigned called = 0;
 	static const char *const slow[] = {"sh", "-c", "sleep 0.3"};
@@ -446,8 +364,8 @@ BOTH_RUNTIMES(inspect_reads_the_stop_signal_timeout_and_healthcheck)
 					   "--health-timeout",
 					   "2s",
 					   NULL};
-	ctr_make(env, "ops-hc", true, opts, HTTPD_AS_INIT);
-	ctr_make(env, "ops-plain", true, NULL, HTTPD_AS_INIT);
+	rtenv_make(env, "ops-hc", true, opts, HTTPD_AS_INIT);
+	rtenv_make(env, "ops-plain", true, NULL, HTTPD_AS_INIT);
 
 	const struct rtenv_result *hc = rtenv_inspect(base, rt, "ops-hc");
 	rtenv_expect_ok(hc, "inspect");

@@ -579,3 +579,73 @@ const struct rtenv_event *rtenv_wait_event(struct event_base *base, struct rtenv
 	evloop_run_until(base, event_seen, &w, EVENT_TIMEOUT_MS, what);
 	return w.first;
 }
+
+/* --- containers of the tests' own making --------------------------------------------- */
+
+struct rtenv_ctr {
+	const struct rtenv *env;
+	char name[64];
+};
+
+static void rtenv_remove(void *arg)
+{
+	struct rtenv_ctr *c = arg;
+	_cleanup_free_ char *script = fixture_path("runtime-env.sh");
+	/* Podman's rm -f stops first, waiting the grace period out on an init
+	 * that ignores SIGTERM: --time 0 kills at once, as Docker's does. */
+	bool podman = strcmp(c->env->name, "podman") == 0;
+	const char *argv[] = {
+	    script,  "cli", c->env->dir, c->env->name, "rm", "-f", podman ? "--time=0" : c->name,
+	    c->name, NULL};
+	if (!podman)
+		argv[7] = NULL;
+	_cleanup_free_ char *out = NULL;
+	run_cmd(-1, argv, &out);
+	free(c);
+}
+
+void rtenv_make(const struct rtenv *env, const char *name, bool start, const char *const *opts,
+		const char *sh)
+{
+	_cleanup_free_ char *script = fixture_path("runtime-env.sh");
+	char parent[PATH_MAX + 16];
+	const char *slash = strrchr(env->cgroup, '/');
+	snprintf(parent, sizeof(parent), "/%s/podman", slash ? slash + 1 : env->cgroup);
+	const char *argv[40];
+	size_t n = 0;
+	argv[n++] = script;
+	argv[n++] = "cli";
+	argv[n++] = env->dir;
+	argv[n++] = env->name;
+	if (start) {
+		argv[n++] = "run";
+		argv[n++] = "-d";
+	} else {
+		argv[n++] = "create";
+	}
+	argv[n++] = "--name";
+	argv[n++] = name;
+	if (strcmp(env->name, "podman") == 0) {
+		argv[n++] = "--cgroup-parent";
+		argv[n++] = parent;
+	}
+	for (; opts && *opts && n < 30; opts++)
+		argv[n++] = *opts;
+	argv[n++] = "dozed-test/busybox:latest";
+	if (sh) {
+		argv[n++] = "/bin/sh";
+		argv[n++] = "-c";
+		argv[n++] = sh;
+	}
+	argv[n] = NULL;
+	struct rtenv_ctr *c = calloc(1, sizeof(*c));
+	ASSERT_TRUE(c);
+	c->env = env;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	test_defer(rtenv_remove, c);
+	_cleanup_free_ char *out = NULL;
+	int r = run_cmd(-1, argv, &out);
+	if (r != 0)
+		FAIL("%s: making container %s failed (status %d): %s", env->name, name, r,
+		     out ? out : "");
+}

@@ -27,6 +27,19 @@ struct rtenv {
 	char cgroup[PATH_MAX]; /* the cgroup v2 directory the environment owns */
 };
 
+/* Runs the test body on each runtime: test_podman_NAME and test_docker_NAME. */
+#define BOTH_RUNTIMES(name)                                                                        \
+	static void name(const struct rtenv *env);                                                 \
+	TEST(test_podman_##name)                                                                   \
+	{                                                                                          \
+		name(rtenv_get("podman"));                                                         \
+	}                                                                                          \
+	TEST(test_docker_##name)                                                                   \
+	{                                                                                          \
+		name(rtenv_get("docker"));                                                         \
+	}                                                                                          \
+	static void name(const struct rtenv *env)
+
 /* The runtime's environment, up; fails the test when it cannot be. */
 const struct rtenv *rtenv_get(const char *runtime);
 void rtenv_teardown(void);
@@ -35,6 +48,12 @@ void rtenv_teardown(void);
  * 127.0.0.1:port unless port is 0; label ("k=v") may be NULL. Returns its id
  * (malloc'd); its removal is deferred. */
 char *rtenv_create(const struct rtenv *env, const char *name, unsigned port, const char *label);
+/* `run -d` (or `create` when !start) of the busybox test image with extra
+ * options (NULL-terminated, may be NULL) and a `sh -c` command (NULL: the
+ * image's own); its forced removal is deferred. Fails the test if the CLI
+ * does. */
+void rtenv_make(const struct rtenv *env, const char *name, bool start, const char *const *opts,
+		const char *sh);
 /* Runs the runtime's CLI against its socket; fails the test unless it exits 0. */
 void rtenv_cli_argv(const struct rtenv *env, const char *const *args);
 #define rtenv_cli(env, ...) rtenv_cli_argv((env), (const char *const[]){__VA_ARGS__, NULL})
