@@ -82,6 +82,7 @@ struct svc_extra {
 	bool reattach_pending;	/* an inspect for the cgroup is out */
 	bool inspect_pending;	/* a reconciling inspect is out */
 	bool reinspect;		/* asked again meanwhile: inspect once more after it */
+	uint64_t inspect_state_since_us; /* the service's state_since_us when it was asked */
 	bool reconcile_waiting; /* to be inspected once fewer are in flight */
 	enum pending_kind reconcile_kind;
 	bool exit_check_pending;

@@ -400,6 +400,13 @@ static void reconcile_done(int err, const struct runtime_error *error,
 	} else if (s->state == SERVICE_UNKNOWN) {
 		d->reconcile_retry_s = 0; /* the runtime answers: ask soon if more fail */
 		reconcile_unknown(d, s, c);
+	} else if (s->state_since_us != svc_extra_of(s)->inspect_state_since_us) {
+		/* Asked in another state (awake, then a sleep stopped it): the
+		 * answer may be older than the change, so it decides nothing. A
+		 * late event's inspect answering "running" once a sleep had
+		 * stopped the container would take its ports out of the set with
+		 * nothing behind them: a client refused. */
+		again = true;
 	} else if (c->running && (s->state == SERVICE_ASLEEP || s->state == SERVICE_FAILED)) {
 		service_on_runtime_started(d->services, s->id);
 		dozed_attach_counter(d, s, c->cgroup_dir);
@@ -453,6 +460,7 @@ void dozed_reconcile(struct dozed *d, struct service *s, enum pending_kind kind)
 		return;
 	}
 	x->reinspect = false;
+	x->inspect_state_since_us = s->state_since_us;
 	const char *which = s->container_id[0] ? s->container_id : s->name;
 	struct pending_op *op = pending_op_new(d, kind, s->id);
 	if (!op)
