@@ -66,7 +66,12 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
 	size_t n_ports = container_ports(c, ports);
 	struct service *s = service_find_by_container(d->services, c->id);
 	if (s) {
-		service_update_settings(d->services, s, idle_us, set->wake_on_data, &set->probe);
+		struct service_spec now = {
+		    .idle_us = idle_us,
+		    .wake_on_data = set->wake_on_data,
+		    .probe = set->probe,
+		};
+		service_update_settings(d->services, s, &now);
 		s->disabling = false; /* enabled again before a disable completed */
 		svc_extra_of(s)->idle_explicit = set->idle_set;
 		/* Inspected just now: an UNKNOWN one is known from here on. */

@@ -275,12 +275,15 @@ int service_add(struct service_registry *r, const struct service_spec *spec, boo
 	return 0;
 }
 
-void service_update_settings(struct service_registry *r, struct service *s, uint64_t idle_us,
-			     bool wake_on_data, const struct probe_spec *probe)
+void service_update_settings(struct service_registry *r, struct service *s,
+			     const struct service_spec *set)
 {
-	s->idle_us = idle_us;
-	s->wake_on_data = wake_on_data;
-	s->probe = *probe;
+	s->idle_us = set->idle_us;
+	s->wake_on_data = set->wake_on_data;
+	s->probe = set->probe;
+	s->ignore = set->ignore;
+	s->ignore_set = set->ignore_set;
+	s->keep_awake_connections = set->keep_awake_connections;
 	if (s->state == SERVICE_AWAKE)
 		r->ops.timer_set(r->ud, s, idle_deadline(s));
 }

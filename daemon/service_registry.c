@@ -190,6 +190,9 @@ int service_alloc(struct service_registry *r, const struct service_spec *spec, s
 	s->idle_us = spec->idle_us;
 	s->wake_on_data = spec->wake_on_data;
 	s->probe = spec->probe;
+	s->ignore = spec->ignore;
+	s->ignore_set = spec->ignore_set;
+	s->keep_awake_connections = spec->keep_awake_connections;
 	if (spec->n_ports > 0)
 		memcpy(s->ports, spec->ports, spec->n_ports * sizeof(*spec->ports));
 	s->n_ports = spec->n_ports;

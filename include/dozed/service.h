@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "dozed/flow_rule.h"
 #include "dozed/probe_spec.h"
 
 struct json_object;
@@ -56,6 +57,12 @@ struct service_spec {
 	uint64_t idle_us;
 	bool wake_on_data;
 	struct probe_spec probe; /* zeroed: auto */
+	/* Its own ignore rules when ignore_set, else the daemon's default
+	 * (the daemon gives them to the flow counter; the machine keeps them). */
+	struct flow_rules ignore;
+	bool ignore_set;
+	/* An open connection from a peer keeps it awake, even silent. */
+	bool keep_awake_connections;
 	const struct service_port *ports;
 	size_t n_ports;
 	void *userdata; /* becomes service->userdata before any effect runs */
@@ -73,6 +80,9 @@ struct service {
 	uint64_t idle_us;
 	bool wake_on_data;
 	struct probe_spec probe; /* as set: auto is resolved at each wake */
+	struct flow_rules ignore; /* its own when ignore_set (see service_spec) */
+	bool ignore_set;
+	bool keep_awake_connections;
 	/* The probe the last wake used, as users read it ("postgres (auto:
 	 * port 5432)"); set by the daemon, "" before the first wake. */
 	char probe_used[PROBE_HTTP_PATH_MAX + 64];
@@ -186,9 +196,11 @@ int service_reconcile(struct service_registry *r, struct service *s, const char 
 /* UNKNOWN: why it still is (the runtime's answer), for users. */
 void service_set_unknown_reason(struct service *s, const char *why);
 
-/* New settings for a managed service; an awake one gets its new deadline. */
-void service_update_settings(struct service_registry *r, struct service *s, uint64_t idle_us,
-			     bool wake_on_data, const struct probe_spec *probe);
+/* New settings for a managed service: those of set (idle_us, wake_on_data,
+ * probe, ignore, ignore_set, keep_awake_connections; its name, container
+ * and ports are not read). An awake one gets its new deadline. */
+void service_update_settings(struct service_registry *r, struct service *s,
+			     const struct service_spec *set);
 /*
  * Stops managing s. An awake service is let go at once; a sleeping one is
  * woken first (a "disabled" event comes once it answers, or its wake failed)

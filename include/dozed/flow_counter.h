@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The flow counter: one loaded pair of eBPF programs (cgroup_skb ingress and
+ * egress) and their maps, attached to the cgroup v2 directory of each managed
+ * container (docs/design.md, "Flows"). It never drops or alters a packet.
+ * It decides in the kernel which traffic counts as activity, so the idle
+ * decision is one read (flow_counter_read); the flows themselves are the
+ * detail for the explainer (flow_counter_list).
+ *
+ * The cgroup changes on every container start, so a service is attached
+ * again on every start, and its rules set again.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "dozed/flow_rule.h"
+#include "dozed/flows.h"
+
+struct flow_counter;	/* the loaded programs and their maps */
+struct flow_attachment; /* one attached cgroup */
+
+/* One flow, as userspace reads it. */
+struct flow_info {
+	uint8_t proto;		      /* IPPROTO_TCP, IPPROTO_UDP, else the IP protocol */
+	struct sockaddr_storage peer; /* AF_INET (unmapped) or AF_INET6, with its port */
+	uint16_t local_port;
+	enum flows_opener opener;
+	enum flows_class class; /* COUNTED, or why its traffic is ignored */
+	int rule;		/* FLOWS_IGN_RULE: the index of the rule, else -1 */
+	uint64_t bytes[2], packets[2], payload[2]; /* by enum flows_dir */
+	/* ns, CLOCK_MONOTONIC_COARSE; 0: never */
+	uint64_t last_payload_ns[2];
+	uint64_t first_ns, last_ns, last_counted_ns;
+	uint8_t tcp_flags[2]; /* FLOWS_TCP_* by direction */
+};
+
+struct flow_ignored_totals {
+	uint64_t bytes, packets, packets_out;
+};
+
+/* One read of a cgroup's totals, summed over CPUs. */
+struct flow_totals {
+	uint64_t egress_bytes, egress_packets, egress_last_ns;
+	uint64_t ingress_bytes, ingress_packets, ingress_last_ns;
+	uint64_t counted_bytes, counted_packets;
+	uint64_t counted_last_ns; /* CLOCK_MONOTONIC_COARSE ns; 0: nothing counted yet */
+	/* The flow of the last counted packet (when counted_last_ns): its key
+	 * as the CPU that counted it last recorded it; last_counted.bytes etc.
+	 * from the flow map when the flow is still there, else 0. */
+	struct flow_info last_counted;
+	enum flows_dir last_counted_dir;
+	struct flow_ignored_totals ignored[FLOWS_CLASS_MAX]; /* [FLOWS_COUNTED] unused */
+	uint64_t flows_created;
+};
+
+/* The flow map as a whole (one iteration). */
+struct flow_map_stats {
+	uint64_t capacity; /* max entries */
+	uint64_t live;	   /* entries now */
+	uint64_t created;  /* inserted since load */
+	uint64_t deleted;  /* removed by flow_counter_detach */
+	uint64_t evicted;  /* created - live - deleted: pushed out by the LRU */
+};
+
+/* Passes libbpf's warnings to the debug log (flow_counter_new calls it). */
+void flow_counter_log_libbpf(void);
+
+/* Loads the programs with room for max_flows flows (0: FLOWS_MAP_MAX_ENTRIES).
+ * Needs root (CAP_BPF + CAP_NET_ADMIN) and a kernel with BTF; the message
+ * says what is missing. */
+int flow_counter_new(uint32_t max_flows, struct flow_counter **out);
+/* Accepts NULL; every attachment must have been detached first. */
+void flow_counter_free(struct flow_counter *c);
+
+/* Starts accounting the traffic of every process in cgroup_dir and its
+ * descendants, both directions, with no ignore rules. -EEXIST if that cgroup
+ * is already attached, -EINVAL if it is not cgroup v2, -ENOENT if absent. */
+int flow_counter_attach(struct flow_counter *c, const char *cgroup_dir,
+			struct flow_attachment **out);
+/* Stops accounting, deletes the cgroup's flows from the map and frees the
+ * handle; accepts NULL. */
+void flow_counter_detach(struct flow_attachment *a);
+
+/* Replaces the cgroup's ignore rules; its flows classify again with their
+ * next packet. -ENOENT once the cgroup is gone. */
+int flow_counter_set_rules(struct flow_counter *c, struct flow_attachment *a,
+			   const struct flow_rules *rules);
+
+/* -ENOENT once the cgroup is gone (its container stopped): detach then. */
+int flow_counter_read(const struct flow_counter *c, const struct flow_attachment *a,
+		      struct flow_totals *out);
+
+/* The cgroup's flows whose last packet is at or after since_ns (0: all),
+ * in a malloc()ed array the caller frees; *n = 0 and *out = NULL when none. */
+int flow_counter_list(const struct flow_counter *c, const struct flow_attachment *a,
+		      uint64_t since_ns, struct flow_info **out, size_t *n);
+
+int flow_counter_map_stats(const struct flow_counter *c, struct flow_map_stats *out);
+
+const char *flow_attachment_path(const struct flow_attachment *a);
+/* The attached cgroup's id: its directory's inode number. */
+uint64_t flow_attachment_cgroup_id(const struct flow_attachment *a);
+
+/* "counted", "loopback", "no payload", "dns", "ntp", "icmp", "rule". */
+const char *flow_class_name(enum flows_class c);
