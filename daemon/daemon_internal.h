@@ -189,3 +189,10 @@ extern const struct runtime_events_ops dozed_events_ops;
 /* daemon_control.c */
 void dozed_control_handler(void *userdata, uint64_t client_id, const char *cmd,
 			   struct json_object *req);
+
+/* daemon_flows.c: the explainer. The "flows" control command. */
+void dozed_cmd_flows(struct dozed *d, uint64_t client, struct json_object *req);
+/* Adds the flow facts to a SERVICE object: its activity, and for status
+ * (detailed) its open connections and the flow table. */
+void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct json_object *o,
+				  bool detailed);

@@ -14,6 +14,7 @@
  * database: nothing is logged, every error comes back as a message.
  */
 
+#include "dozed/flow_rule.h"
 #include "dozed/settings.h"
 
 struct dozed_config {
@@ -42,6 +43,9 @@ struct dozed_config {
 	/* A control client with nothing in flight and no request for this long is
 	 * closed (1s to 1h); struct control_config.idle_timeout_us. */
 	uint64_t control_idle_timeout_us;
+	/* The ignore rules of a service that has none of its own (key
+	 * "ignore"); none by default. */
+	struct flow_rules ignore;
 	int log_level; /* LOG_ERR .. LOG_DEBUG */
 
 	char *config_path; /* the file named by --config, or the default */

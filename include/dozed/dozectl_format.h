@@ -29,3 +29,6 @@ void dozectl_print_status(FILE *out, struct json_object *service);
 void dozectl_print_summary(FILE *out, struct json_object *service);
 /* One EVENT as "TIME SERVICE EVENT key=value...". */
 void dozectl_print_event(FILE *out, struct json_object *event);
+/* The reply of the flows command: per service, an aligned table of its
+ * flows (daemon/dozectl/dozectl_flows.c). */
+void dozectl_print_flows(FILE *out, struct json_object *reply);

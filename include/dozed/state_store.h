@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dozed/flow_rule.h"
 #include "dozed/probe_spec.h"
 
 /*
@@ -37,6 +38,9 @@ struct state_service {
 	uint64_t idle_us;	 /* 0: the daemon's default; stored in whole milliseconds */
 	bool wake_on_data;	 /* wake on a client's first bytes instead of its connect */
 	struct probe_spec probe; /* "probe"; absent (an older file): auto */
+	struct flow_rules ignore; /* "ignore", when ignore_set; absent: the default */
+	bool ignore_set;
+	bool keep_awake_connections; /* "keep_awake": "connections"; absent: off */
 	struct state_port ports[STATE_MAX_PORTS];
 	size_t n_ports; /* 0: not known (a file of an older version) */
 };
