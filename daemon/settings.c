@@ -66,6 +66,24 @@ const char *settings_wake_on_to_string(bool data)
 	return data ? "data" : "connect";
 }
 
+int settings_parse_keep_awake(const char *v, bool *out_connections, const char **expected)
+{
+	if (strcmp(v, "connections") == 0)
+		*out_connections = true;
+	else if (strcmp(v, "none") == 0)
+		*out_connections = false;
+	else {
+		*expected = "expected connections or none";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const char *settings_keep_awake_to_string(bool connections)
+{
+	return connections ? "connections" : "none";
+}
+
 #define PROBE_EXPECTED "expected auto, tcp, http, http:/PATH, postgres, redis, mysql or healthcheck"
 
 static const char *const probe_kind_names[] = {
@@ -223,6 +241,20 @@ static int set_probe(struct service_settings *s, const char *v, const char **exp
 	return settings_parse_probe(v, &s->probe, expected);
 }
 
+static int set_ignore(struct service_settings *s, const char *v, const char **expected)
+{
+	int r = flow_rules_parse(v, &s->ignore, expected);
+	if (r < 0)
+		return r;
+	s->ignore_set = true; /* "none" too: no rules, whatever the default */
+	return 0;
+}
+
+static int set_keep_awake(struct service_settings *s, const char *v, const char **expected)
+{
+	return settings_parse_keep_awake(v, &s->keep_awake_connections, expected);
+}
+
 struct settings_key {
 	const char *name;
 	const char *alias; /* the spelling of labels and dozectl, or NULL */
@@ -233,6 +265,8 @@ static const struct settings_key settings_keys[] = {
     {"idle", NULL, set_idle},
     {"wake_on", "wake-on", set_wake_on},
     {"probe", NULL, set_probe},
+    {"ignore", NULL, set_ignore},
+    {"keep_awake", "keep-awake", set_keep_awake},
 };
 
 static const struct settings_key *settings_key_find(const char *key)
@@ -255,7 +289,7 @@ int settings_set(struct service_settings *s, const char *key, const char *value,
 {
 	const struct settings_key *k = settings_key_find(key);
 	if (!k) {
-		*expected = "expected idle, wake_on or probe";
+		*expected = "expected idle, wake_on, probe, ignore or keep_awake";
 		return -ENOENT;
 	}
 	/* On a copy: a failed parser may have written part of its field. */

@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "dozed/flow_rule.h"
 #include "dozed/probe_spec.h"
 
 #define DOZED_IDLE_MIN_US   UINT64_C(1000000)
@@ -50,6 +51,12 @@ struct service_settings {
 	bool idle_set;		 /* idle was given */
 	bool wake_on_data;	 /* wake on a client's first bytes instead of its connect */
 	struct probe_spec probe; /* how a wake is judged ready; zeroed: auto */
+	/* Traffic that never resets the idle timer (flow_rule.h); meaningful
+	 * when ignore_set ("none" sets it too: no rules, not the default). */
+	struct flow_rules ignore;
+	bool ignore_set;
+	/* An open connection from a peer keeps it awake, even silent. */
+	bool keep_awake_connections;
 };
 
 /*
@@ -67,6 +74,11 @@ int settings_parse_idle(const char *v, uint64_t *out_us, const char **expected);
 int settings_parse_wake_on(const char *v, bool *out_data, const char **expected);
 /* The text settings_parse_wake_on() reads back: "connect" or "data". */
 const char *settings_wake_on_to_string(bool data);
+
+/* "connections" (true) or "none" (false): "expected connections or none". */
+int settings_parse_keep_awake(const char *v, bool *out_connections, const char **expected);
+/* The text settings_parse_keep_awake() reads back: "connections" or "none". */
+const char *settings_keep_awake_to_string(bool connections);
 
 /*
  * A probe kind (probe_spec.h): "auto", "tcp", "http" or "http:/PATH" (PATH
@@ -111,10 +123,12 @@ int settings_parse_docker_host(const char *v, const char **out_path, const char 
 
 /*
  * Sets one per-service setting by key: "idle", "wake_on" (also written
- * "wake-on", as in the label dozed.wake-on and dozectl's --wake-on), "probe".
- * 0; -EINVAL with *expected; -ENOENT for a key that is no setting (*expected
- * then lists the keys: "expected idle, wake_on or probe"). s is changed only
- * on success.
+ * "wake-on", as in the label dozed.wake-on and dozectl's --wake-on), "probe",
+ * "ignore" (flow_rules_parse: *expected is then its whole message, naming the
+ * rule and the forms) and "keep_awake" (also "keep-awake"). 0; -EINVAL with
+ * *expected; -ENOENT for a key that is no setting (*expected then lists the
+ * keys: "expected idle, wake_on, probe, ignore or keep_awake"). s is changed
+ * only on success.
  */
 int settings_set(struct service_settings *s, const char *key, const char *value,
 		 const char **expected);

@@ -153,7 +153,7 @@ TEST(test_settings_set_leaves_the_settings_on_a_bad_value_or_key)
 	ASSERT_ERR(settings_set(&s, "wake-on", "sometimes", &expected), EINVAL);
 	ASSERT_STREQ(expected, "expected connect or data");
 	ASSERT_ERR(settings_set(&s, "idel", "5m", &expected), ENOENT);
-	ASSERT_STREQ(expected, "expected idle, wake_on or probe");
+	ASSERT_STREQ(expected, "expected idle, wake_on, probe, ignore or keep_awake");
 	ASSERT_EQ_U(s.idle_us, 7);
 	ASSERT_TRUE(!s.idle_set);
 	ASSERT_TRUE(s.wake_on_data);
@@ -251,4 +251,55 @@ TEST(test_settings_probe_resolve_keeps_a_kind_asked_for)
 	ASSERT_STREQ(used, "tcp (healthcheck asked, the container has none)");
 	settings_probe_resolve(&hc, true, 80, &out, used, sizeof(used));
 	ASSERT_EQ_U(out.kind, PROBE_HEALTHCHECK);
+}
+
+TEST(test_settings_set_takes_ignore_rules_and_none_sets_them_too)
+{
+	struct service_settings s = {0};
+	const char *expected = NULL;
+	char buf[256];
+	ASSERT_OK(settings_set(&s, "ignore", "10.0.0.0/8, tcp/9090", &expected));
+	ASSERT_TRUE(s.ignore_set);
+	ASSERT_STREQ(flow_rules_to_string(&s.ignore, buf, sizeof(buf)), "10.0.0.0/8,tcp/9090");
+	/* none is a setting of its own: no rules, whatever the default. */
+	ASSERT_OK(settings_set(&s, "ignore", "none", &expected));
+	ASSERT_TRUE(s.ignore_set);
+	ASSERT_EQ_U(s.ignore.n, 0);
+	ASSERT_TRUE(settings_key_known("ignore"));
+}
+
+TEST(test_settings_set_refuses_a_bad_rule_with_the_parsers_message_and_keeps_the_old)
+{
+	struct service_settings s = {0};
+	const char *expected = NULL;
+	ASSERT_OK(settings_set(&s, "ignore", "udp/8125", &expected));
+	ASSERT_ERR(settings_set(&s, "ignore", "udp/8125,10.0.0.0/33", &expected), EINVAL);
+	ASSERT_STREQ(expected,
+		     "rule \"10.0.0.0/33\": the prefix length is over 32; " FLOW_RULE_FORMS);
+	ASSERT_EQ_U(s.ignore.n, 1);
+	ASSERT_EQ_U(s.ignore.rule[0].port, 8125);
+
+	struct service_settings fresh = {0};
+	ASSERT_ERR(settings_set(&fresh, "ignore", "tcp/80,", &expected), EINVAL);
+	ASSERT_TRUE(!fresh.ignore_set);
+}
+
+TEST(test_settings_keep_awake_reads_connections_or_none_in_both_spellings)
+{
+	struct service_settings s = {0};
+	const char *expected = NULL;
+	ASSERT_OK(settings_set(&s, "keep-awake", "connections", &expected));
+	ASSERT_TRUE(s.keep_awake_connections);
+	ASSERT_OK(settings_set(&s, "keep_awake", "none", &expected));
+	ASSERT_TRUE(!s.keep_awake_connections);
+	ASSERT_OK(settings_set(&s, "keep_awake", "connections", &expected));
+	const char *bad[] = {"", "connection", "yes", "Connections", "none "};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		ASSERT_ERR(settings_set(&s, "keep_awake", bad[i], &expected), EINVAL);
+		ASSERT_STREQ(expected, "expected connections or none");
+		ASSERT_TRUE(s.keep_awake_connections);
+	}
+	ASSERT_STREQ(settings_keep_awake_to_string(true), "connections");
+	ASSERT_STREQ(settings_keep_awake_to_string(false), "none");
+	ASSERT_TRUE(settings_key_known("keep-awake") && settings_key_known("keep_awake"));
 }
