@@ -9,10 +9,11 @@
 
 #include "dozed/duration.h"
 #include "dozed/macro.h"
+#include "dozed/utf8.h"
 
 #define CELL_MAX 128
 
-static const char *get_str(struct json_object *o, const char *key)
+const char *dozectl_json_str(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
@@ -20,16 +21,70 @@ static const char *get_str(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
-static bool get_u64(struct json_object *o, const char *key, uint64_t *out)
+bool dozectl_json_u64(struct json_object *o, const char *key, uint64_t *out)
 {
 	struct json_object *v;
 	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
 		return false;
-	int64_t n = json_object_get_int64(v);
-	if (n < 0)
+	/* json-c keeps a number past INT64_MAX as unsigned: read it whole. */
+	if (json_object_get_int64(v) < 0)
 		return false;
-	*out = (uint64_t)n;
+	*out = json_object_get_uint64(v);
 	return true;
+}
+
+/* U+0080..U+009F (C1: a terminal takes 0x9b as CSI), U+2028..U+202E and
+ * U+2066..U+2069 (line breaks and bidirectional overrides that reorder what
+ * follows). */
+static bool is_control_char(const unsigned char *u, size_t n)
+{
+	if (n == 1)
+		return u[0] < 0x20 || u[0] == 0x7f;
+	if (n == 2)
+		return u[0] == 0xc2 && u[1] < 0xa0;
+	if (n == 3 && u[0] == 0xe2)
+		return (u[1] == 0x80 && u[2] >= 0xa8 && u[2] <= 0xae) ||
+		       (u[1] == 0x81 && u[2] >= 0xa6 && u[2] <= 0xa9);
+	return false;
+}
+
+char *dozectl_sanitize(const char *s, char *buf, size_t len)
+{
+	size_t n = s ? strlen(s) : 0, off = 0;
+	if (len == 0)
+		return buf;
+	for (size_t i = 0; i < n;) {
+		size_t c = utf8_char_len(s + i, n - i);
+		bool bad = c == 0 || is_control_char((const unsigned char *)s + i, c);
+		size_t w = bad ? 1 : c;
+		if (off + w >= len)
+			break;
+		if (bad)
+			buf[off] = '?';
+		else
+			memcpy(buf + off, s + i, c);
+		off += w;
+		i += c ? c : 1;
+	}
+	buf[off] = '\0';
+	return buf;
+}
+
+/* A sanitized copy of s (malloc'd; NULL when out of memory): never longer. */
+static char *sanitized_dup(const char *s)
+{
+	size_t len = strlen(s) + 1;
+	char *copy = malloc(len);
+	return copy ? dozectl_sanitize(s, copy, len) : NULL;
+}
+
+size_t dozectl_text_width(const char *s)
+{
+	size_t w = 0;
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
 }
 
 char *dozectl_format_ms(uint64_t ms, char *buf, size_t len)
@@ -90,7 +145,7 @@ static void format_ms_field(struct json_object *o, const char *key, bool timing,
 			    size_t len)
 {
 	uint64_t ms;
-	if (!get_u64(o, key, &ms))
+	if (!dozectl_json_u64(o, key, &ms))
 		snprintf(buf, len, "-");
 	else if (timing)
 		dozectl_format_timing_ms(ms, buf, len);
@@ -108,7 +163,7 @@ struct row {
 
 static void fill_row(struct row *r, struct json_object *s)
 {
-	const char *name = get_str(s, "name"), *state = get_str(s, "state");
+	const char *name = dozectl_json_str(s, "name"), *state = dozectl_json_str(s, "state");
 	snprintf(r->cell[COL_NAME], CELL_MAX, "%s", name ? name : "-");
 	snprintf(r->cell[COL_STATE], CELL_MAX, "%s", state ? state : "-");
 	format_ports(s, ",", r->cell[COL_PORTS], CELL_MAX);
@@ -156,16 +211,22 @@ void dozectl_print_list(FILE *out, struct json_object *services)
 	/* A state a user has to act on, or wait out, says why under the table. */
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *s = json_object_array_get_idx(services, i);
-		const char *state = get_str(s, "state"), *reason = get_str(s, "reason");
+		const char *state = dozectl_json_str(s, "state"),
+			   *reason = dozectl_json_str(s, "reason");
 		if (state && reason && *reason &&
 		    (strcmp(state, "unknown") == 0 || strcmp(state, "failed") == 0))
 			fprintf(out, "%s: %s\n", rows[i].cell[COL_NAME], reason);
 	}
 }
 
+#define LABEL_WIDTH 14
+
 static void print_kv(FILE *out, const char *key, const char *value)
 {
-	fprintf(out, "%-14s%s\n", key, value);
+	_cleanup_free_ char *safe = sanitized_dup(value);
+	/* A label as wide as the column still gets a space before its value. */
+	fprintf(out, "%-*s%s%s\n", LABEL_WIDTH, key, strlen(key) >= LABEL_WIDTH ? " " : "",
+		safe ? safe : "?");
 }
 
 static void print_kv_ms(FILE *out, struct json_object *s, const char *key, const char *label,
@@ -173,7 +234,7 @@ static void print_kv_ms(FILE *out, struct json_object *s, const char *key, const
 {
 	char buf[DURATION_FORMAT_MAX];
 	uint64_t ms;
-	if (!get_u64(s, key, &ms))
+	if (!dozectl_json_u64(s, key, &ms))
 		return;
 	print_kv(out, label,
 		 timing ? dozectl_format_timing_ms(ms, buf, sizeof(buf))
@@ -184,7 +245,7 @@ static void print_kv_u64(FILE *out, struct json_object *s, const char *key, cons
 {
 	char buf[32];
 	uint64_t v;
-	if (!get_u64(s, key, &v))
+	if (!dozectl_json_u64(s, key, &v))
 		return;
 	snprintf(buf, sizeof(buf), "%" PRIu64, v);
 	print_kv(out, label, buf);
@@ -192,7 +253,7 @@ static void print_kv_u64(FILE *out, struct json_object *s, const char *key, cons
 
 static void print_kv_str(FILE *out, struct json_object *s, const char *key, const char *label)
 {
-	const char *v = get_str(s, key);
+	const char *v = dozectl_json_str(s, key);
 	if (v)
 		print_kv(out, label, v);
 }
@@ -210,40 +271,54 @@ void dozectl_print_status(FILE *out, struct json_object *s)
 	print_kv_ms(out, s, "idle_timeout_ms", "idle timeout:", false);
 	print_kv_str(out, s, "wake_on", "wake on:");
 	/* The setting, and what the last wake resolved it to ("auto" says little). */
-	const char *probe = get_str(s, "probe"), *used = get_str(s, "probe_used");
+	const char *probe = dozectl_json_str(s, "probe"), *used = dozectl_json_str(s, "probe_used");
 	if (probe && used) {
 		snprintf(buf, sizeof(buf), "%s, last wake: %s", probe, used);
 		print_kv(out, "probe:", buf);
 	} else if (probe) {
 		print_kv(out, "probe:", probe);
 	}
+	const char *keep = dozectl_json_str(s, "keep_awake");
+	if (keep)
+		print_kv(out, "keep awake:",
+			 strcmp(keep, "connections") == 0 ? "while connected"
+			 : strcmp(keep, "none") == 0	  ? "no"
+							  : keep);
+	const char *ignore = dozectl_json_str(s, "ignore"),
+		   *from = dozectl_json_str(s, "ignore_from");
+	if (ignore) {
+		snprintf(buf, sizeof(buf), "%s%s", ignore,
+			 from && strcmp(from, "default") == 0 ? " (default)" : "");
+		print_kv(out, "ignore:", buf);
+	}
 	print_kv_ms(out, s, "idle_for_ms", "idle for:", false);
 	print_kv_ms(out, s, "sleeps_in_ms", "sleeps in:", false);
-	if (get_u64(s, "last_wake_ms", &v))
+	if (dozectl_json_u64(s, "last_wake_ms", &v))
 		print_kv_ms(out, s, "last_wake_ms", "last wake:", true);
 	else
 		print_kv(out, "last wake:", "never");
 	print_kv_u64(out, s, "wakes", "wakes:");
-	if (get_u64(s, "sleeps_cancelled", &v) && v > 0)
+	if (dozectl_json_u64(s, "sleeps_cancelled", &v) && v > 0)
 		print_kv_u64(out, s, "sleeps_cancelled", "sleeps cancelled:");
 	print_kv_str(out, s, "last_stop", "last stop:");
 	print_kv_u64(out, s, "held", "held:");
 	print_kv_u64(out, s, "waiting", "waiting:");
-	if (get_u64(s, "egress_bytes", &v)) {
+	if (dozectl_json_u64(s, "egress_bytes", &v)) {
 		dozectl_format_bytes(v, bytes, sizeof(bytes));
-		if (get_u64(s, "egress_packets", &packets))
+		if (dozectl_json_u64(s, "egress_packets", &packets))
 			snprintf(buf, sizeof(buf), "%s in %" PRIu64 " packets", bytes, packets);
 		else
 			snprintf(buf, sizeof(buf), "%s", bytes);
 		print_kv(out, "egress:", buf);
 	}
+	dozectl_print_activity(out, s, LABEL_WIDTH);
 	print_kv_str(out, s, "reason", "reason:");
 }
 
 void dozectl_print_summary(FILE *out, struct json_object *s)
 {
-	const char *name = get_str(s, "name"), *state = get_str(s, "state");
-	const char *reason = get_str(s, "reason");
+	const char *name = dozectl_json_str(s, "name"), *state = dozectl_json_str(s, "state");
+	const char *reason = dozectl_json_str(s, "reason");
 	fprintf(out, "%s: %s", name ? name : "?", state ? state : "?");
 	if (reason && *reason)
 		fprintf(out, " (%s)", reason);
@@ -252,7 +327,13 @@ void dozectl_print_summary(FILE *out, struct json_object *s)
 
 static bool needs_quotes(const char *s)
 {
-	return *s == '\0' || strpbrk(s, " \t\"=\\\n") != NULL;
+	if (*s == '\0' || strpbrk(s, " \"=\\") != NULL)
+		return true;
+	/* A control character is printed escaped, never raw to the terminal. */
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+			return true;
+	return false;
 }
 
 static bool is_common_key(const char *key)
@@ -264,15 +345,29 @@ static bool is_common_key(const char *key)
 static void print_fact(FILE *out, const char *key, struct json_object *v)
 {
 	size_t klen = strlen(key);
-	if (klen > 3 && strcmp(key + klen - 3, "_ms") == 0 &&
-	    json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0) {
+	if (strcmp(key, "top_flows") == 0 && json_object_is_type(v, json_type_array)) {
+		char buf[1024];
+		/* The flows' one-line digest; an empty window says nothing. */
+		if (json_object_array_length(v) > 0) {
+			struct json_object *text =
+			    json_object_new_string(dozectl_format_top_flows(v, buf, sizeof(buf)));
+			fprintf(out, " top=%s",
+				text ? json_object_to_json_string_ext(
+					   text,
+					   JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+				     : "?");
+			json_object_put(text);
+		}
+	} else if (klen > 3 && strcmp(key + klen - 3, "_ms") == 0 &&
+		   json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0) {
 		char buf[DURATION_FORMAT_MAX];
 		fprintf(
 		    out, " %.*s=%s", (int)(klen - 3), key,
 		    dozectl_format_timing_ms((uint64_t)json_object_get_int64(v), buf, sizeof(buf)));
 	} else if (json_object_is_type(v, json_type_string) &&
 		   !needs_quotes(json_object_get_string(v))) {
-		fprintf(out, " %s=%s", key, json_object_get_string(v));
+		_cleanup_free_ char *safe = sanitized_dup(json_object_get_string(v));
+		fprintf(out, " %s=%s", key, safe ? safe : "?");
 	} else {
 		fprintf(out, " %s=%s", key,
 			json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
@@ -282,8 +377,8 @@ static void print_fact(FILE *out, const char *key, struct json_object *v)
 
 void dozectl_print_event(FILE *out, struct json_object *e)
 {
-	const char *ts = get_str(e, "ts"), *service = get_str(e, "service");
-	const char *event = get_str(e, "event");
+	const char *ts = dozectl_json_str(e, "ts"), *service = dozectl_json_str(e, "service");
+	const char *event = dozectl_json_str(e, "event");
 	fprintf(out, "%s %s %s", ts ? ts : "-", service ? service : "-", event ? event : "-");
 	if (json_object_is_type(e, json_type_object)) {
 		json_object_object_foreach(e, key, value)

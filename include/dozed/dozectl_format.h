@@ -8,6 +8,7 @@
  * in tables and are left out of key: value lines.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,29 @@ char *dozectl_format_timing_ms(uint64_t ms, char *buf, size_t len);
 /* "850 B", "1.2 kB", "3.4 MB", "1.1 GB" (SI units). */
 char *dozectl_format_bytes(uint64_t bytes, char *buf, size_t len);
 
+/*
+ * Text from the daemon made safe for a terminal, into buf (cut between
+ * characters to fit): each byte that is not valid UTF-8, each control
+ * character (C0, DEL, C1) and each bidirectional override becomes '?'. A
+ * container's name or a peer's is whatever its runtime let through.
+ */
+char *dozectl_sanitize(const char *s, char *buf, size_t len);
+/* The columns text takes on a terminal: its characters (as sanitized). */
+size_t dozectl_text_width(const char *s);
+
+/* o's string field key, or NULL when absent or not a string. */
+const char *dozectl_json_str(struct json_object *o, const char *key);
+/* o's field key when it is an integer >= 0 (up to UINT64_MAX). */
+bool dozectl_json_u64(struct json_object *o, const char *key, uint64_t *out);
+
+/* A FLOW's or an OPEN_CONN's peer: "db (10.88.0.7:5432)" when the daemon
+ * named the managed service behind the address, else "10.88.0.7:5432";
+ * "-" when absent. Sanitized. */
+char *dozectl_format_peer(struct json_object *flow, char *buf, size_t len);
+/* A flow_table object: "123 of 32768 entries, 0 evicted" ("-" for a
+ * missing number). */
+char *dozectl_format_flow_table(struct json_object *table, char *buf, size_t len);
+
 /* The aligned table NAME STATE PORTS IDLE-FOR LAST-WAKE of an array of SERVICE. */
 void dozectl_print_list(FILE *out, struct json_object *services);
 /* One SERVICE as "key: value" lines, the reason included. */
@@ -32,3 +56,11 @@ void dozectl_print_event(FILE *out, struct json_object *event);
 /* The reply of the flows command: per service, an aligned table of its
  * flows (daemon/dozectl/dozectl_flows.c). */
 void dozectl_print_flows(FILE *out, struct json_object *reply);
+/* The explainer's "key: value" lines of one SERVICE (its "activity" and
+ * "flow_table"): last counted traffic, what was ignored, the open
+ * connections a sleep would cut (dozectl_flows.c; dozectl_print_status
+ * calls it). label_width: the column of the values. */
+void dozectl_print_activity(FILE *out, struct json_object *service, int label_width);
+/* A sleep event's top_flows: "10.88.0.1:41234 1.2 kB, 10.88.0.53:53 300 B
+ * (ignored: DNS)", into buf. */
+char *dozectl_format_top_flows(struct json_object *flows, char *buf, size_t len);
