@@ -54,6 +54,8 @@ const char *state_service_invalid(const struct state_service *s)
 		return "\"idle_ms\" is longer than " DURATION_MAX_TEXT;
 	if (s->n_ports > STATE_MAX_PORTS)
 		return "more than 16 \"ports\"";
+	if (s->ignore.n > FLOW_RULES_MAX)
+		return "more than 16 \"ignore\" rules";
 	for (size_t i = 0; i < s->n_ports; i++) {
 		if (s->ports[i].host_port == 0)
 			return "a port's \"host_port\" is 0";
@@ -188,6 +190,34 @@ static int service_from_json(struct json_object *entry, struct state_service *s,
 		if (settings_parse_probe(p, &s->probe, &expected) < 0) {
 			*why = "\"probe\" is no probe kind (auto, tcp, http[:/PATH], postgres, "
 			       "redis, mysql, healthcheck)";
+			return -EBADMSG;
+		}
+	}
+
+	if (json_object_object_get_ex(entry, "ignore", &v)) {
+		/* The parser's message names the rule: kept until the entry is
+		 * reported, before any other entry is read. */
+		static char ignore_why[1024];
+		const char *expected;
+		if (!json_object_is_type(v, json_type_string) ||
+		    (size_t)json_object_get_string_len(v) != strlen(json_object_get_string(v))) {
+			*why = "\"ignore\" is not a plain string";
+			return -EBADMSG;
+		}
+		if (flow_rules_parse(json_object_get_string(v), &s->ignore, &expected) < 0) {
+			snprintf(ignore_why, sizeof(ignore_why), "\"ignore\": %s", expected);
+			*why = ignore_why;
+			return -EBADMSG;
+		}
+		s->ignore_set = true;
+	}
+
+	if (json_object_object_get_ex(entry, "keep_awake", &v)) {
+		const char *k =
+		    json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+		const char *expected;
+		if (settings_parse_keep_awake(k, &s->keep_awake_connections, &expected) < 0) {
+			*why = "\"keep_awake\" is neither \"connections\" nor \"none\"";
 			return -EBADMSG;
 		}
 	}
@@ -350,6 +380,14 @@ static struct json_object *service_to_json(const struct state_service *s)
 	    add_field(o, "probe",
 		      json_object_new_string(
 			  settings_probe_to_string(&s->probe, probe, sizeof(probe)))) < 0)
+		return NULL;
+	char ignore[1024];
+	if (s->ignore_set && add_field(o, "ignore",
+				       json_object_new_string(flow_rules_to_string(
+					   &s->ignore, ignore, sizeof(ignore)))) < 0)
+		return NULL;
+	if (s->keep_awake_connections &&
+	    add_field(o, "keep_awake", json_object_new_string("connections")) < 0)
 		return NULL;
 	if (s->n_ports == 0)
 		return TAKE_PTR(o);

@@ -295,6 +295,11 @@ static const char *const bad_entries[] = {
     "{\"name\": \"web\", \"container\": \"web\", \"ports\": [{\"host_port\": 8080}]}",
     "{\"name\": \"web\", \"container\": \"web\", \"ports\": [{\"host_port\": 8080, "
     "\"container_port\": 80, \"host_ip\": 5}]}",
+    "{\"name\": \"web\", \"container\": \"web\", \"ignore\": \"10.0.0.0/33\"}",
+    "{\"name\": \"web\", \"container\": \"web\", \"ignore\": 9090}",
+    "{\"name\": \"web\", \"container\": \"web\", \"ignore\": \"tcp/80\\u0000,1\"}",
+    "{\"name\": \"web\", \"container\": \"web\", \"keep_awake\": \"always\"}",
+    "{\"name\": \"web\", \"container\": \"web\", \"keep_awake\": true}",
 };
 
 TEST(test_one_bad_entry_is_set_aside_and_the_others_load)
@@ -611,6 +616,65 @@ TEST(test_a_bad_entry_in_a_read_only_state_dir_still_loads_the_good_ones)
 	ASSERT_EQ_U(aside.n, 1);
 	ASSERT_CONTAINS(log, "1 bad entries set aside, 1 loaded");
 	ASSERT_CONTAINS(log, "no copy of the file could be written");
+	state_services_free(got, n);
+	state_aside_clear(&aside);
+}
+
+TEST(test_ignore_rules_and_keep_awake_round_trip_and_are_absent_when_unset)
+{
+	const char *dir = temp_dir();
+	struct state_service s[3] = {
+	    {.name = "web", .container = "web", .ignore_set = true, .keep_awake_connections = true},
+	    {.name = "db", .container = "db", .ignore_set = true},
+	    {.name = "plain", .container = "plain"},
+	};
+	const char *why;
+	ASSERT_OK(flow_rules_parse("10.0.0.0/8, tcp/9090,[2001:db8::/32]:443", &s[0].ignore, &why));
+	ASSERT_OK(state_store_save(dir, s, 3, NULL));
+
+	_cleanup_free_ char *path = path_in(dir, "services.json");
+	struct json_object *root = json_object_from_file(path);
+	ASSERT_TRUE(root && json_object_array_length(root) == 3);
+	struct json_object *web = json_object_array_get_idx(root, 0);
+	struct json_object *db = json_object_array_get_idx(root, 1);
+	struct json_object *plain = json_object_array_get_idx(root, 2);
+	ASSERT_STREQ(field(web, "ignore"), "10.0.0.0/8,tcp/9090,[2001:db8::/32]:443");
+	ASSERT_STREQ(field(web, "keep_awake"), "connections");
+	/* none set on purpose is kept: it overrides the config file's default. */
+	ASSERT_STREQ(field(db, "ignore"), "none");
+	ASSERT_TRUE(field(db, "keep_awake") == NULL);
+	ASSERT_TRUE(field(plain, "ignore") == NULL && field(plain, "keep_awake") == NULL);
+	json_object_put(root);
+
+	struct state_service *got = NULL;
+	size_t n = 0;
+	struct state_aside aside = {0};
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
+	ASSERT_EQ_U(n, 3);
+	ASSERT_TRUE(got[0].ignore_set && flow_rules_equal(&got[0].ignore, &s[0].ignore));
+	ASSERT_TRUE(got[0].keep_awake_connections);
+	ASSERT_TRUE(got[1].ignore_set && got[1].ignore.n == 0 && !got[1].keep_awake_connections);
+	ASSERT_TRUE(!got[2].ignore_set && got[2].ignore.n == 0 && !got[2].keep_awake_connections);
+	state_services_free(got, n);
+	state_aside_clear(&aside);
+}
+
+TEST(test_an_entry_with_a_bad_rule_is_set_aside_naming_the_rule)
+{
+	const char *dir = temp_dir();
+	_cleanup_free_ char *path = path_in(dir, "services.json");
+	write_file(path,
+		   "[{\"name\": \"web\", \"container\": \"web\", \"ignore\": \"tcp/80,,1\"}]");
+	struct state_service *got = NULL;
+	size_t n = 0;
+	struct state_aside aside = {0};
+	capture_stderr_begin();
+	int r = state_store_load(dir, &got, &n, &aside);
+	_cleanup_free_ char *log = capture_stderr_end();
+	ASSERT_OK(r);
+	ASSERT_EQ_U(n, 0);
+	ASSERT_CONTAINS(log, "entry 1 (web) set aside: \"ignore\": rule \"\": an empty rule");
+	ASSERT_CONTAINS(log, FLOW_RULE_FORMS);
 	state_services_free(got, n);
 	state_aside_clear(&aside);
 }
