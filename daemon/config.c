@@ -236,6 +236,12 @@ static int set_control_idle_timeout(struct dozed_config *c, const char *v, const
 				       &c->control_idle_timeout_us, expected);
 }
 
+/* The parser's message names the rule and the forms: "--ignore tcp/0: rule ...". */
+static int set_ignore(struct dozed_config *c, const char *v, const char **expected)
+{
+	return flow_rules_parse(v, &c->ignore, expected);
+}
+
 static int set_log_level(struct dozed_config *c, const char *v, const char **expected)
 {
 	int level = log_level_from_string(v);
@@ -287,6 +293,7 @@ enum {
 	KEY_HELD_SILENT_TIMEOUT,
 	KEY_MAX_HELD_PER_CLIENT,
 	KEY_CONTROL_IDLE_TIMEOUT,
+	KEY_IGNORE,
 	KEY_LOG_LEVEL,
 	KEY_CONFIG,
 	KEY_CHECK,
@@ -311,6 +318,7 @@ static const struct key_def keys[N_KEYS] = {
     [KEY_HELD_SILENT_TIMEOUT] = {"held-silent-timeout", set_held_silent_timeout, false, NULL},
     [KEY_MAX_HELD_PER_CLIENT] = {"max-held-per-client", set_max_held_per_client, false, NULL},
     [KEY_CONTROL_IDLE_TIMEOUT] = {"control-idle-timeout", set_control_idle_timeout, false, NULL},
+    [KEY_IGNORE] = {"ignore", set_ignore, false, NULL},
     [KEY_LOG_LEVEL] = {"log-level", set_log_level, false, NULL},
     [KEY_CONFIG] = {"config", set_config, true, NULL},
     [KEY_CHECK] = {"check", NULL, true, flag_check},

@@ -5,6 +5,7 @@
 
 #include "dozed/config.h"
 #include "dozed/duration.h"
+#include "dozed/flow_rule.h"
 #include "dozed/settings.h"
 
 #define USAGE_MAX 4096
@@ -41,8 +42,8 @@ const char *dozed_config_usage(void)
 		 "  --mark VALUE            packet mark of dozed's own connections, decimal or\n"
 		 "                          0x hex (default %#x)\n"
 		 "  --state-dir DIR         where enabled services are kept (default %s)\n"
-		 "  --idle DURATION         stop a container after this long without egress\n"
-		 "                          (default %s, at least 1s)\n"
+		 "  --idle DURATION         stop a container after this long without counted\n"
+		 "                          traffic (default %s, at least 1s)\n"
 		 "  --probe-interval DURATION\n"
 		 "                          how often a waking service is probed (default %s,\n"
 		 "                          1ms to 10s)\n"
@@ -63,6 +64,11 @@ const char *dozed_config_usage(void)
 		 "                          close a control connection with no request for this\n"
 		 "                          long; events followers excepted (default %s, 1s to\n"
 		 "                          1h)\n"
+		 "  --ignore RULES          traffic that never keeps a service awake, for the\n"
+		 "                          services without rules of their own: peer CIDRs,\n"
+		 "                          ports or proto/port, or both (10.0.0.0/8,tcp/9090,\n"
+		 "                          192.0.2.7:443), at most %u, comma-separated\n"
+		 "                          (default none)\n"
 		 "  --log-level LEVEL       err, warning, notice, info (default) or debug\n"
 		 "  --config PATH           config file (default %s, which may\n"
 		 "                          be missing)\n"
@@ -79,6 +85,6 @@ const char *dozed_config_usage(void)
 		 (unsigned)DOZED_MARK_DEFAULT, DOZED_STATE_DIR_DEFAULT, idle, probe, wake,
 		 (unsigned)DOZED_STOP_TIMEOUT_DEFAULT_S, (unsigned)DOZED_MAX_HELD_DEFAULT,
 		 (unsigned)DOZED_MAX_HELD_PER_CLIENT_DEFAULT, silent, control_idle,
-		 DOZED_CONFIG_PATH_DEFAULT);
+		 (unsigned)FLOW_RULES_MAX, DOZED_CONFIG_PATH_DEFAULT);
 	return text;
 }

@@ -81,6 +81,7 @@ TEST(test_defaults_are_documented_values)
 	ASSERT_EQ_U(c.log_level, LOG_INFO);
 	ASSERT_STREQ(c.config_path, "/etc/dozed/dozed.conf");
 	ASSERT_TRUE(!c.check && !c.version && !c.help);
+	ASSERT_EQ_U(c.ignore.n, 0);
 }
 
 TEST(test_runtime_socket_takes_a_path_or_a_unix_url)
@@ -419,4 +420,22 @@ TEST(test_control_idle_timeout_is_1s_to_1h)
 			       "--control-idle-timeout 999ms: expected a duration from 1s to 1h");
 	assert_option_rejected("control-idle-timeout", "2h",
 			       "--control-idle-timeout 2h: expected a duration from 1s to 1h");
+}
+
+TEST(test_ignore_takes_rules_or_none_and_names_a_bad_rule_and_the_forms)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	char text[256];
+	assert_option_ok(&c, "ignore", "10.0.0.0/8, tcp/9090");
+	ASSERT_STREQ(flow_rules_to_string(&c.ignore, text, sizeof(text)), "10.0.0.0/8,tcp/9090");
+	assert_option_ok(&d, "ignore", "none");
+	ASSERT_EQ_U(d.ignore.n, 0);
+	assert_option_rejected(
+	    "ignore", "tcp/9090,10.0.0.0/33",
+	    "--ignore tcp/9090,10.0.0.0/33: rule \"10.0.0.0/33\": the prefix length "
+	    "is over 32; " FLOW_RULE_FORMS);
+	assert_option_rejected("ignore", "tcp/http",
+			       "--ignore tcp/http: rule \"tcp/http\": no IPv4 address, port or "
+			       "proto/port; " FLOW_RULE_FORMS);
 }

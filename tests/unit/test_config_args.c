@@ -181,7 +181,8 @@ TEST(test_usage_lists_every_option)
 			      "--max-held ",
 			      "--held-silent-timeout",
 			      "--max-held-per-client",
-			      "--control-idle-timeout"};
+			      "--control-idle-timeout",
+			      "--ignore RULES"};
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		ASSERT_CONTAINS(u, opts[i]);
 }

@@ -38,6 +38,7 @@ TEST(test_config_file_sets_every_key)
 				     "held-silent-timeout = 2s\n"
 				     "max_held_per_client = 10\n"
 				     "control-idle-timeout = 5m\n"
+				     "ignore = udp/8125, 192.0.2.7:443\n"
 				     "\t# indented comment\n"
 				     "log_level = debug\n");
 	_cleanup_(dozed_config_free) struct dozed_config c = {0};
@@ -58,6 +59,9 @@ TEST(test_config_file_sets_every_key)
 	ASSERT_EQ_U(c.held_silent_timeout_us, 2000000);
 	ASSERT_EQ_U(c.max_held_per_client, 10);
 	ASSERT_EQ_U(c.control_idle_timeout_us, 300000000);
+	char ignore[128];
+	ASSERT_STREQ(flow_rules_to_string(&c.ignore, ignore, sizeof(ignore)),
+		     "udp/8125,192.0.2.7:443");
 	ASSERT_EQ_U(c.log_level, LOG_DEBUG);
 	ASSERT_STREQ(c.config_path, conf);
 }
@@ -86,6 +90,30 @@ TEST(test_bad_value_in_file_names_file_line_key_and_value)
 			     conf) > 0);
 	ASSERT_STREQ(msg, want);
 	free(msg);
+}
+
+TEST(test_bad_rule_in_file_names_file_line_key_rule_and_forms)
+{
+	const char *conf = conf_file("ignore = tcp/9090,\n");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
+	_cleanup_free_ char *want = NULL;
+	ASSERT_TRUE(asprintf(&want,
+			     "%s:1: ignore = tcp/9090,: rule \"\": an empty rule (a leading, "
+			     "trailing or doubled comma); %s",
+			     conf, FLOW_RULE_FORMS) > 0);
+	ASSERT_STREQ(msg, want);
+	free(msg);
+}
+
+TEST(test_ignore_on_the_command_line_replaces_the_files_rules)
+{
+	const char *conf = conf_file("ignore = tcp/9090\n");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_OK(from_argv(&c, &msg, "--config", conf, "--ignore", "none"));
+	ASSERT_EQ_U(c.ignore.n, 0);
 }
 
 TEST(test_bad_value_in_file_is_rejected_even_when_overridden)
