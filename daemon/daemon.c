@@ -169,6 +169,11 @@ static void ops_egress_read(void *ud, struct service *s)
 	service_note_egress(s, t.bytes, t.packets, t.last_ns);
 }
 
+static enum service_kept ops_sleep_blocker(void *ud, struct service *s, char *what, size_t len)
+{
+	return dozed_flows_blocker(ud, s, what, len);
+}
+
 static void ops_timer_set(void *ud, struct service *s, uint64_t at_us)
 {
 	(void)ud;
@@ -212,6 +217,7 @@ const struct service_ops dozed_service_ops = {
     .activator_held = ops_activator_held,
     .activator_waiting = ops_activator_waiting,
     .egress_read = ops_egress_read,
+    .sleep_blocker = ops_sleep_blocker,
     .timer_set = ops_timer_set,
     .emit = ops_emit,
     .forget = ops_forget,

@@ -22,3 +22,12 @@ void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct jso
 	(void)o;
 	(void)detailed;
 }
+
+enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *what, size_t len)
+{
+	(void)d;
+	(void)s;
+	(void)what;
+	(void)len;
+	return SERVICE_NOT_KEPT;
+}

@@ -196,3 +196,6 @@ void dozed_cmd_flows(struct dozed *d, uint64_t client, struct json_object *req);
  * (detailed) its open connections and the flow table. */
 void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct json_object *o,
 				  bool detailed);
+/* What keeps s awake past its idle time (service_ops.sleep_blocker): its
+ * open connections, read in its network namespace. */
+enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *what, size_t len);

@@ -94,6 +94,21 @@ static void read_activity(struct service_registry *r, struct service *s)
 		s->last_activity_us = s->last_waited_us;
 }
 
+/*
+ * The idle timer looks once when the last quarter of the idle time begins,
+ * then at the deadline: traffic found at the deadline but not at the first
+ * look came when the service was close to sleeping, and is named in a
+ * kept_awake event. One read each time, nothing per packet.
+ */
+static void arm_idle_timer(struct service_registry *r, struct service *s)
+{
+	uint64_t deadline = idle_deadline(s);
+	uint64_t late = deadline - s->idle_us / 4;
+	s->armed_activity_us = s->last_activity_us;
+	s->armed_late = now(r) >= late;
+	r->ops.timer_set(r->ud, s, s->armed_late ? deadline : late);
+}
+
 void service_become_awake(struct service_registry *r, struct service *s)
 {
 	service_enter(r, s, SERVICE_AWAKE);
@@ -101,9 +116,11 @@ void service_become_awake(struct service_registry *r, struct service *s)
 	s->awake_since_us = now(r);
 	s->start_after_stop = false;
 	char idle[32];
-	service_set_reason(s, "awake; sleeps after %s without egress",
+	service_set_reason(s, "awake; sleeps after %s without counted traffic",
 			   duration_format(s->idle_us, idle, sizeof(idle)));
-	r->ops.timer_set(r->ud, s, idle_deadline(s));
+	s->kept_awake_by[0] = '\0';
+	s->kept_awake_sent = false;
+	arm_idle_timer(r, s);
 }
 
 int service_redirect_remove(struct service_registry *r, struct service *s)
@@ -144,12 +161,15 @@ static int go_to_sleep(struct service_registry *r, struct service *s, const char
 	service_facts_add_int(facts, "egress_bytes", (int64_t)s->egress_bytes);
 	service_facts_add_int(facts, "egress_packets", (int64_t)s->egress_packets);
 	service_facts_add_str(facts, "trigger", why);
+	if (s->last_counted[0] && s->last_activity_us > s->awake_since_us &&
+	    s->last_activity_us != s->last_waited_us)
+		service_facts_add_str(facts, "last_counted", s->last_counted);
 	r->ops.timer_set(r->ud, s, 0);
 	service_enter(r, s, SERVICE_SLEEPING);
 	s->start_after_stop = false;
 	s->stop_probing = false;
 	char idle[32];
-	service_set_reason(s, "stopping (%s after %s without egress)", why,
+	service_set_reason(s, "stopping (%s after %s without counted traffic)", why,
 			   duration_format(t - last, idle, sizeof(idle)));
 	service_emit(r, s, "sleep", facts);
 	r->ops.runtime_stop(r->ud, s);
@@ -285,7 +305,7 @@ void service_update_settings(struct service_registry *r, struct service *s,
 	s->ignore_set = set->ignore_set;
 	s->keep_awake_connections = set->keep_awake_connections;
 	if (s->state == SERVICE_AWAKE)
-		r->ops.timer_set(r->ud, s, idle_deadline(s));
+		arm_idle_timer(r, s);
 }
 
 void service_disable(struct service_registry *r, struct service *s)
@@ -351,6 +371,60 @@ int service_wake_now(struct service_registry *r, struct service *s, const char *
 	}
 }
 
+/* Counted traffic reset the timer in the last quarter of the idle time. */
+static void emit_kept_by_traffic(struct service_registry *r, struct service *s)
+{
+	struct json_object *facts = service_facts_new();
+	service_facts_add_str(facts, "by", "traffic");
+	service_facts_add_str(facts, "what", s->last_counted[0] ? s->last_counted : "traffic");
+	uint64_t before =
+	    s->armed_activity_us > s->awake_since_us ? s->armed_activity_us : s->awake_since_us;
+	service_facts_add_int(facts, "idle_ms", (int64_t)((s->last_activity_us - before) / 1000));
+	service_emit(r, s, "kept_awake", facts);
+}
+
+/* Past the deadline, an open connection may still keep it awake. */
+static bool kept_by_connection(struct service_registry *r, struct service *s)
+{
+	char what[sizeof(s->kept_awake_by)] = "";
+	enum service_kept kept = r->ops.sleep_blocker(r->ud, s, what, sizeof(what));
+	if (kept == SERVICE_NOT_KEPT) {
+		s->kept_awake_by[0] = '\0';
+		return false;
+	}
+	snprintf(s->kept_awake_by, sizeof(s->kept_awake_by), "%s", what);
+	if (!s->kept_awake_sent) {
+		struct json_object *facts = service_facts_new();
+		service_facts_add_str(
+		    facts, "by", kept == SERVICE_KEPT_UNANSWERED ? "unanswered" : "connection");
+		service_facts_add_str(facts, "what", what);
+		service_emit(r, s, "kept_awake", facts);
+		s->kept_awake_sent = true;
+	}
+	r->ops.timer_set(r->ud, s, now(r) + SERVICE_KEPT_RECHECK_US);
+	return true;
+}
+
+static void idle_check(struct service_registry *r, struct service *s)
+{
+	read_activity(r, s);
+	bool moved = s->last_activity_us > s->armed_activity_us;
+	if (moved) {
+		/* A new idle window: a connection may keep it again, and say so. */
+		s->kept_awake_by[0] = '\0';
+		s->kept_awake_sent = false;
+	}
+	if (now(r) < idle_deadline(s)) {
+		if (moved && s->armed_late && s->last_activity_us > s->awake_since_us)
+			emit_kept_by_traffic(r, s);
+		arm_idle_timer(r, s);
+		return;
+	}
+	if (kept_by_connection(r, s))
+		return;
+	go_to_sleep(r, s, "idle");
+}
+
 void service_on_timer(struct service_registry *r, uint64_t id)
 {
 	struct service *s = service_find_by_id(r, id);
@@ -382,12 +456,7 @@ void service_on_timer(struct service_registry *r, uint64_t id)
 	}
 	if (s->state != SERVICE_AWAKE)
 		return;
-	read_activity(r, s);
-	uint64_t deadline = idle_deadline(s);
-	if (now(r) >= deadline)
-		go_to_sleep(r, s, "idle");
-	else
-		r->ops.timer_set(r->ud, s, deadline);
+	idle_check(r, s);
 }
 
 void service_on_stop_done(struct service_registry *r, uint64_t id, int err, const char *msg)

@@ -8,7 +8,8 @@
 #include "dozed/service.h"
 #include "dozed/settings.h"
 
-/* Why an awake service is still awake: its egress, and when it sleeps. */
+/* Why an awake service is still awake: its counted traffic, an open
+ * connection, a client dozed relayed; and when it sleeps. */
 static void awake_reason(const struct service *s, uint64_t t, char *buf, size_t len)
 {
 	char ago[32], in[32];
@@ -19,21 +20,23 @@ static void awake_reason(const struct service *s, uint64_t t, char *buf, size_t 
 	if (s->clients_waiting > 0)
 		snprintf(buf, len,
 			 "%zu relayed client%s waiting for its answer; sleeps %s after the last "
-			 "is answered, without egress",
+			 "is answered, without counted traffic",
 			 s->clients_waiting, s->clients_waiting == 1 ? "" : "s", in);
+	else if (s->kept_awake_by[0] && idle >= s->idle_us)
+		snprintf(buf, len, "kept awake by %s; looks again every %llus", s->kept_awake_by,
+			 (unsigned long long)(SERVICE_KEPT_RECHECK_US / 1000000));
 	else if (s->last_activity_us > s->awake_since_us &&
 		 s->last_activity_us == s->last_waited_us)
 		snprintf(buf, len,
 			 "a relayed client waited for its answer %s ago; sleeps in %s without "
-			 "egress",
+			 "counted traffic",
 			 duration_format(idle, ago, sizeof(ago)), in);
 	else if (s->last_activity_us > s->awake_since_us)
-		snprintf(buf, len,
-			 "sent a packet %s ago (%llu bytes in all); sleeps in %s without egress",
-			 duration_format(idle, ago, sizeof(ago)),
-			 (unsigned long long)s->egress_bytes, in);
+		snprintf(buf, len, "last counted traffic %s ago%s%s; sleeps in %s",
+			 duration_format(idle, ago, sizeof(ago)), s->last_counted[0] ? ", " : "",
+			 s->last_counted, in);
 	else
-		snprintf(buf, len, "no egress since it woke %s ago; sleeps in %s",
+		snprintf(buf, len, "no counted traffic since it woke %s ago; sleeps in %s",
 			 duration_format(idle, ago, sizeof(ago)), in);
 }
 
@@ -89,7 +92,10 @@ struct json_object *service_to_json(struct service_registry *r, struct service *
 	json_object_object_add(o, "egress_bytes", json_object_new_int64((int64_t)s->egress_bytes));
 	json_object_object_add(o, "egress_packets",
 			       json_object_new_int64((int64_t)s->egress_packets));
-	char reason[200];
+	json_object_object_add(
+	    o, "keep_awake",
+	    json_object_new_string(s->keep_awake_connections ? "connections" : "none"));
+	char reason[448];
 	if (s->state == SERVICE_AWAKE)
 		awake_reason(s, t, reason, sizeof(reason));
 	json_object_object_add(

@@ -32,8 +32,8 @@ static bool ops_complete(const struct service_ops *ops)
 	return ops->now_us && ops->redirect_add && ops->redirect_remove && ops->runtime_stop &&
 	       ops->runtime_start && ops->runtime_stop_cancel && ops->activator_starting &&
 	       ops->activator_probe_cancel && ops->activator_failed && ops->activator_held &&
-	       ops->activator_waiting && ops->egress_read && ops->timer_set && ops->emit &&
-	       ops->forget && ops->state_changed;
+	       ops->activator_waiting && ops->egress_read && ops->sleep_blocker && ops->timer_set &&
+	       ops->emit && ops->forget && ops->state_changed;
 }
 
 int service_registry_new(const struct service_ops *ops, void *ud, struct service_registry **out)
@@ -239,4 +239,9 @@ void service_note_egress(struct service *s, uint64_t bytes, uint64_t packets, ui
 	s->egress_packets = packets;
 	if (last_ns)
 		s->last_activity_us = last_ns / 1000;
+}
+
+void service_note_counted(struct service *s, const char *what)
+{
+	snprintf(s->last_counted, sizeof(s->last_counted), "%s", what ? what : "");
 }

@@ -94,8 +94,22 @@ struct service {
 	bool running;	 /* as far as the runtime told us */
 	bool redirected; /* ports are in the nft set */
 	uint64_t awake_since_us;
-	uint64_t last_activity_us; /* egress, or a relayed client waiting; 0: none seen */
+	/* The last counted traffic (see docs/design.md, "Flows"), or a relayed
+	 * client waiting; 0: none seen. */
+	uint64_t last_activity_us;
 	uint64_t egress_bytes, egress_packets;
+	/* What the last counted traffic was, for users ("tcp from
+	 * 10.88.0.1:41234 to port 80, 412 B in"); "" when none. */
+	char last_counted[192];
+	/* The idle timer: last_activity_us when it was armed, and whether it
+	 * was armed for the deadline itself (the last quarter of the idle time
+	 * had begun) or for the look at the start of that quarter. */
+	uint64_t armed_activity_us;
+	bool armed_late;
+	/* Past its deadline, kept awake by an open connection: what, for
+	 * users; the kept_awake event of this idle window went out. */
+	char kept_awake_by[224];
+	bool kept_awake_sent;
 	size_t clients_waiting;	 /* relayed clients waiting for its answer, when last read */
 	uint64_t last_waited_us; /* when one last did: activity too */
 	uint64_t wake_started_us, start_done_us;
@@ -117,6 +131,16 @@ struct service {
 };
 
 struct service_registry;
+
+/* What keeps a service awake past its idle time. */
+enum service_kept {
+	SERVICE_NOT_KEPT,
+	SERVICE_KEPT_UNANSWERED, /* a peer waits for the answer to its request */
+	SERVICE_KEPT_CONNECTION, /* an open connection, with keep_awake_connections */
+};
+
+/* Between two looks at a blocked service's connections. */
+#define SERVICE_KEPT_RECHECK_US (1000000ull)
 
 struct service_ops {
 	uint64_t (*now_us)(void *ud);
@@ -141,8 +165,14 @@ struct service_ops {
 	size_t (*activator_held)(void *ud, struct service *s);
 	/* Relayed clients waiting for the service's answer: it is not idle. */
 	size_t (*activator_waiting)(void *ud, struct service *s);
-	/* Refreshes s->last_activity_us and the egress totals. */
+	/* Refreshes s->last_activity_us, s->last_counted and the egress totals
+	 * (service_note_egress, service_note_counted). */
 	void (*egress_read)(void *ud, struct service *s);
+	/* The idle time is over: does an open connection keep s awake? An
+	 * unanswered request always does; with keep_awake_connections, any open
+	 * connection from a peer. Says what into what (for users); returns
+	 * SERVICE_NOT_KEPT when nothing does (or it cannot be told). */
+	enum service_kept (*sleep_blocker)(void *ud, struct service *s, char *what, size_t len);
 	/* Call service_on_timer for s at at_us (0: cancel). One timer per service. */
 	void (*timer_set)(void *ud, struct service *s, uint64_t at_us);
 	/* An activity-feed event; facts is taken (may be NULL). */
@@ -163,6 +193,8 @@ const char *service_registry_error(const struct service_registry *r);
 /* What the egress counter read for s (bytes, packets, CLOCK_MONOTONIC_COARSE
  * ns of the last packet, 0: none yet), as ops->egress_read records it. */
 void service_note_egress(struct service *s, uint64_t bytes, uint64_t packets, uint64_t last_ns);
+/* What the last counted traffic was, in words (see struct service). */
+void service_note_counted(struct service *s, const char *what);
 /* A wake whose runtime start has not answered after us fails (held clients
  * reset, the reason says so); 0, the default: no bound. */
 void service_registry_set_start_timeout(struct service_registry *r, uint64_t us);

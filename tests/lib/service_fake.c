@@ -87,6 +87,15 @@ static void f_egress(void *ud, struct service *s)
 	(void)ud;
 	s->last_activity_us = F.activity;
 	s->egress_bytes = F.activity ? 1234 : 0;
+	service_note_counted(s, F.counted);
+}
+static enum service_kept f_blocker(void *ud, struct service *s, char *what, size_t len)
+{
+	(void)ud;
+	(void)s;
+	F.blocker_asked++;
+	snprintf(what, len, "%s", F.kept_what ? F.kept_what : "");
+	return F.kept;
 }
 static void f_timer(void *ud, struct service *s, uint64_t at)
 {
@@ -132,6 +141,7 @@ const struct service_ops fake_ops = {
     .activator_held = f_held,
     .activator_waiting = f_waiting,
     .egress_read = f_egress,
+    .sleep_blocker = f_blocker,
     .timer_set = f_timer,
     .emit = f_emit,
     .forget = f_forget,

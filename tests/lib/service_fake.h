@@ -24,7 +24,11 @@ struct fake {
 	size_t waiting; /* relayed clients waiting for an answer */
 	int redirect_err;
 	bool stop_uncancellable; /* runtime_stop_cancel answers too late */
-	uint64_t activity;	 /* last egress, fed to egress_read */
+	uint64_t activity;	 /* last counted traffic, fed to egress_read */
+	const char *counted;	 /* what it was, fed to egress_read; NULL: "" */
+	enum service_kept kept;	 /* what sleep_blocker answers */
+	const char *kept_what;	 /* and says */
+	unsigned blocker_asked;	 /* sleep_blocker calls */
 	uint64_t timer_at;
 	struct json_object *last_facts;
 	char last_event[32];

@@ -16,10 +16,14 @@
 #include "harness.h"
 #include "service_fake.h"
 
-TEST(test_running_container_is_awake_with_its_check_at_the_idle_deadline)
+TEST(test_running_container_is_awake_with_its_first_look_in_the_last_quarter_of_its_idle_time)
 {
 	struct service *s = setup(true);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	/* Idle 10 s from 100 s: a look at 107.5 s, then the deadline. */
+	ASSERT_EQ_U(F.timer_at, 107500000);
+	F.now = F.timer_at;
+	service_on_timer(F.reg, s->id);
 	ASSERT_EQ_U(F.timer_at, 110 * SEC);
 	ASSERT_STREQ(F.log, "");
 }
@@ -51,7 +55,7 @@ TEST(test_egress_moves_the_idle_deadline)
 	F.now = 110 * SEC;
 	service_on_timer(F.reg, s->id);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
-	ASSERT_EQ_U(F.timer_at, 115 * SEC);
+	ASSERT_EQ_U(F.timer_at, 112500000);
 	ASSERT_STREQ(F.log, "");
 	F.now = 115 * SEC;
 	service_on_timer(F.reg, s->id);
@@ -66,7 +70,7 @@ TEST(test_relayed_client_waiting_for_an_answer_keeps_it_awake)
 	F.now = 110 * SEC;
 	service_on_timer(F.reg, s->id);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
-	ASSERT_EQ_U(F.timer_at, 120 * SEC);
+	ASSERT_EQ_U(F.timer_at, 117500000);
 	ASSERT_STREQ(F.log, "");
 	struct json_object *o = service_to_json(F.reg, s);
 	struct json_object *v;
@@ -75,14 +79,14 @@ TEST(test_relayed_client_waiting_for_an_answer_keeps_it_awake)
 	ASSERT_TRUE(json_object_object_get_ex(o, "reason", &v));
 	ASSERT_STREQ(json_object_get_string(v),
 		     "2 relayed clients waiting for its answer; sleeps 10s after the last is "
-		     "answered, without egress");
+		     "answered, without counted traffic");
 	json_object_put(o);
 	/* Answered (or gone): the idle time counts from the last moment one waited. */
 	F.waiting = 0;
 	F.now = 115 * SEC;
 	service_on_timer(F.reg, s->id);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
-	ASSERT_EQ_U(F.timer_at, 120 * SEC);
+	ASSERT_EQ_U(F.timer_at, 117500000);
 	F.now = 120 * SEC;
 	service_on_timer(F.reg, s->id);
 	ASSERT_EQ_U(s->state, SERVICE_SLEEPING);
@@ -120,7 +124,7 @@ TEST(test_connection_wakes_probes_and_ready_removes_the_redirect)
 	ASSERT_EQ_U(fact("probe_ms"), 50);
 	ASSERT_EQ_U(fact("total_ms"), 350);
 	ASSERT_EQ_U(s->last_wake_ms, 350);
-	ASSERT_EQ_U(F.timer_at, F.now + 10 * SEC);
+	ASSERT_EQ_U(F.timer_at, F.now + 7500000);
 }
 
 TEST(test_failed_start_resets_held_clients_and_sleeps_again)
@@ -395,8 +399,7 @@ TEST(test_status_says_why_an_awake_service_is_awake)
 	struct json_object *v;
 	ASSERT_TRUE(json_object_object_get_ex(o, "reason", &v));
 	ASSERT_STREQ(json_object_get_string(v),
-		     "sent a packet 2s ago (1234 bytes in all); sleeps in "
-		     "8s without egress");
+		     "last counted traffic 2s ago; sleeps in 8s");
 	ASSERT_TRUE(json_object_object_get_ex(o, "sleeps_in_ms", &v));
 	ASSERT_EQ_U(json_object_get_int64(v), 8000);
 	ASSERT_TRUE(json_object_object_get_ex(o, "state", &v));

@@ -77,7 +77,7 @@ TEST(test_unknown_service_found_running_is_awake_with_its_ports_released)
 	ASSERT_OK(service_reconcile(F.reg, s, "0123456789abcdef0123", port_8080, 1, true));
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 	ASSERT_STREQ(F.log, "redirect- web;");
-	ASSERT_EQ_U(F.timer_at, 110 * SEC);
+	ASSERT_EQ_U(F.timer_at, 107500000);
 }
 
 TEST(test_client_held_while_unknown_wakes_a_stopped_service_once_known)
