@@ -226,9 +226,14 @@ const struct service_ops dozed_service_ops = {
 
 /* --- egress counter ---------------------------------------------------------------- */
 
-void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup_dir)
+void dozed_attach_counter(struct dozed *d, struct service *s, const struct runtime_container *c)
 {
 	struct svc_extra *x = svc_extra_of(s);
+	const char *cgroup_dir = c->cgroup_dir;
+	/* Its address names it in other services' flows; its init, its
+	 * network namespace for its open connections. */
+	snprintf(x->ip, sizeof(x->ip), "%s", c->ip);
+	x->pid = c->pid;
 	if (!cgroup_dir)
 		return;
 	struct stat st;
@@ -259,7 +264,7 @@ static void reattach_done(int err, const struct runtime_error *error,
 		return;
 	}
 	if (c->running)
-		dozed_attach_counter(d, s, c->cgroup_dir);
+		dozed_attach_counter(d, s, c);
 }
 
 void dozed_reattach(struct dozed *d, struct service *s)

@@ -106,6 +106,10 @@ struct svc_extra {
 	uint64_t stop_signalled_us; /* when the stop signal was asked for; 0: not yet */
 	bool stop_signal_noop;	    /* that signal can do nothing to its init */
 	char last_unknown_why[512]; /* logged once per distinct cause */
+	/* Of its container when last attached: its address ("" without one)
+	 * and its init (0: not known). */
+	char ip[46];
+	pid_t pid;
 };
 
 struct pending_op {
@@ -155,7 +159,7 @@ void dozed_stop_forget(struct dozed *d, struct svc_extra *x);
 
 /* daemon.c */
 extern const struct service_ops dozed_service_ops;
-void dozed_attach_counter(struct dozed *d, struct service *s, const char *cgroup_dir);
+void dozed_attach_counter(struct dozed *d, struct service *s, const struct runtime_container *c);
 void dozed_reattach(struct dozed *d, struct service *s);
 int dozed_save_state(struct dozed *d);
 void dozed_check_ready(struct dozed *d);

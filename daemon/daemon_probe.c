@@ -321,7 +321,7 @@ static void probe_inspected(int err, const struct runtime_error *error,
 	}
 	/* Its cgroup is new on every start. */
 	if (err >= 0 && c->running)
-		dozed_attach_counter(d, s, c->cgroup_dir);
+		dozed_attach_counter(d, s, c);
 	probe_service(d, s, err >= 0 ? c : NULL);
 }
 

@@ -19,10 +19,12 @@
 #include "dozed/settings.h"
 #include "dozed/state_store.h"
 
-#define LABEL_ENABLE  "dozed.enable"
-#define LABEL_IDLE    "dozed.idle"
-#define LABEL_WAKE_ON "dozed.wake-on"
-#define LABEL_PROBE   "dozed.probe"
+#define LABEL_ENABLE	 "dozed.enable"
+#define LABEL_IDLE	 "dozed.idle"
+#define LABEL_WAKE_ON	 "dozed.wake-on"
+#define LABEL_PROBE	 "dozed.probe"
+#define LABEL_IGNORE	 "dozed.ignore"
+#define LABEL_KEEP_AWAKE "dozed.keep-awake"
 
 static void reconcile_retry(struct dozed *d);
 static void reconcile_next(struct dozed *d);
@@ -70,6 +72,9 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
 		    .idle_us = idle_us,
 		    .wake_on_data = set->wake_on_data,
 		    .probe = set->probe,
+		    .ignore = set->ignore,
+		    .ignore_set = set->ignore_set,
+		    .keep_awake_connections = set->keep_awake_connections,
 		};
 		service_update_settings(d->services, s, &now);
 		s->disabling = false; /* enabled again before a disable completed */
@@ -80,7 +85,7 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
 			    0)
 				log_reconcile_refused(d, s);
 			else if (c->running)
-				dozed_attach_counter(d, s, c->cgroup_dir);
+				dozed_attach_counter(d, s, c);
 		}
 		*out = s;
 		return 0;
@@ -104,6 +109,9 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
 	    .idle_us = idle_us,
 	    .wake_on_data = set->wake_on_data,
 	    .probe = set->probe,
+	    .ignore = set->ignore,
+	    .ignore_set = set->ignore_set,
+	    .keep_awake_connections = set->keep_awake_connections,
 	    .ports = ports,
 	    .n_ports = n_ports,
 	    .userdata = x,
@@ -125,17 +133,18 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
 	}
 	x->id = s->id;
 	if (c->running)
-		dozed_attach_counter(d, s, c->cgroup_dir);
+		dozed_attach_counter(d, s, c);
 	*out = s;
 	return 0;
 }
 
-/* dozed.idle, dozed.wake-on and dozed.probe, through the one parser of every
- * per-service setting: a bad value is logged, with what is allowed, and the
- * default used. */
+/* dozed.idle, dozed.wake-on, dozed.probe, dozed.ignore and dozed.keep-awake,
+ * through the one parser of every per-service setting: a bad value is logged,
+ * with what is wrong and what is allowed, and that setting's default used. */
 static void settings_from_labels(const struct runtime_container *c, struct service_settings *set)
 {
-	static const char *const labels[] = {LABEL_IDLE, LABEL_WAKE_ON, LABEL_PROBE};
+	static const char *const labels[] = {LABEL_IDLE, LABEL_WAKE_ON, LABEL_PROBE, LABEL_IGNORE,
+					     LABEL_KEEP_AWAKE};
 	*set = (struct service_settings){0};
 	for (size_t i = 0; i < ARRAY_SIZE(labels); i++) {
 		const char *v = runtime_container_label(c, labels[i]), *expected = NULL;
@@ -266,6 +275,9 @@ static int add_saved(struct dozed *d, const struct state_service *saved, const u
 	    .idle_us = saved->idle_us ? saved->idle_us : d->cfg.idle_us,
 	    .wake_on_data = saved->wake_on_data,
 	    .probe = saved->probe,
+	    .ignore = saved->ignore,
+	    .ignore_set = saved->ignore_set,
+	    .keep_awake_connections = saved->keep_awake_connections,
 	    .ports = ports,
 	    .n_ports = n_ports,
 	    .userdata = x,
@@ -362,7 +374,7 @@ static void reconcile_unknown(struct dozed *d, struct service *s, const struct r
 	}
 	log_info("%s: reconciled: %s", s->name, service_state_name(s->state));
 	if (c->running)
-		dozed_attach_counter(d, s, c->cgroup_dir);
+		dozed_attach_counter(d, s, c);
 	dozed_save_state(d); /* its ports and id as the runtime has them */
 }
 
@@ -414,7 +426,7 @@ static void reconcile_done(int err, const struct runtime_error *error,
 		again = true;
 	} else if (c->running && (s->state == SERVICE_ASLEEP || s->state == SERVICE_FAILED)) {
 		service_on_runtime_started(d->services, s->id);
-		dozed_attach_counter(d, s, c->cgroup_dir);
+		dozed_attach_counter(d, s, c);
 	} else if (!c->running && s->state == SERVICE_AWAKE) {
 		service_on_runtime_died(d->services, s->id);
 	}
