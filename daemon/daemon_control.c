@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* The control socket's commands: enable, disable, list, status, sleep, wake, events. */
+/* The control socket's commands: enable, disable, list, status, sleep, wake,
+ * events, flows. */
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -19,7 +20,10 @@ static void reply_service(struct dozed *d, uint64_t client, struct service *s)
 {
 	struct json_object *reply = json_object_new_object();
 	json_object_object_add(reply, "ok", json_object_new_boolean(1));
-	json_object_object_add(reply, "service", service_to_json(d->services, s));
+	struct json_object *o = service_to_json(d->services, s);
+	if (o)
+		dozed_service_json_add_flows(d, s, o, true);
+	json_object_object_add(reply, "service", o);
 	control_reply(d->control, client, reply);
 }
 
@@ -88,6 +92,8 @@ static void cmd_enable(struct dozed *d, uint64_t client, struct json_object *req
 	const char *idle = control_request_get_string(req, "idle");
 	const char *wake_on = control_request_get_string(req, "wake_on");
 	const char *probe = control_request_get_string(req, "probe");
+	const char *ignore = control_request_get_string(req, "ignore");
+	const char *keep_awake = control_request_get_string(req, "keep_awake");
 	if (!container || !*container) {
 		control_reply_error(d->control, client, "missing \"container\": name a container");
 		return;
@@ -104,6 +110,16 @@ static void cmd_enable(struct dozed *d, uint64_t client, struct json_object *req
 	}
 	if (probe && settings_set(&settings, "probe", probe, &expected) < 0) {
 		control_reply_error(d->control, client, "probe %s: %s", probe, expected);
+		return;
+	}
+	/* The parser's message quotes the bad rule itself (cut and escaped), so
+	 * a megabyte of rules is not echoed back whole. */
+	if (ignore && settings_set(&settings, "ignore", ignore, &expected) < 0) {
+		control_reply_error(d->control, client, "ignore: %s", expected);
+		return;
+	}
+	if (keep_awake && settings_set(&settings, "keep_awake", keep_awake, &expected) < 0) {
+		control_reply_error(d->control, client, "keep_awake %s: %s", keep_awake, expected);
 		return;
 	}
 	struct pending_op *op = pending_op_new(d, PENDING_ENABLE, 0);
@@ -141,8 +157,12 @@ static void cmd_list(struct dozed *d, uint64_t client)
 {
 	struct json_object *reply = json_object_new_object();
 	struct json_object *list = json_object_new_array();
-	for (struct service *s = service_first(d->services); s; s = s->next)
-		json_object_array_add(list, service_to_json(d->services, s));
+	for (struct service *s = service_first(d->services); s; s = s->next) {
+		struct json_object *o = service_to_json(d->services, s);
+		if (o)
+			dozed_service_json_add_flows(d, s, o, false);
+		json_object_array_add(list, o);
+	}
 	json_object_object_add(reply, "ok", json_object_new_boolean(1));
 	json_object_object_add(reply, "services", list);
 	control_reply(d->control, client, reply);
@@ -194,13 +214,28 @@ static const struct control_field enable_fields[] = {
     {"idle", CONTROL_FIELD_STRING, "a string like \"10m\""},
     {"wake_on", CONTROL_FIELD_STRING, "\"connect\" or \"data\""},
     {"probe", CONTROL_FIELD_STRING, "a probe kind like \"postgres\" or \"http:/health\""},
+    {"ignore", CONTROL_FIELD_STRING, "a string of rules like \"10.0.0.0/8,tcp/9090\" or \"none\""},
+    {"keep_awake", CONTROL_FIELD_STRING, "\"connections\" or \"none\""},
 };
 static const struct control_field service_fields[] = {SERVICE_FIELD};
+static const struct control_field flows_fields[] = {
+    SERVICE_FIELD,
+    {"since_ms", CONTROL_FIELD_UINT, "a number of milliseconds"},
+};
 static const struct control_field events_fields[] = {
     {"follow", CONTROL_FIELD_BOOL, "true or false"},
 };
 
-enum command { CMD_ENABLE, CMD_DISABLE, CMD_LIST, CMD_STATUS, CMD_SLEEP, CMD_WAKE, CMD_EVENTS };
+enum command {
+	CMD_ENABLE,
+	CMD_DISABLE,
+	CMD_LIST,
+	CMD_STATUS,
+	CMD_SLEEP,
+	CMD_WAKE,
+	CMD_EVENTS,
+	CMD_FLOWS,
+};
 
 static const struct {
 	const char *name;
@@ -215,6 +250,7 @@ static const struct {
     {"sleep", CMD_SLEEP, service_fields, ARRAY_SIZE(service_fields)},
     {"wake", CMD_WAKE, service_fields, ARRAY_SIZE(service_fields)},
     {"events", CMD_EVENTS, events_fields, ARRAY_SIZE(events_fields)},
+    {"flows", CMD_FLOWS, flows_fields, ARRAY_SIZE(flows_fields)},
 };
 
 void dozed_control_handler(void *userdata, uint64_t client_id, const char *cmd,
@@ -227,7 +263,7 @@ void dozed_control_handler(void *userdata, uint64_t client_id, const char *cmd,
 	if (i == ARRAY_SIZE(commands)) {
 		control_reply_error(d->control, client_id,
 				    "unknown command \"%s\" (expected enable, disable, list, "
-				    "status, sleep, wake or events)",
+				    "status, sleep, wake, events or flows)",
 				    cmd);
 		return;
 	}
@@ -263,6 +299,9 @@ void dozed_control_handler(void *userdata, uint64_t client_id, const char *cmd,
 		break;
 	case CMD_EVENTS:
 		cmd_events(d, client_id, req);
+		break;
+	case CMD_FLOWS:
+		dozed_cmd_flows(d, client_id, req);
 		break;
 	}
 }

@@ -112,13 +112,23 @@ int control_request_parse(const char *line, size_t len, struct json_object **out
 
 static const char *type_name(enum control_field_type t)
 {
-	return t == CONTROL_FIELD_BOOL ? "true or false" : "a string";
+	return t == CONTROL_FIELD_BOOL	 ? "true or false"
+	       : t == CONTROL_FIELD_UINT ? "a whole number, 0 or more"
+					 : "a string";
 }
 
 static bool has_type(struct json_object *v, enum control_field_type t)
 {
-	return json_object_is_type(v,
-				   t == CONTROL_FIELD_BOOL ? json_type_boolean : json_type_string);
+	switch (t) {
+	case CONTROL_FIELD_BOOL:
+		return json_object_is_type(v, json_type_boolean);
+	case CONTROL_FIELD_UINT:
+		/* json-c keeps integers past INT64_MAX as unsigned: positive. */
+		return json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0;
+	case CONTROL_FIELD_STRING:
+		break;
+	}
+	return json_object_is_type(v, json_type_string);
 }
 
 static void list_fields(const struct control_field *fields, size_t n, char *buf, size_t len)
@@ -176,4 +186,12 @@ bool control_request_get_bool(struct json_object *req, const char *key, bool dfl
 	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_boolean))
 		return dflt;
 	return json_object_get_boolean(v);
+}
+
+uint64_t control_request_get_uint(struct json_object *req, const char *key, uint64_t dflt)
+{
+	struct json_object *v;
+	if (!json_object_object_get_ex(req, key, &v) || !has_type(v, CONTROL_FIELD_UINT))
+		return dflt;
+	return json_object_get_uint64(v);
 }

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct json_object;
 
@@ -28,6 +29,7 @@ int control_request_parse(const char *line, size_t len, struct json_object **out
 enum control_field_type {
 	CONTROL_FIELD_STRING,
 	CONTROL_FIELD_BOOL,
+	CONTROL_FIELD_UINT, /* a JSON integer, 0 or more */
 };
 
 struct control_field {
@@ -51,3 +53,5 @@ int control_request_check_fields(struct json_object *req, const char *cmd,
 const char *control_request_get_string(struct json_object *req, const char *key);
 /* The bool member key, or dflt when absent. */
 bool control_request_get_bool(struct json_object *req, const char *key, bool dflt);
+/* The integer member key (CONTROL_FIELD_UINT), or dflt when absent or negative. */
+uint64_t control_request_get_uint(struct json_object *req, const char *key, uint64_t dflt);

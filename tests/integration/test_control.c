@@ -524,7 +524,7 @@ TEST(test_daemon_refuses_unknown_fields_naming_the_known_ones)
 {
 	struct daemon_fixture *df = daemon_fixture_new();
 	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idel\":\"5m\"}",
-		       "idel: unknown field (enable takes container, idle, wake_on, probe)");
+		       "idel: unknown field (enable takes container, idle, wake_on, probe, ignore, keep_awake)");
 	assert_refused(df, "{\"cmd\":\"list\",\"all\":true}",
 		       "all: unknown field (list takes none)");
 	assert_refused(df, "{\"cmd\":\"status\",\"name\":\"web\"}",

@@ -177,3 +177,38 @@ TEST(test_an_unknown_field_is_named_whole_characters_only)
 	ASSERT_TRUE(utf8_valid(msg, strlen(msg)));
 	ASSERT_TRUE(strncmp(msg, key, 64) == 0 && msg[64] == ':');
 }
+
+TEST(test_a_number_field_takes_whole_numbers_from_0_only)
+{
+	static const struct control_field num[] = {
+	    {"since_ms", CONTROL_FIELD_UINT, "a number of milliseconds"},
+	};
+	const char *good[] = {"0", "60000", "18446744073709551615"};
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		char line[128], err[256];
+		snprintf(line, sizeof(line), "{\"cmd\":\"flows\",\"since_ms\":%s}", good[i]);
+		struct json_object *req = parsed(line);
+		ASSERT_OK(control_request_check_fields(req, "flows", num, 1, err, sizeof(err)));
+		ASSERT_EQ_U(control_request_get_uint(req, "since_ms", 7),
+			    strtoull(good[i], NULL, 10));
+		json_object_put(req);
+	}
+	const char *bad[] = {"-1", "1.5", "\"60000\"", "true", "null", "[1]"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char line[128], err[256];
+		snprintf(line, sizeof(line), "{\"cmd\":\"flows\",\"since_ms\":%s}", bad[i]);
+		struct json_object *req = parsed(line);
+		ASSERT_ERR(control_request_check_fields(req, "flows", num, 1, err, sizeof(err)),
+			   EINVAL);
+		ASSERT_STREQ(err, "since_ms: expected a number of milliseconds");
+		ASSERT_EQ_U(control_request_get_uint(req, "since_ms", 7), 7);
+		json_object_put(req);
+	}
+	static const struct control_field unnamed[] = {{"n", CONTROL_FIELD_UINT, NULL}};
+	char err[256];
+	struct json_object *req = parsed("{\"cmd\":\"flows\",\"n\":-5}");
+	ASSERT_ERR(control_request_check_fields(req, "flows", unnamed, 1, err, sizeof(err)),
+		   EINVAL);
+	ASSERT_STREQ(err, "n: expected a whole number, 0 or more");
+	json_object_put(req);
+}
