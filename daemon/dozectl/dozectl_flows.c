@@ -315,14 +315,18 @@ static void print_line(FILE *out, int label_width, const char *label, const char
 }
 
 /* "3s ago, tcp from 10.88.0.1:41234 to port 80, 412 B in, 1.2 kB out". */
-static void print_last_counted(FILE *out, struct json_object *act, int label_width)
+static void print_last_counted(FILE *out, struct json_object *s, struct json_object *act,
+			       int label_width)
 {
 	char buf[512], d[DURATION_FORMAT_MAX], in[24], outb[24];
 	size_t off = 0;
 	uint64_t ago;
 	struct json_object *f = get_obj(act, "last_counted", json_type_object);
 	if (!dozectl_json_u64(act, "last_counted_ago_ms", &ago)) {
-		print_line(out, label_width, "last counted:", "nothing since it woke");
+		/* Absent: nothing since the wake, which only an awake service has had. */
+		const char *state = dozectl_json_str(s, "state");
+		if (state && strcmp(state, "awake") == 0)
+			print_line(out, label_width, "last counted:", "nothing since it woke");
 		return;
 	}
 	append(buf, sizeof(buf), &off, "%s ago", dozectl_format_ms(ago, d, sizeof(d)));
@@ -373,22 +377,29 @@ static void print_ignored(FILE *out, struct json_object *ign, int label_width)
 	print_line(out, label_width, "ignored:", off ? buf : "nothing");
 }
 
-/* "from 10.88.0.1:41234 to port 80, 1.3 kB in, 200 B out, unanswered for 4s". */
+/* The port of "10.88.0.7:80" or "[2001:db8::7]:80", or "-". */
+static const char *addr_port(const char *addr)
+{
+	const char *colon = addr ? strrchr(addr, ':') : NULL;
+	return colon && colon[1] ? colon + 1 : "-";
+}
+
+/* "from 10.88.0.1:41234 to port 80, 1.3 kB in, 200 B out, unanswered for 4s";
+ * "to db (10.88.0.8:5432) from port 41000, ..." for one the container opened. */
 static void print_open_conn(FILE *out, struct json_object *c)
 {
-	char peer[CELL_MAX], local[80], in[24], sent[24], d[DURATION_FORMAT_MAX];
-	const char *l = dozectl_json_str(c, "local");
-	const char *port = l ? strrchr(l, ':') : NULL;
+	char peer[CELL_MAX], port[16], in[24], sent[24], d[DURATION_FORMAT_MAX];
 	bool inbound = false, unanswered = false;
 	uint64_t recv_ms;
 	get_bool(c, "inbound", &inbound);
 	get_bool(c, "unanswered", &unanswered);
 	dozectl_format_peer(c, peer, sizeof(peer));
-	dozectl_sanitize(inbound ? (port ? port + 1 : "-") : (l ? l : "-"), local, sizeof(local));
-	fprintf(out, "  %s %s %s %s, %s in, %s out", inbound ? "from" : "to", peer,
-		inbound ? "to port" : "from", local,
+	dozectl_sanitize(addr_port(dozectl_json_str(c, "local")), port, sizeof(port));
+	fprintf(out, "  %s %s %s port %s, %s in, %s out", inbound ? "from" : "to", peer,
+		inbound ? "to" : "from", port,
 		format_bytes_field(c, "bytes_received", in, sizeof(in)),
 		format_bytes_field(c, "bytes_sent", sent, sizeof(sent)));
+	/* Its last payload came after the container last sent any: at least that long. */
 	if (unanswered && dozectl_json_u64(c, "last_recv_ms", &recv_ms))
 		fprintf(out, ", unanswered for %s", dozectl_format_ms(recv_ms, d, sizeof(d)));
 	else if (unanswered)
@@ -399,7 +410,7 @@ static void print_open_conn(FILE *out, struct json_object *c)
 static void print_open_conns(FILE *out, struct json_object *s, struct json_object *conns,
 			     int label_width)
 {
-	char buf[80];
+	char buf[128];
 	size_t n = json_object_array_length(conns), inbound = 0;
 	const char *keep = dozectl_json_str(s, "keep_awake");
 	bool keeps = keep && strcmp(keep, "connections") == 0;
@@ -413,7 +424,8 @@ static void print_open_conns(FILE *out, struct json_object *s, struct json_objec
 		return;
 	}
 	if (keeps && inbound > 0)
-		snprintf(buf, sizeof(buf), "%zu open (%zu from peers keep it awake)", n, inbound);
+		snprintf(buf, sizeof(buf), "%zu open, %zu inbound (it stays awake while connected)",
+			 n, inbound);
 	else
 		snprintf(buf, sizeof(buf), "%zu open (a sleep would cut %s)", n,
 			 n == 1 ? "it" : "them");
@@ -438,7 +450,7 @@ void dozectl_print_activity(FILE *out, struct json_object *s, int label_width)
 				snprintf(buf, sizeof(buf), "%s", bytes);
 			print_line(out, label_width, "counted:", buf);
 		}
-		print_last_counted(out, act, label_width);
+		print_last_counted(out, s, act, label_width);
 		struct json_object *ign = get_obj(act, "ignored", json_type_object);
 		if (ign)
 			print_ignored(out, ign, label_width);
