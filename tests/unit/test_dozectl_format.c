@@ -133,3 +133,121 @@ TEST(test_event_line_is_time_service_event_and_facts)
 	ASSERT_STREQ(failed, "2026-11-24T22:58:10.000Z web wake_failed reason=\"no answer within "
 			     "10s\"\n");
 }
+
+TEST(test_status_explains_what_counted_what_was_ignored_and_what_a_sleep_would_cut)
+{
+	_cleanup_free_ char *text = printed(
+	    dozectl_print_status,
+	    "{\"name\":\"web\",\"state\":\"awake\",\"ports\":[8080],\"keep_awake\":\"none\","
+	    "\"ignore\":\"10.0.0.0/8,tcp/9090\",\"ignore_from\":\"default\",\"idle_for_ms\":3200,"
+	    "\"sleeps_in_ms\":416800,\"last_wake_ms\":161,\"activity\":{\"counted_bytes\":1646,"
+	    "\"counted_packets\":9,\"last_counted_ago_ms\":3200,\"direction\":\"in\","
+	    "\"last_counted\":{\"proto\":\"tcp\",\"peer\":\"10.88.0.1:41234\",\"local_port\":80,"
+	    "\"opened_by\":\"peer\",\"bytes_in\":412,\"bytes_out\":1234,\"counted\":true},"
+	    "\"ignored\":{\"loopback\":{\"bytes\":12000,\"packets\":40},\"no_payload\":{\"bytes\":"
+	    "2460,\"packets\":41,\"checks\":41,\"checks_from\":\"10.88.0.1\"},\"dns\":{\"bytes\":"
+	    "300,"
+	    "\"packets\":6,\"queries\":3},\"ntp\":{\"bytes\":90,\"packets\":1},\"icmp\":{\"bytes\":"
+	    "0,"
+	    "\"packets\":0},\"rule\":{\"bytes\":4100,\"packets\":10}},"
+	    "\"open_connections\":[{\"local\":\"10.88.0.7:80\",\"peer\":\"10.88.0.1:41234\","
+	    "\"inbound\":true,\"unanswered\":true,\"last_recv_ms\":4000,\"last_sent_ms\":9000,"
+	    "\"bytes_received\":1300,\"bytes_sent\":200},{\"local\":\"[fd00::7]:41000\",\"peer\":"
+	    "\"[fd00::8]:5432\",\"peer_service\":\"db\",\"inbound\":false,\"unanswered\":false,"
+	    "\"last_recv_ms\":100,\"last_sent_ms\":100,\"bytes_received\":90,\"bytes_sent\":100}]},"
+	    "\"flow_table\":{\"capacity\":32768,\"live\":123,\"evicted\":0},\"reason\":\"awake: "
+	    "last "
+	    "counted traffic 3.2s ago, tcp from 10.88.0.1:41234 to port 80 (412 B in, 1.2 kB out); "
+	    "sleeps in 6m56s\"}");
+	ASSERT_STREQ(
+	    text,
+	    "name:         web\n"
+	    "state:        awake\n"
+	    "ports:        8080\n"
+	    "keep awake:   no\n"
+	    "ignore:       10.0.0.0/8,tcp/9090 (default)\n"
+	    "idle for:     3s\n"
+	    "sleeps in:    6m56s\n"
+	    "last wake:    161ms\n"
+	    "counted:      1.6 kB in 9 packets\n"
+	    "last counted: 3s ago, tcp from 10.88.0.1:41234 to port 80, 412 B in, 1.2 kB out\n"
+	    "ignored:      loopback 12.0 kB, 41 connect-only checks from 10.88.0.1, DNS 3 "
+	    "queries, NTP 90 B, rule 4.1 kB\n"
+	    "connections:  2 open (a sleep would cut them)\n"
+	    "  from 10.88.0.1:41234 to port 80, 1.3 kB in, 200 B out, unanswered for 4s\n"
+	    "  to db ([fd00::8]:5432) from port 41000, 90 B in, 100 B out\n"
+	    "flow table:   123 of 32768 entries, 0 evicted\n"
+	    "reason:       awake: last counted traffic 3.2s ago, tcp from 10.88.0.1:41234 to "
+	    "port 80 (412 B in, 1.2 kB out); sleeps in 6m56s\n");
+}
+
+TEST(test_status_of_a_service_kept_awake_by_its_connections)
+{
+	_cleanup_free_ char *text = printed(
+	    dozectl_print_status,
+	    "{\"name\":\"ws\",\"state\":\"awake\",\"keep_awake\":\"connections\",\"ignore\":"
+	    "\"none\","
+	    "\"ignore_from\":\"service\",\"activity\":{\"counted_bytes\":0,\"last_counted\":null,"
+	    "\"ignored\":{},\"open_connections\":[{\"local\":\"10.88.0.7:80\",\"peer\":"
+	    "\"10.88.0.1:41234\",\"peer_service\":\"lb\",\"inbound\":true,\"unanswered\":true},"
+	    "{\"inbound\":false}],\"kept_awake_by\":\"an open connection from lb "
+	    "(10.88.0.1:41234)\"}}");
+	ASSERT_STREQ(text, "name:         ws\n"
+			   "state:        awake\n"
+			   "ports:        -\n"
+			   "keep awake:   while connected\n"
+			   "ignore:       none\n"
+			   "last wake:    never\n"
+			   "counted:      0 B\n"
+			   "last counted: nothing since it woke\n"
+			   "ignored:      nothing\n"
+			   "connections:  2 open, 1 inbound (it stays awake while connected)\n"
+			   "  from lb (10.88.0.1:41234) to port 80, - in, - out, unanswered\n"
+			   "  to - from port -, - in, - out\n"
+			   "kept awake by: an open connection from lb (10.88.0.1:41234)\n");
+}
+
+TEST(test_status_of_an_asleep_service_has_no_last_counted_line_and_none_open)
+{
+	_cleanup_free_ char *text = printed(
+	    dozectl_print_status,
+	    "{\"name\":\"db\",\"state\":\"asleep\",\"ports\":[5432],\"last_wake_ms\":null,"
+	    "\"activity\":{\"open_connections\":[]},\"flow_table\":{\"capacity\":32768,\"live\":"
+	    "18446744073709551615,\"evicted\":-1}}");
+	ASSERT_STREQ(text, "name:         db\n"
+			   "state:        asleep\n"
+			   "ports:        5432\n"
+			   "last wake:    never\n"
+			   "connections:  none open\n"
+			   "flow table:   18446744073709551615 of 32768 entries, - evicted\n");
+}
+
+TEST(test_sleep_event_digests_its_top_flows_and_kept_awake_is_one_line)
+{
+	_cleanup_free_ char *sleep = printed(
+	    dozectl_print_event,
+	    "{\"ts\":\"2026-12-01T19:00:00.000Z\",\"event\":\"sleep\",\"service\":\"web\","
+	    "\"container\":\"3f2a\",\"idle_ms\":600012,\"trigger\":\"idle\",\"last_counted\":\"tcp "
+	    "from 10.88.0.1:41234 to port 80\",\"top_flows\":[{\"proto\":\"tcp\",\"peer\":"
+	    "\"10.88.0.1:41234\",\"local_port\":80,\"bytes_in\":412,\"bytes_out\":1234,"
+	    "\"counted\":false,\"ignored\":\"no payload\"},{\"proto\":\"udp\",\"peer\":"
+	    "\"[2001:db8::53]:53\",\"peer_service\":\"dns\\\"x\",\"bytes_in\":200,\"bytes_out\":"
+	    "100,"
+	    "\"counted\":true}]}");
+	ASSERT_STREQ(sleep, "2026-12-01T19:00:00.000Z web sleep idle=10m trigger=idle "
+			    "last_counted=\"tcp from 10.88.0.1:41234 to port 80\" "
+			    "top=\"10.88.0.1:41234 1.6 kB (ignored: no payload), dns\\\"x "
+			    "([2001:db8::53]:53) 300 B\"\n");
+	_cleanup_free_ char *empty =
+	    printed(dozectl_print_event, "{\"ts\":\"t\",\"event\":\"sleep\",\"service\":\"web\","
+					 "\"trigger\":\"idle\",\"top_flows\":[]}");
+	ASSERT_STREQ(empty, "t web sleep trigger=idle\n");
+	_cleanup_free_ char *kept = printed(
+	    dozectl_print_event,
+	    "{\"ts\":\"t\",\"event\":\"kept_awake\",\"service\":\"web\",\"by\":\"unanswered\","
+	    "\"what\":\"an unanswered request from 10.88.0.1:41234 (1.3 kB in, 4.0s ago)\","
+	    "\"peer\":\"10.88.0.1:41234\",\"peer_service\":\"lb\\u001b]0;x\\u0007\"}");
+	ASSERT_STREQ(kept, "t web kept_awake by=unanswered what=\"an unanswered request from "
+			   "10.88.0.1:41234 (1.3 kB in, 4.0s ago)\" peer=10.88.0.1:41234 "
+			   "peer_service=\"lb\\u001b]0;x\\u0007\"\n");
+}
