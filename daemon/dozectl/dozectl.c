@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "dozed/dozectl_format.h"
+#include "dozed/duration.h"
 #include "dozed/macro.h"
 #include "dozed/settings.h"
 
@@ -35,24 +36,30 @@ enum {
 	OPT_JSON = 1 << 2,
 	OPT_FOLLOW = 1 << 3,
 	OPT_PROBE = 1 << 4,
+	OPT_IGNORE = 1 << 5,
+	OPT_KEEP_AWAKE = 1 << 6,
+	OPT_SINCE = 1 << 7,
 };
-#define OPT_LAST OPT_PROBE
+#define OPT_LAST OPT_SINCE
 
 struct command {
 	const char *name;
 	const char *arg;   /* the positional argument's name, or NULL */
 	const char *field; /* its request key */
 	unsigned options;  /* OPT_* it takes */
+	bool arg_optional; /* the positional argument may be left out */
 };
 
 static const struct command commands[] = {
-    {"enable", "CONTAINER", "container", OPT_IDLE | OPT_WAKE_ON | OPT_PROBE | OPT_JSON},
-    {"disable", "SERVICE", "service", OPT_JSON},
-    {"list", NULL, NULL, OPT_JSON},
-    {"status", "SERVICE", "service", OPT_JSON},
-    {"sleep", "SERVICE", "service", OPT_JSON},
-    {"wake", "SERVICE", "service", OPT_JSON},
-    {"events", NULL, NULL, OPT_FOLLOW | OPT_JSON},
+    {"enable", "CONTAINER", "container",
+     OPT_IDLE | OPT_WAKE_ON | OPT_PROBE | OPT_IGNORE | OPT_KEEP_AWAKE | OPT_JSON, false},
+    {"disable", "SERVICE", "service", OPT_JSON, false},
+    {"list", NULL, NULL, OPT_JSON, false},
+    {"status", "SERVICE", "service", OPT_JSON, false},
+    {"sleep", "SERVICE", "service", OPT_JSON, false},
+    {"wake", "SERVICE", "service", OPT_JSON, false},
+    {"events", NULL, NULL, OPT_FOLLOW | OPT_JSON, false},
+    {"flows", "SERVICE", "service", OPT_SINCE | OPT_JSON, true},
 };
 
 struct args {
@@ -62,6 +69,10 @@ struct args {
 	const char *idle;
 	const char *wake_on;
 	const char *probe;
+	const char *ignore;
+	const char *since;
+	uint64_t since_ms;
+	bool keep_awake;
 	bool json, follow;
 };
 
@@ -75,6 +86,13 @@ static void usage(FILE *out)
 		"                         the first connection (or the first data); KIND says\n"
 		"                         when it is ready: auto (default), tcp, http[:/PATH],\n"
 		"                         postgres, redis, mysql or healthcheck\n"
+		"      [--ignore RULES]   traffic that never keeps it awake: peer CIDRs, ports\n"
+		"                         or proto/port, or both (10.0.0.0/8,tcp/9090,\n"
+		"                         192.0.2.7:443), comma-separated, or none (default:\n"
+		"                         dozed's own --ignore)\n"
+		"      [--keep-awake-while-connected]\n"
+		"                         an open connection from a peer keeps it awake, even\n"
+		"                         silent\n"
 		"  disable SERVICE        stop managing it (a sleeping one is woken)\n"
 		"  list [--json]          every service: state, ports, idle for, last wake\n"
 		"  status SERVICE [--json]\n"
@@ -82,9 +100,14 @@ static void usage(FILE *out)
 		"  wake SERVICE           wake it now\n"
 		"  events [--follow] [--json]\n"
 		"                         recent events; --follow: then wait for more\n"
+		"  flows [SERVICE] [--since DURATION] [--json]\n"
+		"                         the flows of one service or of all, since it woke\n"
+		"                         or over the last DURATION: peer, port, bytes each\n"
+		"                         way, counted or ignored and why\n"
 		"\n"
 		"  --control PATH         the control socket (default $DOZED_CONTROL or %s)\n"
 		"  DURATION               a whole number and a unit: 30s, 10m, 2h; at least 1s\n"
+		"                         (--since: at least 1ms)\n"
 		"\n"
 		"Exit status: 0 done, 1 dozed refused, 2 usage, 3 dozed cannot be reached.\n",
 		DOZED_CONTROL_PATH_DEFAULT);
@@ -120,6 +143,12 @@ static const char *option_name(unsigned opt)
 		return "--json";
 	case OPT_PROBE:
 		return "--probe";
+	case OPT_IGNORE:
+		return "--ignore";
+	case OPT_KEEP_AWAKE:
+		return "--keep-awake-while-connected";
+	case OPT_SINCE:
+		return "--since";
 	default:
 		return "--follow";
 	}
@@ -137,6 +166,9 @@ static int parse_args(int argc, char **argv, struct args *a)
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"probe", required_argument, NULL, 'p'},
+	    {"ignore", required_argument, NULL, 'g'},
+	    {"keep-awake-while-connected", no_argument, NULL, 'k'},
+	    {"since", required_argument, NULL, 's'},
 	    {0},
 	};
 	const char *positional[3] = {0};
@@ -167,6 +199,18 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 'p':
 			a->probe = optarg;
 			seen |= OPT_PROBE;
+			break;
+		case 'g':
+			a->ignore = optarg;
+			seen |= OPT_IGNORE;
+			break;
+		case 'k':
+			a->keep_awake = true;
+			seen |= OPT_KEEP_AWAKE;
+			break;
+		case 's':
+			a->since = optarg;
+			seen |= OPT_SINCE;
 			break;
 		case 'j':
 			a->json = true;
@@ -206,11 +250,11 @@ static int parse_args(int argc, char **argv, struct args *a)
 	for (unsigned bit = 1; bit <= OPT_LAST; bit <<= 1)
 		if ((seen & bit) && !(a->cmd->options & bit))
 			return usage_error("%s does not take %s", a->cmd->name, option_name(bit));
-	if (a->cmd->arg && n_positional < 2)
+	if (a->cmd->arg && !a->cmd->arg_optional && n_positional < 2)
 		return usage_error("%s needs a %s", a->cmd->name, a->cmd->arg);
 	if (n_positional > (a->cmd->arg ? 2u : 1u))
 		return usage_error("unexpected argument '%s'", positional[n_positional - 1]);
-	a->target = a->cmd->arg ? positional[1] : NULL;
+	a->target = a->cmd->arg && n_positional > 1 ? positional[1] : NULL;
 
 	/* The daemon's own parsers: what it would refuse is a usage error here. */
 	struct service_settings settings = {0};
@@ -221,6 +265,15 @@ static int parse_args(int argc, char **argv, struct args *a)
 		return usage_error("invalid --wake-on value '%s': %s", a->wake_on, expected);
 	if (a->probe && settings_set(&settings, "probe", a->probe, &expected) < 0)
 		return usage_error("invalid --probe value '%s': %s", a->probe, expected);
+	if (a->ignore && settings_set(&settings, "ignore", a->ignore, &expected) < 0)
+		return usage_error("invalid --ignore value '%s': %s", a->ignore, expected);
+	uint64_t since_us = 0;
+	if (a->since && settings_parse_duration(a->since, DURATION_US_PER_MS, DURATION_MAX_US,
+						"expected a duration of 1ms or more, like 30s, "
+						"10m or 2h",
+						&since_us, &expected) < 0)
+		return usage_error("invalid --since value '%s': %s", a->since, expected);
+	a->since_ms = since_us / DURATION_US_PER_MS;
 	if (!a->control)
 		a->control = getenv("DOZED_CONTROL");
 	if (!a->control || !*a->control)
@@ -242,6 +295,14 @@ static struct json_object *build_request(const struct args *a)
 		json_object_object_add(req, "wake_on", json_object_new_string(a->wake_on));
 	if (a->probe)
 		json_object_object_add(req, "probe", json_object_new_string(a->probe));
+	if (a->ignore)
+		json_object_object_add(req, "ignore", json_object_new_string(a->ignore));
+	if (a->keep_awake)
+		json_object_object_add(req, "keep_awake",
+				       json_object_new_string(settings_keep_awake_to_string(true)));
+	if (a->since)
+		json_object_object_add(req, "since_ms",
+				       json_object_new_int64((int64_t)a->since_ms));
 	if (strcmp(a->cmd->name, "events") == 0)
 		json_object_object_add(req, "follow", json_object_new_boolean(a->follow));
 	return req;
@@ -426,6 +487,10 @@ static int print_reply(const struct args *a, struct conn *c, struct json_object 
 	}
 	if (strcmp(name, "list") == 0) {
 		dozectl_print_list(stdout, member(reply, "services", json_type_array));
+		return 0;
+	}
+	if (strcmp(name, "flows") == 0) {
+		dozectl_print_flows(stdout, reply);
 		return 0;
 	}
 	if (strcmp(name, "disable") == 0) {

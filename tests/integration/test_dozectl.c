@@ -43,6 +43,13 @@
 	"{\"ts\":\"2026-11-24T22:58:00.123Z\",\"event\":\"sleep\",\"service\":\"web\","            \
 	"\"container\":\"" WEB_ID "\",\"idle_ms\":2000,\"egress_bytes\":1234,"                     \
 	"\"egress_packets\":7}"
+#define FLOWS                                                                                      \
+	"{\"ok\":true,\"services\":[{\"service\":\"web\",\"state\":\"awake\",\"window_ms\":"       \
+	"12000,\"flows\":[{\"proto\":\"tcp\",\"peer\":\"10.88.0.1:41234\",\"local_port\":80,"      \
+	"\"opened_by\":\"peer\",\"bytes_in\":412,\"bytes_out\":1200,\"packets_in\":5,"             \
+	"\"packets_out\":4,\"payload_in\":150,\"payload_out\":1000,\"first_seen_ago_ms\":4000,"    \
+	"\"last_seen_ago_ms\":3200,\"counted\":true}]}],\"flow_table\":{\"capacity\":"             \
+	"4096,\"live\":1,\"evicted\":0}}"
 #define READY_EVENT                                                                                \
 	"{\"ts\":\"2026-11-24T22:58:05.000Z\",\"event\":\"ready\",\"service\":\"web\","            \
 	"\"start_ms\":300,\"probe_ms\":1223,\"total_ms\":1523}"
@@ -102,6 +109,8 @@ static void handler(void *ud, uint64_t id, const char *cmd, struct json_object *
 			f->subscribed = true;
 		}
 		control_reply(f->cf->ctl, id, parse("{\"ok\":true,\"events\":[" SLEEP_EVENT "]}"));
+	} else if (strcmp(cmd, "flows") == 0 && strcmp(service, "nope") != 0) {
+		control_reply(f->cf->ctl, id, parse(FLOWS));
 	} else if (strcmp(service, "nope") == 0) {
 		control_reply_error(f->cf->ctl, id, "no such service: nope");
 	} else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "enable") == 0 ||
@@ -314,6 +323,66 @@ TEST(test_enable_sends_the_container_and_only_the_options_given)
 	ASSERT_STREQ(f->last_request, "{\"cmd\":\"enable\",\"container\":\"web\"}");
 }
 
+TEST(test_enable_sends_ignore_rules_and_keep_awake_as_given)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "enable", "web", "--ignore", "10.0.0.0/8, tcp/9090",
+			       "--keep-awake-while-connected");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request,
+		     "{\"cmd\":\"enable\",\"container\":\"web\",\"ignore\":\"10.0.0.0/8, "
+		     "tcp/9090\",\"keep_awake\":\"connections\"}");
+	/* none is sent as is: the daemon keeps it, over its default. */
+	r = RUN(f, "enable", "--ignore=none", "web");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request,
+		     "{\"cmd\":\"enable\",\"container\":\"web\",\"ignore\":\"none\"}");
+}
+
+TEST(test_a_bad_ignore_rule_exits_2_naming_the_rule_and_the_forms)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "enable", "web", "--ignore", "tcp/9090,10.0.0.1/8");
+	assert_exit(r, 2);
+	ASSERT_STREQ(r->err, "dozectl: invalid --ignore value 'tcp/9090,10.0.0.1/8': rule "
+			     "\"10.0.0.1/8\": host bits are set after the prefix length (write the "
+			     "network address, or the address alone for one host); expected rules "
+			     "like 10.0.0.0/8, tcp/9090, udp/8125, 9100, 192.0.2.7:443, "
+			     "tcp/10.0.0.0/8:5432 or [2001:db8::/32]:443, separated by commas (at "
+			     "most 16), or none\n");
+	ASSERT_STREQ(r->out, "");
+	r = RUN(f, "enable", "web", "--ignore", "tcp/0");
+	assert_exit(r, 2);
+	ASSERT_CONTAINS(r->err, "rule \"tcp/0\": the port is out of range (1 to 65535)");
+	r = RUN(f, "enable", "web", "--ignore", "tcp/80,");
+	assert_exit(r, 2);
+	ASSERT_CONTAINS(r->err, "an empty rule (a leading, trailing or doubled comma)");
+	ASSERT_EQ_U(f->requests, 0);
+}
+
+TEST(test_flows_sends_the_service_and_the_window_and_json_prints_the_reply)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "flows", "--json");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request, "{\"cmd\":\"flows\"}");
+	struct json_object *got = parse(r->out), *want = parse(FLOWS);
+	ASSERT_STREQ(plain(got), plain(want));
+	json_object_put(got);
+	json_object_put(want);
+
+	r = RUN(f, "flows", "web", "--since", "30s");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request, "{\"cmd\":\"flows\",\"service\":\"web\",\"since_ms\":30000}");
+	r = RUN(f, "flows", "--since=250ms", "web", "--json");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request, "{\"cmd\":\"flows\",\"service\":\"web\",\"since_ms\":250}");
+
+	r = RUN(f, "flows", "nope");
+	assert_exit(r, 1);
+	ASSERT_STREQ(r->err, "dozectl: no such service: nope\n");
+}
+
 TEST(test_disable_sleep_and_wake_send_the_service)
 {
 	struct fixture *f = fixture_new();
@@ -374,6 +443,19 @@ TEST(test_usage_errors_exit_2_and_send_nothing)
 	/* The daemon's own bound, checked before anything is sent. */
 	assert_usage_error(f, RUN(f, "enable", "web", "--idle", "500ms"),
 			   "invalid --idle value '500ms': expected a duration of 1s or more");
+	assert_usage_error(f, RUN(f, "flows", "web", "db"), "unexpected argument 'db'");
+	assert_usage_error(f, RUN(f, "flows", "--follow"), "flows does not take --follow");
+	assert_usage_error(f, RUN(f, "flows", "--ignore", "none"), "flows does not take --ignore");
+	assert_usage_error(f, RUN(f, "status", "web", "--since", "1s"),
+			   "status does not take --since");
+	assert_usage_error(f, RUN(f, "wake", "web", "--keep-awake-while-connected"),
+			   "wake does not take --keep-awake-while-connected");
+	assert_usage_error(f, RUN(f, "flows", "--since", "0ms"),
+			   "invalid --since value '0ms': expected a duration of 1ms or more");
+	assert_usage_error(f, RUN(f, "flows", "--since", "soon"),
+			   "invalid --since value 'soon': expected a duration like");
+	assert_usage_error(f, RUN(f, "enable", "web", "--ignore"),
+			   "option '--ignore' needs a value");
 	const char *bad_idle[] = {"2x", "1.5s", "10", "-1s", "s", "2 s", ""};
 	for (size_t i = 0; i < ARRAY_SIZE(bad_idle); i++) {
 		char want[64];
