@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: (MIT OR GPL-2.0-only)
+/*
+ * The flow counter of each managed container: its totals, its flows, and
+ * which of its packets count as activity (docs/design.md, "Flows"; the
+ * layout is include/dozed/flows.h).
+ *
+ * Attached to a container's cgroup v2 directory, once per direction. Cgroup
+ * storage belongs to the cgroup the programs are attached to, so sockets of
+ * processes in descendant cgroups count for the container without any lookup
+ * on the packet path. In both directions the packet's data starts at its
+ * network header.
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+
+#include "dozed/flows.h"
+#include "flows_config.h"
+
+/* Keyed by the cgroup id alone (not the attach type): both programs share it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE);
+	__type(key, __u64);
+	__type(value, struct flows_stats);
+} flows_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_STORAGE);
+	__type(key, __u64);
+	__type(value, struct flows_cgroup_config);
+} flows_config SEC(".maps");
+
+/* max_entries is set by the loader before load (flow_counter_new). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FLOWS_MAP_MAX_ENTRIES);
+	__type(key, struct flows_key);
+	__type(value, struct flows_value);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flows_global);
+} flows_global SEC(".maps");
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+
+static __always_inline __u16 be16(const __u8 *p)
+{
+	return (__u16)((__u16)p[0] << 8 | p[1]);
+}
+
+/* What one packet is, from its headers. */
+struct packet {
+	struct flows_key key;
+	__u32 payload;
+	__u8 tcp_flags; /* FLOWS_TCP_* */
+	__u8 parsed;	/* 0: not an IP packet we could read */
+};
+
+/*
+ * Reads the IP header and the TCP or UDP one. The peer is the destination of
+ * what the container sends, the source of what it receives.
+ */
+static __always_inline void packet_parse(struct __sk_buff *skb, int dir, struct packet *p)
+{
+	__u8 ip[40];
+	__u32 l3len, l4off, len = skb->len;
+	__u8 proto;
+	int peer_off;
+
+	if (bpf_skb_load_bytes(skb, 0, ip, 20) < 0)
+		return;
+	if ((ip[0] >> 4) == 4) {
+		l3len = (ip[0] & 0x0f) * 4;
+		if (l3len < 20)
+			return;
+		proto = ip[9];
+		p->key.peer_addr[10] = 0xff;
+		p->key.peer_addr[11] = 0xff;
+		peer_off = dir == FLOWS_DIR_OUT ? 16 : 12;
+		__builtin_memcpy(&p->key.peer_addr[12], &ip[peer_off], 4);
+		/* A later fragment has no L4 header (the hooks see whole
+		 * datagrams; this is for safety). */
+		if (be16(&ip[6]) & 0x1fff)
+			proto = 0;
+	} else if ((ip[0] >> 4) == 6) {
+		if (bpf_skb_load_bytes(skb, 0, ip, 40) < 0)
+			return;
+		l3len = 40;
+		proto = ip[6];
+		/* Extension headers are not walked: other protocols' class. */
+		if (dir == FLOWS_DIR_OUT)
+			__builtin_memcpy(p->key.peer_addr, &ip[24], 16);
+		else
+			__builtin_memcpy(p->key.peer_addr, &ip[8], 16);
+	} else {
+		return;
+	}
+	p->parsed = 1;
+	p->key.proto = proto;
+	l4off = l3len;
+	p->payload = len > l3len ? len - l3len : 0;
+
+	if (proto == IPPROTO_TCP) {
+		__u8 th[14];
+		if (bpf_skb_load_bytes(skb, l4off, th, sizeof(th)) < 0)
+			return;
+		__u16 src = be16(&th[0]), dst = be16(&th[2]);
+		__u32 hl = (th[12] >> 4) * 4;
+		__u8 f = th[13];
+		p->key.local_port = dir == FLOWS_DIR_OUT ? src : dst;
+		p->key.peer_port = dir == FLOWS_DIR_OUT ? dst : src;
+		p->payload = p->payload > hl ? p->payload - hl : 0;
+		p->tcp_flags = (f & TCP_FLAG_SYN ? FLOWS_TCP_SYN : 0) |
+			       (f & TCP_FLAG_FIN ? FLOWS_TCP_FIN : 0) |
+			       (f & TCP_FLAG_RST ? FLOWS_TCP_RST : 0) |
+			       (f & TCP_FLAG_ACK ? FLOWS_TCP_ACK : 0);
+	} else if (proto == IPPROTO_UDP) {
+		__u8 uh[4];
+		if (bpf_skb_load_bytes(skb, l4off, uh, sizeof(uh)) < 0)
+			return;
+		__u16 src = be16(&uh[0]), dst = be16(&uh[2]);
+		p->key.local_port = dir == FLOWS_DIR_OUT ? src : dst;
+		p->key.peer_port = dir == FLOWS_DIR_OUT ? dst : src;
+		p->payload = p->payload > 8 ? p->payload - 8 : 0;
+	}
+}
+
+static __always_inline int rule_matches(const struct flows_rule *r, const struct flows_key *k)
+{
+	if (r->proto ? r->proto != k->proto : k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP)
+		return 0;
+	if (r->port && k->peer_port != r->port && (r->peer_port_only || k->local_port != r->port))
+		return 0;
+	__u64 a[2], m[2], peer[2];
+	__builtin_memcpy(a, r->addr, 16);
+	__builtin_memcpy(m, r->mask, 16);
+	__builtin_memcpy(peer, k->peer_addr, 16);
+	return (peer[0] & m[0]) == a[0] && (peer[1] & m[1]) == a[1];
+}
+
+/* The class of a flow, decided when it is created and when the rules change. */
+static __always_inline void flow_classify(const struct flows_config *cfg, const struct flows_key *k,
+					  __u8 *class, __u8 *rule)
+{
+	*rule = 0;
+	if (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP) {
+		*class = FLOWS_IGN_ICMP;
+		return;
+	}
+	if (k->peer_port == 53) {
+		*class = FLOWS_IGN_DNS;
+		return;
+	}
+	if (k->proto == IPPROTO_UDP && k->peer_port == 123) {
+		*class = FLOWS_IGN_NTP;
+		return;
+	}
+	__u32 n = cfg->n_rules;
+	for (__u32 i = 0; i < FLOWS_RULES_MAX; i++) {
+		if (i >= n)
+			break;
+		if (rule_matches(&cfg->rule[i], k)) {
+			*class = FLOWS_IGN_RULE;
+			*rule = i;
+			return;
+		}
+	}
+	*class = FLOWS_COUNTED;
+}
+
+static __always_inline void ignored_add(struct flows_stats *s, int class, __u32 len, __u64 segs,
+					int dir)
+{
+	__u32 i = class;
+	/* Bound the register that indexes: clang 14 checks a copy of it. */
+	asm volatile("" : "+r"(i));
+	if (i == 0 || i >= FLOWS_CLASS_MAX)
+		return;
+	asm volatile("" : "+r"(i));
+	if (i >= FLOWS_CLASS_MAX)
+		return;
+	struct flows_ignored *ig = &s->ignored[i];
+	__sync_fetch_and_add(&ig->bytes, len);
+	__sync_fetch_and_add(&ig->packets, segs);
+	if (dir == FLOWS_DIR_OUT)
+		__sync_fetch_and_add(&ig->packets_out, segs);
+}
+
+/* Who opened a flow, from a packet: a SYN's sender, else a UDP or other
+ * flow's first packet's. */
+static __always_inline __u8 opener_of(const struct packet *p, int dir, int first)
+{
+	__u8 us = dir == FLOWS_DIR_OUT ? FLOWS_OPENER_CONTAINER : FLOWS_OPENER_PEER;
+	__u8 them = dir == FLOWS_DIR_OUT ? FLOWS_OPENER_PEER : FLOWS_OPENER_CONTAINER;
+	if (p->key.proto != IPPROTO_TCP)
+		return first ? us : FLOWS_OPENER_UNKNOWN;
+	if (!(p->tcp_flags & FLOWS_TCP_SYN))
+		return FLOWS_OPENER_UNKNOWN;
+	return p->tcp_flags & FLOWS_TCP_ACK ? them : us;
+}
+
+static __always_inline struct flows_value *flow_get(const struct flows_cgroup_config *cc,
+						    struct flows_stats *s, struct packet *p,
+						    int dir, __u64 now)
+{
+	struct flows_value *v = bpf_map_lookup_elem(&flows, &p->key);
+	if (v) {
+		/* A new connection on the same ports (a SYN), or the SYN-ACK
+		 * of a flow first seen by it. */
+		if (p->tcp_flags & FLOWS_TCP_SYN &&
+		    (!(p->tcp_flags & FLOWS_TCP_ACK) || v->opener == FLOWS_OPENER_UNKNOWN))
+			v->opener = opener_of(p, dir, 0);
+		if (v->rules_gen != cc->config.gen) {
+			__u8 class, rule;
+			flow_classify(&cc->config, &p->key, &class, &rule);
+			v->class = class;
+			v->rule = rule;
+			v->rules_gen = cc->config.gen;
+		}
+		return v;
+	}
+
+	struct flows_value init = {};
+	init.first_ns = now;
+	init.rules_gen = cc->config.gen;
+	init.opener = opener_of(p, dir, 1);
+	flow_classify(&cc->config, &p->key, &init.class, &init.rule);
+	if (bpf_map_update_elem(&flows, &p->key, &init, BPF_NOEXIST) == 0) {
+		__u32 zero = 0;
+		struct flows_global *g = bpf_map_lookup_elem(&flows_global, &zero);
+		if (g)
+			__sync_fetch_and_add(&g->created, 1);
+		__sync_fetch_and_add(&s->flows_created, 1);
+	}
+	/* Ours, or another CPU's inserted first. */
+	return bpf_map_lookup_elem(&flows, &p->key);
+}
+
+static __always_inline int flows_count(struct __sk_buff *skb, int dir)
+{
+	struct flows_stats *s = bpf_get_local_storage(&flows_stats, 0);
+	struct flows_cgroup_config *cc = bpf_get_local_storage(&flows_config, 0);
+	/* The coarse clock (a tick, a few ms) is plenty for an idle time of
+	 * seconds, and cheaper on every packet than reading the TSC. */
+	__u64 now = bpf_ktime_get_coarse_ns();
+	__u32 len = skb->len;
+	__u64 segs = skb->gso_segs ? skb->gso_segs : 1;
+
+	/* Per-CPU, but a softirq (an ACK, a retransmit) can interrupt a process
+	 * context run on the same CPU: atomic adds keep the totals exact. */
+	if (dir == FLOWS_DIR_OUT) {
+		__sync_fetch_and_add(&s->egress_bytes, len);
+		__sync_fetch_and_add(&s->egress_packets, segs);
+		s->egress_last_ns = now;
+	} else {
+		__sync_fetch_and_add(&s->ingress_bytes, len);
+		__sync_fetch_and_add(&s->ingress_packets, segs);
+		s->ingress_last_ns = now;
+	}
+
+	if (skb->ifindex == FLOWS_LOOPBACK_IFINDEX) {
+		ignored_add(s, FLOWS_IGN_LOOPBACK, len, segs, dir);
+		return 1;
+	}
+
+	struct packet p = {};
+	packet_parse(skb, dir, &p);
+	__u8 class = FLOWS_COUNTED, rule = 0;
+	struct flows_value *v = NULL;
+	if (p.parsed) {
+		p.key.cgroup_id = cc->cgroup_id;
+		if (cc->cgroup_id)
+			v = flow_get(cc, s, &p, dir, now);
+		if (v)
+			class = v->class;
+		else
+			flow_classify(&cc->config, &p.key, &class, &rule);
+	}
+
+	if (v) {
+		struct flows_dir_stats *d = &v->dir[dir & 1];
+		__sync_fetch_and_add(&d->bytes, len);
+		__sync_fetch_and_add(&d->packets, segs);
+		if (p.payload) {
+			__sync_fetch_and_add(&d->payload, p.payload);
+			d->last_payload_ns = now;
+		}
+		v->last_ns = now;
+		/* Racy ORs of two CPUs could lose a bit: only write what is new. */
+		if ((v->tcp_flags[dir & 1] & p.tcp_flags) != p.tcp_flags)
+			v->tcp_flags[dir & 1] |= p.tcp_flags;
+	}
+
+	if (class != FLOWS_COUNTED) {
+		ignored_add(s, class, len, segs, dir);
+		return 1;
+	}
+	if (p.key.proto == IPPROTO_TCP && !p.payload) {
+		ignored_add(s, FLOWS_IGN_NO_PAYLOAD, len, segs, dir);
+		return 1;
+	}
+	__sync_fetch_and_add(&s->counted_bytes, len);
+	__sync_fetch_and_add(&s->counted_packets, segs);
+	s->counted_last_ns = now;
+	s->last_counted = p.key;
+	s->last_counted_dir = dir;
+	if (v)
+		v->last_counted_ns = now;
+
+	/* 1 = let the packet through, untouched: counting must never drop. */
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int flows_egress(struct __sk_buff *skb)
+{
+	return flows_count(skb, FLOWS_DIR_OUT);
+}
+
+SEC("cgroup_skb/ingress")
+int flows_ingress(struct __sk_buff *skb)
+{
+	return flows_count(skb, FLOWS_DIR_IN);
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
