@@ -14,7 +14,8 @@
 #include "daemon_internal.h"
 #include "dozed/activator.h"
 #include "dozed/control.h"
-#include "dozed/egress_counter.h"
+#include "daemon_flows.h"
+#include "dozed/flow_counter.h"
 #include "dozed/feed.h"
 #include "dozed/clock.h"
 #include "dozed/log.h"
@@ -156,17 +157,21 @@ static void ops_egress_read(void *ud, struct service *s)
 {
 	struct dozed *d = ud;
 	struct svc_extra *x = svc_extra_of(s);
-	struct egress_totals t;
+	struct flow_totals t;
 	if (!x->attachment)
 		return;
-	int r = egress_counter_read(d->counter, x->attachment, &t);
+	int r = flow_counter_read(d->flows, x->attachment, &t);
 	if (r == -ENOENT) {
-		egress_counter_detach(x->attachment);
+		flow_counter_detach(x->attachment);
 		x->attachment = NULL;
 	}
 	if (r < 0)
 		return;
-	service_note_egress(s, t.bytes, t.packets, t.last_ns);
+	service_note_egress(s, t.egress_bytes, t.egress_packets, t.counted_last_ns);
+	char what[sizeof(s->last_counted)] = "";
+	if (t.counted_last_ns)
+		flows_describe(d, &t.last_counted, what, sizeof(what));
+	service_note_counted(s, what);
 }
 
 static enum service_kept ops_sleep_blocker(void *ud, struct service *s, char *what, size_t len)
@@ -183,6 +188,9 @@ static void ops_timer_set(void *ud, struct service *s, uint64_t at_us)
 static void ops_emit(void *ud, struct service *s, const char *event, struct json_object *facts)
 {
 	struct dozed *d = ud;
+	/* What went on in its last idle window, counted or not. */
+	if (facts && strcmp(event, "sleep") == 0)
+		flows_add_top_to_sleep(d, s, facts);
 	feed_emit(d->feed, event, s->name, s->container_id, facts);
 }
 
@@ -224,7 +232,7 @@ const struct service_ops dozed_service_ops = {
     .state_changed = ops_state_changed,
 };
 
-/* --- egress counter ---------------------------------------------------------------- */
+/* --- flow counter ------------------------------------------------------------------ */
 
 void dozed_attach_counter(struct dozed *d, struct service *s, const struct runtime_container *c)
 {
@@ -239,14 +247,16 @@ void dozed_attach_counter(struct dozed *d, struct service *s, const struct runti
 	struct stat st;
 	/* The same path after a restart is a new cgroup: the old one is dying. */
 	if (x->attachment && stat(cgroup_dir, &st) == 0 &&
-	    st.st_ino == egress_attachment_cgroup_id(x->attachment))
+	    st.st_ino == flow_attachment_cgroup_id(x->attachment))
 		return;
-	egress_counter_detach(x->attachment);
+	flow_counter_detach(x->attachment);
 	x->attachment = NULL;
 	/* A counter that cannot attach leaves the service awake for ever: say so. */
-	if (egress_counter_attach(d->counter, cgroup_dir, &x->attachment) < 0)
-		log_warning("%s: its egress is not counted, so it will not sleep by itself",
+	if (flow_counter_attach(d->flows, cgroup_dir, &x->attachment) < 0)
+		log_warning("%s: its traffic is not counted, so it will not sleep by itself",
 			    s->name);
+	else
+		dozed_flows_apply_rules(d, s);
 	/* Its new cgroup starts from zero: nothing sent since it (re)started. */
 	s->egress_bytes = s->egress_packets = 0;
 }
@@ -474,7 +484,7 @@ int dozed_new(struct event_base *base, const struct dozed_config *cfg, const str
 	runtime_config_defaults(&rcfg);
 	rcfg.socket_path = cfg->runtime_socket;
 
-	int r = egress_counter_new(&d->counter);
+	int r = flow_counter_new(0, &d->flows);
 	if (r >= 0)
 		r = nft_ctx_new(&d->nft, cfg->nft_table, cfg->mark, cfg->activator_port);
 	if (r >= 0)
@@ -532,6 +542,6 @@ void dozed_free(struct dozed *d)
 	feed_free(d->feed);
 	state_aside_clear(&d->aside);
 	nft_ctx_free(d->nft);
-	egress_counter_free(d->counter);
+	flow_counter_free(d->flows);
 	free(d);
 }

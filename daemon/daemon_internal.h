@@ -17,8 +17,8 @@
 struct event;
 struct activator;
 struct control;
-struct egress_attachment;
-struct egress_counter;
+struct flow_attachment;
+struct flow_counter;
 struct feed;
 struct nft_ctx;
 struct runtime;
@@ -28,7 +28,7 @@ struct runtime_events;
 struct dozed {
 	struct event_base *base;
 	struct dozed_config cfg; /* a copy; strings borrowed from the caller's */
-	struct egress_counter *counter;
+	struct flow_counter *flows;
 	struct nft_ctx *nft;
 	struct activator *activator;
 	struct runtime *runtime;
@@ -77,7 +77,7 @@ struct svc_extra {
 	struct dozed *d;
 	uint64_t id;
 	struct event *timer;
-	struct egress_attachment *attachment;
+	struct flow_attachment *attachment;
 	bool idle_explicit;	/* idle set for this service, not the default */
 	bool reattach_pending;	/* an inspect for the cgroup is out */
 	bool inspect_pending;	/* a reconciling inspect is out */
@@ -202,4 +202,6 @@ void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct jso
 				  bool detailed);
 /* What keeps s awake past its idle time (service_ops.sleep_blocker): its
  * open connections, read in its network namespace. */
+/* Gives the flow counter s's rules in force (its own, else the default). */
+void dozed_flows_apply_rules(struct dozed *d, struct service *s);
 enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *what, size_t len);

@@ -12,7 +12,6 @@
 #include "daemon_internal.h"
 #include "dozed/activator.h"
 #include "dozed/clock.h"
-#include "dozed/egress_counter.h"
 #include "dozed/log.h"
 #include "dozed/runtime.h"
 #include "dozed/settings.h"

@@ -77,6 +77,7 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
 		    .keep_awake_connections = set->keep_awake_connections,
 		};
 		service_update_settings(d->services, s, &now);
+		dozed_flows_apply_rules(d, s);
 		s->disabling = false; /* enabled again before a disable completed */
 		svc_extra_of(s)->idle_explicit = set->idle_set;
 		/* Inspected just now: an UNKNOWN one is known from here on. */

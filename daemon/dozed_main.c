@@ -13,7 +13,7 @@
 #include "dozed/cgroup.h"
 #include "dozed/config.h"
 #include "dozed/daemon.h"
-#include "dozed/egress_counter.h"
+#include "dozed/flow_counter.h"
 #include "dozed/clock.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
@@ -36,12 +36,12 @@ static int check_host(void)
 		return r;
 	printf("cgroup v2:       %s\n", mount);
 
-	struct egress_counter *counter = NULL;
-	r = egress_counter_new(&counter);
+	struct flow_counter *counter = NULL;
+	r = flow_counter_new(0, &counter);
 	if (r < 0)
 		return r;
-	printf("egress counter:  loads\n");
-	egress_counter_free(counter);
+	printf("flow counter:    loads\n");
+	flow_counter_free(counter);
 	return 0;
 }
 

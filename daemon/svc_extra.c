@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "daemon_internal.h"
-#include "dozed/egress_counter.h"
+#include "dozed/flow_counter.h"
 #include "dozed/log.h"
 #include "dozed/health.h"
 
@@ -66,7 +66,7 @@ void svc_extra_destroy(struct svc_extra *x)
 {
 	if (!x)
 		return;
-	egress_counter_detach(x->attachment);
+	flow_counter_detach(x->attachment);
 	health_check_free(x->health);
 	dozed_stop_forget(x->d, x);
 	if (x->timer)

@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT
+/*
+ * "Why is my service still awake?": a service's counted and ignored traffic
+ * for status and list, and its open connections, read in its own network
+ * namespace, which may keep it awake past its idle time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon_flows.h"
+#include "daemon_internal.h"
+#include "dozed/flow_counter.h"
+#include "dozed/log.h"
+#include "dozed/macro.h"
+#include "dozed/open_conns.h"
+#include "dozed/socket_util.h"
+
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
+}
+
+/* The open connections of s's container, from its network namespace. */
+static int conns_of(struct dozed *d, struct service *s, struct open_conn **out, size_t *n)
+{
+	(void)d;
+	const struct svc_extra *x = svc_extra_of(s);
+	*out = NULL;
+	*n = 0;
+	if (!s->running || x->pid <= 0)
+		return -ESRCH;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)x->pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return open_conns_list(fd, out, n);
+}
+
+void dozed_flows_apply_rules(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (!x->attachment)
+		return;
+	int r = flow_counter_set_rules(d->flows, x->attachment, flows_rules_of(d, s));
+	if (r < 0 && r != -ENOENT)
+		log_warning_errno(r,
+				  "%s: cannot give its ignore rules to the flow counter; its "
+				  "traffic counts as activity",
+				  s->name);
+}
+
+enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *what, size_t len)
+{
+	_cleanup_free_ struct open_conn *c = NULL;
+	size_t n = 0;
+	int r = conns_of(d, s, &c, &n);
+	if (r < 0) {
+		/* Nothing to read them from (its init is gone): the counters decide. */
+		log_debug_errno(r, "%s: cannot read its open connections", s->name);
+		return SERVICE_NOT_KEPT;
+	}
+	char peer[INET6_ADDRSTRLEN + 16];
+	/* A request of a peer still unanswered: the service is working on it. */
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].inbound || !c[i].unanswered)
+			continue;
+		snprintf(what, len,
+			 "an unanswered request from %s to port %u (%llu B in, the last %.1fs ago)",
+			 sockaddr_to_string(&c[i].peer, peer, sizeof(peer)),
+			 sockaddr_port(&c[i].local), (unsigned long long)c[i].bytes_received,
+			 (double)c[i].last_recv_ms / 1e3);
+		return SERVICE_KEPT_UNANSWERED;
+	}
+	if (!s->keep_awake_connections)
+		return SERVICE_NOT_KEPT;
+	for (size_t i = 0; i < n; i++) {
+		if (!c[i].inbound)
+			continue;
+		snprintf(
+		    what, len, "an open connection from %s to port %u (keep-awake connections)",
+		    sockaddr_to_string(&c[i].peer, peer, sizeof(peer)), sockaddr_port(&c[i].local));
+		return SERVICE_KEPT_CONNECTION;
+	}
+	return SERVICE_NOT_KEPT;
+}
+
+static struct json_object *conn_json(struct dozed *d, const struct open_conn *c)
+{
+	struct json_object *o = json_object_new_object();
+	char a[INET6_ADDRSTRLEN + 16];
+	json_object_object_add(o, "local",
+			       json_object_new_string(sockaddr_to_string(&c->local, a, sizeof(a))));
+	json_object_object_add(o, "peer",
+			       json_object_new_string(sockaddr_to_string(&c->peer, a, sizeof(a))));
+	const char *svc = flows_peer_service(d, &c->peer);
+	if (svc)
+		json_object_object_add(o, "peer_service", json_object_new_string(svc));
+	json_object_object_add(o, "inbound", json_object_new_boolean(c->inbound));
+	json_object_object_add(o, "unanswered", json_object_new_boolean(c->unanswered));
+	add_u64(o, "last_recv_ms", c->last_recv_ms);
+	add_u64(o, "last_sent_ms", c->last_sent_ms);
+	add_u64(o, "bytes_received", c->bytes_received);
+	add_u64(o, "bytes_sent", c->bytes_sent);
+	return o;
+}
+
+static void add_ignored(struct json_object *ign, const char *key,
+			const struct flow_ignored_totals *t, bool queries)
+{
+	if (t->packets == 0)
+		return;
+	struct json_object *o = json_object_new_object();
+	add_u64(o, "bytes", t->bytes);
+	add_u64(o, "packets", t->packets);
+	if (queries)
+		add_u64(o, "queries", t->packets_out);
+	json_object_object_add(ign, key, o);
+}
+
+static bool is_check(const struct flow_info *f)
+{
+	return f->proto == IPPROTO_TCP && f->opener == FLOWS_OPENER_PEER && !f->payload[0] &&
+	       !f->payload[1] && f->class == FLOWS_COUNTED;
+}
+
+/* Connect-only checks since it woke: flows a peer opened that carried no
+ * payload either way, and the address that made most of them. */
+static void add_checks(struct dozed *d, struct service *s, struct json_object *ign)
+{
+	uint64_t now_ns = flows_now_ns();
+	_cleanup_free_ struct flow_info *f = NULL;
+	size_t n = 0;
+	if (flows_list_sorted(d, s, flows_since_woke_ns(s, now_ns), &f, &n) < 0)
+		return;
+	size_t checks = 0, best = 0;
+	char from[INET6_ADDRSTRLEN] = "";
+	for (size_t i = 0; i < n; i++) {
+		if (!is_check(&f[i]))
+			continue;
+		checks++;
+		char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+		flows_addr_string(&f[i].peer, a, sizeof(a));
+		size_t same = 0;
+		/* A service's flows are few (the map holds 32 per service on a
+		 * full host): quadratic is fine, and only for status. */
+		for (size_t j = 0; j < n; j++)
+			if (is_check(&f[j]) &&
+			    strcmp(a, flows_addr_string(&f[j].peer, b, sizeof(b))) == 0)
+				same++;
+		if (same > best) {
+			best = same;
+			snprintf(from, sizeof(from), "%s", a);
+		}
+	}
+	if (checks == 0)
+		return;
+	struct json_object *o = NULL;
+	if (!json_object_object_get_ex(ign, "no_payload", &o)) {
+		o = json_object_new_object();
+		json_object_object_add(ign, "no_payload", o);
+	}
+	add_u64(o, "checks", checks);
+	json_object_object_add(o, "checks_from", json_object_new_string(from));
+}
+
+void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct json_object *o,
+				  bool detailed)
+{
+	char rules[FLOW_RULES_MAX * 64];
+	flow_rules_to_string(flows_rules_of(d, s), rules, sizeof(rules));
+	json_object_object_add(o, "ignore", json_object_new_string(rules));
+	json_object_object_add(o, "ignore_from",
+			       json_object_new_string(s->ignore_set ? "service" : "default"));
+	const struct svc_extra *x = svc_extra_of(s);
+	struct flow_totals t;
+	if (!x->attachment || flow_counter_read(d->flows, x->attachment, &t) < 0)
+		return;
+	uint64_t now_ns = flows_now_ns();
+	struct json_object *a = json_object_new_object();
+	add_u64(a, "counted_bytes", t.counted_bytes);
+	add_u64(a, "counted_packets", t.counted_packets);
+	if (t.counted_last_ns && t.counted_last_ns >= flows_since_woke_ns(s, now_ns)) {
+		add_u64(a, "last_counted_ago_ms",
+			now_ns > t.counted_last_ns ? (now_ns - t.counted_last_ns) / 1000000 : 0);
+		struct json_object *f = flows_flow_json(d, s, &t.last_counted, now_ns);
+		json_object_object_add(
+		    f, "direction",
+		    json_object_new_string(t.last_counted_dir == FLOWS_DIR_IN ? "in" : "out"));
+		json_object_object_add(a, "last_counted", f);
+	}
+	struct json_object *ign = json_object_new_object();
+	add_ignored(ign, "loopback", &t.ignored[FLOWS_IGN_LOOPBACK], false);
+	add_ignored(ign, "no_payload", &t.ignored[FLOWS_IGN_NO_PAYLOAD], false);
+	add_ignored(ign, "dns", &t.ignored[FLOWS_IGN_DNS], true);
+	add_ignored(ign, "ntp", &t.ignored[FLOWS_IGN_NTP], false);
+	add_ignored(ign, "icmp", &t.ignored[FLOWS_IGN_ICMP], false);
+	add_ignored(ign, "rule", &t.ignored[FLOWS_IGN_RULE], false);
+	if (detailed)
+		add_checks(d, s, ign);
+	json_object_object_add(a, "ignored", ign);
+	if (s->kept_awake_by[0])
+		json_object_object_add(a, "kept_awake_by",
+				       json_object_new_string(s->kept_awake_by));
+	if (detailed && s->state == SERVICE_AWAKE) {
+		_cleanup_free_ struct open_conn *c = NULL;
+		size_t n = 0;
+		if (conns_of(d, s, &c, &n) >= 0) {
+			struct json_object *arr = json_object_new_array();
+			for (size_t i = 0; i < n; i++)
+				json_object_array_add(arr, conn_json(d, &c[i]));
+			json_object_object_add(a, "open_connections", arr);
+		}
+	}
+	json_object_object_add(o, "activity", a);
+	if (detailed) {
+		struct json_object *table = flows_table_json(d);
+		if (table)
+			json_object_object_add(o, "flow_table", table);
+	}
+}
