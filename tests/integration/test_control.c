@@ -518,13 +518,25 @@ TEST(test_daemon_refuses_fields_of_the_wrong_type_naming_them)
 	assert_refused(df, "{\"cmd\":\"events\",\"follow\":\"yes\"}",
 		       "follow: expected true or false");
 	assert_refused(df, "{\"cmd\":\"events\",\"follow\":1}", "follow: expected true or false");
+	assert_refused(
+	    df, "{\"cmd\":\"enable\",\"container\":\"web\",\"ignore\":[\"tcp/80\"]}",
+	    "ignore: expected a string of rules like \"10.0.0.0/8,tcp/9090\" or \"none\"");
+	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"keep_awake\":true}",
+		       "keep_awake: expected \"connections\" or \"none\"");
+	assert_refused(df, "{\"cmd\":\"flows\",\"since_ms\":-1}",
+		       "since_ms: expected a number of milliseconds");
+	assert_refused(df, "{\"cmd\":\"flows\",\"since_ms\":\"30s\"}",
+		       "since_ms: expected a number of milliseconds");
+	assert_refused(df, "{\"cmd\":\"flows\",\"service\":1}",
+		       "service: expected a string: the service's name");
 }
 
 TEST(test_daemon_refuses_unknown_fields_naming_the_known_ones)
 {
 	struct daemon_fixture *df = daemon_fixture_new();
 	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idel\":\"5m\"}",
-		       "idel: unknown field (enable takes container, idle, wake_on, probe, ignore, keep_awake)");
+		       "idel: unknown field (enable takes container, idle, wake_on, probe, ignore, "
+		       "keep_awake)");
 	assert_refused(df, "{\"cmd\":\"list\",\"all\":true}",
 		       "all: unknown field (list takes none)");
 	assert_refused(df, "{\"cmd\":\"status\",\"name\":\"web\"}",
@@ -541,4 +553,31 @@ TEST(test_daemon_refuses_an_idle_time_over_a_year_naming_the_limit)
 		       "idle 18446744073709s: expected a duration of at most 8760h (a year)");
 	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"999ms\"}",
 		       "idle 999ms: expected a duration of 1s or more, like 30s, 10m or 2h");
+}
+
+TEST(test_daemon_refuses_a_bad_rule_or_keep_awake_naming_the_rule_and_the_forms)
+{
+	struct daemon_fixture *df = daemon_fixture_new();
+	assert_refused(
+	    df, "{\"cmd\":\"enable\",\"container\":\"web\",\"ignore\":\"tcp/9090,10.0.0.0/33\"}",
+	    "ignore: rule \"10.0.0.0/33\": the prefix length is over 32; " FLOW_RULE_FORMS);
+	assert_refused(
+	    df, "{\"cmd\":\"enable\",\"container\":\"web\",\"ignore\":\"tcp/http\"}",
+	    "ignore: rule \"tcp/http\": no IPv4 address, port or proto/port; " FLOW_RULE_FORMS);
+	assert_refused(df,
+		       "{\"cmd\":\"enable\",\"container\":\"web\",\"ignore\":\"1,2,3,4,5,6,7,8,9,"
+		       "10,11,12,13,14,15,16,17\"}",
+		       "ignore: rule \"17\": more than 16 rules; " FLOW_RULE_FORMS);
+	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"keep_awake\":\"always\"}",
+		       "keep_awake always: expected connections or none");
+}
+
+TEST(test_daemon_names_flows_among_the_commands)
+{
+	struct daemon_fixture *df = daemon_fixture_new();
+	assert_refused(df, "{\"cmd\":\"flow\"}",
+		       "unknown command \"flow\" (expected enable, disable, list, status, sleep, "
+		       "wake, events or flows)");
+	assert_refused(df, "{\"cmd\":\"flows\",\"services\":\"web\"}",
+		       "services: unknown field (flows takes service, since_ms)");
 }
