@@ -259,6 +259,7 @@ void dozed_attach_counter(struct dozed *d, struct service *s, const struct runti
 		dozed_flows_apply_rules(d, s);
 	/* Its new cgroup starts from zero: nothing sent since it (re)started. */
 	s->egress_bytes = s->egress_packets = 0;
+	service_note_counted(s, "");
 }
 
 static void reattach_done(int err, const struct runtime_error *error,

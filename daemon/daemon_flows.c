@@ -221,7 +221,8 @@ int flows_list_sorted(struct dozed *d, const struct service *s, uint64_t since_n
 /* When a service's own window began, as a coarse-clock ns stamp. */
 uint64_t flows_since_woke_ns(const struct service *s, uint64_t now_ns)
 {
-	uint64_t ago_us = clock_monotonic_us() - s->awake_since_us;
+	uint64_t t = clock_monotonic_us();
+	uint64_t ago_us = t > s->awake_since_us ? t - s->awake_since_us : 0;
 	uint64_t ago = ago_us * 1000;
 	return now_ns > ago ? now_ns - ago : 0;
 }
@@ -229,9 +230,18 @@ uint64_t flows_since_woke_ns(const struct service *s, uint64_t now_ns)
 void flows_add_top_to_sleep(struct dozed *d, struct service *s, struct json_object *facts)
 {
 	uint64_t now_ns = flows_now_ns();
-	/* Its last idle window. */
+	/* Its last idle window, and the idle time before its last counted
+	 * traffic: what it did last, and what was ignored since. */
 	uint64_t window = s->idle_us * 1000;
-	uint64_t since = now_ns > window ? now_ns - window : 0;
+	uint64_t woke = flows_since_woke_ns(s, now_ns);
+	uint64_t t = clock_monotonic_us();
+	uint64_t last = s->last_activity_us > s->awake_since_us && t > s->last_activity_us
+			    ? (t - s->last_activity_us) * 1000
+			    : 0;
+	uint64_t back = last + window;
+	uint64_t since = now_ns > back ? now_ns - back : 0;
+	if (since < woke)
+		since = woke;
 	_cleanup_free_ struct flow_info *flows = NULL;
 	size_t n = 0;
 	if (flows_list_sorted(d, s, since, &flows, &n) < 0 || n == 0)
