@@ -154,8 +154,10 @@ static void fill_row(struct row *r, struct json_object *f)
 	dozectl_format_peer(f, r->cell[COL_PEER], CELL_MAX);
 	format_local(f, r->cell[COL_LOCAL], CELL_MAX);
 	dozectl_sanitize(opened ? opened : "-", r->cell[COL_OPENED], CELL_MAX);
-	format_bytes_field(f, "bytes_in", r->cell[COL_IN], CELL_MAX);
-	format_bytes_field(f, "bytes_out", r->cell[COL_OUT], CELL_MAX);
+	/* Payload, what decides counted or not ("0 B" beside "ignored: no payload"),
+	 * as the daemon's own words say it; --json has the bytes on the wire. */
+	format_bytes_field(f, "payload_in", r->cell[COL_IN], CELL_MAX);
+	format_bytes_field(f, "payload_out", r->cell[COL_OUT], CELL_MAX);
 	snprintf(in, sizeof(in), "-");
 	snprintf(out, sizeof(out), "-");
 	if (dozectl_json_u64(f, "packets_in", &v))
@@ -254,14 +256,16 @@ char *dozectl_format_top_flows(struct json_object *flows, char *buf, size_t len)
 	for (size_t i = 0; i < n && off < len; i++) {
 		struct json_object *f = json_object_array_get_idx(flows, i);
 		char peer[CELL_MAX], bytes[24], counts[CELL_MAX];
-		bool counted = false;
 		dozectl_format_peer(f, peer, sizeof(peer));
-		dozectl_format_bytes(sum_u64(f, "bytes_in", "bytes_out"), bytes, sizeof(bytes));
-		get_bool(f, "counted", &counted);
+		/* Payload both ways, and the packets: a connect-only check's flow is
+		 * "0 B 41 pkts". Only an ignored flow says so. */
+		dozectl_format_bytes(sum_u64(f, "payload_in", "payload_out"), bytes, sizeof(bytes));
+		format_counts(f, counts, sizeof(counts));
+		bool ignored = strncmp(counts, "ignored", 7) == 0;
 		int w =
-		    snprintf(buf + off, len - off, "%s%s %s%s%s%s", i ? ", " : "", peer, bytes,
-			     counted ? "" : " (", counted ? "" : format_counts(f, counts, CELL_MAX),
-			     counted ? "" : ")");
+		    snprintf(buf + off, len - off, "%s%s %s %" PRIu64 " pkts%s%s%s", i ? ", " : "",
+			     peer, bytes, sum_u64(f, "packets_in", "packets_out"),
+			     ignored ? " (" : "", ignored ? counts : "", ignored ? ")" : "");
 		if (w < 0)
 			break;
 		off += (size_t)w;
@@ -314,7 +318,7 @@ static void print_line(FILE *out, int label_width, const char *label, const char
 	fprintf(out, "%-*s%s%s\n", label_width, label, w >= label_width ? " " : "", value);
 }
 
-/* "3s ago, tcp from 10.88.0.1:41234 to port 80, 412 B in, 1.2 kB out". */
+/* "3s ago, tcp from 10.88.0.1:41234 to port 80, 412 B in, 1.2 kB out" (payload). */
 static void print_last_counted(FILE *out, struct json_object *s, struct json_object *act,
 			       int label_width)
 {
@@ -334,8 +338,8 @@ static void print_last_counted(FILE *out, struct json_object *s, struct json_obj
 		append(buf, sizeof(buf), &off, ", ");
 		append_flow_words(buf, sizeof(buf), &off, f, dozectl_json_str(act, "direction"));
 		append(buf, sizeof(buf), &off, ", %s in, %s out",
-		       format_bytes_field(f, "bytes_in", in, sizeof(in)),
-		       format_bytes_field(f, "bytes_out", outb, sizeof(outb)));
+		       format_bytes_field(f, "payload_in", in, sizeof(in)),
+		       format_bytes_field(f, "payload_out", outb, sizeof(outb)));
 	}
 	print_line(out, label_width, "last counted:", buf);
 }

@@ -34,24 +34,26 @@ TEST(test_flows_are_a_table_per_service_with_the_flow_table_at_the_end)
 	    "\"flows\":["
 	    "{\"proto\":\"tcp\",\"peer\":\"10.88.0.1:41234\",\"local_port\":80,\"opened_by\":"
 	    "\"peer\","
-	    "\"bytes_in\":412,\"bytes_out\":1234,\"packets_in\":5,\"packets_out\":4,\"payload_in\":"
-	    "200,"
-	    "\"payload_out\":1000,\"first_seen_ago_ms\":5000,\"last_seen_ago_ms\":3200,"
+	    "\"bytes_in\":612,\"bytes_out\":1434,\"packets_in\":5,\"packets_out\":4,\"payload_in\":"
+	    "412,"
+	    "\"payload_out\":1234,\"first_seen_ago_ms\":5000,\"last_seen_ago_ms\":3200,"
 	    "\"counted\":true,\"tcp_flags_in\":\"SYN,ACK,FIN\",\"tcp_flags_out\":\"SYN,ACK,FIN\"},"
 	    "{\"proto\":\"tcp\",\"peer\":\"10.88.0.7:5432\",\"peer_service\":\"db\",\"local_port\":"
-	    "41000,\"opened_by\":\"container\",\"bytes_in\":100,\"bytes_out\":90,\"packets_in\":2,"
+	    "41000,\"opened_by\":\"container\",\"payload_in\":100,\"payload_out\":90,\"packets_"
+	    "in\":2,"
 	    "\"packets_out\":2,\"last_seen_ago_ms\":400,\"counted\":true},"
 	    "{\"proto\":\"udp\",\"peer\":\"[2001:db8::53]:53\",\"local_port\":39000,\"opened_by\":"
-	    "\"container\",\"bytes_in\":120,\"bytes_out\":60,\"packets_in\":1,\"packets_out\":1,"
+	    "\"container\",\"payload_in\":120,\"payload_out\":60,\"packets_in\":1,\"packets_out\":"
+	    "1,"
 	    "\"last_seen_ago_ms\":9000,\"counted\":false,\"ignored\":\"dns\"},"
 	    "{\"proto\":\"tcp\",\"peer\":\"10.88.0.1:50000\",\"local_port\":9090,\"opened_by\":"
-	    "\"peer\",\"bytes_in\":300,\"bytes_out\":200,\"packets_in\":3,\"packets_out\":2,"
+	    "\"peer\",\"payload_in\":300,\"payload_out\":200,\"packets_in\":3,\"packets_out\":2,"
 	    "\"last_seen_ago_ms\":1000,\"counted\":false,\"ignored\":\"rule tcp/9090\"},"
 	    "{\"proto\":\"tcp\",\"peer\":\"10.88.0.1:50002\",\"local_port\":80,\"opened_by\":"
-	    "\"peer\",\"bytes_in\":120,\"bytes_out\":60,\"packets_in\":2,\"packets_out\":1,"
+	    "\"peer\",\"payload_in\":120,\"payload_out\":60,\"packets_in\":2,\"packets_out\":1,"
 	    "\"last_seen_ago_ms\":800,\"counted\":false,\"ignored\":\"no payload\"},"
-	    "{\"proto\":\"icmp\",\"peer\":\"10.88.0.1\",\"opened_by\":\"peer\",\"bytes_in\":84,"
-	    "\"bytes_out\":84,\"packets_in\":1,\"packets_out\":1,\"last_seen_ago_ms\":7000,"
+	    "{\"proto\":\"icmp\",\"peer\":\"10.88.0.1\",\"opened_by\":\"peer\",\"payload_in\":84,"
+	    "\"payload_out\":84,\"packets_in\":1,\"packets_out\":1,\"last_seen_ago_ms\":7000,"
 	    "\"counted\":false,\"ignored\":\"icmp\"}]},"
 	    "{\"service\":\"db\",\"state\":\"asleep\",\"window_ms\":60000,\"flows\":[]}],"
 	    "\"flow_table\":{\"capacity\":32768,\"live\":123,\"evicted\":0}}");
@@ -90,8 +92,8 @@ TEST(test_flows_without_services_say_so_and_still_give_the_flow_table)
 TEST(test_flows_missing_or_mistyped_fields_print_as_dashes)
 {
 	_cleanup_free_ char *text =
-	    printed("{\"services\":[{\"flows\":[{},{\"proto\":\"udp\",\"bytes_in\":-5,"
-		    "\"bytes_out\":\"7\",\"packets_in\":null,\"packets_out\":3,\"counted\":false,"
+	    printed("{\"services\":[{\"flows\":[{},{\"proto\":\"udp\",\"payload_in\":-5,"
+		    "\"payload_out\":\"7\",\"packets_in\":null,\"packets_out\":3,\"counted\":false,"
 		    "\"local_port\":0}]}],\"flow_table\":{\"capacity\":32768}}");
 	ASSERT_STREQ(text, "-, flows:\n"
 			   "PEER  LOCAL  OPENED  IN  OUT  PKTS IN/OUT  LAST SEEN  COUNTS\n"
@@ -106,8 +108,8 @@ TEST(test_flows_huge_numbers_print_whole_and_an_ipv6_peer_keeps_its_brackets)
 	_cleanup_free_ char *text = printed(
 	    "{\"services\":[{\"service\":\"web\",\"state\":\"awake\",\"window_ms\":1000,\"flows\":["
 	    "{\"proto\":\"tcp\",\"peer\":\"[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:65535\","
-	    "\"local_port\":65535,\"opened_by\":\"unknown\",\"bytes_in\":18446744073709551615,"
-	    "\"bytes_out\":999999999999999,\"packets_in\":18446744073709551615,\"packets_out\":0,"
+	    "\"local_port\":65535,\"opened_by\":\"unknown\",\"payload_in\":18446744073709551615,"
+	    "\"payload_out\":999999999999999,\"packets_in\":18446744073709551615,\"packets_out\":0,"
 	    "\"last_seen_ago_ms\":18446744073709551615,\"counted\":true}]}]}");
 	ASSERT_STREQ(text,
 		     "web (awake), flows of the last 1s:\n"
@@ -156,17 +158,20 @@ TEST(test_sanitize_replaces_invalid_utf8_and_controls_and_cuts_between_character
 TEST(test_top_flows_digest_fits_any_buffer)
 {
 	struct json_object *flows = json_tokener_parse(
-	    "[{\"peer\":\"10.88.0.1:41234\",\"bytes_in\":412,\"bytes_out\":1234,\"counted\":true},"
-	    "{\"peer\":\"10.88.0.53:53\",\"peer_service\":\"dns\",\"bytes_in\":200,\"bytes_out\":"
-	    "100,\"counted\":false,\"ignored\":\"dns\"},"
-	    "{\"peer\":\"10.0.0.1:9\",\"bytes_in\":18446744073709551615,\"bytes_out\":"
-	    "18446744073709551615}]");
+	    "[{\"peer\":\"10.88.0.1:41234\",\"payload_in\":412,\"payload_out\":1234,"
+	    "\"packets_in\":5,\"packets_out\":4,\"counted\":true},"
+	    "{\"peer\":\"10.88.0.53:53\",\"peer_service\":\"dns\",\"payload_in\":200,"
+	    "\"payload_out\":100,\"packets_in\":1,\"packets_out\":1,\"counted\":false,"
+	    "\"ignored\":\"dns\"},"
+	    "{\"peer\":\"10.0.0.1:9\",\"payload_in\":18446744073709551615,\"payload_out\":"
+	    "18446744073709551615,\"packets_in\":18446744073709551615,\"packets_out\":1}]");
 	if (!flows)
 		FAIL("bad JSON in the test");
 	char buf[256], small[12];
+	/* Sums saturate; a flow that does not say whether it counted says nothing. */
 	ASSERT_STREQ(dozectl_format_top_flows(flows, buf, sizeof(buf)),
-		     "10.88.0.1:41234 1.6 kB, dns (10.88.0.53:53) 300 B (ignored: DNS), "
-		     "10.0.0.1:9 18446.7 PB (-)");
+		     "10.88.0.1:41234 1.6 kB 9 pkts, dns (10.88.0.53:53) 300 B 2 pkts (ignored: "
+		     "DNS), 10.0.0.1:9 18446.7 PB 18446744073709551615 pkts");
 	ASSERT_STREQ(dozectl_format_top_flows(flows, small, sizeof(small)), "10.88.0.1:4");
 	json_object_put(flows);
 }

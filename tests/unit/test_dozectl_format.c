@@ -143,7 +143,7 @@ TEST(test_status_explains_what_counted_what_was_ignored_and_what_a_sleep_would_c
 	    "\"sleeps_in_ms\":416800,\"last_wake_ms\":161,\"activity\":{\"counted_bytes\":1646,"
 	    "\"counted_packets\":9,\"last_counted_ago_ms\":3200,\"direction\":\"in\","
 	    "\"last_counted\":{\"proto\":\"tcp\",\"peer\":\"10.88.0.1:41234\",\"local_port\":80,"
-	    "\"opened_by\":\"peer\",\"bytes_in\":412,\"bytes_out\":1234,\"counted\":true},"
+	    "\"opened_by\":\"peer\",\"payload_in\":412,\"payload_out\":1234,\"counted\":true},"
 	    "\"ignored\":{\"loopback\":{\"bytes\":12000,\"packets\":40},\"no_payload\":{\"bytes\":"
 	    "2460,\"packets\":41,\"checks\":41,\"checks_from\":\"10.88.0.1\"},\"dns\":{\"bytes\":"
 	    "300,"
@@ -229,15 +229,15 @@ TEST(test_sleep_event_digests_its_top_flows_and_kept_awake_is_one_line)
 	    "{\"ts\":\"2026-12-01T19:00:00.000Z\",\"event\":\"sleep\",\"service\":\"web\","
 	    "\"container\":\"3f2a\",\"idle_ms\":600012,\"trigger\":\"idle\",\"last_counted\":\"tcp "
 	    "from 10.88.0.1:41234 to port 80\",\"top_flows\":[{\"proto\":\"tcp\",\"peer\":"
-	    "\"10.88.0.1:41234\",\"local_port\":80,\"bytes_in\":412,\"bytes_out\":1234,"
+	    "\"10.88.0.1:41234\",\"local_port\":80,\"bytes_in\":2460,\"bytes_out\":1640,"
+	    "\"payload_in\":0,\"payload_out\":0,\"packets_in\":41,\"packets_out\":41,"
 	    "\"counted\":false,\"ignored\":\"no payload\"},{\"proto\":\"udp\",\"peer\":"
-	    "\"[2001:db8::53]:53\",\"peer_service\":\"dns\\\"x\",\"bytes_in\":200,\"bytes_out\":"
-	    "100,"
-	    "\"counted\":true}]}");
+	    "\"[2001:db8::53]:53\",\"peer_service\":\"dns\\\"x\",\"payload_in\":200,"
+	    "\"payload_out\":100,\"packets_in\":1,\"packets_out\":1,\"counted\":true}]}");
 	ASSERT_STREQ(sleep, "2026-12-01T19:00:00.000Z web sleep idle=10m trigger=idle "
 			    "last_counted=\"tcp from 10.88.0.1:41234 to port 80\" "
-			    "top=\"10.88.0.1:41234 1.6 kB (ignored: no payload), dns\\\"x "
-			    "([2001:db8::53]:53) 300 B\"\n");
+			    "top=\"10.88.0.1:41234 0 B 82 pkts (ignored: no payload), dns\\\"x "
+			    "([2001:db8::53]:53) 300 B 2 pkts\"\n");
 	_cleanup_free_ char *empty =
 	    printed(dozectl_print_event, "{\"ts\":\"t\",\"event\":\"sleep\",\"service\":\"web\","
 					 "\"trigger\":\"idle\",\"top_flows\":[]}");
