@@ -175,3 +175,24 @@ TEST(test_top_flows_digest_fits_any_buffer)
 	ASSERT_STREQ(dozectl_format_top_flows(flows, small, sizeof(small)), "10.88.0.1:4");
 	json_object_put(flows);
 }
+
+TEST(test_flows_of_the_wrong_shape_print_dashes)
+{
+	_cleanup_free_ char *text =
+	    printed("{\"services\":[5,{\"service\":\"v\",\"flows\":[5,null,{\"peer\":5,\"proto\":6,"
+		    "\"local_port\":\"80\",\"counted\":\"yes\",\"ignored\":3}]},{\"service\":\"w\","
+		    "\"flows\":\"a\"}],\"flow_table\":[1]}");
+	ASSERT_STREQ(text, "-, flows:\n"
+			   "no flows\n"
+			   "\n"
+			   "v, flows:\n"
+			   "PEER  LOCAL  OPENED  IN  OUT  PKTS IN/OUT  LAST SEEN  COUNTS\n"
+			   "-     -      -       -   -    -/-          -          -\n"
+			   "-     -      -       -   -    -/-          -          -\n"
+			   "-     -      -       -   -    -/-          -          -\n"
+			   "\n"
+			   "w, flows:\n"
+			   "no flows\n");
+	_cleanup_free_ char *none = printed("{\"services\":{\"a\":1}}");
+	ASSERT_STREQ(none, "no services\n");
+}
