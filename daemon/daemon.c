@@ -312,6 +312,9 @@ int dozed_save_state(struct dozed *d)
 		    .idle_us = svc_extra_of(s)->idle_explicit ? s->idle_us : 0,
 		    .wake_on_data = s->wake_on_data,
 		    .probe = s->probe,
+		    .ignore = s->ignore,
+		    .ignore_set = s->ignore_set,
+		    .keep_awake_connections = s->keep_awake_connections,
 		    .n_ports = s->n_ports,
 		};
 		for (size_t k = 0; k < s->n_ports; k++) {

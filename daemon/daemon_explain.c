@@ -21,9 +21,42 @@
 #include "dozed/open_conns.h"
 #include "dozed/socket_util.h"
 
+/* Connections listed in a status; more are counted, not listed. */
+#define STATUS_CONNS_MAX 64
+
 static void add_u64(struct json_object *o, const char *key, uint64_t v)
 {
 	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
+}
+
+/*
+ * Whether pid still is in the cgroup dir (or under it): a pid kept from the
+ * container's start may have gone and been reused by a process of the host,
+ * whose connections are none of this service's. -ESRCH when it is not.
+ */
+static int pid_in_cgroup(pid_t pid, const char *dir)
+{
+	char path[64], line[4096];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::/", 4) != 0)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		const char *cg = line + 3;
+		size_t dl = strlen(dir), cl = strlen(cg);
+		/* dir is the cgroup2 mount's path of the container's cgroup: it
+		 * ends with the path /proc gives, or holds it as a parent. */
+		for (size_t end = cl; end > 1; end--) {
+			if ((end == cl || cg[end] == '/') && dl >= end &&
+			    strncmp(dir + dl - end, cg, end) == 0)
+				return 0;
+		}
+		return -ESRCH;
+	}
+	return -ESRCH;
 }
 
 /* The open connections of s's container, from its network namespace. */
@@ -33,8 +66,11 @@ static int conns_of(struct dozed *d, struct service *s, struct open_conn **out, 
 	const struct svc_extra *x = svc_extra_of(s);
 	*out = NULL;
 	*n = 0;
-	if (!s->running || x->pid <= 0)
+	if (!s->running || x->pid <= 0 || !x->attachment)
 		return -ESRCH;
+	int r = pid_in_cgroup(x->pid, flow_attachment_path(x->attachment));
+	if (r < 0)
+		return r;
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)x->pid);
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -130,44 +166,46 @@ static bool is_check(const struct flow_info *f)
 	       !f->payload[1] && f->class == FLOWS_COUNTED;
 }
 
+static int addr_order(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
 /* Connect-only checks since it woke: flows a peer opened that carried no
- * payload either way, and the address that made most of them. */
+ * payload either way, and the address that made most of them. Sorted, so
+ * that a scan of thousands of ports costs n log n, not n squared. */
 static void add_checks(struct dozed *d, struct service *s, struct json_object *ign)
 {
 	uint64_t now_ns = flows_now_ns();
 	_cleanup_free_ struct flow_info *f = NULL;
 	size_t n = 0;
-	if (flows_list_sorted(d, s, flows_since_woke_ns(s, now_ns), &f, &n) < 0)
+	if (flows_list_sorted(d, s, flows_since_woke_ns(s, now_ns), &f, &n) < 0 || n == 0)
 		return;
-	size_t checks = 0, best = 0;
-	char from[INET6_ADDRSTRLEN] = "";
-	for (size_t i = 0; i < n; i++) {
-		if (!is_check(&f[i]))
-			continue;
-		checks++;
-		char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
-		flows_addr_string(&f[i].peer, a, sizeof(a));
-		size_t same = 0;
-		/* A service's flows are few (the map holds 32 per service on a
-		 * full host): quadratic is fine, and only for status. */
-		for (size_t j = 0; j < n; j++)
-			if (is_check(&f[j]) &&
-			    strcmp(a, flows_addr_string(&f[j].peer, b, sizeof(b))) == 0)
-				same++;
-		if (same > best) {
-			best = same;
-			snprintf(from, sizeof(from), "%s", a);
-		}
-	}
+	_cleanup_free_ char(*addrs)[INET6_ADDRSTRLEN] = calloc(n, sizeof(*addrs));
+	if (!addrs)
+		return;
+	size_t checks = 0;
+	for (size_t i = 0; i < n; i++)
+		if (is_check(&f[i]))
+			flows_addr_string(&f[i].peer, addrs[checks++], sizeof(addrs[0]));
 	if (checks == 0)
 		return;
+	qsort(addrs, checks, sizeof(addrs[0]), addr_order);
+	size_t best = 0, run = 0, at = 0;
+	for (size_t i = 0; i < checks; i++) {
+		run = i > 0 && strcmp(addrs[i], addrs[i - 1]) == 0 ? run + 1 : 1;
+		if (run > best) {
+			best = run;
+			at = i;
+		}
+	}
 	struct json_object *o = NULL;
 	if (!json_object_object_get_ex(ign, "no_payload", &o)) {
 		o = json_object_new_object();
 		json_object_object_add(ign, "no_payload", o);
 	}
 	add_u64(o, "checks", checks);
-	json_object_object_add(o, "checks_from", json_object_new_string(from));
+	json_object_object_add(o, "checks_from", json_object_new_string(addrs[at]));
 }
 
 void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct json_object *o,
@@ -213,9 +251,11 @@ void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct jso
 		size_t n = 0;
 		if (conns_of(d, s, &c, &n) >= 0) {
 			struct json_object *arr = json_object_new_array();
-			for (size_t i = 0; i < n; i++)
+			for (size_t i = 0; i < n && i < STATUS_CONNS_MAX; i++)
 				json_object_array_add(arr, conn_json(d, &c[i]));
 			json_object_object_add(a, "open_connections", arr);
+			if (n > STATUS_CONNS_MAX)
+				add_u64(a, "open_connections_not_shown", n - STATUS_CONNS_MAX);
 		}
 	}
 	json_object_object_add(o, "activity", a);

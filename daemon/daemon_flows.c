@@ -23,6 +23,9 @@
 #include "dozed/macro.h"
 #include "dozed/socket_util.h"
 
+/* At most this many flows of a service in a flows reply, the first by
+ * order (counted first, then by bytes). */
+#define FLOWS_REPLY_MAX 256
 /* At most this many flows in a sleep event. */
 #define SLEEP_TOP_FLOWS 5
 
@@ -267,9 +270,12 @@ static struct json_object *service_flows_json(struct dozed *d, struct service *s
 	int r = flows_list_sorted(d, s, since, &flows, &n);
 	if (r < 0)
 		json_object_object_add(o, "error", json_object_new_string(strerror(-r)));
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n && i < FLOWS_REPLY_MAX; i++)
 		json_object_array_add(arr, flows_flow_json(d, s, &flows[i], now_ns));
 	json_object_object_add(o, "flows", arr);
+	/* A scan can make thousands: the reply stays small, and says so. */
+	if (n > FLOWS_REPLY_MAX)
+		add_u64(o, "flows_not_shown", n - FLOWS_REPLY_MAX);
 	return o;
 }
 

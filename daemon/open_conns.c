@@ -127,9 +127,12 @@ static size_t diag_info_get(const struct nlmsghdr *h, const struct inet_diag_msg
 /* Walks one datagram; 1 when the dump's end was in it, 0 to read on. */
 static int diag_datagram_walk(const void *buf, size_t len, uint32_t seq, diag_fn fn, void *userdata)
 {
-	int left = (int)len;
+	/* NLMSG_OK and NLMSG_NEXT, without their mix of signed and unsigned. */
+	size_t left = len;
 	const struct nlmsghdr *h = buf;
-	for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+	for (; left >= sizeof(*h) && h->nlmsg_len >= sizeof(*h) && h->nlmsg_len <= left;
+	     left -= NLMSG_ALIGN(h->nlmsg_len) < left ? NLMSG_ALIGN(h->nlmsg_len) : left,
+	     h = (const struct nlmsghdr *)((const char *)h + NLMSG_ALIGN(h->nlmsg_len))) {
 		if (h->nlmsg_seq != seq)
 			continue; /* not an answer to this request */
 		if (h->nlmsg_type == NLMSG_DONE) {
