@@ -164,8 +164,8 @@ struct row {
 static void fill_row(struct row *r, struct json_object *s)
 {
 	const char *name = dozectl_json_str(s, "name"), *state = dozectl_json_str(s, "state");
-	snprintf(r->cell[COL_NAME], CELL_MAX, "%s", name ? name : "-");
-	snprintf(r->cell[COL_STATE], CELL_MAX, "%s", state ? state : "-");
+	dozectl_sanitize(name ? name : "-", r->cell[COL_NAME], CELL_MAX);
+	dozectl_sanitize(state ? state : "-", r->cell[COL_STATE], CELL_MAX);
 	format_ports(s, ",", r->cell[COL_PORTS], CELL_MAX);
 	format_ms_field(s, "idle_for_ms", false, r->cell[COL_IDLE], CELL_MAX);
 	format_ms_field(s, "last_wake_ms", true, r->cell[COL_WAKE], CELL_MAX);
@@ -173,11 +173,15 @@ static void fill_row(struct row *r, struct json_object *s)
 
 static void print_row(FILE *out, const char *const cells[N_COLS], const size_t width[N_COLS])
 {
+	/* Pads by characters, not bytes: a name may be UTF-8. */
 	for (size_t c = 0; c < N_COLS; c++) {
-		if (c + 1 < N_COLS)
-			fprintf(out, "%-*s  ", (int)width[c], cells[c]);
-		else
-			fprintf(out, "%s\n", cells[c]);
+		fputs(cells[c], out);
+		if (c + 1 == N_COLS) {
+			fputc('\n', out);
+			break;
+		}
+		for (size_t w = dozectl_text_width(cells[c]); w < width[c] + 2; w++)
+			fputc(' ', out);
 	}
 }
 
@@ -196,7 +200,7 @@ void dozectl_print_list(FILE *out, struct json_object *services)
 	for (size_t i = 0; i < n; i++) {
 		fill_row(&rows[i], json_object_array_get_idx(services, i));
 		for (size_t c = 0; c < N_COLS; c++) {
-			size_t w = strlen(rows[i].cell[c]);
+			size_t w = dozectl_text_width(rows[i].cell[c]);
 			if (w > width[c])
 				width[c] = w;
 		}
@@ -214,8 +218,10 @@ void dozectl_print_list(FILE *out, struct json_object *services)
 		const char *state = dozectl_json_str(s, "state"),
 			   *reason = dozectl_json_str(s, "reason");
 		if (state && reason && *reason &&
-		    (strcmp(state, "unknown") == 0 || strcmp(state, "failed") == 0))
-			fprintf(out, "%s: %s\n", rows[i].cell[COL_NAME], reason);
+		    (strcmp(state, "unknown") == 0 || strcmp(state, "failed") == 0)) {
+			_cleanup_free_ char *safe = sanitized_dup(reason);
+			fprintf(out, "%s: %s\n", rows[i].cell[COL_NAME], safe ? safe : "?");
+		}
 	}
 }
 
@@ -319,9 +325,12 @@ void dozectl_print_summary(FILE *out, struct json_object *s)
 {
 	const char *name = dozectl_json_str(s, "name"), *state = dozectl_json_str(s, "state");
 	const char *reason = dozectl_json_str(s, "reason");
-	fprintf(out, "%s: %s", name ? name : "?", state ? state : "?");
-	if (reason && *reason)
-		fprintf(out, " (%s)", reason);
+	_cleanup_free_ char *n = sanitized_dup(name ? name : "?");
+	_cleanup_free_ char *st = sanitized_dup(state ? state : "?");
+	_cleanup_free_ char *why = reason && *reason ? sanitized_dup(reason) : NULL;
+	fprintf(out, "%s: %s", n ? n : "?", st ? st : "?");
+	if (why)
+		fprintf(out, " (%s)", why);
 	fputc('\n', out);
 }
 
@@ -379,7 +388,10 @@ void dozectl_print_event(FILE *out, struct json_object *e)
 {
 	const char *ts = dozectl_json_str(e, "ts"), *service = dozectl_json_str(e, "service");
 	const char *event = dozectl_json_str(e, "event");
-	fprintf(out, "%s %s %s", ts ? ts : "-", service ? service : "-", event ? event : "-");
+	_cleanup_free_ char *t = sanitized_dup(ts ? ts : "-");
+	_cleanup_free_ char *svc = sanitized_dup(service ? service : "-");
+	_cleanup_free_ char *ev = sanitized_dup(event ? event : "-");
+	fprintf(out, "%s %s %s", t ? t : "?", svc ? svc : "?", ev ? ev : "?");
 	if (json_object_is_type(e, json_type_object)) {
 		json_object_object_foreach(e, key, value)
 		{

@@ -251,3 +251,23 @@ TEST(test_sleep_event_digests_its_top_flows_and_kept_awake_is_one_line)
 			   "10.88.0.1:41234 (1.3 kB in, 4.0s ago)\" peer=10.88.0.1:41234 "
 			   "peer_service=\"lb\\u001b]0;x\\u0007\"\n");
 }
+
+TEST(test_list_summary_and_events_never_print_a_control_character)
+{
+	_cleanup_free_ char *list = printed(
+	    dozectl_print_list,
+	    "[{\"name\":\"caf\\u00e9\\u001b[2J\",\"state\":\"failed\",\"ports\":[80],\"reason\":"
+	    "\"3 wakes failed\\r\\u009b\"},{\"name\":\"x\",\"state\":\"awake\",\"ports\":[81]}]");
+	ASSERT_STREQ(list, "NAME      STATE   PORTS  IDLE-FOR  LAST-WAKE\n"
+			   "caf\xc3\xa9?[2J  failed  80     -         -\n"
+			   "x         awake   81     -         -\n"
+			   "caf\xc3\xa9?[2J: 3 wakes failed??\n");
+	_cleanup_free_ char *summary =
+	    printed(dozectl_print_summary,
+		    "{\"name\":\"w\\u0007\",\"state\":\"awake\",\"reason\":\"a\\nb\"}");
+	ASSERT_STREQ(summary, "w?: awake (a?b)\n");
+	_cleanup_free_ char *event = printed(
+	    dozectl_print_event, "{\"ts\":\"t\",\"service\":\"w\\u202e\",\"event\":\"wake\","
+				 "\"client\":\"\\u009b1m\"}");
+	ASSERT_STREQ(event, "t w? wake client=?1m\n");
+}
