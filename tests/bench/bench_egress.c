@@ -62,7 +62,6 @@
 #define SPRAY_MAP   4096			 /* flow map entries in the UDP tests */
 #define WARMUP_S    (bench_quick() ? 0.05 : 0.3) /* before the first run: slow start, caches */
 #define STATS_RUN_S (bench_quick() ? 0.05 : 1.0) /* the run with the kernel's BPF statistics on */
-#define TAIL_S	    (bench_quick() ? 0.1 : 0.5)	 /* the stream outlasts the last run */
 #define LOSS_TARGET 0.98			 /* pairwise ratio: <= 2 % throughput loss */
 #define NS_TARGET   200.0			 /* ns per packet */
 
@@ -340,8 +339,8 @@ static int run_with_empty_prog(struct bench *b, enum test test, struct test_resu
 static int run_test(struct bench *b, enum test test, struct test_result *t, FILE *runs_csv)
 {
 	const struct test_def *def = &defs[test];
-	double stream_s = WARMUP_S + 2.0 * pairs * seconds_per_run + 2 * STATS_RUN_S + TAIL_S;
-	struct request req = {.traffic = def->traffic, .seconds = stream_s};
+	struct request req = {.traffic = def->traffic};
+	atomic_store(&shared->stop, 0);
 	int r = write_full(b->req_fd, &req, sizeof(req));
 	if (r < 0)
 		return r;
@@ -376,8 +375,7 @@ static int run_test(struct bench *b, enum test test, struct test_result *t, FILE
 		r = run_with_prog_stats(b, test, t);
 	if (r == 0)
 		r = run_with_empty_prog(b, test, t);
-	if (r == 0 && bench_now_us() > start + (stream_s - TAIL_S / 2) * 1e6)
-		fprintf(stderr, "bench: %s: the runs outlasted the stream\n", def->name);
+	atomic_store(&shared->stop, 1);
 	int rd = counter_set(b, def, false);
 	if (rd == 0 && flow_counter_map_stats(c, &m1) == 0) {
 		t->created = m1.created - m0.created;

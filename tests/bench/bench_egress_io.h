@@ -36,13 +36,17 @@ static const char traffic_modes[N_TRAFFIC] = {
 /* What the peer moved so far, per traffic: bytes read, bytes written, round
  * trips, datagrams received. */
 static atomic_uint_fast64_t peer_moved[N_TRAFFIC];
-/* Datagrams the container sent so far: shared memory, mapped before the fork. */
-static atomic_uint_fast64_t *spray_sent;
+/* Shared with the container: mapped before the fork. */
+struct shared {
+	atomic_uint_fast64_t spray_sent; /* datagrams the container sent so far */
+	atomic_int stop;		 /* set: the container ends its stream */
+};
+static struct shared *shared;
 
 /* What a run's rate counts: the peer's figure for TCP, the sender's for UDP. */
 static inline uint64_t traffic_moved(enum traffic t)
 {
-	return t == TRAFFIC_SPRAY ? atomic_load(spray_sent) : atomic_load(&peer_moved[t]);
+	return t == TRAFFIC_SPRAY ? atomic_load(&shared->spray_sent) : atomic_load(&peer_moved[t]);
 }
 
 static inline int read_full(int fd, void *buf, size_t n)
@@ -206,9 +210,9 @@ static inline int peer_socket(int ns_fd, int type)
 /* The peer's TCP listener and UDP sink, each served by a thread. */
 static inline int peers_start(int ns_fd)
 {
-	spray_sent = mmap(NULL, sizeof(*spray_sent), PROT_READ | PROT_WRITE,
-			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (spray_sent == MAP_FAILED)
+	shared =
+	    mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED)
 		return -errno;
 	int tfd = peer_socket(ns_fd, SOCK_STREAM), ufd = peer_socket(ns_fd, SOCK_DGRAM);
 	if (tfd < 0 || ufd < 0)
@@ -236,9 +240,10 @@ static inline int spray_routes_add(int peer_ns_fd)
 
 /* --- the container: a child process in the test cgroup ---------------------------- */
 
+/* A stream lasts until shared->stop: the switches between runs take what
+ * they take on a busy machine. */
 struct request {
 	enum traffic traffic;
-	double seconds;
 };
 
 struct result {
@@ -266,22 +271,21 @@ static inline int connect_peer(char mode)
 }
 
 /* 1 byte to each of the spray's peers in turn: each datagram a flow of its own. */
-static inline struct result spray(double seconds)
+static inline struct result spray(void)
 {
 	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return (struct result){.err = -errno};
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(PEER_PORT)};
 	struct result res = {0};
-	double end = bench_now_us() + seconds * 1e6;
 	for (uint32_t i = 0;; i++) {
-		if (i % 64 == 0 && bench_now_us() >= end)
+		if (i % 64 == 0 && atomic_load_explicit(&shared->stop, memory_order_relaxed))
 			break;
 		uint32_t k = i % SPRAY_PEERS;
 		sa.sin_addr.s_addr = htonl(SPRAY_BASE | (k / 254) << 8 | (k % 254 + 1));
 		if (sendto(fd, "x", 1, 0, (struct sockaddr *)&sa, sizeof(sa)) == 1) {
 			res.moved++;
-			atomic_fetch_add_explicit(spray_sent, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&shared->spray_sent, 1, memory_order_relaxed);
 		} else if (errno != EINTR && errno != ENOBUFS && errno != EAGAIN) {
 			return (struct result){.err = -errno};
 		}
@@ -289,20 +293,19 @@ static inline struct result spray(double seconds)
 	return res;
 }
 
-/* Keeps the connection (or the spray) busy for seconds. */
-static inline struct result stream(enum traffic traffic, double seconds)
+/* Keeps the connection (or the spray) busy until told to stop. */
+static inline struct result stream(enum traffic traffic)
 {
 	if (traffic == TRAFFIC_SPRAY)
-		return spray(seconds);
+		return spray();
 	static char buf[CHUNK];
 	memset(buf, 'x', sizeof(buf));
 	_cleanup_close_ int fd = connect_peer(traffic_modes[traffic]);
 	if (fd < 0)
 		return (struct result){.err = fd};
 	struct result res = {0};
-	double end = bench_now_us() + seconds * 1e6;
 	char c = 'p';
-	while (bench_now_us() < end) {
+	while (!atomic_load_explicit(&shared->stop, memory_order_relaxed)) {
 		ssize_t n;
 		if (traffic == TRAFFIC_SEND)
 			n = write(fd, buf, sizeof(buf));
@@ -338,7 +341,7 @@ static inline void container_main(const char *cgroup_dir, int req_fd, int res_fd
 	}
 	struct request req;
 	while (read_full(req_fd, &req, sizeof(req)) == 0) {
-		struct result res = stream(req.traffic, req.seconds);
+		struct result res = stream(req.traffic);
 		if (write_full(res_fd, &res, sizeof(res)) < 0)
 			break;
 	}
