@@ -55,6 +55,21 @@ static __always_inline __u16 be16(const __u8 *p)
 	return (__u16)((__u16)p[0] << 8 | p[1]);
 }
 
+/*
+ * Headers are in the linear part of the skb on both hooks (the stack wrote
+ * them, or pulled them to read them): read them in place, a helper call
+ * only when they are not.
+ */
+static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, __u32 len)
+{
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	if (off <= 60 && data + off + len <= end) {
+		__builtin_memcpy(to, data + off, len);
+		return 0;
+	}
+	return bpf_skb_load_bytes(skb, off, to, len);
+}
+
 /* What one packet is, from its headers. */
 struct packet {
 	struct flows_key key;
@@ -74,7 +89,7 @@ static __always_inline void packet_parse(struct __sk_buff *skb, int dir, struct 
 	__u8 proto;
 	int peer_off;
 
-	if (bpf_skb_load_bytes(skb, 0, ip, 20) < 0)
+	if (load(skb, 0, ip, 20) < 0)
 		return;
 	if ((ip[0] >> 4) == 4) {
 		l3len = (ip[0] & 0x0f) * 4;
@@ -90,7 +105,7 @@ static __always_inline void packet_parse(struct __sk_buff *skb, int dir, struct 
 		if (be16(&ip[6]) & 0x1fff)
 			proto = 0;
 	} else if ((ip[0] >> 4) == 6) {
-		if (bpf_skb_load_bytes(skb, 0, ip, 40) < 0)
+		if (load(skb, 0, ip, 40) < 0)
 			return;
 		l3len = 40;
 		proto = ip[6];
@@ -109,7 +124,7 @@ static __always_inline void packet_parse(struct __sk_buff *skb, int dir, struct 
 
 	if (proto == IPPROTO_TCP) {
 		__u8 th[14];
-		if (bpf_skb_load_bytes(skb, l4off, th, sizeof(th)) < 0)
+		if (load(skb, l4off, th, sizeof(th)) < 0)
 			return;
 		__u16 src = be16(&th[0]), dst = be16(&th[2]);
 		__u32 hl = (th[12] >> 4) * 4;
@@ -123,7 +138,7 @@ static __always_inline void packet_parse(struct __sk_buff *skb, int dir, struct 
 			       (f & TCP_FLAG_ACK ? FLOWS_TCP_ACK : 0);
 	} else if (proto == IPPROTO_UDP) {
 		__u8 uh[4];
-		if (bpf_skb_load_bytes(skb, l4off, uh, sizeof(uh)) < 0)
+		if (load(skb, l4off, uh, sizeof(uh)) < 0)
 			return;
 		__u16 src = be16(&uh[0]), dst = be16(&uh[2]);
 		p->key.local_port = dir == FLOWS_DIR_OUT ? src : dst;
