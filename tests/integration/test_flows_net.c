@@ -682,7 +682,43 @@ TEST(test_ipv6_flows_are_counted_with_their_v6_peer)
 	ASSERT_EQ_U(f.opener, FLOWS_OPENER_PEER);
 	ASSERT_EQ_U(f.payload[FLOWS_DIR_IN], 700);
 	ASSERT_EQ_U(f.payload[FLOWS_DIR_OUT], 1300);
-	ASSERT_TRUE(totals(&n).counted_last_ns > 0);
+	struct flow_totals t = totals(&n);
+	ASSERT_TRUE(t.counted_last_ns > 0);
+
+	/* A v6 network in a rule, as the parser writes it. */
+	struct flow_rule net6 = {.has_addr = true, .family = AF_INET6, .prefix_len = 64};
+	ASSERT_TRUE(inet_pton(AF_INET6, "fd00:211::", net6.addr) == 1);
+	set_rules(&n, &net6, 1);
+	write_all(pfd, 5, '6');
+	read_exactly(cfd, 5, '6');
+	ASSERT_TRUE(find_flow(&n, IPPROTO_TCP, port, local_port_of(pfd), &f));
+	ASSERT_EQ_U(f.class, FLOWS_IGN_RULE);
+	ASSERT_EQ_U(totals(&n).counted_bytes, t.counted_bytes);
+}
+
+TEST(test_attaching_again_starts_with_no_rules)
+{
+	struct net n;
+	net_setup(&n, 0);
+	int sink = udp_peer(&n, 8125);
+	set_rules(&n, &(struct flow_rule){.proto = IPPROTO_UDP, .port = 8125}, 1);
+	int fd = container_socket(&n, AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in from;
+	udp_send(fd, PEER, 8125, 10);
+	ASSERT_EQ_U(udp_recv(sink, &from), 10);
+	ASSERT_EQ_U(totals(&n).ignored[FLOWS_IGN_RULE].packets, 1);
+	ASSERT_EQ_U(totals(&n).counted_packets, 0);
+
+	/* The container restarted in the same cgroup: no rule until set. */
+	flow_counter_detach(n.a);
+	n.a = NULL;
+	ASSERT_OK(flow_counter_attach(n.c, n.dir, &n.a));
+	udp_send(fd, PEER, 8125, 10);
+	ASSERT_EQ_U(udp_recv(sink, &from), 10);
+	struct flow_info f;
+	ASSERT_TRUE(find_flow(&n, IPPROTO_UDP, local_port_of(fd), 8125, &f));
+	ASSERT_EQ_U(f.class, FLOWS_COUNTED);
+	ASSERT_EQ_U(totals(&n).counted_packets, 1);
 }
 
 TEST(test_more_flows_than_the_map_holds_are_evicted_and_counted)
