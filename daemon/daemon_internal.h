@@ -103,7 +103,7 @@ struct svc_extra {
 	unsigned stop_grace_s;
 	char stop_signal[24];
 	pid_t stop_pid;		    /* its init, as the stop's inspect saw it */
-	uint64_t stop_signalled_us; /* when the stop signal was asked for; 0: not yet */
+	bool stop_signalled;	    /* the stop signal was asked for */
 	bool stop_signal_noop;	    /* that signal can do nothing to its init */
 	char last_unknown_why[512]; /* logged once per distinct cause */
 	/* Of its container when last attached: its address ("" without one)
@@ -151,7 +151,7 @@ void dozed_stop_begin(struct dozed *d, struct service *s);
 bool dozed_stop_cancel(struct dozed *d, struct service *s);
 /* Whether a stop's probe may relay clients to the container: before its
  * signal is asked for, or when that signal can do nothing to its init. */
-bool dozed_stop_may_probe(struct dozed *d, struct service *s);
+bool dozed_stop_may_probe(const struct service *s);
 /* Its grace is over: SIGKILL, and no more cancelling. */
 void dozed_stop_grace_over(struct dozed *d, struct service *s);
 /* The service goes: its calls out are cancelled. */

@@ -314,7 +314,7 @@ static void probe_inspected(int err, const struct runtime_error *error,
 		struct svc_extra *x = svc_extra_of(s);
 		if (err < 0 || !c->running || x->stop_killed || !s->stop_probing)
 			return;
-		if (dozed_stop_may_probe(d, s))
+		if (dozed_stop_may_probe(s))
 			probe_service(d, s, c);
 		return;
 	}

@@ -75,6 +75,15 @@ static void stop_wait(struct dozed *d, struct service *s)
 
 static void stop_signal(struct dozed *d, struct service *s);
 
+/* A stop signal that cannot be sent: the runtime's default, said once. */
+static void stop_signal_fallback(struct service *s, const char *why, const char *detail)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	log_warning("%s: cannot stop it with its stop signal %s (%s%s%s); using SIGTERM", s->name,
+		    x->stop_signal, why, detail ? ": " : "", detail ? detail : "");
+	snprintf(x->stop_signal, sizeof(x->stop_signal), "SIGTERM");
+}
+
 static void stop_signalled(int err, const struct runtime_error *error, void *userdata)
 {
 	struct dozed *d;
@@ -87,9 +96,7 @@ static void stop_signalled(int err, const struct runtime_error *error, void *use
 		stop_finish(d, s, 0, NULL);
 	} else if (err < 0 && error->http_status >= 400 && strcmp(x->stop_signal, "SIGTERM") != 0) {
 		/* The runtime refused its stop signal: every stop would fail. */
-		log_warning("%s: the runtime refused its stop signal %s (%s); using SIGTERM",
-			    s->name, x->stop_signal, error->message);
-		snprintf(x->stop_signal, sizeof(x->stop_signal), "SIGTERM");
+		stop_signal_fallback(s, "the runtime refused it", error->message);
 		stop_signal(d, s);
 	} else if (err < 0) {
 		stop_finish(d, s, err, error->message);
@@ -111,11 +118,10 @@ static void stop_killed(int err, const struct runtime_error *error, void *userda
 			    error->message);
 }
 
-bool dozed_stop_may_probe(struct dozed *d, struct service *s)
+bool dozed_stop_may_probe(const struct service *s)
 {
-	(void)d;
-	struct svc_extra *x = svc_extra_of(s);
-	return !x->stopping || x->stop_signalled_us == 0 || x->stop_signal_noop;
+	const struct svc_extra *x = s->userdata;
+	return !x->stopping || !x->stop_signalled || x->stop_signal_noop;
 }
 
 void dozed_stop_grace_over(struct dozed *d, struct service *s)
@@ -150,7 +156,7 @@ static void stop_signal(struct dozed *d, struct service *s)
 	 * and the kernel drops it) leaves the stop cancellable: one it catches
 	 * may be a shutdown that still serves a while, then cuts the clients
 	 * relayed to it. */
-	x->stop_signalled_us = clock_monotonic_us();
+	x->stop_signalled = true;
 	int signo = proc_signal_parse(x->stop_signal);
 	x->stop_signal_noop =
 	    signo > 0 && x->stop_pid > 0 && proc_signal_noop(x->stop_pid, signo) == 1;
@@ -161,9 +167,7 @@ static void stop_signal(struct dozed *d, struct service *s)
 		   : -ENOMEM;
 	if (r == -EINVAL) {
 		/* A stop signal the API does not take: the runtime's default. */
-		log_warning("%s: its stop signal %s is not one dozed can send; using SIGTERM",
-			    s->name, x->stop_signal);
-		snprintf(x->stop_signal, sizeof(x->stop_signal), "SIGTERM");
+		stop_signal_fallback(s, "dozed cannot send it", NULL);
 		r = runtime_kill(d->runtime, s->container_id, x->stop_signal, stop_signalled, op);
 	}
 	if (stop_call_sent(d, s, op, r) < 0)
@@ -210,7 +214,7 @@ void dozed_stop_begin(struct dozed *d, struct service *s)
 		return; /* its end is reported once, for both asks */
 	x->stopping = true;
 	x->stop_killed = false;
-	x->stop_signalled_us = 0;
+	x->stop_signalled = false;
 	x->stop_signal_noop = false;
 	x->stop_pid = 0;
 	/* Its signal and grace are the container's own, as of now. */

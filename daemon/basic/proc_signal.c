@@ -106,13 +106,6 @@ static int status_mask_has(const char *status, size_t len, const char *key, int 
 	return (mask >> (signo - 1)) & 1 ? 1 : 0;
 }
 
-int proc_signal_caught_in_status(const char *status, size_t len, int signo)
-{
-	if (signo < 1 || signo > KERNEL_SIGRTMAX)
-		return -EINVAL;
-	return status_mask_has(status, len, "SigCgt", signo);
-}
-
 /* Whether NSpid's last number is 1: the init of a namespace below ours. */
 static int status_is_namespace_init(const char *status, size_t len)
 {
@@ -163,15 +156,7 @@ static int status_read(pid_t pid, char *buf, size_t size, size_t *len)
 int proc_signal_noop(pid_t pid, int signo)
 {
 	char buf[4096];
-	size_t len;
+	size_t len = 0;
 	int r = status_read(pid, buf, sizeof(buf), &len);
 	return r < 0 ? r : proc_signal_noop_in_status(buf, len, signo);
-}
-
-int proc_signal_caught(pid_t pid, int signo)
-{
-	char buf[4096];
-	size_t len;
-	int r = status_read(pid, buf, sizeof(buf), &len);
-	return r < 0 ? r : proc_signal_caught_in_status(buf, len, signo);
 }

@@ -19,11 +19,6 @@
  * (1-64); -EINVAL for anything else. The one reading of a signal's name: the
  * runtime client checks a stop signal with it too. */
 int proc_signal_parse(const char *s);
-/* From the text of /proc/PID/status: 1 when its SigCgt has signo, 0 when not,
- * -EBADMSG when there is no SigCgt line. */
-int proc_signal_caught_in_status(const char *status, size_t len, int signo);
-/* The same for process pid, read now: -ENOENT when it is gone. */
-int proc_signal_caught(pid_t pid, int signo);
 /*
  * From the text of /proc/PID/status: 1 when signo can do nothing to the
  * process (SigIgn has it; or SigCgt lacks it and the process is the init of
@@ -31,5 +26,5 @@ int proc_signal_caught(pid_t pid, int signo);
  * when the lines are missing. SIGKILL and SIGSTOP always may.
  */
 int proc_signal_noop_in_status(const char *status, size_t len, int signo);
-/* The same for process pid, read now. */
+/* The same for process pid, read now: -ENOENT when it is gone. */
 int proc_signal_noop(pid_t pid, int signo);

@@ -34,22 +34,22 @@ TEST(test_proc_signal_parse_takes_names_and_numbers)
 	ASSERT_ERR(proc_signal_parse("SIG"), EINVAL);
 }
 
-TEST(test_proc_signal_reads_sigcgt_from_a_status_text)
+TEST(test_proc_signal_reads_sigcgt_and_sigign_from_a_status_text)
 {
 	/* Recorded from /proc/PID/status of a shell with `trap : TERM` (bit 15,
-	 * plus INT and CHLD). */
-	static const char status[] = "Name:\tsh\nSigQ:\t0/95533\nSigPnd:\t0000000000000000\n"
-				     "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000004\n"
-				     "SigCgt:\t0000000000014002\nCapInh:\t0000000000000000\n";
-	ASSERT_EQ_U(proc_signal_caught_in_status(status, strlen(status), SIGTERM), 1);
-	ASSERT_EQ_U(proc_signal_caught_in_status(status, strlen(status), SIGINT), 1);
-	ASSERT_EQ_U(proc_signal_caught_in_status(status, strlen(status), SIGQUIT), 0);
-	ASSERT_EQ_U(proc_signal_caught_in_status(status, strlen(status), SIGHUP), 0);
-	ASSERT_ERR(proc_signal_caught_in_status("Name:\tx\n", 8, SIGTERM), EBADMSG);
-	ASSERT_ERR(proc_signal_caught_in_status("SigCgt:\tzz\n", 11, SIGTERM), EBADMSG);
-	/* Cut in the middle of the line: the number is still read, or refused. */
-	ASSERT_EQ_U(proc_signal_caught_in_status(status, strlen(status) - 23, SIGTERM), 1);
-	ASSERT_ERR(proc_signal_caught_in_status("SigCgt:", 7, SIGTERM), EBADMSG);
+	 * plus INT and CHLD) that ignores QUIT, as the init of a namespace. */
+	static const char status[] = "Name:\tsh\nNSpid:\t4242\t1\nSigQ:\t0/95533\n"
+				     "SigPnd:\t0000000000000000\nSigBlk:\t0000000000000000\n"
+				     "SigIgn:\t0000000000000004\nSigCgt:\t0000000000014002\n"
+				     "CapInh:\t0000000000000000\n";
+	ASSERT_EQ_U(proc_signal_noop_in_status(status, strlen(status), SIGTERM), 0);
+	ASSERT_EQ_U(proc_signal_noop_in_status(status, strlen(status), SIGINT), 0);
+	ASSERT_EQ_U(proc_signal_noop_in_status(status, strlen(status), SIGQUIT), 1);
+	/* Neither caught nor ignored, by a namespace's init: the kernel drops it. */
+	ASSERT_EQ_U(proc_signal_noop_in_status(status, strlen(status), SIGHUP), 1);
+	ASSERT_ERR(proc_signal_noop_in_status("Name:\tx\n", 8, SIGTERM), EBADMSG);
+	ASSERT_ERR(proc_signal_noop_in_status("SigIgn:\tzz\n", 11, SIGTERM), EBADMSG);
+	ASSERT_ERR(proc_signal_noop_in_status("SigCgt:", 7, SIGTERM), EBADMSG);
 }
 
 /* The init of a container's PID namespace (NSpid ends in 1), as busybox
@@ -96,21 +96,21 @@ TEST(test_proc_signal_sees_a_real_process_handler)
 	ASSERT_TRUE(child >= 0);
 	if (child == 0) {
 		signal(SIGTERM, on_term);
+		signal(SIGUSR2, SIG_IGN);
 		(void)!write(ready[1], "x", 1);
 		pause();
 		_exit(0);
 	}
 	char c;
 	ASSERT_EQ_U(read(ready[0], &c, 1), 1);
-	ASSERT_EQ_U(proc_signal_caught(child, SIGTERM), 1);
-	ASSERT_EQ_U(proc_signal_caught(child, SIGUSR2), 0);
-	ASSERT_EQ_U(proc_signal_caught(getpid(), SIGTERM), 0);
 	/* Caught, and in our own namespace either way: it may act. */
 	ASSERT_EQ_U(proc_signal_noop(child, SIGTERM), 0);
 	ASSERT_EQ_U(proc_signal_noop(getpid(), SIGTERM), 0);
+	/* Ignored: it can do nothing. */
+	ASSERT_EQ_U(proc_signal_noop(child, SIGUSR2), 1);
 	kill(child, SIGKILL);
 	waitpid(child, NULL, 0);
-	ASSERT_ERR(proc_signal_caught(child, SIGTERM), ENOENT);
+	ASSERT_ERR(proc_signal_noop(child, SIGTERM), ENOENT);
 	close(ready[0]);
 	close(ready[1]);
 }
