@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,7 @@ void flow_info_from(const struct flows_key *k, const struct flows_value *v, stru
 {
 	static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	*out = (struct flow_info){
+	    .cgroup_id = k->cgroup_id,
 	    .proto = k->proto,
 	    .local_port = k->local_port,
 	    .opener = (enum flows_opener)v->opener,
@@ -101,6 +103,7 @@ void flow_info_from(const struct flows_key *k, const struct flows_value *v, stru
 
 struct list_walk {
 	uint64_t cgroup_id, since_ns;
+	bool all; /* every cgroup's, not only cgroup_id's */
 	struct flow_info *infos;
 	size_t n, cap;
 };
@@ -108,7 +111,7 @@ struct list_walk {
 static int list_one(const struct flows_key *k, const struct flows_value *v, void *data)
 {
 	struct list_walk *w = data;
-	if (k->cgroup_id != w->cgroup_id || v->last_ns < w->since_ns)
+	if ((!w->all && k->cgroup_id != w->cgroup_id) || v->last_ns < w->since_ns)
 		return 0;
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 16;
@@ -122,10 +125,9 @@ static int list_one(const struct flows_key *k, const struct flows_value *v, void
 	return 0;
 }
 
-int flow_counter_list(const struct flow_counter *c, const struct flow_attachment *a,
-		      uint64_t since_ns, struct flow_info **out, size_t *n)
+static int list_walk(const struct flow_counter *c, struct list_walk w, struct flow_info **out,
+		     size_t *n)
 {
-	struct list_walk w = {.cgroup_id = a->cgroup_id, .since_ns = since_ns};
 	int r = flows_map_foreach(c, list_one, &w);
 	if (r < 0) {
 		free(w.infos);
@@ -136,6 +138,20 @@ int flow_counter_list(const struct flow_counter *c, const struct flow_attachment
 		free(w.infos);
 	*n = w.n;
 	return 0;
+}
+
+int flow_counter_list(const struct flow_counter *c, const struct flow_attachment *a,
+		      uint64_t since_ns, struct flow_info **out, size_t *n)
+{
+	struct list_walk w = {.cgroup_id = a->cgroup_id, .since_ns = since_ns};
+	return list_walk(c, w, out, n);
+}
+
+int flow_counter_list_all(const struct flow_counter *c, uint64_t since_ns, struct flow_info **out,
+			  size_t *n)
+{
+	struct list_walk w = {.since_ns = since_ns, .all = true};
+	return list_walk(c, w, out, n);
 }
 
 struct key_walk {

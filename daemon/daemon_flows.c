@@ -255,8 +255,23 @@ void flows_add_top_to_sleep(struct dozed *d, struct service *s, struct json_obje
 	json_object_object_add(facts, "top_flows", top);
 }
 
+/* Every service's flows at once: one walk of the map, however many services. */
+struct flows_snapshot {
+	struct flow_info *flows; /* by cgroup, then counted first, then by bytes */
+	size_t n;
+	int err;
+};
+
+static int flow_order_by_cgroup(const void *a, const void *b)
+{
+	const struct flow_info *x = a, *y = b;
+	if (x->cgroup_id != y->cgroup_id)
+		return x->cgroup_id < y->cgroup_id ? -1 : 1;
+	return flow_order(a, b);
+}
+
 static struct json_object *service_flows_json(struct dozed *d, struct service *s, uint64_t since_ms,
-					      uint64_t now_ns)
+					      uint64_t now_ns, const struct flows_snapshot *snap)
 {
 	struct json_object *o = json_object_new_object();
 	json_object_object_add(o, "service", json_object_new_string(s->name));
@@ -264,18 +279,27 @@ static struct json_object *service_flows_json(struct dozed *d, struct service *s
 	uint64_t since = since_ms ? (now_ns > since_ms * 1000000 ? now_ns - since_ms * 1000000 : 0)
 				  : flows_since_woke_ns(s, now_ns);
 	add_u64(o, "window_ms", (now_ns - since) / 1000000);
+	if (snap->err < 0)
+		json_object_object_add(o, "error", json_object_new_string(strerror(-snap->err)));
 	struct json_object *arr = json_object_new_array();
-	_cleanup_free_ struct flow_info *flows = NULL;
-	size_t n = 0;
-	int r = flows_list_sorted(d, s, since, &flows, &n);
-	if (r < 0)
-		json_object_object_add(o, "error", json_object_new_string(strerror(-r)));
-	for (size_t i = 0; i < n && i < FLOWS_REPLY_MAX; i++)
-		json_object_array_add(arr, flows_flow_json(d, s, &flows[i], now_ns));
+	const struct svc_extra *x = svc_extra_of(s);
+	uint64_t id = x->attachment ? flow_attachment_cgroup_id(x->attachment) : 0;
+	size_t shown = 0, more = 0;
+	for (size_t i = 0; id && i < snap->n; i++) {
+		const struct flow_info *f = &snap->flows[i];
+		if (f->cgroup_id != id || f->last_ns < since)
+			continue;
+		if (shown < FLOWS_REPLY_MAX) {
+			json_object_array_add(arr, flows_flow_json(d, s, f, now_ns));
+			shown++;
+		} else {
+			more++;
+		}
+	}
 	json_object_object_add(o, "flows", arr);
 	/* A scan can make thousands: the reply stays small, and says so. */
-	if (n > FLOWS_REPLY_MAX)
-		add_u64(o, "flows_not_shown", n - FLOWS_REPLY_MAX);
+	if (more)
+		add_u64(o, "flows_not_shown", more);
 	return o;
 }
 
@@ -302,12 +326,22 @@ void dozed_cmd_flows(struct dozed *d, uint64_t client, struct json_object *req)
 		return;
 	}
 	uint64_t now_ns = flows_now_ns();
+	struct flows_snapshot snap = {0};
+	if (d->flows) {
+		/* The widest window asked: services filter their own after. */
+		uint64_t since =
+		    since_ms && now_ns > since_ms * 1000000 ? now_ns - since_ms * 1000000 : 0;
+		snap.err = flow_counter_list_all(d->flows, since, &snap.flows, &snap.n);
+		if (snap.n > 1)
+			qsort(snap.flows, snap.n, sizeof(*snap.flows), flow_order_by_cgroup);
+	}
 	struct json_object *reply = json_object_new_object();
 	json_object_object_add(reply, "ok", json_object_new_boolean(1));
 	struct json_object *arr = json_object_new_array();
 	for (struct service *s = only ? only : service_first(d->services); s;
 	     s = only ? NULL : s->next)
-		json_object_array_add(arr, service_flows_json(d, s, since_ms, now_ns));
+		json_object_array_add(arr, service_flows_json(d, s, since_ms, now_ns, &snap));
+	free(snap.flows);
 	json_object_object_add(reply, "services", arr);
 	json_object_object_add(reply, "flow_table", flows_table_json(d));
 	control_reply(d->control, client, reply);

@@ -25,6 +25,7 @@ struct flow_attachment; /* one attached cgroup */
 
 /* One flow, as userspace reads it. */
 struct flow_info {
+	uint64_t cgroup_id;	      /* whose: flow_attachment_cgroup_id() */
 	uint8_t proto;		      /* IPPROTO_TCP, IPPROTO_UDP, else the IP protocol */
 	struct sockaddr_storage peer; /* AF_INET (unmapped) or AF_INET6, with its port */
 	uint16_t local_port;
@@ -98,6 +99,11 @@ int flow_counter_read(const struct flow_counter *c, const struct flow_attachment
  * in a malloc()ed array the caller frees; *n = 0 and *out = NULL when none. */
 int flow_counter_list(const struct flow_counter *c, const struct flow_attachment *a,
 		      uint64_t since_ns, struct flow_info **out, size_t *n);
+
+/* The same for every cgroup, in one walk of the map (a service each is a
+ * walk each): cgroup_id says whose. */
+int flow_counter_list_all(const struct flow_counter *c, uint64_t since_ns, struct flow_info **out,
+			  size_t *n);
 
 int flow_counter_map_stats(const struct flow_counter *c, struct flow_map_stats *out);
 

@@ -300,3 +300,47 @@ TEST(test_detach_deletes_the_cgroups_flows)
 	ASSERT_EQ_U(m.created, 3);
 	ASSERT_EQ_U(m.evicted, 0);
 }
+
+static void detach_other(void *a)
+{
+	flow_counter_detach(a);
+}
+
+TEST(test_one_walk_lists_every_containers_flows_each_under_its_cgroup)
+{
+	struct net *n = net_setup(0);
+	_cleanup_free_ char *other_dir = testcg_create("other");
+	struct flow_attachment *other = NULL;
+	ASSERT_OK(flow_counter_attach(n->c, other_dir, &other));
+	test_defer(detach_other, other);
+	int lfd = peer_socket(n, AF_INET, SOCK_STREAM);
+	struct sockaddr_in sa = sin_of(PEER, 0);
+	sa.sin_port = htons(listen_on(lfd, (struct sockaddr *)&sa, sizeof(sa)));
+	const char *dirs[] = {n->dir, other_dir};
+	size_t sent[] = {11, 22};
+	for (size_t i = 0; i < 2; i++) {
+		int cfd = socket_in(dirs[i], AF_INET, SOCK_STREAM, 0);
+		ASSERT_OK(connect(cfd, (struct sockaddr *)&sa, sizeof(sa)));
+		int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		ASSERT_TRUE(afd >= 0);
+		test_defer_close(afd);
+		write_all(cfd, sent[i], 'w');
+		read_exactly(afd, sent[i], 'w');
+	}
+	const uint64_t ids[] = {flow_attachment_cgroup_id(n->a), flow_attachment_cgroup_id(other)};
+	struct flow_info *all = NULL;
+	size_t count = 0;
+	ASSERT_OK(flow_counter_list_all(n->c, 0, &all, &count));
+	test_defer(free, all);
+	ASSERT_EQ_U(count, 2);
+	for (size_t i = 0; i < 2; i++) {
+		size_t j = all[0].cgroup_id == ids[i] ? 0 : 1;
+		ASSERT_EQ_U(all[j].cgroup_id, ids[i]);
+		ASSERT_EQ_U(all[j].payload[FLOWS_DIR_OUT], sent[i]);
+	}
+	/* A window after them: none. */
+	struct flow_info *none = NULL;
+	ASSERT_OK(flow_counter_list_all(n->c, coarse_ns() + 1000000000ull, &none, &count));
+	ASSERT_EQ_U(count, 0);
+	ASSERT_TRUE(none == NULL);
+}
