@@ -26,12 +26,13 @@
 #define SPRAY_BASE  0x0ad60000u /* 10.214.0.0 */
 #define SPRAY_PEERS (64 * 254)
 
-enum traffic { TRAFFIC_SEND, TRAFFIC_RECV, TRAFFIC_RR, TRAFFIC_SPRAY, N_TRAFFIC };
+/* TRAFFIC_RR1: the ping-pong with the peer on the container's CPU. */
+enum traffic { TRAFFIC_SEND, TRAFFIC_RECV, TRAFFIC_RR, TRAFFIC_RR1, TRAFFIC_SPRAY, N_TRAFFIC };
 
 /* The first byte of a TCP connection picks the peer's part: 'S' sink, 'T'
- * transmit until the container hangs up, 'E' echo. */
+ * transmit until the container hangs up, 'E' echo, 'e' echo from CPU 0. */
 static const char traffic_modes[N_TRAFFIC] = {
-    [TRAFFIC_SEND] = 'S', [TRAFFIC_RECV] = 'T', [TRAFFIC_RR] = 'E'};
+    [TRAFFIC_SEND] = 'S', [TRAFFIC_RECV] = 'T', [TRAFFIC_RR] = 'E', [TRAFFIC_RR1] = 'e'};
 
 /* What the peer moved so far, per traffic: bytes read, bytes written, round
  * trips, datagrams received. */
@@ -133,12 +134,15 @@ static void *peer_conn(void *arg)
 		ssize_t n;
 		while ((n = write(fd, buf, sizeof(buf))) > 0)
 			peer_moved[TRAFFIC_RECV] += (uint64_t)n;
-	} else if (mode == 'E') {
+	} else if (mode == 'E' || mode == 'e') {
+		enum traffic t = mode == 'E' ? TRAFFIC_RR : TRAFFIC_RR1;
+		if (mode == 'e')
+			pin_thread_to_cpu(0);
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		char c;
 		while (read(fd, &c, 1) == 1 && write(fd, &c, 1) == 1)
-			peer_moved[TRAFFIC_RR]++;
+			peer_moved[t]++;
 	}
 out:
 	close(fd);
@@ -263,7 +267,7 @@ static inline int connect_peer(char mode)
 		close(fd);
 		return r;
 	}
-	if (mode == 'E') {
+	if (mode == 'E' || mode == 'e') {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
@@ -317,7 +321,7 @@ static inline struct result stream(enum traffic traffic)
 			continue;
 		if (n <= 0)
 			return (struct result){.err = n < 0 ? -errno : -EPIPE};
-		res.moved += traffic == TRAFFIC_RR ? 1 : (uint64_t)n;
+		res.moved += traffic == TRAFFIC_RR || traffic == TRAFFIC_RR1 ? 1 : (uint64_t)n;
 	}
 	return res;
 }
