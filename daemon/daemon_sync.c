@@ -59,6 +59,19 @@ static size_t container_ports(const struct runtime_container *c, struct service_
 	return n;
 }
 
+/* A service's settings as the registry takes them, with idle_us resolved. */
+static struct service_spec spec_of_settings(const struct service_settings *set, uint64_t idle_us)
+{
+	return (struct service_spec){
+	    .idle_us = idle_us,
+	    .wake_on_data = set->wake_on_data,
+	    .probe = set->probe,
+	    .ignore = set->ignore,
+	    .ignore_set = set->ignore_set,
+	    .keep_awake_connections = set->keep_awake_connections,
+	};
+}
+
 int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
 			   const struct service_settings *set, struct service **out, char *why,
 			   size_t why_len)
@@ -68,14 +81,7 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
 	size_t n_ports = container_ports(c, ports);
 	struct service *s = service_find_by_container(d->services, c->id);
 	if (s) {
-		struct service_spec now = {
-		    .idle_us = idle_us,
-		    .wake_on_data = set->wake_on_data,
-		    .probe = set->probe,
-		    .ignore = set->ignore,
-		    .ignore_set = set->ignore_set,
-		    .keep_awake_connections = set->keep_awake_connections,
-		};
+		struct service_spec now = spec_of_settings(set, idle_us);
 		service_update_settings(d->services, s, &now);
 		dozed_flows_apply_rules(d, s);
 		s->disabling = false; /* enabled again before a disable completed */
@@ -104,19 +110,12 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
 		return -ENOMEM;
 	}
 	x->idle_explicit = set->idle_set;
-	struct service_spec spec = {
-	    .name = c->name,
-	    .container_id = c->id,
-	    .idle_us = idle_us,
-	    .wake_on_data = set->wake_on_data,
-	    .probe = set->probe,
-	    .ignore = set->ignore,
-	    .ignore_set = set->ignore_set,
-	    .keep_awake_connections = set->keep_awake_connections,
-	    .ports = ports,
-	    .n_ports = n_ports,
-	    .userdata = x,
-	};
+	struct service_spec spec = spec_of_settings(set, idle_us);
+	spec.name = c->name;
+	spec.container_id = c->id;
+	spec.ports = ports;
+	spec.n_ports = n_ports;
+	spec.userdata = x;
 	int r = service_add(d->services, &spec, c->running, &s);
 	if (r < 0) {
 		svc_extra_destroy(x);

@@ -298,12 +298,7 @@ int service_add(struct service_registry *r, const struct service_spec *spec, boo
 void service_update_settings(struct service_registry *r, struct service *s,
 			     const struct service_spec *set)
 {
-	s->idle_us = set->idle_us;
-	s->wake_on_data = set->wake_on_data;
-	s->probe = set->probe;
-	s->ignore = set->ignore;
-	s->ignore_set = set->ignore_set;
-	s->keep_awake_connections = set->keep_awake_connections;
+	service_take_settings(s, set);
 	if (s->state == SERVICE_AWAKE)
 		arm_idle_timer(r, s);
 }

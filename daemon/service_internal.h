@@ -53,3 +53,7 @@ void service_facts_add_str(struct json_object *facts, const char *key, const cha
  * reset_held), FAILED after repeated ones, else ASLEEP. */
 void service_wake_failure(struct service_registry *r, struct service *s, bool reset_held,
 			  const char *cause);
+
+/* The settings of spec (idle, wake_on, probe, ignore rules, keep awake)
+ * into s, for service_add and service_update_settings. */
+void service_take_settings(struct service *s, const struct service_spec *spec);

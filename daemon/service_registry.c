@@ -187,12 +187,7 @@ int service_alloc(struct service_registry *r, const struct service_spec *spec, s
 		return service_refuse(r, ENOMEM, "Failed to allocate service %s", spec->name);
 	}
 	s->id = r->next_id++;
-	s->idle_us = spec->idle_us;
-	s->wake_on_data = spec->wake_on_data;
-	s->probe = spec->probe;
-	s->ignore = spec->ignore;
-	s->ignore_set = spec->ignore_set;
-	s->keep_awake_connections = spec->keep_awake_connections;
+	service_take_settings(s, spec);
 	if (spec->n_ports > 0)
 		memcpy(s->ports, spec->ports, spec->n_ports * sizeof(*spec->ports));
 	s->n_ports = spec->n_ports;
@@ -239,6 +234,16 @@ void service_note_egress(struct service *s, uint64_t bytes, uint64_t packets, ui
 	s->egress_packets = packets;
 	if (last_ns)
 		s->last_activity_us = last_ns / 1000;
+}
+
+void service_take_settings(struct service *s, const struct service_spec *spec)
+{
+	s->idle_us = spec->idle_us;
+	s->wake_on_data = spec->wake_on_data;
+	s->probe = spec->probe;
+	s->ignore = spec->ignore;
+	s->ignore_set = spec->ignore_set;
+	s->keep_awake_connections = spec->keep_awake_connections;
 }
 
 void service_note_counted(struct service *s, const char *what)
