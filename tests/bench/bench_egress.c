@@ -350,8 +350,8 @@ static int run_with_prog_stats(struct bench *b, enum test test, struct test_resu
 	uint64_t ns_sum[2] = {0}, cnt_sum[2] = {0};
 	int n = 0, r = 0;
 	for (int i = 0; r == 0 && i < STATS_PAIRS; i++) {
-		uint64_t ns[2], cnt[2], ens[2], ecnt[2];
-		double elapsed, e_elapsed;
+		uint64_t ns[2] = {0}, cnt[2] = {0}, ens[2] = {0}, ecnt[2] = {0};
+		double elapsed = 0, e_elapsed = 0;
 		r = counter_set(b, &defs[test], true);
 		if (r == 0)
 			r = stats_window(b->cgroup, true, win_s, ns, cnt, &elapsed);
