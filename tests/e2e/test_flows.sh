@@ -341,10 +341,11 @@ rd() { in_ns redis-cli -h 127.0.0.1 -p "$RD_PORT" "$@" 2>&1; }
 rd_marker() { [ "$(rd get dozed:marker)" = built ]; }
 
 test_a_redis_command_longer_than_the_idle_time_keeps_it_awake_until_answered() {
-	local name=rd-$RT before t0 t1 out pid
+	local name=rd-$RT before t0 t1 out pid kept0
 	redis_run "$name" || return
 	wait_for 30000 "Redis serving its data set before dozed" rd_marker || return
 	before=$(event_count sleep "$name")
+	kept0=$(kept_count_by "$name" unanswered)
 	ctl enable "$name" --idle "$IDLE" >/dev/null || { fail "dozectl enable $name failed"; return; }
 	t0=$(now_ms)
 	lib_bg_to "$WORK/debug-sleep-$RT.out" nsenter --net="$(netns)" -- \
@@ -358,12 +359,29 @@ test_a_redis_command_longer_than_the_idle_time_keeps_it_awake_until_answered() {
 	[ "$(event_count sleep "$name")" = "$before" ] ||
 		fail "it slept while the command ran: $(last_event sleep "$name" | jq -c '{ts, reason}')"
 	local kept
-	kept=$(last_event kept_awake "$name")
-	[ "$(jq -r '.by // ""' <<<"$kept")" = unanswered ] ||
-		fail "no kept_awake event by an unanswered request: $kept"
+	kept=$(kept_event_by "$name" unanswered)
+	[ "$(kept_count_by "$name" unanswered)" -gt "$kept0" ] ||
+		fail "no kept_awake event by an unanswered request: $(ctl events --json | jq -s -c --arg s "$name" '[.[] | select(.service == $s and .event == "kept_awake")]')"
+	kept_names_its_peer "$kept"
 	echo "   answered after $((t1 - t0)) ms; kept_awake: $(jq -c '{by, what, peer}' <<<"$kept")"
 	# Answered, it sleeps.
 	wait_for "$SLEEP_MS" "a sleep once answered" events_at_least sleep "$name" $((before + 1))
+}
+
+# The service's kept_awake events by BY (unanswered, connection): how many,
+# and the last (null: none).
+kept_events_by() { # name by
+	ctl events --json | jq -s -c --arg s "$1" --arg b "$2" \
+		'[.[] | select(.event == "kept_awake" and .service == $s and .by == $b)]'
+}
+kept_count_by() { kept_events_by "$1" "$2" | jq length; }
+kept_event_by() { kept_events_by "$1" "$2" | jq -c last; }
+
+# A kept_awake event says what kept it and names the peer (ADDR:PORT).
+kept_names_its_peer() { # event
+	[ -n "$(jq -r '.what // ""' <<<"$1")" ] || fail "the kept_awake event says not what kept it: $1"
+	jq -e '(.peer // "") | test("^([0-9.]+|\\[[0-9a-f:]+\\]):[0-9]+$")' <<<"$1" >/dev/null ||
+		fail "the kept_awake event names no peer ADDR:PORT: $1"
 }
 
 # Holds a connection to Redis: PING, its answer, then silence until closed.
@@ -373,7 +391,7 @@ holder_answered() { grep -q PONG "$1"; }
 holder_cut() { grep -q closed "$1"; }
 
 test_keep_awake_while_connected_holds_it_while_a_connection_is_open() {
-	local name=rd-$RT before held=$WORK/held-$RT holder
+	local name=rd-$RT before held=$WORK/held-$RT holder kept0
 	rt inspect "$name" >/dev/null 2>&1 || redis_run "$name" || return
 	wait_for 30000 "Redis answering" rd_marker || return
 	wait_for 5000 "port $RD_PORT out of the set" not_redirected "$RD_PORT" || return
@@ -400,6 +418,7 @@ test_keep_awake_while_connected_holds_it_while_a_connection_is_open() {
 	[ "$(rd get dozed:marker)" = built ] || { fail "the wake for the second half failed"; return; }
 	wait_for 5000 "port $RD_PORT out of the set" not_redirected "$RD_PORT" || return
 	before=$(event_count sleep "$name")
+	kept0=$(kept_count_by "$name" connection)
 	: >"$held"
 	lib_bg nsenter --net="$(netns)" -- bash -c "$HOLDER" "$RD_PORT" "$held"
 	holder=$LAST_BG
@@ -407,8 +426,10 @@ test_keep_awake_while_connected_holds_it_while_a_connection_is_open() {
 	stays_awake "$name" "$AWAKE_MS" "$before" || return
 	holder_cut "$held" && fail "the held connection was cut while keep-awake was on"
 	local kept
-	kept=$(last_event kept_awake "$name")
-	[ "$(jq -r '.by // ""' <<<"$kept")" = connection ] || fail "no kept_awake event by the connection: $kept"
+	kept=$(kept_event_by "$name" connection)
+	[ "$(kept_count_by "$name" connection)" -gt "$kept0" ] ||
+		fail "no kept_awake event by the connection: $(ctl events --json | jq -s -c --arg s "$name" '[.[] | select(.service == $s and .event == "kept_awake")]')"
+	kept_names_its_peer "$kept"
 	kill "$holder"
 	wait_for "$SLEEP_MS" "a sleep once the connection closed" events_at_least sleep "$name" $((before + 1))
 }
