@@ -37,6 +37,8 @@ struct flow_info {
 	uint64_t last_payload_ns[2];
 	uint64_t first_ns, last_ns, last_counted_ns;
 	uint8_t tcp_flags[2]; /* FLOWS_TCP_* by direction */
+	/* enum flows_dir of its last packet with payload; -1: none yet. */
+	int last_payload_dir;
 };
 
 struct flow_ignored_totals {
@@ -99,6 +101,13 @@ int flow_counter_read(const struct flow_counter *c, const struct flow_attachment
  * in a malloc()ed array the caller frees; *n = 0 and *out = NULL when none. */
 int flow_counter_list(const struct flow_counter *c, const struct flow_attachment *a,
 		      uint64_t since_ns, struct flow_info **out, size_t *n);
+
+/* The flow of a's cgroup with that protocol, peer (AF_INET, AF_INET6 or
+ * v4-mapped, with its port) and container port: one lookup, no walk.
+ * -ENOENT when the map has none (never seen, or evicted). */
+int flow_counter_lookup(const struct flow_counter *c, const struct flow_attachment *a,
+			uint8_t proto, const struct sockaddr_storage *peer, uint16_t local_port,
+			struct flow_info *out);
 
 /* The same for every cgroup, in one walk of the map (a service each is a
  * walk each): cgroup_id says whose. */

@@ -90,7 +90,11 @@ struct flows_value {
 	__u8 rule;		       /* FLOWS_IGN_RULE: the index of the rule */
 	__u8 opener;		       /* enum flows_opener */
 	__u8 tcp_flags[2];	       /* FLOWS_TCP_*, by enum flows_dir */
-	__u8 pad[3];
+	/* The direction of its last packet with payload, plus 1; 0: none yet.
+	 * Who spoke last, in order: times of a tick cannot tell a request
+	 * from the answer just before it. */
+	__u8 last_payload_dir;
+	__u8 pad[2];
 };
 
 /* An ignore rule as the kernel matches it: (peer & mask) == addr, the port,
