@@ -44,6 +44,7 @@
 
 /* TCP states as inet_diag numbers them (include/net/tcp_states.h). */
 #define DIAG_TCP_ESTABLISHED 1
+#define DIAG_TCP_CLOSE_WAIT  8
 #define DIAG_TCP_LISTEN	     10
 
 /*
@@ -294,9 +295,11 @@ static int conn_add(const struct inet_diag_msg *m, const struct tcp_info *info, 
 		    void *userdata)
 {
 	struct conn_list *l = userdata;
-	if (m->idiag_state != DIAG_TCP_ESTABLISHED)
+	/* CLOSE_WAIT: the peer half-closed after its request (nc -N, a
+	 * script's echo | nc) and waits for the answer still. */
+	if (m->idiag_state != DIAG_TCP_ESTABLISHED && m->idiag_state != DIAG_TCP_CLOSE_WAIT)
 		return 0;
-	struct open_conn c = {0};
+	struct open_conn c = {.half_closed = m->idiag_state == DIAG_TCP_CLOSE_WAIT};
 	diag_addr_get(m->idiag_family, m->id.idiag_dst, m->id.idiag_dport, &c.peer);
 	if (addr_is_loopback(&c.peer))
 		return 0; /* never leaves the container */
@@ -306,6 +309,9 @@ static int conn_add(const struct inet_diag_msg *m, const struct tcp_info *info, 
 		c.last_recv_ms = info->tcpi_last_data_recv;
 		c.last_sent_ms = info->tcpi_last_data_sent;
 		c.bytes_received = info->tcpi_bytes_received;
+		/* The peer's FIN takes a sequence number, which the count holds. */
+		if (c.half_closed && c.bytes_received > 0)
+			c.bytes_received--;
 		/* Payload as it left (retransmissions included), counted when
 		 * sent: bytes_acked would lag a delayed ACK behind an answer.
 		 * Before Linux 4.19 only the acknowledged count exists. */
@@ -365,7 +371,8 @@ int open_conns_list(int netns_fd, struct open_conn **out, size_t *n)
 	}
 	struct conn_list l = {.listening = listening, .items = items};
 	for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
-		int r = diag_dump(fd, buf, families[i], 1u << DIAG_TCP_ESTABLISHED,
+		int r = diag_dump(fd, buf, families[i],
+				  1u << DIAG_TCP_ESTABLISHED | 1u << DIAG_TCP_CLOSE_WAIT,
 				  1 << (INET_DIAG_INFO - 1), seq++, conn_add, &l);
 		if (r < 0)
 			return r;

@@ -20,12 +20,15 @@ struct open_conn {
 	/* The peer sent payload after the container last sent any: it waits
 	 * for an answer (a long query, a command being processed). */
 	bool unanswered;
+	/* The peer closed its side (CLOSE_WAIT): it sent all it will, and
+	 * may still wait for the answer. */
+	bool half_closed;
 	uint64_t last_recv_ms, last_sent_ms; /* ms since the last payload each way */
 	uint64_t bytes_received, bytes_sent; /* payload, as tcp_info counts it */
 };
 
 /*
- * The established TCP connections (IPv4 and IPv6) of the network namespace
+ * The established TCP connections (IPv4 and IPv6; CLOSE_WAIT ones too) of the network namespace
  * netns_fd (an fd of /proc/PID/ns/net), those with a loopback peer left out:
  * they never leave the container. *out is malloc()ed (NULL when none), the
  * caller frees it. 0; -errno, logged by the caller.

@@ -375,12 +375,39 @@ TEST(test_a_closed_connection_disappears)
 	(void)must_find(list_of(w.a), peer);
 
 	/* The peer closes: the container's side waits for its own close in
-	 * CLOSE_WAIT, which a sleep no longer cuts. */
+	 * CLOSE_WAIT, listed as half closed; closed there too, it is gone. */
 	ASSERT_OK(shutdown(client, SHUT_RDWR));
 	char c;
 	ASSERT_EQ_U(read(server, &c, 1), 0);
+	const struct open_conn *half = must_find(list_of(w.a), peer);
+	ASSERT_TRUE(half->half_closed);
+	ASSERT_TRUE(!half->unanswered);
+	ASSERT_OK(close(server));
 	wait_for(w.a, peer, gone, "gone");
 	ASSERT_EQ_U(list_of(w.a)->n, 0);
+}
+
+TEST(test_a_request_before_a_half_close_is_unanswered_until_the_answer)
+{
+	struct world w = world_new();
+	int lfd = listen_in(-1, A4, 7001);
+	int client = connect_from(w.b, A4, 7001);
+	int server = accept_one(lfd);
+	char peer[80];
+	peer_text(peer, sizeof(peer), B4, client);
+	/* As `echo CMD | nc -N` does: the request, then the end of its side. */
+	char req[40], got[sizeof(req)];
+	memset(req, 'r', sizeof(req));
+	ASSERT_OK(tcp_write_all(client, req, sizeof(req)));
+	ASSERT_OK(shutdown(client, SHUT_WR));
+	ASSERT_EQ_U(tcp_read_all(server, got, sizeof(got)), sizeof(req));
+	char c;
+	ASSERT_EQ_U(read(server, &c, 1), 0);
+	const struct open_conn *o = must_find(list_of(w.a), peer);
+	ASSERT_TRUE(o->half_closed);
+	ASSERT_TRUE(o->inbound);
+	ASSERT_TRUE(o->unanswered);
+	ASSERT_EQ_U(o->bytes_received, sizeof(req));
 }
 
 TEST(test_another_namespace_is_listed_from_its_own_side)
