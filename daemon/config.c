@@ -187,6 +187,13 @@ static int set_wake_timeout(struct dozed_config *c, const char *v, const char **
 				       &c->wake_timeout_us, expected);
 }
 
+static int set_unanswered_timeout(struct dozed_config *c, const char *v, const char **expected)
+{
+	return settings_parse_duration(v, DURATION_US_PER_SEC, DURATION_MAX_US,
+				       "expected a duration of 1s or more, like 10m or 2h",
+				       &c->unanswered_timeout_us, expected);
+}
+
 static int set_stop_timeout(struct dozed_config *c, const char *v, const char **expected)
 {
 	uint64_t s;
@@ -294,6 +301,7 @@ enum {
 	KEY_MAX_HELD_PER_CLIENT,
 	KEY_CONTROL_IDLE_TIMEOUT,
 	KEY_IGNORE,
+	KEY_UNANSWERED_TIMEOUT,
 	KEY_LOG_LEVEL,
 	KEY_CONFIG,
 	KEY_CHECK,
@@ -319,6 +327,7 @@ static const struct key_def keys[N_KEYS] = {
     [KEY_MAX_HELD_PER_CLIENT] = {"max-held-per-client", set_max_held_per_client, false, NULL},
     [KEY_CONTROL_IDLE_TIMEOUT] = {"control-idle-timeout", set_control_idle_timeout, false, NULL},
     [KEY_IGNORE] = {"ignore", set_ignore, false, NULL},
+    [KEY_UNANSWERED_TIMEOUT] = {"unanswered-timeout", set_unanswered_timeout, false, NULL},
     [KEY_LOG_LEVEL] = {"log-level", set_log_level, false, NULL},
     [KEY_CONFIG] = {"config", set_config, true, NULL},
     [KEY_CHECK] = {"check", NULL, true, flag_check},
@@ -375,6 +384,7 @@ int dozed_config_defaults(struct dozed_config *c)
 	    .idle_us = DOZED_IDLE_DEFAULT_US,
 	    .probe_interval_us = DOZED_PROBE_INTERVAL_DEFAULT_US,
 	    .wake_timeout_us = DOZED_WAKE_TIMEOUT_DEFAULT_US,
+	    .unanswered_timeout_us = DOZED_UNANSWERED_TIMEOUT_DEFAULT_US,
 	    .stop_timeout_s = DOZED_STOP_TIMEOUT_DEFAULT_S,
 	    .max_held = DOZED_MAX_HELD_DEFAULT,
 	    .held_silent_timeout_us = DOZED_HELD_SILENT_TIMEOUT_DEFAULT_US,

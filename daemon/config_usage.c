@@ -18,11 +18,13 @@ const char *dozed_config_usage(void)
 
 	char idle[DURATION_FORMAT_MAX], probe[DURATION_FORMAT_MAX], wake[DURATION_FORMAT_MAX];
 	char silent[DURATION_FORMAT_MAX], control_idle[DURATION_FORMAT_MAX];
+	char unanswered[DURATION_FORMAT_MAX];
 	duration_format(DOZED_IDLE_DEFAULT_US, idle, sizeof(idle));
 	duration_format(DOZED_PROBE_INTERVAL_DEFAULT_US, probe, sizeof(probe));
 	duration_format(DOZED_WAKE_TIMEOUT_DEFAULT_US, wake, sizeof(wake));
 	duration_format(DOZED_HELD_SILENT_TIMEOUT_DEFAULT_US, silent, sizeof(silent));
 	duration_format(DOZED_CONTROL_IDLE_TIMEOUT_DEFAULT_US, control_idle, sizeof(control_idle));
+	duration_format(DOZED_UNANSWERED_TIMEOUT_DEFAULT_US, unanswered, sizeof(unanswered));
 
 	snprintf(text, sizeof(text),
 		 "Usage: dozed [OPTION...]\n"
@@ -69,6 +71,9 @@ const char *dozed_config_usage(void)
 		 "                          ports or proto/port, or both (10.0.0.0/8,tcp/9090,\n"
 		 "                          192.0.2.7:443), at most %u, comma-separated\n"
 		 "                          (default none)\n"
+		 "  --unanswered-timeout DURATION\n"
+		 "                          a peer's request unanswered for longer no longer\n"
+		 "                          keeps its service awake (default %s, at least 1s)\n"
 		 "  --log-level LEVEL       err, warning, notice, info (default) or debug\n"
 		 "  --config PATH           config file (default %s, which may\n"
 		 "                          be missing)\n"
@@ -85,6 +90,6 @@ const char *dozed_config_usage(void)
 		 (unsigned)DOZED_MARK_DEFAULT, DOZED_STATE_DIR_DEFAULT, idle, probe, wake,
 		 (unsigned)DOZED_STOP_TIMEOUT_DEFAULT_S, (unsigned)DOZED_MAX_HELD_DEFAULT,
 		 (unsigned)DOZED_MAX_HELD_PER_CLIENT_DEFAULT, silent, control_idle,
-		 (unsigned)FLOW_RULES_MAX, DOZED_CONFIG_PATH_DEFAULT);
+		 (unsigned)FLOW_RULES_MAX, unanswered, DOZED_CONFIG_PATH_DEFAULT);
 	return text;
 }

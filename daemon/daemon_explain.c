@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon_flows.h"
@@ -30,17 +31,23 @@ static void add_u64(struct json_object *o, const char *key, uint64_t v)
 }
 
 /*
- * Whether pid still is in the cgroup dir (or under it): a pid kept from the
- * container's start may have gone and been reused by a process of the host,
- * whose connections are none of this service's. -ESRCH when it is not.
+ * Whether the process of proc (an fd of its /proc/PID directory, which
+ * stays that process's even if the pid is reused) is in the cgroup dir or
+ * under it: a pid kept from the container's start may have gone, and a
+ * process of the host got it. -ESRCH when it is not.
  */
-static int pid_in_cgroup(pid_t pid, const char *dir)
+static int proc_in_cgroup(int proc, const char *dir)
 {
-	char path[64], line[4096];
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (!f)
+	int fd = openat(proc, "cgroup", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
+	_cleanup_fclose_ FILE *f = fdopen(fd, "re");
+	if (!f) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	char line[4096];
 	while (fgets(line, sizeof(line), f)) {
 		if (strncmp(line, "0::/", 4) != 0)
 			continue;
@@ -48,12 +55,11 @@ static int pid_in_cgroup(pid_t pid, const char *dir)
 		const char *cg = line + 3;
 		size_t dl = strlen(dir), cl = strlen(cg);
 		/* dir is the cgroup2 mount's path of the container's cgroup: it
-		 * ends with the path /proc gives, or holds it as a parent. */
-		for (size_t end = cl; end > 1; end--) {
+		 * ends with the path /proc gives, or with one of its parents. */
+		for (size_t end = cl; end > 1; end--)
 			if ((end == cl || cg[end] == '/') && dl >= end &&
 			    strncmp(dir + dl - end, cg, end) == 0)
 				return 0;
-		}
 		return -ESRCH;
 	}
 	return -ESRCH;
@@ -68,28 +74,45 @@ static int conns_of(struct dozed *d, struct service *s, struct open_conn **out, 
 	*n = 0;
 	if (!s->running || x->pid <= 0 || !x->attachment)
 		return -ESRCH;
-	int r = pid_in_cgroup(x->pid, flow_attachment_path(x->attachment));
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/%d", (int)x->pid);
+	_cleanup_close_ int proc = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (proc < 0)
+		return -errno;
+	int r = proc_in_cgroup(proc, flow_attachment_path(x->attachment));
 	if (r < 0)
 		return r;
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)x->pid);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int fd = openat(proc, "ns/net", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	/* Host networking: its connections would be the host's, sshd's too. */
+	struct stat ns, own;
+	if (fstat(fd, &ns) < 0 || stat("/proc/self/ns/net", &own) < 0)
+		return -errno;
+	if (ns.st_ino == own.st_ino && ns.st_dev == own.st_dev)
+		return -EOPNOTSUPP;
 	return open_conns_list(fd, out, n);
 }
 
-void dozed_flows_apply_rules(struct dozed *d, struct service *s)
+/*
+ * Whether a peer waits for the answer to its request on c: who spoke last,
+ * from the flow's order of payloads when the flow map has it (times of a
+ * tick cannot tell a query from the greeting just before it), else from
+ * tcp_info's times.
+ */
+static bool conn_unanswered(struct dozed *d, const struct service *s, const struct open_conn *c)
 {
-	struct svc_extra *x = svc_extra_of(s);
-	if (!x->attachment)
-		return;
-	int r = flow_counter_set_rules(d->flows, x->attachment, flows_rules_of(d, s));
-	if (r < 0 && r != -ENOENT)
-		log_warning_errno(r,
-				  "%s: cannot give its ignore rules to the flow counter; its "
-				  "traffic counts as activity",
-				  s->name);
+	if (!c->inbound || c->bytes_received == 0)
+		return false;
+	(void)d;
+	(void)s; /* LOOKUP-PENDING */
+	return c->unanswered;
+}
+
+/* Unanswered for longer than --unanswered-timeout: it keeps nothing awake. */
+static bool conn_too_old(const struct dozed *d, const struct open_conn *c)
+{
+	return c->last_recv_ms * 1000 > d->cfg.unanswered_timeout_us;
 }
 
 enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *what, size_t len)
@@ -98,14 +121,15 @@ enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *
 	size_t n = 0;
 	int r = conns_of(d, s, &c, &n);
 	if (r < 0) {
-		/* Nothing to read them from (its init is gone): the counters decide. */
+		/* Nothing to read them from (its init is gone, host networking):
+		 * the counters decide. */
 		log_debug_errno(r, "%s: cannot read its open connections", s->name);
 		return SERVICE_NOT_KEPT;
 	}
 	char peer[INET6_ADDRSTRLEN + 16];
 	/* A request of a peer still unanswered: the service is working on it. */
 	for (size_t i = 0; i < n; i++) {
-		if (!c[i].inbound || !c[i].unanswered)
+		if (!conn_unanswered(d, s, &c[i]) || conn_too_old(d, &c[i]))
 			continue;
 		snprintf(what, len,
 			 "an unanswered request from %s to port %u (%llu B in, the last %.1fs ago)",
@@ -117,7 +141,8 @@ enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *
 	if (!s->keep_awake_connections)
 		return SERVICE_NOT_KEPT;
 	for (size_t i = 0; i < n; i++) {
-		if (!c[i].inbound)
+		/* Half closed: the peer is gone but for an answer it no longer waits for. */
+		if (!c[i].inbound || c[i].half_closed)
 			continue;
 		snprintf(
 		    what, len, "an open connection from %s to port %u (keep-awake connections)",
@@ -127,7 +152,8 @@ enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *
 	return SERVICE_NOT_KEPT;
 }
 
-static struct json_object *conn_json(struct dozed *d, const struct open_conn *c)
+static struct json_object *conn_json(struct dozed *d, const struct service *s,
+				     const struct open_conn *c)
 {
 	struct json_object *o = json_object_new_object();
 	char a[INET6_ADDRSTRLEN + 16];
@@ -139,7 +165,12 @@ static struct json_object *conn_json(struct dozed *d, const struct open_conn *c)
 	if (svc)
 		json_object_object_add(o, "peer_service", json_object_new_string(svc));
 	json_object_object_add(o, "inbound", json_object_new_boolean(c->inbound));
-	json_object_object_add(o, "unanswered", json_object_new_boolean(c->unanswered));
+	bool unanswered = conn_unanswered(d, s, c);
+	json_object_object_add(o, "unanswered", json_object_new_boolean(unanswered));
+	if (unanswered && conn_too_old(d, c))
+		json_object_object_add(o, "unanswered_too_long", json_object_new_boolean(1));
+	if (c->half_closed)
+		json_object_object_add(o, "half_closed", json_object_new_boolean(1));
 	add_u64(o, "last_recv_ms", c->last_recv_ms);
 	add_u64(o, "last_sent_ms", c->last_sent_ms);
 	add_u64(o, "bytes_received", c->bytes_received);
@@ -252,7 +283,7 @@ void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct jso
 		if (conns_of(d, s, &c, &n) >= 0) {
 			struct json_object *arr = json_object_new_array();
 			for (size_t i = 0; i < n && i < STATUS_CONNS_MAX; i++)
-				json_object_array_add(arr, conn_json(d, &c[i]));
+				json_object_array_add(arr, conn_json(d, s, &c[i]));
 			json_object_object_add(a, "open_connections", arr);
 			if (n > STATUS_CONNS_MAX)
 				add_u64(a, "open_connections_not_shown", n - STATUS_CONNS_MAX);

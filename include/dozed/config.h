@@ -46,6 +46,9 @@ struct dozed_config {
 	/* The ignore rules of a service that has none of its own (key
 	 * "ignore"); none by default. */
 	struct flow_rules ignore;
+	/* A request unanswered for longer no longer keeps its service awake
+	 * (1s to 8760h): one silent peer cannot keep it up for ever. */
+	uint64_t unanswered_timeout_us;
 	int log_level; /* LOG_ERR .. LOG_DEBUG */
 
 	char *config_path; /* the file named by --config, or the default */

@@ -24,6 +24,7 @@
 #define DOZED_HELD_SILENT_TIMEOUT_DEFAULT_US  (UINT64_C(10) * 1000000)
 #define DOZED_MAX_HELD_PER_CLIENT_DEFAULT     256
 #define DOZED_CONTROL_IDLE_TIMEOUT_DEFAULT_US (UINT64_C(30) * 1000000)
+#define DOZED_UNANSWERED_TIMEOUT_DEFAULT_US   (UINT64_C(60) * 60 * 1000000)
 
 /*
  * The per-service settings, and every parser of a setting's text: one parser

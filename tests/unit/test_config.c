@@ -240,6 +240,24 @@ TEST(test_wake_timeout_is_at_most_10m)
 			       "to 10m");
 }
 
+TEST(test_unanswered_timeout_is_an_hour_unless_set)
+{
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	unsetenv("DOCKER_HOST");
+	ASSERT_OK(dozed_config_defaults(&d));
+	ASSERT_EQ_U(d.unanswered_timeout_us, 3600000000ull);
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	assert_option_ok(&c, "unanswered-timeout", "6h");
+	ASSERT_EQ_U(c.unanswered_timeout_us, 6 * 3600000000ull);
+	assert_option_rejected(
+	    "unanswered-timeout", "500ms",
+	    "--unanswered-timeout 500ms: expected a duration of 1s or more, like "
+	    "10m or 2h");
+	assert_option_rejected("unanswered-timeout", "forever",
+			       "--unanswered-timeout forever: expected a duration like 30ms, 10s, "
+			       "10m or 2h");
+}
+
 TEST(test_wake_timeout_shorter_than_probe_interval_is_rejected)
 {
 	_cleanup_(dozed_config_free) struct dozed_config c = {0};

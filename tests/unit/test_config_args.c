@@ -182,7 +182,8 @@ TEST(test_usage_lists_every_option)
 			      "--held-silent-timeout",
 			      "--max-held-per-client",
 			      "--control-idle-timeout",
-			      "--ignore RULES"};
+			      "--ignore RULES",
+			      "--unanswered-timeout"};
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		ASSERT_CONTAINS(u, opts[i]);
 }
