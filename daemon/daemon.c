@@ -546,6 +546,9 @@ void dozed_free(struct dozed *d)
 	feed_free(d->feed);
 	state_aside_clear(&d->aside);
 	nft_ctx_free(d->nft);
+	flows_snapshot_drop(d);
+	if (d->snapshot_timer)
+		event_free(d->snapshot_timer);
 	flow_counter_free(d->flows);
 	free(d);
 }

@@ -156,6 +156,8 @@ static struct json_object *conn_json(struct dozed *d, const struct service *s,
 				     const struct open_conn *c)
 {
 	struct json_object *o = json_object_new_object();
+	if (!o)
+		return NULL;
 	char a[INET6_ADDRSTRLEN + 16];
 	json_object_object_add(o, "local",
 			       json_object_new_string(sockaddr_to_string(&c->local, a, sizeof(a))));
@@ -184,6 +186,8 @@ static void add_ignored(struct json_object *ign, const char *key,
 	if (t->packets == 0)
 		return;
 	struct json_object *o = json_object_new_object();
+	if (!o)
+		return;
 	add_u64(o, "bytes", t->bytes);
 	add_u64(o, "packets", t->packets);
 	if (queries)
@@ -207,17 +211,17 @@ static int addr_order(const void *a, const void *b)
  * that a scan of thousands of ports costs n log n, not n squared. */
 static void add_checks(struct dozed *d, struct service *s, struct json_object *ign)
 {
-	uint64_t now_ns = flows_now_ns();
-	_cleanup_free_ struct flow_info *f = NULL;
-	size_t n = 0;
-	if (flows_list_sorted(d, s, flows_since_woke_ns(s, now_ns), &f, &n) < 0 || n == 0)
+	uint64_t since = flows_since_woke_ns(s, flows_now_ns());
+	const struct flow_info *f;
+	size_t n = flows_of_service(d, s, &f);
+	if (n == 0)
 		return;
 	_cleanup_free_ char(*addrs)[INET6_ADDRSTRLEN] = calloc(n, sizeof(*addrs));
 	if (!addrs)
 		return;
 	size_t checks = 0;
 	for (size_t i = 0; i < n; i++)
-		if (is_check(&f[i]))
+		if (f[i].last_ns >= since && is_check(&f[i]))
 			flows_addr_string(&f[i].peer, addrs[checks++], sizeof(addrs[0]));
 	if (checks == 0)
 		return;
@@ -253,18 +257,28 @@ void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct jso
 		return;
 	uint64_t now_ns = flows_now_ns();
 	struct json_object *a = json_object_new_object();
+	if (!a)
+		return;
+	/* Owned by o from here: a failed allocation below leaks nothing. */
+	json_object_object_add(o, "activity", a);
 	add_u64(a, "counted_bytes", t.counted_bytes);
 	add_u64(a, "counted_packets", t.counted_packets);
 	if (t.counted_last_ns && t.counted_last_ns >= flows_since_woke_ns(s, now_ns)) {
 		add_u64(a, "last_counted_ago_ms",
 			now_ns > t.counted_last_ns ? (now_ns - t.counted_last_ns) / 1000000 : 0);
 		struct json_object *f = flows_flow_json(d, s, &t.last_counted, now_ns);
-		json_object_object_add(
-		    f, "direction",
-		    json_object_new_string(t.last_counted_dir == FLOWS_DIR_IN ? "in" : "out"));
-		json_object_object_add(a, "last_counted", f);
+		if (f) {
+			json_object_object_add(
+			    f, "direction",
+			    json_object_new_string(t.last_counted_dir == FLOWS_DIR_IN ? "in"
+										      : "out"));
+			json_object_object_add(a, "last_counted", f);
+		}
 	}
 	struct json_object *ign = json_object_new_object();
+	if (!ign)
+		return;
+	json_object_object_add(a, "ignored", ign);
 	add_ignored(ign, "loopback", &t.ignored[FLOWS_IGN_LOOPBACK], false);
 	add_ignored(ign, "no_payload", &t.ignored[FLOWS_IGN_NO_PAYLOAD], false);
 	add_ignored(ign, "dns", &t.ignored[FLOWS_IGN_DNS], true);
@@ -273,7 +287,6 @@ void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct jso
 	add_ignored(ign, "rule", &t.ignored[FLOWS_IGN_RULE], false);
 	if (detailed)
 		add_checks(d, s, ign);
-	json_object_object_add(a, "ignored", ign);
 	if (s->kept_awake_by[0])
 		json_object_object_add(a, "kept_awake_by",
 				       json_object_new_string(s->kept_awake_by));
@@ -282,14 +295,15 @@ void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct jso
 		size_t n = 0;
 		if (conns_of(d, s, &c, &n) >= 0) {
 			struct json_object *arr = json_object_new_array();
+			if (!arr)
+				return;
+			json_object_object_add(a, "open_connections", arr);
 			for (size_t i = 0; i < n && i < STATUS_CONNS_MAX; i++)
 				json_object_array_add(arr, conn_json(d, s, &c[i]));
-			json_object_object_add(a, "open_connections", arr);
 			if (n > STATUS_CONNS_MAX)
 				add_u64(a, "open_connections_not_shown", n - STATUS_CONNS_MAX);
 		}
 	}
-	json_object_object_add(o, "activity", a);
 	if (detailed) {
 		struct json_object *table = flows_table_json(d);
 		if (table)

@@ -26,6 +26,8 @@
 /* At most this many flows of a service in a flows reply, the first by
  * order (counted first, then by bytes). */
 #define FLOWS_REPLY_MAX 256
+/* And this many in all: a reply stays a few MB at most. */
+#define FLOWS_REPLY_TOTAL_MAX 4096
 /* At most this many flows in a sleep event. */
 #define SLEEP_TOP_FLOWS 5
 
@@ -162,6 +164,8 @@ struct json_object *flows_flow_json(struct dozed *d, const struct service *s,
 				    const struct flow_info *f, uint64_t now_ns)
 {
 	struct json_object *o = json_object_new_object();
+	if (!o)
+		return NULL;
 	char p[8], peer[INET6_ADDRSTRLEN + 16], why[128];
 	json_object_object_add(o, "proto",
 			       json_object_new_string(proto_name(f->proto, p, sizeof(p))));
@@ -194,33 +198,6 @@ struct json_object *flows_flow_json(struct dozed *d, const struct service *s,
 	return o;
 }
 
-/* Counted first, then by bytes both ways. */
-static int flow_order(const void *a, const void *b)
-{
-	const struct flow_info *x = a, *y = b;
-	bool cx = x->last_counted_ns != 0, cy = y->last_counted_ns != 0;
-	if (cx != cy)
-		return cx ? -1 : 1;
-	uint64_t bx = x->bytes[0] + x->bytes[1], by = y->bytes[0] + y->bytes[1];
-	return bx > by ? -1 : bx < by ? 1 : 0;
-}
-
-int flows_list_sorted(struct dozed *d, const struct service *s, uint64_t since_ns,
-		      struct flow_info **out, size_t *n)
-{
-	const struct svc_extra *x = svc_extra_of(s);
-	*out = NULL;
-	*n = 0;
-	if (!x->attachment)
-		return 0;
-	int r = flow_counter_list(d->flows, x->attachment, since_ns, out, n);
-	if (r < 0)
-		return r;
-	if (*n > 1)
-		qsort(*out, *n, sizeof(**out), flow_order);
-	return 0;
-}
-
 /* When a service's own window began, as a coarse-clock ns stamp. */
 uint64_t flows_since_woke_ns(const struct service *s, uint64_t now_ns)
 {
@@ -245,58 +222,55 @@ void flows_add_top_to_sleep(struct dozed *d, struct service *s, struct json_obje
 	uint64_t since = now_ns > back ? now_ns - back : 0;
 	if (since < woke)
 		since = woke;
-	_cleanup_free_ struct flow_info *flows = NULL;
-	size_t n = 0;
-	if (flows_list_sorted(d, s, since, &flows, &n) < 0 || n == 0)
-		return;
+	const struct flow_info *flows;
+	size_t n = flows_of_service(d, s, &flows), shown = 0;
 	struct json_object *top = json_object_new_array();
-	for (size_t i = 0; i < n && i < SLEEP_TOP_FLOWS; i++)
+	if (!top)
+		return;
+	for (size_t i = 0; i < n && shown < SLEEP_TOP_FLOWS; i++) {
+		if (flows[i].last_ns < since)
+			continue;
 		json_object_array_add(top, flows_flow_json(d, s, &flows[i], now_ns));
+		shown++;
+	}
+	if (shown == 0) {
+		json_object_put(top);
+		return;
+	}
 	json_object_object_add(facts, "top_flows", top);
 }
 
-/* Every service's flows at once: one walk of the map, however many services. */
-struct flows_snapshot {
-	struct flow_info *flows; /* by cgroup, then counted first, then by bytes */
-	size_t n;
-	int err;
-};
-
-static int flow_order_by_cgroup(const void *a, const void *b)
-{
-	const struct flow_info *x = a, *y = b;
-	if (x->cgroup_id != y->cgroup_id)
-		return x->cgroup_id < y->cgroup_id ? -1 : 1;
-	return flow_order(a, b);
-}
-
 static struct json_object *service_flows_json(struct dozed *d, struct service *s, uint64_t since_ms,
-					      uint64_t now_ns, const struct flows_snapshot *snap)
+					      uint64_t now_ns, size_t *budget)
 {
 	struct json_object *o = json_object_new_object();
+	if (!o)
+		return NULL;
 	json_object_object_add(o, "service", json_object_new_string(s->name));
 	json_object_object_add(o, "state", json_object_new_string(service_state_name(s->state)));
 	uint64_t since = since_ms ? (now_ns > since_ms * 1000000 ? now_ns - since_ms * 1000000 : 0)
 				  : flows_since_woke_ns(s, now_ns);
 	add_u64(o, "window_ms", (now_ns - since) / 1000000);
+	const struct flows_snapshot *snap = flows_snapshot_get(d);
 	if (snap->err < 0)
 		json_object_object_add(o, "error", json_object_new_string(strerror(-snap->err)));
 	struct json_object *arr = json_object_new_array();
-	const struct svc_extra *x = svc_extra_of(s);
-	uint64_t id = x->attachment ? flow_attachment_cgroup_id(x->attachment) : 0;
-	size_t shown = 0, more = 0;
-	for (size_t i = 0; id && i < snap->n; i++) {
-		const struct flow_info *f = &snap->flows[i];
-		if (f->cgroup_id != id || f->last_ns < since)
+	if (!arr)
+		return o;
+	json_object_object_add(o, "flows", arr);
+	const struct flow_info *flows;
+	size_t n = flows_of_service(d, s, &flows), shown = 0, more = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (flows[i].last_ns < since)
 			continue;
-		if (shown < FLOWS_REPLY_MAX) {
-			json_object_array_add(arr, flows_flow_json(d, s, f, now_ns));
+		if (shown<FLOWS_REPLY_MAX && * budget> 0) {
+			json_object_array_add(arr, flows_flow_json(d, s, &flows[i], now_ns));
 			shown++;
+			(*budget)--;
 		} else {
 			more++;
 		}
 	}
-	json_object_object_add(o, "flows", arr);
 	/* A scan can make thousands: the reply stays small, and says so. */
 	if (more)
 		add_u64(o, "flows_not_shown", more);
@@ -305,13 +279,15 @@ static struct json_object *service_flows_json(struct dozed *d, struct service *s
 
 struct json_object *flows_table_json(struct dozed *d)
 {
-	struct flow_map_stats st;
-	if (!d->flows || flow_counter_map_stats(d->flows, &st) < 0)
+	const struct flows_snapshot *snap = flows_snapshot_get(d);
+	if (snap->stats_err < 0)
 		return NULL;
 	struct json_object *o = json_object_new_object();
-	add_u64(o, "capacity", st.capacity);
-	add_u64(o, "live", st.live);
-	add_u64(o, "evicted", st.evicted);
+	if (!o)
+		return NULL;
+	add_u64(o, "capacity", snap->stats.capacity);
+	add_u64(o, "live", snap->stats.live);
+	add_u64(o, "evicted", snap->stats.evicted);
 	return o;
 }
 
@@ -319,6 +295,9 @@ void dozed_cmd_flows(struct dozed *d, uint64_t client, struct json_object *req)
 {
 	const char *name = control_request_get_string(req, "service");
 	uint64_t since_ms = control_request_get_uint(req, "since_ms", 0);
+	/* Longer than the clock has run: every flow (and no overflow below). */
+	if (since_ms > flows_now_ns() / 1000000)
+		since_ms = flows_now_ns() / 1000000;
 	struct service *only = NULL;
 	if (name && !(only = service_find_by_container(d->services, name))) {
 		control_reply_error(d->control, client,
@@ -326,22 +305,23 @@ void dozed_cmd_flows(struct dozed *d, uint64_t client, struct json_object *req)
 		return;
 	}
 	uint64_t now_ns = flows_now_ns();
-	struct flows_snapshot snap = {0};
-	if (d->flows) {
-		/* The widest window asked: services filter their own after. */
-		uint64_t since =
-		    since_ms && now_ns > since_ms * 1000000 ? now_ns - since_ms * 1000000 : 0;
-		snap.err = flow_counter_list_all(d->flows, since, &snap.flows, &snap.n);
-		if (snap.n > 1)
-			qsort(snap.flows, snap.n, sizeof(*snap.flows), flow_order_by_cgroup);
-	}
+	/* Asked for: as the map is now, not as a second ago. */
+	flows_snapshot_drop(d);
+	size_t budget = FLOWS_REPLY_TOTAL_MAX;
 	struct json_object *reply = json_object_new_object();
-	json_object_object_add(reply, "ok", json_object_new_boolean(1));
 	struct json_object *arr = json_object_new_array();
+	if (!reply || !arr) {
+		json_object_put(reply);
+		json_object_put(arr);
+		control_reply_error(d->control, client, "out of memory");
+		return;
+	}
+	json_object_object_add(reply, "ok", json_object_new_boolean(1));
+	if (!arr)
+		return;
 	for (struct service *s = only ? only : service_first(d->services); s;
 	     s = only ? NULL : s->next)
-		json_object_array_add(arr, service_flows_json(d, s, since_ms, now_ns, &snap));
-	free(snap.flows);
+		json_object_array_add(arr, service_flows_json(d, s, since_ms, now_ns, &budget));
 	json_object_object_add(reply, "services", arr);
 	json_object_object_add(reply, "flow_table", flows_table_json(d));
 	control_reply(d->control, client, reply);

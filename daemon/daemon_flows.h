@@ -10,9 +10,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "dozed/flow_counter.h"
+
 struct dozed;
-struct flow_info;
-struct flow_rules;
 struct json_object;
 struct service;
 
@@ -29,10 +29,26 @@ void flows_describe(struct dozed *d, const struct flow_info *f, char *buf, size_
 /* A FLOW object (README, "Control protocol"); the caller owns it. */
 struct json_object *flows_flow_json(struct dozed *d, const struct service *s,
 				    const struct flow_info *f, uint64_t now_ns);
-/* s's flows seen since since_ns, counted first, then by bytes; *out is
- * malloc()ed (NULL when none). */
-int flows_list_sorted(struct dozed *d, const struct service *s, uint64_t since_ns,
-		      struct flow_info **out, size_t *n);
+/*
+ * Every service's flows as one walk of the map read them, at most a second
+ * ago: the sleeps, statuses and flow table of that second share the walk
+ * (a walk of a full map takes some ms). Sorted by cgroup, then counted
+ * first, then by bytes. Valid until the next call of either.
+ */
+struct flows_snapshot {
+	struct flow_info *flows;
+	size_t n;
+	int err; /* < 0: the walk failed, flows is empty */
+	struct flow_map_stats stats;
+	int stats_err;
+	uint64_t at_us; /* when it was read; 0: never */
+};
+const struct flows_snapshot *flows_snapshot_get(struct dozed *d);
+/* Forgets it: the next get walks the map again. */
+void flows_snapshot_drop(struct dozed *d);
+/* s's flows in the snapshot: their count, *first the first of them. */
+size_t flows_of_service(struct dozed *d, const struct service *s, const struct flow_info **first);
+
 /* When s woke (its window's start), as a flows_now_ns() stamp. */
 uint64_t flows_since_woke_ns(const struct service *s, uint64_t now_ns);
 /* The sleep event's "top_flows": its last idle window's, at most 5. */

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "daemon_flows.h"
 #include "dozed/config.h"
 #include "dozed/daemon.h"
 #include "dozed/list.h"
@@ -51,6 +52,9 @@ struct dozed {
 	size_t reconcile_waiting;      /* services waiting for room to be inspected */
 	bool relist;		       /* the labelled containers must be listed again */
 	struct event *trim_timer;      /* daemon_trim.c */
+	/* flow_snapshot.c: the last walk of the flow map, and its expiry. */
+	struct flows_snapshot snapshot;
+	struct event *snapshot_timer;
 	uint64_t trim_seen, trim_done;
 	void (*ready_cb)(void *userdata);
 	void *ready_ud;
@@ -78,12 +82,12 @@ struct svc_extra {
 	uint64_t id;
 	struct event *timer;
 	struct flow_attachment *attachment;
-	bool idle_explicit;	/* idle set for this service, not the default */
-	bool reattach_pending;	/* an inspect for the cgroup is out */
-	bool inspect_pending;	/* a reconciling inspect is out */
-	bool reinspect;		/* asked again meanwhile: inspect once more after it */
+	bool idle_explicit;		 /* idle set for this service, not the default */
+	bool reattach_pending;		 /* an inspect for the cgroup is out */
+	bool inspect_pending;		 /* a reconciling inspect is out */
+	bool reinspect;			 /* asked again meanwhile: inspect once more after it */
 	uint64_t inspect_state_since_us; /* the service's state_since_us when it was asked */
-	bool reconcile_waiting; /* to be inspected once fewer are in flight */
+	bool reconcile_waiting;		 /* to be inspected once fewer are in flight */
 	enum pending_kind reconcile_kind;
 	bool exit_check_pending;
 	/* Times this wake's container vanished under the probe (its pid gone
