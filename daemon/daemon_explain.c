@@ -115,6 +115,18 @@ static bool conn_too_old(const struct dozed *d, const struct open_conn *c)
 	return c->last_recv_ms * 1000 > d->cfg.unanswered_timeout_us;
 }
 
+void dozed_flows_apply_rules(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (!x->attachment)
+		return;
+	int r = flow_counter_set_rules(d->flows, x->attachment, flows_rules_of(d, s));
+	if (r < 0 && r != -ENOENT)
+		log_warning_errno(r, "%s: cannot give its ignore rules to the flow counter; its "
+				     "traffic counts as activity",
+				  s->name);
+}
+
 enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *what, size_t len)
 {
 	_cleanup_free_ struct open_conn *c = NULL;
