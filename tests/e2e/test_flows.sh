@@ -383,6 +383,33 @@ kept_events_by() { # name by
 kept_count_by() { kept_events_by "$1" "$2" | jq length; }
 kept_event_by() { kept_events_by "$1" "$2" | jq -c last; }
 
+# A client that sends its long command the moment its quick one is answered,
+# as a pool or a script does (BEGIN, then the long query): both in the same
+# kernel tick (4 ms at HZ=250), when the times of tcp_info cannot tell the
+# request from the answer before it.
+PIPELINED='exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1; printf "PING\r\n" >&3; read -t 30 -r a <&3; printf "DEBUG SLEEP 5\r\n" >&3; read -t 30 -r b <&3; echo "${a%$'"'"'\r'"'"'} ${b%$'"'"'\r'"'"'}" >"$1"'
+
+test_a_long_command_sent_at_once_after_a_quick_answer_keeps_it_awake_until_answered() {
+	local name=rd-$RT before t0 t1 out pid
+	rt inspect "$name" >/dev/null 2>&1 || redis_run "$name" || return
+	wait_for 30000 "Redis answering" rd_marker || return
+	wait_for 5000 "port $RD_PORT out of the set" not_redirected "$RD_PORT" || return
+	before=$(event_count sleep "$name")
+	ctl enable "$name" --idle "$IDLE" >/dev/null || { fail "dozectl enable $name failed"; return; }
+	t0=$(now_ms)
+	: >"$WORK/pipelined-$RT"
+	lib_bg nsenter --net="$(netns)" -- bash -c "$PIPELINED" "$RD_PORT" "$WORK/pipelined-$RT"
+	pid=$LAST_BG
+	wait "$pid"
+	t1=$(now_ms)
+	out=$(cat "$WORK/pipelined-$RT")
+	[ "$out" = "+PONG +OK" ] ||
+		fail "PING then DEBUG SLEEP 5 got '$out' after $((t1 - t0)) ms, expected '+PONG +OK' (nothing after PONG: the connection was cut)"
+	[ "$(event_count sleep "$name")" = "$before" ] ||
+		fail "it slept while the command ran: $(last_event sleep "$name" | jq -c '{ts, idle_ms}')"
+	wait_for "$SLEEP_MS" "a sleep once answered" events_at_least sleep "$name" $((before + 1))
+}
+
 # A kept_awake event says what kept it and names the peer (ADDR:PORT).
 kept_names_its_peer() { # event
 	[ -n "$(jq -r '.what // ""' <<<"$1")" ] || fail "the kept_awake event says not what kept it: $1"
@@ -502,6 +529,7 @@ ALL=(test_a_loopback_health_check_inside_the_container_lets_it_sleep
 	test_an_ignore_rule_lets_a_service_that_pushes_to_tcp_9090_sleep
 	test_a_malformed_ignore_rule_is_refused_naming_it_and_the_forms
 	test_a_redis_command_longer_than_the_idle_time_keeps_it_awake_until_answered
+	test_a_long_command_sent_at_once_after_a_quick_answer_keeps_it_awake_until_answered
 	test_keep_awake_while_connected_holds_it_while_a_connection_is_open
 	test_flows_json_lists_the_peer_direction_and_payload_of_each_flow)
 for RT in podman docker; do
