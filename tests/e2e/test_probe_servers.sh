@@ -253,15 +253,25 @@ test_unknown_probe_is_refused_naming_it_and_the_kinds() {
 test_probe_label_is_used_and_a_bad_one_is_named() {
 	local name=label-$RT bad=badlabel-$RT mark
 	"$ENV" create "$RTDIR" "$RT" "$name" "$LBL_PORT" dozed.enable=true dozed.idle=1h \
-		dozed.probe=http:/index.html >/dev/null 2>"$WORK/create.log" ||
+		dozed.probe=http:/index.html dozed.ignore=10.0.0.0/8,tcp/9090 \
+		dozed.keep-awake=connections >/dev/null 2>"$WORK/create.log" ||
 		{ fail "cannot create $name: $(tail -n 2 "$WORK/create.log")"; return; }
 	wait_for 10000 "labelled $name enabled" state_is "$name" awake || return
 	[ "$(probe_set "$name")" = "http:/index.html" ] ||
 		fail "label dozed.probe=http:/index.html gives probe '$(probe_set "$name")'"
+	local js
+	js=$(ctl status "$name" --json | jq -c '.service | {ignore, ignore_from, keep_awake}')
+	[ "$js" = '{"ignore":"10.0.0.0/8,tcp/9090","ignore_from":"service","keep_awake":"connections"}' ] ||
+		fail "labels dozed.ignore and dozed.keep-awake give $js"
 	mark=$(wc -l <"$(dozed_log)")
-	"$ENV" create "$RTDIR" "$RT" "$bad" - dozed.enable=true dozed.probe=gopher >/dev/null 2>&1
+	"$ENV" create "$RTDIR" "$RT" "$bad" - dozed.enable=true dozed.probe=gopher \
+		dozed.ignore=10.0.0.0/33 dozed.keep-awake=always >/dev/null 2>&1
 	wait_for 10000 "a log line naming dozed.probe=gopher" \
 		sh -c "tail -n +$((mark + 1)) '$(dozed_log)' | grep -q 'dozed.probe=gopher'"
+	wait_for 10000 "a log line naming the bad rule and the forms" \
+		sh -c "tail -n +$((mark + 1)) '$(dozed_log)' | grep 'dozed.ignore=10.0.0.0/33' | grep -q 'expected rules like'"
+	wait_for 10000 "a log line naming dozed.keep-awake=always" \
+		sh -c "tail -n +$((mark + 1)) '$(dozed_log)' | grep -q 'dozed.keep-awake=always'"
 }
 
 ONLY=("$@")
