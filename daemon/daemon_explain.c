@@ -122,8 +122,9 @@ void dozed_flows_apply_rules(struct dozed *d, struct service *s)
 		return;
 	int r = flow_counter_set_rules(d->flows, x->attachment, flows_rules_of(d, s));
 	if (r < 0 && r != -ENOENT)
-		log_warning_errno(r, "%s: cannot give its ignore rules to the flow counter; its "
-				     "traffic counts as activity",
+		log_warning_errno(r,
+				  "%s: cannot give its ignore rules to the flow counter; its "
+				  "traffic counts as activity",
 				  s->name);
 }
 

@@ -79,7 +79,7 @@ struct service {
 	char *container_id;
 	uint64_t idle_us;
 	bool wake_on_data;
-	struct probe_spec probe; /* as set: auto is resolved at each wake */
+	struct probe_spec probe;  /* as set: auto is resolved at each wake */
 	struct flow_rules ignore; /* its own when ignore_set (see service_spec) */
 	bool ignore_set;
 	bool keep_awake_connections;

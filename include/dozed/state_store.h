@@ -32,12 +32,12 @@ struct state_port {
 };
 
 struct state_service {
-	char *name;		 /* service name, non-empty */
-	char *container;	 /* the container as the user gave it: name or id */
-	char *container_id;	 /* 64 lowercase hex digits, or "" / NULL when not known yet */
-	uint64_t idle_us;	 /* 0: the daemon's default; stored in whole milliseconds */
-	bool wake_on_data;	 /* wake on a client's first bytes instead of its connect */
-	struct probe_spec probe; /* "probe"; absent (an older file): auto */
+	char *name;		  /* service name, non-empty */
+	char *container;	  /* the container as the user gave it: name or id */
+	char *container_id;	  /* 64 lowercase hex digits, or "" / NULL when not known yet */
+	uint64_t idle_us;	  /* 0: the daemon's default; stored in whole milliseconds */
+	bool wake_on_data;	  /* wake on a client's first bytes instead of its connect */
+	struct probe_spec probe;  /* "probe"; absent (an older file): auto */
 	struct flow_rules ignore; /* "ignore", when ignore_set; absent: the default */
 	bool ignore_set;
 	bool keep_awake_connections; /* "keep_awake": "connections"; absent: off */

@@ -398,8 +398,7 @@ TEST(test_status_says_why_an_awake_service_is_awake)
 	ASSERT_TRUE(o);
 	struct json_object *v;
 	ASSERT_TRUE(json_object_object_get_ex(o, "reason", &v));
-	ASSERT_STREQ(json_object_get_string(v),
-		     "last counted traffic 2s ago; sleeps in 8s");
+	ASSERT_STREQ(json_object_get_string(v), "last counted traffic 2s ago; sleeps in 8s");
 	ASSERT_TRUE(json_object_object_get_ex(o, "sleeps_in_ms", &v));
 	ASSERT_EQ_U(json_object_get_int64(v), 8000);
 	ASSERT_TRUE(json_object_object_get_ex(o, "state", &v));
