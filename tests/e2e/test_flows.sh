@@ -35,7 +35,7 @@ SLEEP_MS=$((IDLE_MS + 6000))
 AWAKE_MS=$((IDLE_MS * 3))
 PEER=10.207.0.2 GW=10.207.0.1
 LO_PORT=18481 CHK_PORT=18482 DNS_PORT=18483 WEB_PORT=18484 PUSH_PORT=18485 RD_PORT=18486 \
-	FLOW_PORT=18487 BAD_PORT=18488
+	FLOW_PORT=18487 BAD_PORT=18488 EX_PORT=18489
 # Fixed ports of the test's own clients, so that their flows are found by peer.
 CURL_LPORT=40123
 
@@ -520,6 +520,42 @@ test_flows_json_lists_the_peer_direction_and_payload_of_each_flow() {
 	ctl disable "$name" >/dev/null 2>&1
 }
 
+# What was ignored, in status: its loopback checks, connect-only checks
+# from the test namespace, DNS queries to the test resolver; and nothing
+# counted, said so.
+ignored_as_sent() { # name
+	status_json "$1" | jq -e --arg p "$PEER" '.service.activity.ignored as $i |
+		($i.loopback.packets // 0) > 0 and ($i.no_payload.checks // 0) >= 3 and
+		($i.no_payload.checks_from // "") == $p and ($i.dns.queries // 0) >= 2'
+}
+
+test_status_says_what_it_ignored_and_that_nothing_counted() {
+	local name=ex-$RT i st text
+	resolver_up || return
+	PUBLISH_IP=0.0.0.0 busybox_service "$name" "$EX_PORT" \
+		"while :; do wget -q -O /dev/null http://127.0.0.1/; sleep 1; done" || return
+	ctl enable "$name" --idle 1h >/dev/null || { fail "dozectl enable $name failed"; return; }
+	for i in 1 2 3; do
+		in_peer bash -c "exec 3<>/dev/tcp/$GW/$EX_PORT" ||
+			{ fail "connect-only check $i from the test namespace failed"; return; }
+	done
+	# One lookup: an A and an AAAA query.
+	rt exec "$name" nslookup -timeout=1 dozed.test "$PEER" >/dev/null 2>&1
+	wait_for 5000 "status counting loopback, 3 checks from $PEER and 2 DNS queries" ignored_as_sent "$name" ||
+		fail "status: $(status_json "$name" | jq -c '.service.activity')"
+	st=$(status_json "$name")
+	jq -e '.service.activity | (.counted_packets // 0) == 0 and .last_counted == null' <<<"$st" >/dev/null ||
+		fail "status counts traffic: $(jq -c '.service.activity' <<<"$st")"
+	[[ $(jq -r '.service.reason // ""' <<<"$st") == *"no counted traffic"* ]] ||
+		fail "the reason does not say nothing was counted: $(jq -r '.service.reason' <<<"$st")"
+	text=$(ctl status "$name" 2>&1)
+	grep -E '^ *ignored:.*loopback.*DNS [0-9]+ quer.*[0-9]+ connect-only checks from '"$PEER" <<<"$text" >/dev/null ||
+		grep -E '^ *ignored:.*loopback.*[0-9]+ connect-only checks from '"$PEER"'.*DNS [0-9]+ quer' <<<"$text" >/dev/null ||
+		fail "dozectl status does not say what it ignored: $(grep -i ignored <<<"$text" | tr '\n' '|')"
+	[ -n "$FAILED" ] || echo "   $(grep -E '^ *ignored:' <<<"$text" | sed 's/^ *//')"
+	ctl disable "$name" >/dev/null 2>&1
+}
+
 ONLY=("$@")
 env_up
 ALL=(test_a_loopback_health_check_inside_the_container_lets_it_sleep
@@ -531,7 +567,8 @@ ALL=(test_a_loopback_health_check_inside_the_container_lets_it_sleep
 	test_a_redis_command_longer_than_the_idle_time_keeps_it_awake_until_answered
 	test_a_long_command_sent_at_once_after_a_quick_answer_keeps_it_awake_until_answered
 	test_keep_awake_while_connected_holds_it_while_a_connection_is_open
-	test_flows_json_lists_the_peer_direction_and_payload_of_each_flow)
+	test_flows_json_lists_the_peer_direction_and_payload_of_each_flow
+	test_status_says_what_it_ignored_and_that_nothing_counted)
 for RT in podman docker; do
 	"$ENV" image "$RTDIR" "$RT" redis >"$WORK/image.log" 2>&1 ||
 		{ echo "FAIL ${RT}_image_redis: $(tail -n 3 "$WORK/image.log")"; ANY_FAILED=1; }
