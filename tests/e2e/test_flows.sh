@@ -128,7 +128,7 @@ last_sleep_after() { # name t0
 }
 sleep_top_flows() { last_event sleep "$1" | jq -c '.top_flows // []'; }
 status_json() { ctl status "$1" --json 2>/dev/null; }
-# flows_json NAME: the service's flows, as `dozectl flows NAME --json` gives them.
+# flows_of NAME: the service's flows, as `dozectl flows NAME --json` gives them.
 flows_of() { ctl flows "$1" --json 2>/dev/null | jq -c '[.services[]? | .flows[]?]'; }
 flow_by_peer() { # name peer: the flow with that peer, or null
 	flows_of "$1" | jq -c --arg p "$2" '[.[] | select(.peer == $p)] | first // null'
