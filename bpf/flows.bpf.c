@@ -45,6 +45,10 @@ struct {
 	__type(value, struct flows_global);
 } flows_global SEC(".maps");
 
+#ifndef IPPROTO_ICMPV6
+#define IPPROTO_ICMPV6 58
+#endif
+
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
@@ -74,9 +78,49 @@ static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, __u3
 struct packet {
 	struct flows_key key;
 	__u32 payload;
+	__u32 seq;	/* TCP: the segment's sequence number */
 	__u8 tcp_flags; /* FLOWS_TCP_* */
 	__u8 parsed;	/* 0: not an IP packet we could read */
 };
+
+#define IPV6_EXT_MAX 6
+
+static __always_inline int ipv6_is_ext(__u8 nh)
+{
+	/* Hop-by-hop, routing, fragment, AH, destination options. */
+	return nh == 0 || nh == 43 || nh == 44 || nh == 51 || nh == 60;
+}
+
+/*
+ * Walks the IPv6 extension headers after the fixed header, at most
+ * IPV6_EXT_MAX of them. Returns what follows them: its offset << 16, 1 << 8
+ * for a non-first fragment (no L4 header), and its protocol. A global
+ * function: the verifier checks it once, not once per path into it (which
+ * made the load ten times slower).
+ */
+__noinline int ipv6_ext_walk(struct __sk_buff *skb, __u32 nexthdr)
+{
+	__u32 off = 40, no_l4 = 0;
+	__u8 proto = nexthdr & 0xff;
+	for (int i = 0; i < IPV6_EXT_MAX; i++) {
+		__u8 h[4];
+		__u8 nh = proto;
+		if (!ipv6_is_ext(nh) || bpf_skb_load_bytes(skb, off, h, sizeof(h)) < 0)
+			break;
+		proto = h[0];
+		if (nh == 44) {
+			/* Fragment: 8 bytes; a non-first one has no L4 header. */
+			if (be16(&h[2]) & 0xfff8)
+				no_l4 = 1;
+			off += 8;
+		} else if (nh == 51) {
+			off += ((__u32)h[1] + 2) * 4;
+		} else {
+			off += ((__u32)h[1] + 1) * 8;
+		}
+	}
+	return (int)(off << 16 | no_l4 << 8 | proto);
+}
 
 /*
  * Reads the IP header and the TCP or UDP one. The peer is the destination of
@@ -87,7 +131,7 @@ static __always_inline void packet_parse(struct __sk_buff *skb, int dir, struct 
 	__u8 ip[40];
 	__u32 l3len, l4off, len = skb->len;
 	__u8 proto;
-	int peer_off;
+	int peer_off, no_l4 = 0;
 
 	if (load(skb, 0, ip, 20) < 0)
 		return;
@@ -103,17 +147,23 @@ static __always_inline void packet_parse(struct __sk_buff *skb, int dir, struct 
 		/* A later fragment has no L4 header (the hooks see whole
 		 * datagrams; this is for safety). */
 		if (be16(&ip[6]) & 0x1fff)
-			proto = 0;
+			no_l4 = 1;
 	} else if ((ip[0] >> 4) == 6) {
 		if (load(skb, 0, ip, 40) < 0)
 			return;
-		l3len = 40;
 		proto = ip[6];
-		/* Extension headers are not walked: other protocols' class. */
 		if (dir == FLOWS_DIR_OUT)
 			__builtin_memcpy(p->key.peer_addr, &ip[24], 16);
 		else
 			__builtin_memcpy(p->key.peer_addr, &ip[8], 16);
+		l3len = 40;
+		/* Extension headers are rare: their walk only when there are. */
+		if (ipv6_is_ext(proto)) {
+			__u32 w = (__u32)ipv6_ext_walk(skb, proto);
+			proto = w & 0xff;
+			no_l4 = (w >> 8) & 1;
+			l3len = w >> 16;
+		}
 	} else {
 		return;
 	}
@@ -121,6 +171,8 @@ static __always_inline void packet_parse(struct __sk_buff *skb, int dir, struct 
 	p->key.proto = proto;
 	l4off = l3len;
 	p->payload = len > l3len ? len - l3len : 0;
+	if (no_l4)
+		return;
 
 	if (proto == IPPROTO_TCP) {
 		__u8 th[14];
@@ -131,6 +183,7 @@ static __always_inline void packet_parse(struct __sk_buff *skb, int dir, struct 
 		__u8 f = th[13];
 		p->key.local_port = dir == FLOWS_DIR_OUT ? src : dst;
 		p->key.peer_port = dir == FLOWS_DIR_OUT ? dst : src;
+		p->seq = (__u32)th[4] << 24 | (__u32)th[5] << 16 | (__u32)th[6] << 8 | th[7];
 		p->payload = p->payload > hl ? p->payload - hl : 0;
 		p->tcp_flags = (f & TCP_FLAG_SYN ? FLOWS_TCP_SYN : 0) |
 			       (f & TCP_FLAG_FIN ? FLOWS_TCP_FIN : 0) |
@@ -147,12 +200,59 @@ static __always_inline void packet_parse(struct __sk_buff *skb, int dir, struct 
 	}
 }
 
-static __always_inline int rule_matches(const struct flows_rule *r, const struct flows_key *k)
+/*
+ * Set to 0 by the loader when the kernel refuses the socket checks below
+ * (then the program loads without them): the verifier drops dead code.
+ */
+const volatile __u8 tcp_sock_check = 1;
+
+/*
+ * The payload of a TCP segment the container receives that its socket will
+ * take: none for a listener (a SYN's data, a stray segment), none for what
+ * is not after rcv_nxt (the program runs before TCP: a duplicate, an old
+ * segment, a 1-byte keepalive or window probe).
+ */
+static __always_inline __u32 tcp_payload_taken(struct __sk_buff *skb, const struct packet *p)
+{
+	if (!tcp_sock_check)
+		return p->payload;
+	if (p->tcp_flags & FLOWS_TCP_SYN)
+		return 0;
+	struct bpf_sock *sk = skb->sk;
+	if (!sk)
+		return p->payload;
+	if (sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_NEW_SYN_RECV)
+		return 0;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return p->payload;
+	struct bpf_tcp_sock *tp = bpf_tcp_sock(sk);
+	if (!tp)
+		return p->payload;
+	if ((__s32)(p->seq + p->payload - tp->rcv_nxt) <= 0)
+		return 0;
+	return p->payload;
+}
+
+/*
+ * A port alone is the port of the side that was opened: the container's for
+ * a flow the peer opened, the peer's for one the container opened, either
+ * when the opener is unknown.
+ */
+static __always_inline int rule_matches(const struct flows_rule *r, const struct flows_key *k,
+					__u8 opener)
 {
 	if (r->proto ? r->proto != k->proto : k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP)
 		return 0;
-	if (r->port && k->peer_port != r->port && (r->peer_port_only || k->local_port != r->port))
-		return 0;
+	if (r->port) {
+		int peer = k->peer_port == r->port, local = k->local_port == r->port;
+		if (r->peer_port_only || opener == FLOWS_OPENER_CONTAINER)
+			local = 0;
+		else if (opener == FLOWS_OPENER_PEER)
+			peer = 0;
+		if (!peer && !local)
+			return 0;
+	}
 	__u64 a[2], m[2], peer[2];
 	__builtin_memcpy(a, r->addr, 16);
 	__builtin_memcpy(m, r->mask, 16);
@@ -160,34 +260,43 @@ static __always_inline int rule_matches(const struct flows_rule *r, const struct
 	return (peer[0] & m[0]) == a[0] && (peer[1] & m[1]) == a[1];
 }
 
-/* The class of a flow, decided when it is created and when the rules change. */
-static __always_inline void flow_classify(const struct flows_config *cfg, const struct flows_key *k,
-					  __u8 *class, __u8 *rule)
+/*
+ * The class of a flow, decided when it is created and when the rules or its
+ * opener change: its class | the rule's index << 8. A global function: the
+ * verifier checks it once, not once per path into it.
+ */
+__noinline int flow_class_of(const struct flows_config *cfg, const struct flows_key *k,
+			     __u32 opener)
 {
-	*rule = 0;
-	if (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP) {
-		*class = FLOWS_IGN_ICMP;
-		return;
-	}
-	if (k->peer_port == 53) {
-		*class = FLOWS_IGN_DNS;
-		return;
-	}
-	if (k->proto == IPPROTO_UDP && k->peer_port == 123) {
-		*class = FLOWS_IGN_NTP;
-		return;
-	}
+	if (!cfg || !k)
+		return FLOWS_COUNTED;
+	/* Only what the kernel answers: another protocol (SCTP, GRE, an
+	 * extension header past the walk) counts, erring towards awake. */
+	if (k->proto == IPPROTO_ICMP || k->proto == IPPROTO_ICMPV6)
+		return FLOWS_IGN_ICMP;
+	/* The container's own lookups and clock; a DNS or NTP server's
+	 * clients are its use. */
+	if (opener != FLOWS_OPENER_PEER && k->peer_port == 53 &&
+	    (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP))
+		return FLOWS_IGN_DNS;
+	if (opener != FLOWS_OPENER_PEER && k->proto == IPPROTO_UDP && k->peer_port == 123)
+		return FLOWS_IGN_NTP;
 	__u32 n = cfg->n_rules;
 	for (__u32 i = 0; i < FLOWS_RULES_MAX; i++) {
 		if (i >= n)
 			break;
-		if (rule_matches(&cfg->rule[i], k)) {
-			*class = FLOWS_IGN_RULE;
-			*rule = i;
-			return;
-		}
+		if (rule_matches(&cfg->rule[i], k, opener))
+			return FLOWS_IGN_RULE | i << 8;
 	}
-	*class = FLOWS_COUNTED;
+	return FLOWS_COUNTED;
+}
+
+static __always_inline void flow_classify(const struct flows_config *cfg, const struct flows_key *k,
+					  __u8 opener, __u8 *class, __u8 *rule)
+{
+	__u32 r = (__u32)flow_class_of(cfg, k, opener);
+	*class = r & 0xff;
+	*rule = (r >> 8) & 0xff;
 }
 
 static __always_inline void ignored_add(struct flows_stats *s, int class, __u32 len, __u64 segs,
@@ -229,12 +338,15 @@ static __always_inline struct flows_value *flow_get(const struct flows_cgroup_co
 	if (v) {
 		/* A new connection on the same ports (a SYN), or the SYN-ACK
 		 * of a flow first seen by it. */
+		__u8 opener = v->opener;
 		if (p->tcp_flags & FLOWS_TCP_SYN &&
-		    (!(p->tcp_flags & FLOWS_TCP_ACK) || v->opener == FLOWS_OPENER_UNKNOWN))
-			v->opener = opener_of(p, dir, 0);
-		if (v->rules_gen != cc->config.gen) {
+		    (!(p->tcp_flags & FLOWS_TCP_ACK) || opener == FLOWS_OPENER_UNKNOWN))
+			opener = opener_of(p, dir, 0);
+		/* Ports mean what the opener says: a new opener, a new class. */
+		if (v->rules_gen != cc->config.gen || opener != v->opener) {
 			__u8 class, rule;
-			flow_classify(&cc->config, &p->key, &class, &rule);
+			v->opener = opener;
+			flow_classify(&cc->config, &p->key, opener, &class, &rule);
 			v->class = class;
 			v->rule = rule;
 			v->rules_gen = cc->config.gen;
@@ -246,7 +358,7 @@ static __always_inline struct flows_value *flow_get(const struct flows_cgroup_co
 	init.first_ns = now;
 	init.rules_gen = cc->config.gen;
 	init.opener = opener_of(p, dir, 1);
-	flow_classify(&cc->config, &p->key, &init.class, &init.rule);
+	flow_classify(&cc->config, &p->key, init.opener, &init.class, &init.rule);
 	if (bpf_map_update_elem(&flows, &p->key, &init, BPF_NOEXIST) == 0) {
 		__u32 zero = 0;
 		struct flows_global *g = bpf_map_lookup_elem(&flows_global, &zero);
@@ -296,8 +408,11 @@ static __always_inline int flows_count(struct __sk_buff *skb, int dir)
 		if (v)
 			class = v->class;
 		else
-			flow_classify(&cc->config, &p.key, &class, &rule);
+			flow_classify(&cc->config, &p.key, opener_of(&p, dir, 0), &class, &rule);
 	}
+
+	if (dir == FLOWS_DIR_IN && p.payload && p.key.proto == IPPROTO_TCP)
+		p.payload = tcp_payload_taken(skb, &p);
 
 	if (v) {
 		struct flows_dir_stats *d = &v->dir[dir & 1];
@@ -306,6 +421,9 @@ static __always_inline int flows_count(struct __sk_buff *skb, int dir)
 		if (p.payload) {
 			__sync_fetch_and_add(&d->payload, p.payload);
 			d->last_payload_ns = now;
+			/* Who spoke last, which times of one tick cannot tell. */
+			if (v->last_payload_dir != dir + 1)
+				v->last_payload_dir = dir + 1;
 		}
 		v->last_ns = now;
 		/* Racy ORs of two CPUs could lose a bit: only write what is new. */

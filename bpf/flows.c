@@ -10,6 +10,7 @@
 #include <linux/magic.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,30 @@ static int load_failed(int r)
 				  "--log-level debug for the verifier's log)");
 }
 
+/* Opens, sizes and loads the programs, with or without the TCP socket checks
+ * (bpf/flows.bpf.c, tcp_sock_check). Every failure is logged but a refused
+ * load with the checks, which sets *refused for the caller to try without. */
+static int skel_load(uint32_t max_flows, bool sock_check, struct flows_bpf **out, bool *refused)
+{
+	struct flows_bpf *skel = flows_bpf__open();
+	if (!skel)
+		return load_failed(-errno);
+	skel->rodata->tcp_sock_check = sock_check;
+	int r = bpf_map__set_max_entries(skel->maps.flows, max_flows);
+	if (r < 0) {
+		flows_bpf__destroy(skel);
+		return log_error_errno(r, "Failed to size the flow map for %u flows", max_flows);
+	}
+	r = flows_bpf__load(skel);
+	if (r < 0) {
+		flows_bpf__destroy(skel);
+		*refused = sock_check && r != -EPERM && r != -EACCES && r != -ENOMEM;
+		return *refused ? r : load_failed(r);
+	}
+	*out = skel;
+	return 0;
+}
+
 int flow_counter_new(uint32_t max_flows, struct flow_counter **out)
 {
 	if (access(VMLINUX_BTF_PATH, R_OK) < 0)
@@ -98,19 +123,19 @@ int flow_counter_new(uint32_t max_flows, struct flow_counter **out)
 		return log_error_errno(c->ncpus, "Failed to count the possible CPUs");
 
 	c->max_flows = max_flows ? max_flows : FLOWS_MAP_MAX_ENTRIES;
-	c->skel = flows_bpf__open();
-	if (!c->skel)
-		return load_failed(-errno);
-	int r = bpf_map__set_max_entries(c->skel->maps.flows, c->max_flows);
-	if (r < 0) {
-		flows_bpf__destroy(c->skel);
-		return log_error_errno(r, "Failed to size the flow map for %u flows", c->max_flows);
+	bool refused = false;
+	int r = skel_load(c->max_flows, true, &c->skel, &refused);
+	if (r < 0 && refused) {
+		/* A kernel that refuses the socket checks (skb->sk, bpf_tcp_sock):
+		 * without them a duplicate segment counts, which errs towards
+		 * awake, never towards a wrong idle. */
+		log_warning_errno(r, "The flow counter does not load with its TCP socket checks; "
+				     "loading it without them (a retransmitted segment counts "
+				     "as activity)");
+		r = skel_load(c->max_flows, false, &c->skel, &refused);
 	}
-	r = flows_bpf__load(c->skel);
-	if (r < 0) {
-		flows_bpf__destroy(c->skel);
-		return load_failed(r);
-	}
+	if (r < 0)
+		return r;
 	c->stats_fd = bpf_map__fd(c->skel->maps.flows_stats);
 	c->config_fd = bpf_map__fd(c->skel->maps.flows_config);
 	c->flows_fd = bpf_map__fd(c->skel->maps.flows);

@@ -80,6 +80,7 @@ void flow_info_from(const struct flows_key *k, const struct flows_value *v, stru
 	    .first_ns = v->first_ns,
 	    .last_ns = v->last_ns,
 	    .last_counted_ns = v->last_counted_ns,
+	    .last_payload_dir = v->last_payload_dir ? v->last_payload_dir - 1 : -1,
 	};
 	for (int d = 0; d < 2; d++) {
 		out->bytes[d] = v->dir[d].bytes;
@@ -99,6 +100,36 @@ void flow_info_from(const struct flows_key *k, const struct flows_value *v, stru
 		sin6->sin6_port = htons(k->peer_port);
 		memcpy(&sin6->sin6_addr, k->peer_addr, 16);
 	}
+}
+
+int flow_counter_lookup(const struct flow_counter *c, const struct flow_attachment *a,
+			uint8_t proto, const struct sockaddr_storage *peer, uint16_t local_port,
+			struct flow_info *out)
+{
+	struct flows_key k = {.cgroup_id = a->cgroup_id, .local_port = local_port, .proto = proto};
+	if (peer->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
+		k.peer_addr[10] = k.peer_addr[11] = 0xff;
+		memcpy(k.peer_addr + 12, &sin->sin_addr, 4);
+		k.peer_port = ntohs(sin->sin_port);
+	} else if (peer->ss_family == AF_INET6) {
+		/* v4-mapped is the kernel's own form of an IPv4 peer. */
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)peer;
+		memcpy(k.peer_addr, &sin6->sin6_addr, 16);
+		k.peer_port = ntohs(sin6->sin6_port);
+	} else {
+		return log_debug_errno(SYNTHETIC_ERRNO(EAFNOSUPPORT),
+				       "Cannot look up a flow of address family %d",
+				       peer->ss_family);
+	}
+	struct flows_value v;
+	if (bpf_map_lookup_elem(c->flows_fd, &k, &v) < 0) {
+		if (errno == ENOENT)
+			return -ENOENT;
+		return log_error_errno(errno, "Failed to look up a flow of %s", a->path);
+	}
+	flow_info_from(&k, &v, out);
+	return 0;
 }
 
 struct list_walk {
