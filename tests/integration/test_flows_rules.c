@@ -185,3 +185,98 @@ TEST(test_attaching_again_starts_with_no_rules)
 	ASSERT_EQ_U(f.class, FLOWS_COUNTED);
 	ASSERT_EQ_U(totals(n).counted_packets, 1);
 }
+
+TEST(test_a_port_rule_is_the_port_of_the_side_that_was_opened)
+{
+	struct net *n = net_setup(0);
+	int lfd = container_socket(n, AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = sin_of(HERE, 8080);
+	listen_on(lfd, (struct sockaddr *)&sa, sizeof(sa));
+	/* tcp/40000 is the container's 40000 for flows a peer opens: a client
+	 * that happens to connect from its port 40000 is not it. */
+	set_rules(n, &(struct flow_rule){.proto = IPPROTO_TCP, .port = 40000}, 1);
+	int pfd = peer_socket(n, AF_INET, SOCK_STREAM);
+	int one = 1;
+	ASSERT_OK(setsockopt(pfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)));
+	struct sockaddr_in from = sin_of(PEER, 40000);
+	ASSERT_OK(bind(pfd, (struct sockaddr *)&from, sizeof(from)));
+	ASSERT_OK(connect(pfd, (struct sockaddr *)&sa, sizeof(sa)));
+	int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ASSERT_TRUE(cfd >= 0);
+	test_defer_close(cfd);
+	write_all(pfd, 123, 'p');
+	read_exactly(cfd, 123, 'p');
+
+	struct flow_info f;
+	ASSERT_TRUE(find_flow(n, IPPROTO_TCP, 8080, 40000, &f));
+	ASSERT_EQ_U(f.opener, FLOWS_OPENER_PEER);
+	ASSERT_EQ_U(f.class, FLOWS_COUNTED);
+	ASSERT_EQ_U(f.payload[FLOWS_DIR_IN], 123);
+	ASSERT_TRUE(totals(n).counted_packets > 0);
+	ASSERT_EQ_U(totals(n).ignored[FLOWS_IGN_RULE].packets, 0);
+}
+
+TEST(test_the_clients_of_an_ntp_or_dns_server_container_count)
+{
+	struct net *n = net_setup(0);
+	int srv = container_socket(n, AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in sa = sin_of(HERE, 0);
+	ASSERT_OK(bind(srv, (struct sockaddr *)&sa, sizeof(sa)));
+	unsigned short port = local_port_of(srv);
+	/* Clients from their ports 123 and 53 (an NTP peer, a resolver's
+	 * forwarder) to the container's server, and its answers. */
+	int ntp = udp_peer(n, 123), dns = udp_peer(n, 53);
+	udp_send(ntp, HERE, port, 48);
+	struct sockaddr_in from;
+	ASSERT_EQ_U(udp_recv(srv, &from), 48);
+	ASSERT_EQ_U(sendto(srv, "answer", 6, 0, (struct sockaddr *)&from, sizeof(from)), 6);
+	ASSERT_EQ_U(udp_recv(ntp, &from), 6);
+	udp_send(dns, HERE, port, 30);
+	ASSERT_EQ_U(udp_recv(srv, &from), 30);
+
+	struct flow_info f;
+	ASSERT_TRUE(find_flow(n, IPPROTO_UDP, port, 123, &f));
+	ASSERT_EQ_U(f.opener, FLOWS_OPENER_PEER);
+	ASSERT_EQ_U(f.class, FLOWS_COUNTED);
+	ASSERT_TRUE(find_flow(n, IPPROTO_UDP, port, 53, &f));
+	ASSERT_EQ_U(f.class, FLOWS_COUNTED);
+	struct flow_totals t = totals(n);
+	ASSERT_EQ_U(t.counted_packets, 3);
+	ASSERT_EQ_U(t.counted_bytes, 28 + 48 + 28 + 6 + 28 + 30);
+	ASSERT_EQ_U(t.ignored[FLOWS_IGN_NTP].packets + t.ignored[FLOWS_IGN_DNS].packets, 0);
+}
+
+TEST(test_an_ipv6_upload_with_destination_options_counts)
+{
+	struct net *n = net_setup(0);
+	const char *here[] = {"ip", "addr", "add", "fd00:211::1/64", "dev", "dzv0", "nodad", NULL};
+	const char *there[] = {"ip", "addr", "add", "fd00:211::2/64", "dev", "dzv1", "nodad", NULL};
+	ASSERT_EQ_U(run_cmd(-1, here, NULL), 0);
+	ASSERT_EQ_U(run_cmd(n->peer, there, NULL), 0);
+
+	int lfd = container_socket(n, AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+	ASSERT_TRUE(inet_pton(AF_INET6, "fd00:211::1", &sa.sin6_addr) == 1);
+	unsigned short port = listen_on(lfd, (struct sockaddr *)&sa, sizeof(sa));
+	sa.sin6_port = htons(port);
+	int pfd = peer_socket(n, AF_INET6, SOCK_STREAM);
+	/* A destination options header of 8 bytes: one PadN of 4. */
+	uint8_t opts[8] = {0, 0, 1, 4, 0, 0, 0, 0};
+	ASSERT_OK(setsockopt(pfd, IPPROTO_IPV6, IPV6_DSTOPTS, opts, sizeof(opts)));
+	ASSERT_OK(connect(pfd, (struct sockaddr *)&sa, sizeof(sa)));
+	int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ASSERT_TRUE(cfd >= 0);
+	test_defer_close(cfd);
+	write_all(pfd, 20000, 'u');
+	read_exactly(cfd, 20000, 'u');
+
+	struct flow_info f;
+	ASSERT_TRUE(find_flow(n, IPPROTO_TCP, port, local_port_of(pfd), &f));
+	ASSERT_TRUE(peer_is(&f, "fd00:211::2"));
+	ASSERT_EQ_U(f.class, FLOWS_COUNTED);
+	ASSERT_EQ_U(f.opener, FLOWS_OPENER_PEER);
+	ASSERT_EQ_U(f.payload[FLOWS_DIR_IN], 20000);
+	struct flow_totals t = totals(n);
+	ASSERT_TRUE(t.counted_bytes > 0);
+	ASSERT_EQ_U(t.ignored[FLOWS_IGN_ICMP].packets_out, 0);
+}
