@@ -244,3 +244,38 @@ TEST(test_an_old_or_duplicate_segment_does_not_count_and_a_real_byte_does)
 	ASSERT_EQ_U(f.payload[FLOWS_DIR_IN], 101);
 	ASSERT_EQ_U(f.last_payload_dir, FLOWS_DIR_IN);
 }
+
+TEST(test_a_flow_classifies_again_when_its_opener_becomes_known)
+{
+	struct net *n = net_setup(0);
+	int lfd = container_socket(n, AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = sin_of(HERE, 0);
+	unsigned short port = listen_on(lfd, (struct sockaddr *)&sa, sizeof(sa));
+	/* A segment of no known opener from the peer's port 53: DNS, as the
+	 * container's own lookups would be. */
+	int raw = peer_raw_tcp(n);
+	send_segment(raw, 53, port, 5000, 7000, TH_ACK, "", 0);
+	struct flow_info f;
+	WAIT_UNTIL(find_flow(n, IPPROTO_TCP, port, 53, &f) && f.packets[FLOWS_DIR_OUT] > 0);
+	ASSERT_EQ_U(f.opener, FLOWS_OPENER_UNKNOWN);
+	ASSERT_EQ_U(f.class, FLOWS_IGN_DNS);
+
+	/* Then the peer connects from its port 53: a client of the container. */
+	int pfd = peer_socket(n, AF_INET, SOCK_STREAM);
+	int one = 1;
+	ASSERT_OK(setsockopt(pfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)));
+	struct sockaddr_in from = sin_of(PEER, 53);
+	ASSERT_OK(bind(pfd, (struct sockaddr *)&from, sizeof(from)));
+	sa.sin_port = htons(port);
+	ASSERT_OK(connect(pfd, (struct sockaddr *)&sa, sizeof(sa)));
+	int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ASSERT_TRUE(cfd >= 0);
+	test_defer_close(cfd);
+	write_all(pfd, 64, 'c');
+	read_exactly(cfd, 64, 'c');
+	ASSERT_TRUE(find_flow(n, IPPROTO_TCP, port, 53, &f));
+	ASSERT_EQ_U(f.opener, FLOWS_OPENER_PEER);
+	ASSERT_EQ_U(f.class, FLOWS_COUNTED);
+	ASSERT_EQ_U(f.payload[FLOWS_DIR_IN], 64);
+	ASSERT_EQ_U(totals(n).counted_packets, 1);
+}
