@@ -223,9 +223,8 @@ static __always_inline __u32 tcp_payload_taken(struct __sk_buff *skb, const stru
 		return p->payload;
 	if (sk->state == BPF_TCP_LISTEN || sk->state == BPF_TCP_NEW_SYN_RECV)
 		return 0;
-	sk = bpf_sk_fullsock(sk);
-	if (!sk)
-		return p->payload;
+	/* NULL unless a full TCP socket (not a time-wait one): one helper
+	 * call, bpf_sk_fullsock's test included. */
 	struct bpf_tcp_sock *tp = bpf_tcp_sock(sk);
 	if (!tp)
 		return p->payload;
