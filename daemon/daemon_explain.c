@@ -104,8 +104,13 @@ static bool conn_unanswered(struct dozed *d, const struct service *s, const stru
 {
 	if (!c->inbound || c->bytes_received == 0)
 		return false;
-	(void)d;
-	(void)s; /* LOOKUP-PENDING */
+	const struct svc_extra *x = svc_extra_of(s);
+	struct flow_info f;
+	if (x->attachment &&
+	    flow_counter_lookup(d->flows, x->attachment, IPPROTO_TCP, &c->peer,
+				sockaddr_port(&c->local), &f) == 0 &&
+	    f.last_payload_dir >= 0)
+		return f.last_payload_dir == FLOWS_DIR_IN;
 	return c->unanswered;
 }
 
