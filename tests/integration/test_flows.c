@@ -4,7 +4,7 @@
  * cgroup2 mount, traffic over loopback in a private network namespace (what
  * the egress counter's tests asserted, for its egress totals), the flow
  * map's bound and its deletions. What counts as activity is
- * test_flows_classes.c's.
+ * test_flows_net.c's, test_flows_rules.c's and test_flows_tcp.c's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
