@@ -27,7 +27,8 @@ struct feed {
 };
 
 static const char *const event_names[] = {
-    "enabled", "disabled", "sleep", "sleep_cancelled", "wake", "ready", "wake_failed", "removed",
+    "enabled", "disabled",    "sleep",	 "sleep_cancelled", "wake",
+    "ready",   "wake_failed", "removed", "kept_awake",
 };
 
 static const char *const reserved_keys[] = {"ts", "event", "service", "container"};
@@ -155,6 +156,8 @@ static void format_message(char *msg, size_t len, const char *event, const char 
 	} else if (strcmp(event, "wake_failed") == 0) {
 		s = fact_str(facts, "reason");
 		snprintf(msg, len, "%s: wake failed: %s", service, s ? s : "no reason given");
+	} else if (strcmp(event, "kept_awake") == 0 && (s = fact_str(facts, "what"))) {
+		snprintf(msg, len, "%s: kept awake by %s", service, s);
 	} else if (strcmp(event, "enabled") == 0 && container) {
 		snprintf(msg, len, "%s: enabled (container %.12s)", service, container);
 	} else if ((s = fact_str(facts, "reason"))) {

@@ -257,3 +257,13 @@ TEST(test_ready_and_failures_are_logged_with_timings_and_reason)
 	_cleanup_free_ char *enabled = log_of("enabled", "0123456789abcdef0123", NULL);
 	ASSERT_CONTAINS(enabled, "web: enabled (container 0123456789ab)");
 }
+
+TEST(test_kept_awake_is_recorded_and_logged_with_what_kept_it)
+{
+	_cleanup_free_ char *text =
+	    log_of("kept_awake", "c",
+		   "{\"by\":\"unanswered\",\"what\":\"an unanswered request from 10.0.0.9:40000 "
+		   "to port 80 (40 B in, the last 3.0s ago)\"}");
+	ASSERT_CONTAINS(text, "web: kept awake by an unanswered request from 10.0.0.9:40000 to "
+			      "port 80 (40 B in, the last 3.0s ago)");
+}
