@@ -417,6 +417,14 @@ static void idle_check(struct service_registry *r, struct service *s)
 	}
 	if (kept_by_connection(r, s))
 		return;
+	/* The answer may have gone between the read and the look at its
+	 * connections: it is activity, read once more before the stop. */
+	uint64_t before = s->last_activity_us;
+	read_activity(r, s);
+	if (s->last_activity_us > before) {
+		arm_idle_timer(r, s);
+		return;
+	}
 	go_to_sleep(r, s, "idle");
 }
 

@@ -94,6 +94,8 @@ static enum service_kept f_blocker(void *ud, struct service *s, char *what, size
 	(void)ud;
 	(void)s;
 	F.blocker_asked++;
+	if (F.activity_during_blocker)
+		F.activity = F.activity_during_blocker;
 	snprintf(what, len, "%s", F.kept_what ? F.kept_what : "");
 	return F.kept;
 }

@@ -29,6 +29,9 @@ struct fake {
 	enum service_kept kept;	 /* what sleep_blocker answers */
 	const char *kept_what;	 /* and says */
 	unsigned blocker_asked;	 /* sleep_blocker calls */
+	/* Non-zero: counted traffic that comes while sleep_blocker looks (an
+	 * answer sent between the two reads). */
+	uint64_t activity_during_blocker;
 	uint64_t timer_at;
 	struct json_object *last_facts;
 	char last_event[32];

@@ -140,3 +140,17 @@ TEST(test_a_kept_service_can_be_kept_again_after_it_woke)
 	fire_at(s, F.now + 2500000);
 	ASSERT_STREQ(F.log, "event kept_awake web;");
 }
+
+TEST(test_an_answer_sent_while_its_connections_are_read_is_seen_before_the_stop)
+{
+	struct service *s = setup(true);
+	F.kept = SERVICE_NOT_KEPT;
+	/* The request was unanswered at the first read; the answer went out
+	 * just before the connections were read, so they show nothing open. */
+	F.activity_during_blocker = 109999000;
+	fire_at(s, 107500000);
+	fire_at(s, 110 * SEC);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_EQ_U(F.blocker_asked, 1);
+	ASSERT_EQ_U(F.timer_at, 117499000);
+}
