@@ -191,6 +191,8 @@ static void ops_emit(void *ud, struct service *s, const char *event, struct json
 	/* What went on in its last idle window, counted or not. */
 	if (facts && strcmp(event, "sleep") == 0)
 		flows_add_top_to_sleep(d, s, facts);
+	if (facts && strcmp(event, "kept_awake") == 0)
+		dozed_flows_add_kept_peer(d, s, facts);
 	feed_emit(d->feed, event, s->name, s->container_id, facts);
 }
 

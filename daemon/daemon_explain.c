@@ -149,6 +149,8 @@ enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *
 	for (size_t i = 0; i < n; i++) {
 		if (!conn_unanswered(d, s, &c[i]) || conn_too_old(d, &c[i]))
 			continue;
+		svc_extra_of(s)->kept_peer = c[i].peer;
+		svc_extra_of(s)->kept_peer_set = true;
 		snprintf(what, len,
 			 "an unanswered request from %s to port %u (%llu B in, the last %.1fs ago)",
 			 sockaddr_to_string(&c[i].peer, peer, sizeof(peer)),
@@ -162,6 +164,8 @@ enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *
 		/* Half closed: the peer is gone but for an answer it no longer waits for. */
 		if (!c[i].inbound || c[i].half_closed)
 			continue;
+		svc_extra_of(s)->kept_peer = c[i].peer;
+		svc_extra_of(s)->kept_peer_set = true;
 		snprintf(
 		    what, len, "an open connection from %s to port %u (keep-awake connections)",
 		    sockaddr_to_string(&c[i].peer, peer, sizeof(peer)), sockaddr_port(&c[i].local));
@@ -327,4 +331,32 @@ void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct jso
 		if (table)
 			json_object_object_add(o, "flow_table", table);
 	}
+}
+
+void dozed_flows_add_kept_peer(struct dozed *d, struct service *s, struct json_object *facts)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	struct json_object *by = NULL;
+	struct sockaddr_storage peer;
+	bool known = false;
+	if (json_object_object_get_ex(facts, "by", &by) &&
+	    strcmp(json_object_get_string(by), "traffic") == 0) {
+		struct flow_totals t;
+		if (x->attachment && flow_counter_read(d->flows, x->attachment, &t) == 0 &&
+		    t.counted_last_ns) {
+			peer = t.last_counted.peer;
+			known = true;
+		}
+	} else if (x->kept_peer_set) {
+		peer = x->kept_peer;
+		known = true;
+	}
+	if (!known)
+		return;
+	char a[INET6_ADDRSTRLEN + 16];
+	json_object_object_add(facts, "peer",
+			       json_object_new_string(sockaddr_to_string(&peer, a, sizeof(a))));
+	const char *svc = flows_peer_service(d, &peer);
+	if (svc)
+		json_object_object_add(facts, "peer_service", json_object_new_string(svc));
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "daemon_flows.h"
@@ -114,6 +115,9 @@ struct svc_extra {
 	 * and its init (0: not known). */
 	char ip[46];
 	pid_t pid;
+	/* The peer of the connection that last kept it awake, for the event. */
+	struct sockaddr_storage kept_peer;
+	bool kept_peer_set;
 };
 
 struct pending_op {
@@ -206,6 +210,9 @@ void dozed_service_json_add_flows(struct dozed *d, struct service *s, struct jso
 				  bool detailed);
 /* What keeps s awake past its idle time (service_ops.sleep_blocker): its
  * open connections, read in its network namespace. */
+/* The kept_awake event's "peer" (and "peer_service"): the last counted
+ * flow's for by=traffic, else the connection that kept s awake. */
+void dozed_flows_add_kept_peer(struct dozed *d, struct service *s, struct json_object *facts);
 /* Gives the flow counter s's rules in force (its own, else the default). */
 void dozed_flows_apply_rules(struct dozed *d, struct service *s);
 enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *what, size_t len);
