@@ -37,12 +37,14 @@
 /* Why traffic does not count as activity; FLOWS_COUNTED when it does. */
 enum flows_class {
 	FLOWS_COUNTED = 0,
-	FLOWS_IGN_LOOPBACK,   /* never left the container's namespace: totals only, no flow */
-	FLOWS_IGN_NO_PAYLOAD, /* a TCP segment without payload (per packet, on any flow) */
-	FLOWS_IGN_DNS,	      /* peer port 53, tcp or udp */
-	FLOWS_IGN_NTP,	      /* udp, peer port 123 */
-	FLOWS_IGN_ICMP,	      /* neither tcp nor udp: the kernel answers it, not the service */
-	FLOWS_IGN_RULE,	      /* one of the user's ignore rules */
+	FLOWS_IGN_LOOPBACK, /* never left the container's namespace: totals only, no flow */
+	/* A TCP segment without payload, or with payload the socket will not
+	 * take (in a SYN, to a listener, not after rcv_nxt): per packet. */
+	FLOWS_IGN_NO_PAYLOAD,
+	FLOWS_IGN_DNS,	/* peer port 53, tcp or udp, on a flow the container opened (or unknown) */
+	FLOWS_IGN_NTP,	/* udp, peer port 123, the same */
+	FLOWS_IGN_ICMP, /* ICMP or ICMPv6: the kernel answers it; other protocols count */
+	FLOWS_IGN_RULE, /* one of the user's ignore rules */
 	FLOWS_CLASS_MAX,
 };
 
@@ -104,8 +106,10 @@ struct flows_rule {
 	__u8 mask[16]; /* all zero: any address */
 	__u16 port;    /* host order; 0: any */
 	__u8 proto;    /* 0: tcp and udp */
-	/* 1: the port is the peer's (the rule named an address too); 0: either
-	 * the container's or the peer's port. */
+	/* 1: the port is the peer's (the rule named an address too); 0: the
+	 * port of the side that was opened: the container's for a flow the
+	 * peer opened, the peer's for one the container opened, either when
+	 * not known. */
 	__u8 peer_port_only;
 	__u8 pad[4];
 };
