@@ -151,6 +151,7 @@ void flow_counter_free(struct flow_counter *c)
 	/* Attachments are owned by their callers, who must detach first. */
 	assert(!c->attachments);
 	flows_bpf__destroy(c->skel);
+	free(c->purge);
 	free(c);
 }
 
@@ -265,6 +266,12 @@ int flow_counter_attach(struct flow_counter *c, const char *cgroup_dir,
 			return log_error_errno(SYNTHETIC_ERRNO(EEXIST),
 					       "The flows of %s are already counted (as %s)",
 					       cgroup_dir, i->path);
+	/* Detached and attached again: it starts with no flows, as it did. */
+	for (size_t k = 0; k < c->n_purge; k++)
+		if (c->purge[k] == id) {
+			(void)flow_counter_purge(c);
+			break;
+		}
 
 	struct flow_attachment *a = calloc(1, sizeof(*a));
 	if (!a)
@@ -326,11 +333,37 @@ void flow_counter_detach(struct flow_attachment *a)
 	if (r < 0)
 		log_warning_errno(r, "Failed to detach the flow counter (egress) from %s", a->path);
 	a->ingress = a->egress = NULL;
-	/* No packet of it is counted any more: then its flows can go. */
-	r = flows_map_delete_cgroup(c, a->cgroup_id);
-	if (r < 0)
-		log_warning_errno(r, "Failed to delete the flows of %s", a->path);
+	/* No packet of it is counted any more: its flows can go, with the
+	 * next purge (a walk of a full map takes ms: a thousand containers
+	 * stopping together walk it once). */
+	if (c->n_purge == c->cap_purge) {
+		size_t cap = c->cap_purge ? 2 * c->cap_purge : 16;
+		uint64_t *more = reallocarray(c->purge, cap, sizeof(*more));
+		if (more) {
+			c->purge = more;
+			c->cap_purge = cap;
+		}
+	}
+	/* Out of memory: the LRU pushes them out in time, as evictions. */
+	if (c->n_purge < c->cap_purge) {
+		size_t i = c->n_purge++;
+		for (; i > 0 && c->purge[i - 1] > a->cgroup_id; i--)
+			c->purge[i] = c->purge[i - 1];
+		c->purge[i] = a->cgroup_id;
+	}
 	attachment_free(a);
+}
+
+int flow_counter_purge(struct flow_counter *c)
+{
+	if (c->n_purge == 0)
+		return 0;
+	int r = flows_map_delete_cgroups(c, c->purge, c->n_purge);
+	if (r < 0)
+		return log_warning_errno(r, "Failed to delete the flows of %zu stopped containers",
+					 c->n_purge);
+	c->n_purge = 0;
+	return 0;
 }
 
 int flow_counter_set_rules(struct flow_counter *c, struct flow_attachment *a,

@@ -19,7 +19,11 @@ struct flow_counter {
 	/* Every config written gets a new one: a flow's class stays valid
 	 * until its cgroup's rules change, whatever attached before. */
 	uint32_t gen;
-	uint64_t deleted; /* flows removed by flow_counter_detach */
+	uint64_t deleted; /* flows removed of detached cgroups */
+	/* Detached cgroups whose flows are still in the map, sorted: one walk
+	 * deletes them all (flow_counter_purge), not one walk each. */
+	uint64_t *purge;
+	size_t n_purge, cap_purge;
 	/* The kernel lets one program be linked twice to a cgroup, which would
 	 * count every packet twice: attachments are tracked to refuse that. */
 	struct flow_attachment *attachments;
@@ -38,8 +42,9 @@ struct flow_attachment {
 typedef int (*flows_map_fn)(const struct flows_key *k, const struct flows_value *v, void *data);
 int flows_map_foreach(const struct flow_counter *c, flows_map_fn fn, void *data);
 
-/* Deletes the flows of cgroup id, counting them in c->deleted. */
-int flows_map_delete_cgroup(struct flow_counter *c, uint64_t id);
+/* Deletes the flows of the cgroups in ids (n of them, sorted), counting
+ * them in c->deleted. */
+int flows_map_delete_cgroups(struct flow_counter *c, const uint64_t *ids, size_t n);
 
 /* A flow as userspace reads it. */
 void flow_info_from(const struct flows_key *k, const struct flows_value *v, struct flow_info *out);

@@ -186,7 +186,8 @@ int flow_counter_list_all(const struct flow_counter *c, uint64_t since_ns, struc
 }
 
 struct key_walk {
-	uint64_t cgroup_id;
+	const uint64_t *ids; /* sorted */
+	size_t n_ids;
 	struct flows_key *keys;
 	size_t n, cap;
 };
@@ -195,7 +196,15 @@ static int collect_key(const struct flows_key *k, const struct flows_value *v, v
 {
 	(void)v;
 	struct key_walk *w = data;
-	if (k->cgroup_id != w->cgroup_id)
+	size_t lo = 0, hi = w->n_ids;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (w->ids[mid] < k->cgroup_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == w->n_ids || w->ids[lo] != k->cgroup_id)
 		return 0;
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 16;
@@ -209,9 +218,9 @@ static int collect_key(const struct flows_key *k, const struct flows_value *v, v
 	return 0;
 }
 
-int flows_map_delete_cgroup(struct flow_counter *c, uint64_t id)
+int flows_map_delete_cgroups(struct flow_counter *c, const uint64_t *ids, size_t n)
 {
-	struct key_walk w = {.cgroup_id = id};
+	struct key_walk w = {.ids = ids, .n_ids = n};
 	int r = flows_map_foreach(c, collect_key, &w);
 	/* Deleted only when the kernel says so: one evicted meanwhile counts
 	 * as evicted, which keeps evicted = created - live - deleted. */

@@ -164,6 +164,7 @@ static void ops_egress_read(void *ud, struct service *s)
 	if (r == -ENOENT) {
 		flow_counter_detach(x->attachment);
 		x->attachment = NULL;
+		flows_purge_soon(d);
 	}
 	if (r < 0)
 		return;
@@ -251,6 +252,8 @@ void dozed_attach_counter(struct dozed *d, struct service *s, const struct runti
 	if (x->attachment && stat(cgroup_dir, &st) == 0 &&
 	    st.st_ino == flow_attachment_cgroup_id(x->attachment))
 		return;
+	if (x->attachment)
+		flows_purge_soon(d);
 	flow_counter_detach(x->attachment);
 	x->attachment = NULL;
 	/* A counter that cannot attach leaves the service awake for ever: say so. */
@@ -551,6 +554,8 @@ void dozed_free(struct dozed *d)
 	flows_snapshot_drop(d);
 	if (d->snapshot_timer)
 		event_free(d->snapshot_timer);
+	if (d->purge_timer)
+		event_free(d->purge_timer);
 	flow_counter_free(d->flows);
 	free(d);
 }

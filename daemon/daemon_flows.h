@@ -44,6 +44,9 @@ struct flows_snapshot {
 	uint64_t at_us; /* when it was read; 0: never */
 };
 const struct flows_snapshot *flows_snapshot_get(struct dozed *d);
+/* The flows of the containers detached meanwhile leave the map within a
+ * second, in one walk (flow_counter_purge). */
+void flows_purge_soon(struct dozed *d);
 /* Forgets it: the next get walks the map again. */
 void flows_snapshot_drop(struct dozed *d);
 /* s's flows in the snapshot: their count, *first the first of them. */

@@ -56,6 +56,7 @@ struct dozed {
 	/* flow_snapshot.c: the last walk of the flow map, and its expiry. */
 	struct flows_snapshot snapshot;
 	struct event *snapshot_timer;
+	struct event *purge_timer;
 	uint64_t trim_seen, trim_done;
 	void (*ready_cb)(void *userdata);
 	void *ready_ud;

@@ -48,6 +48,28 @@ static void snapshot_expired(evutil_socket_t fd, short what, void *arg)
 	flows_snapshot_drop(arg);
 }
 
+static void purge_due(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct dozed *d = arg;
+	(void)flow_counter_purge(d->flows); /* logged; kept for the next */
+}
+
+void flows_purge_soon(struct dozed *d)
+{
+	if (!d->flows)
+		return;
+	if (!d->purge_timer && !(d->purge_timer = evtimer_new(d->base, purge_due, d))) {
+		(void)flow_counter_purge(d->flows);
+		return;
+	}
+	if (evtimer_pending(d->purge_timer, NULL))
+		return;
+	struct timeval tv = timeval_from_us(SNAPSHOT_TTL_US);
+	evtimer_add(d->purge_timer, &tv);
+}
+
 const struct flows_snapshot *flows_snapshot_get(struct dozed *d)
 {
 	struct flows_snapshot *snap = &d->snapshot;
@@ -60,6 +82,8 @@ const struct flows_snapshot *flows_snapshot_get(struct dozed *d)
 		snap->err = snap->stats_err = -ENODEV;
 		return snap;
 	}
+	/* Stopped containers' flows go first: not listed, not counted live. */
+	(void)flow_counter_purge(d->flows);
 	snap->err = flow_counter_list_all(d->flows, 0, &snap->flows, &snap->n);
 	if (snap->n > 1)
 		qsort(snap->flows, snap->n, sizeof(*snap->flows), by_cgroup_then_order);

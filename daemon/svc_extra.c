@@ -66,6 +66,8 @@ void svc_extra_destroy(struct svc_extra *x)
 {
 	if (!x)
 		return;
+	if (x->attachment)
+		flows_purge_soon(x->d);
 	flow_counter_detach(x->attachment);
 	health_check_free(x->health);
 	dozed_stop_forget(x->d, x);

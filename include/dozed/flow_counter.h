@@ -84,9 +84,13 @@ void flow_counter_free(struct flow_counter *c);
  * is already attached, -EINVAL if it is not cgroup v2, -ENOENT if absent. */
 int flow_counter_attach(struct flow_counter *c, const char *cgroup_dir,
 			struct flow_attachment **out);
-/* Stops accounting, deletes the cgroup's flows from the map and frees the
- * handle; accepts NULL. */
+/* Stops accounting and frees the handle; accepts NULL. The cgroup's flows
+ * leave the map with the next flow_counter_purge. */
 void flow_counter_detach(struct flow_attachment *a);
+/* Deletes the flows of every cgroup detached since the last purge, in one
+ * walk of the map, counting them as deleted. 0; -errno (logged): they stay,
+ * for the next purge. */
+int flow_counter_purge(struct flow_counter *c);
 
 /* Replaces the cgroup's ignore rules; its flows classify again with their
  * next packet. -ENOENT once the cgroup is gone. */

@@ -279,6 +279,49 @@ TEST(test_more_flows_than_the_map_holds_are_evicted_and_counted)
 	ASSERT_EQ_U(t.last_counted_dir, FLOWS_DIR_OUT);
 }
 
+static void detach_other(void *a)
+{
+	flow_counter_detach(a);
+}
+
+TEST(test_a_purge_after_detach_deletes_the_cgroups_flows_and_only_theirs)
+{
+	struct net *n = net_setup(0);
+	_cleanup_free_ char *other_dir = testcg_create("other");
+	struct flow_attachment *other = NULL;
+	ASSERT_OK(flow_counter_attach(n->c, other_dir, &other));
+	test_defer(detach_other, other);
+	int sink = udp_peer(n, 7000);
+	for (int i = 0; i < 3; i++) {
+		int fd = container_socket(n, AF_INET, SOCK_DGRAM, 0);
+		udp_send(fd, PEER, 7000, 10);
+		struct sockaddr_in from;
+		ASSERT_EQ_U(udp_recv(sink, &from), 10);
+	}
+	int ofd = socket_in(other_dir, AF_INET, SOCK_DGRAM, 0);
+	udp_send(ofd, PEER, 7000, 10);
+	struct sockaddr_in from;
+	ASSERT_EQ_U(udp_recv(sink, &from), 10);
+	ASSERT_EQ_U(count_flows(n), 3);
+
+	flow_counter_detach(n->a);
+	n->a = NULL;
+	struct flow_map_stats m;
+	/* Until the purge they stay, live. */
+	ASSERT_OK(flow_counter_map_stats(n->c, &m));
+	ASSERT_EQ_U(m.live, 4);
+	ASSERT_OK(flow_counter_purge(n->c));
+	ASSERT_OK(flow_counter_map_stats(n->c, &m));
+	ASSERT_EQ_U(m.live, 1);
+	ASSERT_EQ_U(m.deleted, 3);
+	ASSERT_EQ_U(m.created, 4);
+	ASSERT_EQ_U(m.evicted, 0);
+	/* A second purge has nothing to do. */
+	ASSERT_OK(flow_counter_purge(n->c));
+	ASSERT_OK(flow_counter_map_stats(n->c, &m));
+	ASSERT_EQ_U(m.live, 1);
+}
+
 TEST(test_detach_deletes_the_cgroups_flows)
 {
 	struct net *n = net_setup(0);
@@ -294,16 +337,12 @@ TEST(test_detach_deletes_the_cgroups_flows)
 	flow_counter_detach(n->a);
 	n->a = NULL;
 	struct flow_map_stats m;
+	ASSERT_OK(flow_counter_purge(n->c));
 	ASSERT_OK(flow_counter_map_stats(n->c, &m));
 	ASSERT_EQ_U(m.live, 0);
 	ASSERT_EQ_U(m.deleted, 3);
 	ASSERT_EQ_U(m.created, 3);
 	ASSERT_EQ_U(m.evicted, 0);
-}
-
-static void detach_other(void *a)
-{
-	flow_counter_detach(a);
 }
 
 TEST(test_one_walk_lists_every_containers_flows_each_under_its_cgroup)
