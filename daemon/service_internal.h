@@ -57,3 +57,17 @@ void service_wake_failure(struct service_registry *r, struct service *s, bool re
 /* The settings of spec (idle, wake_on, probe, ignore rules, keep awake)
  * into s, for service_add and service_update_settings. */
 void service_take_settings(struct service *s, const struct service_spec *spec);
+
+/* service_idle.c: the idle decision. */
+/* When s sleeps by its last reading: its last activity (or wake) + idle. */
+uint64_t service_idle_deadline(const struct service *s);
+/* Reads the counted traffic and the relayed clients waiting into s. */
+void service_read_activity(struct service_registry *r, struct service *s);
+/* Its idle timer: a look when the last quarter of the idle time begins,
+ * then the deadline. */
+void service_arm_idle_timer(struct service_registry *r, struct service *s);
+/* The idle timer fired for an awake s: moves the deadline, keeps it awake
+ * for a connection, or puts it to sleep. */
+void service_idle_check(struct service_registry *r, struct service *s);
+/* service.c: ports into the set, then the stop. */
+int service_go_to_sleep(struct service_registry *r, struct service *s, const char *why);
