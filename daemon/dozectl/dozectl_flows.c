@@ -170,44 +170,21 @@ static void fill_row(struct row *r, struct json_object *f)
 }
 
 /* Pads by characters, not bytes: a peer's service name may be UTF-8. */
-static void print_row(FILE *out, const char *const cells[N_COLS], const size_t width[N_COLS])
-{
-	for (size_t c = 0; c < N_COLS; c++) {
-		fputs(cells[c], out);
-		if (c + 1 == N_COLS) {
-			fputc('\n', out);
-			break;
-		}
-		for (size_t w = dozectl_text_width(cells[c]); w < width[c] + 2; w++)
-			fputc(' ', out);
-	}
-}
-
 static void print_table(FILE *out, struct json_object *flows)
 {
-	size_t n = json_object_array_length(flows), width[N_COLS];
-	_cleanup_free_ struct row *rows = calloc(n, sizeof(*rows));
-	if (!rows) {
+	size_t n = json_object_array_length(flows);
+	_cleanup_free_ struct row *rows = n ? calloc(n, sizeof(*rows)) : NULL;
+	_cleanup_free_ const char **cells = n ? calloc(n * N_COLS, sizeof(*cells)) : NULL;
+	if (n && (!rows || !cells)) {
 		fprintf(stderr, "dozectl: out of memory\n");
 		return;
 	}
-	for (size_t c = 0; c < N_COLS; c++)
-		width[c] = strlen(headers[c]);
 	for (size_t i = 0; i < n; i++) {
 		fill_row(&rows[i], json_object_array_get_idx(flows, i));
-		for (size_t c = 0; c < N_COLS; c++) {
-			size_t w = dozectl_text_width(rows[i].cell[c]);
-			if (w > width[c])
-				width[c] = w;
-		}
-	}
-	print_row(out, headers, width);
-	for (size_t i = 0; i < n; i++) {
-		const char *cells[N_COLS];
 		for (size_t c = 0; c < N_COLS; c++)
-			cells[c] = rows[i].cell[c];
-		print_row(out, cells, width);
+			cells[i * N_COLS + c] = rows[i].cell[c];
 	}
+	dozectl_print_table(out, headers, cells, N_COLS, n);
 }
 
 /* "web (awake), flows of the last 12s:" */

@@ -171,17 +171,34 @@ static void fill_row(struct row *r, struct json_object *s)
 	format_ms_field(s, "last_wake_ms", true, r->cell[COL_WAKE], CELL_MAX);
 }
 
-static void print_row(FILE *out, const char *const cells[N_COLS], const size_t width[N_COLS])
+void dozectl_print_table(FILE *out, const char *const *headers, const char *const *cells,
+			 size_t ncols, size_t n)
 {
-	/* Pads by characters, not bytes: a name may be UTF-8. */
-	for (size_t c = 0; c < N_COLS; c++) {
-		fputs(cells[c], out);
-		if (c + 1 == N_COLS) {
-			fputc('\n', out);
-			break;
+	_cleanup_free_ size_t *width = calloc(ncols, sizeof(*width));
+	if (!width) {
+		fprintf(stderr, "dozectl: out of memory\n");
+		return;
+	}
+	for (size_t c = 0; c < ncols; c++)
+		width[c] = dozectl_text_width(headers[c]);
+	for (size_t i = 0; i < n; i++)
+		for (size_t c = 0; c < ncols; c++) {
+			size_t w = dozectl_text_width(cells[i * ncols + c]);
+			if (w > width[c])
+				width[c] = w;
 		}
-		for (size_t w = dozectl_text_width(cells[c]); w < width[c] + 2; w++)
-			fputc(' ', out);
+	/* Pads by characters, not bytes: a name may be UTF-8. */
+	for (size_t i = 0; i <= n; i++) {
+		const char *const *row = i == 0 ? headers : cells + (i - 1) * ncols;
+		for (size_t c = 0; c < ncols; c++) {
+			fputs(row[c], out);
+			if (c + 1 == ncols) {
+				fputc('\n', out);
+				break;
+			}
+			for (size_t w = dozectl_text_width(row[c]); w < width[c] + 2; w++)
+				fputc(' ', out);
+		}
 	}
 }
 
@@ -189,29 +206,18 @@ void dozectl_print_list(FILE *out, struct json_object *services)
 {
 	size_t n =
 	    json_object_is_type(services, json_type_array) ? json_object_array_length(services) : 0;
-	size_t width[N_COLS];
 	_cleanup_free_ struct row *rows = n ? calloc(n, sizeof(*rows)) : NULL;
-	if (n && !rows) {
+	_cleanup_free_ const char **cells = n ? calloc(n * N_COLS, sizeof(*cells)) : NULL;
+	if (n && (!rows || !cells)) {
 		fprintf(stderr, "dozectl: out of memory\n");
 		return;
 	}
-	for (size_t c = 0; c < N_COLS; c++)
-		width[c] = strlen(headers[c]);
 	for (size_t i = 0; i < n; i++) {
 		fill_row(&rows[i], json_object_array_get_idx(services, i));
-		for (size_t c = 0; c < N_COLS; c++) {
-			size_t w = dozectl_text_width(rows[i].cell[c]);
-			if (w > width[c])
-				width[c] = w;
-		}
-	}
-	print_row(out, headers, width);
-	for (size_t i = 0; i < n; i++) {
-		const char *cells[N_COLS];
 		for (size_t c = 0; c < N_COLS; c++)
-			cells[c] = rows[i].cell[c];
-		print_row(out, cells, width);
+			cells[i * N_COLS + c] = rows[i].cell[c];
 	}
+	dozectl_print_table(out, headers, cells, N_COLS, n);
 	/* A state a user has to act on, or wait out, says why under the table. */
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *s = json_object_array_get_idx(services, i);

@@ -45,6 +45,10 @@ char *dozectl_format_peer(struct json_object *flow, char *buf, size_t len);
  * missing number). */
 char *dozectl_format_flow_table(struct json_object *table, char *buf, size_t len);
 
+/* An aligned table: the header row, then n rows of ncols cells each
+ * (cells[i * ncols + c]), padded by characters (UTF-8), two spaces apart. */
+void dozectl_print_table(FILE *out, const char *const *headers, const char *const *cells,
+			 size_t ncols, size_t n);
 /* The aligned table NAME STATE PORTS IDLE-FOR LAST-WAKE of an array of SERVICE. */
 void dozectl_print_list(FILE *out, struct json_object *services);
 /* One SERVICE as "key: value" lines, the reason included. */
