@@ -419,12 +419,17 @@ static __always_inline int flows_count(struct __sk_buff *skb, int dir)
 		__sync_fetch_and_add(&d->packets, segs);
 		if (p.payload) {
 			__sync_fetch_and_add(&d->payload, p.payload);
-			d->last_payload_ns = now;
+			if (d->last_payload_ns != now)
+				d->last_payload_ns = now;
 			/* Who spoke last, which times of one tick cannot tell. */
 			if (v->last_payload_dir != dir + 1)
 				v->last_payload_dir = dir + 1;
 		}
-		v->last_ns = now;
+		/* The coarse clock moves once a tick: a write only then keeps the
+		 * entry's cache line from bouncing between the CPUs of the two
+		 * directions on every packet. */
+		if (v->last_ns != now)
+			v->last_ns = now;
 		/* Racy ORs of two CPUs could lose a bit: only write what is new. */
 		if ((v->tcp_flags[dir & 1] & p.tcp_flags) != p.tcp_flags)
 			v->tcp_flags[dir & 1] |= p.tcp_flags;
@@ -443,7 +448,7 @@ static __always_inline int flows_count(struct __sk_buff *skb, int dir)
 	s->counted_last_ns = now;
 	s->last_counted = p.key;
 	s->last_counted_dir = dir;
-	if (v)
+	if (v && v->last_counted_ns != now)
 		v->last_counted_ns = now;
 
 	/* 1 = let the packet through, untouched: counting must never drop. */
