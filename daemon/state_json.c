@@ -425,9 +425,13 @@ int state_store_format(const struct state_service *s, size_t n, const struct sta
 		}
 	}
 	for (size_t i = 0; aside && i < aside->n; i++) {
-		/* Parsed from the file once: it parses again. */
-		struct json_object *o = json_tokener_parse(aside->entries[i]);
-		if (!o || json_object_array_add(arr, o) < 0) {
+		/* Parsed from the file once: it parses again. A JSON null is
+		 * an entry too (NULL, not an error): written back as it was. */
+		enum json_tokener_error jerr = json_tokener_success;
+		struct json_object *o = json_tokener_parse_verbose(aside->entries[i], &jerr);
+		if (jerr != json_tokener_success)
+			return -EBADMSG;
+		if (json_object_array_add(arr, o) < 0) {
 			json_object_put(o);
 			return -ENOMEM;
 		}

@@ -593,6 +593,32 @@ TEST(test_entries_set_aside_are_written_back_and_copied_once)
 	state_aside_clear(&aside);
 }
 
+/* Found by fuzz_state_store: a null entry set aside made every save fail. */
+TEST(test_a_null_entry_is_set_aside_and_written_back_and_saves_still_work)
+{
+	const char *dir = temp_dir();
+	_cleanup_free_ char *path = path_in(dir, "services.json");
+	write_file(path, "[null, {\"name\": \"db\", \"container\": \"db\"}]");
+	struct state_service *got = NULL;
+	size_t n = 0;
+	struct state_aside aside = {0};
+	capture_stderr_begin();
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
+	ASSERT_EQ_U(n, 1);
+	ASSERT_EQ_U(aside.n, 1);
+	ASSERT_OK(state_store_save(dir, got, n, &aside));
+	state_services_free(got, n);
+	state_aside_clear(&aside);
+	ASSERT_OK(state_store_load(dir, &got, &n, &aside));
+	_cleanup_free_ char *log = capture_stderr_end();
+	ASSERT_EQ_U(n, 1);
+	ASSERT_STREQ(got[0].name, "db");
+	ASSERT_EQ_U(aside.n, 1);
+	ASSERT_STREQ(aside.entries[0], "null");
+	state_services_free(got, n);
+	state_aside_clear(&aside);
+}
+
 TEST(test_a_bad_entry_in_a_read_only_state_dir_still_loads_the_good_ones)
 {
 	const char *dir = temp_dir();
