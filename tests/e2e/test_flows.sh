@@ -94,7 +94,6 @@ resolver_up() {
 resolver_answers() { [[ $(in_peer /bin/busybox nslookup -timeout=1 dozed.test "$PEER" 2>&1) == *NXDOMAIN* ]]; }
 declare -A RESOLVER_UP=() SINK_UP=() EXACT_UP=()
 dns_queries() { wc -l <"$WORK/dns-$RT.log"; }
-dns_more_than() { [ "$(dns_queries)" -gt "$1" ]; }
 
 # A metrics sink on 9090: busybox httpd, a small page.
 sink_up() {
@@ -237,20 +236,22 @@ test_a_dns_query_a_second_to_a_resolver_lets_it_sleep() {
 	resolver_up || return
 	busybox_service "$name" "$DNS_PORT" \
 		"while :; do nslookup -timeout=1 dozed.test $PEER >/dev/null 2>&1; $COUNT; sleep 1; done" || return
-	wait_for 10000 "two DNS queries of $name" loop_at_least "$name" 2 || return
+	wait_for 30000 "two DNS queries of $name" loop_at_least "$name" 2 || return
 	q0=$(dns_queries)
 	[ "$q0" -ge 2 ] || { fail "the resolver got $q0 queries from $name's loop"; return; }
 	before=$(event_count sleep "$name")
 	t0=$(now_ms)
 	ctl enable "$name" --idle "$IDLE" >/dev/null || { fail "dozectl enable $name failed"; return; }
 	sleeps_after_idle "$name" "$t0" "$before" || return
-	# The resolver logs each query from a child of its own: wait for it.
-	wait_for 5000 "a DNS query logged from the idle time" dns_more_than "$q0"
-	local top
+	# Queries went on while it was idle: the sleep event's DNS flow was
+	# last seen after the enable (the resolver's own log may lag on a busy
+	# host: each query is logged by a child of its own).
+	local top after
 	top=$(sleep_top_flows "$name")
-	jq -e --arg p "$PEER:53" '[.[] | select(.peer == $p and .proto == "udp" and .ignored == "dns" and .opened_by == "container")] | length > 0' \
-		<<<"$top" >/dev/null || fail "the sleep event names no ignored DNS flow: $top"
-	[ -n "$FAILED" ] || echo "   $(($(dns_queries) - q0)) queries while enabled; slept $(last_sleep_after "$name" "$t0") ms after its enable"
+	after=$(last_sleep_after "$name" "$t0")
+	jq -e --arg p "$PEER:53" --argjson after "$after" '[.[] | select(.peer == $p and .proto == "udp" and .ignored == "dns" and .opened_by == "container" and .last_seen_ago_ms < $after)] | length > 0' \
+		<<<"$top" >/dev/null || fail "the sleep event names no ignored DNS flow seen while it was idle (slept $after ms after its enable): $top"
+	[ -n "$FAILED" ] || echo "   $(($(dns_queries) - q0)) queries logged while enabled; slept $after ms after its enable"
 }
 
 WEB_CLIENT='n=0; while :; do curl -sS -o /dev/null --max-time 5 "http://$0/" && { n=$((n+1)); echo $n >"$1"; }; sleep 1; done'
@@ -287,7 +288,8 @@ test_an_ignore_rule_lets_a_service_that_pushes_to_tcp_9090_sleep() {
 	local name=push-$RT t0 before
 	sink_up || return
 	busybox_service "$name" "$PUSH_PORT" "$PUSHER" || return
-	wait_for 10000 "two pushes of $name to $PEER:9090" loop_at_least "$name" 2 || return
+	# A container's start and exec are slow on a busy host: room for both.
+	wait_for 30000 "two pushes of $name to $PEER:9090" loop_at_least "$name" 2 || return
 	# Without the rule its pushes are work: it stays awake.
 	before=$(event_count sleep "$name")
 	ctl enable "$name" --idle "$IDLE" >/dev/null || { fail "dozectl enable $name failed"; return; }
