@@ -13,6 +13,7 @@
  * again on every start, and its rules set again.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -126,3 +127,31 @@ uint64_t flow_attachment_cgroup_id(const struct flow_attachment *a);
 
 /* "counted", "loopback", "no payload", "dns", "ntp", "icmp", "rule". */
 const char *flow_class_name(enum flows_class c);
+
+/*
+ * Light sleep's wake hook (docs/design.md, "Light sleep"). While a cgroup is
+ * frozen, the ingress program reports the first packet that would wake it,
+ * once, through a ring buffer: a packet the flow rules count (not loopback,
+ * ICMP or an ignore rule) that is a TCP SYN, a UDP datagram or TCP payload the
+ * socket takes; with wake_on_data only payload. The kernel's own packets of a
+ * frozen container (ACKs, keepalive answers, retransmits) neither wake it nor
+ * count as its activity.
+ */
+struct flow_wake {
+	uint64_t cgroup_id;
+	uint64_t at_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) when the packet came */
+	uint8_t proto;
+	struct sockaddr_storage peer; /* AF_INET (unmapped) or AF_INET6, with its port */
+	uint16_t local_port;
+	uint32_t payload; /* bytes the socket takes; 0 for a SYN */
+};
+
+/* Arms (frozen) or disarms the wake hook of a's cgroup; arming again reports
+ * the next packet again. */
+int flow_counter_set_frozen(struct flow_counter *c, struct flow_attachment *a, bool frozen,
+			    bool wake_on_data);
+/* The fd to watch for wakes (readable when records wait). */
+int flow_counter_wake_fd(const struct flow_counter *c);
+typedef void (*flow_wake_cb)(const struct flow_wake *w, void *userdata);
+/* Calls cb for every record waiting; returns how many, or -errno. */
+int flow_counter_wake_consume(struct flow_counter *c, flow_wake_cb cb, void *userdata);

@@ -83,7 +83,8 @@ struct runtime_container {
 	char *id;    /* full id */
 	char *name;  /* without Docker's leading '/' */
 	char *state; /* "running", "exited", "created", "paused"... */
-	bool running;
+	bool running; /* also while paused (State.Running, as both runtimes say it) */
+	bool paused;  /* State.Paused: frozen through the runtime's pause */
 	int exit_code; /* State.ExitCode: of its last run when it is not running */
 	pid_t pid;     /* init process in the host's PID namespace; 0 when not running; list: 0 */
 	/* cgroup v2 directory of pid (inspect of a running container), else NULL
@@ -165,6 +166,10 @@ int runtime_start(struct runtime *rt, const char *id, runtime_done_cb cb, void *
 /* SIGTERM (the image's stop signal), then SIGKILL after grace_seconds. */
 int runtime_stop(struct runtime *rt, const char *id, unsigned grace_seconds, runtime_done_cb cb,
 		 void *userdata);
+/* POST .../pause and .../unpause. unpause of a container that is not paused
+ * (the runtime says "not paused") succeeds: it runs, as asked. */
+int runtime_pause(struct runtime *rt, const char *id, runtime_done_cb cb, void *userdata);
+int runtime_unpause(struct runtime *rt, const char *id, runtime_done_cb cb, void *userdata);
 /*
  * Sends signal to the container's init (POST .../kill?signal=S) and reports
  * as soon as it is sent: the container may well go on running (an init that

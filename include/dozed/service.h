@@ -4,7 +4,7 @@
 /*
  * The service registry and state machine (see docs/design.md, "Service states"):
  *
- *   AWAKE -> SLEEPING -> ASLEEP -> WAKING -> AWAKE, plus FAILED, and UNKNOWN:
+ *   AWAKE (-> FROZEN) -> SLEEPING -> ASLEEP -> WAKING -> AWAKE, plus FAILED, and UNKNOWN:
  *   saved, but its container could not be inspected yet (the runtime is not
  *   up); it keeps its redirect as it was, holds the clients that come, and
  *   becomes AWAKE or ASLEEP once the runtime answers (service_reconcile).
@@ -38,6 +38,9 @@ enum service_state {
 	SERVICE_WAKING,	 /* start sent, then probing */
 	SERVICE_FAILED,	 /* repeated failed wakes: waits for its backoff */
 	SERVICE_UNKNOWN, /* saved, not inspected yet: redirect kept as it was */
+	/* Light sleep: paused through the runtime, ports not redirected; the
+	 * first packet for it (the flow counter's wake hook) thaws it. */
+	SERVICE_FROZEN,
 };
 
 const char *service_state_name(enum service_state s);
@@ -63,6 +66,9 @@ struct service_spec {
 	bool ignore_set;
 	/* An open connection from a peer keeps it awake, even silent. */
 	bool keep_awake_connections;
+	/* Light sleep after this much idle time; 0: none (see settings.h). */
+	uint64_t freeze_after_us;
+	bool reclaim_frozen;
 	const struct service_port *ports;
 	size_t n_ports;
 	void *userdata; /* becomes service->userdata before any effect runs */
@@ -83,6 +89,17 @@ struct service {
 	struct flow_rules ignore; /* its own when ignore_set (see service_spec) */
 	bool ignore_set;
 	bool keep_awake_connections;
+	uint64_t freeze_after_us; /* 0: no light sleep */
+	bool reclaim_frozen;
+	/* Light sleep: the runtime has it paused (by us, or found so); a
+	 * pause is out; a packet or command came while it was; a thaw through
+	 * the runtime's unpause is out. */
+	bool paused, freeze_pending, thaw_wanted, thaw_pending;
+	/* Why its freezes are off (the runtime refused one), "" when they are
+	 * not: it stays on the stop tier. */
+	char freeze_refused[200];
+	uint64_t freezes, thaws;
+	int64_t last_thaw_us; /* packet (or command) to running; -1: never thawed */
 	/* The probe the last wake used, as users read it ("postgres (auto:
 	 * port 5432)"); set by the daemon, "" before the first wake. */
 	char probe_used[PROBE_HTTP_PATH_MAX + 64];
@@ -173,6 +190,14 @@ struct service_ops {
 	 * connection from a peer. Says what into what (for users); returns
 	 * SERVICE_NOT_KEPT when nothing does (or it cannot be told). */
 	enum service_kept (*sleep_blocker)(void *ud, struct service *s, char *what, size_t len);
+	/* Light sleep. Asynchronous: arms the wake hook, then the runtime's
+	 * pause; completes with service_on_freeze_done. */
+	void (*runtime_freeze)(void *ud, struct service *s);
+	/* Lets a frozen s run: 1 when it runs already (the freezer released,
+	 * the runtime's view catches up by itself), 0 when under way
+	 * (service_on_thaw_done follows), < 0 when it cannot be thawed (said
+	 * into why). */
+	int (*runtime_thaw)(void *ud, struct service *s, char *why, size_t len);
 	/* Call service_on_timer for s at at_us (0: cancel). One timer per service. */
 	void (*timer_set)(void *ud, struct service *s, uint64_t at_us);
 	/* An activity-feed event; facts is taken (may be NULL). */
@@ -267,6 +292,22 @@ void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us
  * starting up"), "" or NULL when nothing: it goes into the reason. */
 void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason,
 			    const char *last_answer);
+/* Light sleep. The pause answered: facts (taken, may be NULL) go into the
+ * freeze event (pause_ms, memory). An error turns s's freezes off
+ * (msg says why, in its status); it stays awake on the stop tier. */
+void service_on_freeze_done(struct service_registry *r, uint64_t id, int err, const char *msg,
+			    struct json_object *facts);
+/* A thaw through the runtime answered (runtime_thaw returned 0). */
+void service_on_thaw_done(struct service_registry *r, uint64_t id, int err, const char *msg);
+/* The wake hook saw a packet for s (at_us: when, by now_us's clock; 0: not
+ * known): a frozen s thaws. */
+void service_on_packet(struct service_registry *r, uint64_t id,
+		       const struct sockaddr_storage *client, uint64_t at_us);
+/* Its container was found paused (at start-up, or reconciled): an awake s
+ * is FROZEN, its stop tier's clock running from now. The daemon arms the
+ * wake hook. */
+void service_found_paused(struct service_registry *r, struct service *s);
+
 /* The runtime says the container started / died outside our own requests. */
 void service_on_runtime_started(struct service_registry *r, uint64_t id);
 void service_on_runtime_died(struct service_registry *r, uint64_t id);

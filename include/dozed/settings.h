@@ -58,6 +58,11 @@ struct service_settings {
 	bool ignore_set;
 	/* An open connection from a peer keeps it awake, even silent. */
 	bool keep_awake_connections;
+	/* Light sleep: frozen after this much idle time (0: never frozen);
+	 * stopped after idle_us as before (DURATION_NEVER: never stopped). */
+	uint64_t freeze_after_us;
+	/* Ask the kernel to reclaim a frozen container's memory. */
+	bool reclaim_frozen;
 };
 
 /*

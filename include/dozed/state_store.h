@@ -41,6 +41,8 @@ struct state_service {
 	struct flow_rules ignore; /* "ignore", when ignore_set; absent: the default */
 	bool ignore_set;
 	bool keep_awake_connections; /* "keep_awake": "connections"; absent: off */
+	uint64_t freeze_after_us;    /* "freeze_after"; absent or 0: no light sleep */
+	bool reclaim_frozen;	     /* "reclaim_frozen": true; absent: false */
 	struct state_port ports[STATE_MAX_PORTS];
 	size_t n_ports; /* 0: not known (a file of an older version) */
 };
