@@ -48,6 +48,75 @@ int settings_parse_idle(const char *v, uint64_t *out_us, const char **expected)
 				       out_us, expected);
 }
 
+int settings_parse_service_idle(const char *v, uint64_t *out_us, const char **expected)
+{
+	if (strcmp(v, "never") == 0) {
+		*out_us = DOZED_IDLE_NEVER;
+		return 0;
+	}
+	return settings_parse_duration(v, DOZED_IDLE_MIN_US, DURATION_MAX_US,
+				       "expected a duration of 1s or more, like 30s, 10m or 2h, "
+				       "or never",
+				       out_us, expected);
+}
+
+const char *settings_idle_to_string(uint64_t idle_us, char *buf, size_t len)
+{
+	if (idle_us == DOZED_IDLE_NEVER) {
+		snprintf(buf, len, "never");
+		return buf;
+	}
+	return duration_format(idle_us, buf, len);
+}
+
+int settings_parse_freeze_after(const char *v, uint64_t *out_us, const char **expected)
+{
+	if (strcmp(v, "none") == 0) {
+		*out_us = 0;
+		return 0;
+	}
+	return settings_parse_duration(v, DOZED_FREEZE_AFTER_MIN_US, DURATION_MAX_US,
+				       "expected a duration of 1s or more, like 30s, 10m or 2h, "
+				       "or none",
+				       out_us, expected);
+}
+
+const char *settings_freeze_after_to_string(uint64_t freeze_after_us, char *buf, size_t len)
+{
+	if (freeze_after_us == 0) {
+		snprintf(buf, len, "none");
+		return buf;
+	}
+	return duration_format(freeze_after_us, buf, len);
+}
+
+int settings_parse_bool(const char *v, bool *out, const char **expected)
+{
+	if (strcmp(v, "true") == 0)
+		*out = true;
+	else if (strcmp(v, "false") == 0)
+		*out = false;
+	else {
+		*expected = "expected true or false";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int settings_check_tiers(uint64_t idle_us, uint64_t freeze_after_us, char *why, size_t why_len)
+{
+	if (freeze_after_us == 0 || idle_us == DOZED_IDLE_NEVER || freeze_after_us < idle_us)
+		return 0;
+	char f[DURATION_FORMAT_MAX], i[DURATION_FORMAT_MAX];
+	/* A freeze at or after the stop would never happen: said, not ignored. */
+	snprintf(why, why_len,
+		 "freeze_after (%s) must be shorter than idle (%s): a service is frozen first, "
+		 "stopped later",
+		 duration_format(freeze_after_us, f, sizeof(f)),
+		 duration_format(idle_us, i, sizeof(i)));
+	return -EINVAL;
+}
+
 int settings_parse_wake_on(const char *v, bool *out_data, const char **expected)
 {
 	if (strcmp(v, "connect") == 0)
@@ -224,7 +293,7 @@ int settings_parse_docker_host(const char *v, const char **out_path, const char 
 
 static int set_idle(struct service_settings *s, const char *v, const char **expected)
 {
-	int r = settings_parse_idle(v, &s->idle_us, expected);
+	int r = settings_parse_service_idle(v, &s->idle_us, expected);
 	if (r < 0)
 		return r;
 	s->idle_set = true;
@@ -255,6 +324,16 @@ static int set_keep_awake(struct service_settings *s, const char *v, const char 
 	return settings_parse_keep_awake(v, &s->keep_awake_connections, expected);
 }
 
+static int set_freeze_after(struct service_settings *s, const char *v, const char **expected)
+{
+	return settings_parse_freeze_after(v, &s->freeze_after_us, expected);
+}
+
+static int set_reclaim_frozen(struct service_settings *s, const char *v, const char **expected)
+{
+	return settings_parse_bool(v, &s->reclaim_frozen, expected);
+}
+
 struct settings_key {
 	const char *name;
 	const char *alias; /* the spelling of labels and dozectl, or NULL */
@@ -267,6 +346,8 @@ static const struct settings_key settings_keys[] = {
     {"probe", NULL, set_probe},
     {"ignore", NULL, set_ignore},
     {"keep_awake", "keep-awake", set_keep_awake},
+    {"freeze_after", "freeze-after", set_freeze_after},
+    {"reclaim_frozen", "reclaim-frozen", set_reclaim_frozen},
 };
 
 static const struct settings_key *settings_key_find(const char *key)
@@ -289,7 +370,8 @@ int settings_set(struct service_settings *s, const char *key, const char *value,
 {
 	const struct settings_key *k = settings_key_find(key);
 	if (!k) {
-		*expected = "expected idle, wake_on, probe, ignore or keep_awake";
+		*expected = "expected idle, wake_on, probe, ignore, keep_awake, freeze_after or "
+			    "reclaim_frozen";
 		return -ENOENT;
 	}
 	/* On a copy: a failed parser may have written part of its field. */

@@ -42,8 +42,13 @@
 #include "dozed/flow_rule.h"
 #include "dozed/probe_spec.h"
 
-#define DOZED_IDLE_MIN_US   UINT64_C(1000000)
-#define DOZED_UNIX_PATH_MAX 108 /* sizeof(sockaddr_un.sun_path), with its NUL */
+#define DOZED_IDLE_MIN_US UINT64_C(1000000)
+/* A service's idle "never": it is never stopped (with freeze_after: frozen
+ * only). Per service only; the daemon's --idle is a duration. */
+#define DOZED_IDLE_NEVER UINT64_MAX
+/* The shortest freeze_after: as the shortest idle. */
+#define DOZED_FREEZE_AFTER_MIN_US DOZED_IDLE_MIN_US
+#define DOZED_UNIX_PATH_MAX	  108 /* sizeof(sockaddr_un.sun_path), with its NUL */
 
 /* The settings a service may have of its own; a new one is a field, a parser
  * and a row of settings.c's key table. */
@@ -59,7 +64,8 @@ struct service_settings {
 	/* An open connection from a peer keeps it awake, even silent. */
 	bool keep_awake_connections;
 	/* Light sleep: frozen after this much idle time (0: never frozen);
-	 * stopped after idle_us as before (DURATION_NEVER: never stopped). */
+	 * stopped after idle_us as before (DOZED_IDLE_NEVER: never stopped).
+	 * Shorter than idle_us (settings_check_tiers). */
 	uint64_t freeze_after_us;
 	/* Ask the kernel to reclaim a frozen container's memory. */
 	bool reclaim_frozen;
@@ -76,6 +82,35 @@ int settings_parse_duration(const char *v, uint64_t min_us, uint64_t max_us, con
 			    uint64_t *out_us, const char **expected);
 /* An idle time, 1s to 8760h: "expected a duration of 1s or more, like 30s, 10m or 2h". */
 int settings_parse_idle(const char *v, uint64_t *out_us, const char **expected);
+/*
+ * A service's own idle time: as settings_parse_idle, or "never"
+ * (DOZED_IDLE_NEVER): "expected a duration of 1s or more, like 30s, 10m or
+ * 2h, or never".
+ */
+int settings_parse_service_idle(const char *v, uint64_t *out_us, const char **expected);
+/* What settings_parse_service_idle() reads back, into buf: "never" or
+ * "10m" (duration_format). buf: DURATION_FORMAT_MAX bytes or more. */
+const char *settings_idle_to_string(uint64_t idle_us, char *buf, size_t len);
+/*
+ * A light sleep's freeze_after: a duration from 1s to 8760h, or "none" (0:
+ * never frozen): "expected a duration of 1s or more, like 30s, 10m or 2h, or
+ * none".
+ */
+int settings_parse_freeze_after(const char *v, uint64_t *out_us, const char **expected);
+/* What settings_parse_freeze_after() reads back, into buf: "none" or "30s". */
+const char *settings_freeze_after_to_string(uint64_t freeze_after_us, char *buf, size_t len);
+/* "true" or "false", exactly (no yes/no, no 1/0): "expected true or false". */
+int settings_parse_bool(const char *v, bool *out, const char **expected);
+/*
+ * The two tiers together, once a service's settings are complete (its idle
+ * resolved: its own or the daemon's): 0 when freeze_after_us is 0 (no light
+ * sleep), when idle_us is DOZED_IDLE_NEVER, or when freeze_after_us is
+ * shorter than idle_us; else -EINVAL and why, into why (why_len 128 or more
+ * holds it whole): "freeze_after (10m) must be shorter than idle (5m): a
+ * service is frozen first, stopped later".
+ */
+int settings_check_tiers(uint64_t idle_us, uint64_t freeze_after_us, char *why, size_t why_len);
+
 /* "connect" (false) or "data" (true): "expected connect or data". */
 int settings_parse_wake_on(const char *v, bool *out_data, const char **expected);
 /* The text settings_parse_wake_on() reads back: "connect" or "data". */
@@ -128,13 +163,16 @@ int settings_parse_runtime_socket(const char *v, const char **out_path, const ch
 int settings_parse_docker_host(const char *v, const char **out_path, const char **expected);
 
 /*
- * Sets one per-service setting by key: "idle", "wake_on" (also written
- * "wake-on", as in the label dozed.wake-on and dozectl's --wake-on), "probe",
- * "ignore" (flow_rules_parse: *expected is then its whole message, naming the
- * rule and the forms) and "keep_awake" (also "keep-awake"). 0; -EINVAL with
- * *expected; -ENOENT for a key that is no setting (*expected then lists the
- * keys: "expected idle, wake_on, probe, ignore or keep_awake"). s is changed
- * only on success.
+ * Sets one per-service setting by key: "idle" (settings_parse_service_idle:
+ * "never" too), "wake_on" (also written "wake-on", as in the label
+ * dozed.wake-on and dozectl's --wake-on), "probe", "ignore" (flow_rules_parse:
+ * *expected is then its whole message, naming the rule and the forms),
+ * "keep_awake" (also "keep-awake"), "freeze_after" (also "freeze-after") and
+ * "reclaim_frozen" (also "reclaim-frozen"; "true" or "false"). 0; -EINVAL
+ * with *expected; -ENOENT for a key that is no setting (*expected then lists
+ * the keys: "expected idle, wake_on, probe, ignore, keep_awake, freeze_after
+ * or reclaim_frozen"). s is changed only on success. Each key alone: the
+ * caller checks the tiers (settings_check_tiers) once all are set.
  */
 int settings_set(struct service_settings *s, const char *key, const char *value,
 		 const char **expected);

@@ -149,11 +149,12 @@ TEST(test_settings_set_leaves_the_settings_on_a_bad_value_or_key)
 	struct service_settings s = {.idle_us = 7, .wake_on_data = true};
 	const char *expected = NULL;
 	ASSERT_ERR(settings_set(&s, "idle", "999ms", &expected), EINVAL);
-	ASSERT_STREQ(expected, "expected a duration of 1s or more, like 30s, 10m or 2h");
+	ASSERT_STREQ(expected, "expected a duration of 1s or more, like 30s, 10m or 2h, or never");
 	ASSERT_ERR(settings_set(&s, "wake-on", "sometimes", &expected), EINVAL);
 	ASSERT_STREQ(expected, "expected connect or data");
 	ASSERT_ERR(settings_set(&s, "idel", "5m", &expected), ENOENT);
-	ASSERT_STREQ(expected, "expected idle, wake_on, probe, ignore or keep_awake");
+	ASSERT_STREQ(expected, "expected idle, wake_on, probe, ignore, keep_awake, freeze_after or "
+			       "reclaim_frozen");
 	ASSERT_EQ_U(s.idle_us, 7);
 	ASSERT_TRUE(!s.idle_set);
 	ASSERT_TRUE(s.wake_on_data);
