@@ -50,8 +50,16 @@ const char *state_service_invalid(const struct state_service *s)
 		return "\"container\" is missing or empty";
 	if (s->container_id && s->container_id[0] && !is_container_id(s->container_id))
 		return "\"container_id\" is neither empty nor 64 lowercase hex digits";
-	if (s->idle_us > DURATION_MAX_US)
+	if (s->idle_us > DURATION_MAX_US && s->idle_us != DOZED_IDLE_NEVER)
 		return "\"idle_ms\" is longer than " DURATION_MAX_TEXT;
+	if (s->freeze_after_us > DURATION_MAX_US)
+		return "\"freeze_after_ms\" is longer than " DURATION_MAX_TEXT;
+	if (s->freeze_after_us && s->freeze_after_us < DOZED_FREEZE_AFTER_MIN_US)
+		return "\"freeze_after_ms\" is neither 0 (none) nor 1000 (1s) or more";
+	/* With the daemon's idle (0 here) the daemon checks, knowing its own. */
+	if (s->idle_us && s->freeze_after_us && s->freeze_after_us >= s->idle_us &&
+	    s->idle_us != DOZED_IDLE_NEVER)
+		return "\"freeze_after_ms\" is not shorter than \"idle_ms\"";
 	if (s->n_ports > STATE_MAX_PORTS)
 		return "more than 16 \"ports\"";
 	if (s->ignore.n > FLOW_RULES_MAX)
@@ -168,6 +176,42 @@ static int service_from_json(struct json_object *entry, struct state_service *s,
 			return -EBADMSG;
 		}
 		s->idle_us = (uint64_t)ms * 1000;
+	}
+
+	if (json_object_object_get_ex(entry, "idle", &v)) {
+		/* "never" only: a duration is "idle_ms", as ever. */
+		if (!json_object_is_type(v, json_type_string) ||
+		    strcmp(json_object_get_string(v), "never") != 0 ||
+		    (size_t)json_object_get_string_len(v) != strlen("never")) {
+			*why = "\"idle\" is not \"never\"";
+			return -EBADMSG;
+		}
+		if (json_object_object_get_ex(entry, "idle_ms", NULL)) {
+			*why = "both \"idle\" and \"idle_ms\"";
+			return -EBADMSG;
+		}
+		s->idle_us = DOZED_IDLE_NEVER;
+	}
+
+	if (json_object_object_get_ex(entry, "freeze_after_ms", &v)) {
+		int64_t ms = json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+		if (ms < 0) {
+			*why = "\"freeze_after_ms\" is not a number of milliseconds";
+			return -EBADMSG;
+		}
+		if ((uint64_t)ms > DURATION_MAX_US / 1000) {
+			*why = "\"freeze_after_ms\" is longer than " DURATION_MAX_TEXT;
+			return -EBADMSG;
+		}
+		s->freeze_after_us = (uint64_t)ms * 1000;
+	}
+
+	if (json_object_object_get_ex(entry, "reclaim_frozen", &v)) {
+		if (!json_object_is_type(v, json_type_boolean)) {
+			*why = "\"reclaim_frozen\" is neither true nor false";
+			return -EBADMSG;
+		}
+		s->reclaim_frozen = json_object_get_boolean(v);
 	}
 
 	if (json_object_object_get_ex(entry, "ports", &v) && ports_from_json(v, s, why) < 0)
@@ -370,7 +414,9 @@ static struct json_object *service_to_json(const struct state_service *s)
 	if (!o || add_field(o, "container", json_object_new_string(s->container)) < 0 ||
 	    add_field(o, "container_id", json_object_new_string(id)) < 0 ||
 	    add_field(o, "name", json_object_new_string(s->name)) < 0 ||
-	    (s->idle_us &&
+	    (s->idle_us == DOZED_IDLE_NEVER &&
+	     add_field(o, "idle", json_object_new_string("never")) < 0) ||
+	    (s->idle_us && s->idle_us != DOZED_IDLE_NEVER &&
 	     add_field(o, "idle_ms", json_object_new_int64((int64_t)(s->idle_us / 1000))) < 0) ||
 	    add_field(o, "wake_on",
 		      json_object_new_string(settings_wake_on_to_string(s->wake_on_data))) < 0)
@@ -388,6 +434,12 @@ static struct json_object *service_to_json(const struct state_service *s)
 		return NULL;
 	if (s->keep_awake_connections &&
 	    add_field(o, "keep_awake", json_object_new_string("connections")) < 0)
+		return NULL;
+	if (s->freeze_after_us &&
+	    add_field(o, "freeze_after_ms",
+		      json_object_new_int64((int64_t)(s->freeze_after_us / 1000))) < 0)
+		return NULL;
+	if (s->reclaim_frozen && add_field(o, "reclaim_frozen", json_object_new_boolean(1)) < 0)
 		return NULL;
 	if (s->n_ports == 0)
 		return TAKE_PTR(o);

@@ -15,7 +15,11 @@
  *     "idle_ms": 5000, "wake_on": "connect",
  *     "ports": [{"host_ip": "", "host_port": 8080, "container_port": 80}]}, ...]
  *
- * "idle_ms" is absent when the service uses the daemon's default. "ports"
+ * "idle_ms" is absent when the service uses the daemon's default, and when
+ * it is never stopped ("idle": "never" instead). Light sleep: "freeze_after_ms"
+ * (1000 or more, shorter than "idle_ms"; absent: none) and "reclaim_frozen"
+ * (true; absent: false); an older dozed ignores them, and stops the service
+ * as before ("idle" "never": after the daemon's default). "ports"
  * are the published ports dozed redirects while the service sleeps: kept so
  * that a service whose container cannot be inspected yet (the runtime is not
  * up) keeps its redirect; absent in files of older versions. Unknown fields
@@ -32,16 +36,18 @@ struct state_port {
 };
 
 struct state_service {
-	char *name;		  /* service name, non-empty */
-	char *container;	  /* the container as the user gave it: name or id */
-	char *container_id;	  /* 64 lowercase hex digits, or "" / NULL when not known yet */
-	uint64_t idle_us;	  /* 0: the daemon's default; stored in whole milliseconds */
+	char *name;	    /* service name, non-empty */
+	char *container;    /* the container as the user gave it: name or id */
+	char *container_id; /* 64 lowercase hex digits, or "" / NULL when not known yet */
+	/* 0: the daemon's default; DOZED_IDLE_NEVER: never stopped ("idle":
+	 * "never"); else stored in whole milliseconds */
+	uint64_t idle_us;
 	bool wake_on_data;	  /* wake on a client's first bytes instead of its connect */
 	struct probe_spec probe;  /* "probe"; absent (an older file): auto */
 	struct flow_rules ignore; /* "ignore", when ignore_set; absent: the default */
 	bool ignore_set;
 	bool keep_awake_connections; /* "keep_awake": "connections"; absent: off */
-	uint64_t freeze_after_us;    /* "freeze_after"; absent or 0: no light sleep */
+	uint64_t freeze_after_us;    /* "freeze_after_ms"; absent or 0: no light sleep */
 	bool reclaim_frozen;	     /* "reclaim_frozen": true; absent: false */
 	struct state_port ports[STATE_MAX_PORTS];
 	size_t n_ports; /* 0: not known (a file of an older version) */
