@@ -536,7 +536,7 @@ TEST(test_daemon_refuses_unknown_fields_naming_the_known_ones)
 	struct daemon_fixture *df = daemon_fixture_new();
 	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idel\":\"5m\"}",
 		       "idel: unknown field (enable takes container, idle, wake_on, probe, ignore, "
-		       "keep_awake)");
+		       "keep_awake, freeze_after, reclaim_frozen)");
 	assert_refused(df, "{\"cmd\":\"list\",\"all\":true}",
 		       "all: unknown field (list takes none)");
 	assert_refused(df, "{\"cmd\":\"status\",\"name\":\"web\"}",
@@ -552,7 +552,25 @@ TEST(test_daemon_refuses_an_idle_time_over_a_year_naming_the_limit)
 		       "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"18446744073709s\"}",
 		       "idle 18446744073709s: expected a duration of at most 8760h (a year)");
 	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"999ms\"}",
-		       "idle 999ms: expected a duration of 1s or more, like 30s, 10m or 2h");
+		       "idle 999ms: expected a duration of 1s or more, like 30s, 10m or 2h, or "
+		       "never");
+}
+
+TEST(test_daemon_refuses_bad_light_sleep_settings_naming_the_key)
+{
+	struct daemon_fixture *df = daemon_fixture_new();
+	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"freeze_after\":\"500ms\"}",
+		       "freeze_after 500ms: expected a duration of 1s or more, like 30s, 10m or "
+		       "2h, or none");
+	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"freeze_after\":30}",
+		       "freeze_after: expected a string like \"30s\" or \"none\"");
+	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"reclaim_frozen\":\"yes\"}",
+		       "reclaim_frozen: expected true or false");
+	assert_refused(df,
+		       "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"5m\",\"freeze_after\":"
+		       "\"10m\"}",
+		       "freeze_after (10m) must be shorter than idle (5m): a service is frozen "
+		       "first, stopped later");
 }
 
 TEST(test_daemon_refuses_a_bad_rule_or_keep_awake_naming_the_rule_and_the_forms)
