@@ -106,7 +106,17 @@ static void runtime_start_service(struct dozed *d, struct service *s)
 
 static void ops_runtime_stop(void *ud, struct service *s)
 {
-	dozed_stop_begin(ud, s);
+	dozed_stop_frozen_or_begin(ud, s);
+}
+
+static void ops_runtime_freeze(void *ud, struct service *s)
+{
+	dozed_freeze_begin(ud, s);
+}
+
+static int ops_runtime_thaw(void *ud, struct service *s, char *why, size_t len)
+{
+	return dozed_thaw_begin(ud, s, why, len);
 }
 
 static void ops_runtime_start(void *ud, struct service *s)
@@ -229,6 +239,8 @@ const struct service_ops dozed_service_ops = {
     .activator_waiting = ops_activator_waiting,
     .egress_read = ops_egress_read,
     .sleep_blocker = ops_sleep_blocker,
+    .runtime_freeze = ops_runtime_freeze,
+    .runtime_thaw = ops_runtime_thaw,
     .timer_set = ops_timer_set,
     .emit = ops_emit,
     .forget = ops_forget,
@@ -250,8 +262,10 @@ void dozed_attach_counter(struct dozed *d, struct service *s, const struct runti
 	struct stat st;
 	/* The same path after a restart is a new cgroup: the old one is dying. */
 	if (x->attachment && stat(cgroup_dir, &st) == 0 &&
-	    st.st_ino == flow_attachment_cgroup_id(x->attachment))
+	    st.st_ino == flow_attachment_cgroup_id(x->attachment)) {
+		dozed_freeze_found(d, s, c);
 		return;
+	}
 	if (x->attachment)
 		flows_purge_soon(d);
 	flow_counter_detach(x->attachment);
@@ -265,6 +279,8 @@ void dozed_attach_counter(struct dozed *d, struct service *s, const struct runti
 	/* Its new cgroup starts from zero: nothing sent since it (re)started. */
 	s->egress_bytes = s->egress_packets = 0;
 	service_note_counted(s, "");
+	svc_extra_of(s)->wake_armed = false;
+	dozed_freeze_found(d, s, c);
 }
 
 static void reattach_done(int err, const struct runtime_error *error,
@@ -320,6 +336,8 @@ int dozed_save_state(struct dozed *d)
 		    .ignore = s->ignore,
 		    .ignore_set = s->ignore_set,
 		    .keep_awake_connections = s->keep_awake_connections,
+		    .freeze_after_us = s->freeze_after_us,
+		    .reclaim_frozen = s->reclaim_frozen,
 		    .n_ports = s->n_ports,
 		};
 		for (size_t k = 0; k < s->n_ports; k++) {
@@ -495,6 +513,8 @@ int dozed_new(struct event_base *base, const struct dozed_config *cfg, const str
 
 	int r = flow_counter_new(0, &d->flows);
 	if (r >= 0)
+		r = dozed_wake_watch_start(d);
+	if (r >= 0)
 		r = nft_ctx_new(&d->nft, cfg->nft_table, cfg->mark, cfg->activator_port);
 	if (r >= 0)
 		r = nft_table_create(d->nft);
@@ -539,6 +559,7 @@ void dozed_free(struct dozed *d)
 		return;
 	/* Callbacks stop first: the runtime cancels without calling back. */
 	dozed_trim_stop(d);
+	dozed_wake_watch_stop(d);
 	runtime_events_free(d->events);
 	runtime_free(d->runtime);
 	if (d->reconcile_timer)

@@ -10,6 +10,7 @@
 
 #include "daemon_flows.h"
 #include "dozed/config.h"
+#include "dozed/freezer.h"
 #include "dozed/daemon.h"
 #include "dozed/list.h"
 #include "dozed/service.h"
@@ -57,6 +58,7 @@ struct dozed {
 	struct flows_snapshot snapshot;
 	struct event *snapshot_timer;
 	struct event *purge_timer;
+	struct event *wake_event; /* daemon_freeze.c: the wake ring's fd */
 	uint64_t trim_seen, trim_done;
 	void (*ready_cb)(void *userdata);
 	void *ready_ud;
@@ -74,6 +76,10 @@ enum pending_kind {
 	PENDING_LIST,
 	PENDING_RESYNC,
 	PENDING_EXITED, /* inspect and logs of a container that died while waking */
+	PENDING_PAUSE,	/* light sleep: the freeze */
+	PENDING_THAW,	/* a thaw through the runtime's unpause */
+	PENDING_CATCHUP, /* the runtime's unpause after dozed released the freezer */
+	PENDING_STOP_UNPAUSE, /* the unpause before a frozen container's stop */
 };
 
 /* What the daemon keeps beside each service (service->userdata), owned by
@@ -119,6 +125,19 @@ struct svc_extra {
 	/* The peer of the connection that last kept it awake, for the event. */
 	struct sockaddr_storage kept_peer;
 	bool kept_peer_set;
+	/* daemon_freeze.c: its freezer (fz_ok: found, and frozen by the pause,
+	 * so a release thaws it), the pause's start, the runtime's view catching
+	 * up after a release (its last error, its retry), a stop waiting for
+	 * the unpause. */
+	struct freezer fz;
+	bool fz_ok;
+	uint64_t pause_started_us;
+	bool catchup_pending;
+	char catchup_error[256];
+	unsigned catchup_retry_s;
+	struct event *catchup_timer;
+	bool stop_after_unpause;
+	bool wake_armed; /* the wake hook is armed for it */
 };
 
 struct pending_op {
@@ -132,6 +151,8 @@ struct pending_op {
 	uint64_t exit_code; /* PENDING_EXITED: the code the logs are read for */
 	bool from_label;    /* settings come from the container's labels */
 	char *container;    /* as the user named it */
+	/* PENDING_CATCHUP: the freezer to settle, even if the service is gone. */
+	struct freezer fz;
 };
 
 struct pending_op *pending_op_new(struct dozed *d, enum pending_kind kind, uint64_t service_id);
@@ -169,6 +190,20 @@ void dozed_stop_forget(struct dozed *d, struct svc_extra *x);
 /* daemon.c */
 extern const struct service_ops dozed_service_ops;
 void dozed_attach_counter(struct dozed *d, struct service *s, const struct runtime_container *c);
+
+/* daemon_freeze.c: light sleep's ops (the machine's runtime_freeze and
+ * runtime_thaw), the wake hook's reader, the stop of a frozen container. */
+void dozed_freeze_begin(struct dozed *d, struct service *s);
+int dozed_thaw_begin(struct dozed *d, struct service *s, char *why, size_t len);
+/* Watches the flow counter's wake ring; 0 or -errno (logged). */
+int dozed_wake_watch_start(struct dozed *d);
+void dozed_wake_watch_stop(struct dozed *d);
+/* c was inspected for s: paused -> FROZEN (or the runtime's unpause when
+ * dozed was killed between a release and its catch-up). */
+void dozed_freeze_found(struct dozed *d, struct service *s, const struct runtime_container *c);
+/* The machine's runtime_stop: unpauses a paused s first. */
+void dozed_stop_frozen_or_begin(struct dozed *d, struct service *s);
+void dozed_freeze_forget(struct dozed *d, struct svc_extra *x);
 void dozed_reattach(struct dozed *d, struct service *s);
 int dozed_save_state(struct dozed *d);
 void dozed_check_ready(struct dozed *d);

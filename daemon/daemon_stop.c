@@ -236,6 +236,12 @@ static void stop_drop_call(struct dozed *d, struct pending_op **op)
 bool dozed_stop_cancel(struct dozed *d, struct service *s)
 {
 	struct svc_extra *x = svc_extra_of(s);
+	if (x->stop_after_unpause) {
+		/* Only the unpause before it was out: it runs, and stays. */
+		x->stop_after_unpause = false;
+		s->paused = false;
+		return true;
+	}
 	if (!x->stopping)
 		return true; /* nothing under way: nothing will report */
 	if (x->stop_killed)

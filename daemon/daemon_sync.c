@@ -69,6 +69,8 @@ static struct service_spec spec_of_settings(const struct service_settings *set, 
 	    .ignore = set->ignore,
 	    .ignore_set = set->ignore_set,
 	    .keep_awake_connections = set->keep_awake_connections,
+	    .freeze_after_us = set->freeze_after_us,
+	    .reclaim_frozen = set->reclaim_frozen,
 	};
 }
 
@@ -278,6 +280,8 @@ static int add_saved(struct dozed *d, const struct state_service *saved, const u
 	    .ignore = saved->ignore,
 	    .ignore_set = saved->ignore_set,
 	    .keep_awake_connections = saved->keep_awake_connections,
+	    .freeze_after_us = saved->freeze_after_us,
+	    .reclaim_frozen = saved->reclaim_frozen,
 	    .ports = ports,
 	    .n_ports = n_ports,
 	    .userdata = x,

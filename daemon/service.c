@@ -175,7 +175,7 @@ static void probe_during_stop(struct service_registry *r, struct service *s)
 }
 
 /* Stops managing s: its ports go straight to it, it is forgotten. */
-static void disable_now(struct service_registry *r, struct service *s)
+void service_disable_now(struct service_registry *r, struct service *s)
 {
 	service_redirect_remove(r, s);
 	service_emit(r, s, "disabled", NULL);
@@ -210,7 +210,7 @@ void service_wake_failure(struct service_registry *r, struct service *s, bool re
 	if (s->running)
 		r->ops.runtime_stop(r->ud, s);
 	if (s->disabling) {
-		disable_now(r, s);
+		service_disable_now(r, s);
 		return;
 	}
 	if (s->failures >= SERVICE_FAILURES_BEFORE_BACKOFF) {
@@ -261,15 +261,26 @@ void service_update_settings(struct service_registry *r, struct service *s,
 			     const struct service_spec *set)
 {
 	service_take_settings(s, set);
-	if (s->state == SERVICE_AWAKE)
+	if ((s->state == SERVICE_AWAKE && !s->freeze_pending) ||
+	    (s->state == SERVICE_FROZEN && !s->thaw_pending))
 		service_arm_idle_timer(r, s);
 }
 
 void service_disable(struct service_registry *r, struct service *s)
 {
+	/* Paused: thawed first (now, or once the pause under way answers). */
+	if (s->state == SERVICE_FROZEN || (s->state == SERVICE_AWAKE && s->freeze_pending)) {
+		if (s->disabling)
+			return;
+		s->disabling = true;
+		service_set_reason(s, "being disabled: thawed first, then no longer managed");
+		if (s->state == SERVICE_FROZEN)
+			service_thaw(r, s, "disable", NULL, now(r));
+		return;
+	}
 	/* UNKNOWN: nothing can be woken yet; the user asked, so it goes now. */
 	if (s->state == SERVICE_AWAKE || s->state == SERVICE_UNKNOWN) {
-		disable_now(r, s);
+		service_disable_now(r, s);
 		return;
 	}
 	/* Not running: it is woken first and let go once it answers, so that
@@ -300,6 +311,13 @@ int service_sleep_now(struct service_registry *r, struct service *s, const char 
 {
 	switch (s->state) {
 	case SERVICE_AWAKE:
+		if (s->freeze_pending)
+			return -EBUSY;
+		service_read_activity(r, s);
+		return service_go_to_sleep(r, s, why);
+	case SERVICE_FROZEN:
+		if (s->thaw_pending)
+			return -EBUSY;
 		service_read_activity(r, s);
 		return service_go_to_sleep(r, s, why);
 	case SERVICE_ASLEEP:
@@ -320,6 +338,9 @@ int service_wake_now(struct service_registry *r, struct service *s, const char *
 	case SERVICE_SLEEPING:
 		s->start_after_stop = true;
 		probe_during_stop(r, s);
+		return 0;
+	case SERVICE_FROZEN:
+		service_thaw(r, s, why, NULL, now(r));
 		return 0;
 	case SERVICE_UNKNOWN:
 		return -EBUSY;
@@ -357,7 +378,8 @@ void service_on_timer(struct service_registry *r, uint64_t id)
 		service_wake_failure(r, s, true, why);
 		return;
 	}
-	if (s->state != SERVICE_AWAKE)
+	if ((s->state != SERVICE_AWAKE || s->freeze_pending) &&
+	    (s->state != SERVICE_FROZEN || s->thaw_pending))
 		return;
 	service_idle_check(r, s);
 }
@@ -451,6 +473,16 @@ void service_on_wake_requested(struct service_registry *r, uint64_t id,
 		if (s->start_done_us)
 			r->ops.activator_starting(r->ud, s);
 		break;
+	case SERVICE_FROZEN: {
+		/* Redirected as its ports left the set for the freeze. */
+		char who[INET6_ADDRSTRLEN + 16] = "";
+		if (client)
+			sockaddr_to_string(client, who, sizeof(who));
+		service_thaw(r, s, "connection", who, now(r));
+		if (s->state == SERVICE_AWAKE)
+			r->ops.activator_starting(r->ud, s);
+		break;
+	}
 	case SERVICE_UNKNOWN:
 		/* Held until the runtime answers (or the activator's hold timeout). */
 		s->wake_when_known = true;
@@ -483,7 +515,7 @@ static void cancel_sleep(struct service_registry *r, struct service *s, uint64_t
 		 "cancelled: a client came during it and the container still served");
 	service_emit(r, s, "sleep_cancelled", facts);
 	if (s->disabling)
-		disable_now(r, s);
+		service_disable_now(r, s);
 }
 
 void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us, uint64_t total_us)
@@ -511,7 +543,7 @@ void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us
 	service_become_awake(r, s);
 	service_emit(r, s, "ready", facts);
 	if (s->disabling)
-		disable_now(r, s);
+		service_disable_now(r, s);
 }
 
 void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason,

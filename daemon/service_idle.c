@@ -20,8 +20,9 @@ uint64_t service_idle_deadline(const struct service *s)
 {
 	uint64_t last =
 	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
-	/* Durations are bounded (a year), so this cannot wrap; saturate anyway. */
-	return last > UINT64_MAX - s->idle_us ? UINT64_MAX : last + s->idle_us;
+	uint64_t tier = service_tier_us(s);
+	/* An idle of never is UINT64_MAX: saturate. */
+	return last > UINT64_MAX - tier ? UINT64_MAX : last + tier;
 }
 
 /*
@@ -48,8 +49,14 @@ void service_read_activity(struct service_registry *r, struct service *s)
 void service_arm_idle_timer(struct service_registry *r, struct service *s)
 {
 	uint64_t deadline = service_idle_deadline(s);
-	uint64_t late = deadline - s->idle_us / 4;
 	s->armed_activity_us = s->last_activity_us;
+	if (deadline == UINT64_MAX) {
+		/* Never stopped (an idle of never), and frozen already. */
+		s->armed_late = true;
+		r->ops.timer_set(r->ud, s, 0);
+		return;
+	}
+	uint64_t late = deadline - service_tier_us(s) / 4;
 	s->armed_late = now(r) >= late;
 	r->ops.timer_set(r->ud, s, s->armed_late ? deadline : late);
 }
@@ -66,12 +73,13 @@ static void emit_kept_by_traffic(struct service_registry *r, struct service *s)
 	service_emit(r, s, "kept_awake", facts);
 }
 
-/* Past the deadline, an open connection may still keep it awake. */
-static bool kept_by_connection(struct service_registry *r, struct service *s)
+/* Past the deadline, an open connection may still keep it awake. A freeze
+ * keeps connections open: only an unanswered request stops one. */
+static bool kept_by_connection(struct service_registry *r, struct service *s, bool freeze)
 {
 	char what[sizeof(s->kept_awake_by)] = "";
 	enum service_kept kept = r->ops.sleep_blocker(r->ud, s, what, sizeof(what));
-	if (kept == SERVICE_NOT_KEPT) {
+	if (kept == SERVICE_NOT_KEPT || (freeze && kept == SERVICE_KEPT_CONNECTION)) {
 		s->kept_awake_by[0] = '\0';
 		return false;
 	}
@@ -103,7 +111,8 @@ void service_idle_check(struct service_registry *r, struct service *s)
 		service_arm_idle_timer(r, s);
 		return;
 	}
-	if (kept_by_connection(r, s))
+	bool freeze = s->state == SERVICE_AWAKE && service_freeze_tier_on(s);
+	if (kept_by_connection(r, s, freeze))
 		return;
 	/* The answer may have gone between the read and the look at its
 	 * connections: it is activity, read once more before the stop. */
@@ -113,7 +122,10 @@ void service_idle_check(struct service_registry *r, struct service *s)
 		service_arm_idle_timer(r, s);
 		return;
 	}
-	service_go_to_sleep(r, s, "idle");
+	if (freeze)
+		service_go_to_freeze(r, s);
+	else
+		service_go_to_sleep(r, s, "idle");
 }
 
 void service_refresh_activity(struct service_registry *r, struct service *s)

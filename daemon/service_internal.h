@@ -71,3 +71,19 @@ void service_arm_idle_timer(struct service_registry *r, struct service *s);
 void service_idle_check(struct service_registry *r, struct service *s);
 /* service.c: ports into the set, then the stop. */
 int service_go_to_sleep(struct service_registry *r, struct service *s, const char *why);
+/* service.c: stops managing s (ports straight to it, forgotten). */
+void service_disable_now(struct service_registry *r, struct service *s);
+
+/* service_freeze.c: light sleep. */
+/* Set, not refused by the runtime, and shorter than the idle time. */
+bool service_freeze_tier_on(const struct service *s);
+/* The idle time of s's next tier: freeze_after while awake with light sleep
+ * on, else idle. */
+uint64_t service_tier_us(const struct service *s);
+/* The runtime's pause, the wake hook armed first. */
+void service_go_to_freeze(struct service_registry *r, struct service *s);
+/* A frozen s runs again (or restarts, clients held, when it cannot). */
+void service_thaw(struct service_registry *r, struct service *s, const char *trigger,
+		  const char *client, uint64_t at_us);
+/* "never" or the duration, for reasons. */
+const char *service_idle_text(uint64_t us, char *buf, size_t len);

@@ -7,36 +7,45 @@
 #include "dozed/duration.h"
 #include "dozed/service.h"
 #include "dozed/settings.h"
+#include "service_internal.h"
 
 /* Why an awake service is still awake: its counted traffic, an open
  * connection, a client dozed relayed; and when it sleeps. */
 static void awake_reason(const struct service *s, uint64_t t, char *buf, size_t len)
 {
-	char ago[32], in[32];
+	char ago[32], left[32], in[48];
 	uint64_t last =
 	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
 	uint64_t idle = t > last ? t - last : 0;
-	duration_format(idle < s->idle_us ? s->idle_us - idle : 0, in, sizeof(in));
-	if (s->clients_waiting > 0)
+	/* Its next tier: frozen (light sleep), else stopped. */
+	uint64_t tier = service_tier_us(s);
+	if (tier > DURATION_MAX_US)
+		snprintf(in, sizeof(in), "never sleeps");
+	else
+		snprintf(in, sizeof(in), "%s in %s", tier < s->idle_us ? "freezes" : "sleeps",
+			 duration_format(idle < tier ? tier - idle : 0, left, sizeof(left)));
+	if (s->freeze_pending)
+		snprintf(buf, len, "%s", s->reason);
+	else if (s->clients_waiting > 0)
 		snprintf(buf, len,
-			 "%zu relayed client%s waiting for its answer; sleeps %s after the last "
-			 "is answered, without counted traffic",
+			 "%zu relayed client%s waiting for its answer; %s after the last is "
+			 "answered, without counted traffic",
 			 s->clients_waiting, s->clients_waiting == 1 ? "" : "s", in);
-	else if (s->kept_awake_by[0] && idle >= s->idle_us)
+	else if (s->kept_awake_by[0] && idle >= tier)
 		snprintf(buf, len, "kept awake by %s; looks again every %llus", s->kept_awake_by,
 			 (unsigned long long)(SERVICE_KEPT_RECHECK_US / 1000000));
 	else if (s->last_activity_us > s->awake_since_us &&
 		 s->last_activity_us == s->last_waited_us)
 		snprintf(buf, len,
-			 "a relayed client waited for its answer %s ago; sleeps in %s without "
-			 "counted traffic",
+			 "a relayed client waited for its answer %s ago; %s without counted "
+			 "traffic",
 			 duration_format(idle, ago, sizeof(ago)), in);
 	else if (s->last_activity_us > s->awake_since_us)
-		snprintf(buf, len, "last counted traffic %s ago%s%s; sleeps in %s",
+		snprintf(buf, len, "last counted traffic %s ago%s%s; %s",
 			 duration_format(idle, ago, sizeof(ago)), s->last_counted[0] ? ", " : "",
 			 s->last_counted, in);
 	else
-		snprintf(buf, len, "no counted traffic since it woke %s ago; sleeps in %s",
+		snprintf(buf, len, "no counted traffic since it woke %s ago; %s",
 			 duration_format(idle, ago, sizeof(ago)), in);
 }
 
@@ -56,8 +65,23 @@ struct json_object *service_to_json(struct service_registry *r, struct service *
 	for (size_t i = 0; i < s->n_ports; i++)
 		json_object_array_add(ports, json_object_new_int(s->ports[i].host_port));
 	json_object_object_add(o, "ports", ports);
+	/* null: never stopped (an idle of never). */
 	json_object_object_add(o, "idle_timeout_ms",
-			       json_object_new_int64((int64_t)(s->idle_us / 1000)));
+			       s->idle_us > DURATION_MAX_US
+				   ? NULL
+				   : json_object_new_int64((int64_t)(s->idle_us / 1000)));
+	json_object_object_add(o, "freeze_after_ms",
+			       s->freeze_after_us
+				   ? json_object_new_int64((int64_t)(s->freeze_after_us / 1000))
+				   : NULL);
+	json_object_object_add(o, "reclaim_frozen", json_object_new_boolean(s->reclaim_frozen));
+	json_object_object_add(o, "freezes", json_object_new_int64((int64_t)s->freezes));
+	json_object_object_add(o, "thaws", json_object_new_int64((int64_t)s->thaws));
+	json_object_object_add(o, "last_thaw_us",
+			       s->last_thaw_us < 0 ? NULL : json_object_new_int64(s->last_thaw_us));
+	if (s->freeze_refused[0])
+		json_object_object_add(o, "freeze_refused",
+				       json_object_new_string(s->freeze_refused));
 	json_object_object_add(o, "wake_on",
 			       json_object_new_string(settings_wake_on_to_string(s->wake_on_data)));
 	char probe[PROBE_HTTP_PATH_MAX + 16];
@@ -72,13 +96,21 @@ struct json_object *service_to_json(struct service_registry *r, struct service *
 		json_object_object_add(o, "last_stop", json_object_new_string(s->last_stop));
 	uint64_t last =
 	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
-	if (s->state == SERVICE_AWAKE) {
+	if (s->state == SERVICE_AWAKE || s->state == SERVICE_FROZEN) {
 		uint64_t idle = t > last ? t - last : 0;
 		json_object_object_add(o, "idle_for_ms",
 				       json_object_new_int64((int64_t)(idle / 1000)));
+		/* Stopped then (frozen first, freezes_in_ms, with light sleep). */
 		uint64_t in = idle < s->idle_us ? s->idle_us - idle : 0;
 		json_object_object_add(o, "sleeps_in_ms",
-				       json_object_new_int64((int64_t)(in / 1000)));
+				       s->idle_us > DURATION_MAX_US
+					   ? NULL
+					   : json_object_new_int64((int64_t)(in / 1000)));
+		uint64_t tier = service_tier_us(s);
+		if (s->state == SERVICE_AWAKE && tier < s->idle_us)
+			json_object_object_add(
+			    o, "freezes_in_ms",
+			    json_object_new_int64((int64_t)((idle < tier ? tier - idle : 0) / 1000)));
 	} else {
 		uint64_t since = t > s->state_since_us ? t - s->state_since_us : 0;
 		json_object_object_add(o, "idle_for_ms",

@@ -18,6 +18,7 @@
 static const char *const state_names[] = {
     [SERVICE_AWAKE] = "awake",	 [SERVICE_SLEEPING] = "sleeping", [SERVICE_ASLEEP] = "asleep",
     [SERVICE_WAKING] = "waking", [SERVICE_FAILED] = "failed",	  [SERVICE_UNKNOWN] = "unknown",
+    [SERVICE_FROZEN] = "frozen",
 };
 
 const char *service_state_name(enum service_state s)
@@ -33,7 +34,8 @@ static bool ops_complete(const struct service_ops *ops)
 	       ops->runtime_start && ops->runtime_stop_cancel && ops->activator_starting &&
 	       ops->activator_probe_cancel && ops->activator_failed && ops->activator_held &&
 	       ops->activator_waiting && ops->egress_read && ops->sleep_blocker && ops->timer_set &&
-	       ops->emit && ops->forget && ops->state_changed;
+	       ops->runtime_freeze && ops->runtime_thaw && ops->emit && ops->forget &&
+	       ops->state_changed;
 }
 
 int service_registry_new(const struct service_ops *ops, void *ud, struct service_registry **out)
@@ -192,6 +194,7 @@ int service_alloc(struct service_registry *r, const struct service_spec *spec, s
 		memcpy(s->ports, spec->ports, spec->n_ports * sizeof(*spec->ports));
 	s->n_ports = spec->n_ports;
 	s->last_wake_ms = -1;
+	s->last_thaw_us = -1;
 	s->userdata = spec->userdata;
 	*out = s;
 	return 0;
@@ -244,6 +247,11 @@ void service_take_settings(struct service *s, const struct service_spec *spec)
 	s->ignore = spec->ignore;
 	s->ignore_set = spec->ignore_set;
 	s->keep_awake_connections = spec->keep_awake_connections;
+	/* New settings, a new chance for a pause the runtime refused. */
+	if (s->freeze_after_us != spec->freeze_after_us)
+		s->freeze_refused[0] = '\0';
+	s->freeze_after_us = spec->freeze_after_us;
+	s->reclaim_frozen = spec->reclaim_frozen;
 }
 
 void service_note_counted(struct service *s, const char *what)

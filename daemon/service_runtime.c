@@ -36,12 +36,13 @@ void service_on_runtime_died(struct service_registry *r, uint64_t id)
 		return;
 	/* SLEEPING: our own stop; WAKING: possibly the late event of the stop
 	 * before, so the probe's deadline decides. */
-	if (s->state != SERVICE_AWAKE) {
+	if (s->state != SERVICE_AWAKE && s->state != SERVICE_FROZEN) {
 		if (s->state != SERVICE_WAKING)
 			s->running = false;
 		return;
 	}
 	s->running = false;
+	s->paused = s->freeze_pending = s->thaw_pending = false;
 	r->ops.timer_set(r->ud, s, 0);
 	int ret = service_redirect_add(r, s);
 	if (ret < 0) {

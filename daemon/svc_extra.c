@@ -71,6 +71,7 @@ void svc_extra_destroy(struct svc_extra *x)
 	flow_counter_detach(x->attachment);
 	health_check_free(x->health);
 	dozed_stop_forget(x->d, x);
+	dozed_freeze_forget(x->d, x);
 	if (x->timer)
 		event_free(x->timer);
 	if (x->probe_retry)

@@ -82,3 +82,45 @@ int runtime_wait(struct runtime *rt, const char *id, uint64_t timeout_us, runtim
 	    rt, &wait_kind, "POST", runtime_container_target(id, "wait?condition=not-running"),
 	    NULL, timeout_us ? timeout_us : rt->cfg.timeout_us, (void (*)(void))cb, userdata, NULL);
 }
+
+static bool pause_status_ok(int status)
+{
+	return status == 204 || status == 200;
+}
+
+/* Docker: "container ... is not paused" (409, or 500 through containerd);
+ * Podman: runc's "container not paused". Either way it runs, as asked. */
+static int unpause_failure_errno(int err, int status, const char *message)
+{
+	if (status >= 400 && message && strstr(message, "not paused"))
+		return 0;
+	return err;
+}
+
+static const struct runtime_call_kind pause_kind = {
+    .status_ok = pause_status_ok,
+    .deliver = deliver_done,
+};
+
+static const struct runtime_call_kind unpause_kind = {
+    .status_ok = pause_status_ok,
+    .failure_errno = unpause_failure_errno,
+    .deliver = deliver_done,
+};
+
+int runtime_pause(struct runtime *rt, const char *id, runtime_done_cb cb, void *userdata)
+{
+	if (!id || !*id || !cb)
+		return -EINVAL;
+	return runtime_call_begin(rt, &pause_kind, "POST", runtime_container_target(id, "pause"),
+				  NULL, rt->cfg.timeout_us, (void (*)(void))cb, userdata, NULL);
+}
+
+int runtime_unpause(struct runtime *rt, const char *id, runtime_done_cb cb, void *userdata)
+{
+	if (!id || !*id || !cb)
+		return -EINVAL;
+	return runtime_call_begin(rt, &unpause_kind, "POST",
+				  runtime_container_target(id, "unpause"), NULL, rt->cfg.timeout_us,
+				  (void (*)(void))cb, userdata, NULL);
+}

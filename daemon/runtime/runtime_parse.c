@@ -110,6 +110,7 @@ int runtime_container_dup(const struct runtime_container *c, struct runtime_cont
 	if (!d)
 		return -ENOMEM;
 	d->running = c->running;
+	d->paused = c->paused;
 	d->pid = c->pid;
 	d->exit_code = c->exit_code;
 	memcpy(d->ip, c->ip, sizeof(d->ip));
@@ -291,6 +292,8 @@ int runtime_parse_inspect(const char *json, size_t len, struct runtime_container
 	json_object *running = runtime_json_get(state, "Running", json_type_boolean);
 	json_object *pid = runtime_json_get(state, "Pid", json_type_int);
 	c->running = running && json_object_get_boolean(running);
+	json_object *paused = runtime_json_get(state, "Paused", json_type_boolean);
+	c->paused = paused && json_object_get_boolean(paused);
 	json_object *exit_code = runtime_json_get(state, "ExitCode", json_type_int);
 	c->exit_code = exit_code ? (int)json_object_get_int64(exit_code) : 0;
 	/* A PID out of range would make /proc/1 (or another) the container's. */
@@ -367,7 +370,9 @@ static int parse_list_entry(json_object *e, struct runtime_container *c)
 		name++;
 	const char *state = runtime_json_get_str(e, "State");
 	c->stop_timeout_s = -1; /* not in a list entry */
-	c->running = state && strcmp(state, "running") == 0;
+	/* Paused is running too, as inspect's State.Running says. */
+	c->paused = state && strcmp(state, "paused") == 0;
+	c->running = c->paused || (state && strcmp(state, "running") == 0);
 	int r = strdup_or_null(id, &c->id);
 	if (r == 0)
 		r = strdup_or_null(name, &c->name);

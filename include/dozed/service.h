@@ -100,6 +100,10 @@ struct service {
 	char freeze_refused[200];
 	uint64_t freezes, thaws;
 	int64_t last_thaw_us; /* packet (or command) to running; -1: never thawed */
+	/* The thaw under way (thaw_pending) or wanted: what asked, and when. */
+	char thaw_trigger[48];
+	char thaw_client[64];
+	uint64_t thaw_at_us;
 	/* The probe the last wake used, as users read it ("postgres (auto:
 	 * port 5432)"); set by the daemon, "" before the first wake. */
 	char probe_used[PROBE_HTTP_PATH_MAX + 64];

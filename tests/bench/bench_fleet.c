@@ -21,6 +21,7 @@
  * (see bench.h).
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
@@ -152,6 +153,19 @@ static void ops_egress_read(void *ud, struct service *s)
 	}
 }
 
+/* Light sleep is off for the fleet: never called. */
+static void ops_runtime_freeze(void *ud, struct service *s)
+{
+	(void)ud, (void)s;
+}
+
+static int ops_runtime_thaw(void *ud, struct service *s, char *why, size_t len)
+{
+	(void)ud, (void)s;
+	snprintf(why, len, "no freezer in the bench");
+	return -EOPNOTSUPP;
+}
+
 /* No container here has open connections: what a sleep would cut is read
  * only at an idle deadline, which this bench never reaches. */
 static enum service_kept ops_sleep_blocker(void *ud, struct service *s, char *what, size_t len)
@@ -211,6 +225,8 @@ static const struct service_ops fleet_ops = {
     .activator_waiting = ops_activator_waiting,
     .egress_read = ops_egress_read,
     .sleep_blocker = ops_sleep_blocker,
+    .runtime_freeze = ops_runtime_freeze,
+    .runtime_thaw = ops_runtime_thaw,
     .timer_set = ops_timer_set,
     .emit = ops_emit,
     .forget = ops_forget,

@@ -99,6 +99,28 @@ static enum service_kept f_blocker(void *ud, struct service *s, char *what, size
 	snprintf(what, len, "%s", F.kept_what ? F.kept_what : "");
 	return F.kept;
 }
+static void f_freeze(void *ud, struct service *s)
+{
+	(void)ud;
+	F.freezes_asked++;
+	logf_("pause %s", s->name);
+}
+static int f_thaw(void *ud, struct service *s, char *why, size_t len)
+{
+	(void)ud;
+	F.thaws_asked++;
+	if (F.thaw_answer < 0) {
+		snprintf(why, len, "the freezer is gone");
+		logf_("thaw-refused %s", s->name);
+		return F.thaw_answer;
+	}
+	if (F.thaw_answer == FAKE_THAW_ASYNC) {
+		logf_("unpause %s", s->name);
+		return 0;
+	}
+	logf_("thaw %s", s->name);
+	return 1;
+}
 static void f_timer(void *ud, struct service *s, uint64_t at)
 {
 	(void)ud;
@@ -144,6 +166,8 @@ const struct service_ops fake_ops = {
     .activator_waiting = f_waiting,
     .egress_read = f_egress,
     .sleep_blocker = f_blocker,
+    .runtime_freeze = f_freeze,
+    .runtime_thaw = f_thaw,
     .timer_set = f_timer,
     .emit = f_emit,
     .forget = f_forget,

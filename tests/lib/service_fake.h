@@ -14,6 +14,7 @@
 #include "dozed/service.h"
 
 #define SEC 1000000ull
+#define FAKE_THAW_ASYNC 2
 
 struct json_object;
 
@@ -32,6 +33,10 @@ struct fake {
 	/* Non-zero: counted traffic that comes while sleep_blocker looks (an
 	 * answer sent between the two reads). */
 	uint64_t activity_during_blocker;
+	/* What runtime_thaw answers: 1 running now (the default 0 is
+	 * taken as 1), FAKE_THAW_ASYNC under way, < 0 cannot. */
+	int thaw_answer;
+	unsigned freezes_asked, thaws_asked;
 	uint64_t timer_at;
 	struct json_object *last_facts;
 	char last_event[32];

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Light sleep's effects (docs/design.md, "Light sleep"): the pause through
+ * the runtime with the wake hook armed first, the thaw by the freezer itself
+ * (freezer.h) with the runtime's own unpause after it so that its view stays
+ * true, the wake ring's reader, and the stop of a frozen container.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon_internal.h"
+#include "dozed/clock.h"
+#include "dozed/flow_counter.h"
+#include "dozed/freezer.h"
+#include "dozed/log.h"
+#include "dozed/runtime.h"
+
+#define CATCHUP_RETRY_FIRST_S 1
+#define CATCHUP_RETRY_MAX_S   30
+
+static void wake_disarm(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (!x->wake_armed || !x->attachment)
+		return;
+	int r = flow_counter_set_frozen(d->flows, x->attachment, false, s->wake_on_data);
+	if (r < 0)
+		log_warning_errno(r, "%s: could not disarm its wake hook: %m", s->name);
+	x->wake_armed = false;
+}
+
+static int wake_arm(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (!x->attachment)
+		return -ENOTCONN;
+	int r = flow_counter_set_frozen(d->flows, x->attachment, true, s->wake_on_data);
+	if (r >= 0)
+		x->wake_armed = true;
+	return r;
+}
+
+/* --- freeze ------------------------------------------------------------------------ */
+
+static void add_memory_facts(struct dozed *d, struct service *s, struct json_object *facts)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	uint64_t bytes;
+	(void)d;
+	if (!s->reclaim_frozen) {
+		if (freezer_memory_bytes(x->pid, &bytes) == 0)
+			json_object_object_add(facts, "memory_bytes",
+					       json_object_new_int64((int64_t)bytes));
+		return;
+	}
+	uint64_t before = 0, after = 0, t0 = clock_monotonic_us();
+	const char *why = NULL;
+	int r = freezer_reclaim(x->pid, &before, &after, &why);
+	if (r < 0) {
+		const char *text = why ? why : strerror(-r);
+		log_warning("%s: its memory was not reclaimed: %s", s->name, text);
+		json_object_object_add(facts, "reclaim_error", json_object_new_string(text));
+		return;
+	}
+	json_object_object_add(facts, "memory_before", json_object_new_int64((int64_t)before));
+	json_object_object_add(facts, "memory_after", json_object_new_int64((int64_t)after));
+	json_object_object_add(facts, "memory_bytes", json_object_new_int64((int64_t)after));
+	json_object_object_add(
+	    facts, "reclaim_ms", json_object_new_int64((int64_t)(clock_monotonic_us() - t0) / 1000));
+}
+
+static void pause_done(int err, const struct runtime_error *error, void *userdata)
+{
+	struct dozed *d;
+	struct service *s = pending_op_done(userdata, &d);
+	if (!s)
+		return;
+	struct svc_extra *x = svc_extra_of(s);
+	if (err < 0) {
+		wake_disarm(d, s);
+		log_warning("%s: not frozen: the runtime refused to pause it: %s; it stays on the "
+			    "stop tier",
+			    s->name, error->message);
+		service_on_freeze_done(d->services, s->id, err, error->message, NULL);
+		return;
+	}
+	struct json_object *facts = json_object_new_object();
+	json_object_object_add(
+	    facts, "pause_ms",
+	    json_object_new_int64((int64_t)(clock_monotonic_us() - x->pause_started_us) / 1000));
+	/* The release needs the cgroup frozen by the pause itself. */
+	int r = freezer_find(x->pid, &x->fz);
+	x->fz_ok = r == 0 && freezer_is_frozen(&x->fz) == 1;
+	if (!x->fz_ok)
+		log_info("%s: its freezer was not found (%s): it thaws through the runtime's "
+			 "unpause, slower",
+			 s->name, r < 0 ? strerror(-r) : "not frozen after the pause");
+	json_object_object_add(facts, "thaw_by",
+			       json_object_new_string(x->fz_ok ? "freezer" : "runtime"));
+	add_memory_facts(d, s, facts);
+	service_on_freeze_done(d->services, s->id, 0, NULL, facts);
+}
+
+void dozed_freeze_begin(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	/* Armed before the pause: a packet meanwhile thaws it once paused. */
+	int r = wake_arm(d, s);
+	if (r < 0) {
+		const char *why = r == -ENOTCONN
+				      ? "its traffic is not counted, so no packet could thaw it"
+				      : "its wake hook could not be armed";
+		log_warning("%s: not frozen: %s", s->name, why);
+		service_on_freeze_done(d->services, s->id, r, why, NULL);
+		return;
+	}
+	x->pause_started_us = clock_monotonic_us();
+	struct pending_op *op = pending_op_new(d, PENDING_PAUSE, s->id);
+	r = op ? runtime_pause(d->runtime, s->container_id, pause_done, op) : -ENOMEM;
+	if (r < 0) {
+		pending_op_free(op);
+		wake_disarm(d, s);
+		log_warning_errno(r, "%s: not frozen: cannot ask the runtime to pause it: %m",
+				  s->name);
+		service_on_freeze_done(d->services, s->id, r, "cannot ask the runtime", NULL);
+	}
+}
+
+/* --- thaw --------------------------------------------------------------------------- */
+
+static void catchup_send(struct dozed *d, struct service *s);
+
+static void catchup_done(int err, const struct runtime_error *error, void *userdata)
+{
+	struct pending_op *op = userdata;
+	struct freezer fz = op->fz;
+	struct dozed *d;
+	struct service *s = pending_op_done(userdata, &d);
+	if (err >= 0) {
+		/* Unpaused: back where the runtime put them, even for a service
+		 * gone meanwhile. */
+		int r = freezer_settle(&fz);
+		if (r < 0)
+			log_warning_errno(r, "%s: could not move its processes back into %s: %m",
+					  s ? s->name : "a container", fz.dir);
+	}
+	if (!s)
+		return;
+	struct svc_extra *x = svc_extra_of(s);
+	if (err >= 0) {
+		if (x->catchup_error[0])
+			log_info("%s: the runtime unpaused it: its view is right again", s->name);
+		x->catchup_pending = false;
+		x->catchup_error[0] = '\0';
+		x->catchup_retry_s = 0;
+		return;
+	}
+	if (strcmp(x->catchup_error, error->message) != 0)
+		log_warning("%s: thawed and serving, but the runtime still says paused: its "
+			    "unpause failed: %s; trying again",
+			    s->name, error->message);
+	snprintf(x->catchup_error, sizeof(x->catchup_error), "%s", error->message);
+	unsigned t = x->catchup_retry_s ? x->catchup_retry_s : CATCHUP_RETRY_FIRST_S;
+	x->catchup_retry_s = t * 2 < CATCHUP_RETRY_MAX_S ? t * 2 : CATCHUP_RETRY_MAX_S;
+	struct timeval tv = {.tv_sec = t};
+	evtimer_add(x->catchup_timer, &tv);
+}
+
+static void catchup_send(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	struct pending_op *op = pending_op_new(d, PENDING_CATCHUP, s->id);
+	if (!op)
+		return;
+	op->fz = x->fz;
+	int r = runtime_unpause(d->runtime, s->container_id, catchup_done, op);
+	if (r < 0) {
+		pending_op_free(op);
+		log_warning_errno(r, "%s: cannot ask the runtime to unpause it: %m", s->name);
+		struct timeval tv = {.tv_sec = CATCHUP_RETRY_MAX_S};
+		evtimer_add(x->catchup_timer, &tv);
+	}
+}
+
+static void catchup_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct svc_extra *x = arg;
+	struct service *s = service_find_by_id(x->d->services, x->id);
+	if (s && x->catchup_pending)
+		catchup_send(x->d, s);
+}
+
+static void catchup_begin(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (!x->catchup_timer) {
+		x->catchup_timer = evtimer_new(d->base, catchup_timer_cb, x);
+		if (!x->catchup_timer) {
+			log_error_errno(ENOMEM, "%s: cannot ask the runtime to unpause it", s->name);
+			return;
+		}
+	}
+	x->catchup_pending = true;
+	x->catchup_retry_s = 0;
+	catchup_send(d, s);
+}
+
+static void thaw_done(int err, const struct runtime_error *error, void *userdata)
+{
+	struct dozed *d;
+	struct service *s = pending_op_done(userdata, &d);
+	if (!s)
+		return;
+	if (err < 0) {
+		log_warning("%s: the runtime refused to unpause it: %s; restarting it", s->name,
+			    error->message);
+	} else {
+		wake_disarm(d, s);
+	}
+	service_on_thaw_done(d->services, s->id, err, err < 0 ? error->message : NULL);
+}
+
+int dozed_thaw_begin(struct dozed *d, struct service *s, char *why, size_t len)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (x->fz_ok) {
+		int n = freezer_release(&x->fz);
+		if (n >= 0) {
+			wake_disarm(d, s);
+			catchup_begin(d, s);
+			return 1;
+		}
+		log_warning_errno(n, "%s: could not release its freezer %s (%m): thawing through "
+				  "the runtime",
+				  s->name, x->fz.dir);
+	}
+	struct pending_op *op = pending_op_new(d, PENDING_THAW, s->id);
+	int r = op ? runtime_unpause(d->runtime, s->container_id, thaw_done, op) : -ENOMEM;
+	if (r < 0) {
+		pending_op_free(op);
+		snprintf(why, len, "cannot ask the runtime to unpause it: %s", strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/* --- the wake ring ------------------------------------------------------------------- */
+
+static struct service *service_of_cgroup(struct dozed *d, uint64_t cgroup_id)
+{
+	for (struct service *s = service_first(d->services); s; s = s->next) {
+		struct svc_extra *x = svc_extra_of(s);
+		if (x && x->attachment && flow_attachment_cgroup_id(x->attachment) == cgroup_id)
+			return s;
+	}
+	return NULL;
+}
+
+static void wake_record(const struct flow_wake *w, void *userdata)
+{
+	struct dozed *d = userdata;
+	struct service *s = service_of_cgroup(d, w->cgroup_id);
+	if (!s)
+		return;
+	service_on_packet(d->services, s->id, &w->peer, w->at_ns / 1000);
+}
+
+static void wake_readable(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	struct dozed *d = arg;
+	int r = flow_counter_wake_consume(d->flows, wake_record, d);
+	if (r < 0)
+		log_warning_errno(r, "Failed to read the wake ring: %m");
+}
+
+int dozed_wake_watch_start(struct dozed *d)
+{
+	int fd = flow_counter_wake_fd(d->flows);
+	if (fd < 0)
+		return log_error_errno(fd, "Failed to find the wake ring's fd: %m");
+	d->wake_event = event_new(d->base, fd, EV_READ | EV_PERSIST, wake_readable, d);
+	if (!d->wake_event || event_add(d->wake_event, NULL) < 0)
+		return log_error_errno(ENOMEM, "Failed to watch the wake ring");
+	return 0;
+}
+
+void dozed_wake_watch_stop(struct dozed *d)
+{
+	if (d->wake_event)
+		event_free(d->wake_event);
+	d->wake_event = NULL;
+}
+
+/* --- found paused, stop, forget -------------------------------------------------------- */
+
+void dozed_freeze_found(struct dozed *d, struct service *s, const struct runtime_container *c)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (!c->paused || s->state != SERVICE_AWAKE || s->freeze_pending || x->catchup_pending)
+		return;
+	int r = freezer_find(c->pid, &x->fz);
+	x->fz_ok = r == 0 && freezer_is_frozen(&x->fz) == 1;
+	if (r == 0 && freezer_released(&x->fz) > 0) {
+		/* dozed was killed between a release and the runtime's unpause:
+		 * it serves; the runtime's view catches up now. */
+		log_info("%s: found released from its freezer, paused for the runtime: unpausing",
+			 s->name);
+		catchup_begin(d, s);
+		return;
+	}
+	r = wake_arm(d, s);
+	if (r < 0) {
+		log_warning("%s: found paused, but no packet could thaw it (%s): unpausing it",
+			    s->name, r == -ENOTCONN ? "its traffic is not counted" : strerror(-r));
+		catchup_begin(d, s);
+		return;
+	}
+	log_info("%s: found paused: frozen, thawed by the first packet", s->name);
+	service_found_paused(d->services, s);
+}
+
+static void stop_unpaused(int err, const struct runtime_error *error, void *userdata)
+{
+	struct dozed *d;
+	struct service *s = pending_op_done(userdata, &d);
+	if (!s)
+		return;
+	struct svc_extra *x = svc_extra_of(s);
+	if (!x->stop_after_unpause)
+		return; /* cancelled meanwhile */
+	x->stop_after_unpause = false;
+	if (err < 0) {
+		/* Signals reach no frozen process: thaw it ourselves. */
+		log_warning("%s: the runtime did not unpause it for its stop (%s): thawing its "
+			    "freezer",
+			    s->name, error->message);
+		if (x->fz_ok && freezer_set(&x->fz, false) < 0)
+			log_warning("%s: could not thaw %s either", s->name, x->fz.dir);
+	}
+	wake_disarm(d, s);
+	s->paused = false;
+	dozed_stop_begin(d, s);
+}
+
+void dozed_stop_frozen_or_begin(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	if (!s->paused) {
+		dozed_stop_begin(d, s);
+		return;
+	}
+	if (x->stop_after_unpause)
+		return;
+	struct pending_op *op = pending_op_new(d, PENDING_STOP_UNPAUSE, s->id);
+	int r = op ? runtime_unpause(d->runtime, s->container_id, stop_unpaused, op) : -ENOMEM;
+	if (r < 0) {
+		pending_op_free(op);
+		log_warning_errno(r, "%s: cannot ask the runtime to unpause it: %m", s->name);
+		dozed_stop_begin(d, s);
+		return;
+	}
+	x->stop_after_unpause = true;
+}
+
+void dozed_freeze_forget(struct dozed *d, struct svc_extra *x)
+{
+	(void)d;
+	if (x->catchup_timer)
+		event_free(x->catchup_timer);
+	x->catchup_timer = NULL;
+}
