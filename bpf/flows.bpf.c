@@ -45,6 +45,13 @@ struct {
 	__type(value, struct flows_global);
 } flows_global SEC(".maps");
 
+/* Light sleep's wakes (flows_wake_check): one record per frozen cgroup and
+ * arming, so a small ring. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FLOWS_WAKE_RING_BYTES);
+} flows_wake SEC(".maps");
+
 #ifndef IPPROTO_ICMPV6
 #define IPPROTO_ICMPV6 58
 #endif
@@ -231,6 +238,47 @@ static __always_inline __u32 tcp_payload_taken(struct __sk_buff *skb, const stru
 	if ((__s32)(p->seq + p->payload - tp->rcv_nxt) <= 0)
 		return 0;
 	return p->payload;
+}
+
+/*
+ * 0 compiles the wake hook out (the verifier drops dead code): set only by
+ * the benchmark that measures what the hook costs an awake container.
+ */
+const volatile __u8 wake_hook = 1;
+
+/*
+ * An ingress packet of a frozen cgroup whose class counts: does it wake the
+ * container? Payload the socket takes (a retransmit, a keepalive, a window
+ * probe does not), a UDP or other datagram with payload; unless
+ * wake_on_data, also a TCP SYN (a connect) or any UDP datagram. The first
+ * one of an arming is reported; the later ones find wake_sent set.
+ */
+static __always_inline void flows_wake_check(struct flows_cgroup_config *cc, const struct packet *p)
+{
+	if (!p->parsed || cc->wake_sent)
+		return;
+	int wakes = p->payload > 0;
+	if (!wakes && !cc->wake_on_data)
+		wakes = p->key.proto == IPPROTO_UDP ||
+			(p->key.proto == IPPROTO_TCP &&
+			 (p->tcp_flags & (FLOWS_TCP_SYN | FLOWS_TCP_ACK)) == FLOWS_TCP_SYN);
+	if (!wakes)
+		return;
+	/* Not atomic: two CPUs may both send; userspace keeps the first. */
+	cc->wake_sent = 1;
+	struct flows_wake w = {
+	    .cgroup_id = cc->cgroup_id,
+	    .at_ns = bpf_ktime_get_ns(),
+	    .local_port = p->key.local_port,
+	    .peer_port = p->key.peer_port,
+	    .payload = p->payload,
+	    .proto = p->key.proto,
+	    .tcp_flags = p->tcp_flags,
+	};
+	__builtin_memcpy(w.peer_addr, p->key.peer_addr, 16);
+	/* Wake the reader now, not at the next record: there is none. A full
+	 * ring loses the record; the daemon also polls its frozen ones. */
+	bpf_ringbuf_output(&flows_wake, &w, sizeof(w), BPF_RB_FORCE_WAKEUP);
 }
 
 /*
@@ -438,6 +486,15 @@ static __always_inline int flows_count(struct __sk_buff *skb, int dir)
 	if (class != FLOWS_COUNTED) {
 		ignored_add(s, class, len, segs, dir);
 		return 1;
+	}
+	/* Light sleep. An awake cgroup pays this one branch, on the line
+	 * cgroup_id was read from. A frozen container's own packets (its
+	 * kernel's ACKs, keepalive answers, retransmits) are in the totals
+	 * only: never its activity. */
+	if (wake_hook && cc->frozen) {
+		if (dir == FLOWS_DIR_OUT)
+			return 1;
+		flows_wake_check(cc, &p);
 	}
 	if (p.key.proto == IPPROTO_TCP && !p.payload) {
 		ignored_add(s, FLOWS_IGN_NO_PAYLOAD, len, segs, dir);

@@ -82,12 +82,14 @@ static int load_failed(int r)
 /* Opens, sizes and loads the programs, with or without the TCP socket checks
  * (bpf/flows.bpf.c, tcp_sock_check). Every failure is logged but a refused
  * load with the checks, which sets *refused for the caller to try without. */
-static int skel_load(uint32_t max_flows, bool sock_check, struct flows_bpf **out, bool *refused)
+static int skel_load(uint32_t max_flows, bool sock_check, bool wake_hook, struct flows_bpf **out,
+		     bool *refused)
 {
 	struct flows_bpf *skel = flows_bpf__open();
 	if (!skel)
 		return load_failed(-errno);
 	skel->rodata->tcp_sock_check = sock_check;
+	skel->rodata->wake_hook = wake_hook;
 	int r = bpf_map__set_max_entries(skel->maps.flows, max_flows);
 	if (r < 0) {
 		flows_bpf__destroy(skel);
@@ -103,7 +105,7 @@ static int skel_load(uint32_t max_flows, bool sock_check, struct flows_bpf **out
 	return 0;
 }
 
-int flow_counter_new(uint32_t max_flows, struct flow_counter **out)
+static int counter_new(uint32_t max_flows, bool wake_hook, struct flow_counter **out)
 {
 	if (access(VMLINUX_BTF_PATH, R_OK) < 0)
 		return log_error_errno(
@@ -124,7 +126,7 @@ int flow_counter_new(uint32_t max_flows, struct flow_counter **out)
 
 	c->max_flows = max_flows ? max_flows : FLOWS_MAP_MAX_ENTRIES;
 	bool refused = false;
-	int r = skel_load(c->max_flows, true, &c->skel, &refused);
+	int r = skel_load(c->max_flows, true, wake_hook, &c->skel, &refused);
 	if (r < 0 && refused) {
 		/* A kernel that refuses the socket checks (skb->sk, bpf_tcp_sock):
 		 * without them a duplicate segment counts, which errs towards
@@ -132,7 +134,7 @@ int flow_counter_new(uint32_t max_flows, struct flow_counter **out)
 		log_warning_errno(r, "The flow counter does not load with its TCP socket checks; "
 				     "loading it without them (a retransmitted segment counts "
 				     "as activity)");
-		r = skel_load(c->max_flows, false, &c->skel, &refused);
+		r = skel_load(c->max_flows, false, wake_hook, &c->skel, &refused);
 	}
 	if (r < 0)
 		return r;
@@ -140,8 +142,23 @@ int flow_counter_new(uint32_t max_flows, struct flow_counter **out)
 	c->config_fd = bpf_map__fd(c->skel->maps.flows_config);
 	c->flows_fd = bpf_map__fd(c->skel->maps.flows);
 	c->global_fd = bpf_map__fd(c->skel->maps.flows_global);
+	r = flows_wake_new(c);
+	if (r < 0) {
+		flows_bpf__destroy(c->skel);
+		return r;
+	}
 	*out = TAKE_PTR(c);
 	return 0;
+}
+
+int flow_counter_new(uint32_t max_flows, struct flow_counter **out)
+{
+	return counter_new(max_flows, true, out);
+}
+
+int flow_counter_new_bench(uint32_t max_flows, bool wake_hook, struct flow_counter **out)
+{
+	return counter_new(max_flows, wake_hook, out);
 }
 
 void flow_counter_free(struct flow_counter *c)
@@ -150,6 +167,7 @@ void flow_counter_free(struct flow_counter *c)
 		return;
 	/* Attachments are owned by their callers, who must detach first. */
 	assert(!c->attachments);
+	flows_wake_free(c);
 	flows_bpf__destroy(c->skel);
 	free(c->purge);
 	free(c);
@@ -215,27 +233,50 @@ static void rule_to_kernel(const struct flow_rule *in, struct flows_rule *out)
 	}
 }
 
-static int config_write(struct flow_counter *c, const struct flow_attachment *a,
-			const struct flow_rules *rules)
+int flows_config_write(struct flow_counter *c, struct flow_attachment *a, bool rules_changed,
+		       bool rearm)
 {
-	struct flows_cgroup_config cc = {.cgroup_id = a->cgroup_id};
-	/* Never 0 twice in a row for one cgroup: every write makes its flows
-	 * classify again. */
-	cc.config.gen = ++c->gen;
+	struct flows_cgroup_config cc = a->config;
+	cc.cgroup_id = a->cgroup_id;
+	/* Never 0 twice in a row for one cgroup: every new rule set makes its
+	 * flows classify again. */
+	if (rules_changed)
+		cc.config.gen = ++c->gen;
+	/* A wake the kernel sent stays sent until the hook is armed again:
+	 * new rules must not report the same freeze twice. */
+	cc.wake_sent = 0;
+	if (cc.frozen && !rearm) {
+		struct flows_cgroup_config now;
+		if (bpf_map_lookup_elem(c->config_fd, &a->cgroup_id, &now) == 0)
+			cc.wake_sent = now.wake_sent;
+	}
+	if (bpf_map_update_elem(c->config_fd, &a->cgroup_id, &cc, BPF_ANY) < 0) {
+		if (errno == ENOENT)
+			return log_debug_errno(errno, "No flow counter for %s any more", a->path);
+		return log_error_errno(errno, "Failed to write the flow counter's settings of %s",
+				       a->path);
+	}
+	a->config = cc;
+	return 0;
+}
+
+static int rules_write(struct flow_counter *c, struct flow_attachment *a,
+		       const struct flow_rules *rules)
+{
 	size_t n = rules ? rules->n : 0;
 	if (n > FLOWS_RULES_MAX)
 		return log_error_errno(SYNTHETIC_ERRNO(E2BIG),
 				       "Cannot set %zu ignore rules for %s: at most %d", n, a->path,
 				       FLOWS_RULES_MAX);
-	cc.config.n_rules = (uint32_t)n;
+	struct flows_cgroup_config saved = a->config;
+	a->config.config.n_rules = (uint32_t)n;
+	memset(a->config.config.rule, 0, sizeof(a->config.config.rule));
 	for (size_t i = 0; i < n; i++)
-		rule_to_kernel(&rules->rule[i], &cc.config.rule[i]);
-	if (bpf_map_update_elem(c->config_fd, &a->cgroup_id, &cc, BPF_ANY) < 0) {
-		if (errno == ENOENT)
-			return log_debug_errno(errno, "No flow counter for %s any more", a->path);
-		return log_error_errno(errno, "Failed to set the ignore rules of %s", a->path);
-	}
-	return 0;
+		rule_to_kernel(&rules->rule[i], &a->config.config.rule[i]);
+	int r = flows_config_write(c, a, true, false);
+	if (r < 0)
+		a->config = saved;
+	return r;
 }
 
 static void attachment_free(struct flow_attachment *a)
@@ -296,8 +337,8 @@ int flow_counter_attach(struct flow_counter *c, const char *cgroup_dir,
 				       cgroup_dir);
 	}
 	/* The storage outlives a detach (6.x keeps it with the cgroup): no
-	 * rules of an earlier attachment stay. */
-	int r = config_write(c, a, NULL);
+	 * rules or freeze of an earlier attachment stay. */
+	int r = flows_config_write(c, a, true, true);
 	if (r < 0) {
 		attachment_free(a);
 		return r == -ENOENT ? log_error_errno(r,
@@ -369,7 +410,7 @@ int flow_counter_purge(struct flow_counter *c)
 int flow_counter_set_rules(struct flow_counter *c, struct flow_attachment *a,
 			   const struct flow_rules *rules)
 {
-	return config_write(c, a, rules);
+	return rules_write(c, a, rules);
 }
 
 int flow_counter_read(const struct flow_counter *c, const struct flow_attachment *a,

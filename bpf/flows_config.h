@@ -7,6 +7,11 @@
  * cgroup's id. A program attached to a cgroup has no helper that names that
  * cgroup (bpf_skb_cgroup_id() names the socket's, maybe a descendant), and
  * flows are keyed by the attached one, so userspace writes it here.
+ *
+ * The freeze fields follow cgroup_id, in the cache line every packet reads
+ * it from: an awake cgroup's test of frozen costs no memory access of its
+ * own. Userspace writes the whole value (rules and freeze fields together:
+ * bpf/flows.c keeps its copy in the attachment).
  */
 
 #include "dozed/flows.h"
@@ -14,4 +19,13 @@
 struct flows_cgroup_config {
 	struct flows_config config;
 	__u64 cgroup_id; /* 0 until userspace wrote it: flows are not recorded yet */
+	/* Light sleep: 1 while the cgroup is frozen; its wake hook is armed. */
+	__u8 frozen;
+	/* 1: only payload the socket takes wakes it; 0: a TCP SYN or any UDP
+	 * datagram too. */
+	__u8 wake_on_data;
+	/* Set by the kernel with the record it sent: one wake per arming (two
+	 * CPUs may race to send one each; userspace takes the first). */
+	__u8 wake_sent;
+	__u8 pad[5];
 };

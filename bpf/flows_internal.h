@@ -2,14 +2,17 @@
 #pragma once
 
 /* The flow counter's state, shared by bpf/flows.c (load, attach, rules,
- * totals) and bpf/flows_list.c (walks of the flow map). */
+ * totals), bpf/flows_list.c (walks of the flow map) and bpf/flows_wake.c
+ * (light sleep's wake hook). */
 
 #include <stdint.h>
 
 #include "dozed/flow_counter.h"
 #include "dozed/list.h"
+#include "flows_config.h"
 
 struct flows_bpf;
+struct ring_buffer;
 
 struct flow_counter {
 	struct flows_bpf *skel;
@@ -27,6 +30,11 @@ struct flow_counter {
 	/* The kernel lets one program be linked twice to a cgroup, which would
 	 * count every packet twice: attachments are tracked to refuse that. */
 	struct flow_attachment *attachments;
+	/* Light sleep's wakes; cb and userdata of the consume under way. */
+	struct ring_buffer *wake_ring;
+	flow_wake_cb wake_cb;
+	void *wake_userdata;
+	int wake_n;
 };
 
 struct flow_attachment {
@@ -35,7 +43,21 @@ struct flow_attachment {
 	struct bpf_link *egress, *ingress;
 	uint64_t cgroup_id;
 	char *path;
+	/* What was last written to the cgroup's flows_config: the rules and
+	 * the freeze fields are written together, so neither undoes the other. */
+	struct flows_cgroup_config config;
 };
+
+/* Writes a->config to the kernel, with a new generation when rules_changed
+ * (the cgroup's flows classify again). While frozen, the kernel's wake_sent
+ * is kept unless rearm. 0; -ENOENT once the cgroup is gone; -errno (logged). */
+int flows_config_write(struct flow_counter *c, struct flow_attachment *a, bool rules_changed,
+		       bool rearm);
+
+/* The wake ring of a loaded counter (flow_counter_new); freed by
+ * flows_wake_free. */
+int flows_wake_new(struct flow_counter *c);
+void flows_wake_free(struct flow_counter *c);
 
 /* Calls fn for every flow in the map, in batches; stops at fn's first
  * nonzero return and returns it; 0 or -errno (logged). */

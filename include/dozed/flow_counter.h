@@ -135,7 +135,8 @@ const char *flow_class_name(enum flows_class c);
  * ICMP or an ignore rule) that is a TCP SYN, a UDP datagram or TCP payload the
  * socket takes; with wake_on_data only payload. The kernel's own packets of a
  * frozen container (ACKs, keepalive answers, retransmits) neither wake it nor
- * count as its activity.
+ * count as its activity: while frozen its egress is in the totals only.
+ * The packet that wakes it counts, as it would awake.
  */
 struct flow_wake {
 	uint64_t cgroup_id;
@@ -147,11 +148,23 @@ struct flow_wake {
 };
 
 /* Arms (frozen) or disarms the wake hook of a's cgroup; arming again reports
- * the next packet again. */
+ * the next packet again. Keeps the ignore rules (and flow_counter_set_rules
+ * keeps the hook as it is, a wake already sent included). An attach starts
+ * disarmed. -ENOENT once the cgroup is gone. */
 int flow_counter_set_frozen(struct flow_counter *c, struct flow_attachment *a, bool frozen,
 			    bool wake_on_data);
-/* The fd to watch for wakes (readable when records wait). */
+/* The fd to watch for wakes: an epoll fd, readable when records wait (the
+ * kernel wakes it with each record). */
 int flow_counter_wake_fd(const struct flow_counter *c);
 typedef void (*flow_wake_cb)(const struct flow_wake *w, void *userdata);
-/* Calls cb for every record waiting; returns how many, or -errno. */
+/* Calls cb (NULL: none) for every record waiting, without blocking; returns
+ * how many, or -errno. Two CPUs may each report the same arming: the first
+ * record of a cgroup while it is frozen is the wake, later ones are not new.
+ * A record may still wait after a disarm: the caller checks the cgroup is
+ * frozen. */
 int flow_counter_wake_consume(struct flow_counter *c, flow_wake_cb cb, void *userdata);
+
+/* For tests/bench only: flow_counter_new with the wake hook compiled out of
+ * the programs (wake_hook false), to measure what the hook costs an awake
+ * container. The daemon never calls it. */
+int flow_counter_new_bench(uint32_t max_flows, bool wake_hook, struct flow_counter **out);

@@ -17,6 +17,8 @@
  *                detail, never activity.
  *   flows_global a per-CPU array of one flows_global: entries inserted, so
  *                that userspace can count evictions.
+ *   flows_wake   a ring buffer of flows_wake records: the first packet that
+ *                would wake a frozen cgroup (light sleep), one per arming.
  */
 
 #ifndef __bpf__
@@ -29,6 +31,9 @@
  * Closed flows are the least recently used and go first.
  */
 #define FLOWS_MAP_MAX_ENTRIES 32768
+/* Wakes are one record per frozen cgroup and arming, read at once: 64 KiB
+ * holds 1 300 of them (a record takes 48 bytes and an 8-byte header). */
+#define FLOWS_WAKE_RING_BYTES (64 * 1024)
 #define FLOWS_RULES_MAX	      16
 
 /* The loopback device has this index in every network namespace. */
@@ -140,4 +145,17 @@ struct flows_stats {
 
 struct flows_global {
 	__u64 created; /* entries inserted into flows, by every cgroup */
+};
+
+/* The first packet that would wake a frozen cgroup (flows_wake). */
+struct flows_wake {
+	__u64 cgroup_id;    /* the attached cgroup's */
+	__u64 at_ns;	    /* bpf_ktime_get_ns(): CLOCK_MONOTONIC, not coarse */
+	__u8 peer_addr[16]; /* IPv6, or IPv4 mapped: ::ffff:a.b.c.d */
+	__u16 local_port;   /* host order; 0 for other protocols */
+	__u16 peer_port;    /* host order */
+	__u32 payload;	    /* bytes the socket takes; 0 for a SYN */
+	__u8 proto;	    /* IPPROTO_TCP, IPPROTO_UDP, else the IP protocol */
+	__u8 tcp_flags;	    /* FLOWS_TCP_* of the packet */
+	__u8 pad[6];
 };

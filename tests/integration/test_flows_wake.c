@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Light sleep's wake hook on the real kernel, between a test cgroup and a
+ * peer namespace (flows_net.h): what wakes a frozen cgroup (a connect, a
+ * payload, a UDP datagram), what does not (a connect-only check with
+ * wake_on_data, a peer's keepalive, a ping, a DNS answer, an ignored port,
+ * anything after a disarm), one record per arming, and a frozen container's
+ * own traffic in the totals only. Nothing is really frozen: the hook only
+ * reads the cgroup's config, so the test's sockets answer as a frozen
+ * container's kernel would.
+ *
+ * A packet's record is written before the packet reaches its socket: once a
+ * packet was seen arriving (read, or in the totals), a record it made waits
+ * in the ring, and none is none.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include "flows_net.h"
+
+void test_suite_teardown(void)
+{
+	testcg_remove_all();
+}
+
+#define WAKES_MAX 8
+
+struct wakes {
+	size_t n;
+	struct flow_wake w[WAKES_MAX];
+};
+
+static void wake_collect(const struct flow_wake *w, void *userdata)
+{
+	struct wakes *ws = userdata;
+	if (ws->n < WAKES_MAX)
+		ws->w[ws->n] = *w;
+	ws->n++;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The records waiting now, without waiting. */
+static struct wakes wakes_now(const struct net *n)
+{
+	struct wakes ws = {0};
+	int r = flow_counter_wake_consume(n->c, wake_collect, &ws);
+	ASSERT_TRUE(r >= 0);
+	ASSERT_EQ_U((size_t)r, ws.n);
+	return ws;
+}
+
+/* The wake fd becomes readable within 5 s, and the records then. */
+static struct wakes wakes_wait(const struct net *n)
+{
+	struct pollfd p = {.fd = flow_counter_wake_fd(n->c), .events = POLLIN};
+	ASSERT_TRUE(p.fd >= 0);
+	int r;
+	do
+		r = poll(&p, 1, 5000);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		FAIL("no wake within 5 s");
+	ASSERT_TRUE(r == 1);
+	struct wakes ws = wakes_now(n);
+	ASSERT_TRUE(ws.n >= 1);
+	return ws;
+}
+
+/* The one record of an arming: two CPUs may race to report it (the
+ * daemon keeps the first), never for different packets of a test that sends
+ * one waking packet. */
+static void assert_wake(const struct net *n, const struct flow_wake *w, uint8_t proto,
+			uint16_t local_port, uint16_t peer_port, uint32_t payload, uint64_t since)
+{
+	ASSERT_EQ_U(w->cgroup_id, flow_attachment_cgroup_id(n->a));
+	ASSERT_EQ_U(w->proto, proto);
+	ASSERT_EQ_U(w->local_port, local_port);
+	ASSERT_EQ_U(w->peer.ss_family, AF_INET);
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&w->peer;
+	char text[INET_ADDRSTRLEN] = "";
+	inet_ntop(AF_INET, &sin->sin_addr, text, sizeof(text));
+	ASSERT_STREQ(text, PEER);
+	ASSERT_EQ_U(ntohs(sin->sin_port), peer_port);
+	ASSERT_EQ_U(w->payload, payload);
+	ASSERT_TRUE(w->at_ns >= since && w->at_ns <= mono_ns());
+}
+
+static void arm(const struct net *n, bool wake_on_data)
+{
+	ASSERT_OK(flow_counter_set_frozen(n->c, n->a, true, wake_on_data));
+}
+
+static int tcp_listener(const struct net *n, unsigned short *port)
+{
+	int lfd = container_socket(n, AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = sin_of(HERE, 0);
+	*port = listen_on(lfd, (struct sockaddr *)&sa, sizeof(sa));
+	return lfd;
+}
+
+TEST(test_a_connect_wakes_a_frozen_cgroup_once)
+{
+	struct net *n = net_setup(0);
+	unsigned short port;
+	int lfd = tcp_listener(n, &port);
+	arm(n, false);
+	uint64_t since = mono_ns();
+	int cfd;
+	int pfd = peer_connects(n, lfd, port, &cfd);
+	test_defer_close(cfd);
+
+	struct wakes ws = wakes_wait(n);
+	assert_wake(n, &ws.w[0], IPPROTO_TCP, port, local_port_of(pfd), 0, since);
+	ASSERT_EQ_U(ws.n, 1);
+
+	/* Its request is no second wake: one per arming. */
+	write_all(pfd, 100, 'r');
+	read_exactly(cfd, 100, 'r');
+	ASSERT_EQ_U(wakes_now(n).n, 0);
+	/* The request counts as activity, as awake. */
+	ASSERT_TRUE(totals(n).counted_bytes > 0);
+}
+
+TEST(test_with_wake_on_data_a_connect_only_check_does_not_wake_and_its_payload_does)
+{
+	struct net *n = net_setup(0);
+	unsigned short port;
+	int lfd = tcp_listener(n, &port);
+	arm(n, true);
+	int cfd;
+	int pfd = peer_connects(n, lfd, port, &cfd);
+	test_defer_close(cfd);
+	/* The peer's SYN and its ACK came in (accept returned). */
+	ASSERT_GE_U(totals(n).ingress_packets, 2);
+	ASSERT_EQ_U(wakes_now(n).n, 0);
+
+	uint64_t since = mono_ns();
+	write_all(pfd, 5, 'd');
+	struct wakes ws = wakes_wait(n);
+	assert_wake(n, &ws.w[0], IPPROTO_TCP, port, local_port_of(pfd), 5, since);
+	read_exactly(cfd, 5, 'd');
+}
+
+TEST(test_a_peers_keepalive_on_an_open_connection_does_not_wake)
+{
+	struct net *n = net_setup(0);
+	unsigned short port;
+	int lfd = tcp_listener(n, &port);
+	int cfd;
+	int pfd = peer_connects(n, lfd, port, &cfd);
+	test_defer_close(cfd);
+	write_all(pfd, 10, 'k');
+	read_exactly(cfd, 10, 'k');
+	write_all(cfd, 10, 'K');
+	read_exactly(pfd, 10, 'K');
+
+	arm(n, false); /* the strictest: a connect would wake it */
+	struct flow_totals before = totals(n);
+	int one = 1, sec = 1;
+	ASSERT_OK(setsockopt(pfd, IPPROTO_TCP, TCP_KEEPIDLE, &sec, sizeof(sec)));
+	ASSERT_OK(setsockopt(pfd, IPPROTO_TCP, TCP_KEEPINTVL, &sec, sizeof(sec)));
+	ASSERT_OK(setsockopt(pfd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)));
+
+	/* A keepalive (a segment just before rcv_nxt) came in and the
+	 * container's kernel answered it: after the exchange above the
+	 * container owes no ACK (its 'K' carried it), so only a probe makes
+	 * it send. */
+	struct flow_totals t;
+	WAIT_UNTIL((t = totals(n)).ingress_packets > before.ingress_packets &&
+		   t.egress_packets > before.egress_packets);
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	ASSERT_OK(getsockopt(pfd, IPPROTO_TCP, TCP_INFO, &ti, &len));
+	ASSERT_EQ_U(ti.tcpi_state, TCP_ESTABLISHED);
+	ASSERT_EQ_U(wakes_now(n).n, 0);
+	ASSERT_EQ_U(t.counted_bytes, before.counted_bytes);
+	ASSERT_EQ_U(t.counted_packets, before.counted_packets);
+}
+
+/* An ICMP socket of the peer's namespace (netns_socket takes no protocol). */
+static int peer_raw_icmp(const struct net *n)
+{
+	int here = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	ASSERT_TRUE(here >= 0);
+	ASSERT_OK(setns(n->peer, CLONE_NEWNET));
+	int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+	int err = errno;
+	if (setns(here, CLONE_NEWNET) < 0)
+		abort(); /* in the wrong namespace the test would lie */
+	close(here);
+	if (fd < 0)
+		FAIL("raw ICMP socket in the peer: %s", strerror(err));
+	test_defer_close(fd);
+	return fd;
+}
+
+static uint16_t icmp_checksum(const uint8_t *p, size_t len)
+{
+	uint32_t sum = 0;
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return htons((uint16_t)~sum);
+}
+
+/* Reads fd's ICMP (IP header first) until an echo reply. */
+static void echo_reply_wait(int fd)
+{
+	uint8_t reply[256];
+	for (;;) {
+		ssize_t r = recv(fd, reply, sizeof(reply), 0);
+		ASSERT_TRUE(r > 0);
+		size_t ihl = (reply[0] & 0x0f) * 4u;
+		if ((size_t)r >= ihl + 8 && reply[ihl] == ICMP_ECHOREPLY)
+			return;
+	}
+}
+
+TEST(test_a_ping_a_dns_answer_and_an_ignored_port_do_not_wake)
+{
+	struct net *n = net_setup(0);
+	/* A metrics scrape on 9100, ignored; the rules set before the arming
+	 * and again after it: neither undoes the other. */
+	struct flow_rule scrape = {.proto = IPPROTO_TCP, .port = 9100};
+	set_rules(n, &scrape, 1);
+	arm(n, false);
+	set_rules(n, &scrape, 1);
+
+	/* The peer pings the container; its kernel answers. */
+	int icmp = peer_raw_icmp(n);
+	uint8_t echo[64] = {ICMP_ECHO, 0, 0, 0, 0x43, 0x21, 0, 1};
+	uint16_t sum = icmp_checksum(echo, sizeof(echo));
+	memcpy(echo + 2, &sum, 2);
+	struct sockaddr_in here = sin_of(HERE, 0);
+	ASSERT_EQ_U(sendto(icmp, echo, sizeof(echo), 0, (struct sockaddr *)&here, sizeof(here)),
+		    sizeof(echo));
+	echo_reply_wait(icmp);
+	/* No socket of the container takes a ping: the hook never saw it. A
+	 * container's own ping socket takes the answers to its pings. */
+	int mine = container_socket(n, AF_INET, SOCK_RAW, IPPROTO_ICMP);
+	struct sockaddr_in there = sin_of(PEER, 0);
+	ASSERT_EQ_U(sendto(mine, echo, sizeof(echo), 0, (struct sockaddr *)&there, sizeof(there)),
+		    sizeof(echo));
+	echo_reply_wait(mine);
+
+	/* The container's lookup, sent before the freeze, answered in it. */
+	int dns = udp_peer(n, 53);
+	int q = container_socket(n, AF_INET, SOCK_DGRAM, 0);
+	udp_send(q, PEER, 53, 30);
+	struct sockaddr_in from;
+	ASSERT_EQ_U(udp_recv(dns, &from), 30);
+	ASSERT_EQ_U(sendto(dns, "answer", 6, 0, (struct sockaddr *)&from, sizeof(from)), 6);
+	ASSERT_EQ_U(udp_recv(q, &from), 6);
+
+	/* A scrape of the ignored port: connect and payload. */
+	int lfd = container_socket(n, AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = sin_of(HERE, 9100);
+	listen_on(lfd, (struct sockaddr *)&sa, sizeof(sa));
+	int cfd;
+	int pfd = peer_connects(n, lfd, 9100, &cfd);
+	test_defer_close(cfd);
+	write_all(pfd, 50, 's');
+	read_exactly(cfd, 50, 's');
+
+	struct flow_totals t = totals(n);
+	ASSERT_GE_U(t.ignored[FLOWS_IGN_ICMP].packets, 1);
+	ASSERT_GE_U(t.ignored[FLOWS_IGN_DNS].packets, 1);
+	ASSERT_GE_U(t.ignored[FLOWS_IGN_RULE].packets, 3);
+	ASSERT_EQ_U(wakes_now(n).n, 0);
+	ASSERT_EQ_U(t.counted_packets, 0);
+
+	/* Still armed: a connect to another port wakes it. */
+	unsigned short port;
+	int other = tcp_listener(n, &port);
+	uint64_t since = mono_ns();
+	int cfd2;
+	int pfd2 = peer_connects(n, other, port, &cfd2);
+	test_defer_close(cfd2);
+	struct wakes ws = wakes_wait(n);
+	assert_wake(n, &ws.w[0], IPPROTO_TCP, port, local_port_of(pfd2), 0, since);
+
+	/* New rules do not arm it again: the wake was sent. */
+	set_rules(n, &scrape, 1);
+	int cfd3;
+	peer_connects(n, other, port, &cfd3);
+	test_defer_close(cfd3);
+	ASSERT_EQ_U(wakes_now(n).n, 0);
+}
+
+TEST(test_a_udp_datagram_wakes_with_wake_on_data_only_with_payload)
+{
+	struct net *n = net_setup(0);
+	int srv = container_socket(n, AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in sa = sin_of(HERE, 0);
+	ASSERT_OK(bind(srv, (struct sockaddr *)&sa, sizeof(sa)));
+	unsigned short port = local_port_of(srv);
+	int peer = udp_peer(n, 4000);
+	arm(n, true);
+
+	/* An empty datagram is no data. */
+	udp_send(peer, HERE, port, 0);
+	struct sockaddr_in from;
+	ASSERT_EQ_U(udp_recv(srv, &from), 0);
+	ASSERT_EQ_U(wakes_now(n).n, 0);
+
+	uint64_t since = mono_ns();
+	udp_send(peer, HERE, port, 48);
+	struct wakes ws = wakes_wait(n);
+	assert_wake(n, &ws.w[0], IPPROTO_UDP, port, 4000, 48, since);
+	ASSERT_EQ_U(udp_recv(srv, &from), 48);
+
+	/* Without wake_on_data any datagram wakes it, an empty one too. */
+	arm(n, false);
+	since = mono_ns();
+	udp_send(peer, HERE, port, 0);
+	ws = wakes_wait(n);
+	assert_wake(n, &ws.w[0], IPPROTO_UDP, port, 4000, 0, since);
+	ASSERT_EQ_U(udp_recv(srv, &from), 0);
+}
+
+TEST(test_after_a_disarm_nothing_wakes_and_an_arming_again_reports_again)
+{
+	struct net *n = net_setup(0);
+	unsigned short port;
+	int lfd = tcp_listener(n, &port);
+	arm(n, false);
+	int cfd;
+	int pfd = peer_connects(n, lfd, port, &cfd);
+	test_defer_close(cfd);
+	ASSERT_EQ_U(wakes_wait(n).n, 1);
+
+	ASSERT_OK(flow_counter_set_frozen(n->c, n->a, false, false));
+	int cfd2;
+	int pfd2 = peer_connects(n, lfd, port, &cfd2);
+	test_defer_close(cfd2);
+	write_all(pfd2, 20, 'a');
+	read_exactly(cfd2, 20, 'a');
+	ASSERT_EQ_U(wakes_now(n).n, 0);
+	struct flow_totals t = totals(n);
+	ASSERT_TRUE(t.counted_bytes > 0); /* awake: it counts */
+
+	/* Armed again (data only): the next payload on the open connection. */
+	arm(n, true);
+	uint64_t since = mono_ns();
+	write_all(pfd, 7, 'b');
+	struct wakes ws = wakes_wait(n);
+	assert_wake(n, &ws.w[0], IPPROTO_TCP, port, local_port_of(pfd), 7, since);
+	read_exactly(cfd, 7, 'b');
+}
+
+TEST(test_a_frozen_containers_own_traffic_is_in_the_totals_only)
+{
+	struct net *n = net_setup(0);
+	unsigned short port;
+	int lfd = tcp_listener(n, &port);
+	int cfd;
+	int pfd = peer_connects(n, lfd, port, &cfd);
+	test_defer_close(cfd);
+	write_all(pfd, 10, 'x');
+	read_exactly(cfd, 10, 'x');
+
+	arm(n, false);
+	struct flow_totals before = totals(n);
+	/* What it sends while frozen (a retransmit, a descendant still
+	 * running), and the peer's ACKs of it. */
+	write_all(cfd, 3000, 'y');
+	read_exactly(pfd, 3000, 'y');
+	struct flow_totals t;
+	WAIT_UNTIL((t = totals(n)).ingress_packets > before.ingress_packets);
+	ASSERT_GE_U(t.egress_bytes - before.egress_bytes, 3000);
+	ASSERT_GE_U(t.egress_packets - before.egress_packets, 1);
+	ASSERT_EQ_U(t.counted_bytes, before.counted_bytes);
+	ASSERT_EQ_U(t.counted_packets, before.counted_packets);
+	ASSERT_EQ_U(t.counted_last_ns, before.counted_last_ns);
+	ASSERT_EQ_U(wakes_now(n).n, 0);
+
+	/* Awake again, the same counts. */
+	ASSERT_OK(flow_counter_set_frozen(n->c, n->a, false, false));
+	write_all(cfd, 100, 'z');
+	read_exactly(pfd, 100, 'z');
+	t = totals(n);
+	ASSERT_TRUE(t.counted_bytes > before.counted_bytes);
+}
