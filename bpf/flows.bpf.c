@@ -264,8 +264,6 @@ static __always_inline void flows_wake_check(struct flows_cgroup_config *cc, con
 			 (p->tcp_flags & (FLOWS_TCP_SYN | FLOWS_TCP_ACK)) == FLOWS_TCP_SYN);
 	if (!wakes)
 		return;
-	/* Not atomic: two CPUs may both send; userspace keeps the first. */
-	cc->wake_sent = 1;
 	struct flows_wake w = {
 	    .cgroup_id = cc->cgroup_id,
 	    .at_ns = bpf_ktime_get_ns(),
@@ -277,8 +275,11 @@ static __always_inline void flows_wake_check(struct flows_cgroup_config *cc, con
 	};
 	__builtin_memcpy(w.peer_addr, p->key.peer_addr, 16);
 	/* Wake the reader now, not at the next record: there is none. A full
-	 * ring loses the record; the daemon also polls its frozen ones. */
-	bpf_ringbuf_output(&flows_wake, &w, sizeof(w), BPF_RB_FORCE_WAKEUP);
+	 * ring (a thousand wakes the daemon did not read yet) leaves the hook
+	 * armed: the next waking packet tries again. Not atomic: two CPUs may
+	 * both send; userspace keeps the first. */
+	if (bpf_ringbuf_output(&flows_wake, &w, sizeof(w), BPF_RB_FORCE_WAKEUP) == 0)
+		cc->wake_sent = 1;
 }
 
 /*

@@ -398,3 +398,62 @@ TEST(test_a_frozen_containers_own_traffic_is_in_the_totals_only)
 	t = totals(n);
 	ASSERT_TRUE(t.counted_bytes > before.counted_bytes);
 }
+
+static void detach_one(void *a)
+{
+	flow_counter_detach(a);
+}
+
+TEST(test_only_the_armed_cgroup_wakes_and_its_record_names_it)
+{
+	struct net *n = net_setup(0);
+	char *other = testcg_create("other");
+	test_defer(free, other);
+	struct flow_attachment *b;
+	ASSERT_OK(flow_counter_attach(n->c, other, &b));
+	test_defer(detach_one, b);
+	unsigned short port;
+	int lfd = tcp_listener(n, &port);
+	int olfd = socket_in(other, AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = sin_of(HERE, 0);
+	unsigned short oport = listen_on(olfd, (struct sockaddr *)&sa, sizeof(sa));
+	arm(n, false);
+
+	/* The other container is awake: its connect is its activity only. */
+	int ocfd;
+	int opfd = peer_connects(n, olfd, oport, &ocfd);
+	test_defer_close(ocfd);
+	write_all(opfd, 10, 'o');
+	read_exactly(ocfd, 10, 'o');
+	ASSERT_EQ_U(wakes_now(n).n, 0);
+
+	uint64_t since = mono_ns();
+	int cfd;
+	int pfd = peer_connects(n, lfd, port, &cfd);
+	test_defer_close(cfd);
+	struct wakes ws = wakes_wait(n);
+	assert_wake(n, &ws.w[0], IPPROTO_TCP, port, local_port_of(pfd), 0, since);
+	ASSERT_TRUE(ws.w[0].cgroup_id != flow_attachment_cgroup_id(b));
+}
+
+TEST(test_arming_a_cgroup_that_is_gone_is_enoent)
+{
+	struct net *n = net_setup(0);
+	char *gone = testcg_create("gone");
+	test_defer(free, gone);
+	struct flow_attachment *b;
+	ASSERT_OK(flow_counter_attach(n->c, gone, &b));
+	test_defer(detach_one, b);
+	/* The container stopped: its runtime removes its cgroup (the kernel
+	 * frees its storage a little later). */
+	ASSERT_OK(rmdir(gone));
+	uint64_t deadline = test_now_ms() + 5000;
+	int r;
+	while ((r = flow_counter_set_frozen(n->c, b, true, false)) == 0 && test_now_ms() < deadline)
+		usleep(1000);
+	ASSERT_ERR(r, ENOENT);
+	ASSERT_ERR(flow_counter_set_frozen(n->c, b, false, false), ENOENT);
+	/* The others' hooks are not touched. */
+	arm(n, true);
+	ASSERT_EQ_U(wakes_now(n).n, 0);
+}
