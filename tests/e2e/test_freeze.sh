@@ -1,0 +1,486 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Light sleep end to end, against real Podman and Docker (tests/runtime-env.sh):
+# services frozen after 1 s of idle time through the runtime's pause, thawed
+# by the first packet for them. What a user observes: `dozectl list/status`
+# say frozen, `podman/docker inspect` says paused, a client on the published
+# port, a client in another container on the same runtime network (by the
+# container's name), psql to a frozen PostgreSQL and a peer's TCP keepalive
+# on an open connection each get what they would get from a running one;
+# freeze then stop; dozed killed while a service is frozen; bad values.
+#
+# Clients run in the runtime's network namespace (where dozed runs and
+# 127.0.0.1:PORT is each container's published port), or in containers of
+# their own on a network the test makes (dzfreeze-RT, with the runtime's DNS
+# for container names: Podman's aardvark-dns, Docker's embedded resolver).
+#
+# Usage: [BUILD=build] tests/e2e/test_freeze.sh [TEST_NAME...]
+# DOZED_IMAGE_CACHE=DIR keeps the PostgreSQL image's tar between runs.
+set -uo pipefail
+SUITE=freeze TABLE=dozedfreeze ACT_PORT=15491
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PYTHON=/usr/bin/python3
+for tool in "$PG_BIN/psql:postgresql-client-15" "$PYTHON:python3" "$(command -v ss || echo ss):iproute2" \
+	"$(command -v socat || echo socat):socat"; do
+	[ -x "${tool%%:*}" ] || { echo "FAIL $SUITE: missing ${tool%%:*} (Debian package ${tool##*:})"; exit 1; }
+done
+
+WEB_PORT=18491 NET_PORT=18492 PG_PORT=18493 STOP_PORT=18494 KA_PORT=18495 DATA_PORT=18496 \
+	SYN_PORT=18497 KILL_PORT=18498 BAD_PORT=18499 OK_PORT=18490
+FREEZE_AFTER=1s
+# From an enable (or a thaw) to the frozen state: the freeze-after time plus
+# room for a busy host (the idle check, the runtime's pause).
+FREEZE_MS=12000
+# A thaw: the client's answer comes within this (the runtime's own unpause,
+# should the fast path fail, takes 20-30 ms; a cold start would take more).
+CLIENT_S=20
+# The negative checks' window: how long a service must stay frozen with
+# traffic that must not thaw it. A fixed time by nature (nothing to wait
+# for); it spans several keepalive intervals (1 s).
+STAYS_FROZEN_MS=4000
+PAGE='<html><body>dozed test</body></html>'
+# Each container this test makes, removed on exit (with its network) before
+# the runtimes go.
+NETS=()
+
+freeze_cleanup() {
+	local n r
+	for n in ${NETS[@]+"${NETS[@]}"}; do
+		r=${n##*-}
+		[ -S "$RTDIR/$r.sock" ] || continue
+		# Its containers first: a network in use is not removed.
+		timeout 20 "$ENV" cli "$RTDIR" "$r" ps -aq --filter "network=$n" 2>/dev/null |
+			xargs -r timeout 20 "$ENV" cli "$RTDIR" "$r" rm -f >/dev/null 2>&1
+		timeout 20 "$ENV" cli "$RTDIR" "$r" network rm "$n" >/dev/null 2>&1
+	done
+	return 0
+}
+LIB_EXTRA_CLEANUP=freeze_cleanup
+
+# --- what a user observes --------------------------------------------------------
+
+rt_status() { rt inspect -f '{{.State.Status}}' "$1" 2>/dev/null; }
+rt_status_is() { [ "$(rt_status "$1")" = "$2" ]; }
+# The state in `dozectl list`'s table.
+list_state() { ctl list 2>/dev/null | awk -v n="$1" 'NR > 1 && $1 == n { print $2 }'; }
+status_json() { ctl status "$1" --json 2>/dev/null; }
+container_ip() { # the address of its first network
+	rt inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$1" 2>/dev/null |
+		awk '{ print $1 }'
+}
+podman_parent() { # Podman takes the test's cgroup per container
+	[ "$RT" = podman ] && echo "--cgroup-parent=/$(basename "$(cat "$RTDIR/cgroup")")/podman"
+}
+
+# Frozen, as dozed and the runtime say it: state frozen in status and list,
+# inspect says paused.
+wait_frozen() { # name
+	wait_for "$FREEZE_MS" "frozen state of $1 (it is $(state_of "$1"))" state_is "$1" frozen || return 1
+	wait_for 5000 "the runtime saying $1 is paused (it says $(rt_status "$1"))" rt_status_is "$1" paused ||
+		return 1
+	[ "$(list_state "$1")" = frozen ] || { fail "dozectl list says $1 is '$(list_state "$1")', not frozen"; return 1; }
+}
+
+# fetch URL FILE: the body in FILE; prints "HTTP_CODE SECONDS_TO_FIRST_BYTE".
+fetch() {
+	in_ns curl -sS --max-time "$CLIENT_S" -o "$2" -w '%{http_code} %{time_starttransfer}' "$1" 2>"$2.err" ||
+		echo "000 0"
+}
+# got_page CODE FILE WHAT: a 200 with the test page, else a failure saying what came.
+got_page() {
+	if [ "$1" != 200 ] || [ "$(cat "$2" 2>/dev/null)" != "$PAGE" ]; then
+		fail "$3 got HTTP $1: $(head -c 200 "$2" 2>/dev/null) $(cat "$2.err" 2>/dev/null)"
+		return 1
+	fi
+}
+
+# A thaw event after BEFORE of them, by a packet; prints it.
+thawed_by_packet() { # name before
+	local ev
+	wait_for 5000 "a thaw event of $1" events_at_least thaw "$1" $(($2 + 1)) || return 1
+	ev=$(last_event thaw "$1")
+	[ "$(jq -r '.trigger // ""' <<<"$ev")" = packet ] || fail "the thaw event's trigger is not packet: $ev"
+	echo "$ev"
+}
+thaw_facts() { jq -c '{trigger, client, thaw_us, how}' <<<"$1"; }
+
+# Requests the page every 0.2 s (its counted traffic keeps it awake while
+# the runtime's view is checked: with freeze-after 1 s it would freeze again).
+keep_busy() { # port
+	lib_bg nsenter --net="$(netns)" -- sh -c \
+		"while :; do curl -s -o /dev/null --max-time 5 http://127.0.0.1:$1/; sleep 0.2; done"
+	BUSY=$LAST_BG
+}
+
+# After a thaw: awake, and the runtime's view caught up: running.
+awake_and_running() { # name port
+	keep_busy "$2"
+	wait_for 5000 "awake state of $1 after the thaw (it is $(state_of "$1"))" state_is "$1" awake
+	wait_for 5000 "the runtime saying $1 is running after the thaw (it says $(rt_status "$1"))" \
+		rt_status_is "$1" running
+	kill "$BUSY" 2>/dev/null
+	wait "$BUSY" 2>/dev/null
+}
+
+drop() { # name: no longer managed, removed
+	ctl disable "$1" >/dev/null 2>&1
+	"$ENV" rm "$RTDIR" "$RT" "$1"
+}
+
+freeze_facts() { last_event freeze "$1" | jq -c '{idle_ms, pause_ms, memory_bytes}'; }
+
+# --- the tests ---------------------------------------------------------------------
+
+test_a_frozen_service_answers_an_http_client_on_its_published_port() {
+	local name=web-$RT thaws wakes started code secs ev
+	make_service "$name" "$WEB_PORT" --freeze-after "$FREEZE_AFTER" --idle 30s || return
+	wait_frozen "$name" || return
+	local idle
+	idle=$(last_event freeze "$name" | jq -r '.idle_ms // 0')
+	[ "$idle" -ge 950 ] || fail "the freeze event says idle $idle ms, under the freeze-after time (1 s)"
+	thaws=$(event_count thaw "$name") wakes=$(event_count wake "$name") started=$(started_at "$name")
+	read -r code secs < <(fetch "http://127.0.0.1:$WEB_PORT/" "$WORK/web-$RT.body")
+	got_page "$code" "$WORK/web-$RT.body" "a client of the frozen $name"
+	ev=$(thawed_by_packet "$name" "$thaws") || return
+	awake_and_running "$name" "$WEB_PORT"
+	[ "$(event_count wake "$name")" = "$wakes" ] || fail "the client's request woke $name (a wake event), not a thaw"
+	[ "$(started_at "$name")" = "$started" ] || fail "$name was restarted: StartedAt $started -> $(started_at "$name")"
+	echo "   first byte after ${secs}s; thaw: $(thaw_facts "$ev"); freeze: $(freeze_facts "$name")"
+	drop "$name"
+}
+
+test_a_client_in_another_container_reaches_a_frozen_one_by_its_name() {
+	local name=net-$RT net=dzfreeze-$RT thaws out rc ip ev client t0 t1
+	if ! rt network inspect "$net" >/dev/null 2>&1; then
+		rt network create "$net" >/dev/null 2>"$WORK/net.log" ||
+			{ fail "cannot create network $net: $(tail -n 2 "$WORK/net.log")"; return; }
+		NETS+=("$net")
+	fi
+	container_run "$name" dozed-test/busybox:latest "$NET_PORT" 80 --network "$net" || return
+	ctl enable "$name" --freeze-after "$FREEZE_AFTER" --idle 30s >/dev/null ||
+		{ fail "dozectl enable $name failed"; return; }
+	ip=$(container_ip "$name")
+	wait_frozen "$name" || return
+	thaws=$(event_count thaw "$name")
+	# busybox wget as PID 1 of a container crashes (signal 11): under sh.
+	t0=$(now_ms)
+	# shellcheck disable=SC2046 # none or one word
+	out=$(timeout $((CLIENT_S + 30)) "$ENV" cli "$RTDIR" "$RT" run --rm --network "$net" $(podman_parent) \
+		dozed-test/busybox:latest sh -c "wget -q -O - -T $CLIENT_S http://$name/" 2>&1)
+	rc=$?
+	t1=$(now_ms)
+	[ $rc -eq 0 ] && [ "$out" = "$PAGE" ] ||
+		fail "wget http://$name/ from a container on $net: exit $rc: $(head -c 300 <<<"$out")"
+	ev=$(thawed_by_packet "$name" "$thaws") || return
+	# The packet that thawed it came from the other container: an address
+	# of the network's subnet, not the server's own nor the host's side.
+	client=$(jq -r '.client // ""' <<<"$ev")
+	client=${client%:*}
+	[ "${client%.*}" = "${ip%.*}" ] && [ "$client" != "$ip" ] && [ "${client##*.}" != 1 ] ||
+		fail "the thaw event names client '$client': not another container of $net ($ip is $name)"
+	awake_and_running "$name" "$NET_PORT"
+	echo "   $name ($ip) answered a container ($client) by name in $((t1 - t0)) ms (its start included); thaw: $(thaw_facts "$ev")"
+	drop "$name"
+}
+
+PG="host=127.0.0.1 port=$PG_PORT user=postgres dbname=postgres connect_timeout=$CLIENT_S"
+pg_select1() { [ "$(in_ns "$PG_BIN/psql" "$PG" -Atc 'select 1' 2>/dev/null)" = 1 ]; }
+
+test_a_frozen_postgres_answers_psql_with_no_restart() {
+	local name=pg-$RT thaws wakes started out rc t0 t1 ev
+	container_run "$name" dozed-test/postgres:latest "$PG_PORT" 5432 || return
+	wait_for 30000 "PostgreSQL answering select 1 before dozed" pg_select1 || return
+	ctl enable "$name" --freeze-after "$FREEZE_AFTER" --idle 30s >/dev/null ||
+		{ fail "dozectl enable $name failed"; return; }
+	wait_frozen "$name" || return
+	thaws=$(event_count thaw "$name") wakes=$(event_count wake "$name") started=$(started_at "$name")
+	t0=$(now_ms)
+	out=$(in_ns "$PG_BIN/psql" "$PG" -Atc 'select 1' 2>&1)
+	rc=$?
+	t1=$(now_ms)
+	[ $rc -eq 0 ] && [ "$out" = 1 ] || fail "psql -c 'select 1' to the frozen $name: exit $rc: $out"
+	ev=$(thawed_by_packet "$name" "$thaws") || return
+	[ "$(started_at "$name")" = "$started" ] ||
+		fail "PostgreSQL was restarted: StartedAt $started -> $(started_at "$name")"
+	[ "$(event_count wake "$name")" = "$wakes" ] ||
+		fail "psql woke $name (a wake event: $(last_event wake "$name" | jq -c .)), not a thaw"
+	rt_status_is "$name" paused && wait_for 5000 "the runtime saying $name runs" rt_status_is "$name" running
+	echo "   psql answered in $((t1 - t0)) ms; thaw: $(thaw_facts "$ev"); freeze: $(freeze_facts "$name")"
+	drop "$name"
+}
+
+ts_ms() { date -d "$1" +%s%3N; }
+event_ts_ms() { # event name
+	local ts
+	ts=$(last_event "$1" "$2" | jq -r '.ts // empty')
+	[ -n "$ts" ] && ts_ms "$ts" || echo 0
+}
+
+test_a_frozen_service_is_stopped_after_its_idle_time_and_wakes_as_today() {
+	local name=st-$RT t0 thaws wakes readies code secs f s
+	t0=$(now_ms)
+	make_service "$name" "$STOP_PORT" --freeze-after "$FREEZE_AFTER" --idle 4s || return
+	wait_frozen "$name" || return
+	thaws=$(event_count thaw "$name")
+	wait_for 20000 "asleep state of $name after frozen (it is $(state_of "$name"))" state_is "$name" asleep || return
+	wait_for 15000 "the runtime saying $name exited (it says $(rt_status "$name"))" rt_status_is "$name" exited || return
+	redirected "$STOP_PORT" || fail "port $STOP_PORT is not redirected while $name is asleep"
+	f=$(event_ts_ms freeze "$name") s=$(event_ts_ms sleep "$name")
+	[ "$f" -gt 0 ] && [ "$s" -gt "$f" ] || fail "no freeze event before the sleep event (freeze at $f, sleep at $s)"
+	[ "$(event_count thaw "$name")" = "$thaws" ] || fail "the stop thawed it as if a client came: $(last_event thaw "$name")"
+	wakes=$(event_count wake "$name") readies=$(event_count ready "$name")
+	read -r code secs < <(fetch "http://127.0.0.1:$STOP_PORT/" "$WORK/st-$RT.body")
+	got_page "$code" "$WORK/st-$RT.body" "a client of the asleep $name"
+	events_at_least wake "$name" $((wakes + 1)) || fail "no wake event: the client did not wake it"
+	wait_for 5000 "a ready event" events_at_least ready "$name" $((readies + 1))
+	wait_for 5000 "the runtime saying $name runs" rt_status_is "$name" running
+	echo "   frozen $((f - t0)) ms, stopped $((s - t0)) ms after its enable; cold wake first byte after ${secs}s;" \
+		"ready: $(last_event ready "$name" | jq -c '{start_ms, probe_ms, total_ms}')"
+	drop "$name"
+}
+
+# A client that opens a connection with TCP keepalive every second, says so
+# (its local port, in READY), waits for GO, then sends a request on it and
+# writes the answer to OUT once the server closes.
+readonly KEEPALIVE_CLIENT='
+import os, socket, sys, time
+host, port, ready, go, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+s = socket.create_connection((host, port), timeout=5)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 120)
+with open(ready + ".tmp", "w") as f:
+    f.write(str(s.getsockname()[1]))
+os.rename(ready + ".tmp", ready)
+while not os.path.exists(go):
+    time.sleep(0.02)
+s.sendall(b"GET / HTTP/1.0\r\nHost: dozed\r\n\r\n")
+s.settimeout(30)
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+with open(out + ".tmp", "wb") as f:
+    f.write(data)
+os.rename(out + ".tmp", out)
+'
+
+# Segments the client's socket (local port LPORT) received: one per
+# keepalive probe the peer's kernel answered.
+segs_in() { # lport
+	in_ns ss -tinH state established "( sport = :$1 )" 2>/dev/null |
+		grep -o 'segs_in:[0-9]*' | head -n 1 | cut -d: -f2
+}
+segs_in_at_least() { [ "$(segs_in "$1")" -ge "$2" ] 2>/dev/null; }
+
+# Frozen all along for ms: no thaw event after BEFORE, dozed and the runtime agree.
+stays_frozen() { # name ms before what
+	local deadline=$(($(now_ms) + $2))
+	while [ "$(now_ms)" -lt $deadline ]; do
+		if [ "$(event_count thaw "$1")" -gt "$3" ]; then
+			fail "$4 thawed $1: $(last_event thaw "$1")"
+			return 1
+		fi
+		state_is "$1" frozen || { fail "$4: $1 is $(state_of "$1"), not frozen"; return 1; }
+		sleep 0.2
+	done
+	rt_status_is "$1" paused || { fail "$4: the runtime says $1 is $(rt_status "$1"), not paused"; return 1; }
+}
+
+test_a_peers_tcp_keepalive_does_not_thaw_it_and_a_request_on_that_connection_does() {
+	local name=ka-$RT ip dir=$WORK/ka-$RT lport thaws seg0 ev client t0 t1
+	"$ENV" create "$RTDIR" "$RT" "$name" "$KA_PORT" >/dev/null 2>"$WORK/create.log" ||
+		{ fail "cannot create $name: $(tail -n 2 "$WORK/create.log")"; return; }
+	ip=$(container_ip "$name")
+	[ -n "$ip" ] || { fail "no address for $name"; return; }
+	mkdir -p "$dir" && rm -f "$dir"/*
+	printf '%s\n' "$KEEPALIVE_CLIENT" >"$WORK/keepalive_client.py"
+	# To the container's address: its own kernel answers the probes (a
+	# published port may go through a proxy of the runtime's).
+	wait_for 5000 "$name's httpd listening" in_ns bash -c "exec 3<>/dev/tcp/$ip/80" || return
+	lib_bg nsenter --net="$(netns)" -- "$PYTHON" "$WORK/keepalive_client.py" "$ip" 80 \
+		"$dir/ready" "$dir/go" "$dir/out"
+	client=$LAST_BG
+	wait_for 5000 "the keepalive client connected" test -s "$dir/ready" || return
+	lport=$(cat "$dir/ready")
+	ctl enable "$name" --freeze-after "$FREEZE_AFTER" --idle 1h >/dev/null ||
+		{ fail "dozectl enable $name failed"; return; }
+	wait_frozen "$name" || return
+	thaws=$(event_count thaw "$name")
+	seg0=$(segs_in "$lport")
+	[ -n "$seg0" ] || { fail "the client's connection (port $lport) is gone: $(in_ns ss -tn 2>&1 | head -n 5)"; return; }
+	# Four probes answered by the frozen container's kernel, in the window.
+	stays_frozen "$name" "$STAYS_FROZEN_MS" "$thaws" "the client's keepalive" || return
+	segs_in_at_least "$lport" $((seg0 + 3)) ||
+		{ fail "only $(($(segs_in "$lport") - seg0)) keepalive probes answered in $STAYS_FROZEN_MS ms (expected 3 or more)"; return; }
+	local probes=$(($(segs_in "$lport") - seg0))
+	t0=$(now_ms)
+	touch "$dir/go"
+	wait_for $((CLIENT_S * 1000)) "the answer on the kept-alive connection" test -s "$dir/out"
+	t1=$(now_ms)
+	wait "$client" 2>/dev/null
+	head -n 1 "$dir/out" | grep -q '^HTTP/1.[01] 200' && grep -q "$PAGE" "$dir/out" ||
+		fail "the request on the kept-alive connection got: $(head -c 200 "$dir/out" 2>/dev/null)"
+	ev=$(thawed_by_packet "$name" "$thaws") || return
+	echo "   $probes keepalive probes answered while frozen, no thaw; the request answered in $((t1 - t0)) ms; thaw: $(thaw_facts "$ev")"
+	drop "$name"
+}
+
+# A connect-only check (a load balancer's): open, close, no byte.
+connect_only() { in_ns bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && exec 3>&-"; }
+
+test_a_connect_only_check_does_not_thaw_it_with_wake_on_data_and_a_request_does() {
+	local name=data-$RT thaws code secs ev
+	make_service "$name" "$DATA_PORT" --freeze-after "$FREEZE_AFTER" --idle 1h --wake-on data || return
+	wait_frozen "$name" || return
+	thaws=$(event_count thaw "$name")
+	connect_only "$DATA_PORT" || { fail "the connect-only check to the frozen $name failed"; return; }
+	connect_only "$DATA_PORT" || { fail "the second connect-only check failed"; return; }
+	stays_frozen "$name" "$STAYS_FROZEN_MS" "$thaws" "a connect-only check (wake-on data)" || return
+	read -r code secs < <(fetch "http://127.0.0.1:$DATA_PORT/" "$WORK/data-$RT.body")
+	got_page "$code" "$WORK/data-$RT.body" "a request to the frozen $name (wake-on data)"
+	ev=$(thawed_by_packet "$name" "$thaws") || return
+	echo "   two connect-only checks, frozen ${STAYS_FROZEN_MS} ms after; the request's first byte after ${secs}s; thaw: $(thaw_facts "$ev")"
+	drop "$name"
+}
+
+# The control of the test above: without wake-on data a connect thaws it
+# (else the test above proves nothing).
+test_a_connect_only_check_thaws_it_without_wake_on_data() {
+	local name=syn-$RT thaws ev
+	make_service "$name" "$SYN_PORT" --freeze-after "$FREEZE_AFTER" --idle 1h || return
+	wait_frozen "$name" || return
+	thaws=$(event_count thaw "$name")
+	connect_only "$SYN_PORT" || { fail "the connect-only check to the frozen $name failed"; return; }
+	ev=$(thawed_by_packet "$name" "$thaws") || return
+	echo "   thaw: $(thaw_facts "$ev")"
+	drop "$name"
+}
+
+# dozed killed while a service is frozen: the container stays paused (the
+# runtime holds it); on restart dozed finds it so and the first packet thaws it.
+test_dozed_killed_while_frozen_finds_it_frozen_and_the_first_packet_thaws_it() {
+	local name=kill-$RT thaws code secs ev t0
+	make_service "$name" "$KILL_PORT" --freeze-after "$FREEZE_AFTER" --idle 1h || return
+	wait_frozen "$name" || return
+	stop_dozed KILL
+	rt_status_is "$name" paused || fail "with dozed killed the runtime says $name is $(rt_status "$name"), not paused"
+	t0=$(now_ms)
+	start_dozed || return
+	wait_for 10000 "frozen state of $name after the restart (it is $(state_of "$name"))" state_is "$name" frozen || return
+	[ "$(list_state "$name")" = frozen ] || fail "after the restart dozectl list says $name is '$(list_state "$name")'"
+	local restarted=$(($(now_ms) - t0))
+	rt_status_is "$name" paused || fail "after the restart the runtime says $name is $(rt_status "$name"), not paused"
+	thaws=$(event_count thaw "$name")
+	read -r code secs < <(fetch "http://127.0.0.1:$KILL_PORT/" "$WORK/kill-$RT.body")
+	got_page "$code" "$WORK/kill-$RT.body" "the first client after the restart"
+	ev=$(thawed_by_packet "$name" "$thaws") || return
+	awake_and_running "$name" "$KILL_PORT"
+	echo "   frozen again $restarted ms after the restart; first byte after ${secs}s; thaw: $(thaw_facts "$ev")"
+}
+
+# While dozed is down, what a client of a frozen service gets: the kernel of
+# the frozen container completes its handshake (the listening socket is
+# there, frozen or not) and queues its request; nothing answers until dozed
+# is back and thaws it. The client waits (no error, no reset) and then gets
+# its answer.
+established_to() { # port: a client's connection to 127.0.0.1:PORT is established
+	[ -n "$(in_ns ss -tnH state established "( dport = :$1 )" 2>/dev/null)" ]
+}
+
+test_a_client_of_a_frozen_service_while_dozed_is_down_waits_then_gets_its_answer() {
+	local name=kill-$RT client code out t0 t1
+	rt inspect "$name" >/dev/null 2>&1 || make_service "$name" "$KILL_PORT" --freeze-after "$FREEZE_AFTER" --idle 1h || return
+	wait_frozen "$name" || return
+	stop_dozed KILL
+	rm -f "$WORK/down-$RT.out"
+	lib_bg_to "$WORK/down-$RT.out" nsenter --net="$(netns)" -- curl -sS --max-time 60 \
+		-w '\n%{http_code}' "http://127.0.0.1:$KILL_PORT/"
+	client=$LAST_BG
+	wait_for 5000 "the client's connection established while dozed is down" established_to "$KILL_PORT"
+	# The window: a client that had failed or been answered would have
+	# done so by now (a thaw takes milliseconds).
+	sleep 1
+	kill -0 "$client" 2>/dev/null || fail "with dozed down the client ended: $(cat "$WORK/down-$RT.out")"
+	[ ! -s "$WORK/down-$RT.out" ] || fail "with dozed down the client got: $(head -c 200 "$WORK/down-$RT.out")"
+	rt_status_is "$name" paused || fail "with dozed down the runtime says $name is $(rt_status "$name")"
+	t0=$(now_ms)
+	start_dozed || return
+	wait "$client"
+	t1=$(now_ms)
+	out=$(cat "$WORK/down-$RT.out")
+	code=$(tail -n 1 <<<"$out")
+	[ "$code" = 200 ] && [[ $out == *"$PAGE"* ]] ||
+		fail "the client that came while dozed was down got (after the restart): $(head -c 300 <<<"$out")"
+	echo "   the waiting client was answered $((t1 - t0)) ms after dozed was started again"
+	drop "$name"
+}
+
+test_bad_freeze_values_are_refused_naming_them() {
+	local out rc mark bad=badfreeze-$RT ok=okfreeze-$RT
+	out=$(ctl enable "nosuch-$RT" --freeze-after 0 2>&1)
+	rc=$?
+	[ $rc -eq 2 ] || fail "--freeze-after 0: exit $rc, expected 2 (usage): $out"
+	[[ $out == *freeze* && $out == *1s* && $out != *"unknown option"* ]] ||
+		fail "the refusal of --freeze-after 0 does not name the setting and its minimum (1s): $out"
+	out=$(ctl enable "nosuch-$RT" --freeze-after banana 2>&1)
+	rc=$?
+	[ $rc -eq 2 ] || fail "--freeze-after banana: exit $rc, expected 2 (usage): $out"
+	[[ $out == *banana* ]] || fail "the refusal does not name the value banana: $out"
+	out=$(ctl enable "nosuch-$RT" --freeze-after 10m --idle 5m 2>&1)
+	rc=$?
+	[ $rc -eq 2 ] || fail "--freeze-after 10m --idle 5m: exit $rc, expected 2 (usage): $out"
+	[[ $out == *freeze* && $out == *idle* && $out == *10m* && $out == *5m* ]] ||
+		fail "the refusal of a freeze after the stop does not name both settings and values: $out"
+	# The control protocol refuses it too, for clients other than dozectl.
+	out=$(jq -cn --arg c "nosuch-$RT" '{cmd: "enable", container: $c, idle: "5m", freeze_after: "10m"}' |
+		socat -t 5 - "UNIX-CONNECT:$WORK/$RT/control.sock" 2>&1)
+	[[ $out == *'"ok":false'* && $out == *freeze* ]] || fail "the control socket took freeze_after 10m with idle 5m: $out"
+	# The positive control: freeze only, never stopped.
+	make_service "$ok" "$OK_PORT" --freeze-after "$FREEZE_AFTER" --idle never ||
+		fail "--freeze-after 1s --idle never was refused"
+	drop "$ok"
+	# A label with a bad duration is named in the log (or the status).
+	mark=$(wc -l <"$(dozed_log)")
+	"$ENV" create "$RTDIR" "$RT" "$bad" "$BAD_PORT" dozed.enable=true dozed.freeze-after=banana >/dev/null 2>&1
+	label_refused() {
+		tail -n +$((mark + 1)) "$(dozed_log)" | grep -q 'dozed.freeze-after=banana' ||
+			[[ $(reason_of "$bad") == *dozed.freeze-after* ]]
+	}
+	wait_for 10000 "a log line (or status) naming dozed.freeze-after=banana" label_refused
+	"$ENV" rm "$RTDIR" "$RT" "$bad"
+}
+
+ONLY=("$@")
+env_up
+DOZED_ARGS=(--wake-timeout 20s --stop-timeout 2)
+ALL=(test_bad_freeze_values_are_refused_naming_them
+	test_a_frozen_service_answers_an_http_client_on_its_published_port
+	test_a_client_in_another_container_reaches_a_frozen_one_by_its_name
+	test_a_frozen_postgres_answers_psql_with_no_restart
+	test_a_frozen_service_is_stopped_after_its_idle_time_and_wakes_as_today
+	test_a_peers_tcp_keepalive_does_not_thaw_it_and_a_request_on_that_connection_does
+	test_a_connect_only_check_does_not_thaw_it_with_wake_on_data_and_a_request_does
+	test_a_connect_only_check_thaws_it_without_wake_on_data
+	test_dozed_killed_while_frozen_finds_it_frozen_and_the_first_packet_thaws_it
+	test_a_client_of_a_frozen_service_while_dozed_is_down_waits_then_gets_its_answer)
+for RT in ${FREEZE_RUNTIMES:-podman docker}; do
+	if selected test_a_frozen_postgres_answers_psql_with_no_restart; then
+		"$ENV" image "$RTDIR" "$RT" postgres >"$WORK/image.log" 2>&1 ||
+			{ echo "FAIL ${RT}_image_postgres: $(tail -n 3 "$WORK/image.log")"; ANY_FAILED=1; }
+	fi
+	start_dozed || { echo "FAIL ${RT}_start: $FAILED"; ANY_FAILED=1; continue; }
+	for t in "${ALL[@]}"; do
+		dozed_alive || start_dozed || { echo "FAIL ${RT}_restart: $FAILED"; ANY_FAILED=1; break; }
+		run_test "${RT}_" "$t"
+	done
+	stop_dozed
+done
+exit $ANY_FAILED
