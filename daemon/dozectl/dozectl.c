@@ -39,8 +39,10 @@ enum {
 	OPT_IGNORE = 1 << 5,
 	OPT_KEEP_AWAKE = 1 << 6,
 	OPT_SINCE = 1 << 7,
+	OPT_FREEZE_AFTER = 1 << 8,
+	OPT_RECLAIM_FROZEN = 1 << 9,
 };
-#define OPT_LAST OPT_SINCE
+#define OPT_LAST OPT_RECLAIM_FROZEN
 
 struct command {
 	const char *name;
@@ -52,7 +54,9 @@ struct command {
 
 static const struct command commands[] = {
     {"enable", "CONTAINER", "container",
-     OPT_IDLE | OPT_WAKE_ON | OPT_PROBE | OPT_IGNORE | OPT_KEEP_AWAKE | OPT_JSON, false},
+     OPT_IDLE | OPT_WAKE_ON | OPT_PROBE | OPT_IGNORE | OPT_KEEP_AWAKE | OPT_FREEZE_AFTER |
+	 OPT_RECLAIM_FROZEN | OPT_JSON,
+     false},
     {"disable", "SERVICE", "service", OPT_JSON, false},
     {"list", NULL, NULL, OPT_JSON, false},
     {"status", "SERVICE", "service", OPT_JSON, false},
@@ -71,8 +75,9 @@ struct args {
 	const char *probe;
 	const char *ignore;
 	const char *since;
+	const char *freeze_after;
 	uint64_t since_ms;
-	bool keep_awake;
+	bool keep_awake, reclaim_frozen;
 	bool json, follow;
 };
 
@@ -93,6 +98,11 @@ static void usage(FILE *out)
 		"      [--keep-awake-while-connected]\n"
 		"                         an open connection from a peer keeps it awake, even\n"
 		"                         silent\n"
+		"      [--freeze-after DURATION] [--reclaim-frozen]\n"
+		"                         light sleep: after DURATION idle, freeze it (the\n"
+		"                         runtime's pause; woken in milliseconds), and stop\n"
+		"                         it after --idle (--idle never: only freeze it);\n"
+		"                         --reclaim-frozen: the kernel reclaims its memory\n"
 		"  disable SERVICE        stop managing it (a sleeping one is woken)\n"
 		"  list [--json]          every service: state, ports, idle for, last wake\n"
 		"  status SERVICE [--json]\n"
@@ -107,7 +117,8 @@ static void usage(FILE *out)
 		"\n"
 		"  --control PATH         the control socket (default $DOZED_CONTROL or %s)\n"
 		"  DURATION               a whole number and a unit: 30s, 10m, 2h; at least 1s\n"
-		"                         (--since: at least 1ms)\n"
+		"                         (--since: at least 1ms); --idle also takes never,\n"
+		"                         --freeze-after none\n"
 		"\n"
 		"Exit status: 0 done, 1 dozed refused, 2 usage, 3 dozed cannot be reached.\n",
 		DOZED_CONTROL_PATH_DEFAULT);
@@ -149,6 +160,10 @@ static const char *option_name(unsigned opt)
 		return "--keep-awake-while-connected";
 	case OPT_SINCE:
 		return "--since";
+	case OPT_FREEZE_AFTER:
+		return "--freeze-after";
+	case OPT_RECLAIM_FROZEN:
+		return "--reclaim-frozen";
 	default:
 		return "--follow";
 	}
@@ -169,6 +184,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 	    {"ignore", required_argument, NULL, 'g'},
 	    {"keep-awake-while-connected", no_argument, NULL, 'k'},
 	    {"since", required_argument, NULL, 's'},
+	    {"freeze-after", required_argument, NULL, 'z'},
+	    {"reclaim-frozen", no_argument, NULL, 'r'},
 	    {0},
 	};
 	const char *positional[3] = {0};
@@ -211,6 +228,14 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 's':
 			a->since = optarg;
 			seen |= OPT_SINCE;
+			break;
+		case 'z':
+			a->freeze_after = optarg;
+			seen |= OPT_FREEZE_AFTER;
+			break;
+		case 'r':
+			a->reclaim_frozen = true;
+			seen |= OPT_RECLAIM_FROZEN;
 			break;
 		case 'j':
 			a->json = true;
@@ -267,6 +292,16 @@ static int parse_args(int argc, char **argv, struct args *a)
 		return usage_error("invalid --probe value '%s': %s", a->probe, expected);
 	if (a->ignore && settings_set(&settings, "ignore", a->ignore, &expected) < 0)
 		return usage_error("invalid --ignore value '%s': %s", a->ignore, expected);
+	if (a->freeze_after &&
+	    settings_set(&settings, "freeze-after", a->freeze_after, &expected) < 0)
+		return usage_error("invalid --freeze-after value '%s': %s", a->freeze_after,
+				   expected);
+	/* Without --idle the daemon's own idle counts: dozed checks that one. */
+	char why[160];
+	if (a->idle && a->freeze_after &&
+	    settings_check_tiers(settings.idle_us, settings.freeze_after_us, why, sizeof(why)) < 0)
+		return usage_error("--freeze-after %s --idle %s: %s", a->freeze_after, a->idle,
+				   why);
 	uint64_t since_us = 0;
 	if (a->since && settings_parse_duration(a->since, DURATION_US_PER_MS, DURATION_MAX_US,
 						"expected a duration of 1ms or more, like 30s, "
@@ -300,6 +335,11 @@ static struct json_object *build_request(const struct args *a)
 	if (a->keep_awake)
 		json_object_object_add(req, "keep_awake",
 				       json_object_new_string(settings_keep_awake_to_string(true)));
+	if (a->freeze_after)
+		json_object_object_add(req, "freeze_after",
+				       json_object_new_string(a->freeze_after));
+	if (a->reclaim_frozen)
+		json_object_object_add(req, "reclaim_frozen", json_object_new_boolean(1));
 	if (a->since)
 		json_object_object_add(req, "since_ms",
 				       json_object_new_int64((int64_t)a->since_ms));

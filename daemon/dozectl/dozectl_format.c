@@ -228,6 +228,13 @@ void dozectl_print_list(FILE *out, struct json_object *services)
 			_cleanup_free_ char *safe = sanitized_dup(reason);
 			fprintf(out, "%s: %s\n", rows[i].cell[COL_NAME], safe ? safe : "?");
 		}
+		/* Its light sleep is off until an operator looks: said once here too. */
+		const char *refused = dozectl_json_str(s, "freeze_refused");
+		if (refused && *refused) {
+			_cleanup_free_ char *safe = sanitized_dup(refused);
+			fprintf(out, "%s: light sleep off, the runtime refused to pause it: %s\n",
+				rows[i].cell[COL_NAME], safe ? safe : "?");
+		}
 	}
 }
 
@@ -280,7 +287,13 @@ void dozectl_print_status(FILE *out, struct json_object *s)
 	print_kv_str(out, s, "state", "state:");
 	format_ports(s, ", ", buf, sizeof(buf));
 	print_kv(out, "ports:", buf);
-	print_kv_ms(out, s, "idle_timeout_ms", "idle timeout:", false);
+	if (dozectl_idle_is_never(s))
+		print_kv(out, "idle timeout:", "never");
+	else
+		print_kv_ms(out, s, "idle_timeout_ms", "idle timeout:", false);
+	char sleep[384]; /* a refused pause's reason is up to 200 bytes */
+	if (dozectl_format_light_sleep(s, sleep, sizeof(sleep)))
+		print_kv(out, "light sleep:", sleep);
 	print_kv_str(out, s, "wake_on", "wake on:");
 	/* The setting, and what the last wake resolved it to ("auto" says little). */
 	const char *probe = dozectl_json_str(s, "probe"), *used = dozectl_json_str(s, "probe_used");
@@ -304,6 +317,7 @@ void dozectl_print_status(FILE *out, struct json_object *s)
 		print_kv(out, "ignore:", buf);
 	}
 	print_kv_ms(out, s, "idle_for_ms", "idle for:", false);
+	print_kv_ms(out, s, "freezes_in_ms", "freezes in:", false);
 	print_kv_ms(out, s, "sleeps_in_ms", "sleeps in:", false);
 	if (dozectl_json_u64(s, "last_wake_ms", &v))
 		print_kv_ms(out, s, "last_wake_ms", "last wake:", true);
@@ -379,6 +393,13 @@ static void print_fact(FILE *out, const char *key, struct json_object *v)
 		fprintf(
 		    out, " %.*s=%s", (int)(klen - 3), key,
 		    dozectl_format_timing_ms((uint64_t)json_object_get_int64(v), buf, sizeof(buf)));
+	} else if (klen > 3 && strcmp(key + klen - 3, "_us") == 0 &&
+		   json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0) {
+		/* A thaw's timing: its microseconds count. */
+		char buf[DURATION_FORMAT_MAX];
+		fprintf(
+		    out, " %.*s=%s", (int)(klen - 3), key,
+		    dozectl_format_timing_us((uint64_t)json_object_get_int64(v), buf, sizeof(buf)));
 	} else if (json_object_is_type(v, json_type_string) &&
 		   !needs_quotes(json_object_get_string(v))) {
 		_cleanup_free_ char *safe = sanitized_dup(json_object_get_string(v));

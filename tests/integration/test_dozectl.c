@@ -39,6 +39,12 @@
 	"{\"name\":\"postgres-main\",\"container\":\"fedcba\",\"state\":\"asleep\",\"ports\":["    \
 	"5432],\"idle_timeout_ms\":120000,\"wake_on\":\"data\",\"idle_for_ms\":null,"              \
 	"\"last_wake_ms\":null,\"wakes\":0,\"held\":0,\"egress_bytes\":0,\"egress_packets\":0}"
+/* Frozen, as the daemon's status says it with light sleep. */
+#define CACHE                                                                                      \
+	"{\"name\":\"cache\",\"container\":\"abcdef\",\"state\":\"frozen\",\"ports\":[6379],"      \
+	"\"idle_timeout\":\"never\",\"freeze_after_ms\":30000,\"reclaim_frozen\":true,"            \
+	"\"freezes\":4,\"thaws\":3,\"last_thaw_us\":1800,\"idle_for_ms\":95000,"                   \
+	"\"last_wake_ms\":null,\"wakes\":0,\"reason\":\"frozen after 30s idle\"}"
 #define SLEEP_EVENT                                                                                \
 	"{\"ts\":\"2026-11-24T22:58:00.123Z\",\"event\":\"sleep\",\"service\":\"web\","            \
 	"\"container\":\"" WEB_ID "\",\"idle_ms\":2000,\"egress_bytes\":1234,"                     \
@@ -111,6 +117,8 @@ static void handler(void *ud, uint64_t id, const char *cmd, struct json_object *
 		control_reply(f->cf->ctl, id, parse("{\"ok\":true,\"events\":[" SLEEP_EVENT "]}"));
 	} else if (strcmp(cmd, "flows") == 0 && strcmp(service, "nope") != 0) {
 		control_reply(f->cf->ctl, id, parse(FLOWS));
+	} else if (strcmp(cmd, "status") == 0 && strcmp(service, "cache") == 0) {
+		control_reply(f->cf->ctl, id, parse("{\"ok\":true,\"service\":" CACHE "}"));
 	} else if (strcmp(service, "nope") == 0) {
 		control_reply_error(f->cf->ctl, id, "no such service: nope");
 	} else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "enable") == 0 ||
@@ -339,6 +347,44 @@ TEST(test_enable_sends_ignore_rules_and_keep_awake_as_given)
 		     "{\"cmd\":\"enable\",\"container\":\"web\",\"ignore\":\"none\"}");
 }
 
+TEST(test_enable_sends_light_sleep_as_given)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "enable", "cache", "--idle", "never", "--freeze-after", "30s",
+			       "--reclaim-frozen");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request,
+		     "{\"cmd\":\"enable\",\"container\":\"cache\",\"idle\":\"never\","
+		     "\"freeze_after\":\"30s\",\"reclaim_frozen\":true}");
+	/* Without --idle: the daemon checks against its own idle. */
+	r = RUN(f, "enable", "--freeze-after=2h", "cache");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request,
+		     "{\"cmd\":\"enable\",\"container\":\"cache\",\"freeze_after\":\"2h\"}");
+	r = RUN(f, "enable", "cache", "--freeze-after", "none");
+	assert_exit(r, 0);
+	ASSERT_STREQ(f->last_request,
+		     "{\"cmd\":\"enable\",\"container\":\"cache\",\"freeze_after\":\"none\"}");
+}
+
+TEST(test_status_of_a_frozen_service_says_its_light_sleep)
+{
+	struct fixture *f = fixture_new();
+	struct result *r = RUN(f, "status", "cache");
+	assert_exit(r, 0);
+	ASSERT_STREQ(r->out, "name:         cache\n"
+			     "container:    abcdef\n"
+			     "state:        frozen\n"
+			     "ports:        6379\n"
+			     "idle timeout: never\n"
+			     "light sleep:  frozen after 30s idle, never stopped, memory reclaimed "
+			     "once frozen; 4 freezes, 3 thaws, last thaw 1.8ms\n"
+			     "idle for:     1m35s\n"
+			     "last wake:    never\n"
+			     "wakes:        0\n"
+			     "reason:       frozen after 30s idle\n");
+}
+
 TEST(test_a_bad_ignore_rule_exits_2_naming_the_rule_and_the_forms)
 {
 	struct fixture *f = fixture_new();
@@ -462,6 +508,31 @@ TEST(test_usage_errors_exit_2_and_send_nothing)
 		snprintf(want, sizeof(want), "invalid --idle value '%s'", bad_idle[i]);
 		assert_usage_error(f, RUN(f, "enable", "web", "--idle", bad_idle[i]), want);
 	}
+}
+
+TEST(test_bad_light_sleep_options_exit_2_and_send_nothing)
+{
+	struct fixture *f = fixture_new();
+	assert_usage_error(f, RUN(f, "enable", "cache", "--freeze-after", "500ms"),
+			   "dozectl: invalid --freeze-after value '500ms': expected a duration of "
+			   "1s or more, like 30s, 10m or 2h, or none\n");
+	assert_usage_error(f, RUN(f, "enable", "cache", "--freeze-after", "never"),
+			   "invalid --freeze-after value 'never': expected a duration like");
+	assert_usage_error(f, RUN(f, "enable", "cache", "--idle", "5m", "--freeze-after", "10m"),
+			   "dozectl: --freeze-after 10m --idle 5m: freeze_after (10m) must be "
+			   "shorter than idle (5m): a service is frozen first, stopped later\n");
+	assert_usage_error(f, RUN(f, "enable", "cache", "--idle", "1m", "--freeze-after", "1m"),
+			   "must be shorter than idle (1m)");
+	assert_usage_error(f, RUN(f, "enable", "cache", "--idle", "Never"),
+			   "invalid --idle value 'Never': expected a duration like");
+	assert_usage_error(f, RUN(f, "enable", "cache", "--freeze-after"),
+			   "option '--freeze-after' needs a value");
+	assert_usage_error(f, RUN(f, "enable", "cache", "--reclaim-frozen=yes"),
+			   "unknown option '--reclaim-frozen=yes'");
+	assert_usage_error(f, RUN(f, "wake", "cache", "--freeze-after", "30s"),
+			   "wake does not take --freeze-after");
+	assert_usage_error(f, RUN(f, "status", "cache", "--reclaim-frozen"),
+			   "status does not take --reclaim-frozen");
 }
 
 TEST(test_help_prints_usage_and_exits_0)
