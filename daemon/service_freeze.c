@@ -112,9 +112,12 @@ void service_on_freeze_done(struct service_registry *r, uint64_t id, int err, co
 	set_frozen_reason(s, "frozen");
 	service_emit(r, s, "freeze", facts);
 	if (s->thaw_wanted || s->disabling) {
+		/* Copies: service_thaw writes them back into s. */
+		char trigger[sizeof(s->thaw_trigger)], client[sizeof(s->thaw_client)];
+		snprintf(trigger, sizeof(trigger), "%s", s->disabling ? "disable" : s->thaw_trigger);
+		snprintf(client, sizeof(client), "%s", s->disabling ? "" : s->thaw_client);
 		s->thaw_wanted = false;
-		service_thaw(r, s, s->disabling ? "disable" : s->thaw_trigger,
-			     s->disabling ? NULL : s->thaw_client, s->disabling ? t : s->thaw_at_us);
+		service_thaw(r, s, trigger, client, s->disabling ? t : s->thaw_at_us);
 		return;
 	}
 	service_arm_idle_timer(r, s);
