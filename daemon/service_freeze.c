@@ -50,12 +50,11 @@ static uint64_t idle_since(const struct service *s)
 static void set_frozen_reason(struct service *s, const char *how)
 {
 	char stop[32];
-	service_set_reason(s, "%s; thaws on the first %s, %s%s", how,
-			   s->wake_on_data ? "bytes a client sends" : "connection or datagram",
-			   s->idle_us > DURATION_MAX_US ? "never stopped" : "stopped after ",
-			   s->idle_us > DURATION_MAX_US
-			       ? ""
-			       : service_idle_text(s->idle_us, stop, sizeof(stop)));
+	service_set_reason(
+	    s, "%s; thaws on the first %s, %s%s", how,
+	    s->wake_on_data ? "bytes a client sends" : "connection or datagram",
+	    s->idle_us > DURATION_MAX_US ? "never stopped" : "stopped after ",
+	    s->idle_us > DURATION_MAX_US ? "" : service_idle_text(s->idle_us, stop, sizeof(stop)));
 }
 
 void service_go_to_freeze(struct service_registry *r, struct service *s)
@@ -95,10 +94,11 @@ void service_on_freeze_done(struct service_registry *r, uint64_t id, int err, co
 			return;
 		}
 		char idle[32];
-		service_set_reason(s,
-				   "awake; not frozen: the runtime refused to pause it (%s); sleeps "
-				   "after %s without counted traffic",
-				   s->freeze_refused, service_idle_text(s->idle_us, idle, sizeof(idle)));
+		service_set_reason(
+		    s,
+		    "awake; not frozen: the runtime refused to pause it (%s); sleeps "
+		    "after %s without counted traffic",
+		    s->freeze_refused, service_idle_text(s->idle_us, idle, sizeof(idle)));
 		service_arm_idle_timer(r, s);
 		return;
 	}
@@ -114,7 +114,8 @@ void service_on_freeze_done(struct service_registry *r, uint64_t id, int err, co
 	if (s->thaw_wanted || s->disabling) {
 		/* Copies: service_thaw writes them back into s. */
 		char trigger[sizeof(s->thaw_trigger)], client[sizeof(s->thaw_client)];
-		snprintf(trigger, sizeof(trigger), "%s", s->disabling ? "disable" : s->thaw_trigger);
+		snprintf(trigger, sizeof(trigger), "%s",
+			 s->disabling ? "disable" : s->thaw_trigger);
 		snprintf(client, sizeof(client), "%s", s->disabling ? "" : s->thaw_client);
 		s->thaw_wanted = false;
 		service_thaw(r, s, trigger, client, s->disabling ? t : s->thaw_at_us);

@@ -13,24 +13,28 @@
  * connection, a client dozed relayed; and when it sleeps. */
 static void awake_reason(const struct service *s, uint64_t t, char *buf, size_t len)
 {
-	char ago[32], left[32], in[48];
+	char ago[32], left[32], in[48], after[64];
 	uint64_t last =
 	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
 	uint64_t idle = t > last ? t - last : 0;
 	/* Its next tier: frozen (light sleep), else stopped. */
 	uint64_t tier = service_tier_us(s);
-	if (tier > DURATION_MAX_US)
+	const char *verb = tier < s->idle_us ? "freezes" : "sleeps";
+	duration_format(idle < tier ? tier - idle : 0, left, sizeof(left));
+	if (tier > DURATION_MAX_US) {
 		snprintf(in, sizeof(in), "never sleeps");
-	else
-		snprintf(in, sizeof(in), "%s in %s", tier < s->idle_us ? "freezes" : "sleeps",
-			 duration_format(idle < tier ? tier - idle : 0, left, sizeof(left)));
+		snprintf(after, sizeof(after), "never sleeps");
+	} else {
+		snprintf(in, sizeof(in), "%s in %s", verb, left);
+		snprintf(after, sizeof(after), "%s %s after the last is answered", verb, left);
+	}
 	if (s->freeze_pending)
 		snprintf(buf, len, "%s", s->reason);
 	else if (s->clients_waiting > 0)
 		snprintf(buf, len,
-			 "%zu relayed client%s waiting for its answer; %s after the last is "
-			 "answered, without counted traffic",
-			 s->clients_waiting, s->clients_waiting == 1 ? "" : "s", in);
+			 "%zu relayed client%s waiting for its answer; %s, without counted "
+			 "traffic",
+			 s->clients_waiting, s->clients_waiting == 1 ? "" : "s", after);
 	else if (s->kept_awake_by[0] && idle >= tier)
 		snprintf(buf, len, "kept awake by %s; looks again every %llus", s->kept_awake_by,
 			 (unsigned long long)(SERVICE_KEPT_RECHECK_US / 1000000));
@@ -110,7 +114,8 @@ struct json_object *service_to_json(struct service_registry *r, struct service *
 		if (s->state == SERVICE_AWAKE && tier < s->idle_us)
 			json_object_object_add(
 			    o, "freezes_in_ms",
-			    json_object_new_int64((int64_t)((idle < tier ? tier - idle : 0) / 1000)));
+			    json_object_new_int64(
+				(int64_t)((idle < tier ? tier - idle : 0) / 1000)));
 	} else {
 		uint64_t since = t > s->state_since_us ? t - s->state_since_us : 0;
 		json_object_object_add(o, "idle_for_ms",
