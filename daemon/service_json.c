@@ -13,7 +13,7 @@
  * connection, a client dozed relayed; and when it sleeps. */
 static void awake_reason(const struct service *s, uint64_t t, char *buf, size_t len)
 {
-	char ago[32], left[32], in[48], after[64];
+	char ago[32], left[32], in[64], after[96];
 	uint64_t last =
 	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
 	uint64_t idle = t > last ? t - last : 0;
