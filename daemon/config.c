@@ -376,6 +376,29 @@ static const char *shown(const char *value)
 	return value[0] ? value : "''";
 }
 
+/*
+ * " (a setting of each service: ...)" when name (len bytes) is a per-service
+ * setting that dozed itself does not take (freeze-after, wake-on...), where
+ * to set it instead; else "".
+ */
+static const char *per_service_hint(const char *name, size_t len, char *buf, size_t buf_len)
+{
+	char key[32];
+	if (len >= sizeof(key))
+		return "";
+	memcpy(key, name, len);
+	key[len] = '\0';
+	if (!settings_key_known(key))
+		return "";
+	/* Labels are spelled with dashes: dozed.freeze-after. */
+	for (char *p = key; *p; p++)
+		if (*p == '_')
+			*p = '-';
+	snprintf(buf, buf_len,
+		 " (a setting of each service: dozectl enable, or the label dozed.%s)", key);
+	return buf;
+}
+
 int dozed_config_defaults(struct dozed_config *c)
 {
 	*c = (struct dozed_config){
@@ -433,8 +456,12 @@ int dozed_config_parse_args(struct dozed_config *c, int argc, char **argv, char 
 		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
 		const struct key_def *k =
 		    strncmp(arg, "--", 2) == 0 ? key_lookup(arg + 2, len - 2, false) : NULL;
+		char hint[128];
 		if (!k)
-			return fail(err_msg, -EINVAL, "%.*s: unknown option", (int)len, arg);
+			return fail(err_msg, -EINVAL, "%.*s: unknown option%s", (int)len, arg,
+				    strncmp(arg, "--", 2) == 0
+					? per_service_hint(arg + 2, len - 2, hint, sizeof(hint))
+					: "");
 
 		if (k->flag) {
 			if (eq)
@@ -486,9 +513,11 @@ static int load_line(struct dozed_config *c, const char *path, unsigned lineno, 
 	const char *value = strip(eq + 1);
 
 	const struct key_def *k = key_lookup(name, strlen(name), true);
+	char hint[128];
 	if (!k)
-		return fail(err_msg, -EINVAL, "%s:%u: %s = %s: unknown key", path, lineno,
-			    shown(name), value);
+		return fail(err_msg, -EINVAL, "%s:%u: %s = %s: unknown key%s", path, lineno,
+			    shown(name), value,
+			    per_service_hint(name, strlen(name), hint, sizeof(hint)));
 	if (k->args_only)
 		return fail(err_msg, -EINVAL, "%s:%u: %s = %s: only allowed on the command line",
 			    path, lineno, name, value);

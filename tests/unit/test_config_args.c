@@ -121,6 +121,21 @@ TEST(test_flags_set_and_refuse_a_value)
 	free(msg);
 }
 
+TEST(test_a_per_service_option_says_where_it_is_set)
+{
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--freeze-after", "30s"), EINVAL);
+	ASSERT_STREQ(msg, "--freeze-after: unknown option (a setting of each service: dozectl "
+			  "enable, or the label dozed.freeze-after)");
+	free(msg);
+	ASSERT_ERR(from_argv(&d, &msg, "--wake-on=data"), EINVAL);
+	ASSERT_STREQ(msg, "--wake-on: unknown option (a setting of each service: dozectl enable, "
+			  "or the label dozed.wake-on)");
+	free(msg);
+}
+
 TEST(test_unknown_options_and_arguments_are_rejected)
 {
 	_cleanup_(dozed_config_free) struct dozed_config c = {0};

@@ -138,6 +138,28 @@ TEST(test_unknown_key_in_file_is_rejected)
 	free(msg);
 }
 
+TEST(test_a_per_service_key_in_the_file_says_where_it_is_set)
+{
+	const char *conf = conf_file("freeze-after = 30s\n");
+	_cleanup_(dozed_config_free) struct dozed_config c = {0};
+	char *msg;
+	ASSERT_ERR(from_argv(&c, &msg, "--config", conf), EINVAL);
+	_cleanup_free_ char *want = NULL;
+	ASSERT_TRUE(asprintf(&want,
+			     "%s:1: freeze-after = 30s: unknown key (a setting of each service: "
+			     "dozectl enable, or the label dozed.freeze-after)",
+			     conf) > 0);
+	ASSERT_STREQ(msg, want);
+	free(msg);
+
+	_cleanup_(dozed_config_free) struct dozed_config d = {0};
+	const char *conf2 = conf_file("reclaim_frozen = true\n");
+	ASSERT_ERR(from_argv(&d, &msg, "--config", conf2), EINVAL);
+	ASSERT_CONTAINS(msg, ":1: reclaim_frozen = true: unknown key (a setting of each service: "
+			     "dozectl enable, or the label dozed.reclaim-frozen)");
+	free(msg);
+}
+
 TEST(test_line_without_equals_is_rejected)
 {
 	const char *conf = conf_file("idle 5s\n");
