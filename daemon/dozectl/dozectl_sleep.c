@@ -24,13 +24,14 @@ char *dozectl_format_timing_us(uint64_t us, char *buf, size_t len)
 
 bool dozectl_idle_is_never(struct json_object *s)
 {
-	const char *idle = dozectl_json_str(s, "idle_timeout");
+	struct json_object *v;
 	uint64_t ms;
-	/* "never" is UINT64_MAX microseconds: a daemon that prints it as a
-	 * number says so too. */
-	return (idle && strcmp(idle, "never") == 0) ||
-	       (dozectl_json_u64(s, "idle_timeout_ms", &ms) &&
-		ms >= UINT64_MAX / DURATION_US_PER_MS);
+	/* null: never stopped. "never" is UINT64_MAX microseconds: a daemon that
+	 * prints it as a number says so too. */
+	if (!json_object_object_get_ex(s, "idle_timeout_ms", &v))
+		return false;
+	return v == NULL || (dozectl_json_u64(s, "idle_timeout_ms", &ms) &&
+			     ms >= UINT64_MAX / DURATION_US_PER_MS);
 }
 
 static bool is_true(struct json_object *o, const char *key)
@@ -68,8 +69,9 @@ const char *dozectl_format_light_sleep(struct json_object *s, char *buf, size_t 
 			 dozectl_sanitize(refused, safe, sizeof(safe)));
 		return buf;
 	}
-	if (!has_freeze)
-		return NULL; /* a daemon without light sleep */
+	/* Absent: a daemon without light sleep; null or 0: none. */
+	if (!has_freeze && !json_object_object_get_ex(s, "freeze_after_ms", NULL))
+		return NULL;
 	if (freeze_ms == 0) {
 		snprintf(buf, len, "off");
 		return buf;

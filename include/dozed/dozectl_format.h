@@ -51,17 +51,17 @@ char *dozectl_format_flow_table(struct json_object *table, char *buf, size_t len
  * (cells[i * ncols + c]), padded by characters (UTF-8), two spaces apart. */
 void dozectl_print_table(FILE *out, const char *const *headers, const char *const *cells,
 			 size_t ncols, size_t n);
-/* Whether a SERVICE is never stopped: "idle_timeout": "never" (or an
- * "idle_timeout_ms" as long as UINT64_MAX microseconds). */
+/* Whether a SERVICE is never stopped: "idle_timeout_ms" null (or as long
+ * as UINT64_MAX microseconds). */
 bool dozectl_idle_is_never(struct json_object *service);
 /*
  * A SERVICE's light sleep, into buf (daemon/dozectl/dozectl_sleep.c), from
- * its "freeze_after_ms", "idle_timeout_ms" (or "idle_timeout": "never"),
- * "reclaim_frozen", "freezes", "thaws", "last_thaw_us" and "freeze_refused":
- * "frozen after 30s idle, stopped after 10m; 3 freezes, 3 thaws, last thaw
- * 1.2ms", "off", "off (the runtime refused to pause it: WHY)". NULL when the
- * daemon sent neither freeze_after_ms nor freeze_refused (no light sleep
- * there). Sanitized.
+ * its "freeze_after_ms" (null or 0: none), "idle_timeout_ms" (null: never
+ * stopped), "reclaim_frozen", "freezes", "thaws", "last_thaw_us" and
+ * "freeze_refused": "frozen after 30s idle, stopped after 10m; 3 freezes, 3
+ * thaws, last thaw 1.2ms", "off", "off (the runtime refused to pause it:
+ * WHY)". NULL when the daemon sent neither freeze_after_ms nor
+ * freeze_refused (no light sleep there). Sanitized.
  */
 const char *dozectl_format_light_sleep(struct json_object *service, char *buf, size_t len);
 /* The aligned table NAME STATE PORTS IDLE-FOR LAST-WAKE of an array of SERVICE. */

@@ -42,7 +42,7 @@
 /* Frozen, as the daemon's status says it with light sleep. */
 #define CACHE                                                                                      \
 	"{\"name\":\"cache\",\"container\":\"abcdef\",\"state\":\"frozen\",\"ports\":[6379],"      \
-	"\"idle_timeout\":\"never\",\"freeze_after_ms\":30000,\"reclaim_frozen\":true,"            \
+	"\"idle_timeout_ms\":null,\"freeze_after_ms\":30000,\"reclaim_frozen\":true,"              \
 	"\"freezes\":4,\"thaws\":3,\"last_thaw_us\":1800,\"idle_for_ms\":95000,"                   \
 	"\"last_wake_ms\":null,\"wakes\":0,\"reason\":\"frozen after 30s idle\"}"
 #define SLEEP_EVENT                                                                                \

@@ -64,7 +64,7 @@ TEST(test_light_sleep_says_both_tiers_and_the_counts)
 			buf, sizeof(buf)),
 	    "frozen after 30s idle, stopped after 10m; 3 freezes, 3 thaws, last thaw 1.2ms");
 	ASSERT_STREQ(
-	    light_sleep("{\"freeze_after_ms\":30000,\"idle_timeout\":\"never\","
+	    light_sleep("{\"freeze_after_ms\":30000,\"idle_timeout_ms\":null,"
 			"\"reclaim_frozen\":true,\"freezes\":1,\"thaws\":0,"
 			"\"last_thaw_us\":null}",
 			buf, sizeof(buf)),
@@ -83,6 +83,9 @@ TEST(test_light_sleep_off_or_refused_or_not_sent)
 	ASSERT_STREQ(
 	    light_sleep("{\"freeze_after_ms\":0,\"idle_timeout_ms\":600000}", buf, sizeof(buf)),
 	    "off");
+	/* As dozed says none: null. */
+	ASSERT_STREQ(light_sleep("{\"freeze_after_ms\":null,\"freezes\":0}", buf, sizeof(buf)),
+		     "off");
 	ASSERT_STREQ(light_sleep("{\"idle_timeout_ms\":600000}", buf, sizeof(buf)), "(none)");
 	ASSERT_STREQ(light_sleep("{\"freeze_after_ms\":30000,\"freeze_refused\":\"cgroup v1 "
 				 "without freezer\\u001b[2J\",\"freezes\":0}",
@@ -118,7 +121,7 @@ TEST(test_status_of_a_frozen_service)
 TEST(test_status_of_a_service_never_stopped_and_one_refused)
 {
 	_cleanup_free_ char *never = printed(
-	    dozectl_print_status, "{\"name\":\"db\",\"state\":\"awake\",\"idle_timeout\":\"never\","
+	    dozectl_print_status, "{\"name\":\"db\",\"state\":\"awake\",\"idle_timeout_ms\":null,"
 				  "\"freeze_after_ms\":60000,\"freezes_in_ms\":20000}");
 	ASSERT_STREQ(never, "name:         db\n"
 			    "state:        awake\n"
