@@ -5,7 +5,7 @@
  * without dozed. Run inside the runtime's network namespace (see
  * bench_wake.sh):
  *
- *   bench_wake wake RUNTIME_SOCKET CONTAINER PORT CONTROL_SOCKET RUNS LABEL [PROTO]
+ *   bench_wake wake RUNTIME_SOCKET CONTAINER PORT CONTROL_SOCKET RUNS LABEL [PROTO [THAW_RUNS]]
  *   bench_wake warm PORT SECONDS LABEL
  *   bench_wake warm-table CSV SECONDS_PER_WINDOW
  *   bench_wake warm-ci CSV RUNTIME
@@ -17,6 +17,10 @@
  * a container (docker-proxy) accepts connections before the service listens,
  * and a server listens before it serves. Both sides retry a not-ready answer
  * (refused, closed, 57P03, -LOADING) in the same tight loop.
+ * With THAW_RUNS > 0, wake then times as many thaws of the same container
+ * (light sleep, bench_thaw.h) and prints them as the table's thaw rows,
+ * against it awake and against the cold wake (tests/bench/results/thaw.csv);
+ * a failed thaw leaves the cold rows printed and exits 3.
  * wake prints its table and appends to tests/bench/results/wake.csv; warm
  * prints one CSV line for one window (LABEL,req/s,p50 µs,p95 µs); warm-table
  * reads those lines (LABEL = runtime,with dozed|without dozed,pair) and prints
@@ -44,188 +48,28 @@
 
 #include "bench.h"
 #include "bench_proto.h"
+#include "bench_thaw.h"
+#include "bench_wake_common.h"
 #include "dozed/log.h"
 #include "dozed/runtime.h"
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static double pct(double *v, int n, int p)
-{
-	double *s = malloc((size_t)n * sizeof(*s));
-	memcpy(s, v, (size_t)n * sizeof(*s));
-	qsort(s, (size_t)n, sizeof(*s), bench_cmp_double);
-	double r = s[(n - 1) * p / 100];
-	free(s);
-	return r;
-}
-
-/* --- the runtime API, waited for ---------------------------------------------- */
-
-struct call {
-	bool done;
-	int err;
-};
-
-static void call_done(int err, const struct runtime_error *error, void *ud)
-{
-	struct call *c = ud;
-	c->done = true;
-	c->err = err;
-	if (err < 0)
-		fprintf(stderr, "bench_wake: %s\n", error->message);
-}
-
-static int call_wait(struct event_base *base, struct call *c)
-{
-	while (!c->done)
-		event_base_loop(base, EVLOOP_ONCE);
-	return c->err;
-}
-
-/* --- dozed's control socket ------------------------------------------------------ */
-
-static struct json_object *control_call(const char *path, const char *request)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return NULL;
-	}
-	dprintf(fd, "%s\n", request);
-	static char buf[1 << 20];
-	size_t n = 0;
-	while (n < sizeof(buf) - 1) {
-		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
-		if (r <= 0)
-			break;
-		n += (size_t)r;
-		if (buf[n - 1] == '\n')
-			break;
-	}
-	close(fd);
-	buf[n] = '\0';
-	return json_tokener_parse(buf);
-}
-
-/* A string field of the service's status ("state", "probe_used"), or "?". */
-static const char *service_field(const char *control, const char *name, const char *field,
-				 char *out, size_t len)
-{
-	char req[256];
-	snprintf(req, sizeof(req), "{\"cmd\":\"status\",\"service\":\"%s\"}", name);
-	struct json_object *reply = control_call(control, req), *svc, *v;
-	snprintf(out, len, "?");
-	if (reply && json_object_object_get_ex(reply, "service", &svc) &&
-	    json_object_object_get_ex(svc, field, &v))
-		snprintf(out, len, "%s", json_object_get_string(v));
-	json_object_put(reply);
-	return out;
-}
 
 /* The facts of dozed's last "ready" event for name. */
 static bool last_ready(const char *control, const char *name, double *start, double *probe,
 		       double *total)
 {
-	struct json_object *reply = control_call(control, "{\"cmd\":\"events\",\"follow\":false}");
-	struct json_object *events, *found = NULL;
-	if (reply && json_object_object_get_ex(reply, "events", &events)) {
-		for (size_t i = 0; i < json_object_array_length(events); i++) {
-			struct json_object *e = json_object_array_get_idx(events, i), *v, *s;
-			if (json_object_object_get_ex(e, "event", &v) &&
-			    strcmp(json_object_get_string(v), "ready") == 0 &&
-			    json_object_object_get_ex(e, "service", &s) &&
-			    strcmp(json_object_get_string(s), name) == 0)
-				found = e;
-		}
-	}
-	struct json_object *v;
-	bool ok = found && json_object_object_get_ex(found, "start_ms", &v);
-	if (ok) {
-		*start = json_object_get_double(v);
-		json_object_object_get_ex(found, "probe_ms", &v);
-		*probe = json_object_get_double(v);
-		json_object_object_get_ex(found, "total_ms", &v);
-		*total = json_object_get_double(v);
-	}
-	json_object_put(reply);
-	return ok;
+	struct json_object *e = last_event(control, name, "ready");
+	*start = event_number(e, "start_ms");
+	*probe = event_number(e, "probe_ms");
+	*total = event_number(e, "total_ms");
+	json_object_put(e);
+	return !isnan(*start);
 }
-
-/* Within 30 s: a Redis with its data set saves it on the way down. */
-static bool wait_state(const char *control, const char *name, const char *want)
-{
-	char st[32];
-	for (int i = 0; i < 3000; i++) {
-		if (strcmp(service_field(control, name, "state", st, sizeof(st)), want) == 0)
-			return true;
-		usleep(10000);
-	}
-	fprintf(stderr, "bench_wake: %s never became %s (is %s)\n", name, want, st);
-	return false;
-}
-
-#define MAX_RUNS 200
-/* From the start request (or the client's connect) to the first real answer. */
-#define ANSWER_DEADLINE_MS 30000.0
-
-struct wake_target {
-	enum bench_proto proto;
-	uint16_t port;
-	char key[512]; /* redis: the key GET asks for */
-};
 
 static const char *const proto_names[] = {
     [BENCH_PROTO_HTTP] = "busybox httpd, GET / to the first response byte",
     [BENCH_PROTO_POSTGRES] = "PostgreSQL, connect to select 1 answered",
     [BENCH_PROTO_REDIS] = "Redis with its data set, connect to GET answered with a value",
 };
-
-/*
- * A server is asked again on dozed's probe's schedule: 1 ms after no answer,
- * 4 ms (PROBE_ANSWER_BACKOFF_US) after a live "not yet", as each question
- * costs it (a fork for PostgreSQL, a pause in Redis's load), so both sides
- * ask alike. busybox httpd: 100 µs, as ever (its figures stay comparable
- * with earlier runs).
- */
-static useconds_t retry_gap_us(enum bench_proto p, int answer)
-{
-	if (p == BENCH_PROTO_HTTP)
-		return 100;
-	return answer == BENCH_ANSWER_BUSY ? 4000 : 1000;
-}
-
-/*
- * Asks until the first real answer, retrying a not-ready one after
- * retry_gap_us(), until ANSWER_DEADLINE_MS after t0: ms from t0, or < 0 (said
- * why). The first attempt gets first_timeout_ms (a client held through a
- * wake waits long), the others 1 s. *not_ready counts the not-ready answers.
- */
-static double ask_until_answered(const struct wake_target *t, double t0, double first_timeout_ms,
-				 int *not_ready, char *why, size_t len)
-{
-	for (double timeout = first_timeout_ms;; timeout = 1000) {
-		int r = bench_proto_ask(t->proto, t->port, t->key, NULL, 0, timeout, why, len);
-		if (r == BENCH_ANSWER_REAL)
-			return now_ms() - t0;
-		if (r < 0)
-			return -1;
-		(*not_ready)++;
-		if (now_ms() - t0 > ANSWER_DEADLINE_MS) {
-			size_t n = strlen(why);
-			snprintf(why + n, len - n, " (still after %.0f s)",
-				 ANSWER_DEADLINE_MS / 1000);
-			return -1;
-		}
-		usleep(retry_gap_us(t->proto, r));
-	}
-}
 
 /* Redis: a key of the data set, once the container serves it. */
 static int pick_redis_key(struct wake_target *t)
@@ -243,7 +87,7 @@ static int pick_redis_key(struct wake_target *t)
 	}
 }
 
-static int bench_wake(char **argv, const char *proto)
+static int bench_wake(char **argv, const char *proto, int thaw_runs)
 {
 	const char *rt_sock = argv[2], *name = argv[3], *control = argv[5], *label = argv[7];
 	struct wake_target t = {.port = (uint16_t)atoi(argv[4])};
@@ -252,6 +96,8 @@ static int bench_wake(char **argv, const char *proto)
 		return fprintf(stderr, "bench_wake: RUNS must be 1..%d\n", MAX_RUNS), 2;
 	if (bench_proto_parse(proto, &t.proto) < 0)
 		return fprintf(stderr, "bench_wake: PROTO %s: http, postgres or redis\n", proto), 2;
+	if (thaw_runs < 0 || thaw_runs > MAX_RUNS)
+		return fprintf(stderr, "bench_wake: THAW_RUNS must be 0..%d\n", MAX_RUNS), 2;
 	if (t.proto == BENCH_PROTO_REDIS && pick_redis_key(&t) < 0)
 		return 1;
 
@@ -312,6 +158,15 @@ static int bench_wake(char **argv, const char *proto)
 			service_field(control, name, "probe_used", probe, sizeof(probe));
 		json_object_put(control_call(control, req));
 	}
+	/* The thaw rows: the same container, left awake and unmanaged above. */
+	static struct thaw_run thaw;
+	thaw.runs = thaw_runs;
+	thaw.cpu_window_s = bench_quick() ? 0.5 : 2.0;
+	int thaw_ok = thaw_runs == 0 || thaw_measure(base, rt, &t, name, control, &thaw) == 0;
+	if (!thaw_ok) {
+		snprintf(req, sizeof(req), "{\"cmd\":\"disable\",\"service\":\"%s\"}", name);
+		json_object_put(control_call(control, req));
+	}
 	runtime_free(rt);
 	event_base_free(base);
 
@@ -367,6 +222,16 @@ static int bench_wake(char **argv, const char *proto)
 			diff_p50, diff_lo, diff_hi, dz_not_ready);
 		fclose(csv);
 	}
+	if (thaw_runs == 0)
+		return 0;
+	if (!thaw_ok) {
+		/* 3: the cold rows stand; bench_wake.sh names the missing thaw row. */
+		fflush(stdout);
+		fprintf(stderr, "bench_wake: no thaw row for %s (%s): %s\n", label, proto,
+			thaw.why);
+		return 3;
+	}
+	thaw_print(&thaw, pct(dz_total, runs, 50), label, proto);
 	return 0;
 }
 
@@ -569,17 +434,20 @@ static int bench_warm_table(const char *path, double window_s)
 int main(int argc, char **argv)
 {
 	log_set_max_level(LOG_WARNING);
-	if ((argc == 8 || argc == 9) && strcmp(argv[1], "wake") == 0)
-		return bench_wake(argv, argc == 9 ? argv[8] : "http");
+	if (argc >= 8 && argc <= 10 && strcmp(argv[1], "wake") == 0)
+		return bench_wake(argv, argc >= 9 ? argv[8] : "http",
+				  argc == 10 ? atoi(argv[9]) : 0);
 	if (argc == 5 && strcmp(argv[1], "warm") == 0)
 		return bench_warm(argv);
 	if (argc == 4 && strcmp(argv[1], "warm-table") == 0)
 		return bench_warm_table(argv[2], atof(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "warm-ci") == 0)
 		return bench_warm_ci(argv[2], argv[3]);
-	fprintf(stderr, "usage: bench_wake wake RUNTIME_SOCKET CONTAINER PORT CONTROL_SOCKET RUNS "
-			"LABEL [http|postgres|redis]\n       bench_wake warm PORT SECONDS LABEL\n"
-			"       bench_wake warm-table CSV SECONDS_PER_WINDOW\n"
-			"       bench_wake warm-ci CSV RUNTIME\n");
+	fprintf(
+	    stderr,
+	    "usage: bench_wake wake RUNTIME_SOCKET CONTAINER PORT CONTROL_SOCKET RUNS "
+	    "LABEL [http|postgres|redis [THAW_RUNS]]\n       bench_wake warm PORT SECONDS LABEL\n"
+	    "       bench_wake warm-table CSV SECONDS_PER_WINDOW\n"
+	    "       bench_wake warm-ci CSV RUNTIME\n");
 	return 2;
 }

@@ -5,19 +5,29 @@
 # with its data set, images from tests/runtime-env.sh image), and the warm
 # path with and without dozed, in alternated windows (ABBA pairs). Real
 # runtimes from tests/runtime-env.sh, removed at the end.
+# Each cold-wake table of busybox and PostgreSQL ends with its thaw rows:
+# light sleep of the same container (bench_thaw.h), as many thaws as cold
+# wakes (WAKE_THAW_RUNS, WAKE_THAW_PROTO_RUNS; 0: none), about 1.5 s each
+# (the freeze after 1 s idle is waited for).
 # BENCH_QUICK=1 (make check, tests/bench/quick.sh): every step once, tiny —
-# 2 busybox wakes and 1 of each server, one burst of 20, one warm pair of
-# 0.3 s windows, 2 idle services for 1 s — and nothing written to
+# 2 busybox wakes and thaws and 1 of each server, one burst of 20, one warm
+# pair of 0.3 s windows, 2 idle services for 1 s — and nothing written to
 # tests/bench/results.
+# WAKE_COLD_ONLY=1: the cold-wake tables (and their thaw rows) only, no
+# burst, warm path or idle daemon; WAKE_KINDS: the servers after busybox
+# ("postgres redis", "" for none). For working on one table without the
+# whole bench.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 if [ "${BENCH_QUICK:-0}" != 0 ]; then
 	QUICK=1 RUNS=2 PROTO_RUNS=1 ROUNDS=1 BURST=20 N_IDLE=2 IDLE_S=1
+	THAW_RUNS=2 THAW_PROTO_RUNS=1
 	WARM_S=0.3 WARM_MIN_PAIRS=1 WARM_MAX_PAIRS=1
 else
 	QUICK="" RUNS=${WAKE_RUNS:-20} PROTO_RUNS=${WAKE_PROTO_RUNS:-10}
 	ROUNDS=${BURST_ROUNDS:-5} BURST=${BURST_CLIENTS:-200} N_IDLE=${IDLE_SERVICES:-20} IDLE_S=10
+	THAW_RUNS=${WAKE_THAW_RUNS:-$RUNS} THAW_PROTO_RUNS=${WAKE_THAW_PROTO_RUNS:-$PROTO_RUNS}
 	# Warm: pairs of WARM_S windows until the pairwise ratio's 95 % interval
 	# is narrower than ±WARM_HALF_CI (looked at every 10 pairs), from
 	# WARM_MIN_PAIRS to WARM_MAX_PAIRS of them.
@@ -74,7 +84,7 @@ keep() { # file name: into tests/bench/results, unless a quick run
 }
 
 "$ENV" up "$RTDIR" >"$WORK/env.log" 2>&1 || { tail -n 20 "$WORK/env.log"; exit 1; }
-[ -n "$QUICK" ] || rm -f tests/bench/results/wake.csv
+[ -n "$QUICK" ] || rm -f tests/bench/results/wake.csv tests/bench/results/thaw.csv
 port=18300
 warm=$WORK/warm.csv
 burst=$WORK/burst.csv
@@ -110,6 +120,18 @@ create_server() { # runtime kind name hostport
 	[ "$1" = podman ] && args+=(--cgroup-parent "/$(basename "$(cat "$RTDIR/cgroup")")/podman")
 	"$ENV" cli "$RTDIR" "$1" "${args[@]}" "dozed-test/$2:latest" >/dev/null
 }
+# bench_wake wake with thaw rows: its status 3 is a missing thaw row only
+# (the cold rows stand), named at the end; the container is unpaused in
+# case the failed thaw left it paused, for the steps after it.
+thaw_failed=""
+wake_and_thaw() { # runtime kind name bench_wake-args...
+	local rt=$1 kind=$2 name=$3 rc=0
+	shift 3
+	nsenter --net="$RTDIR/ns/$rt.net" -- "$BUILD/tests/bench/bench_wake" wake "$@" || rc=$?
+	[ "$rc" -eq 3 ] || return "$rc"
+	thaw_failed="$thaw_failed $rt/$kind"
+	"$ENV" cli "$RTDIR" "$rt" unpause "$name" >/dev/null 2>&1 || true
+}
 # One burst of BURST clients at once (tests/burst.sh): "ms,answered".
 burst_once() { # port
 	local t0 ok
@@ -122,9 +144,14 @@ for rt in podman docker; do
 	"$ENV" create "$RTDIR" "$rt" "$name" $port >/dev/null
 	start_dozed $rt
 	in_ns() { nsenter --net="$RTDIR/ns/$rt.net" -- "$@"; }
-	in_ns "$BUILD/tests/bench/bench_wake" wake "$RTDIR/$rt.sock" "$name" $port "$WORK/$rt.ctl" \
-		"$RUNS" "$rt"
+	wake_and_thaw $rt http "$name" "$RTDIR/$rt.sock" "$name" $port "$WORK/$rt.ctl" \
+		"$RUNS" "$rt" http "$THAW_RUNS"
 
+	if [ -n "${WAKE_COLD_ONLY:-}" ]; then
+		stop_dozed
+		port=$((port + 1))
+		continue
+	fi
 	# Managed from here on: the burst's cold wakes, the warm path's windows.
 	"$BUILD/dozectl" --control "$WORK/$rt.ctl" enable "$name" >/dev/null
 
@@ -170,18 +197,20 @@ proto_failed=""
 for rt in podman docker; do
 	in_ns() { nsenter --net="$RTDIR/ns/$rt.net" -- "$@"; }
 	start_dozed $rt
-	for kind in postgres redis; do
+	for kind in ${WAKE_KINDS-postgres redis}; do
 		name=bench-$kind-$rt
-		if ! "$ENV" image "$RTDIR" $rt $kind >>"$WORK/env.log" 2>&1; then
+		if ! "$ENV" image "$RTDIR" $rt "$kind" >>"$WORK/env.log" 2>&1; then
 			echo "bench: tests/runtime-env.sh image $RTDIR $rt $kind failed: no $kind row" \
 				"(last lines of its log:)" >&2
 			tail -n 5 "$WORK/env.log" >&2
 			proto_failed="$proto_failed $rt/$kind"
 			continue
 		fi
-		create_server $rt $kind "$name" $port
-		in_ns "$BUILD/tests/bench/bench_wake" wake "$RTDIR/$rt.sock" "$name" $port \
-			"$WORK/$rt.ctl" "$PROTO_RUNS" "$rt" $kind || proto_failed="$proto_failed $rt/$kind"
+		create_server $rt "$kind" "$name" $port
+		thaws=0
+		[ "$kind" != postgres ] || thaws=$THAW_PROTO_RUNS
+		wake_and_thaw $rt "$kind" "$name" "$RTDIR/$rt.sock" "$name" $port "$WORK/$rt.ctl" \
+			"$PROTO_RUNS" "$rt" "$kind" "$thaws" || proto_failed="$proto_failed $rt/$kind"
 		"$BUILD/dozectl" --control "$WORK/$rt.ctl" disable "$name" >/dev/null 2>&1 || true
 		"$ENV" rm "$RTDIR" $rt "$name"
 		port=$((port + 1))
@@ -189,6 +218,20 @@ for rt in podman docker; do
 	stop_dozed
 	in_ns nft delete table inet dozedbench 2>/dev/null || true
 done
+
+report_failed() {
+	local failed=0
+	if [ -n "$proto_failed" ]; then
+		echo "bench: no cold-wake row for:$proto_failed (see above)" >&2
+		failed=1
+	fi
+	if [ -n "$thaw_failed" ]; then
+		echo "bench: no thaw row for:$thaw_failed (see above)" >&2
+		failed=1
+	fi
+	return $failed
+}
+[ -z "${WAKE_COLD_ONLY:-}" ] || { report_failed && exit 0 || exit 1; }
 
 # The real daemon, idle, with real containers: Podman, N_IDLE services.
 idle=$WORK/idle.txt
@@ -234,7 +277,4 @@ for rt in podman docker; do
 	done
 done
 keep "$burst" burst.csv
-if [ -n "$proto_failed" ]; then
-	echo "bench: no cold-wake row for:$proto_failed (see above)" >&2
-	exit 1
-fi
+report_failed

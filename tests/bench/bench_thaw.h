@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The thaw rows of the cold-wake table (bench_wake wake ... THAW_RUNS): light
+ * sleep, measured on the same container right after its cold wakes. dozed
+ * manages it with freeze_after 1s and a long idle (1h: never stopped during
+ * the bench); each run asks it once awake (the reference: the same client,
+ * the same answer), waits until dozed says "frozen" and the runtime says
+ * paused, then one client connects and is timed to its first real answer
+ * (bench_proto.h), as a cold wake is. The first frozen spell is also watched
+ * for CPU: the container's cgroup must use none while frozen.
+ *
+ * Between runs the runtime's own view must catch up (it says running, not
+ * paused), as docker/podman ps would show a user; a thaw it never sees is a
+ * failed run, not a fast one.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "bench_wake_common.h"
+#include "dozed/runtime.h"
+
+/* The targets of issue 15, in ms over the awake reference (p50). */
+#define THAW_TARGET_MS 5.0
+#define THAW_FLOOR_MS  15.0
+/* dozed's setting for the bench's service, and how long to wait for its effect. */
+#define THAW_FREEZE_AFTER     "1s"
+#define THAW_FROZEN_WITHIN_MS 15000.0
+/* The runtime's view of a pause or an unpause dozed has done. */
+#define THAW_RUNTIME_WITHIN_MS 5000.0
+
+struct thaw_run {
+	int runs;
+	double awake[MAX_RUNS], thaw[MAX_RUNS], diff[MAX_RUNS];
+	/* From dozed, where it says it: the thaw's packet to running (status
+	 * last_thaw_us), the freeze's runtime pause (the freeze event's pause_ms). */
+	double running[MAX_RUNS], pause[MAX_RUNS];
+	int n_running, n_pause, not_ready;
+	/* Thaws dozed counted (its status "thaws" one up: not a restart), and
+	 * of those its thaw event says were through the freezer. */
+	int counted, by_freezer;
+	char how_other[64]; /* a "how" other than freezer, the last one seen */
+	/* CPU the frozen container's cgroup used over cpu_window_s, and its file. */
+	double cpu_window_s;
+	uint64_t cpu_ns;
+	char cpu_src[PATH_MAX];
+	char why[768]; /* a failed run: what failed */
+};
+
+struct thaw_inspect {
+	bool done, paused;
+	int err;
+	pid_t pid;
+};
+
+static void thaw_inspected(int err, const struct runtime_error *error,
+			   const struct runtime_container *c, void *ud)
+{
+	struct thaw_inspect *in = ud;
+	in->done = true;
+	in->err = err;
+	if (err < 0) {
+		fprintf(stderr, "bench_wake: inspect: %s\n", error->message);
+		return;
+	}
+	in->paused = c->paused || (c->state && strcmp(c->state, "paused") == 0);
+	in->pid = c->pid;
+}
+
+/* Until the runtime says name is paused (want) or not: its pid, or -1 (why). */
+static pid_t thaw_wait_runtime(struct event_base *base, struct runtime *rt, const char *name,
+			       bool want, char *why, size_t len)
+{
+	for (double t0 = now_ms();;) {
+		struct thaw_inspect in = {0};
+		if (runtime_inspect(rt, name, thaw_inspected, &in) < 0) {
+			snprintf(why, len, "cannot ask the runtime about %s", name);
+			return -1;
+		}
+		while (!in.done)
+			event_base_loop(base, EVLOOP_ONCE);
+		if (in.err < 0) {
+			snprintf(why, len, "the runtime's inspect of %s failed", name);
+			return -1;
+		}
+		if (in.paused == want)
+			return in.pid;
+		if (now_ms() - t0 > THAW_RUNTIME_WITHIN_MS) {
+			snprintf(why, len, "the runtime still says %s is %s %.0f s later", name,
+				 in.paused ? "paused" : "not paused",
+				 THAW_RUNTIME_WITHIN_MS / 1000);
+			return -1;
+		}
+		usleep(5000);
+	}
+}
+
+/*
+ * The file that counts the CPU of pid's cgroup: v1 cpuacct.usage (ns) where
+ * it has a cpuacct cgroup (a hybrid host like this one, where the runtimes
+ * put containers in v1 hierarchies), else cgroup2's cpu.stat (usage_usec).
+ */
+static int thaw_cpu_file(pid_t pid, char *path, size_t len)
+{
+	char f[64], line[PATH_MAX], v2[PATH_MAX] = "";
+	snprintf(f, sizeof(f), "/proc/%d/cgroup", (int)pid);
+	_cleanup_fclose_ FILE *fp = fopen(f, "re");
+	if (!fp)
+		return -errno;
+	while (fgets(line, sizeof(line), fp)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		const char *ctrls = c1 + 1, *cg = c2 + 1;
+		if (!*ctrls) {
+			snprintf(v2, sizeof(v2), "%s", cg);
+			continue;
+		}
+		char list[256];
+		snprintf(list, sizeof(list), ",%s,", ctrls);
+		if (!strstr(list, ",cpuacct,"))
+			continue;
+		const char *mounts[] = {ctrls, "cpuacct", "cpu,cpuacct"};
+		for (size_t i = 0; i < ARRAY_SIZE(mounts); i++) {
+			snprintf(path, len, "/sys/fs/cgroup/%s%s/cpuacct.usage", mounts[i], cg);
+			if (access(path, R_OK) == 0)
+				return 0;
+		}
+	}
+	const char *roots[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
+	for (size_t i = 0; *v2 && i < ARRAY_SIZE(roots); i++) {
+		snprintf(path, len, "%s%s/cpu.stat", roots[i], v2);
+		if (access(path, R_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+static int thaw_cpu_read(const char *path, uint64_t *ns)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t n = strlen(path);
+	if (n > 13 && strcmp(path + n - 13, "cpuacct.usage") == 0)
+		return fscanf(f, "%" SCNu64, ns) == 1 ? 0 : -EBADMSG;
+	char key[64];
+	uint64_t v;
+	while (fscanf(f, "%63s %" SCNu64, key, &v) == 2)
+		if (strcmp(key, "usage_usec") == 0) {
+			*ns = v * 1000;
+			return 0;
+		}
+	return -EBADMSG;
+}
+
+/* CPU of the frozen container (pid) over r->cpu_window_s; still frozen after. */
+static int thaw_watch_cpu(struct event_base *base, struct runtime *rt, const char *name,
+			  const char *control, pid_t pid, struct thaw_run *r)
+{
+	uint64_t before, after;
+	int e = thaw_cpu_file(pid, r->cpu_src, sizeof(r->cpu_src));
+	if (e < 0 || (e = thaw_cpu_read(r->cpu_src, &before)) < 0) {
+		snprintf(r->why, sizeof(r->why), "no CPU count for %s's cgroup (pid %d): %s", name,
+			 (int)pid, strerror(-e));
+		return -1;
+	}
+	usleep((useconds_t)(r->cpu_window_s * 1e6));
+	if ((e = thaw_cpu_read(r->cpu_src, &after)) < 0) {
+		snprintf(r->why, sizeof(r->why), "%.400s: %s", r->cpu_src, strerror(-e));
+		return -1;
+	}
+	r->cpu_ns = after - before;
+	char st[32];
+	if (strcmp(service_field(control, name, "state", st, sizeof(st)), "frozen") != 0) {
+		snprintf(r->why, sizeof(r->why),
+			 "%s thawed by itself while watched (dozed says %s)", name, st);
+		return -1;
+	}
+	return thaw_wait_runtime(base, rt, name, true, r->why, sizeof(r->why)) < 0 ? -1 : 0;
+}
+
+/* What dozed says of the thaw just done: its status's thaw count went one
+ * up from thaws_before, its time; the thaw event's how (prev: the last seen). */
+static void thaw_read_dozed(const char *control, const char *name, double thaws_before,
+			    struct thaw_run *r, char *prev, size_t prev_len)
+{
+	if (service_number(control, name, "thaws") != thaws_before + 1)
+		return;
+	r->counted++;
+	double us = service_number(control, name, "last_thaw_us");
+	if (!isnan(us))
+		r->running[r->n_running++] = us / 1000;
+	struct json_object *e = last_event(control, name, "thaw"), *how;
+	const char *text = e ? json_object_to_json_string(e) : "";
+	if (e && strcmp(text, prev) != 0 && json_object_object_get_ex(e, "how", &how)) {
+		if (strcmp(json_object_get_string(how), "freezer") == 0)
+			r->by_freezer++;
+		else
+			snprintf(r->how_other, sizeof(r->how_other), "%s",
+				 json_object_get_string(how));
+		snprintf(prev, prev_len, "%s", text);
+	}
+	json_object_put(e);
+}
+
+/* The runs of r->runs thaws of name (awake when called); 0, or -1 with r->why. */
+static int thaw_measure(struct event_base *base, struct runtime *rt, const struct wake_target *t,
+			const char *name, const char *control, struct thaw_run *r)
+{
+	char req[512], why[512], prev_thaw[4096] = "";
+	snprintf(req, sizeof(req),
+		 "{\"cmd\":\"enable\",\"container\":\"%s\",\"freeze_after\":\"" THAW_FREEZE_AFTER
+		 "\",\"idle\":\"1h\"}",
+		 name);
+	if (!control_ok(control, req)) {
+		snprintf(r->why, sizeof(r->why),
+			 "dozed would not manage %s with freeze_after " THAW_FREEZE_AFTER, name);
+		return -1;
+	}
+	if (!wait_state(control, name, "awake")) {
+		snprintf(r->why, sizeof(r->why), "%s never awake once enabled", name);
+		return -1;
+	}
+	for (int i = 0; i < r->runs; i++) {
+		int awake_not_ready = 0, not_ready = 0;
+		if (thaw_wait_runtime(base, rt, name, false, r->why, sizeof(r->why)) < 0)
+			return -1;
+		r->awake[i] =
+		    ask_until_answered(t, now_ms(), 1000, &awake_not_ready, why, sizeof(why));
+		if (r->awake[i] < 0) {
+			snprintf(r->why, sizeof(r->why), "%s, awake: %s", name, why);
+			return -1;
+		}
+		if (!wait_state_within(control, name, "frozen", THAW_FROZEN_WITHIN_MS)) {
+			char refused[256];
+			service_field(control, name, "freeze_refused", refused, sizeof(refused));
+			snprintf(r->why, sizeof(r->why),
+				 "%s never frozen (freeze_after %s; its freeze_refused: %s)", name,
+				 THAW_FREEZE_AFTER, refused);
+			return -1;
+		}
+		pid_t pid = thaw_wait_runtime(base, rt, name, true, r->why, sizeof(r->why));
+		if (pid < 0)
+			return -1;
+		struct json_object *freeze = last_event(control, name, "freeze");
+		double pause_ms = event_number(freeze, "pause_ms");
+		json_object_put(freeze);
+		if (!isnan(pause_ms))
+			r->pause[r->n_pause++] = pause_ms;
+		if (i == 0 && thaw_watch_cpu(base, rt, name, control, pid, r) < 0)
+			return -1;
+
+		double thaws_before = service_number(control, name, "thaws");
+		r->thaw[i] = ask_until_answered(t, now_ms(), 20000, &not_ready, why, sizeof(why));
+		if (r->thaw[i] < 0) {
+			snprintf(r->why, sizeof(r->why), "%s, frozen: %s", name, why);
+			return -1;
+		}
+		r->not_ready += not_ready;
+		r->diff[i] = r->thaw[i] - r->awake[i];
+		/* The runtime's view catches up (its unpause), then the event is read. */
+		if (thaw_wait_runtime(base, rt, name, false, r->why, sizeof(r->why)) < 0)
+			return -1;
+		thaw_read_dozed(control, name, thaws_before, r, prev_thaw, sizeof(prev_thaw));
+	}
+	snprintf(req, sizeof(req), "{\"cmd\":\"disable\",\"service\":\"%s\"}", name);
+	json_object_put(control_call(control, req));
+	return 0;
+}
+
+static void thaw_print(const struct thaw_run *r, double cold_p50, const char *label,
+		       const char *proto)
+{
+	int n = r->runs;
+	double awake50 = pct(r->awake, n, 50), thaw50 = pct(r->thaw, n, 50);
+	double over = thaw50 - awake50, over95 = pct(r->thaw, n, 95) - pct(r->awake, n, 95);
+	double lo, hi, diff50 = bench_stat_of((double *)r->diff, (size_t)n, false).p50;
+	bench_median_ci95((double *)r->diff, (size_t)n, &lo, &hi);
+	char verdict[96];
+	if (bench_quick())
+		snprintf(verdict, sizeof(verdict), "not judged: quick run");
+	else if (over <= THAW_TARGET_MS)
+		snprintf(verdict, sizeof(verdict), "met");
+	else if (over <= THAW_FLOOR_MS)
+		snprintf(verdict, sizeof(verdict), "MISSED by %.1f ms, within the floor",
+			 over - THAW_TARGET_MS);
+	else
+		snprintf(verdict, sizeof(verdict), "MISSED, above the floor");
+
+	printf("Thaw (light sleep: frozen after %s idle) of the same container, %d thaws, each "
+	       "after one answer awake (ms)\n",
+	       THAW_FREEZE_AFTER, n);
+	printf("%-46s %9.2f %9.2f\n", "awake: client connect -> first real answer", awake50,
+	       pct(r->awake, n, 95));
+	printf("%-46s %9.2f %9.2f\n", "thaw: client connect -> first real answer", thaw50,
+	       pct(r->thaw, n, 95));
+	if (r->n_running > 0)
+		printf("%-46s %9.2f %9.2f\n", "dozed: packet -> running (last_thaw_us)",
+		       pct(r->running, r->n_running, 50), pct(r->running, r->n_running, 95));
+	if (r->n_pause > 0)
+		printf("%-46s %9.2f %9.2f\n", "freeze: runtime pause (freeze event)",
+		       pct(r->pause, r->n_pause, 50), pct(r->pause, r->n_pause, 95));
+	printf("%-46s %+9.2f %+9.2f   (target p50 <= %.0f ms, floor %.0f ms: %s)\n",
+	       "thaw overhead (thaw - awake)", over, over95, THAW_TARGET_MS, THAW_FLOOR_MS,
+	       verdict);
+	printf("%-46s %+9.2f %9s   (%s %+.2f to %+.2f)\n",
+	       "thaw overhead, pairwise (median of differences)", diff50, "",
+	       n < 6 ? "too few for a 95 % CI; range" : "95 % CI", lo, hi);
+	printf("%-46s %8.3fx %9s   (cold wake p50 %.1f ms)\n", "thaw / cold wake (p50)",
+	       thaw50 / cold_p50, "", cold_p50);
+	printf("%-46s %9" PRIu64 " %9s   (target 0: %s)\n", "frozen: CPU used (ns of CPU time)",
+	       r->cpu_ns, "", r->cpu_ns == 0 ? "met" : "MISSED");
+	/* The file's kind and the container's cgroup, cut: the full path is long. */
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", r->cpu_src);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	slash = strrchr(dir, '/');
+	bool v1 = strstr(r->cpu_src, "cpuacct.usage") != NULL;
+	printf("  frozen CPU over %.1f s: %s of cgroup %.24s; thaws dozed counted: %d of %d, "
+	       "through the freezer (its events): %d",
+	       r->cpu_window_s, v1 ? "v1 cpuacct.usage" : "cgroup2 cpu.stat usage_usec",
+	       slash ? slash + 1 : dir, r->counted, n, r->by_freezer);
+	if (*r->how_other)
+		printf(" (else \"%s\")", r->how_other);
+	printf("; not-ready answers retried after a thaw: %d\n", r->not_ready);
+
+	FILE *csv = bench_csv_open_mode("thaw.csv", "a");
+	if (csv) {
+		fprintf(csv,
+			"%s,%s,runs,%d,awake_p50_ms,%.2f,thaw_p50_ms,%.2f,thaw_p95_ms,%.2f,"
+			"overhead_p50_ms,%.2f,pairwise_ms,%.2f,pairwise_ci_ms,%.2f,%.2f,"
+			"cold_p50_ms,%.1f,thaw_per_cold,%.4f,frozen_cpu_ns,%" PRIu64
+			",cpu_window_s,%.1f,counted,%d,by_freezer,%d\n",
+			label, proto, n, awake50, thaw50, pct(r->thaw, n, 95), over, diff50, lo, hi,
+			cold_p50, thaw50 / cold_p50, r->cpu_ns, r->cpu_window_s, r->counted,
+			r->by_freezer);
+		fclose(csv);
+	}
+}
