@@ -76,12 +76,21 @@ podman_parent() { # Podman takes the test's cgroup per container
 	[ "$RT" = podman ] && echo "--cgroup-parent=/$(basename "$(cat "$RTDIR/cgroup")")/podman"
 }
 
+# wait_state MS NAME STATE WHAT: dozed says NAME is STATE within MS; else a
+# failure that says what it is instead.
+wait_state() {
+	wait_for "$1" "$4" state_is "$2" "$3" || { fail "($2 is $(state_of "$2"))"; return 1; }
+}
+# wait_rt MS NAME STATUS WHAT: the same for the runtime's State.Status.
+wait_rt() {
+	wait_for "$1" "$4" rt_status_is "$2" "$3" || { fail "(the runtime says $2 is $(rt_status "$2"))"; return 1; }
+}
+
 # Frozen, as dozed and the runtime say it: state frozen in status and list,
 # inspect says paused.
 wait_frozen() { # name
-	wait_for "$FREEZE_MS" "frozen state of $1 (it is $(state_of "$1"))" state_is "$1" frozen || return 1
-	wait_for 5000 "the runtime saying $1 is paused (it says $(rt_status "$1"))" rt_status_is "$1" paused ||
-		return 1
+	wait_state "$FREEZE_MS" "$1" frozen "frozen state of $1" || return 1
+	wait_rt 5000 "$1" paused "the runtime saying $1 is paused" || return 1
 	[ "$(list_state "$1")" = frozen ] || { fail "dozectl list says $1 is '$(list_state "$1")', not frozen"; return 1; }
 }
 
@@ -98,13 +107,15 @@ got_page() {
 	fi
 }
 
-# A thaw event after BEFORE of them, by a packet; prints it.
+# A thaw event after BEFORE of them, by a packet; it goes into THAW_EV (not
+# printed: a failure must reach this shell, not a $(...) subshell).
 thawed_by_packet() { # name before
-	local ev
+	THAW_EV=null
 	wait_for 5000 "a thaw event of $1" events_at_least thaw "$1" $(($2 + 1)) || return 1
-	ev=$(last_event thaw "$1")
-	[ "$(jq -r '.trigger // ""' <<<"$ev")" = packet ] || fail "the thaw event's trigger is not packet: $ev"
-	echo "$ev"
+	THAW_EV=$(last_event thaw "$1")
+	[ "$(jq -r '.trigger // ""' <<<"$THAW_EV")" = packet ] &&
+		[ "$(jq -r '.result // "ok"' <<<"$THAW_EV")" != failed ] ||
+		{ fail "the thaw event is not a thaw by a packet: $THAW_EV"; return 1; }
 }
 thaw_facts() { jq -c '{trigger, client, thaw_us, how}' <<<"$1"; }
 
@@ -119,9 +130,8 @@ keep_busy() { # port
 # After a thaw: awake, and the runtime's view caught up: running.
 awake_and_running() { # name port
 	keep_busy "$2"
-	wait_for 5000 "awake state of $1 after the thaw (it is $(state_of "$1"))" state_is "$1" awake
-	wait_for 5000 "the runtime saying $1 is running after the thaw (it says $(rt_status "$1"))" \
-		rt_status_is "$1" running
+	wait_state 5000 "$1" awake "awake state of $1 after the thaw"
+	wait_rt 5000 "$1" running "the runtime saying $1 is running after the thaw"
 	kill "$BUSY" 2>/dev/null
 	wait "$BUSY" 2>/dev/null
 }
@@ -145,7 +155,8 @@ test_a_frozen_service_answers_an_http_client_on_its_published_port() {
 	thaws=$(event_count thaw "$name") wakes=$(event_count wake "$name") started=$(started_at "$name")
 	read -r code secs < <(fetch "http://127.0.0.1:$WEB_PORT/" "$WORK/web-$RT.body")
 	got_page "$code" "$WORK/web-$RT.body" "a client of the frozen $name"
-	ev=$(thawed_by_packet "$name" "$thaws") || return
+	thawed_by_packet "$name" "$thaws" || return
+	ev=$THAW_EV
 	awake_and_running "$name" "$WEB_PORT"
 	[ "$(event_count wake "$name")" = "$wakes" ] || fail "the client's request woke $name (a wake event), not a thaw"
 	[ "$(started_at "$name")" = "$started" ] || fail "$name was restarted: StartedAt $started -> $(started_at "$name")"
@@ -166,16 +177,18 @@ test_a_client_in_another_container_reaches_a_frozen_one_by_its_name() {
 	ip=$(container_ip "$name")
 	wait_frozen "$name" || return
 	thaws=$(event_count thaw "$name")
-	# busybox wget as PID 1 of a container crashes (signal 11): under sh.
+	# busybox wget as PID 1 of a container crashes (signal 11): not the
+	# last command of sh -c (which sh would exec).
 	t0=$(now_ms)
 	# shellcheck disable=SC2046 # none or one word
 	out=$(timeout $((CLIENT_S + 30)) "$ENV" cli "$RTDIR" "$RT" run --rm --network "$net" $(podman_parent) \
-		dozed-test/busybox:latest sh -c "wget -q -O - -T $CLIENT_S http://$name/" 2>&1)
+		dozed-test/busybox:latest sh -c "wget -q -O /tmp/page -T $CLIENT_S http://$name/ && cat /tmp/page" 2>&1)
 	rc=$?
 	t1=$(now_ms)
 	[ $rc -eq 0 ] && [ "$out" = "$PAGE" ] ||
 		fail "wget http://$name/ from a container on $net: exit $rc: $(head -c 300 <<<"$out")"
-	ev=$(thawed_by_packet "$name" "$thaws") || return
+	thawed_by_packet "$name" "$thaws" || return
+	ev=$THAW_EV
 	# The packet that thawed it came from the other container: an address
 	# of the network's subnet, not the server's own nor the host's side.
 	client=$(jq -r '.client // ""' <<<"$ev")
@@ -203,7 +216,8 @@ test_a_frozen_postgres_answers_psql_with_no_restart() {
 	rc=$?
 	t1=$(now_ms)
 	[ $rc -eq 0 ] && [ "$out" = 1 ] || fail "psql -c 'select 1' to the frozen $name: exit $rc: $out"
-	ev=$(thawed_by_packet "$name" "$thaws") || return
+	thawed_by_packet "$name" "$thaws" || return
+	ev=$THAW_EV
 	[ "$(started_at "$name")" = "$started" ] ||
 		fail "PostgreSQL was restarted: StartedAt $started -> $(started_at "$name")"
 	[ "$(event_count wake "$name")" = "$wakes" ] ||
@@ -226,8 +240,8 @@ test_a_frozen_service_is_stopped_after_its_idle_time_and_wakes_as_today() {
 	make_service "$name" "$STOP_PORT" --freeze-after "$FREEZE_AFTER" --idle 4s || return
 	wait_frozen "$name" || return
 	thaws=$(event_count thaw "$name")
-	wait_for 20000 "asleep state of $name after frozen (it is $(state_of "$name"))" state_is "$name" asleep || return
-	wait_for 15000 "the runtime saying $name exited (it says $(rt_status "$name"))" rt_status_is "$name" exited || return
+	wait_state 20000 "$name" asleep "asleep state of $name after frozen" || return
+	wait_rt 15000 "$name" exited "the runtime saying $name exited" || return
 	redirected "$STOP_PORT" || fail "port $STOP_PORT is not redirected while $name is asleep"
 	f=$(event_ts_ms freeze "$name") s=$(event_ts_ms sleep "$name")
 	[ "$f" -gt 0 ] && [ "$s" -gt "$f" ] || fail "no freeze event before the sleep event (freeze at $f, sleep at $s)"
@@ -328,7 +342,8 @@ test_a_peers_tcp_keepalive_does_not_thaw_it_and_a_request_on_that_connection_doe
 	wait "$client" 2>/dev/null
 	head -n 1 "$dir/out" | grep -q '^HTTP/1.[01] 200' && grep -q "$PAGE" "$dir/out" ||
 		fail "the request on the kept-alive connection got: $(head -c 200 "$dir/out" 2>/dev/null)"
-	ev=$(thawed_by_packet "$name" "$thaws") || return
+	thawed_by_packet "$name" "$thaws" || return
+	ev=$THAW_EV
 	echo "   $probes keepalive probes answered while frozen, no thaw; the request answered in $((t1 - t0)) ms; thaw: $(thaw_facts "$ev")"
 	drop "$name"
 }
@@ -346,7 +361,8 @@ test_a_connect_only_check_does_not_thaw_it_with_wake_on_data_and_a_request_does(
 	stays_frozen "$name" "$STAYS_FROZEN_MS" "$thaws" "a connect-only check (wake-on data)" || return
 	read -r code secs < <(fetch "http://127.0.0.1:$DATA_PORT/" "$WORK/data-$RT.body")
 	got_page "$code" "$WORK/data-$RT.body" "a request to the frozen $name (wake-on data)"
-	ev=$(thawed_by_packet "$name" "$thaws") || return
+	thawed_by_packet "$name" "$thaws" || return
+	ev=$THAW_EV
 	echo "   two connect-only checks, frozen ${STAYS_FROZEN_MS} ms after; the request's first byte after ${secs}s; thaw: $(thaw_facts "$ev")"
 	drop "$name"
 }
@@ -359,7 +375,8 @@ test_a_connect_only_check_thaws_it_without_wake_on_data() {
 	wait_frozen "$name" || return
 	thaws=$(event_count thaw "$name")
 	connect_only "$SYN_PORT" || { fail "the connect-only check to the frozen $name failed"; return; }
-	ev=$(thawed_by_packet "$name" "$thaws") || return
+	thawed_by_packet "$name" "$thaws" || return
+	ev=$THAW_EV
 	echo "   thaw: $(thaw_facts "$ev")"
 	drop "$name"
 }
@@ -374,14 +391,15 @@ test_dozed_killed_while_frozen_finds_it_frozen_and_the_first_packet_thaws_it() {
 	rt_status_is "$name" paused || fail "with dozed killed the runtime says $name is $(rt_status "$name"), not paused"
 	t0=$(now_ms)
 	start_dozed || return
-	wait_for 10000 "frozen state of $name after the restart (it is $(state_of "$name"))" state_is "$name" frozen || return
+	wait_state 10000 "$name" frozen "frozen state of $name after the restart" || return
 	[ "$(list_state "$name")" = frozen ] || fail "after the restart dozectl list says $name is '$(list_state "$name")'"
 	local restarted=$(($(now_ms) - t0))
 	rt_status_is "$name" paused || fail "after the restart the runtime says $name is $(rt_status "$name"), not paused"
 	thaws=$(event_count thaw "$name")
 	read -r code secs < <(fetch "http://127.0.0.1:$KILL_PORT/" "$WORK/kill-$RT.body")
 	got_page "$code" "$WORK/kill-$RT.body" "the first client after the restart"
-	ev=$(thawed_by_packet "$name" "$thaws") || return
+	thawed_by_packet "$name" "$thaws" || return
+	ev=$THAW_EV
 	awake_and_running "$name" "$KILL_PORT"
 	echo "   frozen again $restarted ms after the restart; first byte after ${secs}s; thaw: $(thaw_facts "$ev")"
 }
@@ -401,7 +419,7 @@ test_a_client_of_a_frozen_service_while_dozed_is_down_waits_then_gets_its_answer
 	wait_frozen "$name" || return
 	stop_dozed KILL
 	rm -f "$WORK/down-$RT.out"
-	lib_bg_to "$WORK/down-$RT.out" nsenter --net="$(netns)" -- curl -sS --max-time 60 \
+	lib_bg_to "$WORK/down-$RT.out" nsenter --net="$(netns)" -- curl -sS --max-time "$CLIENT_S" \
 		-w '\n%{http_code}' "http://127.0.0.1:$KILL_PORT/"
 	client=$LAST_BG
 	wait_for 5000 "the client's connection established while dozed is down" established_to "$KILL_PORT"
@@ -430,6 +448,11 @@ test_bad_freeze_values_are_refused_naming_them() {
 	[ $rc -eq 2 ] || fail "--freeze-after 0: exit $rc, expected 2 (usage): $out"
 	[[ $out == *freeze* && $out == *1s* && $out != *"unknown option"* ]] ||
 		fail "the refusal of --freeze-after 0 does not name the setting and its minimum (1s): $out"
+	# Under the minimum: refused, the minimum said (dozectl or the daemon).
+	out=$(ctl enable "nosuch-$RT" --freeze-after 500ms 2>&1)
+	rc=$?
+	[ $rc -ne 0 ] || fail "--freeze-after 500ms was taken (the minimum is 1s)"
+	[[ $out == *1s* ]] || fail "the refusal of --freeze-after 500ms does not say the minimum (1s): $out"
 	out=$(ctl enable "nosuch-$RT" --freeze-after banana 2>&1)
 	rc=$?
 	[ $rc -eq 2 ] || fail "--freeze-after banana: exit $rc, expected 2 (usage): $out"
