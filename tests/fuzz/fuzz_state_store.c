@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dozed/log.h"
+#include "dozed/settings.h"
 #include "dozed/state_store.h"
 #include "fuzz.h"
 
@@ -111,8 +112,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_ASSERT(streq(s[i].name, t[i].name));
 		FUZZ_ASSERT(streq(s[i].container, t[i].container));
 		FUZZ_ASSERT(streq(s[i].container_id, t[i].container_id));
-		/* Stored in whole milliseconds. */
-		FUZZ_ASSERT(t[i].idle_us == s[i].idle_us / 1000 * 1000);
+		/* Stored in whole milliseconds; never as "never". */
+		FUZZ_ASSERT(s[i].idle_us == DOZED_IDLE_NEVER
+				? t[i].idle_us == DOZED_IDLE_NEVER
+				: t[i].idle_us == s[i].idle_us / 1000 * 1000);
+		FUZZ_ASSERT(t[i].freeze_after_us == s[i].freeze_after_us / 1000 * 1000);
+		FUZZ_ASSERT(t[i].reclaim_frozen == s[i].reclaim_frozen);
 		FUZZ_ASSERT(t[i].wake_on_data == s[i].wake_on_data);
 		FUZZ_ASSERT(t[i].n_ports == s[i].n_ports);
 		for (size_t j = 0; j < s[i].n_ports; j++) {
