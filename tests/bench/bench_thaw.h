@@ -55,6 +55,7 @@ struct thaw_run {
 	double cpu_window_s;
 	uint64_t cpu_ns;
 	char cpu_src[PATH_MAX];
+	double took_s; /* the whole of thaw_measure: what the rows cost the bench */
 	char why[768]; /* a failed run: what failed */
 };
 
@@ -222,6 +223,7 @@ static int thaw_measure(struct event_base *base, struct runtime *rt, const struc
 			const char *name, const char *control, struct thaw_run *r)
 {
 	char req[512], why[512], prev_thaw[4096] = "";
+	double t_begin = now_ms();
 	snprintf(req, sizeof(req),
 		 "{\"cmd\":\"enable\",\"container\":\"%s\",\"freeze_after\":\"" THAW_FREEZE_AFTER
 		 "\",\"idle\":\"1h\"}",
@@ -279,6 +281,7 @@ static int thaw_measure(struct event_base *base, struct runtime *rt, const struc
 	}
 	snprintf(req, sizeof(req), "{\"cmd\":\"disable\",\"service\":\"%s\"}", name);
 	json_object_put(control_call(control, req));
+	r->took_s = (now_ms() - t_begin) / 1000;
 	return 0;
 }
 
@@ -338,7 +341,8 @@ static void thaw_print(const struct thaw_run *r, double cold_p50, const char *la
 	       slash ? slash + 1 : dir, r->counted, n, r->by_freezer);
 	if (*r->how_other)
 		printf(" (else \"%s\")", r->how_other);
-	printf("; not-ready answers retried after a thaw: %d\n", r->not_ready);
+	printf("; not-ready answers retried after a thaw: %d; the thaw rows took %.0f s\n",
+	       r->not_ready, r->took_s);
 
 	FILE *csv = bench_csv_open_mode("thaw.csv", "a");
 	if (csv) {
