@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: MIT
+/* Which freezer the runtime uses for a process: the v1 freezer hierarchy's
+ * directory, else its cgroup v2 one (include/dozed/freezer.h). */
+#include "dozed/freezer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dozed/cgroup.h"
+#include "dozed/macro.h"
+#include "freezer_internal.h"
+
+/* --- parsing: the cgroup v1 twins of cgroup2_mount_parse/cgroup2_path_parse -- */
+
+/* Whether a comma-separated list holds token exactly: "freezer" is not
+ * "name=freezer" (a named hierarchy with no controller). */
+static bool list_has(const char *list, size_t len, const char *token)
+{
+	size_t tl = strlen(token);
+	const char *end = list + len;
+	for (const char *p = list; p < end;) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		size_t l = comma ? (size_t)(comma - p) : (size_t)(end - p);
+		if (l == tl && memcmp(p, token, tl) == 0)
+			return true;
+		p += l + 1;
+	}
+	return false;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static char *unescape_field(const char *s, size_t len)
+{
+	char *out = malloc(len + 1);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\\' && i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' &&
+		    s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
+			out[o++] =
+			    (char)((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+			i += 3;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/*
+ * The mount point and root of the cgroup v1 hierarchy that has controller
+ * (its super options, the last field, name it). Same contract as
+ * cgroup2_mount_parse; generic over the controller (freezer, memory).
+ */
+static int cgroup1_mount_parse(const char *mountinfo, const char *controller, char **point,
+			       char **root)
+{
+	for (const char *line = mountinfo; line && *line;) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		const char *next = eol ? eol + 1 : NULL;
+
+		/* id parent major:minor root mount-point options [optional...] - fstype src opts */
+		const char *f[64];
+		size_t fl[64], n = 0;
+		for (size_t i = 0; i < len && n < ARRAY_SIZE(f);) {
+			while (i < len && line[i] == ' ')
+				i++;
+			if (i == len)
+				break;
+			size_t start = i;
+			while (i < len && line[i] != ' ')
+				i++;
+			f[n] = line + start;
+			fl[n++] = i - start;
+		}
+		size_t sep = 6;
+		while (sep < n && !(fl[sep] == 1 && f[sep][0] == '-'))
+			sep++;
+		line = next;
+		/* after "-": fstype, source, super options */
+		if (n < 6 || sep + 3 >= n)
+			continue;
+		if (!(fl[sep + 1] == 6 && memcmp(f[sep + 1], "cgroup", 6) == 0))
+			continue;
+		if (!list_has(f[sep + 3], fl[sep + 3], controller))
+			continue;
+		_cleanup_free_ char *p = unescape_field(f[4], fl[4]);
+		_cleanup_free_ char *r = unescape_field(f[3], fl[3]);
+		if (!p || !r)
+			return -ENOMEM;
+		*point = TAKE_PTR(p);
+		*root = TAKE_PTR(r);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* The path of the "ID:controllers:path" line whose controllers name
+ * controller. Same contract as cgroup2_path_parse. */
+static int cgroup1_path_parse(const char *proc_pid_cgroup, const char *controller, char **path)
+{
+	for (const char *line = proc_pid_cgroup; line && *line;) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		const char *c1 = memchr(line, ':', len);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - line)) : NULL;
+		if (c2 && list_has(c1 + 1, (size_t)(c2 - c1 - 1), controller)) {
+			size_t pl = len - (size_t)(c2 + 1 - line);
+			if (pl == 0 || c2[1] != '/')
+				return -EINVAL;
+			*path = strndup(c2 + 1, pl);
+			return *path ? 0 : -ENOMEM;
+		}
+		line = eol ? eol + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+/*
+ * The directory of cgroup path (as /proc/PID/cgroup names it) under a mount
+ * of root at point. The kernel writes absolute, normalized paths: a "." or
+ * ".." component is no text of its, and must not lead outside the mount.
+ * A v2 cgroup removed under a live reader reads "PATH (deleted)": gone.
+ */
+static int cgroup_dir_join(const char *point, const char *root, const char *path, char *out,
+			   size_t size, bool *is_root)
+{
+	if (point[0] != '/' || path[0] != '/')
+		return -EINVAL;
+	for (const char *p = path; *p;) {
+		while (*p == '/')
+			p++;
+		size_t l = strcspn(p, "/");
+		if ((l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
+			return -EINVAL;
+		p += l;
+	}
+	static const char deleted[] = " (deleted)";
+	size_t pl = strlen(path);
+	if (pl >= sizeof(deleted) - 1 && strcmp(path + pl - (sizeof(deleted) - 1), deleted) == 0)
+		return -ENOENT;
+
+	/* A mount of a subtree (root other than "/") shows only the paths under it. */
+	const char *rel = path;
+	if (strcmp(root, "/") != 0) {
+		size_t rl = strlen(root);
+		if (strncmp(path, root, rl) != 0 || (path[rl] != '/' && path[rl] != '\0'))
+			return -ENOENT;
+		rel = path + rl;
+	}
+	if (strcmp(rel, "/") == 0)
+		rel = "";
+	/* The mount point "/" (a container's own cgroupfs) must not give "//x". */
+	if (strcmp(point, "/") == 0 && rel[0])
+		point = "";
+	int n = snprintf(out, size, "%s%s", point, rel);
+	if (n < 0 || (size_t)n >= size)
+		return -ENAMETOOLONG;
+	if (is_root)
+		*is_root = rel[0] == '\0';
+	return 0;
+}
+
+/* The cgroup directory of a v1 hierarchy (controller) or, with NULL, of v2. */
+int freezer_cgroup_dir_in(const char *mountinfo, const char *proc_pid_cgroup,
+			  const char *controller, char *out, size_t size, bool *is_root)
+{
+	_cleanup_free_ char *point = NULL, *root = NULL, *path = NULL;
+	int r = controller ? cgroup1_mount_parse(mountinfo, controller, &point, &root)
+			   : cgroup2_mount_parse(mountinfo, &point, &root);
+	if (r < 0)
+		return r;
+	r = controller ? cgroup1_path_parse(proc_pid_cgroup, controller, &path)
+		       : cgroup2_path_parse(proc_pid_cgroup, &path);
+	if (r < 0)
+		return r;
+	return cgroup_dir_join(point, root, path, out, size, is_root);
+}
+
+int freezer_find_in(const char *mountinfo, const char *proc_pid_cgroup, struct freezer *out)
+{
+	char dir[PATH_MAX];
+	/* The runtime freezes through v1 whenever the freezer hierarchy is
+	 * there and holds the process; a path that is malformed or outside the
+	 * mount is an answer too (the runtime does not use v2 then either). */
+	int r =
+	    freezer_cgroup_dir_in(mountinfo, proc_pid_cgroup, "freezer", dir, sizeof(dir), NULL);
+	bool v1 = r == 0;
+	if (r == -ENOENT) {
+		_cleanup_free_ char *point = NULL, *root = NULL, *path = NULL;
+		bool mounted = cgroup1_mount_parse(mountinfo, "freezer", &point, &root) == 0;
+		bool listed = cgroup1_path_parse(proc_pid_cgroup, "freezer", &path) == 0;
+		if (mounted && listed)
+			return -ENOENT;
+		r = freezer_cgroup_dir_in(mountinfo, proc_pid_cgroup, NULL, dir, sizeof(dir), NULL);
+	}
+	if (r < 0)
+		return r;
+	memcpy(out->dir, dir, strlen(dir) + 1);
+	out->v1 = v1;
+	return 0;
+}
+
+/* The texts freezer_find_in reads, for process pid. */
+int freezer_proc_texts(pid_t pid, char **mountinfo, char **proc_pid_cgroup)
+{
+	if (pid <= 0)
+		return -EINVAL;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	_cleanup_free_ char *cg = NULL;
+	int r = freezer_read_all(path, &cg, NULL);
+	if (r == -ENOENT)
+		return -ESRCH;
+	if (r < 0)
+		return r;
+	/* Our own mount namespace: the paths are the ones dozed opens. */
+	r = freezer_read_all("/proc/self/mountinfo", mountinfo, NULL);
+	if (r < 0)
+		return r;
+	*proc_pid_cgroup = TAKE_PTR(cg);
+	return 0;
+}
+
+int freezer_find(pid_t pid, struct freezer *out)
+{
+	_cleanup_free_ char *mountinfo = NULL, *cg = NULL;
+	int r = freezer_proc_texts(pid, &mountinfo, &cg);
+	if (r < 0)
+		return r;
+	return freezer_find_in(mountinfo, cg, out);
+}
