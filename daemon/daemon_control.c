@@ -9,6 +9,7 @@
 
 #include "daemon_internal.h"
 #include "dozed/control.h"
+#include "dozed/control_settings.h"
 #include "dozed/control_request.h"
 #include "dozed/settings.h"
 #include "dozed/feed.h"
@@ -89,37 +90,14 @@ static void enable_inspected(int err, const struct runtime_error *error,
 static void cmd_enable(struct dozed *d, uint64_t client, struct json_object *req)
 {
 	const char *container = control_request_get_string(req, "container");
-	const char *idle = control_request_get_string(req, "idle");
-	const char *wake_on = control_request_get_string(req, "wake_on");
-	const char *probe = control_request_get_string(req, "probe");
-	const char *ignore = control_request_get_string(req, "ignore");
-	const char *keep_awake = control_request_get_string(req, "keep_awake");
 	if (!container || !*container) {
 		control_reply_error(d->control, client, "missing \"container\": name a container");
 		return;
 	}
 	struct service_settings settings = {0};
-	const char *expected = NULL;
-	if (idle && settings_set(&settings, "idle", idle, &expected) < 0) {
-		control_reply_error(d->control, client, "idle %s: %s", idle, expected);
-		return;
-	}
-	if (wake_on && settings_set(&settings, "wake_on", wake_on, &expected) < 0) {
-		control_reply_error(d->control, client, "wake_on %s: %s", wake_on, expected);
-		return;
-	}
-	if (probe && settings_set(&settings, "probe", probe, &expected) < 0) {
-		control_reply_error(d->control, client, "probe %s: %s", probe, expected);
-		return;
-	}
-	/* The parser's message quotes the bad rule itself (cut and escaped), so
-	 * a megabyte of rules is not echoed back whole. */
-	if (ignore && settings_set(&settings, "ignore", ignore, &expected) < 0) {
-		control_reply_error(d->control, client, "ignore: %s", expected);
-		return;
-	}
-	if (keep_awake && settings_set(&settings, "keep_awake", keep_awake, &expected) < 0) {
-		control_reply_error(d->control, client, "keep_awake %s: %s", keep_awake, expected);
+	char err[512];
+	if (control_request_settings(req, d->cfg.idle_us, &settings, err, sizeof(err)) < 0) {
+		control_reply_error(d->control, client, "%s", err);
 		return;
 	}
 	struct pending_op *op = pending_op_new(d, PENDING_ENABLE, 0);
@@ -211,11 +189,7 @@ static void cmd_events(struct dozed *d, uint64_t client, struct json_object *req
 
 static const struct control_field enable_fields[] = {
     {"container", CONTROL_FIELD_STRING, "a string: a container's name or id"},
-    {"idle", CONTROL_FIELD_STRING, "a string like \"10m\""},
-    {"wake_on", CONTROL_FIELD_STRING, "\"connect\" or \"data\""},
-    {"probe", CONTROL_FIELD_STRING, "a probe kind like \"postgres\" or \"http:/health\""},
-    {"ignore", CONTROL_FIELD_STRING, "a string of rules like \"10.0.0.0/8,tcp/9090\" or \"none\""},
-    {"keep_awake", CONTROL_FIELD_STRING, "\"connections\" or \"none\""},
+    CONTROL_SETTINGS_FIELDS,
 };
 static const struct control_field service_fields[] = {SERVICE_FIELD};
 static const struct control_field flows_fields[] = {

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "daemon_internal.h"
 #include "dozed/clock.h"
@@ -21,6 +22,51 @@
 
 #define CATCHUP_RETRY_FIRST_S 1
 #define CATCHUP_RETRY_MAX_S   30
+
+/* The sibling freezer_release moves processes into (freezer.c's name). */
+static int sibling_of(const struct freezer *f, struct freezer *sib)
+{
+	sib->v1 = f->v1;
+	int n = snprintf(sib->dir, sizeof(sib->dir), "%s.dozed-thaw", f->dir);
+	return n < 0 || (size_t)n >= sizeof(sib->dir) ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * Moves the processes of the frozen cgroup into a sibling frozen by dozed:
+ * they stay frozen, the container's cgroup stays frozen (and empty), and a
+ * thaw is one write of THAWED to the sibling. Moving a process takes the
+ * kernel's cgroup_threadgroup_rwsem for writing, an RCU grace period (9 ms
+ * here): paid now, not when a client waits. The runtime's unpause then
+ * finds its cgroup frozen, as it requires, and freezer_settle brings the
+ * processes back. Only with the v1 freezer: a v2 cgroup left empty is
+ * "unpopulated", which systemd takes as a finished scope.
+ */
+static int park(struct svc_extra *x)
+{
+	struct freezer sib;
+	int r = sibling_of(&x->fz, &sib);
+	if (r < 0)
+		return r;
+	if (mkdir(sib.dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	r = freezer_set(&sib, true);
+	if (r >= 0)
+		r = freezer_release(&x->fz);
+	if (r < 0) {
+		(void)freezer_settle(&x->fz);
+		return r;
+	}
+	x->parked = true;
+	return r;
+}
+
+/* Lets the parked processes run: one write, no process moved. */
+static int unpark(struct svc_extra *x)
+{
+	struct freezer sib;
+	int r = sibling_of(&x->fz, &sib);
+	return r < 0 ? r : freezer_set(&sib, false);
+}
 
 static void wake_disarm(struct dozed *d, struct service *s)
 {
@@ -69,8 +115,8 @@ static void add_memory_facts(struct dozed *d, struct service *s, struct json_obj
 	json_object_object_add(facts, "memory_before", json_object_new_int64((int64_t)before));
 	json_object_object_add(facts, "memory_after", json_object_new_int64((int64_t)after));
 	json_object_object_add(facts, "memory_bytes", json_object_new_int64((int64_t)after));
-	json_object_object_add(
-	    facts, "reclaim_ms", json_object_new_int64((int64_t)(clock_monotonic_us() - t0) / 1000));
+	json_object_object_add(facts, "reclaim_ms",
+			       json_object_new_int64((int64_t)(clock_monotonic_us() - t0) / 1000));
 }
 
 static void pause_done(int err, const struct runtime_error *error, void *userdata)
@@ -92,13 +138,20 @@ static void pause_done(int err, const struct runtime_error *error, void *userdat
 	json_object_object_add(
 	    facts, "pause_ms",
 	    json_object_new_int64((int64_t)(clock_monotonic_us() - x->pause_started_us) / 1000));
-	/* The release needs the cgroup frozen by the pause itself. */
+	/* Parked in a sibling of the cgroup the pause froze, so that a thaw
+	 * is one write. */
 	int r = freezer_find(x->pid, &x->fz);
-	x->fz_ok = r == 0 && freezer_is_frozen(&x->fz) == 1;
-	if (!x->fz_ok)
-		log_info("%s: its freezer was not found (%s): it thaws through the runtime's "
-			 "unpause, slower",
-			 s->name, r < 0 ? strerror(-r) : "not frozen after the pause");
+	const char *why = r < 0				   ? strerror(-r)
+			  : !x->fz.v1			   ? "a cgroup v2 freezer"
+			  : freezer_is_frozen(&x->fz) != 1 ? "not frozen after the pause"
+							   : NULL;
+	if (!why && (r = park(x)) < 0)
+		why = strerror(-r);
+	x->fz_ok = !why;
+	if (why)
+		log_info("%s: it thaws through the runtime's unpause, slower: its freezer cannot "
+			 "be parked (%s)",
+			 s->name, why);
 	json_object_object_add(facts, "thaw_by",
 			       json_object_new_string(x->fz_ok ? "freezer" : "runtime"));
 	add_memory_facts(d, s, facts);
@@ -152,6 +205,7 @@ static void catchup_done(int err, const struct runtime_error *error, void *userd
 		return;
 	struct svc_extra *x = svc_extra_of(s);
 	if (err >= 0) {
+		x->parked = false;
 		if (x->catchup_error[0])
 			log_info("%s: the runtime unpaused it: its view is right again", s->name);
 		x->catchup_pending = false;
@@ -201,7 +255,8 @@ static void catchup_begin(struct dozed *d, struct service *s)
 	if (!x->catchup_timer) {
 		x->catchup_timer = evtimer_new(d->base, catchup_timer_cb, x);
 		if (!x->catchup_timer) {
-			log_error_errno(ENOMEM, "%s: cannot ask the runtime to unpause it", s->name);
+			log_error_errno(ENOMEM, "%s: cannot ask the runtime to unpause it",
+					s->name);
 			return;
 		}
 	}
@@ -228,16 +283,17 @@ static void thaw_done(int err, const struct runtime_error *error, void *userdata
 int dozed_thaw_begin(struct dozed *d, struct service *s, char *why, size_t len)
 {
 	struct svc_extra *x = svc_extra_of(s);
-	if (x->fz_ok) {
-		int n = freezer_release(&x->fz);
-		if (n >= 0) {
+	if (x->parked) {
+		int r = unpark(x);
+		if (r >= 0) {
 			wake_disarm(d, s);
 			catchup_begin(d, s);
 			return 1;
 		}
-		log_warning_errno(n, "%s: could not release its freezer %s (%m): thawing through "
-				  "the runtime",
-				  s->name, x->fz.dir);
+		log_warning_errno(r,
+				  "%s: could not thaw its parked processes (%m): thawing "
+				  "through the runtime",
+				  s->name);
 	}
 	struct pending_op *op = pending_op_new(d, PENDING_THAW, s->id);
 	int r = op ? runtime_unpause(d->runtime, s->container_id, thaw_done, op) : -ENOMEM;
@@ -302,25 +358,33 @@ void dozed_wake_watch_stop(struct dozed *d)
 void dozed_freeze_found(struct dozed *d, struct service *s, const struct runtime_container *c)
 {
 	struct svc_extra *x = svc_extra_of(s);
-	if (!c->paused || s->state != SERVICE_AWAKE || s->freeze_pending || x->catchup_pending)
+	if (s->state != SERVICE_AWAKE || s->freeze_pending || x->catchup_pending || x->parked)
 		return;
-	int r = freezer_find(c->pid, &x->fz);
-	x->fz_ok = r == 0 && freezer_is_frozen(&x->fz) == 1;
-	if (r == 0 && freezer_released(&x->fz) > 0) {
-		/* dozed was killed between a release and the runtime's unpause:
-		 * it serves; the runtime's view catches up now. */
-		log_info("%s: found released from its freezer, paused for the runtime: unpausing",
-			 s->name);
+	struct freezer sib;
+	bool v1 = freezer_find(c->pid, &x->fz) == 0 && x->fz.v1;
+	bool out = v1 && sibling_of(&x->fz, &sib) == 0 && freezer_released(&x->fz) > 0;
+	if (out && (!c->paused || freezer_is_frozen(&sib) != 1)) {
+		/* dozed was killed between a thaw and the runtime's unpause, or
+		 * the runtime was asked to unpause it while dozed was away: it
+		 * serves, or is to; the runtime's view catches up now. */
+		log_info("%s: found with its processes out of its freezer: thawing them", s->name);
+		x->parked = true;
+		(void)unpark(x);
 		catchup_begin(d, s);
 		return;
 	}
-	r = wake_arm(d, s);
+	if (!c->paused)
+		return;
+	x->parked = out;
+	int r = wake_arm(d, s);
 	if (r < 0) {
 		log_warning("%s: found paused, but no packet could thaw it (%s): unpausing it",
 			    s->name, r == -ENOTCONN ? "its traffic is not counted" : strerror(-r));
+		(void)unpark(x);
 		catchup_begin(d, s);
 		return;
 	}
+	x->fz_ok = v1 && (x->parked || (freezer_is_frozen(&x->fz) == 1 && park(x) >= 0));
 	log_info("%s: found paused: frozen, thawed by the first packet", s->name);
 	service_found_paused(d->services, s);
 }
@@ -335,6 +399,8 @@ static void stop_unpaused(int err, const struct runtime_error *error, void *user
 	if (!x->stop_after_unpause)
 		return; /* cancelled meanwhile */
 	x->stop_after_unpause = false;
+	if (x->parked && freezer_settle(&x->fz) >= 0)
+		x->parked = false;
 	if (err < 0) {
 		/* Signals reach no frozen process: thaw it ourselves. */
 		log_warning("%s: the runtime did not unpause it for its stop (%s): thawing its "
@@ -357,6 +423,9 @@ void dozed_stop_frozen_or_begin(struct dozed *d, struct service *s)
 	}
 	if (x->stop_after_unpause)
 		return;
+	/* Signals reach no frozen process: the parked ones run first. */
+	if (x->parked)
+		(void)unpark(x);
 	struct pending_op *op = pending_op_new(d, PENDING_STOP_UNPAUSE, s->id);
 	int r = op ? runtime_unpause(d->runtime, s->container_id, stop_unpaused, op) : -ENOMEM;
 	if (r < 0) {
@@ -371,6 +440,12 @@ void dozed_stop_frozen_or_begin(struct dozed *d, struct service *s)
 void dozed_freeze_forget(struct dozed *d, struct svc_extra *x)
 {
 	(void)d;
+	/* dozed stops, or lets the service go: its processes go back into
+	 * their cgroup, which the runtime's pause keeps frozen (a paused
+	 * container as any other); found paused at the next start. */
+	if (x->parked && freezer_settle(&x->fz) < 0)
+		log_warning("Could not move a frozen container's processes back into %s",
+			    x->fz.dir);
 	if (x->catchup_timer)
 		event_free(x->catchup_timer);
 	x->catchup_timer = NULL;

@@ -131,6 +131,9 @@ struct svc_extra {
 	 * the unpause. */
 	struct freezer fz;
 	bool fz_ok;
+	/* Its processes wait in the frozen sibling (freezer.h's park): a
+	 * thaw is one write. */
+	bool parked;
 	uint64_t pause_started_us;
 	bool catchup_pending;
 	char catchup_error[256];

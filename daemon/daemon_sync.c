@@ -552,6 +552,15 @@ static void events_event(const struct runtime_event *ev, void *userdata)
 		service_remove(d->services, s);
 		dozed_save_state(d);
 		break;
+	case RUNTIME_EVENT_UNPAUSE:
+	case RUNTIME_EVENT_KILL:
+		/* By hand: a frozen service thaws, so that the unpause is true and
+		 * the signal reaches a process that can act on it. */
+		if (s->state == SERVICE_FROZEN)
+			service_wake_now(d->services, s,
+					 ev->type == RUNTIME_EVENT_KILL ? "runtime kill"
+									: "runtime unpause");
+		break;
 	}
 }
 

@@ -27,8 +27,8 @@ struct feed {
 };
 
 static const char *const event_names[] = {
-    "enabled", "disabled",    "sleep",	 "sleep_cancelled", "wake",
-    "ready",   "wake_failed", "removed", "kept_awake",
+    "enabled",	   "disabled", "sleep",	     "sleep_cancelled", "wake", "ready",
+    "wake_failed", "removed",  "kept_awake", "freeze",		"thaw",
 };
 
 static const char *const reserved_keys[] = {"ts", "event", "service", "container"};
@@ -156,6 +156,13 @@ static void format_message(char *msg, size_t len, const char *event, const char 
 	} else if (strcmp(event, "wake_failed") == 0) {
 		s = fact_str(facts, "reason");
 		snprintf(msg, len, "%s: wake failed: %s", service, s ? s : "no reason given");
+	} else if (strcmp(event, "thaw") == 0 && fact_int(facts, "thaw_us", &v1)) {
+		s = fact_str(facts, "trigger");
+		snprintf(msg, len, "%s: thawed in %lld us (%s, by the %s)", service, (long long)v1,
+			 s ? s : "?", fact_str(facts, "how") ? fact_str(facts, "how") : "?");
+	} else if (strcmp(event, "freeze") == 0 && fact_int(facts, "pause_ms", &v1)) {
+		snprintf(msg, len, "%s: frozen (the runtime's pause took %lld ms)", service,
+			 (long long)v1);
 	} else if (strcmp(event, "kept_awake") == 0 && (s = fact_str(facts, "what"))) {
 		snprintf(msg, len, "%s: kept awake by %s", service, s);
 	} else if (strcmp(event, "enabled") == 0 && container) {

@@ -441,6 +441,10 @@ int runtime_parse_event(const char *json, size_t len, struct runtime_event *out)
 		t = RUNTIME_EVENT_DIE;
 	else if (strcmp(action, "destroy") == 0 || strcmp(action, "remove") == 0)
 		t = RUNTIME_EVENT_DESTROY;
+	else if (strcmp(action, "unpause") == 0)
+		t = RUNTIME_EVENT_UNPAUSE;
+	else if (strcmp(action, "kill") == 0)
+		t = RUNTIME_EVENT_KILL;
 	else
 		return 0;
 

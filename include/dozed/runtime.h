@@ -226,6 +226,10 @@ enum runtime_event_type {
 	RUNTIME_EVENT_DIE,
 	/* Removed: Docker says "destroy", Podman "remove". */
 	RUNTIME_EVENT_DESTROY,
+	/* Unpaused, or sent a signal: a frozen service's processes must run
+	 * (dozed's own unpause and kills come when it no longer is frozen). */
+	RUNTIME_EVENT_UNPAUSE,
+	RUNTIME_EVENT_KILL,
 };
 
 struct runtime_event {

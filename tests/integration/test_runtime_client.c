@@ -521,7 +521,7 @@ TEST(test_event_stream_error_answer_is_reported_then_retried)
 
 static bool podman_events_in(void *arg)
 {
-	return ((struct stream_state *)arg)->log.n >= 9;
+	return ((struct stream_state *)arg)->log.n >= 10;
 }
 
 TEST(test_podman_event_stream_bytes_give_its_container_events)
@@ -533,18 +533,18 @@ TEST(test_podman_event_stream_bytes_give_its_container_events)
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = client(base, f, 5000000, 0);
 	struct stream_state *s = stream_new(rt, false);
-	evloop_run_until(base, podman_events_in, s, 5000, "the nine container events");
+	evloop_run_until(base, podman_events_in, s, 5000, "the ten container events");
 	static const enum runtime_event_type want[] = {
-	    RUNTIME_EVENT_DIE, RUNTIME_EVENT_START,   RUNTIME_EVENT_DESTROY,
-	    RUNTIME_EVENT_DIE, RUNTIME_EVENT_DESTROY, RUNTIME_EVENT_DESTROY,
-	    RUNTIME_EVENT_DIE, RUNTIME_EVENT_DESTROY, RUNTIME_EVENT_DESTROY,
+	    RUNTIME_EVENT_DIE,	   RUNTIME_EVENT_START,	  RUNTIME_EVENT_DESTROY, RUNTIME_EVENT_KILL,
+	    RUNTIME_EVENT_DIE,	   RUNTIME_EVENT_DESTROY, RUNTIME_EVENT_DESTROY, RUNTIME_EVENT_DIE,
+	    RUNTIME_EVENT_DESTROY, RUNTIME_EVENT_DESTROY,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(want); i++)
 		ASSERT_EQ_U(s->log.ev[i].type, want[i]);
 	struct runtime_events_counters c;
 	runtime_events_get_counters(s->stream, &c);
-	ASSERT_EQ_U(c.events, 9);
-	ASSERT_EQ_U(c.ignored, 15); /* cleanup, init, create, kill */
+	ASSERT_EQ_U(c.events, 10);
+	ASSERT_EQ_U(c.ignored, 14); /* cleanup, init, create, sync */
 	ASSERT_EQ_U(c.malformed + c.oversized, 0);
 }
 

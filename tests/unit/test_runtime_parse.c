@@ -217,28 +217,29 @@ static void assert_events(const char *fixture, const struct expected_event *want
 	ASSERT_EQ_U(ignored, want_ignored);
 }
 
-TEST(test_docker_events_give_start_die_and_destroy_and_ignore_the_rest)
+TEST(test_docker_events_give_start_die_destroy_and_kill_and_ignore_the_rest)
 {
 	static const struct expected_event want[] = {
-	    {RUNTIME_EVENT_DIE, "web", 0},	  {RUNTIME_EVENT_START, "web", -1},
-	    {RUNTIME_EVENT_DESTROY, "tmp", -1},	  {RUNTIME_EVENT_DIE, "other", 137},
-	    {RUNTIME_EVENT_DESTROY, "cr", -1},	  {RUNTIME_EVENT_DESTROY, "cr", -1},
-	    {RUNTIME_EVENT_DESTROY, "other", -1}, {RUNTIME_EVENT_DIE, "web", 137},
-	    {RUNTIME_EVENT_DESTROY, "web", -1},
+	    {RUNTIME_EVENT_KILL, "web", -1},   {RUNTIME_EVENT_DIE, "web", 0},
+	    {RUNTIME_EVENT_START, "web", -1},  {RUNTIME_EVENT_DESTROY, "tmp", -1},
+	    {RUNTIME_EVENT_KILL, "other", -1}, {RUNTIME_EVENT_DIE, "other", 137},
+	    {RUNTIME_EVENT_DESTROY, "cr", -1}, {RUNTIME_EVENT_DESTROY, "cr", -1},
+	    {RUNTIME_EVENT_KILL, "web", -1},   {RUNTIME_EVENT_DESTROY, "other", -1},
+	    {RUNTIME_EVENT_DIE, "web", 137},   {RUNTIME_EVENT_DESTROY, "web", -1},
 	};
-	/* kill, stop, create... are valid events of no interest. */
+	/* stop, create... are valid events of no interest. */
 	assert_events("unit/fixtures/runtime/docker-events.jsonl", want, ARRAY_SIZE(want),
-		      DOCKER_WEB_ID, 1795561455581762071ull, 16 - ARRAY_SIZE(want));
+		      DOCKER_WEB_ID, 1795561455552911851ull, 16 - ARRAY_SIZE(want));
 }
 
 TEST(test_podman_events_give_die_without_stop_and_remove_as_destroy)
 {
 	static const struct expected_event want[] = {
-	    {RUNTIME_EVENT_DIE, "web", 0},	  {RUNTIME_EVENT_START, "web", -1},
-	    {RUNTIME_EVENT_DESTROY, "tmp", -1},	  {RUNTIME_EVENT_DIE, "other", 137},
-	    {RUNTIME_EVENT_DESTROY, "cr", -1},	  {RUNTIME_EVENT_DESTROY, "cr", -1},
-	    {RUNTIME_EVENT_DIE, "web", 0},	  {RUNTIME_EVENT_DESTROY, "web", -1},
-	    {RUNTIME_EVENT_DESTROY, "other", -1},
+	    {RUNTIME_EVENT_DIE, "web", 0},	{RUNTIME_EVENT_START, "web", -1},
+	    {RUNTIME_EVENT_DESTROY, "tmp", -1}, {RUNTIME_EVENT_KILL, "other", -1},
+	    {RUNTIME_EVENT_DIE, "other", 137},	{RUNTIME_EVENT_DESTROY, "cr", -1},
+	    {RUNTIME_EVENT_DESTROY, "cr", -1},	{RUNTIME_EVENT_DIE, "web", 0},
+	    {RUNTIME_EVENT_DESTROY, "web", -1}, {RUNTIME_EVENT_DESTROY, "other", -1},
 	};
 	assert_events("unit/fixtures/runtime/podman-events.jsonl", want, ARRAY_SIZE(want),
 		      PODMAN_WEB_ID, 1795561457355031141ull, 24 - ARRAY_SIZE(want));
