@@ -54,10 +54,14 @@ int settings_parse_service_idle(const char *v, uint64_t *out_us, const char **ex
 		*out_us = DOZED_IDLE_NEVER;
 		return 0;
 	}
-	return settings_parse_duration(v, DOZED_IDLE_MIN_US, DURATION_MAX_US,
-				       "expected a duration of 1s or more, like 30s, 10m or 2h, "
-				       "or never",
-				       out_us, expected);
+	static const char range[] =
+	    "expected a duration of 1s or more, like 30s, 10m or 2h, or never";
+	int r =
+	    settings_parse_duration(v, DOZED_IDLE_MIN_US, DURATION_MAX_US, range, out_us, expected);
+	/* "Never", "off", "0": say the word that is taken. */
+	if (r < 0 && strcmp(*expected, DURATION_EXPECTED) == 0)
+		*expected = range;
+	return r;
 }
 
 const char *settings_idle_to_string(uint64_t idle_us, char *buf, size_t len)
@@ -75,10 +79,15 @@ int settings_parse_freeze_after(const char *v, uint64_t *out_us, const char **ex
 		*out_us = 0;
 		return 0;
 	}
-	return settings_parse_duration(v, DOZED_FREEZE_AFTER_MIN_US, DURATION_MAX_US,
-				       "expected a duration of 1s or more, like 30s, 10m or 2h, "
-				       "or none",
-				       out_us, expected);
+	static const char range[] =
+	    "expected a duration of 1s or more, like 30s, 10m or 2h, or none";
+	int r = settings_parse_duration(v, DOZED_FREEZE_AFTER_MIN_US, DURATION_MAX_US, range,
+					out_us, expected);
+	/* "0", "off", "never": the minimum and the word for none say more than
+	 * the forms of a duration. */
+	if (r < 0 && strcmp(*expected, DURATION_EXPECTED) == 0)
+		*expected = range;
+	return r;
 }
 
 const char *settings_freeze_after_to_string(uint64_t freeze_after_us, char *buf, size_t len)

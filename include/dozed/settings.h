@@ -85,7 +85,7 @@ int settings_parse_idle(const char *v, uint64_t *out_us, const char **expected);
 /*
  * A service's own idle time: as settings_parse_idle, or "never"
  * (DOZED_IDLE_NEVER): "expected a duration of 1s or more, like 30s, 10m or
- * 2h, or never".
+ * 2h, or never", for text that is no duration too ("Never", "0").
  */
 int settings_parse_service_idle(const char *v, uint64_t *out_us, const char **expected);
 /* What settings_parse_service_idle() reads back, into buf: "never" or
@@ -94,7 +94,8 @@ const char *settings_idle_to_string(uint64_t idle_us, char *buf, size_t len);
 /*
  * A light sleep's freeze_after: a duration from 1s to 8760h, or "none" (0:
  * never frozen): "expected a duration of 1s or more, like 30s, 10m or 2h, or
- * none".
+ * none", for text that is no duration too ("0", "off"); over a year "expected
+ * a duration of at most 8760h (a year)".
  */
 int settings_parse_freeze_after(const char *v, uint64_t *out_us, const char **expected);
 /* What settings_parse_freeze_after() reads back, into buf: "none" or "30s". */

@@ -517,14 +517,18 @@ TEST(test_bad_light_sleep_options_exit_2_and_send_nothing)
 			   "dozectl: invalid --freeze-after value '500ms': expected a duration of "
 			   "1s or more, like 30s, 10m or 2h, or none\n");
 	assert_usage_error(f, RUN(f, "enable", "cache", "--freeze-after", "never"),
-			   "invalid --freeze-after value 'never': expected a duration like");
+			   "invalid --freeze-after value 'never': expected a duration of 1s or "
+			   "more, like 30s, 10m or 2h, or none\n");
+	assert_usage_error(f, RUN(f, "enable", "cache", "--freeze-after", "0"),
+			   "invalid --freeze-after value '0': expected a duration of 1s or more");
 	assert_usage_error(f, RUN(f, "enable", "cache", "--idle", "5m", "--freeze-after", "10m"),
 			   "dozectl: --freeze-after 10m --idle 5m: freeze_after (10m) must be "
 			   "shorter than idle (5m): a service is frozen first, stopped later\n");
 	assert_usage_error(f, RUN(f, "enable", "cache", "--idle", "1m", "--freeze-after", "1m"),
 			   "must be shorter than idle (1m)");
 	assert_usage_error(f, RUN(f, "enable", "cache", "--idle", "Never"),
-			   "invalid --idle value 'Never': expected a duration like");
+			   "invalid --idle value 'Never': expected a duration of 1s or more, like "
+			   "30s, 10m or 2h, or never\n");
 	assert_usage_error(f, RUN(f, "enable", "cache", "--freeze-after"),
 			   "option '--freeze-after' needs a value");
 	assert_usage_error(f, RUN(f, "enable", "cache", "--reclaim-frozen=yes"),

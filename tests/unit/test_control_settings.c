@@ -106,7 +106,8 @@ TEST(test_enable_refuses_bad_values_naming_the_key_and_the_value)
 		       "freeze_after 500ms: expected a duration of 1s or more, like 30s, 10m or "
 		       "2h, or none");
 	assert_refused("{\"cmd\":\"enable\",\"container\":\"pg\",\"freeze_after\":\"never\"}",
-		       "freeze_after never: expected a duration like 30ms, 10s, 10m or 2h");
+		       "freeze_after never: expected a duration of 1s or more, like 30s, 10m or "
+		       "2h, or none");
 	assert_refused("{\"cmd\":\"enable\",\"container\":\"pg\",\"freeze_after\":30}",
 		       "freeze_after: expected a string like \"30s\" or \"none\"");
 	assert_refused("{\"cmd\":\"enable\",\"container\":\"pg\",\"reclaim_frozen\":\"true\"}",
@@ -117,7 +118,8 @@ TEST(test_enable_refuses_bad_values_naming_the_key_and_the_value)
 		       "idle 999ms: expected a duration of 1s or more, like 30s, 10m or 2h, or "
 		       "never");
 	assert_refused("{\"cmd\":\"enable\",\"container\":\"pg\",\"idle\":\"Never\"}",
-		       "idle Never: expected a duration like 30ms, 10s, 10m or 2h");
+		       "idle Never: expected a duration of 1s or more, like 30s, 10m or 2h, or "
+		       "never");
 	assert_refused("{\"cmd\":\"enable\",\"container\":\"pg\",\"wake_on\":\"sometimes\"}",
 		       "wake_on sometimes: expected connect or data");
 	assert_refused("{\"cmd\":\"enable\",\"container\":\"pg\",\"keep_awake\":\"yes\"}",

@@ -40,12 +40,14 @@ TEST(test_freeze_after_refuses_with_what_is_expected)
 	    {"999ms", FREEZE_EXPECTED},
 	    {"0s", FREEZE_EXPECTED},
 	    {"8761h", "expected a duration of at most 8760h (a year)"},
-	    {"", "expected a duration like 30ms, 10s, 10m or 2h"},
-	    {"30", "expected a duration like 30ms, 10s, 10m or 2h"},
-	    {"never", "expected a duration like 30ms, 10s, 10m or 2h"},
-	    {"off", "expected a duration like 30ms, 10s, 10m or 2h"},
-	    {"None", "expected a duration like 30ms, 10s, 10m or 2h"},
-	    {"none ", "expected a duration like 30ms, 10s, 10m or 2h"},
+	    /* No duration: the minimum and "none" say more than the forms. */
+	    {"", FREEZE_EXPECTED},
+	    {"0", FREEZE_EXPECTED},
+	    {"30", FREEZE_EXPECTED},
+	    {"never", FREEZE_EXPECTED},
+	    {"off", FREEZE_EXPECTED},
+	    {"None", FREEZE_EXPECTED},
+	    {"none ", FREEZE_EXPECTED},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		uint64_t us = 42;
@@ -90,7 +92,9 @@ TEST(test_service_idle_takes_never_and_prints_it_back)
 	ASSERT_ERR(settings_parse_service_idle("999ms", &us, &expected), EINVAL);
 	ASSERT_STREQ(expected, IDLE_EXPECTED);
 	ASSERT_ERR(settings_parse_service_idle("none", &us, &expected), EINVAL);
-	ASSERT_STREQ(expected, "expected a duration like 30ms, 10s, 10m or 2h");
+	ASSERT_STREQ(expected, IDLE_EXPECTED);
+	ASSERT_ERR(settings_parse_service_idle("8761h", &us, &expected), EINVAL);
+	ASSERT_STREQ(expected, "expected a duration of at most 8760h (a year)");
 }
 
 TEST(test_the_daemons_idle_stays_a_duration)
@@ -153,7 +157,7 @@ TEST(test_settings_set_keeps_the_light_sleep_settings_on_a_bad_value)
 	ASSERT_ERR(settings_set(&s, "reclaim-frozen", "yes", &expected), EINVAL);
 	ASSERT_STREQ(expected, "expected true or false");
 	ASSERT_ERR(settings_set(&s, "idle", "forever", &expected), EINVAL);
-	ASSERT_STREQ(expected, "expected a duration like 30ms, 10s, 10m or 2h");
+	ASSERT_STREQ(expected, IDLE_EXPECTED);
 	ASSERT_EQ_U(s.freeze_after_us, 7);
 	ASSERT_TRUE(s.reclaim_frozen);
 	ASSERT_TRUE(!s.idle_set);
