@@ -4,8 +4,9 @@
  * peer namespace (flows_net.h): what wakes a frozen cgroup (a connect, a
  * payload, a UDP datagram), what does not (a connect-only check with
  * wake_on_data, a peer's keepalive, a ping, a DNS answer, an ignored port,
- * anything after a disarm), one record per arming, and a frozen container's
- * own traffic in the totals only. Nothing is really frozen: the hook only
+ * anything after a disarm, another cgroup), one record per arming, a wake a
+ * full ring could not take, and a frozen container's own traffic in the
+ * totals only. Nothing is really frozen: the hook only
  * reads the cgroup's config, so the test's sockets answer as a frozen
  * container's kernel would.
  *
@@ -456,4 +457,33 @@ TEST(test_arming_a_cgroup_that_is_gone_is_enoent)
 	/* The others' hooks are not touched. */
 	arm(n, true);
 	ASSERT_EQ_U(wakes_now(n).n, 0);
+}
+
+TEST(test_a_wake_the_full_ring_could_not_take_is_sent_with_the_next_packet)
+{
+	struct net *n = net_setup(0);
+	int srv = container_socket(n, AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in sa = sin_of(HERE, 0);
+	ASSERT_OK(bind(srv, (struct sockaddr *)&sa, sizeof(sa)));
+	unsigned short port = local_port_of(srv);
+	int peer = udp_peer(n, 4001);
+	/* More wakes than the ring holds (FLOWS_WAKE_RING_BYTES), none read:
+	 * a daemon stuck while a thousand frozen services are woken. */
+	const size_t sent = FLOWS_WAKE_RING_BYTES / sizeof(struct flows_wake) + 100;
+	struct sockaddr_in from;
+	for (size_t i = 0; i < sent; i++) {
+		arm(n, false);
+		udp_send(peer, HERE, port, 1);
+		ASSERT_EQ_U(udp_recv(srv, &from), 1);
+	}
+	struct wakes ws = wakes_now(n);
+	ASSERT_TRUE(ws.n < sent);
+	ASSERT_GE_U(ws.n, FLOWS_WAKE_RING_BYTES / (sizeof(struct flows_wake) + 8));
+	/* The last arming's wake was lost: it is still armed. */
+	uint64_t since = mono_ns();
+	udp_send(peer, HERE, port, 2);
+	ws = wakes_wait(n);
+	ASSERT_EQ_U(ws.n, 1);
+	assert_wake(n, &ws.w[0], IPPROTO_UDP, port, 4001, 2, since);
+	ASSERT_EQ_U(udp_recv(srv, &from), 2);
 }
