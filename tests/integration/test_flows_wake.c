@@ -6,9 +6,9 @@
  * wake_on_data, a peer's keepalive, a ping, a DNS answer, an ignored port,
  * anything after a disarm, another cgroup), one record per arming, a wake a
  * full ring could not take, and a frozen container's own traffic in the
- * totals only. Nothing is really frozen: the hook only
- * reads the cgroup's config, so the test's sockets answer as a frozen
- * container's kernel would.
+ * totals only. Nothing is really frozen: the hook only reads the cgroup's
+ * config, so the test's sockets answer as a frozen container's kernel
+ * would.
  *
  * A packet's record is written before the packet reaches its socket: once a
  * packet was seen arriving (read, or in the totals), a record it made waits
