@@ -487,3 +487,31 @@ TEST(test_a_wake_the_full_ring_could_not_take_is_sent_with_the_next_packet)
 	assert_wake(n, &ws.w[0], IPPROTO_UDP, port, 4001, 2, since);
 	ASSERT_EQ_U(udp_recv(srv, &from), 2);
 }
+
+TEST(test_an_ipv6_connect_wakes_with_its_v6_peer)
+{
+	struct net *n = net_setup(0);
+	const char *here[] = {"ip", "addr", "add", "fd00:211::1/64", "dev", "dzv0", "nodad", NULL};
+	const char *there[] = {"ip", "addr", "add", "fd00:211::2/64", "dev", "dzv1", "nodad", NULL};
+	ASSERT_EQ_U(run_cmd(-1, here, NULL), 0);
+	ASSERT_EQ_U(run_cmd(n->peer, there, NULL), 0);
+	int lfd = container_socket(n, AF_INET6, SOCK_STREAM, 0);
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
+	ASSERT_TRUE(inet_pton(AF_INET6, "fd00:211::1", &sa.sin6_addr) == 1);
+	unsigned short port = listen_on(lfd, (struct sockaddr *)&sa, sizeof(sa));
+	sa.sin6_port = htons(port);
+	arm(n, false);
+	int pfd = peer_socket(n, AF_INET6, SOCK_STREAM);
+	ASSERT_OK(connect(pfd, (struct sockaddr *)&sa, sizeof(sa)));
+
+	struct wakes ws = wakes_wait(n);
+	const struct flow_wake *w = &ws.w[0];
+	ASSERT_EQ_U(w->proto, IPPROTO_TCP);
+	ASSERT_EQ_U(w->local_port, port);
+	ASSERT_EQ_U(w->peer.ss_family, AF_INET6);
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&w->peer;
+	char text[INET6_ADDRSTRLEN] = "";
+	inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof(text));
+	ASSERT_STREQ(text, "fd00:211::2");
+	ASSERT_EQ_U(ntohs(sin6->sin6_port), local_port_of(pfd));
+}
