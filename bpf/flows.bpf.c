@@ -491,7 +491,7 @@ static __always_inline int flows_count(struct __sk_buff *skb, int dir)
 	/* Light sleep. An awake cgroup pays this one branch, on the line
 	 * cgroup_id was read from. A frozen container's own packets (its
 	 * kernel's ACKs, keepalive answers, retransmits) are in the totals
-	 * only: never its activity. */
+	 * and the flow's detail only: never its activity, nor ignored. */
 	if (wake_hook && cc->frozen) {
 		if (dir == FLOWS_DIR_OUT)
 			return 1;

@@ -135,7 +135,8 @@ const char *flow_class_name(enum flows_class c);
  * ICMP or an ignore rule) that is a TCP SYN, a UDP datagram or TCP payload the
  * socket takes; with wake_on_data only payload. The kernel's own packets of a
  * frozen container (ACKs, keepalive answers, retransmits) neither wake it nor
- * count as its activity: while frozen its egress is in the totals only.
+ * count as its activity: while frozen its egress is in the totals (and its
+ * flow's detail) only, in no class.
  * The packet that wakes it counts, as it would awake.
  */
 struct flow_wake {
