@@ -38,11 +38,12 @@ struct json_object;
  * CONTROL_SETTINGS_FIELDS) into *out, which starts zeroed: a key left out
  * takes its default. default_idle_us is the daemon's --idle, for a request
  * without "idle". 0; or -EINVAL with err saying what the user sees: the key,
- * the value and what is allowed ("idle 999ms: expected a duration of 1s or
- * more, like 30s, 10m or 2h, or never"; "ignore: " and the rule parser's own
- * message, which quotes the bad rule, cut), or the tiers' message
- * ("freeze_after (10m) must be shorter than idle (5m): ..."). err: 256 bytes
- * or more hold each whole.
+ * the value (its first 64 bytes, then "...") and what is allowed ("idle
+ * 999ms: expected a duration of 1s or more, like 30s, 10m or 2h, or never";
+ * "ignore: " and the rule parser's own message, which quotes the bad rule,
+ * cut), or the tiers' message ("freeze_after (10m) must be shorter than idle
+ * (5m): ..."). err: 512 bytes hold each whole; a shorter one is cut between
+ * two characters (it stays UTF-8).
  */
 int control_request_settings(struct json_object *req, uint64_t default_idle_us,
 			     struct service_settings *out, char *err, size_t errlen);

@@ -6,10 +6,13 @@
  * an accepted request is a JSON object. And its UTF-8 check agrees with an
  * independent one on every input.
  */
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 
 #include "dozed/control_request.h"
+#include "dozed/control_settings.h"
+#include "dozed/macro.h"
 #include "dozed/utf8.h"
 #include "fuzz.h"
 
@@ -40,6 +43,36 @@ static int reference_utf8_valid(const unsigned char *s, size_t len)
 			return 0;
 	}
 	return 1;
+}
+
+static const struct control_field enable_fields[] = {
+    {"container", CONTROL_FIELD_STRING, "a string: a container's name or id"},
+    CONTROL_SETTINGS_FIELDS,
+};
+
+/* An enable's settings, as the daemon reads them: a refusal is a message
+ * that fits (any buffer, cut between characters) and is UTF-8; what is taken
+ * keeps the tiers in order. */
+static void check_settings(struct json_object *req, uint8_t seed)
+{
+	char err[512];
+	if (control_request_check_fields(req, "enable", enable_fields, ARRAY_SIZE(enable_fields),
+					 err, sizeof(err)) < 0)
+		return;
+	struct service_settings s = {.idle_us = 7};
+	size_t len = 1 + seed % sizeof(err);
+	memset(err, 'x', sizeof(err));
+	uint64_t default_idle = UINT64_C(600) * 1000000;
+	int r = control_request_settings(req, default_idle, &s, err, len);
+	if (r < 0) {
+		FUZZ_ASSERT(r == -EINVAL);
+		FUZZ_ASSERT(memchr(err, '\0', len));
+		FUZZ_ASSERT(reference_utf8_valid((const unsigned char *)err, strlen(err)));
+		FUZZ_ASSERT(s.idle_us == 7);
+		return;
+	}
+	uint64_t idle = s.idle_set ? s.idle_us : default_idle;
+	FUZZ_ASSERT(s.freeze_after_us == 0 || idle == DOZED_IDLE_NEVER || s.freeze_after_us < idle);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -81,6 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_ASSERT(next > max);
 		}
 	}
+	if (r == 0)
+		check_settings(req, data[0]);
 	json_object_put(req);
 	free(line);
 	return 0;

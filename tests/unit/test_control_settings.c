@@ -9,6 +9,7 @@
 #include "dozed/control_settings.h"
 #include "dozed/duration.h"
 #include "dozed/macro.h"
+#include "dozed/utf8.h"
 #include "harness.h"
 
 #define DEFAULT_IDLE (10 * DURATION_US_PER_MIN)
@@ -130,6 +131,35 @@ TEST(test_enable_refuses_bad_values_naming_the_key_and_the_value)
 	assert_refused("{\"cmd\":\"enable\",\"container\":\"pg\",\"freeze-after\":\"30s\"}",
 		       "freeze-after: unknown field (enable takes container, idle, wake_on, probe, "
 		       "ignore, keep_awake, freeze_after, reclaim_frozen)");
+}
+
+TEST(test_a_long_bad_value_is_cut_between_characters)
+{
+	/* 100 two-byte characters: the first 64 bytes are shown, then "...". */
+	char line[512], value[201] = {0};
+	for (int i = 0; i < 100; i++)
+		memcpy(value + 2 * i, "\xc3\xa9", 2);
+	snprintf(line, sizeof(line),
+		 "{\"cmd\":\"enable\",\"container\":\"pg\",\"freeze_after\":\"%s\"}", value);
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "freeze_after %.64s...: expected a duration of 1s or more, like 30s, 10m or 2h, "
+		 "or none",
+		 value);
+	assert_refused(line, want);
+
+	/* A buffer too small for the message: cut, still UTF-8. */
+	struct json_object *req = NULL;
+	char err[40];
+	ASSERT_OK(control_request_parse(line, strlen(line), &req, err, sizeof(err)));
+	struct service_settings s;
+	ASSERT_ERR(control_request_settings(req, DEFAULT_IDLE, &s, err, 16), EINVAL);
+	ASSERT_TRUE(utf8_valid(err, strlen(err)));
+	ASSERT_STREQ(err, "freeze_after \xc3\xa9");
+	/* Room for half of the character: none of it. */
+	ASSERT_ERR(control_request_settings(req, DEFAULT_IDLE, &s, err, 15), EINVAL);
+	ASSERT_STREQ(err, "freeze_after ");
+	json_object_put(req);
 }
 
 TEST(test_a_bad_rule_is_quoted_by_the_rule_parser_not_echoed_whole)
