@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* A container's freezer, thawed from under its runtime (include/dozed/freezer.h):
- * its state, the release, park and settle. Finding it: freezer_find.c; its
+ * its state, the release and the settle. Finding it: freezer_find.c; its
  * memory: freezer_memory.c. */
 #include "dozed/freezer.h"
 
@@ -268,13 +268,6 @@ static int settle_into(const struct freezer *f, const char *sibling)
 	return -EBUSY;
 }
 
-static struct freezer sibling_freezer(const struct freezer *f, const char *sibling)
-{
-	struct freezer s = {.v1 = f->v1};
-	memcpy(s.dir, sibling, strlen(sibling) + 1);
-	return s;
-}
-
 int freezer_release(const struct freezer *f)
 {
 	char sibling[PATH_MAX];
@@ -284,59 +277,16 @@ int freezer_release(const struct freezer *f)
 	r = check_cgroup(f);
 	if (r < 0)
 		return r;
-	/* EEXIST: parked (freezer_park), or a release dozed did not settle (it
-	 * was killed in between). A parked sibling is frozen: thaw it, which
-	 * is all a parked wake costs. */
-	bool existed = false;
-	if (mkdir(sibling, 0755) < 0) {
-		if (errno != EEXIST)
-			return -errno;
-		existed = true;
-		struct freezer s = sibling_freezer(f, sibling);
-		r = freezer_set(&s, false);
-		if (r < 0)
-			return r;
-	}
+	/* EEXIST: made by the caller (frozen, to park the processes in it:
+	 * daemon_freeze.c), or a release dozed did not settle. Its state is
+	 * the caller's: it is not touched here. */
+	if (mkdir(sibling, 0755) < 0 && errno != EEXIST)
+		return -errno;
 	/* Only the processes of dir itself: a nested cgroup stays frozen (under
 	 * a v1 ancestor's or v2 cgroup.freeze) until the runtime's unpause. */
 	int moved = move_procs(f->dir, sibling);
-	if (moved < 0) {
+	if (moved < 0)
 		(void)settle_into(f, sibling);
-		return moved;
-	}
-	return existed ? count_procs(sibling) : moved;
-}
-
-int freezer_park(const struct freezer *f)
-{
-	char sibling[PATH_MAX];
-	int r = sibling_path(f, sibling, sizeof(sibling));
-	if (r < 0)
-		return r;
-	r = check_cgroup(f);
-	if (r < 0)
-		return r;
-	/* Parking a cgroup that is not (yet) frozen would freeze what runs. */
-	r = freezer_is_frozen(f);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return -EAGAIN;
-	if (mkdir(sibling, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	/* Frozen before anything moves in: a frozen process moved into a
-	 * frozen cgroup stays frozen (v1 freezer_attach, v2 the same). */
-	struct freezer s = sibling_freezer(f, sibling);
-	r = freezer_set(&s, true);
-	if (r < 0) {
-		(void)rmdir(sibling);
-		return r;
-	}
-	int moved = move_procs(f->dir, sibling);
-	if (moved < 0) {
-		(void)settle_into(f, sibling);
-		return moved;
-	}
 	return moved;
 }
 

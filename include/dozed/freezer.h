@@ -45,28 +45,17 @@ int freezer_is_frozen(const struct freezer *f);
  * for tests, and for a stop of a container whose runtime will not unpause it. */
 int freezer_set(const struct freezer *f, bool frozen);
 
-/* Lets the processes of the frozen cgroup run now, as above. Returns how many
- * processes run in the sibling now (0: the cgroup had none), -errno (nothing
- * moved, or what was moved moved back). On a host whose cgroupfs is not
- * mounted with favordynmods, the first migration after a quiet spell waits
- * for an RCU grace period (measured here: ~10 ms p50, 5-15 ms; ~0.2 ms right
- * after another migration): freezer_park() takes that off the wake path.
- * Processes in cgroups nested below dir stay frozen until the runtime's
- * unpause (a container's init in its own sub-cgroup, e.g. systemd inside). */
+/* Lets the processes of the frozen cgroup run now, as above: moves them into
+ * the sibling, made when absent (an existing one keeps its state: frozen, it
+ * parks them, still frozen, which is how daemon_freeze.c takes the move off
+ * the wake path). Returns how many processes were moved (0: the cgroup had
+ * none), -errno (nothing moved, or what was moved moved back). The first
+ * migration after a quiet spell waits for an RCU grace period unless the
+ * cgroupfs is mounted with favordynmods (measured here: ~10 ms p50, 5-15 ms
+ * cold; ~0.2 ms right after another migration; the kernel's own thaw of a
+ * cgroup ~0.1 ms). Processes in cgroups nested below dir stay frozen until
+ * the runtime's unpause. */
 int freezer_release(const struct freezer *f);
-/*
- * Optional, right after the runtime's pause succeeded: moves the processes,
- * still frozen, into the sibling, frozen first, so that the wake's
- * freezer_release() only thaws the sibling (the kernel's thaw, ~0.1 ms
- * here) and migrates nothing. The container's cgroup stays frozen and empty
- * (v1: only the freezer hierarchy changes; on v2 the processes leave the
- * container's cgroup for all controllers while parked). The cost: while
- * parked, the runtime's unpause alone (a user's `docker unpause`) leaves
- * them frozen; every way out goes through freezer_release() or
- * freezer_settle(). Returns how many were moved; -EAGAIN when the cgroup is
- * not frozen (yet), -errno (what was moved moved back).
- */
-int freezer_park(const struct freezer *f);
 /* How many processes are out in the sibling (parked, or a release not yet
  * settled: the runtime's unpause is under way, or dozed was killed in
  * between); 0 when the sibling does not exist. */
