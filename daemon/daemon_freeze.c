@@ -22,6 +22,10 @@
 
 #define CATCHUP_RETRY_FIRST_S 1
 #define CATCHUP_RETRY_MAX_S   30
+/* After the runtime's unpause, before its processes go back into their
+ * cgroup: moving them holds up every fork for a grace period, which must not
+ * fall on the requests that thawed it. */
+#define SETTLE_DELAY_S 2
 
 /* The sibling freezer_release moves processes into (freezer.c's name). */
 static int sibling_of(const struct freezer *f, struct freezer *sib)
@@ -88,6 +92,17 @@ static int wake_arm(struct dozed *d, struct service *s)
 	if (r >= 0)
 		x->wake_armed = true;
 	return r;
+}
+
+/* Its processes back into their cgroup, the sibling removed. */
+static void settle(struct service *s, struct svc_extra *x)
+{
+	int r = freezer_settle(&x->fz);
+	if (r < 0)
+		log_warning_errno(r, "%s: could not move its processes back into %s: %m", s->name,
+				  x->fz.dir);
+	else
+		x->parked = false;
 }
 
 /* --- freeze ------------------------------------------------------------------------ */
@@ -171,6 +186,9 @@ void dozed_freeze_begin(struct dozed *d, struct service *s)
 		service_on_freeze_done(d->services, s->id, r, why, NULL);
 		return;
 	}
+	/* Thawed before, not settled yet: back in their cgroup for the pause. */
+	if (x->parked && !x->catchup_pending)
+		settle(s, x);
 	x->pause_started_us = clock_monotonic_us();
 	struct pending_op *op = pending_op_new(d, PENDING_PAUSE, s->id);
 	r = op ? runtime_pause(d->runtime, s->container_id, pause_done, op) : -ENOMEM;
@@ -193,19 +211,16 @@ static void catchup_done(int err, const struct runtime_error *error, void *userd
 	struct freezer fz = op->fz;
 	struct dozed *d;
 	struct service *s = pending_op_done(userdata, &d);
-	if (err >= 0) {
-		/* Unpaused: back where the runtime put them, even for a service
-		 * gone meanwhile. */
-		int r = freezer_settle(&fz);
-		if (r < 0)
-			log_warning_errno(r, "%s: could not move its processes back into %s: %m",
-					  s ? s->name : "a container", fz.dir);
-	}
-	if (!s)
+	if (!s) {
+		/* Gone meanwhile: its processes go back where the runtime put them. */
+		if (err >= 0 && freezer_settle(&fz) < 0)
+			log_warning("Could not move a container's processes back into %s", fz.dir);
 		return;
+	}
 	struct svc_extra *x = svc_extra_of(s);
 	if (err >= 0) {
-		x->parked = false;
+		struct timeval later = {.tv_sec = SETTLE_DELAY_S};
+		evtimer_add(x->catchup_timer, &later);
 		if (x->catchup_error[0])
 			log_info("%s: the runtime unpaused it: its view is right again", s->name);
 		x->catchup_pending = false;
@@ -245,8 +260,12 @@ static void catchup_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd, (void)what;
 	struct svc_extra *x = arg;
 	struct service *s = service_find_by_id(x->d->services, x->id);
-	if (s && x->catchup_pending)
+	if (!s)
+		return;
+	if (x->catchup_pending)
 		catchup_send(x->d, s);
+	else if (x->parked && s->state != SERVICE_FROZEN)
+		settle(s, x);
 }
 
 static void catchup_begin(struct dozed *d, struct service *s)
@@ -399,8 +418,8 @@ static void stop_unpaused(int err, const struct runtime_error *error, void *user
 	if (!x->stop_after_unpause)
 		return; /* cancelled meanwhile */
 	x->stop_after_unpause = false;
-	if (x->parked && freezer_settle(&x->fz) >= 0)
-		x->parked = false;
+	if (x->parked)
+		settle(s, x);
 	if (err < 0) {
 		/* Signals reach no frozen process: thaw it ourselves. */
 		log_warning("%s: the runtime did not unpause it for its stop (%s): thawing its "
@@ -418,6 +437,8 @@ void dozed_stop_frozen_or_begin(struct dozed *d, struct service *s)
 {
 	struct svc_extra *x = svc_extra_of(s);
 	if (!s->paused) {
+		if (x->parked && !x->catchup_pending)
+			settle(s, x);
 		dozed_stop_begin(d, s);
 		return;
 	}
