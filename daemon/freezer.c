@@ -17,10 +17,6 @@
 #include "dozed/macro.h"
 #include "freezer_internal.h"
 
-/* The sibling the released processes wait in: beside the container's cgroup,
- * so that it inherits what the parent gives (and nothing the runtime set on
- * the container's own cgroup, which matters on v2 only: one hierarchy). */
-#define THAW_SUFFIX ".dozed-thaw"
 /* Processes forked during a settle land beside their parent; each round moves
  * those too. A container that forks faster than this is not settled (-EBUSY). */
 #define SETTLE_ROUNDS 64
@@ -162,7 +158,7 @@ static int sibling_path(const struct freezer *f, char *out, size_t size)
 	/* An empty or relative dir has no sibling dozed may create. */
 	if (len == 0 || f->dir[0] != '/')
 		return -EINVAL;
-	int n = snprintf(out, size, "%.*s%s", (int)len, f->dir, THAW_SUFFIX);
+	int n = snprintf(out, size, "%.*s%s", (int)len, f->dir, FREEZER_SIBLING_SUFFIX);
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 

@@ -126,6 +126,7 @@ static int cgroup1_path_parse(const char *proc_pid_cgroup, const char *controlle
  * of root at point. The kernel writes absolute, normalized paths: a "." or
  * ".." component is no text of its, and must not lead outside the mount.
  * A v2 cgroup removed under a live reader reads "PATH (deleted)": gone.
+ * The sibling (FREEZER_SIBLING_SUFFIX) gives the container's cgroup.
  */
 static int cgroup_dir_join(const char *point, const char *root, const char *path, char *out,
 			   size_t size, bool *is_root)
@@ -161,6 +162,13 @@ static int cgroup_dir_join(const char *point, const char *root, const char *path
 	int n = snprintf(out, size, "%s%s", point, rel);
 	if (n < 0 || (size_t)n >= size)
 		return -ENAMETOOLONG;
+	/* A process out in dozed's sibling (released, or parked while frozen)
+	 * belongs to the container's cgroup beside it: after a restart of dozed
+	 * the container's init is found there. */
+	size_t rl = strlen(rel), sl = strlen(FREEZER_SIBLING_SUFFIX);
+	if (rl > sl + 1 && strcmp(rel + rl - sl, FREEZER_SIBLING_SUFFIX) == 0 &&
+	    rel[rl - sl - 1] != '/')
+		out[(size_t)n - sl] = '\0';
 	if (is_root)
 		*is_root = rel[0] == '\0';
 	return 0;

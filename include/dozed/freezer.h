@@ -24,13 +24,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The sibling's name is the cgroup's with this appended (DIR.dozed-thaw):
+ * beside the container's cgroup, so that it inherits what the parent gives
+ * and nothing the runtime set on the container's own cgroup (on v2, one
+ * hierarchy for every controller). */
+#define FREEZER_SIBLING_SUFFIX ".dozed-thaw"
+
 struct freezer {
 	char dir[PATH_MAX]; /* the cgroup directory whose freeze file the runtime writes */
 	bool v1;	    /* freezer.state (v1 controller), else cgroup.freeze (v2) */
 };
 
 /* The freezer of process pid's cgroup: the v1 "freezer" hierarchy when one is
- * mounted and pid is in it (a hybrid host), else its cgroup v2 directory.
+ * mounted and pid is in it (a hybrid host), else its cgroup v2 directory. A
+ * process out in the sibling gives the container's cgroup beside it.
  * -ENOENT when neither is found, -ESRCH when pid is gone. */
 int freezer_find(pid_t pid, struct freezer *out);
 /* The same from a mountinfo and a /proc/PID/cgroup text (for tests).

@@ -175,3 +175,20 @@ TEST(test_too_long_a_path_is_enametoolong)
 	free(text);
 	ASSERT_ERR(r, ENAMETOOLONG);
 }
+
+TEST(test_a_process_out_in_the_sibling_gives_the_container_s_cgroup)
+{
+	struct freezer f;
+	ASSERT_OK(freezer_find_in(hybrid_mountinfo, "6:freezer:/docker/abc.dozed-thaw\n", &f));
+	ASSERT_STREQ(f.dir, "/sys/fs/cgroup/freezer/docker/abc");
+	ASSERT_TRUE(f.v1);
+	ASSERT_OK(freezer_find_in(unified_mountinfo, "0::/system.slice/x.scope.dozed-thaw\n", &f));
+	ASSERT_STREQ(f.dir, "/sys/fs/cgroup/system.slice/x.scope");
+	/* Only a whole last component with a name before the suffix. */
+	ASSERT_OK(freezer_find_in(hybrid_mountinfo, "6:freezer:/docker/.dozed-thaw\n", &f));
+	ASSERT_STREQ(f.dir, "/sys/fs/cgroup/freezer/docker/.dozed-thaw");
+	ASSERT_OK(freezer_find_in(hybrid_mountinfo, "6:freezer:/a.dozed-thaw/b\n", &f));
+	ASSERT_STREQ(f.dir, "/sys/fs/cgroup/freezer/a.dozed-thaw/b");
+	ASSERT_OK(freezer_find_in(hybrid_mountinfo, "6:freezer:/a.dozed-thawx\n", &f));
+	ASSERT_STREQ(f.dir, "/sys/fs/cgroup/freezer/a.dozed-thawx");
+}
