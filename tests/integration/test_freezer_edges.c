@@ -5,7 +5,9 @@
  * reclaim, and bad input (absent directories, not cgroupfs, a hierarchy's
  * root, a process gone).
  */
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -54,6 +56,84 @@ TEST(test_v1_cgroup_frozen_only_by_its_parent_is_not_frozen_itself)
 	ASSERT_OK(freezer_set(&outer, false));
 	ASSERT_EQ_U(freezer_is_frozen(&outer), 0);
 	rmdir(inner);
+}
+
+static void *sleep_forever(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* How many of pid's threads are in the freezer cgroup whose path ends with suffix. */
+static int threads_in(pid_t pid, const char *suffix, int *total)
+{
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int in = 0;
+	*total = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[512], line[PATH_MAX + 32];
+		snprintf(path, sizeof(path), "%s/%s/cgroup", dir, e->d_name);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		(*total)++;
+		while (fgets(line, sizeof(line), f)) {
+			char *c = strstr(line, ":freezer:");
+			if (!c)
+				continue;
+			line[strcspn(line, "\n")] = '\0';
+			size_t l = strlen(line), sl = strlen(suffix);
+			in += l >= sl && strcmp(line + l - sl, suffix) == 0;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return in;
+}
+
+TEST(test_v1_release_and_settle_move_every_thread_of_a_process)
+{
+	char *dir = test_dir(hierarchy(true), "threads");
+	int ready[2];
+	ASSERT_TRUE(pipe2(ready, O_CLOEXEC) == 0);
+	test_defer_close(ready[0]);
+	pid_t parent = getpid();
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		pthread_t t;
+		if (getppid() != parent || testcg_enter(dir) < 0 ||
+		    pthread_create(&t, NULL, sleep_forever, NULL) != 0 ||
+		    write(ready[1], "R", 1) != 1)
+			_exit(2);
+		sleep_forever(NULL);
+	}
+	kids[n_kids++] = pid;
+	close(ready[1]);
+	char c;
+	if (!read_within(ready[0], &c, 1, DEADLINE_MS))
+		FAIL("the two-thread child did not start");
+	struct freezer f = freezer_of(dir, true);
+	freeze_and_wait(&f);
+	ASSERT_EQ_U(freezer_release(&f), 1);
+	int total = 0;
+	int out = threads_in(pid, FREEZER_SIBLING_SUFFIX, &total);
+	ASSERT_GE_U(total, 2);
+	ASSERT_EQ_U(out, total);
+	ASSERT_OK(freezer_set(&f, false));
+	ASSERT_OK(freezer_settle(&f));
+	const char *name = strrchr(dir, '/');
+	ASSERT_EQ_U(threads_in(pid, name, &total), total);
 }
 
 static void unlink_file(void *path)
