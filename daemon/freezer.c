@@ -168,16 +168,22 @@ static int sibling_path(const struct freezer *f, char *out, size_t size)
  * so that no directory appears beside a hierarchy's mount point or anywhere
  * outside cgroupfs.
  */
-static int check_cgroup(const struct freezer *f)
+static int on_cgroupfs(const char *dir, bool v1)
 {
 	struct statfs sfs;
-	if (statfs(f->dir, &sfs) < 0)
+	if (statfs(dir, &sfs) < 0)
 		return -errno;
-	if (sfs.f_type != (f->v1 ? CGROUP_SUPER_MAGIC : CGROUP2_SUPER_MAGIC))
-		return -EINVAL;
+	return sfs.f_type == (v1 ? CGROUP_SUPER_MAGIC : CGROUP2_SUPER_MAGIC) ? 0 : -EINVAL;
+}
+
+static int check_cgroup(const struct freezer *f)
+{
+	int r = on_cgroupfs(f->dir, f->v1);
+	if (r < 0)
+		return r;
 	char path[PATH_MAX];
-	int r = freezer_path_join(path, sizeof(path), f->dir,
-				  f->v1 ? "freezer.state" : "cgroup.freeze");
+	r = freezer_path_join(path, sizeof(path), f->dir,
+			      f->v1 ? "freezer.state" : "cgroup.freeze");
 	if (r < 0)
 		return r;
 	return access(path, F_OK) < 0 ? -errno : 0;
@@ -302,7 +308,11 @@ int freezer_settle(const struct freezer *f)
 	int r = sibling_path(f, sibling, sizeof(sibling));
 	if (r < 0)
 		return r;
-	if (access(sibling, F_OK) < 0)
-		return errno == ENOENT ? 0 : -errno;
+	/* Absent: nothing to settle. Not on cgroupfs: not dozed's, not removed. */
+	r = on_cgroupfs(sibling, f->v1);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
 	return settle_into(f, sibling);
 }

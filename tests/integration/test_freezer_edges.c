@@ -245,6 +245,11 @@ TEST(test_bad_directories_are_refused_and_nothing_is_created_beside_them)
 	ASSERT_ERR(freezer_release(&f), EINVAL);
 	snprintf(sib, sizeof(sib), "%s.dozed-thaw", tmp);
 	ASSERT_TRUE(stat(sib, &st) < 0 && errno == ENOENT);
+	/* A directory of the sibling's name outside cgroupfs is not removed. */
+	ASSERT_TRUE(mkdir(sib, 0700) == 0);
+	ASSERT_ERR(freezer_settle(&f), EINVAL);
+	ASSERT_TRUE(stat(sib, &st) == 0);
+	ASSERT_TRUE(rmdir(sib) == 0);
 
 	/* The root of a hierarchy has no freeze file: no mkdir beside its mount
 	 * point. Mounted again in a private namespace, on our own directory,
