@@ -9,7 +9,10 @@
  * the same answer), waits until dozed says "frozen" and the runtime says
  * paused, then one client connects and is timed to its first real answer
  * (bench_proto.h), as a cold wake is. The first frozen spell is also watched
- * for CPU: the container's cgroup must use none while frozen.
+ * for CPU: the container's cgroup must use none while frozen. Before each
+ * thaw, every process of the container must be frozen as the kernel says it
+ * (its freezer cgroup's freezer.state, or cgroup2's cgroup.events): an idle
+ * busybox uses no CPU even when it runs, so its CPU alone proves nothing.
  *
  * Between runs the runtime's own view must catch up (it says running, not
  * paused), as docker/podman ps would show a user; a thaw it never sees is a
@@ -55,6 +58,10 @@ struct thaw_run {
 	double cpu_window_s;
 	uint64_t cpu_ns;
 	char cpu_src[PATH_MAX];
+	/* Runs where the kernel had every process of the container frozen just
+	 * before the client came (not only dozed's word and the runtime's), and
+	 * how many processes the last look found. */
+	int all_frozen, procs, procs_frozen;
 	double took_s; /* the whole of thaw_measure: what the rows cost the bench */
 	char why[768]; /* a failed run: what failed */
 };
@@ -168,6 +175,71 @@ static int thaw_cpu_read(const char *path, uint64_t *ns)
 	return -EBADMSG;
 }
 
+/* Whether the kernel has pid frozen: its v1 freezer cgroup's freezer.state
+ * says FROZEN, else (no v1 freezer) its cgroup2 cgroup.events says frozen 1.
+ * 1, 0 or -errno. */
+static int thaw_pid_frozen(pid_t pid)
+{
+	char f[64], line[PATH_MAX], path[PATH_MAX + 64], v2[PATH_MAX] = "", word[64];
+	snprintf(f, sizeof(f), "/proc/%d/cgroup", (int)pid);
+	_cleanup_fclose_ FILE *fp = fopen(f, "re");
+	if (!fp)
+		return -errno;
+	while (fgets(line, sizeof(line), fp)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		char list[256];
+		snprintf(list, sizeof(list), ",%s,", c1 + 1);
+		if (!c1[1]) {
+			snprintf(v2, sizeof(v2), "%s", c2 + 1);
+			continue;
+		}
+		if (!strstr(list, ",freezer,"))
+			continue;
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/freezer%s/freezer.state", c2 + 1);
+		_cleanup_fclose_ FILE *st = fopen(path, "re");
+		if (!st || fscanf(st, "%63s", word) != 1)
+			return -ENOENT;
+		return strcmp(word, "FROZEN") == 0;
+	}
+	const char *roots[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
+	for (size_t i = 0; *v2 && i < ARRAY_SIZE(roots); i++) {
+		snprintf(path, sizeof(path), "%s%s/cgroup.events", roots[i], v2);
+		_cleanup_fclose_ FILE *ev = fopen(path, "re");
+		int v;
+		while (ev && fscanf(ev, "%63s %d", word, &v) == 2)
+			if (strcmp(word, "frozen") == 0)
+				return v == 1;
+	}
+	return -ENOENT;
+}
+
+/* The processes of the container's CPU cgroup (beside r->cpu_src), and how
+ * many of them the kernel has frozen; true when every one. */
+static bool thaw_all_frozen(struct thaw_run *r)
+{
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s", r->cpu_src);
+	char *slash = strrchr(path, '/');
+	if (!slash)
+		return false;
+	snprintf(slash, sizeof(path) - (size_t)(slash - path), "/cgroup.procs");
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	int pid;
+	r->procs = r->procs_frozen = 0;
+	while (f && fscanf(f, "%d", &pid) == 1) {
+		int k = thaw_pid_frozen(pid);
+		if (k < 0)
+			continue; /* gone meanwhile */
+		r->procs++;
+		r->procs_frozen += k;
+	}
+	return r->procs > 0 && r->procs_frozen == r->procs;
+}
+
 /* CPU of the frozen container (pid) over r->cpu_window_s; still frozen after. */
 static int thaw_watch_cpu(struct event_base *base, struct runtime *rt, const char *name,
 			  const char *control, pid_t pid, struct thaw_run *r)
@@ -265,6 +337,12 @@ static int thaw_measure(struct event_base *base, struct runtime *rt, const struc
 			r->pause[r->n_pause++] = pause_ms;
 		if (i == 0 && thaw_watch_cpu(base, rt, name, control, pid, r) < 0)
 			return -1;
+		if (i > 0 && thaw_cpu_file(pid, r->cpu_src, sizeof(r->cpu_src)) < 0) {
+			snprintf(r->why, sizeof(r->why), "%s: no cgroup found (pid %d)", name,
+				 (int)pid);
+			return -1;
+		}
+		r->all_frozen += thaw_all_frozen(r);
 
 		double thaws_before = service_number(control, name, "thaws");
 		r->thaw[i] = ask_until_answered(t, now_ms(), 20000, &not_ready, why, sizeof(why));
@@ -327,6 +405,9 @@ static void thaw_print(const struct thaw_run *r, double cold_p50, const char *la
 	       thaw50 / cold_p50, "", cold_p50);
 	printf("%-46s %9" PRIu64 " %9s   (target 0: %s)\n", "frozen: CPU used (ns of CPU time)",
 	       r->cpu_ns, "", r->cpu_ns == 0 ? "met" : "MISSED");
+	printf("%-46s %9d %9s   (of %d; the last look: %d of %d processes frozen%s)\n",
+	       "frozen: runs with every process frozen (kernel)", r->all_frozen, "", n,
+	       r->procs_frozen, r->procs, r->all_frozen == n ? "" : ": MISSED");
 	/* The file's kind and the container's cgroup, cut: the full path is long. */
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", r->cpu_src);
@@ -350,10 +431,10 @@ static void thaw_print(const struct thaw_run *r, double cold_p50, const char *la
 			"%s,%s,runs,%d,awake_p50_ms,%.2f,thaw_p50_ms,%.2f,thaw_p95_ms,%.2f,"
 			"overhead_p50_ms,%.2f,pairwise_ms,%.2f,pairwise_ci_ms,%.2f,%.2f,"
 			"cold_p50_ms,%.1f,thaw_per_cold,%.4f,frozen_cpu_ns,%" PRIu64
-			",cpu_window_s,%.1f,counted,%d,by_freezer,%d\n",
+			",cpu_window_s,%.1f,counted,%d,by_freezer,%d,all_frozen,%d\n",
 			label, proto, n, awake50, thaw50, pct(r->thaw, n, 95), over, diff50, lo, hi,
 			cold_p50, thaw50 / cold_p50, r->cpu_ns, r->cpu_window_s, r->counted,
-			r->by_freezer);
+			r->by_freezer, r->all_frozen);
 		fclose(csv);
 	}
 }
