@@ -67,7 +67,7 @@ static char *state_file(struct daemon_fixture *df)
 	return p;
 }
 
-static struct daemon_fixture *daemon_fixture_new(const char *saved)
+static struct daemon_fixture *daemon_fixture_new_idle(const char *saved, uint64_t idle_us)
 {
 	ASSERT_OK(netns_enter_private());
 	struct daemon_fixture *df = calloc(1, sizeof(*df));
@@ -76,6 +76,8 @@ static struct daemon_fixture *daemon_fixture_new(const char *saved)
 	df->f = control_fixture_bare("dozed-sleep");
 	test_defer(daemon_fixture_free, df);
 	ASSERT_OK(dozed_config_defaults(&df->cfg));
+	if (idle_us)
+		df->cfg.idle_us = idle_us;
 	set_path(&df->cfg.control_path, df->f->dir, "control.sock");
 	set_path(&df->cfg.runtime_socket, df->f->dir, "no-runtime.sock");
 	set_path(&df->cfg.state_dir, df->f->dir, "state");
@@ -87,6 +89,11 @@ static struct daemon_fixture *daemon_fixture_new(const char *saved)
 	ASSERT_OK(dozed_new(df->f->base, &df->cfg, NULL, NULL, NULL, &df->d));
 	df->c = control_fixture_connect(df->f);
 	return df;
+}
+
+static struct daemon_fixture *daemon_fixture_new(const char *saved)
+{
+	return daemon_fixture_new_idle(saved, 0);
 }
 
 /* The reply's "service" object for a status request (a new reference). */
@@ -148,4 +155,21 @@ TEST(test_a_save_writes_light_sleep_back_unchanged)
 	ASSERT_EQ_U(json_object_get_int64(member(cache, "freeze_after_ms")), 30000);
 	ASSERT_TRUE(json_object_get_boolean(member(cache, "reclaim_frozen")));
 	json_object_put(root);
+}
+
+TEST(test_enable_refuses_a_freeze_after_not_shorter_than_the_daemons_idle)
+{
+	/* dozed --idle 2m: a service without its own idle is stopped after 2m. */
+	struct daemon_fixture *df = daemon_fixture_new_idle("[]\n", 2 * 60 * UINT64_C(1000000));
+	_cleanup_free_ char *refused = lineclient_request(
+	    df->c, "{\"cmd\":\"enable\",\"container\":\"web\",\"freeze_after\":\"2m\"}\n");
+	ASSERT_CONTAINS(refused, "\"ok\":false");
+	ASSERT_CONTAINS(refused, "freeze_after (2m) must be shorter than idle (2m): a service is "
+				 "frozen first, stopped later");
+	/* Shorter: past the settings, to the runtime (which is not there). */
+	_cleanup_free_ char *asked = lineclient_request(
+	    df->c, "{\"cmd\":\"enable\",\"container\":\"web\",\"freeze_after\":\"1m\"}\n");
+	ASSERT_CONTAINS(asked, "\"ok\":false");
+	if (strstr(asked, "freeze_after"))
+		FAIL("freeze_after 1m under the daemon's idle 2m refused: %s", asked);
 }
