@@ -142,21 +142,25 @@ static void unlink_file(void *path)
 	free(path);
 }
 
-TEST(test_v1_reclaim_drops_the_page_cache_a_child_filled)
+TEST(test_v1_reclaim_drops_the_page_cache_of_a_frozen_child)
 {
 	need_dir(V1_MEMORY, "the cgroup v1 memory hierarchy (a hybrid host)");
 	char *dir = test_dir(V1_MEMORY, "reclaim");
+	char *fdir = test_dir(hierarchy(true), "reclaim");
 	char *file = NULL;
 	/* On disk (ext4), not tmpfs: page cache that reclaim can drop. */
 	if (asprintf(&file, "/var/tmp/dozed-test-freezer.%d.dat", (int)getpid()) < 0)
 		FAIL("out of memory");
 	test_defer(unlink_file, file);
+	int ready[2];
+	ASSERT_TRUE(pipe2(ready, O_CLOEXEC) == 0);
+	test_defer_close(ready[0]);
 	/* A writer in the cgroup fills the page cache, charged to it. */
 	fflush(NULL);
 	pid_t w = fork();
 	if (w == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (testcg_enter(dir) < 0)
+		if (testcg_enter(dir) < 0 || testcg_enter(fdir) < 0)
 			_exit(2);
 		int fd = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		static char block[1 << 20];
@@ -171,29 +175,27 @@ TEST(test_v1_reclaim_drops_the_page_cache_a_child_filled)
 		lseek(fd, 0, SEEK_SET);
 		while (read(fd, block, sizeof(block)) > 0)
 			;
+		if (write(ready[1], "R", 1) != 1)
+			_exit(5);
 		/* Stay, so that the cgroup is populated as a container is. */
 		for (;;)
 			pause();
 	}
 	kids[n_kids++] = w;
-	uint64_t before = 0;
-	for (uint64_t end = test_now_ms() + 20000;; usleep(10000)) {
-		ASSERT_OK(freezer_memory_bytes(w, &before));
-		if (before >= 60u << 20)
-			break;
-		int status;
-		if (waitpid(w, &status, WNOHANG) == w)
-			FAIL("the writer exited (status 0x%x)", status);
-		if (test_now_ms() > end)
-			FAIL("the cgroup never held 60 MiB (%llu bytes)",
-			     (unsigned long long)before);
-	}
+	close(ready[1]);
+	char c;
+	if (!read_within(ready[0], &c, 1, 20000))
+		FAIL("the writer did not fill the page cache");
+	/* Frozen, as dozed reclaims a container after its pause. */
+	struct freezer f = freezer_of(fdir, true);
+	freeze_and_wait(&f);
 	uint64_t b = 0, a = 0;
 	const char *why = NULL;
 	uint64_t t0 = now_us();
 	ASSERT_OK(freezer_reclaim(w, &b, &a, &why));
 	uint64_t t1 = now_us();
-	printf("  v1 reclaim (memory.force_empty): %llu KiB -> %llu KiB in %llu us\n",
+	printf("  v1 reclaim (memory.force_empty) of a frozen cgroup: %llu KiB -> %llu KiB in "
+	       "%llu us\n",
 	       (unsigned long long)(b >> 10), (unsigned long long)(a >> 10),
 	       (unsigned long long)(t1 - t0));
 	ASSERT_GE_U(b, 60u << 20);
@@ -202,6 +204,7 @@ TEST(test_v1_reclaim_drops_the_page_cache_a_child_filled)
 	uint64_t now = 0;
 	ASSERT_OK(freezer_memory_bytes(w, &now));
 	ASSERT_TRUE(now < b);
+	ASSERT_EQ_U(freezer_is_frozen(&f), 1);
 }
 
 static void rm_tmp(void *path)
