@@ -81,8 +81,9 @@ int freezer_memory_bytes(pid_t pid, uint64_t *out);
 /* Asks the kernel to reclaim what it can of that cgroup's memory (v2
  * memory.reclaim, Linux >= 5.19; v1 memory.force_empty): file cache always,
  * anonymous memory where swap or zswap exists. Before and after in bytes.
- * It blocks while the kernel reclaims (here: 64 MiB of page cache in ~70 ms
- * through v1): call it off the event loop's hot path. -EOPNOTSUPP when the
+ * It blocks while the kernel reclaims (here, v1, a frozen cgroup: 64 MiB of
+ * clean page cache in 3-9 ms; ~50-90 ms while its reads were still under
+ * way): mind the event loop for large dirty or anonymous footprints. -EOPNOTSUPP when the
  * kernel has neither file (or there is no memory controller), -EINVAL for the
  * root memory cgroup (that would reclaim the whole host), with *why (may be
  * NULL) a sentence for the user. */
