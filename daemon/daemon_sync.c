@@ -19,12 +19,14 @@
 #include "dozed/settings.h"
 #include "dozed/state_store.h"
 
-#define LABEL_ENABLE	 "dozed.enable"
-#define LABEL_IDLE	 "dozed.idle"
-#define LABEL_WAKE_ON	 "dozed.wake-on"
-#define LABEL_PROBE	 "dozed.probe"
-#define LABEL_IGNORE	 "dozed.ignore"
-#define LABEL_KEEP_AWAKE "dozed.keep-awake"
+#define LABEL_ENABLE	     "dozed.enable"
+#define LABEL_IDLE	     "dozed.idle"
+#define LABEL_WAKE_ON	     "dozed.wake-on"
+#define LABEL_PROBE	     "dozed.probe"
+#define LABEL_IGNORE	     "dozed.ignore"
+#define LABEL_KEEP_AWAKE     "dozed.keep-awake"
+#define LABEL_FREEZE_AFTER   "dozed.freeze-after"
+#define LABEL_RECLAIM_FROZEN "dozed.reclaim-frozen"
 
 static void reconcile_retry(struct dozed *d);
 static void reconcile_next(struct dozed *d);
@@ -140,19 +142,29 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
 	return 0;
 }
 
-/* dozed.idle, dozed.wake-on, dozed.probe, dozed.ignore and dozed.keep-awake,
- * through the one parser of every per-service setting: a bad value is logged,
- * with what is wrong and what is allowed, and that setting's default used. */
-static void settings_from_labels(const struct runtime_container *c, struct service_settings *set)
+/* dozed.idle, dozed.wake-on, dozed.probe, dozed.ignore, dozed.keep-awake,
+ * dozed.freeze-after and dozed.reclaim-frozen, through the one parser of every
+ * per-service setting: a bad value is logged, with what is wrong and what is
+ * allowed, and that setting's default used. */
+static void settings_from_labels(const struct runtime_container *c, struct service_settings *set,
+				 uint64_t default_idle_us)
 {
-	static const char *const labels[] = {LABEL_IDLE, LABEL_WAKE_ON, LABEL_PROBE, LABEL_IGNORE,
-					     LABEL_KEEP_AWAKE};
+	static const char *const labels[] = {
+	    LABEL_IDLE,	      LABEL_WAKE_ON,	  LABEL_PROBE,	       LABEL_IGNORE,
+	    LABEL_KEEP_AWAKE, LABEL_FREEZE_AFTER, LABEL_RECLAIM_FROZEN};
 	*set = (struct service_settings){0};
 	for (size_t i = 0; i < ARRAY_SIZE(labels); i++) {
 		const char *v = runtime_container_label(c, labels[i]), *expected = NULL;
 		if (v && settings_set(set, labels[i] + strlen("dozed."), v, &expected) < 0)
 			log_warning("%s: label %s=%s: %s; using the default", c->name, labels[i], v,
 				    expected);
+	}
+	char why[192];
+	if (settings_check_tiers(set->idle_set ? set->idle_us : default_idle_us,
+				 set->freeze_after_us, why, sizeof(why)) < 0) {
+		log_warning("%s: label %s=%s: %s; it is not frozen", c->name, LABEL_FREEZE_AFTER,
+			    runtime_container_label(c, LABEL_FREEZE_AFTER), why);
+		set->freeze_after_us = 0;
 	}
 }
 
@@ -180,7 +192,7 @@ static void labelled_inspected(int err, const struct runtime_error *error,
 		log_error("A labelled container: cannot inspect it: %s", error->message);
 	} else if (label_enabled(c) && !service_find_by_container(d->services, c->id)) {
 		struct service_settings set;
-		settings_from_labels(c, &set);
+		settings_from_labels(c, &set, d->cfg.idle_us);
 		struct service *s;
 		char why[256];
 		if (dozed_enable_container(d, c, &set, &s, why, sizeof(why)) < 0) {
