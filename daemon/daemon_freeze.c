@@ -36,8 +36,11 @@ static int sibling_of(const struct freezer *f, struct freezer *sib)
 }
 
 /* The freezer of pid's container: a process parked by an earlier dozed is in
- * the sibling, whose name is the cgroup's and the suffix. */
-static int find_freezer(pid_t pid, struct freezer *f)
+ * the sibling, whose name is the cgroup's and the suffix. Both runtimes name
+ * a container's cgroup after its id ("<id>", "docker-<id>.scope",
+ * "libpod-<id>"): a process that moved itself elsewhere (a privileged
+ * container can) must not make dozed park the processes of another cgroup. */
+static int find_freezer(pid_t pid, const char *container_id, struct freezer *f)
 {
 	int r = freezer_find(pid, f);
 	if (r < 0)
@@ -45,6 +48,9 @@ static int find_freezer(pid_t pid, struct freezer *f)
 	size_t n = strlen(f->dir), k = strlen(".dozed-thaw");
 	if (n > k && strcmp(f->dir + n - k, ".dozed-thaw") == 0)
 		f->dir[n - k] = '\0';
+	const char *base = strrchr(f->dir, '/');
+	if (!container_id || strlen(container_id) < 12 || !base || !strstr(base, container_id))
+		return -EXDEV;
 	return 0;
 }
 
@@ -168,9 +174,10 @@ static void pause_done(int err, const struct runtime_error *error, void *userdat
 	    json_object_new_int64((int64_t)(clock_monotonic_us() - x->pause_started_us) / 1000));
 	/* Parked in a sibling of the cgroup the pause froze, so that a thaw
 	 * is one write. */
-	int r = find_freezer(x->pid, &x->fz);
-	const char *why = r < 0				   ? strerror(-r)
-			  : !x->fz.v1			   ? "a cgroup v2 freezer"
+	int r = find_freezer(x->pid, s->container_id, &x->fz);
+	const char *why = r == -EXDEV ? "its freezer cgroup is not named after the container"
+			  : r < 0     ? strerror(-r)
+			  : !x->fz.v1 ? "a cgroup v2 freezer"
 			  : freezer_is_frozen(&x->fz) != 1 ? "not frozen after the pause"
 							   : NULL;
 	if (!why && (r = park(x)) < 0)
@@ -393,7 +400,7 @@ void dozed_freeze_found(struct dozed *d, struct service *s, const struct runtime
 	if (s->state != SERVICE_AWAKE || s->freeze_pending || x->catchup_pending || x->parked)
 		return;
 	struct freezer sib;
-	bool v1 = find_freezer(c->pid, &x->fz) == 0 && x->fz.v1;
+	bool v1 = find_freezer(c->pid, s->container_id, &x->fz) == 0 && x->fz.v1;
 	bool out = v1 && sibling_of(&x->fz, &sib) == 0 && freezer_released(&x->fz) > 0;
 	if (out && (!c->paused || freezer_is_frozen(&sib) != 1)) {
 		/* dozed was killed between a thaw and the runtime's unpause, or
