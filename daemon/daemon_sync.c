@@ -298,12 +298,11 @@ static int add_saved(struct dozed *d, const struct state_service *saved, const u
 	    .n_ports = n_ports,
 	    .userdata = x,
 	};
-	/* Saved with the daemon's idle, which may have changed since. */
+	/* Saved with the daemon's idle, which may have changed since: kept, and
+	 * not used (the machine freezes only before its idle time) while so. */
 	char why[192];
-	if (settings_check_tiers(spec.idle_us, spec.freeze_after_us, why, sizeof(why)) < 0) {
+	if (settings_check_tiers(spec.idle_us, spec.freeze_after_us, why, sizeof(why)) < 0)
 		log_warning("%s: its saved light sleep is not used: %s", saved->name, why);
-		spec.freeze_after_us = 0;
-	}
 	struct service *s;
 	int r = service_add_unknown(d->services, &spec, redirected,
 				    "the runtime has not answered yet", &s);
