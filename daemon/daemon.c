@@ -352,12 +352,14 @@ int dozed_save_state(struct dozed *d)
 
 void dozed_status_text(struct dozed *d, char *buf, size_t len)
 {
-	size_t counts[SERVICE_UNKNOWN + 1] = {0};
+	size_t counts[SERVICE_FROZEN + 1] = {0};
 	for (struct service *s = service_first(d->services); s; s = s->next)
-		counts[s->state]++;
+		if ((size_t)s->state < ARRAY_SIZE(counts))
+			counts[s->state]++;
 	snprintf(buf, len,
-		 "%zu services: %zu awake, %zu asleep, %zu waking, %zu failed, %zu unknown",
-		 service_count(d->services), counts[SERVICE_AWAKE],
+		 "%zu services: %zu awake, %zu frozen, %zu asleep, %zu waking, %zu failed, %zu "
+		 "unknown",
+		 service_count(d->services), counts[SERVICE_AWAKE], counts[SERVICE_FROZEN],
 		 counts[SERVICE_ASLEEP] + counts[SERVICE_SLEEPING], counts[SERVICE_WAKING],
 		 counts[SERVICE_FAILED], counts[SERVICE_UNKNOWN]);
 }
