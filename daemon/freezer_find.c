@@ -121,26 +121,34 @@ static int cgroup1_path_parse(const char *proc_pid_cgroup, const char *controlle
 	return -ENOENT;
 }
 
+/* Absolute, and no "." or ".." component. */
+static bool normalized(const char *path)
+{
+	if (path[0] != '/')
+		return false;
+	for (const char *p = path; *p;) {
+		while (*p == '/')
+			p++;
+		size_t l = strcspn(p, "/");
+		if ((l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		p += l;
+	}
+	return true;
+}
+
 /*
  * The directory of cgroup path (as /proc/PID/cgroup names it) under a mount
- * of root at point. The kernel writes absolute, normalized paths: a "." or
- * ".." component is no text of its, and must not lead outside the mount.
+ * of root at point. The kernel writes absolute, normalized paths (both): a
+ * "." or ".." component is no text of its, and must not lead outside the mount.
  * A v2 cgroup removed under a live reader reads "PATH (deleted)": gone.
  * The sibling (FREEZER_SIBLING_SUFFIX) gives the container's cgroup.
  */
 static int cgroup_dir_join(const char *point, const char *root, const char *path, char *out,
 			   size_t size, bool *is_root)
 {
-	if (point[0] != '/' || path[0] != '/')
+	if (!normalized(point) || !normalized(path))
 		return -EINVAL;
-	for (const char *p = path; *p;) {
-		while (*p == '/')
-			p++;
-		size_t l = strcspn(p, "/");
-		if ((l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.'))
-			return -EINVAL;
-		p += l;
-	}
 	static const char deleted[] = " (deleted)";
 	size_t pl = strlen(path);
 	if (pl >= sizeof(deleted) - 1 && strcmp(path + pl - (sizeof(deleted) - 1), deleted) == 0)
@@ -166,9 +174,16 @@ static int cgroup_dir_join(const char *point, const char *root, const char *path
 	 * belongs to the container's cgroup beside it: after a restart of dozed
 	 * the container's init is found there. */
 	size_t rl = strlen(rel), sl = strlen(FREEZER_SIBLING_SUFFIX);
-	if (rl > sl + 1 && strcmp(rel + rl - sl, FREEZER_SIBLING_SUFFIX) == 0 &&
-	    rel[rl - sl - 1] != '/')
-		out[(size_t)n - sl] = '\0';
+	if (rl > sl + 1 && strcmp(rel + rl - sl, FREEZER_SIBLING_SUFFIX) == 0) {
+		/* The name it is the sibling of: a cgroup's, never "." or "..". */
+		const char *base = rel + rl - sl;
+		while (base > rel && base[-1] != '/')
+			base--;
+		size_t bl = (size_t)(rel + rl - sl - base);
+		if (bl > 0 && !(bl == 1 && base[0] == '.') &&
+		    !(bl == 2 && base[0] == '.' && base[1] == '.'))
+			out[(size_t)n - sl] = '\0';
+	}
 	if (is_root)
 		*is_root = rel[0] == '\0';
 	return 0;

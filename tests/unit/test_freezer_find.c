@@ -116,6 +116,9 @@ TEST(test_dot_dot_components_are_refused)
 	ASSERT_ERR(freezer_find_in(unified_mountinfo, "0::/x/..\n", &f), EINVAL);
 	ASSERT_ERR(freezer_find_in(hybrid_mountinfo, "6:freezer:relative\n", &f), EINVAL);
 	ASSERT_ERR(freezer_find_in(hybrid_mountinfo, "6:freezer:\n", &f), EINVAL);
+	ASSERT_ERR(freezer_find_in("1 2 0:1 / /sys/fs/cgroup/../freezer rw - cgroup c freezer\n",
+				   "6:freezer:/a\n", &f),
+		   EINVAL);
 	/* A failure writes nothing. */
 	ASSERT_STREQ(f.dir, "untouched");
 	/* Dots inside a name are a name. */
@@ -189,6 +192,12 @@ TEST(test_a_process_out_in_the_sibling_gives_the_container_s_cgroup)
 	ASSERT_STREQ(f.dir, "/sys/fs/cgroup/freezer/docker/.dozed-thaw");
 	ASSERT_OK(freezer_find_in(hybrid_mountinfo, "6:freezer:/a.dozed-thaw/b\n", &f));
 	ASSERT_STREQ(f.dir, "/sys/fs/cgroup/freezer/a.dozed-thaw/b");
+	ASSERT_OK(freezer_find_in(hybrid_mountinfo, "6:freezer:/a/..dozed-thaw\n", &f));
+	ASSERT_STREQ(f.dir, "/sys/fs/cgroup/freezer/a/..dozed-thaw");
+	ASSERT_OK(freezer_find_in(hybrid_mountinfo, "6:freezer:/a/...dozed-thaw\n", &f));
+	ASSERT_STREQ(f.dir, "/sys/fs/cgroup/freezer/a/...dozed-thaw");
+	ASSERT_OK(freezer_find_in(hybrid_mountinfo, "6:freezer:/a/....dozed-thaw\n", &f));
+	ASSERT_STREQ(f.dir, "/sys/fs/cgroup/freezer/a/...");
 	ASSERT_OK(freezer_find_in(hybrid_mountinfo, "6:freezer:/a.dozed-thawx\n", &f));
 	ASSERT_STREQ(f.dir, "/sys/fs/cgroup/freezer/a.dozed-thawx");
 }
