@@ -75,10 +75,10 @@ enum pending_kind {
 	PENDING_LABELED, /* a labelled container seen in an event */
 	PENDING_LIST,
 	PENDING_RESYNC,
-	PENDING_EXITED, /* inspect and logs of a container that died while waking */
-	PENDING_PAUSE,	/* light sleep: the freeze */
-	PENDING_THAW,	/* a thaw through the runtime's unpause */
-	PENDING_CATCHUP, /* the runtime's unpause after dozed released the freezer */
+	PENDING_EXITED,	      /* inspect and logs of a container that died while waking */
+	PENDING_PAUSE,	      /* light sleep: the freeze */
+	PENDING_THAW,	      /* a thaw through the runtime's unpause */
+	PENDING_CATCHUP,      /* the runtime's unpause after dozed released the freezer */
 	PENDING_STOP_UNPAUSE, /* the unpause before a frozen container's stop */
 };
 

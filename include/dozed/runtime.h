@@ -80,11 +80,11 @@ struct runtime_label {
 };
 
 struct runtime_container {
-	char *id;    /* full id */
-	char *name;  /* without Docker's leading '/' */
-	char *state; /* "running", "exited", "created", "paused"... */
-	bool running; /* also while paused (State.Running, as both runtimes say it) */
-	bool paused;  /* State.Paused: frozen through the runtime's pause */
+	char *id;      /* full id */
+	char *name;    /* without Docker's leading '/' */
+	char *state;   /* "running", "exited", "created", "paused"... */
+	bool running;  /* also while paused (State.Running, as both runtimes say it) */
+	bool paused;   /* State.Paused: frozen through the runtime's pause */
 	int exit_code; /* State.ExitCode: of its last run when it is not running */
 	pid_t pid;     /* init process in the host's PID namespace; 0 when not running; list: 0 */
 	/* cgroup v2 directory of pid (inspect of a running container), else NULL

@@ -13,7 +13,7 @@
 
 #include "dozed/service.h"
 
-#define SEC 1000000ull
+#define SEC		1000000ull
 #define FAKE_THAW_ASYNC 2
 
 struct json_object;
