@@ -30,7 +30,7 @@ for tool in "$PG_BIN/psql:postgresql-client-15" "$PYTHON:python3" "$(command -v 
 done
 
 WEB_PORT=18491 NET_PORT=18492 PG_PORT=18493 STOP_PORT=18494 KA_PORT=18495 DATA_PORT=18496 \
-	SYN_PORT=18497 KILL_PORT=18498 BAD_PORT=18499 OK_PORT=18490
+	SYN_PORT=18497 KILL_PORT=18498 BAD_PORT=18499 OK_PORT=18490 MEM_PORT=18479
 FREEZE_AFTER=1s
 # From an enable (or a thaw) to the frozen state: the freeze-after time plus
 # room for a busy host (the idle check, the runtime's pause).
@@ -469,7 +469,7 @@ test_a_client_of_a_frozen_service_while_dozed_is_down_waits_then_gets_its_answer
 	stop_dozed KILL
 	kernel_frozen "$name" || fail "with dozed killed, not frozen: $(kernel_unfrozen "$name" | tr '\n' ' ')"
 	rm -f "$WORK/down-$RT.out"
-	lib_bg_to "$WORK/down-$RT.out" nsenter --net="$(netns)" -- curl -sS --max-time "$CLIENT_S" \
+	lib_bg_to "$WORK/down-$RT.out" nsenter --net="$(netns)" -- curl -sS --stderr - --max-time "$CLIENT_S" \
 		-w '\n%{http_code}' "http://127.0.0.1:$KILL_PORT/"
 	client=$LAST_BG
 	wait_for 5000 "the client's connection established while dozed is down" established_to "$KILL_PORT"
@@ -485,9 +485,37 @@ test_a_client_of_a_frozen_service_while_dozed_is_down_waits_then_gets_its_answer
 	t1=$(now_ms)
 	out=$(cat "$WORK/down-$RT.out")
 	code=$(tail -n 1 <<<"$out")
-	[ "$code" = 200 ] && [[ $out == *"$PAGE"* ]] ||
-		fail "the client that came while dozed was down got (after the restart): $(head -c 300 <<<"$out")"
-	echo "   the waiting client was answered $((t1 - t0)) ms after dozed was started again"
+	if [ "$code" = 200 ] && [[ $out == *"$PAGE"* ]]; then
+		echo "   the waiting client was answered $((t1 - t0)) ms after dozed was started again"
+	else
+		fail "the client that came while dozed was down got, $((t1 - t0)) ms after dozed was started again: $(tr '\n' ' ' <<<"$out" | head -c 300)"
+	fi
+	drop "$name"
+}
+
+# Page cache to reclaim: a 32 MiB file the container wrote before it served.
+readonly CACHER='trap "exit 0" TERM; dd if=/dev/zero of=/tmp/big bs=1M count=32 2>/dev/null; sync; httpd -f -p 80 -h /www & wait'
+
+test_reclaim_frozen_gives_memory_back_and_says_how_much() {
+	local name=mem-$RT thaws ev before after code secs
+	CREATE_SH=$CACHER "$ENV" create "$RTDIR" "$RT" "$name" "$MEM_PORT" >/dev/null 2>"$WORK/create.log" ||
+		{ fail "cannot create $name: $(tail -n 2 "$WORK/create.log")"; return; }
+	wait_for 10000 "$name serving" page_ok "$MEM_PORT" 5 || return
+	ctl enable "$name" --freeze-after "$FREEZE_AFTER" --idle 1h --reclaim-frozen >/dev/null ||
+		{ fail "dozectl enable $name --reclaim-frozen failed"; return; }
+	wait_frozen "$name" || return
+	ev=$(last_event freeze "$name")
+	before=$(jq -r '.memory_before // -1' <<<"$ev") after=$(jq -r '.memory_after // -1' <<<"$ev")
+	if [ "$before" -lt 0 ] || [ "$after" -lt 0 ]; then
+		fail "the freeze event gives no memory_before/memory_after: $ev"
+	elif [ $((before - after)) -lt $((16 << 20)) ]; then
+		fail "reclaimed $(((before - after) >> 20)) MiB of the 32 MiB file's cache (before $before, after $after)"
+	fi
+	thaws=$(event_count thaw "$name")
+	read -r code secs < <(fetch "http://127.0.0.1:$MEM_PORT/" "$WORK/mem-$RT.body")
+	got_page "$code" "$WORK/mem-$RT.body" "a client of the reclaimed $name"
+	thawed_by_packet "$name" "$thaws" || return
+	echo "   memory $((before >> 10)) KiB -> $((after >> 10)) KiB; first byte after ${secs}s; thaw: $(thaw_facts "$THAW_EV")"
 	drop "$name"
 }
 
@@ -542,6 +570,7 @@ ALL=(test_bad_freeze_values_are_refused_naming_them
 	test_a_peers_tcp_keepalive_does_not_thaw_it_and_a_request_on_that_connection_does
 	test_a_connect_only_check_does_not_thaw_it_with_wake_on_data_and_a_request_does
 	test_a_connect_only_check_thaws_it_without_wake_on_data
+	test_reclaim_frozen_gives_memory_back_and_says_how_much
 	test_dozed_killed_while_frozen_finds_it_frozen_and_the_first_packet_thaws_it
 	test_a_client_of_a_frozen_service_while_dozed_is_down_waits_then_gets_its_answer)
 for RT in ${FREEZE_RUNTIMES:-podman docker}; do
