@@ -81,9 +81,10 @@ $(BUILD)/%.bpf.o: bpf/%.bpf.c
 $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 
-# Each skeleton is a prerequisite of its own loader (bpf/foo.c), in every build.
+# The skeletons are prerequisites of every loader file (bpf/*.c: foo.c and the
+# files beside it that share its skeleton), in every build.
 define skel_dep
-$(patsubst bpf/%.bpf.c,$(BUILD)/$(1)/bpf/%.o,$(BPF_SRCS)): $(BUILD)/$(1)/bpf/%.o: $(BUILD)/%.skel.h
+$(patsubst bpf/%.c,$(BUILD)/$(1)/bpf/%.o,$(filter-out %.bpf.c,$(wildcard bpf/*.c))): $(SKELS)
 endef
 $(foreach v,obj asan fuzzobj,$(eval $(call skel_dep,$(v))))
 
