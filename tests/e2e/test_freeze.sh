@@ -30,7 +30,7 @@ for tool in "$PG_BIN/psql:postgresql-client-15" "$PYTHON:python3" "$(command -v 
 done
 
 WEB_PORT=18491 NET_PORT=18492 PG_PORT=18493 STOP_PORT=18494 KA_PORT=18495 DATA_PORT=18496 \
-	SYN_PORT=18497 KILL_PORT=18498 BAD_PORT=18499 OK_PORT=18490 MEM_PORT=18479
+	SYN_PORT=18497 KILL_PORT=18498 BAD_PORT=18499 OK_PORT=18490 MEM_PORT=18479 CMD_PORT=18478
 FREEZE_AFTER=1s
 # From an enable (or a thaw) to the frozen state: the freeze-after time plus
 # room for a busy host (the idle check, the runtime's pause).
@@ -208,7 +208,29 @@ test_a_frozen_service_answers_an_http_client_on_its_published_port() {
 	wait_for 2000 "$name's loop running again after the thaw" ticks_above "$name" "$n1"
 	[ "$(event_count wake "$name")" = "$wakes" ] || fail "the client's request woke $name (a wake event), not a thaw"
 	[ "$(started_at "$name")" = "$started" ] || fail "$name was restarted: StartedAt $started -> $(started_at "$name")"
+	# What status says of its tiers and its freezes.
+	local st
+	st=$(status_json "$name" | jq -c '.service | {freeze_after_ms, freezes, thaws, last_thaw_us}')
+	jq -e '.freeze_after_ms == 1000 and .freezes >= 1 and .thaws >= 1 and (.last_thaw_us | type) == "number"' \
+		<<<"$st" >/dev/null || fail "status --json: $st"
 	echo "   first byte after ${secs}s; thaw: $(thaw_facts "$ev"); freeze: $(freeze_facts "$name")"
+	drop "$name"
+}
+
+test_dozectl_wake_thaws_a_frozen_service() {
+	local name=cmd-$RT thaws out rc
+	make_service "$name" "$CMD_PORT" --freeze-after "$FREEZE_AFTER" --idle 30s || return
+	wait_frozen "$name" || return
+	thaws=$(event_count thaw "$name")
+	out=$(ctl wake "$name" 2>&1)
+	rc=$?
+	[ $rc -eq 0 ] || { fail "dozectl wake $name: exit $rc: $out"; return; }
+	wait_for 5000 "a thaw event of $name" events_at_least thaw "$name" $((thaws + 1)) || return
+	local ev
+	ev=$(last_event thaw "$name")
+	[ "$(jq -r '.trigger // ""' <<<"$ev")" = command ] || fail "the thaw event's trigger is not command: $ev"
+	wait_rt 5000 "$name" running "the runtime saying $name is running after dozectl wake"
+	echo "   thaw: $(thaw_facts "$ev")"
 	drop "$name"
 }
 
@@ -564,6 +586,7 @@ env_up
 DOZED_ARGS=(--wake-timeout 20s --stop-timeout 2)
 ALL=(test_bad_freeze_values_are_refused_naming_them
 	test_a_frozen_service_answers_an_http_client_on_its_published_port
+	test_dozectl_wake_thaws_a_frozen_service
 	test_a_client_in_another_container_reaches_a_frozen_one_by_its_name
 	test_a_frozen_postgres_answers_psql_with_no_restart
 	test_a_frozen_service_is_stopped_after_its_idle_time_and_wakes_as_today
