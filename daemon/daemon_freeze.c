@@ -31,12 +31,12 @@
 static int sibling_of(const struct freezer *f, struct freezer *sib)
 {
 	sib->v1 = f->v1;
-	int n = snprintf(sib->dir, sizeof(sib->dir), "%s.dozed-thaw", f->dir);
+	int n = snprintf(sib->dir, sizeof(sib->dir), "%s" FREEZER_SIBLING_SUFFIX, f->dir);
 	return n < 0 || (size_t)n >= sizeof(sib->dir) ? -ENAMETOOLONG : 0;
 }
 
-/* The freezer of pid's container: a process parked by an earlier dozed is in
- * the sibling, whose name is the cgroup's and the suffix. Both runtimes name
+/* The freezer of pid's container (freezer_find gives the container's cgroup
+ * for a process parked in its sibling, too). Both runtimes name
  * a container's cgroup after its id ("<id>", "docker-<id>.scope",
  * "libpod-<id>"): a process that moved itself elsewhere (a privileged
  * container can) must not make dozed park the processes of another cgroup. */
@@ -45,9 +45,6 @@ static int find_freezer(pid_t pid, const char *container_id, struct freezer *f)
 	int r = freezer_find(pid, f);
 	if (r < 0)
 		return r;
-	size_t n = strlen(f->dir), k = strlen(".dozed-thaw");
-	if (n > k && strcmp(f->dir + n - k, ".dozed-thaw") == 0)
-		f->dir[n - k] = '\0';
 	const char *base = strrchr(f->dir, '/');
 	if (!container_id || strlen(container_id) < 12 || !base || !strstr(base, container_id))
 		return -EXDEV;
@@ -160,6 +157,18 @@ static void pause_done(int err, const struct runtime_error *error, void *userdat
 	if (!s)
 		return;
 	struct svc_extra *x = svc_extra_of(s);
+	if (err < 0 && error->http_status == 0) {
+		/* No answer: the runtime is down or hangs, which is no refusal. */
+		wake_disarm(d, s);
+		if (strcmp(x->freeze_error, error->message) != 0)
+			log_warning("%s: not frozen yet: the runtime did not answer its pause: %s; "
+				    "trying again",
+				    s->name, error->message);
+		snprintf(x->freeze_error, sizeof(x->freeze_error), "%s", error->message);
+		service_on_freeze_done(d->services, s->id, -EAGAIN, error->message, NULL);
+		return;
+	}
+	x->freeze_error[0] = '\0';
 	if (err < 0) {
 		wake_disarm(d, s);
 		log_warning("%s: not frozen: the runtime refused to pause it: %s; it stays on the "

@@ -140,7 +140,8 @@ struct svc_extra {
 	unsigned catchup_retry_s;
 	struct event *catchup_timer;
 	bool stop_after_unpause;
-	bool wake_armed; /* the wake hook is armed for it */
+	char freeze_error[160]; /* the pause's last unanswered error, logged once */
+	bool wake_armed;	/* the wake hook is armed for it */
 };
 
 struct pending_op {

@@ -85,6 +85,17 @@ void service_on_freeze_done(struct service_registry *r, uint64_t id, int err, co
 		return;
 	}
 	s->freeze_pending = false;
+	if (err == -EAGAIN && !s->disabling) {
+		/* No answer (the runtime is down): not a refusal; again later. */
+		json_object_put(facts);
+		service_set_reason(s,
+				   "awake; not frozen: the runtime did not answer its pause (%s); "
+				   "tries again in %llus",
+				   msg && msg[0] ? msg : strerror(-err),
+				   (unsigned long long)(SERVICE_FREEZE_RETRY_US / 1000000));
+		r->ops.timer_set(r->ud, s, now(r) + SERVICE_FREEZE_RETRY_US);
+		return;
+	}
 	if (err < 0) {
 		json_object_put(facts);
 		snprintf(s->freeze_refused, sizeof(s->freeze_refused), "%s",

@@ -160,6 +160,9 @@ enum service_kept {
 	SERVICE_KEPT_CONNECTION, /* an open connection, with keep_awake_connections */
 };
 
+/* A pause the runtime did not answer (it is down) is asked again after this. */
+#define SERVICE_FREEZE_RETRY_US (5 * 1000000ull)
+
 /* Between two looks at a blocked service's connections. */
 #define SERVICE_KEPT_RECHECK_US (1000000ull)
 
@@ -298,7 +301,9 @@ void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason,
 			    const char *last_answer);
 /* Light sleep. The pause answered: facts (taken, may be NULL) go into the
  * freeze event (pause_ms, memory). An error turns s's freezes off
- * (msg says why, in its status); it stays awake on the stop tier. */
+ * (msg says why, in its status); it stays awake on the stop tier. -EAGAIN
+ * (no answer came) does not: the pause is asked again after
+ * SERVICE_FREEZE_RETRY_US. */
 void service_on_freeze_done(struct service_registry *r, uint64_t id, int err, const char *msg,
 			    struct json_object *facts);
 /* A thaw through the runtime answered (runtime_thaw returned 0). */

@@ -342,3 +342,19 @@ TEST(test_runtime_death_while_frozen_is_asleep)
 	ASSERT_TRUE(!(s->paused));
 	ASSERT_STREQ(F.log, "redirect+ web;event sleep web;");
 }
+
+TEST(test_an_unanswered_pause_is_asked_again_not_refused)
+{
+	struct service *s = light_sleeper(10 * SEC);
+	fire_at(s, 103 * SEC);
+	fire_at(s, 104 * SEC);
+	service_on_freeze_done(F.reg, s->id, -EAGAIN, "connect: Connection refused", NULL);
+	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
+	ASSERT_STREQ(s->freeze_refused, "");
+	ASSERT_CONTAINS(s->reason, "did not answer its pause (connect: Connection refused)");
+	ASSERT_EQ_U(F.timer_at, 109 * SEC);
+	fire_at(s, 109 * SEC);
+	ASSERT_EQ_U(F.freezes_asked, 2);
+	service_on_freeze_done(F.reg, s->id, 0, NULL, NULL);
+	ASSERT_EQ_U(s->state, SERVICE_FROZEN);
+}
