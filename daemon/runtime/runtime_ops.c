@@ -97,8 +97,17 @@ static int unpause_failure_errno(int err, int status, const char *message)
 	return err;
 }
 
+/* Paused by hand already: paused, as asked. */
+static int pause_failure_errno(int err, int status, const char *message)
+{
+	if (status >= 400 && message && strstr(message, "already paused"))
+		return 0;
+	return err;
+}
+
 static const struct runtime_call_kind pause_kind = {
     .status_ok = pause_status_ok,
+    .failure_errno = pause_failure_errno,
     .deliver = deliver_done,
 };
 
