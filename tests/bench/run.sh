@@ -20,6 +20,7 @@ echo "dozed benchmarks — $(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/c
 "$BUILD"/tests/bench/bench_nft
 "$BUILD"/tests/bench/bench_relay
 "$BUILD"/tests/bench/bench_egress
+"$BUILD"/tests/bench/bench_egress_wake
 # The scale tables, (a) then (b): the second runs even when the first failed,
 # as when they were one benchmark.
 scale=0
