@@ -2,6 +2,7 @@
 #include "dozed/cgroup.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,93 @@ int cgroup2_path_parse(const char *proc_pid_cgroup, char **path)
 			return *path ? 0 : -ENOMEM;
 		}
 		line = end ? end + 1 : NULL;
+	}
+	return -ENOENT;
+}
+
+/* --- the cgroup v1 twins, for a hybrid host's freezer and memory hierarchies -- */
+
+/* Whether a comma-separated list holds token exactly: "freezer" is not
+ * "name=freezer" (a named hierarchy with no controller). */
+static bool list_has(const char *list, size_t len, const char *token)
+{
+	size_t tl = strlen(token);
+	const char *end = list + len;
+	for (const char *p = list; p < end;) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		size_t l = comma ? (size_t)(comma - p) : (size_t)(end - p);
+		if (l == tl && memcmp(p, token, tl) == 0)
+			return true;
+		p += l + 1;
+	}
+	return false;
+}
+
+/*
+ * The mount point and root of the cgroup v1 hierarchy that has controller
+ * (its super options, the last field, name it). Same contract as
+ * cgroup2_mount_parse; generic over the controller (freezer, memory).
+ */
+int cgroup1_mount_parse(const char *mountinfo, const char *controller, char **point, char **root)
+{
+	for (const char *line = mountinfo; line && *line;) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		const char *next = eol ? eol + 1 : NULL;
+
+		/* id parent major:minor root mount-point options [optional...] - fstype src opts */
+		const char *f[64];
+		size_t fl[64], n = 0;
+		for (size_t i = 0; i < len && n < ARRAY_SIZE(f);) {
+			while (i < len && line[i] == ' ')
+				i++;
+			if (i == len)
+				break;
+			size_t start = i;
+			while (i < len && line[i] != ' ')
+				i++;
+			f[n] = line + start;
+			fl[n++] = i - start;
+		}
+		size_t sep = 6;
+		while (sep < n && !(fl[sep] == 1 && f[sep][0] == '-'))
+			sep++;
+		line = next;
+		/* after "-": fstype, source, super options */
+		if (n < 6 || sep + 3 >= n)
+			continue;
+		if (!(fl[sep + 1] == 6 && memcmp(f[sep + 1], "cgroup", 6) == 0))
+			continue;
+		if (!list_has(f[sep + 3], fl[sep + 3], controller))
+			continue;
+		_cleanup_free_ char *p = unescape_octal(f[4], fl[4]);
+		_cleanup_free_ char *r = unescape_octal(f[3], fl[3]);
+		if (!p || !r)
+			return -ENOMEM;
+		*point = TAKE_PTR(p);
+		*root = TAKE_PTR(r);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* The path of the "ID:controllers:path" line whose controllers name
+ * controller. Same contract as cgroup2_path_parse. */
+int cgroup1_path_parse(const char *proc_pid_cgroup, const char *controller, char **path)
+{
+	for (const char *line = proc_pid_cgroup; line && *line;) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		const char *c1 = memchr(line, ':', len);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - line)) : NULL;
+		if (c2 && list_has(c1 + 1, (size_t)(c2 - c1 - 1), controller)) {
+			size_t pl = len - (size_t)(c2 + 1 - line);
+			if (pl == 0 || c2[1] != '/')
+				return -EINVAL;
+			*path = strndup(c2 + 1, pl);
+			return *path ? 0 : -ENOMEM;
+		}
+		line = eol ? eol + 1 : NULL;
 	}
 	return -ENOENT;
 }
