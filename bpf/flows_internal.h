@@ -69,4 +69,7 @@ int flows_map_foreach(const struct flow_counter *c, flows_map_fn fn, void *data)
 int flows_map_delete_cgroups(struct flow_counter *c, const uint64_t *ids, size_t n);
 
 /* A flow as userspace reads it. */
+/* A kernel address (IPv6, or IPv4 mapped) and port as a socket address:
+ * AF_INET for a mapped one. */
+void flows_peer_to_sockaddr(const uint8_t addr[16], uint16_t port, struct sockaddr_storage *out);
 void flow_info_from(const struct flows_key *k, const struct flows_value *v, struct flow_info *out);

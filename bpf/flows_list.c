@@ -67,9 +67,25 @@ int flows_map_foreach(const struct flow_counter *c, flows_map_fn fn, void *data)
 	}
 }
 
-void flow_info_from(const struct flows_key *k, const struct flows_value *v, struct flow_info *out)
+void flows_peer_to_sockaddr(const uint8_t addr[16], uint16_t port, struct sockaddr_storage *out)
 {
 	static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	memset(out, 0, sizeof(*out));
+	if (memcmp(addr, v4_mapped, sizeof(v4_mapped)) == 0) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)out;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		memcpy(&sin->sin_addr, addr + 12, 4);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		memcpy(&sin6->sin6_addr, addr, 16);
+	}
+}
+
+void flow_info_from(const struct flows_key *k, const struct flows_value *v, struct flow_info *out)
+{
 	*out = (struct flow_info){
 	    .cgroup_id = k->cgroup_id,
 	    .proto = k->proto,
@@ -89,17 +105,7 @@ void flow_info_from(const struct flows_key *k, const struct flows_value *v, stru
 		out->last_payload_ns[d] = v->dir[d].last_payload_ns;
 		out->tcp_flags[d] = v->tcp_flags[d];
 	}
-	if (memcmp(k->peer_addr, v4_mapped, sizeof(v4_mapped)) == 0) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&out->peer;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(k->peer_port);
-		memcpy(&sin->sin_addr, k->peer_addr + 12, 4);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->peer;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(k->peer_port);
-		memcpy(&sin6->sin6_addr, k->peer_addr, 16);
-	}
+	flows_peer_to_sockaddr(k->peer_addr, k->peer_port, &out->peer);
 }
 
 int flow_counter_lookup(const struct flow_counter *c, const struct flow_attachment *a,

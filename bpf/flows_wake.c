@@ -22,7 +22,6 @@
 
 static void wake_from(const struct flows_wake *k, struct flow_wake *out)
 {
-	static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	*out = (struct flow_wake){
 	    .cgroup_id = k->cgroup_id,
 	    .at_ns = k->at_ns,
@@ -30,17 +29,7 @@ static void wake_from(const struct flows_wake *k, struct flow_wake *out)
 	    .local_port = k->local_port,
 	    .payload = k->payload,
 	};
-	if (memcmp(k->peer_addr, v4_mapped, sizeof(v4_mapped)) == 0) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&out->peer;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(k->peer_port);
-		memcpy(&sin->sin_addr, k->peer_addr + 12, 4);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->peer;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(k->peer_port);
-		memcpy(&sin6->sin6_addr, k->peer_addr, 16);
-	}
+	flows_peer_to_sockaddr(k->peer_addr, k->peer_port, &out->peer);
 }
 
 static int wake_sample(void *ctx, void *data, size_t size)
