@@ -30,7 +30,7 @@ for tool in "$PG_BIN/psql:postgresql-client-15" "$PYTHON:python3" "$(command -v 
 done
 
 WEB_PORT=18491 NET_PORT=18492 PG_PORT=18493 STOP_PORT=18494 KA_PORT=18495 DATA_PORT=18496 \
-	SYN_PORT=18497 KILL_PORT=18498 BAD_PORT=18499 OK_PORT=18490 MEM_PORT=18479 CMD_PORT=18478
+	SYN_PORT=18497 KILL_PORT=18498 BAD_PORT=18499 OK_PORT=18490 MEM_PORT=18479 CMD_PORT=18478 BURST_PORT=18477 GONE_PORT=18476 RTDOWN_PORT=18470
 FREEZE_AFTER=1s
 # From an enable (or a thaw) to the frozen state: the freeze-after time plus
 # room for a busy host (the idle check, the runtime's pause).
@@ -47,7 +47,30 @@ PAGE='<html><body>dozed test</body></html>'
 # the runtimes go.
 NETS=()
 
+# A frozen process cannot die (a v1 freezer holds even SIGKILL): whatever
+# the runtimes or dozed left frozen under the test's own cgroup is thawed,
+# so that runtime-env.sh down can end it and remove the cgroups.
+thaw_leftovers() {
+	local name d v2
+	[ -s "$RTDIR/cgroup" ] || return 0
+	name=$(basename "$(cat "$RTDIR/cgroup")")
+	[ -n "$name" ] || return 0
+	if [ -d "/sys/fs/cgroup/freezer/$name" ]; then
+		find "/sys/fs/cgroup/freezer/$name" -name freezer.state | while read -r d; do
+			[ "$(cat "$d" 2>/dev/null)" = THAWED ] || echo THAWED >"$d" 2>/dev/null
+		done
+	fi
+	v2=$(findmnt -t cgroup2 -rno TARGET | head -n 1)
+	if [ -n "$v2" ] && [ -d "$v2/$name" ]; then
+		find "$v2/$name" -name cgroup.freeze | while read -r d; do
+			[ "$(cat "$d" 2>/dev/null)" = 0 ] || echo 0 >"$d" 2>/dev/null
+		done
+	fi
+	return 0
+}
+
 freeze_cleanup() {
+	thaw_leftovers
 	local n r
 	for n in ${NETS[@]+"${NETS[@]}"}; do
 		r=${n##*-}
@@ -155,11 +178,28 @@ keep_busy() { # port
 	BUSY=$LAST_BG
 }
 
-# After a thaw: awake, and the runtime's view caught up: running.
+# The processes of the container outside its own cgroup (in dozed's
+# DIR.dozed-thaw sibling, where a thaw by the freezer puts them until they
+# are settled back), one per line.
+unsettled() { # name
+	local id f
+	id=$(rt inspect -f '{{.Id}}' "$1" 2>/dev/null)
+	[ -n "$id" ] || return 0
+	for f in /proc/[0-9]*/cgroup; do
+		grep -q "$id" "$f" 2>/dev/null || continue
+		grep "$id" "$f" 2>/dev/null | grep -q 'dozed-thaw' && echo "${f%/cgroup}: $(grep -m1 'dozed-thaw' "$f")"
+	done
+}
+settled() { [ -z "$(unsettled "$1")" ]; }
+
+# After a thaw: awake, the runtime's view caught up (running), and its
+# processes back in their own cgroup (within the settle time, 2 s, and room).
 awake_and_running() { # name port
 	keep_busy "$2"
 	wait_state 5000 "$1" awake "awake state of $1 after the thaw"
 	wait_rt 5000 "$1" running "the runtime saying $1 is running after the thaw"
+	wait_for 8000 "$1's processes back in their own cgroup after the thaw" settled "$1" ||
+		fail "(still out: $(unsettled "$1" | head -n 3 | tr '\n' ' '))"
 	kill "$BUSY" 2>/dev/null
 	wait "$BUSY" 2>/dev/null
 }
@@ -515,6 +555,66 @@ test_a_client_of_a_frozen_service_while_dozed_is_down_waits_then_gets_its_answer
 	drop "$name"
 }
 
+test_a_burst_of_clients_at_a_frozen_service_is_answered_with_one_thaw() {
+	local name=burst-$RT thaws i n=50 ok=0 pids=() t0 t1
+	make_service "$name" "$BURST_PORT" --freeze-after "$FREEZE_AFTER" --idle 30s || return
+	wait_frozen "$name" || return
+	thaws=$(event_count thaw "$name")
+	mkdir -p "$WORK/burst-$RT"
+	t0=$(now_ms)
+	for ((i = 0; i < n; i++)); do
+		nsenter --net="$(netns)" -- curl -s --max-time "$CLIENT_S" -o "$WORK/burst-$RT/$i" \
+			"http://127.0.0.1:$BURST_PORT/" &
+		pids+=($!)
+		BG_PIDS+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i"; done
+	t1=$(now_ms)
+	for ((i = 0; i < n; i++)); do
+		[ "$(cat "$WORK/burst-$RT/$i" 2>/dev/null)" = "$PAGE" ] && ok=$((ok + 1))
+	done
+	[ $ok -eq $n ] || fail "$ok of $n clients started at once at the frozen $name got the page"
+	thawed_by_packet "$name" "$thaws" || return
+	[ "$(event_count thaw "$name")" -eq $((thaws + 1)) ] ||
+		fail "$(($(event_count thaw "$name") - thaws)) thaw events for one burst"
+	echo "   $ok/$n answered in $((t1 - t0)) ms; thaw: $(thaw_facts "$THAW_EV")"
+	drop "$name"
+}
+
+# The user removes a frozen container: dozed lets the service go (as for a
+# removed asleep one) and goes on.
+test_a_frozen_container_removed_by_its_user_is_let_go() {
+	local name=gone-$RT
+	make_service "$name" "$GONE_PORT" --freeze-after "$FREEZE_AFTER" --idle 30s || return
+	wait_frozen "$name" || return
+	local out
+	out=$(rt rm -f "$name" 2>&1) || { fail "$RT rm -f of the frozen $name failed: $out"; return; }
+	wait_for 10000 "$name let go by dozed" state_is "$name" none ||
+		fail "(after rm -f dozed says $name is $(state_of "$name"))"
+	dozed_alive || fail "dozed died"
+	not_redirected "$GONE_PORT" || fail "port $GONE_PORT is still redirected"
+}
+
+# Podman's API service is not what runs its containers (conmon does): with
+# it stopped, a frozen container still thaws at the first packet (dozed's
+# freezer, no runtime call on the way), and once it is back the runtime's
+# view catches up. (Docker's dockerd stops its containers when it stops.)
+test_a_frozen_service_answers_while_podmans_api_is_down() {
+	local name=rtdown-$RT thaws code secs
+	make_service "$name" "$RTDOWN_PORT" --freeze-after "$FREEZE_AFTER" --idle 30s || return
+	wait_frozen "$name" || return
+	thaws=$(event_count thaw "$name")
+	"$ENV" stop "$RTDIR" podman >/dev/null 2>&1 || { fail "cannot stop Podman's API service"; return; }
+	read -r code secs < <(fetch "http://127.0.0.1:$RTDOWN_PORT/" "$WORK/rtdown.body")
+	got_page "$code" "$WORK/rtdown.body" "a client of the frozen $name with Podman's API down"
+	"$ENV" start "$RTDIR" podman >/dev/null 2>&1 || { fail "cannot start Podman's API service again"; return; }
+	thawed_by_packet "$name" "$thaws"
+	awake_and_running "$name" "$RTDOWN_PORT"
+	dozed_alive || fail "dozed died"
+	echo "   first byte after ${secs}s with the runtime's API down; thaw: $(thaw_facts "$THAW_EV")"
+	drop "$name"
+}
+
 # Page cache to reclaim: a 32 MiB file the container wrote before it served.
 readonly CACHER='trap "exit 0" TERM; dd if=/dev/zero of=/tmp/big bs=1M count=32 2>/dev/null; sync; httpd -f -p 80 -h /www & wait'
 
@@ -594,6 +694,8 @@ ALL=(test_bad_freeze_values_are_refused_naming_them
 	test_a_connect_only_check_does_not_thaw_it_with_wake_on_data_and_a_request_does
 	test_a_connect_only_check_thaws_it_without_wake_on_data
 	test_reclaim_frozen_gives_memory_back_and_says_how_much
+	test_a_burst_of_clients_at_a_frozen_service_is_answered_with_one_thaw
+	test_a_frozen_container_removed_by_its_user_is_let_go
 	test_dozed_killed_while_frozen_finds_it_frozen_and_the_first_packet_thaws_it
 	test_a_client_of_a_frozen_service_while_dozed_is_down_waits_then_gets_its_answer)
 for RT in ${FREEZE_RUNTIMES:-podman docker}; do
@@ -602,7 +704,9 @@ for RT in ${FREEZE_RUNTIMES:-podman docker}; do
 			{ echo "FAIL ${RT}_image_postgres: $(tail -n 3 "$WORK/image.log")"; ANY_FAILED=1; }
 	fi
 	start_dozed || { echo "FAIL ${RT}_start: $FAILED"; ANY_FAILED=1; continue; }
-	for t in "${ALL[@]}"; do
+	tests=("${ALL[@]}")
+	[ "$RT" = podman ] && tests+=(test_a_frozen_service_answers_while_podmans_api_is_down)
+	for t in "${tests[@]}"; do
 		dozed_alive || start_dozed || { echo "FAIL ${RT}_restart: $FAILED"; ANY_FAILED=1; break; }
 		run_test "${RT}_" "$t"
 	done
