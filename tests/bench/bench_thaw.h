@@ -17,6 +17,14 @@
  * Between runs the runtime's own view must catch up (it says running, not
  * paused), as docker/podman ps would show a user; a thaw it never sees is a
  * failed run, not a fast one.
+ *
+ * The row "thaw, memory reclaimed" is the same measurement with the service
+ * enabled with reclaim_frozen true: at each freeze dozed asks the kernel to
+ * reclaim the container's memory, and the thaw pays for what the container
+ * then faults back in (its code, its files' pages). The freeze event's
+ * memory_before and memory_after say what the reclaim took; a freeze event
+ * without them (reclaim_error) fails the row, as a reclaim that did not
+ * happen costs nothing and would be no figure of its cost.
  */
 
 #include <errno.h>
@@ -62,6 +70,15 @@ struct thaw_run {
 	 * before the client came (not only dozed's word and the runtime's), and
 	 * how many processes the last look found. */
 	int all_frozen, procs, procs_frozen;
+	/* reclaim_frozen true for the service; each freeze event's memory in
+	 * bytes: memory_before and memory_after with a reclaim, memory_bytes
+	 * (both) without; and the reclaim's own time (reclaim_ms). */
+	bool reclaim;
+	double mem_before[MAX_RUNS], mem_after[MAX_RUNS], reclaim_ms[MAX_RUNS];
+	int n_mem, n_reclaim_ms;
+	/* What the first reclaim left, by kind (the container's memory.stat). */
+	struct mem_kinds left;
+	bool have_left;
 	double took_s; /* the whole of thaw_measure: what the rows cost the bench */
 	char why[768]; /* a failed run: what failed */
 };
@@ -290,6 +307,33 @@ static void thaw_read_dozed(const char *control, const char *name, double thaws_
 	json_object_put(e);
 }
 
+/* The memory facts of the freeze event e into r; -1 (r->why) when a reclaim
+ * was asked for and the event does not say it happened. */
+static int thaw_read_memory(struct json_object *e, const char *name, struct thaw_run *r)
+{
+	double before = event_number(e, r->reclaim ? "memory_before" : "memory_bytes");
+	double after = event_number(e, r->reclaim ? "memory_after" : "memory_bytes");
+	if (r->reclaim && (isnan(before) || isnan(after))) {
+		struct json_object *err;
+		snprintf(r->why, sizeof(r->why),
+			 "%s frozen with reclaim_frozen true, but its freeze event has no "
+			 "memory_before/memory_after (reclaim_error: %s)",
+			 name,
+			 e && json_object_object_get_ex(e, "reclaim_error", &err)
+			     ? json_object_get_string(err)
+			     : "none");
+		return -1;
+	}
+	if (!isnan(before) && !isnan(after)) {
+		r->mem_before[r->n_mem] = before;
+		r->mem_after[r->n_mem++] = after;
+	}
+	double ms = event_number(e, "reclaim_ms");
+	if (r->reclaim && !isnan(ms))
+		r->reclaim_ms[r->n_reclaim_ms++] = ms;
+	return 0;
+}
+
 /* The runs of r->runs thaws of name (awake when called); 0, or -1 with r->why. */
 static int thaw_measure(struct event_base *base, struct runtime *rt, const struct wake_target *t,
 			const char *name, const char *control, struct thaw_run *r)
@@ -298,11 +342,12 @@ static int thaw_measure(struct event_base *base, struct runtime *rt, const struc
 	double t_begin = now_ms();
 	snprintf(req, sizeof(req),
 		 "{\"cmd\":\"enable\",\"container\":\"%s\",\"freeze_after\":\"" THAW_FREEZE_AFTER
-		 "\",\"idle\":\"1h\"}",
-		 name);
+		 "\",\"idle\":\"1h\"%s}",
+		 name, r->reclaim ? ",\"reclaim_frozen\":true" : "");
 	if (!control_ok(control, req)) {
 		snprintf(r->why, sizeof(r->why),
-			 "dozed would not manage %s with freeze_after " THAW_FREEZE_AFTER, name);
+			 "dozed would not manage %s with freeze_after " THAW_FREEZE_AFTER "%s",
+			 name, r->reclaim ? " and reclaim_frozen" : "");
 		return -1;
 	}
 	if (!wait_state(control, name, "awake")) {
@@ -332,12 +377,20 @@ static int thaw_measure(struct event_base *base, struct runtime *rt, const struc
 			return -1;
 		struct json_object *freeze = last_event(control, name, "freeze");
 		double pause_ms = event_number(freeze, "pause_ms");
+		int mem = thaw_read_memory(freeze, name, r);
 		json_object_put(freeze);
+		if (mem < 0)
+			return -1;
+		if (i == 0 && r->reclaim)
+			r->have_left = mem_kinds_of(pid, &r->left) == 0;
 		if (!isnan(pause_ms))
 			r->pause[r->n_pause++] = pause_ms;
-		if (i == 0 && thaw_watch_cpu(base, rt, name, control, pid, r) < 0)
+		/* The frozen CPU is watched once per container, in the plain rows
+		 * (cpu_window_s 0: not again). */
+		bool watch = i == 0 && r->cpu_window_s > 0;
+		if (watch && thaw_watch_cpu(base, rt, name, control, pid, r) < 0)
 			return -1;
-		if (i > 0 && thaw_cpu_file(pid, r->cpu_src, sizeof(r->cpu_src)) < 0) {
+		if (!watch && thaw_cpu_file(pid, r->cpu_src, sizeof(r->cpu_src)) < 0) {
 			snprintf(r->why, sizeof(r->why), "%s: no cgroup found (pid %d)", name,
 				 (int)pid);
 			return -1;
@@ -363,8 +416,83 @@ static int thaw_measure(struct event_base *base, struct runtime *rt, const struc
 	return 0;
 }
 
-static void thaw_print(const struct thaw_run *r, double cold_p50, const char *label,
-		       const char *proto)
+#define MIB(bytes) ((bytes) / (1024.0 * 1024.0))
+
+/* The rows of rc (memory reclaimed) after the plain thaw's r: the overhead
+ * over its own awake reference, against r's, and the freeze events' memory. */
+static void thaw_print_reclaimed(const struct thaw_run *r, const struct thaw_run *rc,
+				 double cold_p50, const char *label, const char *proto)
+{
+	int n = rc->runs;
+	double awake50 = pct(rc->awake, n, 50), thaw50 = pct(rc->thaw, n, 50);
+	double over = thaw50 - awake50, over95 = pct(rc->thaw, n, 95) - pct(rc->awake, n, 95);
+	double plain = pct(r->thaw, r->runs, 50) - pct(r->awake, r->runs, 50);
+	double plain95 = pct(r->thaw, r->runs, 95) - pct(r->awake, r->runs, 95);
+	double lo, hi, diff50 = bench_stat_of((double *)rc->diff, (size_t)n, false).p50;
+	bench_median_ci95((double *)rc->diff, (size_t)n, &lo, &hi);
+	printf("%-46s %+9.2f %+9.2f   (over its own awake p50 %.2f; the reclaim costs the thaw "
+	       "%+.2f ms p50, %+.2f p95)\n",
+	       "thaw, memory reclaimed: overhead over awake", over, over95, awake50, over - plain,
+	       over95 - plain95);
+	printf("%-46s %+9.2f %9s   (%s %+.2f to %+.2f)\n",
+	       "thaw, memory reclaimed: overhead, pairwise", diff50, "",
+	       n < 6 ? "too few for a 95 % CI; range" : "95 % CI", lo, hi);
+	printf("%-46s %8.3fx\n", "thaw, memory reclaimed / cold wake (p50)", thaw50 / cold_p50);
+	if (r->n_mem > 0)
+		printf("%-46s %9.2f %9.2f\n", "freeze, not reclaimed: memory held (MiB)",
+		       MIB(pct(r->mem_before, r->n_mem, 50)),
+		       MIB(pct(r->mem_before, r->n_mem, 95)));
+	int m = rc->n_mem;
+	double before50 = MIB(pct(rc->mem_before, m, 50)), after50 = MIB(pct(rc->mem_after, m, 50));
+	printf("%-46s %9.2f %9.2f\n", "freeze, reclaimed: memory_before (MiB)", before50,
+	       MIB(pct(rc->mem_before, m, 95)));
+	printf("%-46s %9.2f %9.2f   (p50 %.2f -> %.2f MiB; the first freeze %.2f -> %.2f)\n",
+	       "freeze, reclaimed: memory_after (MiB)", after50, MIB(pct(rc->mem_after, m, 95)),
+	       before50, after50, MIB(rc->mem_before[0]), MIB(rc->mem_after[0]));
+	if (rc->n_reclaim_ms > 0)
+		printf("%-46s %9.2f %9.2f\n", "freeze, reclaimed: the reclaim (reclaim_ms)",
+		       pct(rc->reclaim_ms, rc->n_reclaim_ms, 50),
+		       pct(rc->reclaim_ms, rc->n_reclaim_ms, 95));
+	/* memory_after counts the kernel's own memory for the cgroup too (page
+	 * tables, sockets, slabs), which memory.stat's kinds leave out. */
+	if (rc->have_left)
+		printf("  left after the first reclaim (memory.stat): anonymous %.2f MiB, shared "
+		       "(shmem) %.2f MiB, other file cache %.2f MiB, the rest of memory_after "
+		       "(kernel memory) %.2f MiB; swap on this host: %.0f MiB\n",
+		       MIB(rc->left.anon), MIB(rc->left.shmem), MIB(rc->left.file),
+		       MIB(rc->mem_after[0] - rc->left.anon - rc->left.shmem - rc->left.file),
+		       MIB(rc->left.swap_total));
+	printf("  memory reclaimed: %d thaws, thaws dozed counted: %d, through the freezer (its "
+	       "events): %d",
+	       n, rc->counted, rc->by_freezer);
+	if (*rc->how_other)
+		printf(" (else \"%s\")", rc->how_other);
+	printf(
+	    "; runs with every process frozen (kernel): %d of %d; not-ready answers retried: %d; "
+	    "these rows took %.0f s\n",
+	    rc->all_frozen, n, rc->not_ready, rc->took_s);
+
+	FILE *csv = bench_csv_open_mode("thaw_reclaim.csv", "a");
+	if (csv) {
+		fprintf(
+		    csv,
+		    "%s,%s,runs,%d,awake_p50_ms,%.2f,thaw_p50_ms,%.2f,thaw_p95_ms,%.2f,"
+		    "overhead_p50_ms,%.2f,overhead_p95_ms,%.2f,plain_overhead_p50_ms,%.2f,"
+		    "pairwise_ms,%.2f,pairwise_ci_ms,%.2f,%.2f,memory_before_p50,%.0f,"
+		    "memory_after_p50,%.0f,first_before,%.0f,first_after,%.0f,reclaim_ms_p50,%.0f,"
+		    "counted,%d,by_freezer,%d,all_frozen,%d\n",
+		    label, proto, n, awake50, thaw50, pct(rc->thaw, n, 95), over, over95, plain,
+		    diff50, lo, hi, pct(rc->mem_before, m, 50), pct(rc->mem_after, m, 50),
+		    rc->mem_before[0], rc->mem_after[0],
+		    rc->n_reclaim_ms ? pct(rc->reclaim_ms, rc->n_reclaim_ms, 50) : NAN, rc->counted,
+		    rc->by_freezer, rc->all_frozen);
+		fclose(csv);
+	}
+}
+
+/* The thaw rows of r; with rc (not NULL), its rows too: memory reclaimed. */
+static void thaw_print(const struct thaw_run *r, const struct thaw_run *rc, double cold_p50,
+		       const char *label, const char *proto)
 {
 	int n = r->runs;
 	double awake50 = pct(r->awake, n, 50), thaw50 = pct(r->thaw, n, 50);
@@ -389,6 +517,10 @@ static void thaw_print(const struct thaw_run *r, double cold_p50, const char *la
 	       pct(r->awake, n, 95));
 	printf("%-46s %9.2f %9.2f\n", "thaw: client connect -> first real answer", thaw50,
 	       pct(r->thaw, n, 95));
+	if (rc)
+		printf("%-46s %9.2f %9.2f   (%d thaws, reclaim_frozen true)\n",
+		       "thaw, memory reclaimed: connect -> answer", pct(rc->thaw, rc->runs, 50),
+		       pct(rc->thaw, rc->runs, 95), rc->runs);
 	if (r->n_running > 0)
 		printf("%-46s %9.2f %9.2f\n", "dozed: packet -> running (last_thaw_us)",
 		       pct(r->running, r->n_running, 50), pct(r->running, r->n_running, 95));
@@ -437,4 +569,6 @@ static void thaw_print(const struct thaw_run *r, double cold_p50, const char *la
 			r->by_freezer, r->all_frozen);
 		fclose(csv);
 	}
+	if (rc)
+		thaw_print_reclaimed(r, rc, cold_p50, label, proto);
 }

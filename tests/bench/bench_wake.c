@@ -5,7 +5,8 @@
  * without dozed. Run inside the runtime's network namespace (see
  * bench_wake.sh):
  *
- *   bench_wake wake RUNTIME_SOCKET CONTAINER PORT CONTROL_SOCKET RUNS LABEL [PROTO [THAW_RUNS]]
+ *   bench_wake wake RUNTIME_SOCKET CONTAINER PORT CONTROL_SOCKET RUNS LABEL
+ *              [PROTO [THAW_RUNS [RECLAIM_RUNS]]]
  *   bench_wake warm PORT SECONDS LABEL
  *   bench_wake warm-table CSV SECONDS_PER_WINDOW
  *   bench_wake warm-ci CSV RUNTIME
@@ -20,7 +21,11 @@
  * With THAW_RUNS > 0, wake then times as many thaws of the same container
  * (light sleep, bench_thaw.h) and prints them as the table's thaw rows,
  * against it awake and against the cold wake (tests/bench/results/thaw.csv);
- * a failed thaw leaves the cold rows printed and exits 3.
+ * a failed thaw leaves the cold rows printed and exits 3. With RECLAIM_RUNS
+ * > 0 (and the thaws done), as many thaws again with the service's
+ * reclaim_frozen true, printed beside them as "thaw, memory reclaimed" with
+ * the freeze events' memory (tests/bench/results/thaw_reclaim.csv); those
+ * failing leave the other rows printed and exit 4.
  * wake prints its table and appends to tests/bench/results/wake.csv; warm
  * prints one CSV line for one window (LABEL,req/s,p50 µs,p95 µs); warm-table
  * reads those lines (LABEL = runtime,with dozed|without dozed,pair) and prints
@@ -87,7 +92,7 @@ static int pick_redis_key(struct wake_target *t)
 	}
 }
 
-static int bench_wake(char **argv, const char *proto, int thaw_runs)
+static int bench_wake(char **argv, const char *proto, int thaw_runs, int reclaim_runs)
 {
 	const char *rt_sock = argv[2], *name = argv[3], *control = argv[5], *label = argv[7];
 	struct wake_target t = {.port = (uint16_t)atoi(argv[4])};
@@ -98,6 +103,12 @@ static int bench_wake(char **argv, const char *proto, int thaw_runs)
 		return fprintf(stderr, "bench_wake: PROTO %s: http, postgres or redis\n", proto), 2;
 	if (thaw_runs < 0 || thaw_runs > MAX_RUNS)
 		return fprintf(stderr, "bench_wake: THAW_RUNS must be 0..%d\n", MAX_RUNS), 2;
+	if (reclaim_runs < 0 || reclaim_runs > MAX_RUNS || (reclaim_runs > 0 && thaw_runs == 0))
+		return fprintf(stderr,
+			       "bench_wake: RECLAIM_RUNS must be 0..%d, and 0 without "
+			       "THAW_RUNS\n",
+			       MAX_RUNS),
+		       2;
 	if (t.proto == BENCH_PROTO_REDIS && pick_redis_key(&t) < 0)
 		return 1;
 
@@ -163,7 +174,14 @@ static int bench_wake(char **argv, const char *proto, int thaw_runs)
 	thaw.runs = thaw_runs;
 	thaw.cpu_window_s = bench_quick() ? 0.5 : 2.0;
 	int thaw_ok = thaw_runs == 0 || thaw_measure(base, rt, &t, name, control, &thaw) == 0;
-	if (!thaw_ok) {
+	/* Then memory reclaimed at each freeze; its frozen CPU is not watched
+	 * again (the plain rows did). */
+	static struct thaw_run reclaimed;
+	reclaimed.runs = reclaim_runs;
+	reclaimed.reclaim = true;
+	int reclaim_ok = !thaw_ok || reclaim_runs == 0 ||
+			 thaw_measure(base, rt, &t, name, control, &reclaimed) == 0;
+	if (!thaw_ok || !reclaim_ok) {
 		snprintf(req, sizeof(req), "{\"cmd\":\"disable\",\"service\":\"%s\"}", name);
 		json_object_put(control_call(control, req));
 	}
@@ -231,7 +249,15 @@ static int bench_wake(char **argv, const char *proto, int thaw_runs)
 			thaw.why);
 		return 3;
 	}
-	thaw_print(&thaw, pct(dz_total, runs, 50), label, proto);
+	thaw_print(&thaw, reclaim_ok && reclaim_runs > 0 ? &reclaimed : NULL,
+		   pct(dz_total, runs, 50), label, proto);
+	if (!reclaim_ok) {
+		/* 4: the cold and plain thaw rows stand. */
+		fflush(stdout);
+		fprintf(stderr, "bench_wake: no thaw row, memory reclaimed, for %s (%s): %s\n",
+			label, proto, reclaimed.why);
+		return 4;
+	}
 	return 0;
 }
 
@@ -434,20 +460,19 @@ static int bench_warm_table(const char *path, double window_s)
 int main(int argc, char **argv)
 {
 	log_set_max_level(LOG_WARNING);
-	if (argc >= 8 && argc <= 10 && strcmp(argv[1], "wake") == 0)
+	if (argc >= 8 && argc <= 11 && strcmp(argv[1], "wake") == 0)
 		return bench_wake(argv, argc >= 9 ? argv[8] : "http",
-				  argc == 10 ? atoi(argv[9]) : 0);
+				  argc >= 10 ? atoi(argv[9]) : 0, argc == 11 ? atoi(argv[10]) : 0);
 	if (argc == 5 && strcmp(argv[1], "warm") == 0)
 		return bench_warm(argv);
 	if (argc == 4 && strcmp(argv[1], "warm-table") == 0)
 		return bench_warm_table(argv[2], atof(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "warm-ci") == 0)
 		return bench_warm_ci(argv[2], argv[3]);
-	fprintf(
-	    stderr,
-	    "usage: bench_wake wake RUNTIME_SOCKET CONTAINER PORT CONTROL_SOCKET RUNS "
-	    "LABEL [http|postgres|redis [THAW_RUNS]]\n       bench_wake warm PORT SECONDS LABEL\n"
-	    "       bench_wake warm-table CSV SECONDS_PER_WINDOW\n"
-	    "       bench_wake warm-ci CSV RUNTIME\n");
+	fprintf(stderr, "usage: bench_wake wake RUNTIME_SOCKET CONTAINER PORT CONTROL_SOCKET RUNS "
+			"LABEL [http|postgres|redis [THAW_RUNS [RECLAIM_RUNS]]]\n       bench_wake "
+			"warm PORT SECONDS LABEL\n"
+			"       bench_wake warm-table CSV SECONDS_PER_WINDOW\n"
+			"       bench_wake warm-ci CSV RUNTIME\n");
 	return 2;
 }

@@ -8,9 +8,13 @@
 # Each cold-wake table of busybox and PostgreSQL ends with its thaw rows:
 # light sleep of the same container (bench_thaw.h), as many thaws as cold
 # wakes (WAKE_THAW_RUNS, WAKE_THAW_PROTO_RUNS; 0: none), about 1.5 s each
-# (the freeze after 1 s idle is waited for).
+# (the freeze after 1 s idle is waited for). Then the row "thaw, memory
+# reclaimed": as many thaws again with the service's reclaim_frozen true
+# (WAKE_RECLAIM_RUNS for busybox, 10; WAKE_RECLAIM_PROTO_RUNS for
+# PostgreSQL, as many as its cold wakes; 0: none), about 25 s in all.
 # BENCH_QUICK=1 (make check, tests/bench/quick.sh): every step once, tiny —
-# 2 busybox wakes and thaws and 1 of each server, one burst of 20, one warm
+# 2 busybox wakes and thaws and 1 of each server, 1 thaw each with memory
+# reclaimed, one burst of 20, one warm
 # pair of 0.3 s windows, 2 idle services for 1 s — and nothing written to
 # tests/bench/results.
 # WAKE_COLD_ONLY=1: the cold-wake tables (and their thaw rows) only, no
@@ -22,12 +26,14 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 if [ "${BENCH_QUICK:-0}" != 0 ]; then
 	QUICK=1 RUNS=2 PROTO_RUNS=1 ROUNDS=1 BURST=20 N_IDLE=2 IDLE_S=1
-	THAW_RUNS=2 THAW_PROTO_RUNS=1
+	THAW_RUNS=2 THAW_PROTO_RUNS=1 RECLAIM_RUNS=1 RECLAIM_PROTO_RUNS=1
 	WARM_S=0.3 WARM_MIN_PAIRS=1 WARM_MAX_PAIRS=1
 else
 	QUICK="" RUNS=${WAKE_RUNS:-20} PROTO_RUNS=${WAKE_PROTO_RUNS:-10}
 	ROUNDS=${BURST_ROUNDS:-5} BURST=${BURST_CLIENTS:-200} N_IDLE=${IDLE_SERVICES:-20} IDLE_S=10
 	THAW_RUNS=${WAKE_THAW_RUNS:-$RUNS} THAW_PROTO_RUNS=${WAKE_THAW_PROTO_RUNS:-$PROTO_RUNS}
+	RECLAIM_RUNS=${WAKE_RECLAIM_RUNS:-10}
+	RECLAIM_PROTO_RUNS=${WAKE_RECLAIM_PROTO_RUNS:-$PROTO_RUNS}
 	# Warm: pairs of WARM_S windows until the pairwise ratio's 95 % interval
 	# is narrower than ±WARM_HALF_CI (looked at every 10 pairs), from
 	# WARM_MIN_PAIRS to WARM_MAX_PAIRS of them.
@@ -84,7 +90,8 @@ keep() { # file name: into tests/bench/results, unless a quick run
 }
 
 "$ENV" up "$RTDIR" >"$WORK/env.log" 2>&1 || { tail -n 20 "$WORK/env.log"; exit 1; }
-[ -n "$QUICK" ] || rm -f tests/bench/results/wake.csv tests/bench/results/thaw.csv
+[ -n "$QUICK" ] || rm -f tests/bench/results/wake.csv tests/bench/results/thaw.csv \
+	tests/bench/results/thaw_reclaim.csv
 port=18300
 warm=$WORK/warm.csv
 burst=$WORK/burst.csv
@@ -121,15 +128,20 @@ create_server() { # runtime kind name hostport
 	"$ENV" cli "$RTDIR" "$1" "${args[@]}" "dozed-test/$2:latest" >/dev/null
 }
 # bench_wake wake with thaw rows: its status 3 is a missing thaw row only
-# (the cold rows stand), named at the end; the container is unpaused in
-# case the failed thaw left it paused, for the steps after it.
+# (the cold rows stand), 4 a missing "memory reclaimed" row only, named at
+# the end; the container is unpaused in case the failed thaw left it
+# paused, for the steps after it.
 thaw_failed=""
+reclaim_failed=""
 wake_and_thaw() { # runtime kind name bench_wake-args...
 	local rt=$1 kind=$2 name=$3 rc=0
 	shift 3
 	nsenter --net="$RTDIR/ns/$rt.net" -- "$BUILD/tests/bench/bench_wake" wake "$@" || rc=$?
-	[ "$rc" -eq 3 ] || return "$rc"
-	thaw_failed="$thaw_failed $rt/$kind"
+	case $rc in
+	3) thaw_failed="$thaw_failed $rt/$kind" ;;
+	4) reclaim_failed="$reclaim_failed $rt/$kind" ;;
+	*) return "$rc" ;;
+	esac
 	"$ENV" cli "$RTDIR" "$rt" unpause "$name" >/dev/null 2>&1 || true
 }
 # One burst of BURST clients at once (tests/burst.sh): "ms,answered".
@@ -145,7 +157,7 @@ for rt in podman docker; do
 	start_dozed $rt
 	in_ns() { nsenter --net="$RTDIR/ns/$rt.net" -- "$@"; }
 	wake_and_thaw $rt http "$name" "$RTDIR/$rt.sock" "$name" $port "$WORK/$rt.ctl" \
-		"$RUNS" "$rt" http "$THAW_RUNS"
+		"$RUNS" "$rt" http "$THAW_RUNS" "$RECLAIM_RUNS"
 
 	if [ -n "${WAKE_COLD_ONLY:-}" ]; then
 		stop_dozed
@@ -207,10 +219,11 @@ for rt in podman docker; do
 			continue
 		fi
 		create_server $rt "$kind" "$name" $port
-		thaws=0
-		[ "$kind" != postgres ] || thaws=$THAW_PROTO_RUNS
+		thaws=0 reclaims=0
+		[ "$kind" != postgres ] || thaws=$THAW_PROTO_RUNS reclaims=$RECLAIM_PROTO_RUNS
 		wake_and_thaw $rt "$kind" "$name" "$RTDIR/$rt.sock" "$name" $port "$WORK/$rt.ctl" \
-			"$PROTO_RUNS" "$rt" "$kind" "$thaws" || proto_failed="$proto_failed $rt/$kind"
+			"$PROTO_RUNS" "$rt" "$kind" "$thaws" "$reclaims" ||
+			proto_failed="$proto_failed $rt/$kind"
 		"$BUILD/dozectl" --control "$WORK/$rt.ctl" disable "$name" >/dev/null 2>&1 || true
 		"$ENV" rm "$RTDIR" $rt "$name"
 		port=$((port + 1))
@@ -227,6 +240,10 @@ report_failed() {
 	fi
 	if [ -n "$thaw_failed" ]; then
 		echo "bench: no thaw row for:$thaw_failed (see above)" >&2
+		failed=1
+	fi
+	if [ -n "$reclaim_failed" ]; then
+		echo "bench: no thaw row with memory reclaimed for:$reclaim_failed (see above)" >&2
 		failed=1
 	fi
 	return $failed

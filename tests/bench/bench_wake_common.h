@@ -242,3 +242,63 @@ static inline double ask_until_answered(const struct wake_target *t, double t0,
 		usleep(retry_gap_us(t->proto, r));
 	}
 }
+
+/* --- a container's memory, by kind ----------------------------------------------- */
+
+/* What pid's memory cgroup holds (its memory.stat, bytes): anonymous memory,
+ * shared memory (shmem: PostgreSQL's shared buffers; without swap it can go
+ * nowhere) and the rest of the file cache (what a reclaim can drop). */
+struct mem_kinds {
+	double anon, shmem, file;
+	double swap_total; /* the host's, /proc/meminfo */
+};
+
+/* v1 "memory" hierarchy (rss, shmem, cache) or cgroup2 (anon, shmem, file). */
+static inline int mem_kinds_of(pid_t pid, struct mem_kinds *m)
+{
+	char f[64], line[4096], path[4200], key[64], v2[4096] = "", v1[4096] = "";
+	snprintf(f, sizeof(f), "/proc/%d/cgroup", (int)pid);
+	FILE *fp = fopen(f, "re");
+	if (!fp)
+		return -1;
+	while (fgets(line, sizeof(line), fp)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		char list[256];
+		snprintf(list, sizeof(list), ",%s,", c1 + 1);
+		if (!c1[1])
+			snprintf(v2, sizeof(v2), "%s", c2 + 1);
+		else if (strstr(list, ",memory,"))
+			snprintf(v1, sizeof(v1), "%s", c2 + 1);
+	}
+	fclose(fp);
+	if (*v1)
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.stat", v1);
+	else
+		snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.stat", v2);
+	fp = fopen(path, "re");
+	if (!fp)
+		return -1;
+	double v, cache = 0;
+	*m = (struct mem_kinds){0};
+	while (fscanf(fp, "%63s %lf", key, &v) == 2) {
+		if (strcmp(key, *v1 ? "rss" : "anon") == 0)
+			m->anon = v;
+		else if (strcmp(key, "shmem") == 0)
+			m->shmem = v;
+		else if (strcmp(key, *v1 ? "cache" : "file") == 0)
+			cache = v;
+	}
+	fclose(fp);
+	m->file = cache - m->shmem; /* both count shmem in the file cache */
+	fp = fopen("/proc/meminfo", "re");
+	while (fp && fscanf(fp, "%63s %lf %*s", key, &v) == 2)
+		if (strcmp(key, "SwapTotal:") == 0)
+			m->swap_total = v * 1024;
+	if (fp)
+		fclose(fp);
+	return 0;
+}
