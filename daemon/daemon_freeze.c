@@ -18,6 +18,7 @@
 #include "dozed/flow_counter.h"
 #include "dozed/freezer.h"
 #include "dozed/log.h"
+#include "dozed/net_queued.h"
 #include "dozed/runtime.h"
 
 #define CATCHUP_RETRY_FIRST_S 1
@@ -52,14 +53,18 @@ static int find_freezer(pid_t pid, const char *container_id, struct freezer *f)
 }
 
 /*
- * Moves the processes of the frozen cgroup into a sibling frozen by dozed:
- * they stay frozen, the container's cgroup stays frozen (and empty), and a
- * thaw is one write of THAWED to the sibling. Moving a process takes the
- * kernel's cgroup_threadgroup_rwsem for writing, an RCU grace period (9 ms
- * here): paid now, not when a client waits. The runtime's unpause then
- * finds its cgroup frozen, as it requires, and freezer_settle brings the
- * processes back. Only with the v1 freezer: a v2 cgroup left empty is
- * "unpopulated", which systemd takes as a finished scope.
+ * Parks the frozen cgroup's processes: frozen by dozed through cgroup v2's
+ * cgroup.freeze of the container's v2 directory (x->fz2: the one the flow
+ * counter is attached to), then moved out of the runtime's v1 freezer cgroup
+ * into a sibling that is not frozen. The container's v1 cgroup stays frozen
+ * (and empty), so that the runtime's own unpause, which requires it frozen,
+ * can follow a thaw; a thaw is one write of 0 to cgroup.freeze, no process
+ * moved. Moving a process takes the kernel's cgroup_threadgroup_rwsem for
+ * writing, an RCU grace period (9 ms here): paid now, not when a client
+ * waits. A v2-frozen process still dies of SIGKILL, so the runtime's kill
+ * and rm -f work on a parked container (a v1-frozen one would never die).
+ * Only with the v1 freezer: moving processes out of a v2 cgroup would leave
+ * it "unpopulated", which systemd takes as a finished scope.
  */
 static int park(struct svc_extra *x)
 {
@@ -69,11 +74,14 @@ static int park(struct svc_extra *x)
 		return r;
 	if (mkdir(sib.dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
-	r = freezer_set(&sib, true);
+	r = freezer_set(&sib, false); /* one left from before may be frozen */
+	if (r >= 0)
+		r = freezer_set(&x->fz2, true);
 	if (r >= 0)
 		r = freezer_release(&x->fz);
 	if (r < 0) {
 		(void)freezer_settle(&x->fz);
+		(void)freezer_set(&x->fz2, false);
 		return r;
 	}
 	x->parked = true;
@@ -83,9 +91,18 @@ static int park(struct svc_extra *x)
 /* Lets the parked processes run: one write, no process moved. */
 static int unpark(struct svc_extra *x)
 {
-	struct freezer sib;
-	int r = sibling_of(&x->fz, &sib);
-	return r < 0 ? r : freezer_set(&sib, false);
+	return freezer_set(&x->fz2, false);
+}
+
+/* The container's v2 directory, as the flow counter is attached to it. */
+static int find_v2_freezer(struct svc_extra *x)
+{
+	const char *dir = x->attachment ? flow_attachment_path(x->attachment) : NULL;
+	if (!dir)
+		return -ENOTCONN;
+	int n = snprintf(x->fz2.dir, sizeof(x->fz2.dir), "%s", dir);
+	x->fz2.v1 = false;
+	return n < 0 || (size_t)n >= sizeof(x->fz2.dir) ? -ENAMETOOLONG : 0;
 }
 
 static void wake_disarm(struct dozed *d, struct service *s)
@@ -184,6 +201,8 @@ static void pause_done(int err, const struct runtime_error *error, void *userdat
 	/* Parked in a sibling of the cgroup the pause froze, so that a thaw
 	 * is one write. */
 	int r = find_freezer(x->pid, s->container_id, &x->fz);
+	if (r == 0)
+		r = find_v2_freezer(x);
 	const char *why = r == -EXDEV ? "its freezer cgroup is not named after the container"
 			  : r < 0     ? strerror(-r)
 			  : !x->fz.v1 ? "a cgroup v2 freezer"
@@ -408,13 +427,17 @@ void dozed_freeze_found(struct dozed *d, struct service *s, const struct runtime
 	struct svc_extra *x = svc_extra_of(s);
 	if (s->state != SERVICE_AWAKE || s->freeze_pending || x->catchup_pending || x->parked)
 		return;
-	struct freezer sib;
-	bool v1 = find_freezer(c->pid, s->container_id, &x->fz) == 0 && x->fz.v1;
-	bool out = v1 && sibling_of(&x->fz, &sib) == 0 && freezer_released(&x->fz) > 0;
-	if (out && (!c->paused || freezer_is_frozen(&sib) != 1)) {
+	bool v1 = find_freezer(c->pid, s->container_id, &x->fz) == 0 && x->fz.v1 &&
+		  find_v2_freezer(x) == 0;
+	if (!v1)
+		x->fz2.dir[0] = '\0';
+	bool out = v1 && freezer_released(&x->fz) > 0;
+	bool ours = v1 && freezer_is_frozen(&x->fz2) == 1;
+	if ((out || ours) && (!c->paused || !out || !ours)) {
 		/* dozed was killed between a thaw and the runtime's unpause, or
-		 * the runtime was asked to unpause it while dozed was away: it
-		 * serves, or is to; the runtime's view catches up now. */
+		 * in the middle of a park, or the runtime unpaused it while
+		 * dozed was away: it serves, or is to, and the runtime's view
+		 * catches up now. */
 		log_info("%s: found with its processes out of its freezer: thawing them", s->name);
 		x->parked = true;
 		(void)unpark(x);
@@ -435,6 +458,14 @@ void dozed_freeze_found(struct dozed *d, struct service *s, const struct runtime
 	x->fz_ok = v1 && (x->parked || (freezer_is_frozen(&x->fz) == 1 && park(x) >= 0));
 	log_info("%s: found paused: frozen, thawed by the first packet", s->name);
 	service_found_paused(d->services, s);
+	/* A client that came while dozed was away sent its packets already:
+	 * what it left queued thaws it now. */
+	char who[96] = "";
+	if (s->state == SERVICE_FROZEN &&
+	    net_queued(c->pid, s->wake_on_data, who, sizeof(who)) > 0) {
+		log_info("%s: %s waits for it: thawing it", s->name, who);
+		service_wake_now(d->services, s, "queued");
+	}
 }
 
 static void stop_unpaused(int err, const struct runtime_error *error, void *userdata)
@@ -496,6 +527,10 @@ void dozed_freeze_forget(struct dozed *d, struct svc_extra *x)
 	if (x->parked && freezer_settle(&x->fz) < 0)
 		log_warning("Could not move a frozen container's processes back into %s",
 			    x->fz.dir);
+	/* Back in a cgroup the runtime's pause keeps frozen, or thawed: ours
+	 * is not needed either way. */
+	if (x->parked && x->fz2.dir[0] && freezer_set(&x->fz2, false) < 0)
+		log_warning("Could not thaw %s", x->fz2.dir);
 	if (x->catchup_timer)
 		event_free(x->catchup_timer);
 	x->catchup_timer = NULL;

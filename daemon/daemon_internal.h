@@ -130,6 +130,7 @@ struct svc_extra {
 	 * up after a release (its last error, its retry), a stop waiting for
 	 * the unpause. */
 	struct freezer fz;
+	struct freezer fz2; /* its v2 directory's cgroup.freeze: dozed's own freeze */
 	bool fz_ok;
 	/* Its processes wait in the frozen sibling (freezer.h's park): a
 	 * thaw is one write. */

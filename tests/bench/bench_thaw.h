@@ -193,8 +193,8 @@ static int thaw_cpu_read(const char *path, uint64_t *ns)
 }
 
 /* Whether the kernel has pid frozen: its v1 freezer cgroup's freezer.state
- * says FROZEN, else (no v1 freezer) its cgroup2 cgroup.events says frozen 1.
- * 1, 0 or -errno. */
+ * says FROZEN, or its cgroup2 cgroup.events says frozen 1 (dozed parks a
+ * frozen container's processes frozen that way). 1, 0 or -errno. */
 static int thaw_pid_frozen(pid_t pid)
 {
 	char f[64], line[PATH_MAX], path[PATH_MAX + 64], v2[PATH_MAX] = "", word[64];
@@ -220,7 +220,8 @@ static int thaw_pid_frozen(pid_t pid)
 		_cleanup_fclose_ FILE *st = fopen(path, "re");
 		if (!st || fscanf(st, "%63s", word) != 1)
 			return -ENOENT;
-		return strcmp(word, "FROZEN") == 0;
+		if (strcmp(word, "FROZEN") == 0)
+			return 1;
 	}
 	const char *roots[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
 	for (size_t i = 0; *v2 && i < ARRAY_SIZE(roots); i++) {

@@ -75,9 +75,10 @@ wait_rt() {
 
 # The kernel's view: each process of the container (each whose cgroup path
 # names its id) is in a frozen cgroup: the v1 freezer's freezer.state FROZEN,
-# else cgroup v2's cgroup.events "frozen 1". Prints what is not.
+# or cgroup v2's cgroup.events "frozen 1" (dozed parks a frozen container's
+# processes frozen that way). Prints what is not.
 kernel_unfrozen() { # name: the processes not frozen, "none" when it has none
-	local id f pid p n=0 v2
+	local id f pid p q n=0 v2
 	id=$(rt inspect -f '{{.Id}}' "$1" 2>/dev/null)
 	[ -n "$id" ] || { echo "no container $1"; return; }
 	v2=$(findmnt -t cgroup2 -rno TARGET | head -n 1)
@@ -87,13 +88,11 @@ kernel_unfrozen() { # name: the processes not frozen, "none" when it has none
 		pid=${pid%/cgroup}
 		n=$((n + 1))
 		p=$(awk -F: '$2 == "freezer" { print $3 }' "$f" 2>/dev/null)
-		if [ -n "$p" ]; then
-			[ "$(cat "/sys/fs/cgroup/freezer$p/freezer.state" 2>/dev/null)" = FROZEN ] ||
-				echo "$pid ($p: $(cat "/sys/fs/cgroup/freezer$p/freezer.state" 2>/dev/null))"
-		else
-			p=$(awk -F: '$1 == 0 { print $3 }' "$f" 2>/dev/null)
-			grep -qx 'frozen 1' "$v2$p/cgroup.events" 2>/dev/null || echo "$pid ($p: not frozen)"
-		fi
+		[ -n "$p" ] && [ "$(cat "/sys/fs/cgroup/freezer$p/freezer.state" 2>/dev/null)" = FROZEN ] &&
+			continue
+		q=$(awk -F: '$1 == 0 { print $3 }' "$f" 2>/dev/null)
+		grep -qx 'frozen 1' "$v2$q/cgroup.events" 2>/dev/null ||
+			echo "$pid (${p:+v1 $p: $(cat "/sys/fs/cgroup/freezer$p/freezer.state" 2>/dev/null), }v2 $q: not frozen)"
 	done
 	[ $n -gt 0 ] || echo none
 }
