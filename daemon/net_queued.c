@@ -95,9 +95,12 @@ int net_queued_parse(const char *text, bool udp, bool data_only, char *who, size
 			if (listen)
 				snprintf(who, who_len, "a connection not yet accepted on %s",
 					 local_text);
+			else if (udp)
+				snprintf(who, who_len, "%lu unread bytes of datagrams on %s", rx,
+					 local_text);
 			else
 				snprintf(who, who_len, "a client from %s with %lu unread bytes",
-					 udp ? "a datagram" : peer_text, rx);
+					 peer_text, rx);
 		}
 	}
 	return found;
