@@ -224,6 +224,14 @@ static void pause_done(int err, const struct runtime_error *error, void *userdat
 void dozed_freeze_begin(struct dozed *d, struct service *s)
 {
 	struct svc_extra *x = svc_extra_of(s);
+	/* Its last thaw's unpause has not gone through (the runtime is down):
+	 * a pause now would find it paused still, and the late unpause would
+	 * make the runtime say running while it is frozen. */
+	if (x->catchup_pending) {
+		service_on_freeze_done(d->services, s->id, -EAGAIN,
+				       "the runtime has not unpaused it since its last thaw", NULL);
+		return;
+	}
 	/* Armed before the pause: a packet meanwhile thaws it once paused. */
 	int r = wake_arm(d, s);
 	if (r < 0) {
