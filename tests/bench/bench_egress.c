@@ -114,20 +114,6 @@ static int counter_set(struct bench *b, const struct test_def *def, bool attache
 	return def->rules ? flow_counter_set_rules(want, b->attachment, &b->rules) : 0;
 }
 
-/* The eBPF programs on dir's hook type: their number, and the first one's id in *id. */
-static int cgroup_progs(const char *dir, enum bpf_attach_type type, __u32 *id)
-{
-	_cleanup_close_ int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cg < 0)
-		return -errno;
-	__u32 ids[4] = {0}, n = 4;
-	if (bpf_prog_query(cg, type, 0, NULL, ids, &n) < 0)
-		return -errno;
-	if (id)
-		*id = ids[0];
-	return (int)n;
-}
-
 static int note_progs(const char *dir, bool attached, struct test_result *t)
 {
 	for (int k = 0; k < 2; k++) {
@@ -177,28 +163,6 @@ static int run_window(struct bench *b, enum test test, bool attached, double sec
 	} else {
 		t->retrans_detached += retrans;
 	}
-	return 0;
-}
-
-/* Run time and run count of the one eBPF program on dir's hook type, from the kernel. */
-static int prog_stats(const char *dir, enum bpf_attach_type type, uint64_t *run_ns,
-		      uint64_t *run_cnt)
-{
-	__u32 id = 0;
-	int n = cgroup_progs(dir, type, &id);
-	if (n < 0)
-		return n;
-	if (n != 1)
-		return -ENOENT;
-	_cleanup_close_ int prog = bpf_prog_get_fd_by_id(id);
-	if (prog < 0)
-		return -errno;
-	struct bpf_prog_info info = {0};
-	__u32 len = sizeof(info);
-	if (bpf_obj_get_info_by_fd(prog, &info, &len) < 0)
-		return -errno;
-	*run_ns = info.run_time_ns;
-	*run_cnt = info.run_cnt;
 	return 0;
 }
 
@@ -426,22 +390,8 @@ static int bench_body(void *arg)
 	    flow_counter_new(SPRAY_MAP, &b.small) < 0)
 		return 1;
 
-	int req[2], res[2];
-	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0)
+	if (container_start(b.cgroup, &b.container, &b.req_fd, &b.res_fd) < 0)
 		return 1;
-	fflush(NULL);
-	b.container = fork();
-	if (b.container < 0)
-		return 1;
-	if (b.container == 0) {
-		close(req[1]);
-		close(res[0]);
-		container_main(b.cgroup, req[0], res[1]);
-	}
-	close(req[0]);
-	close(res[1]);
-	b.req_fd = req[1];
-	b.res_fd = res[0];
 
 	static struct test_result results[N_TESTS];
 	FILE *runs_csv = bench_csv_open("egress_runs.csv");
@@ -465,26 +415,6 @@ static int bench_body(void *arg)
 
 int main(int argc, char **argv)
 {
-	if (argc > 1)
-		seconds_per_run = atof(argv[1]);
-	if (argc > 2)
-		pairs = atoi(argv[2]);
-	if (bench_quick()) {
-		seconds_per_run = 0.02;
-		pairs = 2;
-	}
-	if (seconds_per_run < 0.01 || pairs < 1 || pairs > MAX_PAIRS) {
-		fprintf(stderr, "usage: %s [SECONDS_PER_RUN (>= 0.01) [PAIRS (1..%d)]]\n", argv[0],
-			MAX_PAIRS);
-		return 2;
-	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "bench_egress: needs root (eBPF, cgroups, namespaces)\n");
-		return 1;
-	}
-	if (bench_cgroup_root_create() < 0)
-		return 1;
-	int r = bench_run_supervised(bench_body, NULL);
-	bench_cgroup_remove_all();
-	return r == 0 ? 0 : 1;
+	return egress_main(argc, argv, "bench_egress", &seconds_per_run, &pairs, MAX_PAIRS,
+			   bench_body);
 }

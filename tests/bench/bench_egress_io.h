@@ -4,10 +4,14 @@
 /*
  * bench_egress's traffic: the peer (threads of the benchmark's process, with
  * their sockets in the peer's namespace) and the container (a child process
- * in the test cgroup), and what they moved. Only bench_egress.c includes it.
+ * in the test cgroup), and what they moved; the kernel's statistics of the
+ * programs on the cgroup; the start of the container and main's arguments.
+ * bench_egress.c and bench_egress_wake.c include it.
  */
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -350,4 +354,104 @@ static inline void container_main(const char *cgroup_dir, int req_fd, int res_fd
 			break;
 	}
 	_exit(0);
+}
+
+/* Forks the container, serving on two pipes: requests in *req_fd, results
+ * from *res_fd. */
+static inline int container_start(const char *cgroup_dir, pid_t *pid, int *req_fd, int *res_fd)
+{
+	int req[2], res[2];
+	if (pipe2(req, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(res, O_CLOEXEC) < 0) {
+		int r = -errno;
+		close(req[0]);
+		close(req[1]);
+		return r;
+	}
+	fflush(NULL);
+	*pid = fork();
+	if (*pid < 0) {
+		int r = -errno;
+		for (int i = 0; i < 2; i++) {
+			close(req[i]);
+			close(res[i]);
+		}
+		return r;
+	}
+	if (*pid == 0) {
+		close(req[1]);
+		close(res[0]);
+		container_main(cgroup_dir, req[0], res[1]);
+	}
+	close(req[0]);
+	close(res[1]);
+	*req_fd = req[1];
+	*res_fd = res[0];
+	return 0;
+}
+
+/* The eBPF programs on dir's hook type: their number, and the first one's id in *id. */
+static inline int cgroup_progs(const char *dir, enum bpf_attach_type type, __u32 *id)
+{
+	_cleanup_close_ int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0)
+		return -errno;
+	__u32 ids[4] = {0}, n = 4;
+	if (bpf_prog_query(cg, type, 0, NULL, ids, &n) < 0)
+		return -errno;
+	if (id)
+		*id = ids[0];
+	return (int)n;
+}
+
+/* Run time and run count of the one eBPF program on dir's hook type, from the kernel. */
+static inline int prog_stats(const char *dir, enum bpf_attach_type type, uint64_t *run_ns,
+			     uint64_t *run_cnt)
+{
+	__u32 id = 0;
+	int n = cgroup_progs(dir, type, &id);
+	if (n < 0)
+		return n;
+	if (n != 1)
+		return -ENOENT; /* someone else's program would count too */
+	_cleanup_close_ int prog = bpf_prog_get_fd_by_id(id);
+	if (prog < 0)
+		return -errno;
+	struct bpf_prog_info info = {0};
+	__u32 len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(prog, &info, &len) < 0)
+		return -errno;
+	*run_ns = info.run_time_ns;
+	*run_cnt = info.run_cnt;
+	return 0;
+}
+
+/* Both benchmarks' main: [SECONDS_PER_RUN [PAIRS]] (BENCH_QUICK=1: 2 pairs of
+ * 0.02 s), root, the body under bench_run_supervised in its own cgroups. */
+static inline int egress_main(int argc, char **argv, const char *name, double *seconds_per_run,
+			      int *pairs, int max_pairs, int (*body)(void *))
+{
+	if (argc > 1)
+		*seconds_per_run = atof(argv[1]);
+	if (argc > 2)
+		*pairs = atoi(argv[2]);
+	if (bench_quick()) {
+		*seconds_per_run = 0.02;
+		*pairs = 2;
+	}
+	if (*seconds_per_run < 0.01 || *pairs < 1 || *pairs > max_pairs) {
+		fprintf(stderr, "usage: %s [SECONDS_PER_RUN (>= 0.01) [PAIRS (1..%d)]]\n", argv[0],
+			max_pairs);
+		return 2;
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "%s: needs root (eBPF, cgroups, namespaces)\n", name);
+		return 1;
+	}
+	if (bench_cgroup_root_create() < 0)
+		return 1;
+	int r = bench_run_supervised(body, NULL);
+	bench_cgroup_remove_all();
+	return r == 0 ? 0 : 1;
 }

@@ -119,27 +119,14 @@ static int window(struct bench *b, int w, int var, double seconds, struct result
 /* Run time and runs of the counter's two programs on the cgroup. */
 static int progs_run_time(const char *dir, uint64_t *ns, uint64_t *cnt)
 {
-	_cleanup_close_ int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cg < 0)
-		return -errno;
-	*ns = *cnt = 0;
-	for (int k = 0; k < 2; k++) {
-		__u32 ids[4] = {0}, n = 4;
-		if (bpf_prog_query(cg, k ? BPF_CGROUP_INET_INGRESS : BPF_CGROUP_INET_EGRESS, 0,
-				   NULL, ids, &n) < 0)
-			return -errno;
-		if (n != 1)
-			return -ENOENT; /* someone else's program would count too */
-		_cleanup_close_ int prog = bpf_prog_get_fd_by_id(ids[0]);
-		if (prog < 0)
-			return -errno;
-		struct bpf_prog_info info = {0};
-		__u32 len = sizeof(info);
-		if (bpf_obj_get_info_by_fd(prog, &info, &len) < 0)
-			return -errno;
-		*ns += info.run_time_ns;
-		*cnt += info.run_cnt;
-	}
+	uint64_t ns_in, cnt_in;
+	int r = prog_stats(dir, BPF_CGROUP_INET_EGRESS, ns, cnt);
+	if (r == 0)
+		r = prog_stats(dir, BPF_CGROUP_INET_INGRESS, &ns_in, &cnt_in);
+	if (r < 0)
+		return r;
+	*ns += ns_in;
+	*cnt += cnt_in;
 	return 0;
 }
 
@@ -392,22 +379,8 @@ static int bench_body(void *arg)
 	    flow_counter_new_bench(0, false, &b.counter[VAR_WITHOUT]) < 0 ||
 	    flow_counter_new(0, &b.counter[VAR_WITH]) < 0)
 		return 1;
-	int req[2], res[2];
-	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0)
+	if (container_start(b.cgroup, &b.container, &b.req_fd, &b.res_fd) < 0)
 		return 1;
-	fflush(NULL);
-	b.container = fork();
-	if (b.container < 0)
-		return 1;
-	if (b.container == 0) {
-		close(req[1]);
-		close(res[0]);
-		container_main(b.cgroup, req[0], res[1]);
-	}
-	close(req[0]);
-	close(res[1]);
-	b.req_fd = req[1];
-	b.res_fd = res[0];
 
 	static struct result_row rows[N_WORK];
 	FILE *csv = bench_csv_open("egress_wake.csv");
@@ -437,26 +410,6 @@ static int bench_body(void *arg)
 
 int main(int argc, char **argv)
 {
-	if (argc > 1)
-		seconds_per_run = atof(argv[1]);
-	if (argc > 2)
-		pairs = atoi(argv[2]);
-	if (bench_quick()) {
-		seconds_per_run = 0.02;
-		pairs = 2;
-	}
-	if (seconds_per_run < 0.01 || pairs < 1 || pairs > MAX_PAIRS) {
-		fprintf(stderr, "usage: %s [SECONDS_PER_RUN (>= 0.01) [PAIRS (1..%d)]]\n", argv[0],
-			MAX_PAIRS);
-		return 2;
-	}
-	if (geteuid() != 0) {
-		fprintf(stderr, "bench_egress_wake: needs root (eBPF, cgroups, namespaces)\n");
-		return 1;
-	}
-	if (bench_cgroup_root_create() < 0)
-		return 1;
-	int r = bench_run_supervised(bench_body, NULL);
-	bench_cgroup_remove_all();
-	return r == 0 ? 0 : 1;
+	return egress_main(argc, argv, "bench_egress_wake", &seconds_per_run, &pairs, MAX_PAIRS,
+			   bench_body);
 }
