@@ -8,22 +8,12 @@
 #include "dozed/dozectl_format.h"
 #include "dozed/macro.h"
 #include "harness.h"
+#include "json_fixture.h"
 
 /* What dozectl_print_flows printed for the JSON text (malloc'd). */
 static char *printed(const char *json)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&text, &len);
-	if (!out)
-		FAIL("open_memstream failed");
-	struct json_object *o = json_tokener_parse(json);
-	if (!o)
-		FAIL("bad JSON in the test: %s", json);
-	dozectl_print_flows(out, o);
-	fclose(out);
-	json_object_put(o);
-	return text;
+	return json_fixture_print(dozectl_print_flows, json);
 }
 
 TEST(test_flows_are_a_table_per_service_with_the_flow_table_at_the_end)

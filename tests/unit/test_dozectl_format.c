@@ -7,29 +7,7 @@
 #include "dozed/dozectl_format.h"
 #include "dozed/macro.h"
 #include "harness.h"
-
-static struct json_object *parse(const char *text)
-{
-	struct json_object *o = json_tokener_parse(text);
-	if (!o)
-		FAIL("bad JSON in the test: %s", text);
-	return o;
-}
-
-/* What fn printed for the JSON text (malloc'd). */
-static char *printed(void (*fn)(FILE *, struct json_object *), const char *json)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&text, &len);
-	if (!out)
-		FAIL("open_memstream failed");
-	struct json_object *o = parse(json);
-	fn(out, o);
-	fclose(out);
-	json_object_put(o);
-	return text;
-}
+#include "json_fixture.h"
 
 TEST(test_durations_read_as_850ms_12s_3m04s_2h01m)
 {
@@ -63,13 +41,13 @@ TEST(test_sizes_use_si_units)
 
 TEST(test_empty_list_is_the_header_alone)
 {
-	_cleanup_free_ char *text = printed(dozectl_print_list, "[]");
+	_cleanup_free_ char *text = json_fixture_print(dozectl_print_list, "[]");
 	ASSERT_STREQ(text, "NAME  STATE  PORTS  IDLE-FOR  LAST-WAKE\n");
 }
 
 TEST(test_list_columns_fit_the_widest_cell_and_missing_values_are_dashes)
 {
-	_cleanup_free_ char *text = printed(
+	_cleanup_free_ char *text = json_fixture_print(
 	    dozectl_print_list, "[{\"name\":\"a-very-long-service-name\",\"state\":\"waking\","
 				"\"ports\":[80],\"idle_for_ms\":850,\"last_wake_ms\":null},"
 				"{\"name\":\"x\",\"state\":\"failed\",\"ports\":[]}]");
@@ -80,13 +58,13 @@ TEST(test_list_columns_fit_the_widest_cell_and_missing_values_are_dashes)
 
 TEST(test_list_says_why_a_service_is_unknown_or_failed_under_the_table)
 {
-	_cleanup_free_ char *text =
-	    printed(dozectl_print_list,
-		    "[{\"name\":\"web\",\"state\":\"unknown\",\"ports\":[8080],"
-		    "\"reason\":\"not reconciled yet (cannot connect)\"},"
-		    "{\"name\":\"db\",\"state\":\"asleep\",\"ports\":[5432],\"reason\":\"asleep\"},"
-		    "{\"name\":\"api\",\"state\":\"failed\",\"ports\":[9000],\"reason\":\"3 wakes "
-		    "failed\"}]");
+	_cleanup_free_ char *text = json_fixture_print(
+	    dozectl_print_list,
+	    "[{\"name\":\"web\",\"state\":\"unknown\",\"ports\":[8080],"
+	    "\"reason\":\"not reconciled yet (cannot connect)\"},"
+	    "{\"name\":\"db\",\"state\":\"asleep\",\"ports\":[5432],\"reason\":\"asleep\"},"
+	    "{\"name\":\"api\",\"state\":\"failed\",\"ports\":[9000],\"reason\":\"3 wakes "
+	    "failed\"}]");
 	ASSERT_STREQ(text, "NAME  STATE    PORTS  IDLE-FOR  LAST-WAKE\n"
 			   "web   unknown  8080   -         -\n"
 			   "db    asleep   5432   -         -\n"
@@ -97,7 +75,7 @@ TEST(test_list_says_why_a_service_is_unknown_or_failed_under_the_table)
 
 TEST(test_status_leaves_out_what_the_daemon_did_not_send)
 {
-	_cleanup_free_ char *text = printed(
+	_cleanup_free_ char *text = json_fixture_print(
 	    dozectl_print_status, "{\"name\":\"db\",\"state\":\"asleep\",\"ports\":[5432],"
 				  "\"last_wake_ms\":null,\"reason\":\"no egress for 10m\"}");
 	ASSERT_STREQ(text, "name:         db\n"
@@ -109,34 +87,34 @@ TEST(test_status_leaves_out_what_the_daemon_did_not_send)
 
 TEST(test_summary_is_name_state_and_reason)
 {
-	_cleanup_free_ char *text =
-	    printed(dozectl_print_summary,
-		    "{\"name\":\"web\",\"state\":\"sleeping\",\"reason\":\"by command\"}");
+	_cleanup_free_ char *text = json_fixture_print(
+	    dozectl_print_summary,
+	    "{\"name\":\"web\",\"state\":\"sleeping\",\"reason\":\"by command\"}");
 	ASSERT_STREQ(text, "web: sleeping (by command)\n");
 	_cleanup_free_ char *bare =
-	    printed(dozectl_print_summary, "{\"name\":\"web\",\"state\":\"awake\"}");
+	    json_fixture_print(dozectl_print_summary, "{\"name\":\"web\",\"state\":\"awake\"}");
 	ASSERT_STREQ(bare, "web: awake\n");
 }
 
 TEST(test_event_line_is_time_service_event_and_facts)
 {
-	_cleanup_free_ char *wake = printed(
+	_cleanup_free_ char *wake = json_fixture_print(
 	    dozectl_print_event,
 	    "{\"ts\":\"2026-11-24T22:58:00.123Z\",\"event\":\"wake\",\"service\":\"web\","
 	    "\"container\":\"abc\",\"client\":\"[2001:db8::1]:40000\",\"trigger\":\"connection\"}");
 	ASSERT_STREQ(wake, "2026-11-24T22:58:00.123Z web wake client=[2001:db8::1]:40000 "
 			   "trigger=connection\n");
-	_cleanup_free_ char *failed =
-	    printed(dozectl_print_event,
-		    "{\"ts\":\"2026-11-24T22:58:10.000Z\",\"event\":\"wake_failed\",\"service\":"
-		    "\"web\",\"reason\":\"no answer within 10s\",\"client\":null}");
+	_cleanup_free_ char *failed = json_fixture_print(
+	    dozectl_print_event,
+	    "{\"ts\":\"2026-11-24T22:58:10.000Z\",\"event\":\"wake_failed\",\"service\":"
+	    "\"web\",\"reason\":\"no answer within 10s\",\"client\":null}");
 	ASSERT_STREQ(failed, "2026-11-24T22:58:10.000Z web wake_failed reason=\"no answer within "
 			     "10s\"\n");
 }
 
 TEST(test_status_explains_what_counted_what_was_ignored_and_what_a_sleep_would_cut)
 {
-	_cleanup_free_ char *text = printed(
+	_cleanup_free_ char *text = json_fixture_print(
 	    dozectl_print_status,
 	    "{\"name\":\"web\",\"state\":\"awake\",\"ports\":[8080],\"keep_awake\":\"none\","
 	    "\"ignore\":\"10.0.0.0/8,tcp/9090\",\"ignore_from\":\"default\",\"idle_for_ms\":3200,"
@@ -183,7 +161,7 @@ TEST(test_status_explains_what_counted_what_was_ignored_and_what_a_sleep_would_c
 
 TEST(test_status_of_a_service_kept_awake_by_its_connections)
 {
-	_cleanup_free_ char *text = printed(
+	_cleanup_free_ char *text = json_fixture_print(
 	    dozectl_print_status,
 	    "{\"name\":\"ws\",\"state\":\"awake\",\"keep_awake\":\"connections\",\"ignore\":"
 	    "\"none\","
@@ -209,7 +187,7 @@ TEST(test_status_of_a_service_kept_awake_by_its_connections)
 
 TEST(test_status_of_an_asleep_service_has_no_last_counted_line_and_none_open)
 {
-	_cleanup_free_ char *text = printed(
+	_cleanup_free_ char *text = json_fixture_print(
 	    dozectl_print_status,
 	    "{\"name\":\"db\",\"state\":\"asleep\",\"ports\":[5432],\"last_wake_ms\":null,"
 	    "\"activity\":{\"open_connections\":[]},\"flow_table\":{\"capacity\":32768,\"live\":"
@@ -224,7 +202,7 @@ TEST(test_status_of_an_asleep_service_has_no_last_counted_line_and_none_open)
 
 TEST(test_sleep_event_digests_its_top_flows_and_kept_awake_is_one_line)
 {
-	_cleanup_free_ char *sleep = printed(
+	_cleanup_free_ char *sleep = json_fixture_print(
 	    dozectl_print_event,
 	    "{\"ts\":\"2026-12-01T19:00:00.000Z\",\"event\":\"sleep\",\"service\":\"web\","
 	    "\"container\":\"3f2a\",\"idle_ms\":600012,\"trigger\":\"idle\",\"last_counted\":\"tcp "
@@ -238,11 +216,11 @@ TEST(test_sleep_event_digests_its_top_flows_and_kept_awake_is_one_line)
 			    "last_counted=\"tcp from 10.88.0.1:41234 to port 80\" "
 			    "top=\"10.88.0.1:41234 0 B 82 pkts (ignored: no payload), dns\\\"x "
 			    "([2001:db8::53]:53) 300 B 2 pkts\"\n");
-	_cleanup_free_ char *empty =
-	    printed(dozectl_print_event, "{\"ts\":\"t\",\"event\":\"sleep\",\"service\":\"web\","
-					 "\"trigger\":\"idle\",\"top_flows\":[]}");
+	_cleanup_free_ char *empty = json_fixture_print(
+	    dozectl_print_event, "{\"ts\":\"t\",\"event\":\"sleep\",\"service\":\"web\","
+				 "\"trigger\":\"idle\",\"top_flows\":[]}");
 	ASSERT_STREQ(empty, "t web sleep trigger=idle\n");
-	_cleanup_free_ char *kept = printed(
+	_cleanup_free_ char *kept = json_fixture_print(
 	    dozectl_print_event,
 	    "{\"ts\":\"t\",\"event\":\"kept_awake\",\"service\":\"web\",\"by\":\"unanswered\","
 	    "\"what\":\"an unanswered request from 10.88.0.1:41234 (1.3 kB in, 4.0s ago)\","
@@ -254,7 +232,7 @@ TEST(test_sleep_event_digests_its_top_flows_and_kept_awake_is_one_line)
 
 TEST(test_list_summary_and_events_never_print_a_control_character)
 {
-	_cleanup_free_ char *list = printed(
+	_cleanup_free_ char *list = json_fixture_print(
 	    dozectl_print_list,
 	    "[{\"name\":\"caf\\u00e9\\u001b[2J\",\"state\":\"failed\",\"ports\":[80],\"reason\":"
 	    "\"3 wakes failed\\r\\u009b\"},{\"name\":\"x\",\"state\":\"awake\",\"ports\":[81]}]");
@@ -263,10 +241,10 @@ TEST(test_list_summary_and_events_never_print_a_control_character)
 			   "x         awake   81     -         -\n"
 			   "caf\xc3\xa9?[2J: 3 wakes failed??\n");
 	_cleanup_free_ char *summary =
-	    printed(dozectl_print_summary,
-		    "{\"name\":\"w\\u0007\",\"state\":\"awake\",\"reason\":\"a\\nb\"}");
+	    json_fixture_print(dozectl_print_summary,
+			       "{\"name\":\"w\\u0007\",\"state\":\"awake\",\"reason\":\"a\\nb\"}");
 	ASSERT_STREQ(summary, "w?: awake (a?b)\n");
-	_cleanup_free_ char *event = printed(
+	_cleanup_free_ char *event = json_fixture_print(
 	    dozectl_print_event, "{\"ts\":\"t\",\"service\":\"w\\u202e\",\"event\":\"wake\","
 				 "\"client\":\"\\u009b1m\"}");
 	ASSERT_STREQ(event, "t w? wake client=?1m\n");

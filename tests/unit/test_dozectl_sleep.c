@@ -9,34 +9,12 @@
 #include "dozed/dozectl_format.h"
 #include "dozed/macro.h"
 #include "harness.h"
-
-static struct json_object *parse(const char *text)
-{
-	struct json_object *o = json_tokener_parse(text);
-	if (!o)
-		FAIL("bad JSON in the test: %s", text);
-	return o;
-}
-
-/* What fn printed for the JSON text (malloc'd). */
-static char *printed(void (*fn)(FILE *, struct json_object *), const char *json)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *out = open_memstream(&text, &len);
-	if (!out)
-		FAIL("open_memstream failed");
-	struct json_object *o = parse(json);
-	fn(out, o);
-	fclose(out);
-	json_object_put(o);
-	return text;
-}
+#include "json_fixture.h"
 
 /* The light sleep text of a SERVICE, or "(none)". */
 static const char *light_sleep(const char *json, char *buf, size_t len)
 {
-	struct json_object *o = parse(json);
+	struct json_object *o = json_fixture_parse(json);
 	const char *r = dozectl_format_light_sleep(o, buf, len);
 	json_object_put(o);
 	return r ? r : "(none)";
@@ -100,7 +78,7 @@ TEST(test_light_sleep_off_or_refused_or_not_sent)
 
 TEST(test_status_of_a_frozen_service)
 {
-	_cleanup_free_ char *text = printed(
+	_cleanup_free_ char *text = json_fixture_print(
 	    dozectl_print_status,
 	    "{\"name\":\"db\",\"state\":\"frozen\",\"ports\":[5432],\"idle_timeout_ms\":600000,"
 	    "\"freeze_after_ms\":30000,\"reclaim_frozen\":false,\"freezes\":3,\"thaws\":2,"
@@ -120,7 +98,7 @@ TEST(test_status_of_a_frozen_service)
 
 TEST(test_status_of_a_service_never_stopped_and_one_refused)
 {
-	_cleanup_free_ char *never = printed(
+	_cleanup_free_ char *never = json_fixture_print(
 	    dozectl_print_status, "{\"name\":\"db\",\"state\":\"awake\",\"idle_timeout_ms\":null,"
 				  "\"freeze_after_ms\":60000,\"freezes_in_ms\":20000}");
 	ASSERT_STREQ(never, "name:         db\n"
@@ -131,10 +109,10 @@ TEST(test_status_of_a_service_never_stopped_and_one_refused)
 			    "freezes in:   20s\n"
 			    "last wake:    never\n");
 	/* A daemon that printed never as a number of milliseconds. */
-	_cleanup_free_ char *big = printed(
+	_cleanup_free_ char *big = json_fixture_print(
 	    dozectl_print_status, "{\"name\":\"db\",\"idle_timeout_ms\":18446744073709551}");
 	ASSERT_TRUE(strstr(big, "idle timeout: never\n") != NULL);
-	_cleanup_free_ char *refused = printed(
+	_cleanup_free_ char *refused = json_fixture_print(
 	    dozectl_print_status,
 	    "{\"name\":\"web\",\"state\":\"awake\",\"idle_timeout_ms\":600000,"
 	    "\"freeze_after_ms\":30000,\"freeze_refused\":\"pause: container is privileged\"}");
@@ -144,12 +122,12 @@ TEST(test_status_of_a_service_never_stopped_and_one_refused)
 
 TEST(test_list_shows_frozen_and_says_when_light_sleep_was_refused)
 {
-	_cleanup_free_ char *text =
-	    printed(dozectl_print_list,
-		    "[{\"name\":\"db\",\"state\":\"frozen\",\"ports\":[5432],\"idle_for_ms\":45000,"
-		    "\"last_wake_ms\":null},"
-		    "{\"name\":\"web\",\"state\":\"awake\",\"ports\":[8080],\"idle_for_ms\":850,"
-		    "\"freeze_refused\":\"cgroup v1\"}]");
+	_cleanup_free_ char *text = json_fixture_print(
+	    dozectl_print_list,
+	    "[{\"name\":\"db\",\"state\":\"frozen\",\"ports\":[5432],\"idle_for_ms\":45000,"
+	    "\"last_wake_ms\":null},"
+	    "{\"name\":\"web\",\"state\":\"awake\",\"ports\":[8080],\"idle_for_ms\":850,"
+	    "\"freeze_refused\":\"cgroup v1\"}]");
 	ASSERT_STREQ(text, "NAME  STATE   PORTS  IDLE-FOR  LAST-WAKE\n"
 			   "db    frozen  5432   45s       -\n"
 			   "web   awake   8080   850ms     -\n"
@@ -158,17 +136,17 @@ TEST(test_list_shows_frozen_and_says_when_light_sleep_was_refused)
 
 TEST(test_freeze_and_thaw_events_read_their_timings)
 {
-	_cleanup_free_ char *thaw =
-	    printed(dozectl_print_event,
-		    "{\"ts\":\"2026-12-01T22:00:00.000Z\",\"event\":\"thaw\",\"service\":\"db\","
-		    "\"trigger\":\"packet\",\"client\":\"10.88.0.5:41000\",\"thaw_us\":1234,"
-		    "\"how\":\"freezer\"}");
+	_cleanup_free_ char *thaw = json_fixture_print(
+	    dozectl_print_event,
+	    "{\"ts\":\"2026-12-01T22:00:00.000Z\",\"event\":\"thaw\",\"service\":\"db\","
+	    "\"trigger\":\"packet\",\"client\":\"10.88.0.5:41000\",\"thaw_us\":1234,"
+	    "\"how\":\"freezer\"}");
 	ASSERT_STREQ(thaw, "2026-12-01T22:00:00.000Z db thaw trigger=packet client=10.88.0.5:41000 "
 			   "thaw=1.2ms how=freezer\n");
-	_cleanup_free_ char *freeze =
-	    printed(dozectl_print_event,
-		    "{\"ts\":\"2026-12-01T22:00:00.000Z\",\"event\":\"freeze\",\"service\":\"db\","
-		    "\"idle_ms\":30000,\"pause_ms\":21,\"memory_bytes\":52428800}");
+	_cleanup_free_ char *freeze = json_fixture_print(
+	    dozectl_print_event,
+	    "{\"ts\":\"2026-12-01T22:00:00.000Z\",\"event\":\"freeze\",\"service\":\"db\","
+	    "\"idle_ms\":30000,\"pause_ms\":21,\"memory_bytes\":52428800}");
 	ASSERT_STREQ(freeze, "2026-12-01T22:00:00.000Z db freeze idle=30s pause=21ms "
 			     "memory_bytes=52428800\n");
 }
