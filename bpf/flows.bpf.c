@@ -248,22 +248,34 @@ const volatile __u8 wake_hook = 1;
 
 /*
  * An ingress packet of a frozen cgroup whose class counts: does it wake the
- * container? Payload the socket takes (a retransmit, a keepalive, a window
- * probe does not), a UDP or other datagram with payload; unless
+ * container (1)? Payload the socket takes (a retransmit, a keepalive, a
+ * window probe does not), a UDP or other datagram with payload; unless
  * wake_on_data, also a TCP SYN (a connect) or any UDP datagram. The first
- * one of an arming is reported; the later ones find wake_sent set.
+ * one of an arming is reported; the later ones find wake_sent set. With
+ * wake_on_data a SYN is reported too, as FLOWS_WAKE_SYN_SEEN, at most once
+ * per FLOWS_SYN_REPORT_NS.
  */
-static __always_inline void flows_wake_check(struct flows_cgroup_config *cc, const struct packet *p)
+static __always_inline int flows_wake_check(struct flows_cgroup_config *cc, const struct packet *p,
+					    __u64 now)
 {
-	if (!p->parsed || cc->wake_sent)
-		return;
+	if (!p->parsed)
+		return 0;
+	int syn = p->key.proto == IPPROTO_TCP &&
+		  (p->tcp_flags & (FLOWS_TCP_SYN | FLOWS_TCP_ACK)) == FLOWS_TCP_SYN;
 	int wakes = p->payload > 0;
 	if (!wakes && !cc->wake_on_data)
-		wakes = p->key.proto == IPPROTO_UDP ||
-			(p->key.proto == IPPROTO_TCP &&
-			 (p->tcp_flags & (FLOWS_TCP_SYN | FLOWS_TCP_ACK)) == FLOWS_TCP_SYN);
-	if (!wakes)
-		return;
+		wakes = p->key.proto == IPPROTO_UDP || syn;
+	__u8 kind = FLOWS_WAKE_THAW;
+	if (!wakes) {
+		/* A connect-only client, with wake_on_data: reported now and
+		 * then, for userspace to look at the listener's backlog. */
+		if (!syn || now - cc->syn_report_ns < FLOWS_SYN_REPORT_NS)
+			return 0;
+		cc->syn_report_ns = now;
+		kind = FLOWS_WAKE_SYN_SEEN;
+	} else if (cc->wake_sent) {
+		return 1;
+	}
 	struct flows_wake w = {
 	    .cgroup_id = cc->cgroup_id,
 	    .at_ns = bpf_ktime_get_ns(),
@@ -272,14 +284,17 @@ static __always_inline void flows_wake_check(struct flows_cgroup_config *cc, con
 	    .payload = p->payload,
 	    .proto = p->key.proto,
 	    .tcp_flags = p->tcp_flags,
+	    .kind = kind,
 	};
 	__builtin_memcpy(w.peer_addr, p->key.peer_addr, 16);
 	/* Wake the reader now, not at the next record: there is none. A full
 	 * ring (a thousand wakes the daemon did not read yet) leaves the hook
 	 * armed: the next waking packet tries again. Not atomic: two CPUs may
 	 * both send; userspace keeps the first. */
-	if (bpf_ringbuf_output(&flows_wake, &w, sizeof(w), BPF_RB_FORCE_WAKEUP) == 0)
+	if (bpf_ringbuf_output(&flows_wake, &w, sizeof(w), BPF_RB_FORCE_WAKEUP) == 0 &&
+	    kind == FLOWS_WAKE_THAW)
 		cc->wake_sent = 1;
+	return wakes;
 }
 
 /*
@@ -495,7 +510,10 @@ static __always_inline int flows_count(struct __sk_buff *skb, int dir)
 	if (wake_hook && cc->frozen) {
 		if (dir == FLOWS_DIR_OUT)
 			return 1;
-		flows_wake_check(cc, &p);
+		/* What does not wake it is not its use either (an empty
+		 * datagram with wake_on_data): it would keep it from the stop. */
+		if (!flows_wake_check(cc, &p, now))
+			return 1;
 	}
 	if (p.key.proto == IPPROTO_TCP && !p.payload) {
 		ignored_add(s, FLOWS_IGN_NO_PAYLOAD, len, segs, dir);

@@ -28,4 +28,8 @@ struct flows_cgroup_config {
 	 * CPUs may race to send one each; userspace takes the first). */
 	__u8 wake_sent;
 	__u8 pad[5];
+	/* The last non-waking SYN reported (wake_on_data): at most one report
+	 * per FLOWS_SYN_REPORT_NS, so that userspace can look whether the
+	 * listener's backlog fills with connect-only clients. */
+	__u64 syn_report_ns;
 };

@@ -28,6 +28,7 @@ static void wake_from(const struct flows_wake *k, struct flow_wake *out)
 	    .proto = k->proto,
 	    .local_port = k->local_port,
 	    .payload = k->payload,
+	    .syn_seen = k->kind == FLOWS_WAKE_SYN_SEEN,
 	};
 	flows_peer_to_sockaddr(k->peer_addr, k->peer_port, &out->peer);
 }

@@ -146,6 +146,10 @@ struct flow_wake {
 	struct sockaddr_storage peer; /* AF_INET (unmapped) or AF_INET6, with its port */
 	uint16_t local_port;
 	uint32_t payload; /* bytes the socket takes; 0 for a SYN */
+	/* Not a wake: with wake_on_data, a SYN (a connect-only client) came,
+	 * reported at most every FLOWS_SYN_REPORT_NS: if such clients fill the
+	 * listener's backlog, no client gets through to send its bytes. */
+	bool syn_seen;
 };
 
 /* Arms (frozen) or disarms the wake hook of a's cgroup; arming again reports

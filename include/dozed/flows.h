@@ -157,5 +157,16 @@ struct flows_wake {
 	__u32 payload;	    /* bytes the socket takes; 0 for a SYN */
 	__u8 proto;	    /* IPPROTO_TCP, IPPROTO_UDP, else the IP protocol */
 	__u8 tcp_flags;	    /* FLOWS_TCP_* of the packet */
-	__u8 pad[6];
+	__u8 kind;	    /* enum flows_wake_kind */
+	__u8 pad[5];
 };
+
+enum flows_wake_kind {
+	FLOWS_WAKE_THAW = 0, /* the packet wakes the container */
+	/* With wake_on_data, a SYN that does not: connect-only clients fill a
+	 * frozen listener's backlog, and then no client can reach it. */
+	FLOWS_WAKE_SYN_SEEN = 1,
+};
+
+/* At most one FLOWS_WAKE_SYN_SEEN per cgroup in this time. */
+#define FLOWS_SYN_REPORT_NS (100ull * 1000 * 1000)
