@@ -20,6 +20,7 @@
 #include "dozed/daemon.h"
 #include "dozed/macro.h"
 #include "control_fixture.h"
+#include "daemon_fixture.h"
 #include "evloop.h"
 #include "harness.h"
 #include "lineclient.h"
@@ -433,54 +434,7 @@ TEST(test_client_that_never_reads_is_closed_after_the_idle_timeout)
 	ASSERT_EQ_U(control_fixture_counters(f).idle_closed, 1);
 }
 
-/*
- * The real daemon (dozed_new) in a network namespace of its own, its control
- * socket and state in the test's directory and a runtime socket nothing
- * listens on: what a command refuses, it refuses before it asks the runtime
- * or touches a service.
- */
-struct daemon_fixture {
-	struct control_fixture *f; /* its directory and base; its own server is not started */
-	struct dozed_config cfg;   /* borrowed by the daemon, so freed after it */
-	struct dozed *d;
-	struct lineclient *c;
-};
-
-static void daemon_fixture_free(void *arg)
-{
-	struct daemon_fixture *df = arg;
-	dozed_free(df->d);
-	dozed_config_free(&df->cfg);
-	free(df);
-}
-
-static void set_path(char **field, const char *dir, const char *name)
-{
-	free(*field);
-	if (asprintf(field, "%s/%s", dir, name) < 0)
-		FAIL("out of memory");
-}
-
-static struct daemon_fixture *daemon_fixture_new(void)
-{
-	/* Its nft table and activator port are then the namespace's, not the host's. */
-	ASSERT_OK(netns_enter_private());
-	struct daemon_fixture *df = calloc(1, sizeof(*df));
-	if (!df)
-		FAIL("out of memory");
-	df->f = control_fixture_bare("dozed-ctl");
-	/* Deferred after the fixture: the daemon goes before the base it runs on. */
-	test_defer(daemon_fixture_free, df);
-	ASSERT_OK(dozed_config_defaults(&df->cfg));
-	set_path(&df->cfg.control_path, df->f->dir, "control.sock");
-	set_path(&df->cfg.runtime_socket, df->f->dir, "no-runtime.sock");
-	set_path(&df->cfg.state_dir, df->f->dir, "state");
-	ASSERT_OK(mkdir(df->cfg.state_dir, 0700));
-	ASSERT_OK(dozed_new(df->f->base, &df->cfg, NULL, NULL, NULL, &df->d));
-	df->c = control_fixture_connect(df->f);
-	return df;
-}
-
+/* The real daemon: tests/lib/daemon_fixture.h. */
 /* The daemon's error for this request line. */
 static void assert_refused(struct daemon_fixture *df, const char *line, const char *want)
 {
@@ -498,7 +452,7 @@ static void assert_refused(struct daemon_fixture *df, const char *line, const ch
 
 TEST(test_daemon_refuses_fields_of_the_wrong_type_naming_them)
 {
-	struct daemon_fixture *df = daemon_fixture_new();
+	struct daemon_fixture *df = daemon_fixture_new("dozed-ctl", NULL, 0);
 	/* Ignored, "idle":5 would re-enable web with the default idle time. */
 	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":5}",
 		       "idle: expected a string like \"10m\"");
@@ -533,7 +487,7 @@ TEST(test_daemon_refuses_fields_of_the_wrong_type_naming_them)
 
 TEST(test_daemon_refuses_unknown_fields_naming_the_known_ones)
 {
-	struct daemon_fixture *df = daemon_fixture_new();
+	struct daemon_fixture *df = daemon_fixture_new("dozed-ctl", NULL, 0);
 	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idel\":\"5m\"}",
 		       "idel: unknown field (enable takes container, idle, wake_on, probe, ignore, "
 		       "keep_awake, freeze_after, reclaim_frozen)");
@@ -545,7 +499,7 @@ TEST(test_daemon_refuses_unknown_fields_naming_the_known_ones)
 
 TEST(test_daemon_refuses_an_idle_time_over_a_year_naming_the_limit)
 {
-	struct daemon_fixture *df = daemon_fixture_new();
+	struct daemon_fixture *df = daemon_fixture_new("dozed-ctl", NULL, 0);
 	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"idle\":\"8761h\"}",
 		       "idle 8761h: expected a duration of at most 8760h (a year)");
 	assert_refused(df,
@@ -558,7 +512,7 @@ TEST(test_daemon_refuses_an_idle_time_over_a_year_naming_the_limit)
 
 TEST(test_daemon_refuses_bad_light_sleep_settings_naming_the_key)
 {
-	struct daemon_fixture *df = daemon_fixture_new();
+	struct daemon_fixture *df = daemon_fixture_new("dozed-ctl", NULL, 0);
 	assert_refused(df, "{\"cmd\":\"enable\",\"container\":\"web\",\"freeze_after\":\"500ms\"}",
 		       "freeze_after 500ms: expected a duration of 1s or more, like 30s, 10m or "
 		       "2h, or none");
@@ -575,7 +529,7 @@ TEST(test_daemon_refuses_bad_light_sleep_settings_naming_the_key)
 
 TEST(test_daemon_refuses_a_bad_rule_or_keep_awake_naming_the_rule_and_the_forms)
 {
-	struct daemon_fixture *df = daemon_fixture_new();
+	struct daemon_fixture *df = daemon_fixture_new("dozed-ctl", NULL, 0);
 	assert_refused(
 	    df, "{\"cmd\":\"enable\",\"container\":\"web\",\"ignore\":\"tcp/9090,10.0.0.0/33\"}",
 	    "ignore: rule \"10.0.0.0/33\": the prefix length is over 32; " FLOW_RULE_FORMS);
@@ -592,7 +546,7 @@ TEST(test_daemon_refuses_a_bad_rule_or_keep_awake_naming_the_rule_and_the_forms)
 
 TEST(test_daemon_names_flows_among_the_commands)
 {
-	struct daemon_fixture *df = daemon_fixture_new();
+	struct daemon_fixture *df = daemon_fixture_new("dozed-ctl", NULL, 0);
 	assert_refused(df, "{\"cmd\":\"flow\"}",
 		       "unknown command \"flow\" (expected enable, disable, list, status, sleep, "
 		       "wake, events or flows)");

@@ -17,6 +17,7 @@
 #include "dozed/daemon.h"
 #include "dozed/macro.h"
 #include "control_fixture.h"
+#include "daemon_fixture.h"
 #include "evloop.h"
 #include "harness.h"
 #include "lineclient.h"
@@ -34,67 +35,6 @@
 	" {\"container\": \"db\", \"container_id\": \"" ID_DB "\", \"name\": \"db\","              \
 	" \"idle_ms\": 600000, \"wake_on\": \"connect\", \"freeze_after_ms\": 45000,"              \
 	" \"ports\": [{\"host_ip\": \"\", \"host_port\": 45432, \"container_port\": 5432}]}]\n"
-
-/* The real daemon in a network namespace of its own, its state loaded from
- * text, and a runtime socket nothing listens on (its services stay unknown). */
-struct daemon_fixture {
-	struct control_fixture *f;
-	struct dozed_config cfg; /* borrowed by the daemon, so freed after it */
-	struct dozed *d;
-	struct lineclient *c;
-};
-
-static void daemon_fixture_free(void *arg)
-{
-	struct daemon_fixture *df = arg;
-	dozed_free(df->d);
-	dozed_config_free(&df->cfg);
-	free(df);
-}
-
-static void set_path(char **field, const char *dir, const char *name)
-{
-	free(*field);
-	if (asprintf(field, "%s/%s", dir, name) < 0)
-		FAIL("out of memory");
-}
-
-static char *state_file(struct daemon_fixture *df)
-{
-	char *p = NULL;
-	if (asprintf(&p, "%s/services.json", df->cfg.state_dir) < 0)
-		FAIL("out of memory");
-	return p;
-}
-
-static struct daemon_fixture *daemon_fixture_new_idle(const char *saved, uint64_t idle_us)
-{
-	ASSERT_OK(netns_enter_private());
-	struct daemon_fixture *df = calloc(1, sizeof(*df));
-	if (!df)
-		FAIL("out of memory");
-	df->f = control_fixture_bare("dozed-sleep");
-	test_defer(daemon_fixture_free, df);
-	ASSERT_OK(dozed_config_defaults(&df->cfg));
-	if (idle_us)
-		df->cfg.idle_us = idle_us;
-	set_path(&df->cfg.control_path, df->f->dir, "control.sock");
-	set_path(&df->cfg.runtime_socket, df->f->dir, "no-runtime.sock");
-	set_path(&df->cfg.state_dir, df->f->dir, "state");
-	ASSERT_OK(mkdir(df->cfg.state_dir, 0700));
-	_cleanup_free_ char *path = state_file(df);
-	FILE *out = fopen(path, "we");
-	if (!out || fputs(saved, out) < 0 || fclose(out) != 0)
-		FAIL("cannot write %s", path);
-	ASSERT_OK(dozed_new(df->f->base, &df->cfg, NULL, NULL, NULL, &df->d));
-	df->c = control_fixture_connect(df->f);
-	return df;
-}
-
-static struct daemon_fixture *daemon_fixture_new(const char *saved)
-{
-	return daemon_fixture_new_idle(saved, 0);
-}
 
 /* The reply's "service" object for a status request (a new reference). */
 static struct json_object *status_of(struct daemon_fixture *df, const char *name)
@@ -121,7 +61,7 @@ static struct json_object *member(struct json_object *o, const char *key)
 
 TEST(test_saved_light_sleep_is_in_the_status)
 {
-	struct daemon_fixture *df = daemon_fixture_new(SAVED);
+	struct daemon_fixture *df = daemon_fixture_new("dozed-sleep", SAVED, 0);
 	struct json_object *cache = status_of(df, "cache");
 	ASSERT_EQ_U(json_object_get_int64(member(cache, "freeze_after_ms")), 30000);
 	ASSERT_TRUE(json_object_get_boolean(member(cache, "reclaim_frozen")));
@@ -138,12 +78,12 @@ TEST(test_saved_light_sleep_is_in_the_status)
 
 TEST(test_a_save_writes_light_sleep_back_unchanged)
 {
-	struct daemon_fixture *df = daemon_fixture_new(SAVED);
+	struct daemon_fixture *df = daemon_fixture_new("dozed-sleep", SAVED, 0);
 	/* A disable saves the state: the other service is written again. */
 	_cleanup_free_ char *reply =
 	    lineclient_request(df->c, "{\"cmd\":\"disable\",\"service\":\"db\"}\n");
 	ASSERT_CONTAINS(reply, "\"ok\":true");
-	_cleanup_free_ char *path = state_file(df);
+	_cleanup_free_ char *path = daemon_fixture_state_file(df);
 	struct json_object *root = json_object_from_file(path);
 	if (!root || !json_object_is_type(root, json_type_array))
 		FAIL("%s is not a JSON array after the save", path);
@@ -160,7 +100,8 @@ TEST(test_a_save_writes_light_sleep_back_unchanged)
 TEST(test_enable_refuses_a_freeze_after_not_shorter_than_the_daemons_idle)
 {
 	/* dozed --idle 2m: a service without its own idle is stopped after 2m. */
-	struct daemon_fixture *df = daemon_fixture_new_idle("[]\n", 2 * 60 * UINT64_C(1000000));
+	struct daemon_fixture *df =
+	    daemon_fixture_new("dozed-sleep", "[]\n", 2 * 60 * UINT64_C(1000000));
 	_cleanup_free_ char *refused = lineclient_request(
 	    df->c, "{\"cmd\":\"enable\",\"container\":\"web\",\"freeze_after\":\"2m\"}\n");
 	ASSERT_CONTAINS(refused, "\"ok\":false");
