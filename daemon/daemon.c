@@ -274,8 +274,11 @@ void dozed_attach_counter(struct dozed *d, struct service *s, const struct runti
 	if (flow_counter_attach(d->flows, cgroup_dir, &x->attachment) < 0)
 		log_warning("%s: its traffic is not counted, so it will not sleep by itself",
 			    s->name);
-	else
+	else {
 		dozed_flows_apply_rules(d, s);
+		/* A new container run: a new chance for a pause refused before. */
+		s->freeze_refused[0] = '\0';
+	}
 	/* Its new cgroup starts from zero: nothing sent since it (re)started. */
 	s->egress_bytes = s->egress_packets = 0;
 	service_note_counted(s, "");

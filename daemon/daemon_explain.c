@@ -65,13 +65,9 @@ static int proc_in_cgroup(int proc, const char *dir)
 	return -ESRCH;
 }
 
-/* The open connections of s's container, from its network namespace. */
-static int conns_of(struct dozed *d, struct service *s, struct open_conn **out, size_t *n)
+int dozed_container_netns(const struct service *s)
 {
-	(void)d;
 	const struct svc_extra *x = svc_extra_of(s);
-	*out = NULL;
-	*n = 0;
 	if (!s->running || x->pid <= 0 || !x->attachment)
 		return -ESRCH;
 	char path[32];
@@ -91,6 +87,18 @@ static int conns_of(struct dozed *d, struct service *s, struct open_conn **out, 
 		return -errno;
 	if (ns.st_ino == own.st_ino && ns.st_dev == own.st_dev)
 		return -EOPNOTSUPP;
+	return TAKE_FD(fd);
+}
+
+/* The open connections of s's container, from its network namespace. */
+static int conns_of(struct dozed *d, struct service *s, struct open_conn **out, size_t *n)
+{
+	(void)d;
+	*out = NULL;
+	*n = 0;
+	_cleanup_close_ int fd = dozed_container_netns(s);
+	if (fd < 0)
+		return fd;
 	return open_conns_list(fd, out, n);
 }
 

@@ -18,7 +18,9 @@
 #include "dozed/flow_counter.h"
 #include "dozed/freezer.h"
 #include "dozed/log.h"
+#include "dozed/macro.h"
 #include "dozed/net_queued.h"
+#include "dozed/open_conns.h"
 #include "dozed/runtime.h"
 
 #define CATCHUP_RETRY_FIRST_S 1
@@ -66,10 +68,38 @@ static int find_freezer(pid_t pid, const char *container_id, struct freezer *f)
  * Only with the v1 freezer: moving processes out of a v2 cgroup would leave
  * it "unpopulated", which systemd takes as a finished scope.
  */
+/* Every process of dir shares the PID namespace of pid, the container's init:
+ * a privileged container that renamed another's freezer cgroup after itself
+ * (v1 allows it) must not make dozed move that one's processes. */
+static int procs_of_container(const char *dir, pid_t pid)
+{
+	char path[PATH_MAX + 32];
+	struct stat own, st;
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+	if (stat(path, &own) < 0)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	int p;
+	while (fscanf(f, "%d", &p) == 1) {
+		snprintf(path, sizeof(path), "/proc/%d/ns/pid", p);
+		if (stat(path, &st) < 0)
+			continue; /* gone */
+		if (st.st_ino != own.st_ino || st.st_dev != own.st_dev)
+			return -EXDEV;
+	}
+	return 0;
+}
+
 static int park(struct svc_extra *x)
 {
 	struct freezer sib;
 	int r = sibling_of(&x->fz, &sib);
+	if (r < 0)
+		return r;
+	r = procs_of_container(x->fz.dir, x->pid);
 	if (r < 0)
 		return r;
 	if (mkdir(sib.dir, 0755) < 0 && errno != EEXIST)
@@ -110,9 +140,9 @@ static void wake_disarm(struct dozed *d, struct service *s)
 	struct svc_extra *x = svc_extra_of(s);
 	if (!x->wake_armed || !x->attachment)
 		return;
-	int r = flow_counter_set_frozen(d->flows, x->attachment, false, s->wake_on_data);
-	if (r < 0)
-		log_warning_errno(r, "%s: could not disarm its wake hook: %m", s->name);
+	/* A failure is logged by the flow counter; a stray record of it finds
+	 * the service no longer frozen. */
+	(void)flow_counter_set_frozen(d->flows, x->attachment, false, s->wake_on_data);
 	x->wake_armed = false;
 }
 
@@ -191,7 +221,9 @@ static void pause_done(int err, const struct runtime_error *error, void *userdat
 		log_warning("%s: not frozen: the runtime refused to pause it: %s; it stays on the "
 			    "stop tier",
 			    s->name, error->message);
-		service_on_freeze_done(d->services, s->id, err, error->message, NULL);
+		char why[320];
+		snprintf(why, sizeof(why), "the runtime refused to pause it: %s", error->message);
+		service_on_freeze_done(d->services, s->id, err, why, NULL);
 		return;
 	}
 	struct json_object *facts = json_object_new_object();
@@ -203,13 +235,14 @@ static void pause_done(int err, const struct runtime_error *error, void *userdat
 	int r = find_freezer(x->pid, s->container_id, &x->fz);
 	if (r == 0)
 		r = find_v2_freezer(x);
-	const char *why = r == -EXDEV ? "its freezer cgroup is not named after the container"
+	const char *why = r == -EXDEV ? "its freezer cgroup is not the container's"
 			  : r < 0     ? strerror(-r)
 			  : !x->fz.v1 ? "a cgroup v2 freezer"
 			  : freezer_is_frozen(&x->fz) != 1 ? "not frozen after the pause"
 							   : NULL;
 	if (!why && (r = park(x)) < 0)
-		why = strerror(-r);
+		why = r == -EXDEV ? "its freezer cgroup holds processes of another PID namespace"
+				  : strerror(-r);
 	x->fz_ok = !why;
 	if (why)
 		log_info("%s: it thaws through the runtime's unpause, slower: its freezer cannot "
@@ -235,10 +268,12 @@ void dozed_freeze_begin(struct dozed *d, struct service *s)
 	/* Armed before the pause: a packet meanwhile thaws it once paused. */
 	int r = wake_arm(d, s);
 	if (r < 0) {
+		/* The flow counter logged why it could not arm it. */
 		const char *why = r == -ENOTCONN
 				      ? "its traffic is not counted, so no packet could thaw it"
 				      : "its wake hook could not be armed";
-		log_warning("%s: not frozen: %s", s->name, why);
+		if (r == -ENOTCONN)
+			log_warning("%s: not frozen: %s", s->name, why);
 		service_on_freeze_done(d->services, s->id, r, why, NULL);
 		return;
 	}
@@ -274,6 +309,9 @@ static void catchup_done(int err, const struct runtime_error *error, void *userd
 		return;
 	}
 	struct svc_extra *x = svc_extra_of(s);
+	/* Stopped meanwhile (by hand, or its stop tier): nothing to unpause. */
+	if (err < 0 && s->state != SERVICE_AWAKE && s->state != SERVICE_FROZEN)
+		err = 0;
 	if (err >= 0) {
 		struct timeval later = {.tv_sec = SETTLE_DELAY_S};
 		evtimer_add(x->catchup_timer, &later);
@@ -392,12 +430,36 @@ static struct service *service_of_cgroup(struct dozed *d, uint64_t cgroup_id)
 	return NULL;
 }
 
+/*
+ * With wake_on=data a connect-only client does not thaw a frozen service,
+ * but its connection waits in the listener's accept queue; once the queue is
+ * full the kernel drops every SYN, and no client can send the bytes that
+ * would. Half full: thawed, to accept them.
+ */
+static void backlog_check(struct dozed *d, struct service *s, const struct flow_wake *w)
+{
+	_cleanup_close_ int fd = dozed_container_netns(s);
+	unsigned queued = 0, max = 0;
+	if (fd < 0 || open_conns_backlog(fd, &queued, &max) < 0 || max == 0)
+		return;
+	if (queued == 0 || queued * 2 < max)
+		return;
+	log_info("%s: %u of %u connections wait in its listener's backlog: thawing it", s->name,
+		 queued, max);
+	service_on_packet(d->services, s->id, &w->peer, w->at_ns / 1000);
+}
+
 static void wake_record(const struct flow_wake *w, void *userdata)
 {
 	struct dozed *d = userdata;
 	struct service *s = service_of_cgroup(d, w->cgroup_id);
 	if (!s)
 		return;
+	if (w->syn_seen) {
+		if (s->state == SERVICE_FROZEN && s->wake_on_data)
+			backlog_check(d, s, w);
+		return;
+	}
 	service_on_packet(d->services, s->id, &w->peer, w->at_ns / 1000);
 }
 
@@ -405,9 +467,7 @@ static void wake_readable(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct dozed *d = arg;
-	int r = flow_counter_wake_consume(d->flows, wake_record, d);
-	if (r < 0)
-		log_warning_errno(r, "Failed to read the wake ring: %m");
+	(void)flow_counter_wake_consume(d->flows, wake_record, d); /* logs its errors */
 }
 
 int dozed_wake_watch_start(struct dozed *d)
@@ -532,6 +592,11 @@ void dozed_freeze_forget(struct dozed *d, struct svc_extra *x)
 	/* dozed stops, or lets the service go: its processes go back into
 	 * their cgroup, which the runtime's pause keeps frozen (a paused
 	 * container as any other); found paused at the next start. */
+	/* Thawed, with the runtime's unpause not through (it is down): back
+	 * into a frozen cgroup they would stop serving; it is thawed first,
+	 * the runtime saying paused until it is asked again. */
+	if (x->parked && x->catchup_pending && freezer_set(&x->fz, false) < 0)
+		log_warning("Could not thaw %s", x->fz.dir);
 	if (x->parked && freezer_settle(&x->fz) < 0)
 		log_warning("Could not move a frozen container's processes back into %s",
 			    x->fz.dir);
@@ -542,4 +607,27 @@ void dozed_freeze_forget(struct dozed *d, struct svc_extra *x)
 	if (x->catchup_timer)
 		event_free(x->catchup_timer);
 	x->catchup_timer = NULL;
+}
+
+void dozed_freeze_json_add(const struct service *s, struct json_object *o)
+{
+	const struct svc_extra *x = svc_extra_of(s);
+	if (s->state == SERVICE_FROZEN)
+		json_object_object_add(o, "thaw_by",
+				       json_object_new_string(x->fz_ok ? "freezer" : "runtime"));
+	if (x->catchup_pending && x->catchup_error[0]) {
+		char text[384];
+		snprintf(text, sizeof(text),
+			 "thawed and serving, but the runtime still says paused: its unpause "
+			 "failed (%s); dozed tries again",
+			 x->catchup_error);
+		json_object_object_add(o, "runtime_lags", json_object_new_string(text));
+	}
+}
+
+void dozed_freeze_settings_changed(struct dozed *d, struct service *s)
+{
+	/* Frozen, or a pause out: what wakes it is armed as its settings say. */
+	if (svc_extra_of(s)->wake_armed)
+		(void)wake_arm(d, s);
 }

@@ -18,6 +18,7 @@
 #include "dozed/state_store.h"
 
 struct event;
+struct json_object;
 struct activator;
 struct control;
 struct flow_attachment;
@@ -209,6 +210,15 @@ void dozed_freeze_found(struct dozed *d, struct service *s, const struct runtime
 /* The machine's runtime_stop: unpauses a paused s first. */
 void dozed_stop_frozen_or_begin(struct dozed *d, struct service *s);
 void dozed_freeze_forget(struct dozed *d, struct svc_extra *x);
+/* s's settings changed (wake_on): a frozen s's wake hook follows them. */
+void dozed_freeze_settings_changed(struct dozed *d, struct service *s);
+/* daemon_explain.c: an fd of s's container's network namespace, checked to
+ * be its (the pid read is in its cgroup) and not the host's; -errno
+ * (-EOPNOTSUPP for host networking). The caller closes it. */
+int dozed_container_netns(const struct service *s);
+/* Into a SERVICE object: "thaw_by" (freezer or runtime) of a frozen s, and
+ * "runtime_lags" when a thaw's unpause has not gone through (why). */
+void dozed_freeze_json_add(const struct service *s, struct json_object *o);
 void dozed_reattach(struct dozed *d, struct service *s);
 int dozed_save_state(struct dozed *d);
 void dozed_check_ready(struct dozed *d);

@@ -88,6 +88,7 @@ int dozed_enable_container(struct dozed *d, const struct runtime_container *c,
 		struct service_spec now = spec_of_settings(set, idle_us);
 		service_update_settings(d->services, s, &now);
 		dozed_flows_apply_rules(d, s);
+		dozed_freeze_settings_changed(d, s);
 		s->disabling = false; /* enabled again before a disable completed */
 		svc_extra_of(s)->idle_explicit = set->idle_set;
 		/* Inspected just now: an UNKNOWN one is known from here on. */
@@ -568,6 +569,12 @@ static void events_event(const struct runtime_event *ev, void *userdata)
 	case RUNTIME_EVENT_DESTROY:
 		service_remove(d->services, s);
 		dozed_save_state(d);
+		break;
+	case RUNTIME_EVENT_PAUSE:
+		/* Paused by hand (dozed's own pause is under way or done, and
+		 * so it is not awake): frozen, its hook armed, as if found so. */
+		if (s->state == SERVICE_AWAKE && !s->freeze_pending)
+			dozed_reattach(d, s);
 		break;
 	case RUNTIME_EVENT_UNPAUSE:
 	case RUNTIME_EVENT_KILL:

@@ -386,3 +386,50 @@ int open_conns_list(int netns_fd, struct open_conn **out, size_t *n)
 	*n = l.n;
 	return 0;
 }
+
+/* --- the fullest listener's backlog ------------------------------------------------ */
+
+struct backlog {
+	unsigned queued, max;
+};
+
+static int backlog_add(const struct inet_diag_msg *m, const struct tcp_info *info, size_t info_len,
+		       void *userdata)
+{
+	(void)info;
+	(void)info_len;
+	struct backlog *b = userdata;
+	/* A listener's rqueue is its accept queue, its wqueue that queue's
+	 * bound (the listen() backlog, capped by somaxconn). */
+	uint64_t q = m->idiag_rqueue, mx = m->idiag_wqueue ? m->idiag_wqueue : 1;
+	if (b->max == 0 || q * b->max > (uint64_t)b->queued * mx) {
+		b->queued = m->idiag_rqueue;
+		b->max = m->idiag_wqueue;
+	}
+	return 0;
+}
+
+int open_conns_backlog(int netns_fd, unsigned *queued, unsigned *max)
+{
+	*queued = *max = 0;
+	_cleanup_close_ int fd = diag_socket_new(netns_fd);
+	if (fd < 0)
+		return fd;
+	struct timeval tv = {.tv_sec = 2};
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	_cleanup_free_ void *buf = malloc(DIAG_BUF_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	struct backlog b = {0};
+	static const uint8_t families[] = {AF_INET, AF_INET6};
+	for (size_t i = 0; i < ARRAY_SIZE(families); i++) {
+		int r = diag_dump(fd, buf, families[i], 1u << DIAG_TCP_LISTEN, 0, (uint32_t)i + 1,
+				  backlog_add, &b);
+		if (r < 0)
+			return r;
+	}
+	*queued = b.queued;
+	*max = b.max;
+	return 0;
+}

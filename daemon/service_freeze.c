@@ -105,11 +105,11 @@ void service_on_freeze_done(struct service_registry *r, uint64_t id, int err, co
 			return;
 		}
 		char idle[32];
-		service_set_reason(
-		    s,
-		    "awake; not frozen: the runtime refused to pause it (%s); sleeps "
-		    "after %s without counted traffic",
-		    s->freeze_refused, service_idle_text(s->idle_us, idle, sizeof(idle)));
+		service_set_reason(s,
+				   "awake; not frozen (%s); sleeps "
+				   "after %s without counted traffic",
+				   s->freeze_refused,
+				   service_idle_text(s->idle_us, idle, sizeof(idle)));
 		service_arm_idle_timer(r, s);
 		return;
 	}

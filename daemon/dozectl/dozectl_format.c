@@ -232,8 +232,8 @@ void dozectl_print_list(FILE *out, struct json_object *services)
 		const char *refused = dozectl_json_str(s, "freeze_refused");
 		if (refused && *refused) {
 			_cleanup_free_ char *safe = sanitized_dup(refused);
-			fprintf(out, "%s: light sleep off, the runtime refused to pause it: %s\n",
-				rows[i].cell[COL_NAME], safe ? safe : "?");
+			fprintf(out, "%s: light sleep off: %s\n", rows[i].cell[COL_NAME],
+				safe ? safe : "?");
 		}
 	}
 }
@@ -294,6 +294,8 @@ void dozectl_print_status(FILE *out, struct json_object *s)
 	char sleep[384]; /* a refused pause's reason is up to 200 bytes */
 	if (dozectl_format_light_sleep(s, sleep, sizeof(sleep)))
 		print_kv(out, "light sleep:", sleep);
+	print_kv_str(out, s, "thaw_by", "thawed by:");
+	print_kv_str(out, s, "runtime_lags", "runtime:");
 	print_kv_str(out, s, "wake_on", "wake on:");
 	/* The setting, and what the last wake resolved it to ("auto" says little). */
 	const char *probe = dozectl_json_str(s, "probe"), *used = dozectl_json_str(s, "probe_used");

@@ -65,8 +65,7 @@ const char *dozectl_format_light_sleep(struct json_object *s, char *buf, size_t 
 	buf[0] = '\0';
 	if (refused && *refused) {
 		char safe[256];
-		snprintf(buf, len, "off (the runtime refused to pause it: %s)",
-			 dozectl_sanitize(refused, safe, sizeof(safe)));
+		snprintf(buf, len, "off (%s)", dozectl_sanitize(refused, safe, sizeof(safe)));
 		return buf;
 	}
 	/* Absent: a daemon without light sleep; null or 0: none. */

@@ -445,6 +445,8 @@ int runtime_parse_event(const char *json, size_t len, struct runtime_event *out)
 		t = RUNTIME_EVENT_UNPAUSE;
 	else if (strcmp(action, "kill") == 0)
 		t = RUNTIME_EVENT_KILL;
+	else if (strcmp(action, "pause") == 0)
+		t = RUNTIME_EVENT_PAUSE;
 	else
 		return 0;
 

@@ -34,3 +34,11 @@ struct open_conn {
  * caller frees it. 0; -errno, logged by the caller.
  */
 int open_conns_list(int netns_fd, struct open_conn **out, size_t *n);
+
+/*
+ * The fullest listener of the namespace: how many connections wait in its
+ * accept queue, and the queue's bound. A frozen service's listener fills
+ * with connect-only clients, and the kernel then drops every new SYN.
+ * 0 (*max 0: no listener); -errno.
+ */
+int open_conns_backlog(int netns_fd, unsigned *queued, unsigned *max);

@@ -230,6 +230,9 @@ enum runtime_event_type {
 	 * (dozed's own unpause and kills come when it no longer is frozen). */
 	RUNTIME_EVENT_UNPAUSE,
 	RUNTIME_EVENT_KILL,
+	/* Paused: by hand, an awake service is frozen (dozed's own comes as
+	 * it freezes one). */
+	RUNTIME_EVENT_PAUSE,
 };
 
 struct runtime_event {

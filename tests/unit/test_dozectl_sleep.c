@@ -65,10 +65,11 @@ TEST(test_light_sleep_off_or_refused_or_not_sent)
 	ASSERT_STREQ(light_sleep("{\"freeze_after_ms\":null,\"freezes\":0}", buf, sizeof(buf)),
 		     "off");
 	ASSERT_STREQ(light_sleep("{\"idle_timeout_ms\":600000}", buf, sizeof(buf)), "(none)");
-	ASSERT_STREQ(light_sleep("{\"freeze_after_ms\":30000,\"freeze_refused\":\"cgroup v1 "
-				 "without freezer\\u001b[2J\",\"freezes\":0}",
-				 buf, sizeof(buf)),
-		     "off (the runtime refused to pause it: cgroup v1 without freezer?[2J)");
+	ASSERT_STREQ(
+	    light_sleep("{\"freeze_after_ms\":30000,\"freeze_refused\":\"the runtime "
+			"refused to pause it: cgroup v1 without freezer\\u001b[2J\",\"freezes\":0}",
+			buf, sizeof(buf)),
+	    "off (the runtime refused to pause it: cgroup v1 without freezer?[2J)");
 	/* "" is none refused. */
 	ASSERT_STREQ(light_sleep("{\"freeze_after_ms\":30000,\"freeze_refused\":\"\","
 				 "\"idle_timeout_ms\":60000}",
@@ -112,10 +113,12 @@ TEST(test_status_of_a_service_never_stopped_and_one_refused)
 	_cleanup_free_ char *big = json_fixture_print(
 	    dozectl_print_status, "{\"name\":\"db\",\"idle_timeout_ms\":18446744073709551}");
 	ASSERT_TRUE(strstr(big, "idle timeout: never\n") != NULL);
-	_cleanup_free_ char *refused = json_fixture_print(
-	    dozectl_print_status,
-	    "{\"name\":\"web\",\"state\":\"awake\",\"idle_timeout_ms\":600000,"
-	    "\"freeze_after_ms\":30000,\"freeze_refused\":\"pause: container is privileged\"}");
+	_cleanup_free_ char *refused =
+	    json_fixture_print(dozectl_print_status,
+			       "{\"name\":\"web\",\"state\":\"awake\",\"idle_timeout_ms\":600000,"
+			       "\"freeze_after_ms\":30000,\"freeze_refused\":\"the runtime refused "
+			       "to pause it: pause: "
+			       "container is privileged\"}");
 	ASSERT_TRUE(strstr(refused, "light sleep:  off (the runtime refused to pause it: pause: "
 				    "container is privileged)\n") != NULL);
 }
@@ -127,11 +130,11 @@ TEST(test_list_shows_frozen_and_says_when_light_sleep_was_refused)
 	    "[{\"name\":\"db\",\"state\":\"frozen\",\"ports\":[5432],\"idle_for_ms\":45000,"
 	    "\"last_wake_ms\":null},"
 	    "{\"name\":\"web\",\"state\":\"awake\",\"ports\":[8080],\"idle_for_ms\":850,"
-	    "\"freeze_refused\":\"cgroup v1\"}]");
+	    "\"freeze_refused\":\"the runtime refused to pause it: cgroup v1\"}]");
 	ASSERT_STREQ(text, "NAME  STATE   PORTS  IDLE-FOR  LAST-WAKE\n"
 			   "db    frozen  5432   45s       -\n"
 			   "web   awake   8080   850ms     -\n"
-			   "web: light sleep off, the runtime refused to pause it: cgroup v1\n");
+			   "web: light sleep off: the runtime refused to pause it: cgroup v1\n");
 }
 
 TEST(test_freeze_and_thaw_events_read_their_timings)

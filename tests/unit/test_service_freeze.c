@@ -150,11 +150,15 @@ TEST(test_a_refused_pause_leaves_it_on_the_stop_tier_and_says_why)
 	struct service *s = light_sleeper(10 * SEC);
 	fire_at(s, 103 * SEC);
 	fire_at(s, 104 * SEC);
-	service_on_freeze_done(F.reg, s->id, -EPERM, "cgroups: freezer not supported", NULL);
+	service_on_freeze_done(F.reg, s->id, -EPERM,
+			       "the runtime refused to pause it: cgroups: freezer not supported",
+			       NULL);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
-	ASSERT_STREQ(s->freeze_refused, "cgroups: freezer not supported");
-	ASSERT_CONTAINS(s->reason, "the runtime refused to pause it (cgroups: freezer not "
-				   "supported)");
+	ASSERT_STREQ(s->freeze_refused,
+		     "the runtime refused to pause it: cgroups: freezer not supported");
+	ASSERT_CONTAINS(s->reason,
+			"not frozen (the runtime refused to pause it: cgroups: freezer not "
+			"supported)");
 	ASSERT_CONTAINS(reason_of(s), "sleeps in 6s");
 	ASSERT_EQ_U(F.timer_at, 107500000);
 	fire_at(s, 107500000);
