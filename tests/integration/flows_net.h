@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/ip_icmp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -317,4 +318,56 @@ static inline struct flow_rule rule_cidr4(const char *addr, unsigned prefix, uin
 	    .has_addr = true, .family = AF_INET, .prefix_len = (uint8_t)prefix, .port = port};
 	ASSERT_TRUE(inet_pton(AF_INET, addr, r.addr) == 1);
 	return r;
+}
+
+/* A container UDP socket bound to HERE, its port in *port. */
+static inline int udp_server(const struct net *n, unsigned short *port)
+{
+	int fd = container_socket(n, AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in sa = sin_of(HERE, 0);
+	ASSERT_OK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	*port = local_port_of(fd);
+	return fd;
+}
+
+/* fd00:211::1 on the container's side of the veth, fd00:211::2 on the
+ * peer's, and a container listener on the first: its socket, its address
+ * and port in *sa. */
+static inline int v6_listener(const struct net *n, struct sockaddr_in6 *sa)
+{
+	const char *here[] = {"ip", "addr", "add", "fd00:211::1/64", "dev", "dzv0", "nodad", NULL};
+	const char *there[] = {"ip", "addr", "add", "fd00:211::2/64", "dev", "dzv1", "nodad", NULL};
+	ASSERT_EQ_U(run_cmd(-1, here, NULL), 0);
+	ASSERT_EQ_U(run_cmd(n->peer, there, NULL), 0);
+	int lfd = container_socket(n, AF_INET6, SOCK_STREAM, 0);
+	*sa = (struct sockaddr_in6){.sin6_family = AF_INET6};
+	ASSERT_TRUE(inet_pton(AF_INET6, "fd00:211::1", &sa->sin6_addr) == 1);
+	sa->sin6_port = htons(listen_on(lfd, (struct sockaddr *)sa, sizeof(*sa)));
+	return lfd;
+}
+
+static inline uint16_t icmp_checksum(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint32_t sum = 0;
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return htons((uint16_t)~sum);
+}
+
+/* Reads a raw ICMP socket (IP header first) until an echo reply. */
+static inline void echo_reply_wait(int fd)
+{
+	uint8_t reply[256];
+	for (;;) {
+		ssize_t r = recv(fd, reply, sizeof(reply), 0);
+		ASSERT_TRUE(r > 0);
+		size_t ihl = (reply[0] & 0x0f) * 4u;
+		if ((size_t)r >= ihl + 8 && reply[ihl] == ICMP_ECHOREPLY)
+			return;
+	}
 }

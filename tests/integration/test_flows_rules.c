@@ -120,16 +120,9 @@ TEST(test_an_address_rule_with_a_port_is_the_peers_port)
 TEST(test_ipv6_flows_are_counted_with_their_v6_peer)
 {
 	struct net *n = net_setup(0);
-	const char *here[] = {"ip", "addr", "add", "fd00:211::1/64", "dev", "dzv0", "nodad", NULL};
-	const char *there[] = {"ip", "addr", "add", "fd00:211::2/64", "dev", "dzv1", "nodad", NULL};
-	ASSERT_EQ_U(run_cmd(-1, here, NULL), 0);
-	ASSERT_EQ_U(run_cmd(n->peer, there, NULL), 0);
-
-	int lfd = container_socket(n, AF_INET6, SOCK_STREAM, 0);
-	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
-	ASSERT_TRUE(inet_pton(AF_INET6, "fd00:211::1", &sa.sin6_addr) == 1);
-	unsigned short port = listen_on(lfd, (struct sockaddr *)&sa, sizeof(sa));
-	sa.sin6_port = htons(port);
+	struct sockaddr_in6 sa;
+	int lfd = v6_listener(n, &sa);
+	unsigned short port = ntohs(sa.sin6_port);
 	int pfd = peer_socket(n, AF_INET6, SOCK_STREAM);
 	ASSERT_OK(connect(pfd, (struct sockaddr *)&sa, sizeof(sa)));
 	int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -219,10 +212,8 @@ TEST(test_a_port_rule_is_the_port_of_the_side_that_was_opened)
 TEST(test_the_clients_of_an_ntp_or_dns_server_container_count)
 {
 	struct net *n = net_setup(0);
-	int srv = container_socket(n, AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in sa = sin_of(HERE, 0);
-	ASSERT_OK(bind(srv, (struct sockaddr *)&sa, sizeof(sa)));
-	unsigned short port = local_port_of(srv);
+	unsigned short port;
+	int srv = udp_server(n, &port);
 	/* Clients from their ports 123 and 53 (an NTP peer, a resolver's
 	 * forwarder) to the container's server, and its answers. */
 	int ntp = udp_peer(n, 123), dns = udp_peer(n, 53);
@@ -249,16 +240,9 @@ TEST(test_the_clients_of_an_ntp_or_dns_server_container_count)
 TEST(test_an_ipv6_upload_with_destination_options_counts)
 {
 	struct net *n = net_setup(0);
-	const char *here[] = {"ip", "addr", "add", "fd00:211::1/64", "dev", "dzv0", "nodad", NULL};
-	const char *there[] = {"ip", "addr", "add", "fd00:211::2/64", "dev", "dzv1", "nodad", NULL};
-	ASSERT_EQ_U(run_cmd(-1, here, NULL), 0);
-	ASSERT_EQ_U(run_cmd(n->peer, there, NULL), 0);
-
-	int lfd = container_socket(n, AF_INET6, SOCK_STREAM, 0);
-	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
-	ASSERT_TRUE(inet_pton(AF_INET6, "fd00:211::1", &sa.sin6_addr) == 1);
-	unsigned short port = listen_on(lfd, (struct sockaddr *)&sa, sizeof(sa));
-	sa.sin6_port = htons(port);
+	struct sockaddr_in6 sa;
+	int lfd = v6_listener(n, &sa);
+	unsigned short port = ntohs(sa.sin6_port);
 	int pfd = peer_socket(n, AF_INET6, SOCK_STREAM);
 	/* A destination options header of 8 bytes: one PadN of 4. */
 	uint8_t opts[8] = {0, 0, 1, 4, 0, 0, 0, 0};

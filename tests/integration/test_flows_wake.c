@@ -219,31 +219,6 @@ static int peer_raw_icmp(const struct net *n)
 	return fd;
 }
 
-static uint16_t icmp_checksum(const uint8_t *p, size_t len)
-{
-	uint32_t sum = 0;
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		sum += (uint32_t)p[len - 1] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return htons((uint16_t)~sum);
-}
-
-/* Reads fd's ICMP (IP header first) until an echo reply. */
-static void echo_reply_wait(int fd)
-{
-	uint8_t reply[256];
-	for (;;) {
-		ssize_t r = recv(fd, reply, sizeof(reply), 0);
-		ASSERT_TRUE(r > 0);
-		size_t ihl = (reply[0] & 0x0f) * 4u;
-		if ((size_t)r >= ihl + 8 && reply[ihl] == ICMP_ECHOREPLY)
-			return;
-	}
-}
-
 TEST(test_a_ping_a_dns_answer_and_an_ignored_port_do_not_wake)
 {
 	struct net *n = net_setup(0);
@@ -318,10 +293,8 @@ TEST(test_a_ping_a_dns_answer_and_an_ignored_port_do_not_wake)
 TEST(test_a_udp_datagram_wakes_with_wake_on_data_only_with_payload)
 {
 	struct net *n = net_setup(0);
-	int srv = container_socket(n, AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in sa = sin_of(HERE, 0);
-	ASSERT_OK(bind(srv, (struct sockaddr *)&sa, sizeof(sa)));
-	unsigned short port = local_port_of(srv);
+	unsigned short port;
+	int srv = udp_server(n, &port);
 	int peer = udp_peer(n, 4000);
 	arm(n, true);
 
@@ -472,10 +445,8 @@ TEST(test_arming_a_cgroup_that_is_gone_is_enoent)
 TEST(test_a_wake_the_full_ring_could_not_take_is_sent_with_the_next_packet)
 {
 	struct net *n = net_setup(0);
-	int srv = container_socket(n, AF_INET, SOCK_DGRAM, 0);
-	struct sockaddr_in sa = sin_of(HERE, 0);
-	ASSERT_OK(bind(srv, (struct sockaddr *)&sa, sizeof(sa)));
-	unsigned short port = local_port_of(srv);
+	unsigned short port;
+	int srv = udp_server(n, &port);
 	int peer = udp_peer(n, 4001);
 	/* More wakes than the ring holds (FLOWS_WAKE_RING_BYTES), none read:
 	 * a daemon stuck while a thousand frozen services are woken. */
@@ -501,15 +472,9 @@ TEST(test_a_wake_the_full_ring_could_not_take_is_sent_with_the_next_packet)
 TEST(test_an_ipv6_connect_wakes_with_its_v6_peer)
 {
 	struct net *n = net_setup(0);
-	const char *here[] = {"ip", "addr", "add", "fd00:211::1/64", "dev", "dzv0", "nodad", NULL};
-	const char *there[] = {"ip", "addr", "add", "fd00:211::2/64", "dev", "dzv1", "nodad", NULL};
-	ASSERT_EQ_U(run_cmd(-1, here, NULL), 0);
-	ASSERT_EQ_U(run_cmd(n->peer, there, NULL), 0);
-	int lfd = container_socket(n, AF_INET6, SOCK_STREAM, 0);
-	struct sockaddr_in6 sa = {.sin6_family = AF_INET6};
-	ASSERT_TRUE(inet_pton(AF_INET6, "fd00:211::1", &sa.sin6_addr) == 1);
-	unsigned short port = listen_on(lfd, (struct sockaddr *)&sa, sizeof(sa));
-	sa.sin6_port = htons(port);
+	struct sockaddr_in6 sa;
+	v6_listener(n, &sa); /* the kernel answers the handshake, no accept */
+	unsigned short port = ntohs(sa.sin6_port);
 	arm(n, false);
 	int pfd = peer_socket(n, AF_INET6, SOCK_STREAM);
 	ASSERT_OK(connect(pfd, (struct sockaddr *)&sa, sizeof(sa)));
