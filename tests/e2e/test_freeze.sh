@@ -30,7 +30,8 @@ for tool in "$PG_BIN/psql:postgresql-client-15" "$PYTHON:python3" "$(command -v 
 done
 
 WEB_PORT=18491 NET_PORT=18492 PG_PORT=18493 STOP_PORT=18494 KA_PORT=18495 DATA_PORT=18496 \
-	SYN_PORT=18497 KILL_PORT=18498 BAD_PORT=18499 OK_PORT=18490 MEM_PORT=18479 CMD_PORT=18478 BURST_PORT=18477 GONE_PORT=18476 RTDOWN_PORT=18470
+	SYN_PORT=18497 KILL_PORT=18498 BAD_PORT=18499 OK_PORT=18490 MEM_PORT=18479 CMD_PORT=18478 BURST_PORT=18477 GONE_PORT=18476 RTDOWN_PORT=18470 \
+	FULL_PORT=18471 HAND_PORT=18472
 FREEZE_AFTER=1s
 # From an enable (or a thaw) to the frozen state: the freeze-after time plus
 # room for a busy host (the idle check, the runtime's pause).
@@ -316,6 +317,41 @@ test_a_connect_only_check_does_not_thaw_it_with_wake_on_data_and_a_request_does(
 	drop "$name"
 }
 
+# Connect-only checks pile up in a frozen listener's accept queue (busybox
+# httpd's backlog is 9) and, once it is full, the kernel drops every SYN: no
+# client could ever send the bytes that thaw it. Half full, dozed thaws it.
+test_connect_only_checks_filling_its_backlog_thaw_it_with_wake_on_data() {
+	local name=full-$RT thaws code secs i
+	make_service "$name" "$FULL_PORT" --freeze-after "$FREEZE_AFTER" --idle 1h --wake-on data || return
+	wait_frozen "$name" || return
+	thaws=$(event_count thaw "$name")
+	for i in $(seq 12); do
+		in_ns timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$FULL_PORT && exec 3>&-" ||
+			echo "   connect-only check $i got no connection"
+	done
+	read -r code secs < <(fetch "http://127.0.0.1:$FULL_PORT/" "$WORK/full-$RT.body")
+	got_page "$code" "$WORK/full-$RT.body" "a client after 12 connect-only checks (wake-on data)"
+	thawed_by_packet "$name" "$thaws" || return
+	echo "   the client's first byte after ${secs}s; thaw: $(thaw_facts "$THAW_EV")"
+	drop "$name"
+}
+
+# Paused by hand through the runtime while awake: frozen, as if found so,
+# and the first packet thaws it (else its clients would hang for ever).
+test_a_service_paused_by_hand_is_frozen_and_thawed_by_a_client() {
+	local name=hand-$RT thaws code secs
+	make_service "$name" "$HAND_PORT" --idle 1h || return
+	thaws=$(event_count thaw "$name")
+	rt pause "$name" >/dev/null || { fail "cannot pause $name through the runtime"; return; }
+	wait_state 5000 "$name" frozen "frozen state of $name after a pause by hand" || return
+	read -r code secs < <(fetch "http://127.0.0.1:$HAND_PORT/" "$WORK/hand-$RT.body")
+	got_page "$code" "$WORK/hand-$RT.body" "a client of $name paused by hand"
+	thawed_by_packet "$name" "$thaws" || return
+	awake_and_running "$name" "$HAND_PORT"
+	echo "   first byte after ${secs}s; thaw: $(thaw_facts "$THAW_EV")"
+	drop "$name"
+}
+
 # The control of the test above: without wake-on data a connect thaws it
 # (else the test above proves nothing).
 test_a_connect_only_check_thaws_it_without_wake_on_data() {
@@ -438,6 +474,9 @@ test_a_frozen_container_removed_by_its_user_is_let_go() {
 # it stopped, a frozen container still thaws at the first packet (dozed's
 # freezer, no runtime call on the way), and once it is back the runtime's
 # view catches up. (Docker's dockerd stops its containers when it stops.)
+status_has_runtime_lags() { ctl status "$1" --json | jq -e '.service.runtime_lags // empty' >/dev/null; }
+status_lacks_runtime_lags() { ! status_has_runtime_lags "$1"; }
+
 test_a_frozen_service_answers_while_podmans_api_is_down() {
 	local name=rtdown-$RT thaws code secs
 	make_service "$name" "$RTDOWN_PORT" --freeze-after "$FREEZE_AFTER" --idle 30s || return
@@ -446,7 +485,12 @@ test_a_frozen_service_answers_while_podmans_api_is_down() {
 	"$ENV" stop "$RTDIR" podman >/dev/null 2>&1 || { fail "cannot stop Podman's API service"; return; }
 	read -r code secs < <(fetch "http://127.0.0.1:$RTDOWN_PORT/" "$WORK/rtdown.body")
 	got_page "$code" "$WORK/rtdown.body" "a client of the frozen $name with Podman's API down"
+	# Its status says the runtime's view lags, once the unpause has failed.
+	wait_for 5000 "status of $name saying the runtime lags" status_has_runtime_lags "$name"
+	ctl status "$name" | grep -q '^runtime: *thawed and serving, but the runtime still says paused' ||
+		fail "dozectl status does not say the runtime lags: $(ctl status "$name" | grep -i runtime)"
 	"$ENV" start "$RTDIR" podman >/dev/null 2>&1 || { fail "cannot start Podman's API service again"; return; }
+	wait_for 40000 "the runtime's view of $name caught up" status_lacks_runtime_lags "$name"
 	thawed_by_packet "$name" "$thaws"
 	awake_and_running "$name" "$RTDOWN_PORT"
 	dozed_alive || fail "dozed died"
@@ -532,6 +576,8 @@ ALL=(test_bad_freeze_values_are_refused_naming_them
 	test_a_peers_tcp_keepalive_does_not_thaw_it_and_a_request_on_that_connection_does
 	test_a_connect_only_check_does_not_thaw_it_with_wake_on_data_and_a_request_does
 	test_a_connect_only_check_thaws_it_without_wake_on_data
+	test_connect_only_checks_filling_its_backlog_thaw_it_with_wake_on_data
+	test_a_service_paused_by_hand_is_frozen_and_thawed_by_a_client
 	test_reclaim_frozen_gives_memory_back_and_says_how_much
 	test_a_burst_of_clients_at_a_frozen_service_is_answered_with_one_thaw
 	test_a_frozen_container_removed_by_its_user_is_let_go
