@@ -512,6 +512,9 @@ void dozed_freeze_found(struct dozed *d, struct service *s, const struct runtime
 		catchup_begin(d, s);
 		return;
 	}
+	/* An empty sibling left by a container stopped while dozed was away. */
+	if (v1 && !out)
+		(void)freezer_settle(&x->fz);
 	if (!c->paused)
 		return;
 	x->parked = out;
