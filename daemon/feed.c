@@ -156,6 +156,11 @@ static void format_message(char *msg, size_t len, const char *event, const char 
 	} else if (strcmp(event, "wake_failed") == 0) {
 		s = fact_str(facts, "reason");
 		snprintf(msg, len, "%s: wake failed: %s", service, s ? s : "no reason given");
+	} else if (strcmp(event, "thaw") == 0 && (s = fact_str(facts, "result")) &&
+		   strcmp(s, "failed") == 0) {
+		s = fact_str(facts, "reason");
+		snprintf(msg, len, "%s: thaw failed: %s; restarting it", service,
+			 s ? s : "no reason given");
 	} else if (strcmp(event, "thaw") == 0 && fact_int(facts, "thaw_us", &v1)) {
 		s = fact_str(facts, "trigger");
 		snprintf(msg, len, "%s: thawed in %lld us (%s, by the %s)", service, (long long)v1,

@@ -267,3 +267,16 @@ TEST(test_kept_awake_is_recorded_and_logged_with_what_kept_it)
 	ASSERT_CONTAINS(text, "web: kept awake by an unanswered request from 10.0.0.9:40000 to "
 			      "port 80 (40 B in, the last 3.0s ago)");
 }
+
+TEST(test_freeze_and_thaw_are_recorded_and_logged_with_their_timings)
+{
+	_cleanup_free_ char *frozen = log_of("freeze", "c", "{\"idle_ms\":1000,\"pause_ms\":18}");
+	ASSERT_CONTAINS(frozen, "web: frozen (the runtime's pause took 18 ms)");
+	_cleanup_free_ char *thawed =
+	    log_of("thaw", "c", "{\"trigger\":\"packet\",\"thaw_us\":412,\"how\":\"freezer\"}");
+	ASSERT_CONTAINS(thawed, "web: thawed in 412 us (packet, by the freezer)");
+	/* A failed thaw says why. */
+	_cleanup_free_ char *failed =
+	    log_of("thaw", "c", "{\"result\":\"failed\",\"reason\":\"the freezer is gone\"}");
+	ASSERT_CONTAINS(failed, "web: thaw failed: the freezer is gone; restarting it");
+}
