@@ -39,12 +39,19 @@ static void client_at(struct sockaddr_storage *ss, uint16_t port)
 	in->sin_port = htons(port);
 }
 
-/* Frozen at 104 s (the pause answered at once). */
-static struct service *frozen_service(uint64_t idle_us)
+/* Its timers at 103 s and 104 s fired: its pause asked, not answered yet. */
+static struct service *pausing_service(uint64_t idle_us)
 {
 	struct service *s = light_sleeper(idle_us);
 	fire_at(s, 103 * SEC);
 	fire_at(s, 104 * SEC);
+	return s;
+}
+
+/* Frozen at 104 s (the pause answered at once). */
+static struct service *frozen_service(uint64_t idle_us)
+{
+	struct service *s = pausing_service(idle_us);
 	ASSERT_STREQ(F.log, "pause web;");
 	ASSERT_TRUE(s->freeze_pending);
 	service_on_freeze_done(F.reg, s->id, 0, NULL, NULL);
@@ -147,9 +154,7 @@ TEST(test_unanswered_request_keeps_it_from_freezing_an_open_connection_does_not)
 
 TEST(test_a_refused_pause_leaves_it_on_the_stop_tier_and_says_why)
 {
-	struct service *s = light_sleeper(10 * SEC);
-	fire_at(s, 103 * SEC);
-	fire_at(s, 104 * SEC);
+	struct service *s = pausing_service(10 * SEC);
 	service_on_freeze_done(F.reg, s->id, -EPERM,
 			       "the runtime refused to pause it: cgroups: freezer not supported",
 			       NULL);
@@ -173,9 +178,7 @@ TEST(test_a_refused_pause_leaves_it_on_the_stop_tier_and_says_why)
 
 TEST(test_a_packet_during_the_pause_thaws_it_once_paused)
 {
-	struct service *s = light_sleeper(10 * SEC);
-	fire_at(s, 103 * SEC);
-	fire_at(s, 104 * SEC);
+	struct service *s = pausing_service(10 * SEC);
 	struct sockaddr_storage c;
 	client_at(&c, 40001);
 	F.now = 104 * SEC + 5000;
@@ -272,9 +275,7 @@ TEST(test_commands_on_a_frozen_service)
 
 TEST(test_sleep_command_during_a_pause_is_busy)
 {
-	struct service *s = light_sleeper(10 * SEC);
-	fire_at(s, 103 * SEC);
-	fire_at(s, 104 * SEC);
+	struct service *s = pausing_service(10 * SEC);
 	ASSERT_ERR(service_sleep_now(F.reg, s, "command"), EBUSY);
 }
 
@@ -289,10 +290,8 @@ TEST(test_disable_thaws_first)
 
 TEST(test_disable_during_a_pause_thaws_once_paused)
 {
-	struct service *s = light_sleeper(10 * SEC);
+	struct service *s = pausing_service(10 * SEC);
 	uint64_t id = s->id;
-	fire_at(s, 103 * SEC);
-	fire_at(s, 104 * SEC);
 	service_disable(F.reg, s);
 	ASSERT_TRUE((service_find_by_id(F.reg, id)) != NULL);
 	service_on_freeze_done(F.reg, id, 0, NULL, NULL);
@@ -349,9 +348,7 @@ TEST(test_runtime_death_while_frozen_is_asleep)
 
 TEST(test_an_unanswered_pause_is_asked_again_not_refused)
 {
-	struct service *s = light_sleeper(10 * SEC);
-	fire_at(s, 103 * SEC);
-	fire_at(s, 104 * SEC);
+	struct service *s = pausing_service(10 * SEC);
 	service_on_freeze_done(F.reg, s->id, -EAGAIN, "connect: Connection refused", NULL);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 	ASSERT_STREQ(s->freeze_refused, "");
