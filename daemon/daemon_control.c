@@ -22,8 +22,10 @@ static void reply_service(struct dozed *d, uint64_t client, struct service *s)
 	struct json_object *reply = json_object_new_object();
 	json_object_object_add(reply, "ok", json_object_new_boolean(1));
 	struct json_object *o = service_to_json(d->services, s);
-	if (o)
+	if (o) {
 		dozed_service_json_add_flows(d, s, o, true);
+		dozed_freeze_json_add(s, o);
+	}
 	json_object_object_add(reply, "service", o);
 	control_reply(d->control, client, reply);
 }
@@ -137,8 +139,10 @@ static void cmd_list(struct dozed *d, uint64_t client)
 	struct json_object *list = json_object_new_array();
 	for (struct service *s = service_first(d->services); s; s = s->next) {
 		struct json_object *o = service_to_json(d->services, s);
-		if (o)
+		if (o) {
 			dozed_service_json_add_flows(d, s, o, false);
+			dozed_freeze_json_add(s, o);
+		}
 		json_object_array_add(list, o);
 	}
 	json_object_object_add(reply, "ok", json_object_new_boolean(1));
