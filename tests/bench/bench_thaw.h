@@ -138,35 +138,22 @@ static pid_t thaw_wait_runtime(struct event_base *base, struct runtime *rt, cons
  */
 static int thaw_cpu_file(pid_t pid, char *path, size_t len)
 {
-	char f[64], line[PATH_MAX], v2[PATH_MAX] = "";
-	snprintf(f, sizeof(f), "/proc/%d/cgroup", (int)pid);
-	_cleanup_fclose_ FILE *fp = fopen(f, "re");
-	if (!fp)
-		return -errno;
-	while (fgets(line, sizeof(line), fp)) {
-		line[strcspn(line, "\n")] = '\0';
-		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		if (!c2)
-			continue;
-		*c2 = '\0';
-		const char *ctrls = c1 + 1, *cg = c2 + 1;
-		if (!*ctrls) {
-			snprintf(v2, sizeof(v2), "%s", cg);
-			continue;
-		}
-		char list[256];
-		snprintf(list, sizeof(list), ",%s,", ctrls);
-		if (!strstr(list, ",cpuacct,"))
-			continue;
-		const char *mounts[] = {ctrls, "cpuacct", "cpu,cpuacct"};
-		for (size_t i = 0; i < ARRAY_SIZE(mounts); i++) {
-			snprintf(path, len, "/sys/fs/cgroup/%s%s/cpuacct.usage", mounts[i], cg);
-			if (access(path, R_OK) == 0)
-				return 0;
-		}
+	_cleanup_free_ char *v1 = NULL, *v2 = NULL;
+	int r = bench_pid_cgroup(pid, "cpuacct", &v1);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	/* The hierarchy's mount is named by its controllers. */
+	const char *mounts[] = {"cpu,cpuacct", "cpuacct", "cpuacct,cpu"};
+	for (size_t i = 0; v1 && i < ARRAY_SIZE(mounts); i++) {
+		snprintf(path, len, "/sys/fs/cgroup/%s%s/cpuacct.usage", mounts[i], v1);
+		if (access(path, R_OK) == 0)
+			return 0;
 	}
+	r = bench_pid_cgroup(pid, NULL, &v2);
+	if (r < 0)
+		return r;
 	const char *roots[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
-	for (size_t i = 0; *v2 && i < ARRAY_SIZE(roots); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
 		snprintf(path, len, "%s%s/cpu.stat", roots[i], v2);
 		if (access(path, R_OK) == 0)
 			return 0;
@@ -197,34 +184,23 @@ static int thaw_cpu_read(const char *path, uint64_t *ns)
  * frozen container's processes frozen that way). 1, 0 or -errno. */
 static int thaw_pid_frozen(pid_t pid)
 {
-	char f[64], line[PATH_MAX], path[PATH_MAX + 64], v2[PATH_MAX] = "", word[64];
-	snprintf(f, sizeof(f), "/proc/%d/cgroup", (int)pid);
-	_cleanup_fclose_ FILE *fp = fopen(f, "re");
-	if (!fp)
-		return -errno;
-	while (fgets(line, sizeof(line), fp)) {
-		line[strcspn(line, "\n")] = '\0';
-		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		if (!c2)
-			continue;
-		*c2 = '\0';
-		char list[256];
-		snprintf(list, sizeof(list), ",%s,", c1 + 1);
-		if (!c1[1]) {
-			snprintf(v2, sizeof(v2), "%s", c2 + 1);
-			continue;
-		}
-		if (!strstr(list, ",freezer,"))
-			continue;
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/freezer%s/freezer.state", c2 + 1);
+	char path[PATH_MAX + 64], word[64];
+	_cleanup_free_ char *v1 = NULL, *v2 = NULL;
+	int r = bench_pid_cgroup(pid, "freezer", &v1);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (v1) {
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/freezer%s/freezer.state", v1);
 		_cleanup_fclose_ FILE *st = fopen(path, "re");
 		if (!st || fscanf(st, "%63s", word) != 1)
 			return -ENOENT;
 		if (strcmp(word, "FROZEN") == 0)
 			return 1;
 	}
+	if (bench_pid_cgroup(pid, NULL, &v2) < 0)
+		return -ENOENT;
 	const char *roots[] = {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
-	for (size_t i = 0; *v2 && i < ARRAY_SIZE(roots); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(roots); i++) {
 		snprintf(path, sizeof(path), "%s%s/cgroup.events", roots[i], v2);
 		_cleanup_fclose_ FILE *ev = fopen(path, "re");
 		int v;

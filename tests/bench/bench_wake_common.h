@@ -253,43 +253,45 @@ struct mem_kinds {
 	double swap_total; /* the host's, /proc/meminfo */
 };
 
+/* pid's cgroup from /proc/PID/cgroup, by the daemon's parsers: in the v1
+ * hierarchy of controller, or (controller NULL) its cgroup2 path; malloc'd. */
+static inline int bench_pid_cgroup(pid_t pid, const char *controller, char **path)
+{
+	char f[64];
+	snprintf(f, sizeof(f), "/proc/%d/cgroup", (int)pid);
+	_cleanup_fclose_ FILE *fp = fopen(f, "re");
+	if (!fp)
+		return -errno;
+	_cleanup_free_ char *text = NULL;
+	size_t cap = 0;
+	if (getdelim(&text, &cap, '\0', fp) < 0)
+		return -EIO;
+	return controller ? cgroup1_path_parse(text, controller, path)
+			  : cgroup2_path_parse(text, path);
+}
+
 /* v1 "memory" hierarchy (rss, shmem, cache) or cgroup2 (anon, shmem, file). */
 static inline int mem_kinds_of(pid_t pid, struct mem_kinds *m)
 {
-	char f[64], line[4096], path[4200], key[64], v2[4096] = "", v1[4096] = "";
-	snprintf(f, sizeof(f), "/proc/%d/cgroup", (int)pid);
-	FILE *fp = fopen(f, "re");
-	if (!fp)
+	char path[4200], key[64];
+	_cleanup_free_ char *v1 = NULL, *v2 = NULL;
+	if (bench_pid_cgroup(pid, "memory", &v1) < 0 && bench_pid_cgroup(pid, NULL, &v2) < 0)
 		return -1;
-	while (fgets(line, sizeof(line), fp)) {
-		line[strcspn(line, "\n")] = '\0';
-		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-		if (!c2)
-			continue;
-		*c2 = '\0';
-		char list[256];
-		snprintf(list, sizeof(list), ",%s,", c1 + 1);
-		if (!c1[1])
-			snprintf(v2, sizeof(v2), "%s", c2 + 1);
-		else if (strstr(list, ",memory,"))
-			snprintf(v1, sizeof(v1), "%s", c2 + 1);
-	}
-	fclose(fp);
-	if (*v1)
+	if (v1)
 		snprintf(path, sizeof(path), "/sys/fs/cgroup/memory%s/memory.stat", v1);
 	else
 		snprintf(path, sizeof(path), "/sys/fs/cgroup%s/memory.stat", v2);
-	fp = fopen(path, "re");
+	FILE *fp = fopen(path, "re");
 	if (!fp)
 		return -1;
 	double v, cache = 0;
 	*m = (struct mem_kinds){0};
 	while (fscanf(fp, "%63s %lf", key, &v) == 2) {
-		if (strcmp(key, *v1 ? "rss" : "anon") == 0)
+		if (strcmp(key, v1 ? "rss" : "anon") == 0)
 			m->anon = v;
 		else if (strcmp(key, "shmem") == 0)
 			m->shmem = v;
-		else if (strcmp(key, *v1 ? "cache" : "file") == 0)
+		else if (strcmp(key, v1 ? "cache" : "file") == 0)
 			cache = v;
 	}
 	fclose(fp);
