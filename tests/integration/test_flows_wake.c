@@ -118,6 +118,31 @@ static int tcp_listener(const struct net *n, unsigned short *port)
 	return lfd;
 }
 
+/* A peer's connection to a new container listener, its first len bytes of
+ * fill read by the container: the peer's socket, the container's in *cfd. */
+static int connection_open(const struct net *n, int *cfd, size_t len, char fill)
+{
+	unsigned short port;
+	int lfd = tcp_listener(n, &port);
+	int pfd = peer_connects(n, lfd, port, cfd);
+	test_defer_close(*cfd);
+	write_all(pfd, len, fill);
+	read_exactly(*cfd, len, fill);
+	return pfd;
+}
+
+/* The peer's len bytes of fill on the connection to port wake the armed
+ * cgroup (one record, naming them) and reach the container. */
+static void assert_payload_wakes(const struct net *n, unsigned short port, int pfd, int cfd,
+				 size_t len, char fill)
+{
+	uint64_t since = mono_ns();
+	write_all(pfd, len, fill);
+	struct wakes ws = wakes_wait(n);
+	assert_wake(n, &ws.w[0], IPPROTO_TCP, port, local_port_of(pfd), (uint32_t)len, since);
+	read_exactly(cfd, len, fill);
+}
+
 TEST(test_a_connect_wakes_a_frozen_cgroup_once)
 {
 	struct net *n = net_setup(0);
@@ -159,23 +184,14 @@ TEST(test_with_wake_on_data_a_connect_only_check_does_not_wake_and_its_payload_d
 	/* Neither the SYN nor the ACK counted as its use. */
 	ASSERT_EQ_U(totals(n).counted_packets, 0);
 
-	uint64_t since = mono_ns();
-	write_all(pfd, 5, 'd');
-	struct wakes ws = wakes_wait(n);
-	assert_wake(n, &ws.w[0], IPPROTO_TCP, port, local_port_of(pfd), 5, since);
-	read_exactly(cfd, 5, 'd');
+	assert_payload_wakes(n, port, pfd, cfd, 5, 'd');
 }
 
 TEST(test_a_peers_keepalive_on_an_open_connection_does_not_wake)
 {
 	struct net *n = net_setup(0);
-	unsigned short port;
-	int lfd = tcp_listener(n, &port);
 	int cfd;
-	int pfd = peer_connects(n, lfd, port, &cfd);
-	test_defer_close(cfd);
-	write_all(pfd, 10, 'k');
-	read_exactly(cfd, 10, 'k');
+	int pfd = connection_open(n, &cfd, 10, 'k');
 	write_all(cfd, 10, 'K');
 	read_exactly(pfd, 10, 'K');
 
@@ -342,23 +358,14 @@ TEST(test_after_a_disarm_nothing_wakes_and_an_arming_again_reports_again)
 
 	/* Armed again (data only): the next payload on the open connection. */
 	arm(n, true);
-	uint64_t since = mono_ns();
-	write_all(pfd, 7, 'b');
-	struct wakes ws = wakes_wait(n);
-	assert_wake(n, &ws.w[0], IPPROTO_TCP, port, local_port_of(pfd), 7, since);
-	read_exactly(cfd, 7, 'b');
+	assert_payload_wakes(n, port, pfd, cfd, 7, 'b');
 }
 
 TEST(test_a_frozen_containers_own_traffic_is_in_the_totals_only)
 {
 	struct net *n = net_setup(0);
-	unsigned short port;
-	int lfd = tcp_listener(n, &port);
 	int cfd;
-	int pfd = peer_connects(n, lfd, port, &cfd);
-	test_defer_close(cfd);
-	write_all(pfd, 10, 'x');
-	read_exactly(cfd, 10, 'x');
+	int pfd = connection_open(n, &cfd, 10, 'x');
 
 	arm(n, false);
 	struct flow_totals before = totals(n);
