@@ -359,6 +359,19 @@ static inline uint16_t icmp_checksum(const void *data, size_t len)
 	return htons((uint16_t)~sum);
 }
 
+#define ECHO_LEN 64 /* an echo request's ICMP bytes: header and payload */
+
+/* An echo request (identifier id, sequence 1) from raw ICMP socket fd to addr. */
+static inline void echo_request_send(int fd, const char *addr, uint16_t id)
+{
+	uint8_t echo[ECHO_LEN] = {ICMP_ECHO, 0, 0, 0, (uint8_t)(id >> 8), (uint8_t)id, 0, 1};
+	uint16_t sum = icmp_checksum(echo, sizeof(echo));
+	memcpy(echo + 2, &sum, 2);
+	struct sockaddr_in sa = sin_of(addr, 0);
+	ASSERT_EQ_U(sendto(fd, echo, sizeof(echo), 0, (struct sockaddr *)&sa, sizeof(sa)),
+		    sizeof(echo));
+}
+
 /* Reads a raw ICMP socket (IP header first) until an echo reply. */
 static inline void echo_reply_wait(int fd)
 {

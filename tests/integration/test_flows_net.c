@@ -201,12 +201,7 @@ TEST(test_a_ping_is_ignored_as_icmp)
 {
 	struct net *n = net_setup(0);
 	int fd = container_socket(n, AF_INET, SOCK_RAW, IPPROTO_ICMP);
-	uint8_t echo[64] = {ICMP_ECHO, 0, 0, 0, 0x12, 0x34, 0, 1};
-	uint16_t sum = icmp_checksum(echo, sizeof(echo));
-	memcpy(echo + 2, &sum, 2);
-	struct sockaddr_in sa = sin_of(PEER, 0);
-	ASSERT_EQ_U(sendto(fd, echo, sizeof(echo), 0, (struct sockaddr *)&sa, sizeof(sa)),
-		    sizeof(echo));
+	echo_request_send(fd, PEER, 0x1234);
 	/* The peer's kernel answers. */
 	echo_reply_wait(fd);
 
@@ -220,7 +215,7 @@ TEST(test_a_ping_is_ignored_as_icmp)
 	ASSERT_EQ_U(f.local_port, 0);
 	ASSERT_EQ_U(peer_port_of(&f), 0);
 	ASSERT_TRUE(peer_is(&f, PEER));
-	ASSERT_EQ_U(f.bytes[FLOWS_DIR_OUT], 20 + sizeof(echo));
+	ASSERT_EQ_U(f.bytes[FLOWS_DIR_OUT], 20 + ECHO_LEN);
 }
 
 TEST(test_more_flows_than_the_map_holds_are_evicted_and_counted)

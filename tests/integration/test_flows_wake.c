@@ -247,19 +247,12 @@ TEST(test_a_ping_a_dns_answer_and_an_ignored_port_do_not_wake)
 
 	/* The peer pings the container; its kernel answers. */
 	int icmp = peer_raw_icmp(n);
-	uint8_t echo[64] = {ICMP_ECHO, 0, 0, 0, 0x43, 0x21, 0, 1};
-	uint16_t sum = icmp_checksum(echo, sizeof(echo));
-	memcpy(echo + 2, &sum, 2);
-	struct sockaddr_in here = sin_of(HERE, 0);
-	ASSERT_EQ_U(sendto(icmp, echo, sizeof(echo), 0, (struct sockaddr *)&here, sizeof(here)),
-		    sizeof(echo));
+	echo_request_send(icmp, HERE, 0x4321);
 	echo_reply_wait(icmp);
 	/* No socket of the container takes a ping: the hook never saw it. A
 	 * container's own ping socket takes the answers to its pings. */
 	int mine = container_socket(n, AF_INET, SOCK_RAW, IPPROTO_ICMP);
-	struct sockaddr_in there = sin_of(PEER, 0);
-	ASSERT_EQ_U(sendto(mine, echo, sizeof(echo), 0, (struct sockaddr *)&there, sizeof(there)),
-		    sizeof(echo));
+	echo_request_send(mine, PEER, 0x4321);
 	echo_reply_wait(mine);
 
 	/* The container's lookup, sent before the freeze, answered in it. */
