@@ -201,7 +201,7 @@ void dozed_attach_counter(struct dozed *d, struct service *s, const struct runti
  * runtime_thaw), the wake hook's reader, the stop of a frozen container. */
 void dozed_freeze_begin(struct dozed *d, struct service *s);
 int dozed_thaw_begin(struct dozed *d, struct service *s, char *why, size_t len);
-/* Watches the flow counter's wake ring; 0 or -errno (logged). */
+/* daemon_wake.c: watches the flow counter's wake ring; 0 or -errno (logged). */
 int dozed_wake_watch_start(struct dozed *d);
 void dozed_wake_watch_stop(struct dozed *d);
 /* c was inspected for s: paused -> FROZEN (or the runtime's unpause when
