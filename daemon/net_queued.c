@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dozed/fileio.h"
 #include "dozed/macro.h"
 
 /* The kernel's TCP states, as the tables print them. */
@@ -106,19 +107,6 @@ int net_queued_parse(const char *text, bool udp, bool data_only, char *who, size
 	return found;
 }
 
-static int read_file(const char *path, char **out)
-{
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	size_t cap = 0;
-	_cleanup_free_ char *buf = NULL;
-	if (getdelim(&buf, &cap, '\0', f) < 0)
-		return ferror(f) ? -EIO : -ENODATA;
-	*out = TAKE_PTR(buf);
-	return 0;
-}
-
 int net_queued(pid_t pid, bool data_only, char *who, size_t who_len)
 {
 	static const char *const files[] = {"tcp", "tcp6", "udp", "udp6"};
@@ -127,7 +115,7 @@ int net_queued(pid_t pid, bool data_only, char *who, size_t who_len)
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/%d/net/%s", (int)pid, files[i]);
 		_cleanup_free_ char *text = NULL;
-		int r = read_file(path, &text);
+		int r = file_read_text(path, &text);
 		if (r < 0) {
 			read_any = read_any == 0 ? 0 : r;
 			continue;

@@ -49,7 +49,9 @@
 
 /*
  * A NETLINK_SOCK_DIAG socket in namespace netns_fd. The calling thread goes
- * there for socket() only and comes back to the namespace it was in.
+ * there for socket() only and comes back to the namespace it was in. A dump
+ * is answered at once; a bound all the same, as this runs in the daemon's
+ * event loop.
  */
 static int diag_socket_new(int netns_fd)
 {
@@ -61,6 +63,11 @@ static int diag_socket_new(int netns_fd)
 		return -errno;
 	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	int r = fd < 0 ? -errno : fd;
+	struct timeval tv = {.tv_sec = 2};
+	if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		r = -errno;
+		close(fd);
+	}
 	if (setns(self, CLONE_NEWNET) < 0) {
 		/* Going back to a namespace this thread was in a moment ago
 		 * cannot fail short of the kernel running out of memory. Had
@@ -347,11 +354,6 @@ int open_conns_list(int netns_fd, struct open_conn **out, size_t *n)
 	_cleanup_close_ int fd = diag_socket_new(netns_fd);
 	if (fd < 0)
 		return fd;
-	/* A dump is answered at once; a bound all the same, as this runs in
-	 * the daemon's event loop. */
-	struct timeval tv = {.tv_sec = 2};
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
-		return -errno;
 
 	_cleanup_free_ void *buf = malloc(DIAG_BUF_SIZE);
 	_cleanup_free_ struct port_set *listening = calloc(1, sizeof(*listening));
@@ -415,9 +417,6 @@ int open_conns_backlog(int netns_fd, unsigned *queued, unsigned *max)
 	_cleanup_close_ int fd = diag_socket_new(netns_fd);
 	if (fd < 0)
 		return fd;
-	struct timeval tv = {.tv_sec = 2};
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
-		return -errno;
 	_cleanup_free_ void *buf = malloc(DIAG_BUF_SIZE);
 	if (!buf)
 		return -ENOMEM;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "dozed/log.h"
+#include "dozed/fileio.h"
 #include "dozed/macro.h"
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */
@@ -179,24 +180,10 @@ int cgroup1_path_parse(const char *proc_pid_cgroup, const char *controller, char
 	return -ENOENT;
 }
 
-static int read_text_file(const char *path, char **out)
-{
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	size_t cap = 0;
-	_cleanup_free_ char *buf = NULL;
-	ssize_t n = getdelim(&buf, &cap, '\0', f);
-	if (n < 0)
-		return ferror(f) ? -EIO : -ENODATA;
-	*out = TAKE_PTR(buf);
-	return 0;
-}
-
 static int cgroup2_mount(char **point, char **root)
 {
 	_cleanup_free_ char *mountinfo = NULL;
-	int r = read_text_file("/proc/self/mountinfo", &mountinfo);
+	int r = file_read_text("/proc/self/mountinfo", &mountinfo);
 	if (r < 0)
 		return log_error_errno(r, "Failed to read /proc/self/mountinfo");
 	r = cgroup2_mount_parse(mountinfo, point, root);
@@ -225,7 +212,7 @@ int cgroup2_dir_from_pid(pid_t pid, char **out)
 
 	char proc_path[64];
 	snprintf(proc_path, sizeof(proc_path), "/proc/%d/cgroup", (int)pid);
-	r = read_text_file(proc_path, &text);
+	r = file_read_text(proc_path, &text);
 	if (r == -ENOENT)
 		return log_error_errno(SYNTHETIC_ERRNO(ESRCH),
 				       "Cannot find the cgroup of PID %d: no such process",
