@@ -39,7 +39,8 @@ static void parse_event_line(const char *line, size_t len)
 	if (r == 1) {
 		FUZZ_ASSERT(ev.id && ev.id[0]);
 		FUZZ_ASSERT(ev.type == RUNTIME_EVENT_START || ev.type == RUNTIME_EVENT_DIE ||
-			    ev.type == RUNTIME_EVENT_DESTROY);
+			    ev.type == RUNTIME_EVENT_DESTROY || ev.type == RUNTIME_EVENT_UNPAUSE ||
+			    ev.type == RUNTIME_EVENT_KILL || ev.type == RUNTIME_EVENT_PAUSE);
 		FUZZ_ASSERT(ev.exit_code >= -1 && ev.exit_code <= 255);
 		runtime_event_clear(&ev);
 	}
