@@ -27,7 +27,8 @@ DEB_PKGS := make gcc libc6-dev pkg-config clang llvm bpftool libbpf-dev libnftnl
 	    libevent-dev libsystemd-dev libjson-c-dev nftables iproute2 cppcheck clang-format \
 	    procps util-linux podman runc netavark aardvark-dns docker.io busybox-static iptables \
 	    curl jq socat systemd systemd-container libclang-rt-dev \
-	    postgresql-15 postgresql-client-15 redis-server redis-tools
+	    postgresql-15 postgresql-client-15 redis-server redis-tools \
+	    prometheus docker-compose podman-compose mandoc bash-completion libcurl4-openssl-dev
 
 WARN     := -Wall -Wextra -Werror
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -I$(BUILD)
@@ -166,19 +167,23 @@ $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(BUILD)/obj/tests/lib/netn
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# The HTTP client comparison also links libcurl (the peer it measures).
+$(BUILD)/tests/bench/bench_http_client: LDLIBS += $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null)
+
 # --- lint and format ------------------------------------------------------------
 
 C_SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find daemon nft activator bpf include tests -name '*.[ch]')
 
 # cppcheck cannot see __attribute__((cleanup)) and reports every guarded
 # allocation as leaked; leaks are checked for real by LeakSanitizer in `make check`.
-lint: $(SKELS)
+lint: $(SKELS) $(BINS)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--std=c11 --inline-suppr --suppress=missingIncludeSystem \
 		--suppress=memleak --suppress=resourceLeak -D_GNU_SOURCE \
 		-Iinclude -I$(BUILD) -Itests/lib $(filter-out %.bpf.c,$(C_SOURCES))
 	clang-format --dry-run --Werror $(C_SOURCES)
 	tests/lint/includes.sh
+	BUILD=$(BUILD) tests/lint/man.sh
 	@$(MAKE) --no-print-directory lint-unit
 
 # The unit's sandboxing, as systemd rates it: "OK" is an exposure of 3.0 or less.
@@ -205,6 +210,14 @@ install: all
 	sed 's|/usr/local/sbin/dozed|$(PREFIX)/sbin/dozed|' daemon/systemd/dozed.service \
 		> $(DESTDIR)$(PREFIX)/lib/systemd/system/dozed.service
 	install -m 0644 daemon/systemd/dozed.socket $(DESTDIR)$(PREFIX)/lib/systemd/system/dozed.socket
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 0644 docs/man/dozed.8 $(DESTDIR)$(PREFIX)/share/man/man8/dozed.8
+	install -m 0644 docs/man/dozectl.1 $(DESTDIR)$(PREFIX)/share/man/man1/dozectl.1
+	install -m 0644 docs/man/dozed.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/dozed.conf.5
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 0644 daemon/dozectl/dozectl.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/dozectl
 
 clean:
 	rm -rf $(BUILD)

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "daemon_internal.h"
+#include "daemon_metrics.h"
 #include "dozed/activator.h"
 #include "dozed/control.h"
 #include "daemon_flows.h"
@@ -204,6 +205,7 @@ static void ops_emit(void *ud, struct service *s, const char *event, struct json
 		flows_add_top_to_sleep(d, s, facts);
 	if (facts && strcmp(event, "kept_awake") == 0)
 		dozed_flows_add_kept_peer(d, s, facts);
+	dozed_metrics_note_event(d, s, event, facts);
 	feed_emit(d->feed, event, s->name, s->container_id, facts);
 }
 

@@ -24,6 +24,7 @@ struct control;
 struct flow_attachment;
 struct flow_counter;
 struct feed;
+struct metrics_http;
 struct nft_ctx;
 struct runtime;
 struct runtime_container;
@@ -59,7 +60,8 @@ struct dozed {
 	struct flows_snapshot snapshot;
 	struct event *snapshot_timer;
 	struct event *purge_timer;
-	struct event *wake_event; /* daemon_freeze.c: the wake ring's fd */
+	struct event *wake_event;	   /* daemon_freeze.c: the wake ring's fd */
+	struct metrics_http *metrics_http; /* daemon.c: --metrics-listen; NULL when off */
 	uint64_t trim_seen, trim_done;
 	void (*ready_cb)(void *userdata);
 	void *ready_ud;

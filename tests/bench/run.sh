@@ -28,3 +28,5 @@ scale=0
 "$BUILD"/tests/bench/bench_fleet || scale=$?
 [ "$scale" -eq 0 ] || exit "$scale"
 BUILD=$BUILD tests/bench/bench_wake.sh
+BUILD=$BUILD tests/bench/bench_scrape.sh
+BUILD=$BUILD tests/bench/bench_http_client.sh
