@@ -245,14 +245,20 @@ cycle_ended_after() { [ "$(cycle_ends)" -gt "$1" ]; }
 
 test_hammering_client_sees_no_failure_across_10_sleep_wake_cycles() {
 	local stopfile=$WORK/$RT/hammer.stop counts=$WORK/$RT/hammer.counts
-	rm -f "$stopfile"
+	local failures=$WORK/$RT/hammer.failures
+	rm -f "$stopfile" "$failures"
 	(
 		ok=0 bad=0
 		while [ ! -e "$stopfile" ]; do
-			if in_ns curl -s --max-time 20 "http://127.0.0.1:$PORT/" | grep -q 'dozed test'; then
+			# What a failed request saw (curl's code and error, the bytes
+			# it got), with the time to put it beside dozed's events.
+			out=$(in_ns curl -sS --max-time 20 "http://127.0.0.1:$PORT/" 2>&1)
+			rc=$?
+			if [ "$rc" -eq 0 ] && grep -q 'dozed test' <<<"$out"; then
 				ok=$((ok + 1))
 			else
 				bad=$((bad + 1))
+				echo "$(date -u +%T.%3N) curl rc=$rc: $(head -c 300 <<<"$out" | tr '\n' ' ')" >>"$failures"
 			fi
 		done
 		echo "$ok $bad" >"$counts"
@@ -272,7 +278,13 @@ test_hammering_client_sees_no_failure_across_10_sleep_wake_cycles() {
 	wait $hammer
 	read -r ok bad <"$counts"
 	echo "   hammer: $ok answered, $bad failed"
-	[ "$bad" -eq 0 ] || fail "$bad of $((ok + bad)) requests failed"
+	if [ "$bad" -ne 0 ]; then
+		echo "   failed requests:"
+		sed 's/^/     /' "$failures"
+		echo "   dozed's events:"
+		ctl events 2>/dev/null | tail -n 40 | sed 's/^/     /'
+		fail "$bad of $((ok + bad)) requests failed"
+	fi
 	[ "$ok" -gt 10 ] || fail "only $ok requests went through"
 }
 
