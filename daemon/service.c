@@ -40,8 +40,12 @@ __attribute__((format(printf, 2, 3))) void service_set_reason(struct service *s,
 void service_enter(struct service_registry *r, struct service *s, enum service_state state)
 {
 	enum service_state from = s->state;
+	uint64_t t = now(r);
+	/* A clock read before the stretch began (a fake's, set back) adds nothing. */
+	if ((size_t)from < SERVICE_STATE_COUNT && t > s->state_since_us)
+		s->state_total_us[from] += t - s->state_since_us;
 	s->state = state;
-	s->state_since_us = now(r);
+	s->state_since_us = t;
 	if (from != state)
 		r->ops.state_changed(r->ud, s, from);
 }
@@ -402,6 +406,7 @@ void service_on_stop_done(struct service_registry *r, uint64_t id, int err, cons
 	}
 	bool held = r->ops.activator_held(r->ud, s) > 0;
 	if (err < 0) {
+		s->sleeps_failed++;
 		if (held) {
 			/* Still running: the held clients can go through. */
 			service_enter(r, s, SERVICE_WAKING);
@@ -415,6 +420,7 @@ void service_on_stop_done(struct service_registry *r, uint64_t id, int err, cons
 		return;
 	}
 	s->running = false;
+	s->sleeps_stopped++;
 	if (held || s->start_after_stop) {
 		snprintf(s->last_stop, sizeof(s->last_stop),
 			 "finished, then started again for a %s that came during it",
@@ -520,7 +526,9 @@ static void cancel_sleep(struct service_registry *r, struct service *s, uint64_t
 
 void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us, uint64_t total_us)
 {
-	(void)total_us; /* measured from the first client; ours from the wake */
+	/* total_us is measured from the first client, ours from the wake: it
+	 * is the activator's wake histogram's, summed here for its sum. */
+	r->ready_us_sum += total_us;
 	struct service *s = service_find_by_id(r, id);
 	if (s && s->state == SERVICE_SLEEPING && s->stop_probing) {
 		cancel_sleep(r, s, probe_us);

@@ -195,6 +195,8 @@ int service_alloc(struct service_registry *r, const struct service_spec *spec, s
 	s->n_ports = spec->n_ports;
 	s->last_wake_ms = -1;
 	s->last_thaw_us = -1;
+	/* Its time in its first state counts from now. */
+	s->state_since_us = service_registry_now_us(r);
 	s->userdata = spec->userdata;
 	*out = s;
 	return 0;
@@ -226,6 +228,21 @@ uint64_t service_registry_now_us(struct service_registry *r)
 	return r->ops.now_us(r->ud);
 }
 
+uint64_t service_state_time_us(const struct service *s, enum service_state state, uint64_t now_us)
+{
+	if ((size_t)state >= SERVICE_STATE_COUNT)
+		return 0;
+	uint64_t t = s->state_total_us[state];
+	if (s->state == state && now_us > s->state_since_us)
+		t += now_us - s->state_since_us;
+	return t;
+}
+
+uint64_t service_registry_ready_us_sum(const struct service_registry *r)
+{
+	return r->ready_us_sum;
+}
+
 size_t service_held(struct service_registry *r, struct service *s)
 {
 	return r->ops.activator_held(r->ud, s);
@@ -233,6 +250,9 @@ size_t service_held(struct service_registry *r, struct service *s)
 
 void service_note_egress(struct service *s, uint64_t bytes, uint64_t packets, uint64_t last_ns)
 {
+	/* Less than last read: a new cgroup's counter (the daemon zeroes
+	 * egress_bytes when it attaches one), counted from zero. */
+	s->egress_bytes_total += bytes >= s->egress_bytes ? bytes - s->egress_bytes : bytes;
 	s->egress_bytes = bytes;
 	s->egress_packets = packets;
 	if (last_ns)

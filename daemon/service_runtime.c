@@ -52,6 +52,7 @@ void service_on_runtime_died(struct service_registry *r, uint64_t id)
 		return;
 	}
 	service_enter(r, s, SERVICE_ASLEEP);
+	s->sleeps_stopped++; /* a sleep the runtime's own hand stopped */
 	service_set_reason(s, "stopped outside dozed; wakes on the next connection");
 	struct json_object *facts = service_facts_new();
 	service_facts_add_str(facts, "trigger", "runtime");

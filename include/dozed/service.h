@@ -43,6 +43,8 @@ enum service_state {
 	SERVICE_FROZEN,
 };
 
+#define SERVICE_STATE_COUNT (SERVICE_FROZEN + 1)
+
 const char *service_state_name(enum service_state s);
 
 #define SERVICE_MAX_PORTS 16
@@ -112,6 +114,9 @@ struct service {
 
 	enum service_state state;
 	uint64_t state_since_us;
+	/* Time spent in each state before the current one's stretch (since it
+	 * was added): service_state_time_us adds the stretch under way. */
+	uint64_t state_total_us[SERVICE_STATE_COUNT];
 	bool running;	 /* as far as the runtime told us */
 	bool redirected; /* ports are in the nft set */
 	uint64_t awake_since_us;
@@ -119,6 +124,9 @@ struct service {
 	 * client waiting; 0: none seen. */
 	uint64_t last_activity_us;
 	uint64_t egress_bytes, egress_packets;
+	/* egress_bytes summed over its containers' runs: never goes back when
+	 * a new cgroup's counter starts from zero. */
+	uint64_t egress_bytes_total;
 	/* What the last counted traffic was, for users ("tcp from
 	 * 10.88.0.1:41234 to port 80, 412 B in"); "" when none. */
 	char last_counted[192];
@@ -141,6 +149,9 @@ struct service {
 	bool start_after_stop; /* a client came while stopping */
 	bool stop_probing;     /* SLEEPING: the still running container is probed */
 	unsigned sleeps_cancelled;
+	/* How its sleeps' stops ended: the container stopped (also a stop by
+	 * the runtime's own hand), or the stop failed. */
+	uint64_t sleeps_stopped, sleeps_failed;
 	/* How the last stop of a sleep ended, for users; "" before the first. */
 	char last_stop[128];
 	bool disabling;	      /* woken to be disabled: let go once it answers */
@@ -331,6 +342,11 @@ bool service_accepts_clients(struct service_registry *r, const struct service *s
  * which has room for SERVICE_MAX_PORTS; returns how many. */
 size_t service_host_ports(const struct service *s, uint16_t *ports);
 uint64_t service_registry_now_us(struct service_registry *r);
+/* Time s spent in state up to now_us, the stretch under way included. */
+uint64_t service_state_time_us(const struct service *s, enum service_state state, uint64_t now_us);
+/* The sum of service_on_ready's total_us (a held client's connect to
+ * ready) over every call, for the activator's wake histogram's sum. */
+uint64_t service_registry_ready_us_sum(const struct service_registry *r);
 /* Reads the egress counter and the waiting relayed clients into s. */
 void service_refresh_activity(struct service_registry *r, struct service *s);
 size_t service_held(struct service_registry *r, struct service *s);
