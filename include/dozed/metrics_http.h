@@ -7,10 +7,22 @@
  * 405. The text is rendered afresh for each scrape by the caller's function,
  * on the daemon's loop; a scraper that is slow or leaves mid-answer costs one
  * buffered answer until its connection times out, never a blocked loop.
+ * Connections with a request in them are capped (METRICS_HTTP_MAX_CONNS):
+ * one over the cap is answered 503 and closed, so many scrapers cost at most
+ * that many buffered answers.
  */
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
+
+/* A connection that neither sends its request nor reads its answer for this
+ * long is closed: Prometheus' own default scrape timeout. */
+#define METRICS_HTTP_TIMEOUT_S	  10
+#define METRICS_HTTP_MAX_CONNS	  256
+#define METRICS_HTTP_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+/* "[ADDR]:PORT" of any address, with its NUL. */
+#define METRICS_LISTEN_TEXT_MAX 64
 
 struct event_base;
 struct metrics_text;
@@ -35,3 +47,13 @@ void metrics_http_free(struct metrics_http *h);
  * 1-65535, numeric addresses only. -EINVAL with what is wrong in why.
  */
 int metrics_listen_parse(const char *text, struct sockaddr_storage *out, char *why, size_t why_len);
+/* addr as metrics_listen_parse reads it back ("127.0.0.1:9321", "[::1]:9321"). */
+const char *metrics_listen_format(const struct sockaddr_storage *addr, char *buf, size_t len);
+
+/* What the listener has done since it started (for tests and the metrics). */
+struct metrics_http_counters {
+	uint64_t scrapes; /* answered 200 */
+	uint64_t refused; /* 404, 405, or 503 over the cap */
+	size_t conns_now; /* connections with a request seen, open now */
+};
+struct metrics_http_counters metrics_http_counters(const struct metrics_http *h);

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: MIT
+/* The metrics listener on libevent's evhttp (metrics_http.h). */
+#include "dozed/metrics_http.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "dozed/list.h"
+#include "dozed/log.h"
+#include "dozed/macro.h"
+#include "dozed/metrics.h"
+
+/* One connection that has sent a request, until evhttp closes it. */
+struct scrape_conn {
+	struct metrics_http *h;
+	struct evhttp_connection *evcon;
+	LIST_FIELDS(struct scrape_conn, conns);
+};
+
+struct metrics_http {
+	struct evhttp *http;
+	metrics_render_fn render;
+	void *userdata;
+	struct scrape_conn *conns;
+	struct metrics_http_counters counters;
+	char addr[METRICS_LISTEN_TEXT_MAX];
+};
+
+/* evhttp closes a connection: on the client's leaving, its timeout, or evhttp_free. */
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct scrape_conn *sc = arg;
+	(void)evcon;
+	LIST_REMOVE(conns, sc->h->conns, sc);
+	sc->h->counters.conns_now--;
+	free(sc);
+}
+
+/* Its entry, made at its first request; NULL when over the cap or out of memory. */
+static struct scrape_conn *conn_track(struct metrics_http *h, struct evhttp_connection *evcon)
+{
+	struct scrape_conn *sc;
+	LIST_FOREACH (conns, sc, h->conns)
+		if (sc->evcon == evcon)
+			return sc;
+	if (h->counters.conns_now >= METRICS_HTTP_MAX_CONNS)
+		return NULL;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return NULL;
+	sc->h = h;
+	sc->evcon = evcon;
+	LIST_PREPEND(conns, h->conns, sc);
+	h->counters.conns_now++;
+	evhttp_connection_set_closecb(evcon, conn_closed, sc);
+	return sc;
+}
+
+static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *text)
+{
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+	evhttp_add_header(headers, "Content-Type", "text/plain; charset=utf-8");
+	struct evbuffer *body = evbuffer_new();
+	if (body)
+		evbuffer_add(body, text, strlen(text));
+	evhttp_send_reply(req, code, reason, body);
+	if (body)
+		evbuffer_free(body);
+}
+
+static void text_free_cb(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+static void serve_metrics(struct metrics_http *h, struct evhttp_request *req)
+{
+	struct metrics_text m;
+	metrics_text_init(&m);
+	int r = h->render(h->userdata, &m);
+	if (r >= 0)
+		r = metrics_text_error(&m);
+	if (r < 0) {
+		metrics_text_free(&m);
+		log_warning_errno(r, "Failed to render the metrics for a scrape on %s", h->addr);
+		char text[128];
+		snprintf(text, sizeof(text), "cannot render the metrics: %s\n", strerror(-r));
+		reply_text(req, 500, "Internal Server Error", text);
+		return;
+	}
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+	evhttp_add_header(headers, "Content-Type", METRICS_HTTP_CONTENT_TYPE);
+	struct evbuffer *body = evbuffer_new();
+	/* The rendered text goes out as it is, freed once written: no copy. */
+	if (!body ||
+	    (m.len > 0 && evbuffer_add_reference(body, m.buf, m.len, text_free_cb, NULL) < 0)) {
+		metrics_text_free(&m);
+		if (body)
+			evbuffer_free(body);
+		reply_text(req, 500, "Internal Server Error", "out of memory\n");
+		return;
+	}
+	if (m.len == 0)
+		metrics_text_free(&m);
+	h->counters.scrapes++;
+	evhttp_send_reply(req, HTTP_OK, "OK", body);
+	evbuffer_free(body);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct metrics_http *h = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (!conn_track(h, evcon)) {
+		h->counters.refused++;
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		reply_text(req, 503, "Service Unavailable",
+			   "too many scrapes at once; try again later\n");
+		return;
+	}
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (!path || strcmp(path, "/metrics") != 0) {
+		h->counters.refused++;
+		reply_text(req, HTTP_NOTFOUND, "Not Found",
+			   "not found: the metrics are at /metrics\n");
+		return;
+	}
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+		h->counters.refused++;
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		reply_text(req, 405, "Method Not Allowed", "only GET and HEAD\n");
+		return;
+	}
+	serve_metrics(h, req);
+}
+
+/* A listening socket on addr, or -errno with why naming the address and the reason. */
+static int listen_on(const struct sockaddr_storage *addr, const char *text, char *why,
+		     size_t why_len)
+{
+	socklen_t len =
+	    addr->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	_cleanup_close_ int fd =
+	    socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	/* A restart is not refused for the last run's connections in TIME_WAIT;
+	 * another listener on the port still is. */
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (const struct sockaddr *)addr, len) < 0 || listen(fd, 128) < 0) {
+		int r = -errno;
+		const char *hint =
+		    r == -EADDRINUSE	  ? " (another process listens there: stop it, or give "
+					    "metrics-listen another port)"
+		    : r == -EADDRNOTAVAIL ? " (no interface of this host has that address: "
+					    "give metrics-listen one of its addresses, like "
+					    "127.0.0.1)"
+		    : r == -EACCES	  ? " (a port below 1024 needs CAP_NET_BIND_SERVICE)"
+					  : "";
+		snprintf(why, why_len, "cannot listen on %s for the metrics: %s%s", text,
+			 strerror(-r), hint);
+		return r;
+	}
+	return TAKE_FD(fd);
+}
+
+int metrics_http_new(struct event_base *base, const struct sockaddr_storage *addr,
+		     metrics_render_fn render, void *userdata, struct metrics_http **out, char *why,
+		     size_t why_len)
+{
+	struct metrics_http *h = calloc(1, sizeof(*h));
+	if (!h) {
+		snprintf(why, why_len, "out of memory");
+		return -ENOMEM;
+	}
+	h->render = render;
+	h->userdata = userdata;
+	metrics_listen_format(addr, h->addr, sizeof(h->addr));
+	int fd = listen_on(addr, h->addr, why, why_len);
+	if (fd < 0) {
+		free(h);
+		return fd;
+	}
+	h->http = evhttp_new(base);
+	if (!h->http || !evhttp_accept_socket_with_handle(h->http, fd)) {
+		close(fd);
+		snprintf(why, why_len, "cannot serve the metrics on %s: out of memory", h->addr);
+		metrics_http_free(h);
+		return -ENOMEM;
+	}
+	/* Every method reaches on_request, which answers 405 itself with Allow. */
+	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+						EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+						EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
+	evhttp_set_timeout(h->http, METRICS_HTTP_TIMEOUT_S);
+	evhttp_set_max_headers_size(h->http, 8192);
+	evhttp_set_max_body_size(h->http, 4096);
+	evhttp_set_gencb(h->http, on_request, h);
+	*out = h;
+	return 0;
+}
+
+void metrics_http_free(struct metrics_http *h)
+{
+	if (!h)
+		return;
+	/* Closes every connection, each through conn_closed. */
+	if (h->http)
+		evhttp_free(h->http);
+	while (h->conns) {
+		struct scrape_conn *sc = h->conns;
+		LIST_REMOVE(conns, h->conns, sc);
+		free(sc);
+	}
+	free(h);
+}
+
+struct metrics_http_counters metrics_http_counters(const struct metrics_http *h)
+{
+	return h->counters;
+}
