@@ -13,6 +13,7 @@
 #include "dozed/duration.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
+#include "dozed/metrics_http.h"
 
 /* Sets one key from its text. 0, -ENOMEM, or -EINVAL with *expected saying
  * what is allowed. */
@@ -260,6 +261,22 @@ static int set_log_level(struct dozed_config *c, const char *v, const char **exp
 	return 0;
 }
 
+static int set_metrics_listen(struct dozed_config *c, const char *v, const char **expected)
+{
+	/* Parsing is single-threaded; the message is used before the next key. */
+	static char why[192];
+	struct sockaddr_storage addr;
+	if (metrics_listen_parse(v, &addr, why, sizeof(why)) < 0) {
+		*expected = why;
+		return -EINVAL;
+	}
+	int r = replace_string(&c->metrics_listen, v);
+	if (r < 0)
+		return r;
+	c->metrics_addr = addr;
+	return 0;
+}
+
 static int set_config(struct dozed_config *c, const char *v, const char **expected)
 {
 	if (v[0] == '\0') {
@@ -303,6 +320,7 @@ enum {
 	KEY_IGNORE,
 	KEY_UNANSWERED_TIMEOUT,
 	KEY_LOG_LEVEL,
+	KEY_METRICS_LISTEN,
 	KEY_CONFIG,
 	KEY_CHECK,
 	KEY_VERSION,
@@ -329,6 +347,7 @@ static const struct key_def keys[N_KEYS] = {
     [KEY_IGNORE] = {"ignore", set_ignore, false, NULL},
     [KEY_UNANSWERED_TIMEOUT] = {"unanswered-timeout", set_unanswered_timeout, false, NULL},
     [KEY_LOG_LEVEL] = {"log-level", set_log_level, false, NULL},
+    [KEY_METRICS_LISTEN] = {"metrics-listen", set_metrics_listen, false, NULL},
     [KEY_CONFIG] = {"config", set_config, true, NULL},
     [KEY_CHECK] = {"check", NULL, true, flag_check},
     [KEY_VERSION] = {"version", NULL, true, flag_version},
@@ -436,6 +455,7 @@ void dozed_config_free(struct dozed_config *c)
 	free(c->state_dir);
 	free(c->config_path);
 	free(c->docker_host_ignored);
+	free(c->metrics_listen);
 	*c = (struct dozed_config){0};
 }
 

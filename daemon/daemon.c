@@ -21,6 +21,7 @@
 #include "dozed/clock.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
+#include "dozed/metrics_http.h"
 #include "dozed/nft.h"
 #include "dozed/runtime.h"
 #include "dozed/socket_util.h"
@@ -489,6 +490,26 @@ static int activator_open(struct dozed *d, const struct dozed_fds *fds)
 	return activator_new(d->base, &acfg, &dozed_activator_ops, d, &d->activator);
 }
 
+static int metrics_render(void *ud, struct metrics_text *out)
+{
+	return dozed_metrics_render(ud, out);
+}
+
+/* First of all: an address it cannot listen on stops dozed before it has
+ * touched the ruleset or a container. */
+static int metrics_open(struct dozed *d)
+{
+	char why[320];
+	int r = metrics_http_new(d->base, &d->cfg.metrics_addr, metrics_render, d, &d->metrics_http,
+				 why, sizeof(why));
+	if (r < 0) {
+		log_error("%s", why);
+		return r;
+	}
+	log_info("metrics at http://%s/metrics", d->cfg.metrics_listen);
+	return 0;
+}
+
 static int control_open(struct dozed *d, const struct dozed_fds *fds)
 {
 	struct control_config ccfg;
@@ -518,7 +539,9 @@ int dozed_new(struct event_base *base, const struct dozed_config *cfg, const str
 	runtime_config_defaults(&rcfg);
 	rcfg.socket_path = cfg->runtime_socket;
 
-	int r = flow_counter_new(0, &d->flows);
+	int r = cfg->metrics_listen ? metrics_open(d) : 0;
+	if (r >= 0)
+		r = flow_counter_new(0, &d->flows);
 	if (r >= 0)
 		r = dozed_wake_watch_start(d);
 	if (r >= 0)
@@ -564,7 +587,9 @@ void dozed_free(struct dozed *d)
 {
 	if (!d)
 		return;
-	/* Callbacks stop first: the runtime cancels without calling back. */
+	/* Callbacks stop first: the runtime cancels without calling back; no
+	 * scrape renders a daemon half freed. */
+	metrics_http_free(d->metrics_http);
 	dozed_trim_stop(d);
 	dozed_wake_watch_stop(d);
 	runtime_events_free(d->events);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* The control socket's commands: enable, disable, list, status, sleep, wake,
- * events, flows. */
+ * events, flows, metrics. */
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon_internal.h"
+#include "daemon_metrics.h"
 #include "dozed/control.h"
 #include "dozed/control_settings.h"
 #include "dozed/control_request.h"
@@ -15,6 +16,7 @@
 #include "dozed/feed.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
+#include "dozed/metrics.h"
 #include "dozed/runtime.h"
 
 static void reply_service(struct dozed *d, uint64_t client, struct service *s)
@@ -186,6 +188,28 @@ static void cmd_events(struct dozed *d, uint64_t client, struct json_object *req
 	control_reply(d->control, client, reply);
 }
 
+/* The listener's text, for hosts without --metrics-listen. */
+static void cmd_metrics(struct dozed *d, uint64_t client)
+{
+	struct metrics_text m;
+	metrics_text_init(&m);
+	int r = dozed_metrics_render(d, &m);
+	if (r >= 0)
+		r = metrics_text_error(&m);
+	if (r < 0) {
+		control_reply_error(d->control, client, "cannot render the metrics: %s",
+				    strerror(-r));
+		metrics_text_free(&m);
+		return;
+	}
+	struct json_object *reply = json_object_new_object();
+	json_object_object_add(reply, "ok", json_object_new_boolean(1));
+	json_object_object_add(reply, "metrics",
+			       json_object_new_string_len(m.buf ? m.buf : "", (int)m.len));
+	metrics_text_free(&m);
+	control_reply(d->control, client, reply);
+}
+
 #define SERVICE_FIELD                                                                              \
 	{                                                                                          \
 		"service", CONTROL_FIELD_STRING, "a string: the service's name"                    \
@@ -213,6 +237,7 @@ enum command {
 	CMD_WAKE,
 	CMD_EVENTS,
 	CMD_FLOWS,
+	CMD_METRICS,
 };
 
 static const struct {
@@ -229,6 +254,7 @@ static const struct {
     {"wake", CMD_WAKE, service_fields, ARRAY_SIZE(service_fields)},
     {"events", CMD_EVENTS, events_fields, ARRAY_SIZE(events_fields)},
     {"flows", CMD_FLOWS, flows_fields, ARRAY_SIZE(flows_fields)},
+    {"metrics", CMD_METRICS, NULL, 0},
 };
 
 void dozed_control_handler(void *userdata, uint64_t client_id, const char *cmd,
@@ -241,7 +267,7 @@ void dozed_control_handler(void *userdata, uint64_t client_id, const char *cmd,
 	if (i == ARRAY_SIZE(commands)) {
 		control_reply_error(d->control, client_id,
 				    "unknown command \"%s\" (expected enable, disable, list, "
-				    "status, sleep, wake, events or flows)",
+				    "status, sleep, wake, events, flows or metrics)",
 				    cmd);
 		return;
 	}
@@ -280,6 +306,9 @@ void dozed_control_handler(void *userdata, uint64_t client_id, const char *cmd,
 		break;
 	case CMD_FLOWS:
 		dozed_cmd_flows(d, client_id, req);
+		break;
+	case CMD_METRICS:
+		cmd_metrics(d, client_id);
 		break;
 	}
 }

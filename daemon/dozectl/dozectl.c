@@ -64,6 +64,7 @@ static const struct command commands[] = {
     {"wake", "SERVICE", "service", OPT_JSON, false},
     {"events", NULL, NULL, OPT_FOLLOW | OPT_JSON, false},
     {"flows", "SERVICE", "service", OPT_SINCE | OPT_JSON, true},
+    {"metrics", NULL, NULL, 0, false},
 };
 
 struct args {
@@ -114,6 +115,8 @@ static void usage(FILE *out)
 		"                         the flows of one service or of all, since it woke\n"
 		"                         or over the last DURATION: peer, port, bytes each\n"
 		"                         way, counted or ignored and why\n"
+		"  metrics                the Prometheus metrics, as --metrics-listen serves\n"
+		"                         them\n"
 		"\n"
 		"  --control PATH         the control socket (default $DOZED_CONTROL or %s)\n"
 		"  DURATION               a whole number and a unit: 30s, 10m, 2h; at least 1s\n"
@@ -520,6 +523,17 @@ static int print_reply(const struct args *a, struct conn *c, struct json_object 
 			print_event(a, json_object_array_get_idx(events, i));
 		fflush(stdout);
 		return a->follow ? follow_events(a, c) : 0;
+	}
+	/* The exposition as it is, for promtool or a textfile collector. */
+	if (strcmp(name, "metrics") == 0) {
+		struct json_object *m = member(reply, "metrics", json_type_string);
+		if (m)
+			fwrite(json_object_get_string(m), 1, (size_t)json_object_get_string_len(m),
+			       stdout);
+		else
+			fprintf(stderr, "dozectl: unexpected answer from %s: no \"metrics\"\n",
+				c->path);
+		return m ? 0 : -EXIT_UNREACHABLE;
 	}
 	if (a->json) {
 		printf("%s\n", text);

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 /*
@@ -50,6 +51,10 @@ struct dozed_config {
 	 * (1s to 8760h): one silent peer cannot keep it up for ever. */
 	uint64_t unanswered_timeout_us;
 	int log_level; /* LOG_ERR .. LOG_DEBUG */
+	/* The metrics listener's "ADDR:PORT" as given (NULL: none, the default)
+	 * and that address parsed (metrics_listen_parse). */
+	char *metrics_listen;
+	struct sockaddr_storage metrics_addr;
 
 	char *config_path; /* the file named by --config, or the default */
 	/* Why DOCKER_HOST was not used (dozed_config_apply_docker_host's message),
