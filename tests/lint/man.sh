@@ -12,7 +12,8 @@
 #     args_only column); and that table has exactly the options of the help;
 #  4. dozectl(1)'s COMMANDS (".It Cm") and SYNOPSIS are exactly the commands of
 #     `$BUILD/dozectl --help`, each in SYNOPSIS with the options the help shows
-#     in brackets for it; its OPTIONS are exactly the help's options, plus
+#     in brackets for it; its OPTIONS are exactly the help's options (in
+#     brackets, or on a line of their own: "  --control PATH"), plus
 #     --help and --version (which the help does not list: checked by running
 #     them);
 #  5. an option a page mentions anywhere (Fl) is an option of dozed or dozectl.
@@ -96,9 +97,18 @@ help_defined() {
 		}
 	}' | sort -u
 }
-# dozectl's help: every option it names, its commands, and "COMMAND OPTION" for
-# the bracketed options of each command's line and its "[...]" continuations.
-help_all_options() { grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
+# dozectl's help: its options (those in brackets, "[--json]", and those on
+# definition lines, "  --control PATH"; not those its descriptions name, which
+# may be dozed's), its commands, and "COMMAND OPTION" for the bracketed options
+# of each command's line and its "[...]" continuations.
+help_all_options() {
+	local text
+	text=$(cat)
+	{
+		printf '%s\n' "$text" | grep -oE -- '\[--[a-z][a-z0-9-]*' | sed 's/^\[//'
+		printf '%s\n' "$text" | help_defined
+	} | sort -u
+}
 help_commands() { awk '/^  [a-z][a-z0-9-]*( |$)/ { print $1 }' | sort -u; }
 help_pairs() {
 	awk '
