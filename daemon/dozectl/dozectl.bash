@@ -77,12 +77,14 @@ _dozectl_values() {
 		return
 		;;
 	esac
-	# A duration: the number typed so far and each unit.
-	case $opt in
-	--idle | --freeze-after | --since)
-		[[ $cur =~ ^[1-9][0-9]*$ ]] && fixed+=" ${cur}ms ${cur}s ${cur}m ${cur}h"
-		;;
-	esac
+	# A duration: the number typed so far and each unit it may take (--idle
+	# and --freeze-after are at least 1s, --since at least 1ms).
+	if [[ $cur =~ ^[1-9][0-9]*$ ]]; then
+		case $opt in
+		--idle | --freeze-after) fixed+=" ${cur}s ${cur}m ${cur}h" ;;
+		--since) fixed+=" ${cur}ms ${cur}s ${cur}m ${cur}h" ;;
+		esac
+	fi
 	[ -n "$fixed" ] && compgen -W "$fixed" -- "$cur"
 }
 
