@@ -4,7 +4,7 @@
 # The man pages (docs/man/) against the one source of the options, so that
 # they cannot drift apart:
 #  1. mandoc -T lint -W warning finds nothing in dozed(8), dozectl(1) and
-#     dozed.conf(5);
+#     dozed.conf(5), nor groff -ww (when installed: man-db renders with it);
 #  2. dozed(8)'s OPTIONS (".It Fl ...") are exactly the options of
 #     `$BUILD/dozed --help` (its lines that start with an option);
 #  3. dozed.conf(5)'s KEYS (".It Cm KEY") are exactly those options without
@@ -133,12 +133,19 @@ only_in() { comm -23 <(printf '%s\n' "$1" | sed '/^$/d') <(printf '%s\n' "$2" | 
 dozed_help=$("$BUILD/dozed" --help) || { echo "man: $BUILD/dozed --help failed"; exit 1; }
 dozectl_help=$("$BUILD/dozectl" --help) || { echo "man: $BUILD/dozectl --help failed"; exit 1; }
 
-# 1. mandoc.
+# 1. mandoc; and groff, which man-db renders with, where it is installed.
 for page in "$DOZED8" "$DOZECTL1" "$CONF5"; do
 	out=$(mandoc -T lint -W warning "$page" 2>&1)
 	rc=$?
 	if [ $rc -ne 0 ] || [ -n "$out" ]; then
 		drift "$page: mandoc -T lint -W warning (exit $rc):"
+		printf '%s\n' "$out" | sed 's/^/    /'
+	fi
+	command -v groff >/dev/null || continue
+	out=$(groff -ww -b -z -mandoc -Tutf8 "$page" 2>&1)
+	rc=$?
+	if [ $rc -ne 0 ] || [ -n "$out" ]; then
+		drift "$page: groff -ww -mandoc (exit $rc):"
 		printf '%s\n' "$out" | sed 's/^/    /'
 	fi
 done
