@@ -30,6 +30,7 @@ struct runtime_call {
 	unsigned n_ref;
 	bool closed;
 	enum call_kind kind;
+	enum runtime_call_id id;
 	const struct runtime_call_kind *other; /* CALL_OTHER */
 	int status;			       /* once the headers came */
 	union {
@@ -93,6 +94,25 @@ int runtime_new(struct event_base *base, const struct runtime_config *cfg, struc
 	rt->socket_path = TAKE_PTR(path);
 	*out = rt;
 	return 0;
+}
+
+static const char *const call_names[RUNTIME_CALL_COUNT] = {
+    [RUNTIME_CALL_START] = "start",	[RUNTIME_CALL_STOP] = "stop",
+    [RUNTIME_CALL_INSPECT] = "inspect", [RUNTIME_CALL_LIST] = "list",
+    [RUNTIME_CALL_LOGS] = "logs",	[RUNTIME_CALL_KILL] = "kill",
+    [RUNTIME_CALL_WAIT] = "wait",	[RUNTIME_CALL_PAUSE] = "pause",
+    [RUNTIME_CALL_UNPAUSE] = "unpause", [RUNTIME_CALL_EXEC] = "exec",
+    [RUNTIME_CALL_EVENTS] = "events",
+};
+
+const char *runtime_call_name(enum runtime_call_id id)
+{
+	return (size_t)id < RUNTIME_CALL_COUNT ? call_names[id] : "other";
+}
+
+void runtime_get_counters(const struct runtime *rt, struct runtime_counters *out)
+{
+	*out = rt->counters;
 }
 
 const char *runtime_socket_path(const struct runtime *rt)
@@ -283,6 +303,8 @@ static void on_call_done(void *userdata, int err, int status)
 			err = call->other->failure_errno(err, status, message);
 	}
 
+	if (err < 0)
+		rt->counters.errors[call->id]++;
 	struct runtime_error error = {
 	    .http_status = err < 0 ? status : 0,
 	    .message = err < 0 ? (message ? message : "out of memory describing the failure") : "",
@@ -338,7 +360,13 @@ static int call_start(struct runtime *rt, enum call_kind kind,
 		free(call);
 		return -ENOMEM;
 	}
+	static const enum runtime_call_id ids[] = {
+	    [CALL_START] = RUNTIME_CALL_START,	   [CALL_STOP] = RUNTIME_CALL_STOP,
+	    [CALL_INSPECT] = RUNTIME_CALL_INSPECT, [CALL_LIST] = RUNTIME_CALL_LIST,
+	    [CALL_LOGS] = RUNTIME_CALL_LOGS,
+	};
 	call->kind = kind;
+	call->id = kind == CALL_OTHER ? other->id : ids[kind];
 	call->other = other;
 	call->method = method;
 	call->target = TAKE_PTR(owned_target);
@@ -377,8 +405,10 @@ static int call_start(struct runtime *rt, enum call_kind kind,
 	    .timeout_us = timeout_us,
 	};
 	call->rt = rt;
+	rt->counters.calls[call->id]++;
 	int r = http_unix_request_new(rt->base, rt->socket_path, &opt, &hcb, call, &call->req);
 	if (r < 0) {
+		rt->counters.errors[call->id]++;
 		call_release(call);
 		return r;
 	}

@@ -221,6 +221,7 @@ static void on_stream_done(void *userdata, int err, int status)
 	ev->line_len = 0;
 	ev->discarding = false;
 	ev->counters.disconnects++;
+	rt->counters.errors[RUNTIME_CALL_EVENTS]++;
 
 	uint64_t retry = ev->backoff_us;
 	ev->backoff_us =
@@ -254,6 +255,8 @@ static int start_request(struct runtime_events *ev)
 	    .timeout_us = ev->rt->cfg.timeout_us,
 	    .stream = true,
 	};
+	/* A connect that cannot start is an error in on_stream_done. */
+	ev->rt->counters.calls[RUNTIME_CALL_EVENTS]++;
 	return http_unix_request_new(ev->rt->base, ev->rt->socket_path, &opt, &cb, ev, &ev->req);
 }
 
@@ -297,6 +300,7 @@ int runtime_events_new(struct runtime *rt, const struct runtime_events_ops *ops,
 	/* Failing to connect is reported from the loop, like every later break. */
 	int r = start_request(ev);
 	if (r < 0) {
+		rt->counters.errors[RUNTIME_CALL_EVENTS]++;
 		events_release(ev);
 		return r;
 	}

@@ -164,6 +164,7 @@ static int parse_inspect(const char *body, size_t len, struct runtime_answer *a)
 }
 
 static const struct runtime_call_kind inspect_kind = {
+    .id = RUNTIME_CALL_EXEC,
     .parse = parse_inspect,
     .deliver = deliver_step,
 };
@@ -217,6 +218,7 @@ static bool start_status_ok(int status)
 }
 
 static const struct runtime_call_kind start_kind = {
+    .id = RUNTIME_CALL_EXEC,
     .status_ok = start_status_ok,
     .discard_body = true,
     .deliver = deliver_step,
@@ -254,6 +256,7 @@ static int create_failure_errno(int err, int status, const char *message)
 }
 
 static const struct runtime_call_kind create_kind = {
+    .id = RUNTIME_CALL_EXEC,
     .status_ok = create_status_ok,
     .failure_errno = create_failure_errno,
     .parse = parse_created,

@@ -26,6 +26,7 @@ struct runtime {
 	struct runtime_events *streams;
 	/* Pending execs: linked and unlinked by runtime_exec.c alone. */
 	struct runtime_exec *execs;
+	struct runtime_counters counters; /* runtime_get_counters */
 };
 
 /* Ends every event stream of rt still open, as runtime_events_free does
@@ -51,6 +52,7 @@ struct runtime_answer {
 
 /* How the answer of such a call becomes its callback. */
 struct runtime_call_kind {
+	enum runtime_call_id id; /* what it is counted as */
 	/* The statuses that are an answer; NULL: 200 only. */
 	bool (*status_ok)(int status);
 	/* The -errno of a failed answer, given the one runtime_describe_failure

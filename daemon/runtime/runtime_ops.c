@@ -34,6 +34,7 @@ static void deliver_done(void (*cb)(void), int err, const struct runtime_error *
 }
 
 static const struct runtime_call_kind kill_kind = {
+    .id = RUNTIME_CALL_KILL,
     .status_ok = kill_status_ok,
     .failure_errno = not_running_errno,
     .deliver = deliver_done,
@@ -66,6 +67,7 @@ static void deliver_wait(void (*cb)(void), int err, const struct runtime_error *
 }
 
 static const struct runtime_call_kind wait_kind = {
+    .id = RUNTIME_CALL_WAIT,
     .parse = parse_wait,
     .deliver = deliver_wait,
 };
@@ -106,12 +108,14 @@ static int pause_failure_errno(int err, int status, const char *message)
 }
 
 static const struct runtime_call_kind pause_kind = {
+    .id = RUNTIME_CALL_PAUSE,
     .status_ok = pause_status_ok,
     .failure_errno = pause_failure_errno,
     .deliver = deliver_done,
 };
 
 static const struct runtime_call_kind unpause_kind = {
+    .id = RUNTIME_CALL_UNPAUSE,
     .status_ok = pause_status_ok,
     .failure_errno = unpause_failure_errno,
     .deliver = deliver_done,

@@ -144,6 +144,35 @@ int runtime_new(struct event_base *base, const struct runtime_config *cfg, struc
 void runtime_free(struct runtime *rt);
 const char *runtime_socket_path(const struct runtime *rt);
 
+/* The client's calls by kind, for the metrics: a fixed set. Exec is each of
+ * an exec's steps (create, start, inspect); events each connect of the
+ * event stream. */
+enum runtime_call_id {
+	RUNTIME_CALL_START,
+	RUNTIME_CALL_STOP,
+	RUNTIME_CALL_INSPECT,
+	RUNTIME_CALL_LIST,
+	RUNTIME_CALL_LOGS,
+	RUNTIME_CALL_KILL,
+	RUNTIME_CALL_WAIT,
+	RUNTIME_CALL_PAUSE,
+	RUNTIME_CALL_UNPAUSE,
+	RUNTIME_CALL_EXEC,
+	RUNTIME_CALL_EVENTS,
+	RUNTIME_CALL_COUNT,
+};
+/* "start", "stop", ..., "events". */
+const char *runtime_call_name(enum runtime_call_id id);
+
+struct runtime_counters {
+	/* Calls sent (or that could not be: those are errors too), and those
+	 * that ended in an error; a cancelled call is neither. For events: a
+	 * connect of the stream, and a break of it or a failed connect. */
+	uint64_t calls[RUNTIME_CALL_COUNT];
+	uint64_t errors[RUNTIME_CALL_COUNT];
+};
+void runtime_get_counters(const struct runtime *rt, struct runtime_counters *out);
+
 typedef void (*runtime_done_cb)(int err, const struct runtime_error *error, void *userdata);
 /* exit_code: the container's (wait) or the command's (exec); -1 when err < 0. */
 typedef void (*runtime_wait_cb)(int err, const struct runtime_error *error, int exit_code,
