@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "daemon_flows.h"
+#include "daemon_metrics.h"
 #include "dozed/config.h"
 #include "dozed/freezer.h"
 #include "dozed/daemon.h"
@@ -62,6 +63,9 @@ struct dozed {
 	struct event *purge_timer;
 	struct event *wake_event;	   /* daemon_freeze.c: the wake ring's fd */
 	struct metrics_http *metrics_http; /* daemon.c: --metrics-listen; NULL when off */
+	/* The flow map's evictions at its last walk, never going back
+	 * (dozed_metrics_note_map_stats). */
+	uint64_t metrics_flow_evictions;
 	uint64_t trim_seen, trim_done;
 	void (*ready_cb)(void *userdata);
 	void *ready_ud;
@@ -144,8 +148,9 @@ struct svc_extra {
 	unsigned catchup_retry_s;
 	struct event *catchup_timer;
 	bool stop_after_unpause;
-	char freeze_error[160]; /* the pause's last unanswered error, logged once */
-	bool wake_armed;	/* the wake hook is armed for it */
+	char freeze_error[160];	    /* the pause's last unanswered error, logged once */
+	bool wake_armed;	    /* the wake hook is armed for it */
+	struct svc_metrics metrics; /* daemon_metrics.c: its series' own counts */
 };
 
 struct pending_op {

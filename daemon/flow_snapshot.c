@@ -88,6 +88,8 @@ const struct flows_snapshot *flows_snapshot_get(struct dozed *d)
 	if (snap->n > 1)
 		qsort(snap->flows, snap->n, sizeof(*snap->flows), by_cgroup_then_order);
 	snap->stats_err = flow_counter_map_stats(d->flows, &snap->stats);
+	if (snap->stats_err == 0)
+		dozed_metrics_note_map_stats(d, &snap->stats);
 	if (!d->snapshot_timer)
 		d->snapshot_timer = evtimer_new(d->base, snapshot_expired, d);
 	if (d->snapshot_timer) {

@@ -59,6 +59,7 @@ struct svc_extra *svc_extra_create(struct dozed *d)
 		return NULL;
 	}
 	x->d = d;
+	svc_metrics_init(&x->metrics);
 	return x;
 }
 
