@@ -91,8 +91,19 @@ static void serve_metrics(struct metrics_http *h, struct evhttp_request *req)
 	int r = h->render(h->userdata, &m);
 	if (r >= 0)
 		r = metrics_text_error(&m);
-	if (r < 0) {
+	bool head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
+	struct evbuffer *body = r >= 0 && !head ? evbuffer_new() : NULL;
+	/* The rendered text goes out as it is, freed once written: no copy. */
+	if (r >= 0 && !head &&
+	    (!body ||
+	     (m.len > 0 && evbuffer_add_reference(body, m.buf, m.len, text_free_cb, NULL) < 0)))
+		r = -ENOMEM;
+	size_t len = m.len;
+	if (r < 0 || head || len == 0)
 		metrics_text_free(&m);
+	if (r < 0) {
+		if (body)
+			evbuffer_free(body);
 		log_warning_errno(r, "Failed to render the metrics for a scrape on %s", h->addr);
 		char text[128];
 		snprintf(text, sizeof(text), "cannot render the metrics: %s\n", strerror(-r));
@@ -101,21 +112,15 @@ static void serve_metrics(struct metrics_http *h, struct evhttp_request *req)
 	}
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
 	evhttp_add_header(headers, "Content-Type", METRICS_HTTP_CONTENT_TYPE);
-	struct evbuffer *body = evbuffer_new();
-	/* The rendered text goes out as it is, freed once written: no copy. */
-	if (!body ||
-	    (m.len > 0 && evbuffer_add_reference(body, m.buf, m.len, text_free_cb, NULL) < 0)) {
-		metrics_text_free(&m);
-		if (body)
-			evbuffer_free(body);
-		reply_text(req, 500, "Internal Server Error", "out of memory\n");
-		return;
-	}
-	if (m.len == 0)
-		metrics_text_free(&m);
+	/* Said for HTTP/1.0 too (evhttp says it for 1.1 only), and for HEAD,
+	 * whose body evhttp 2.1 would send: it gets none. */
+	char length[24];
+	snprintf(length, sizeof(length), "%zu", len);
+	evhttp_add_header(headers, "Content-Length", length);
 	h->counters.scrapes++;
 	evhttp_send_reply(req, HTTP_OK, "OK", body);
-	evbuffer_free(body);
+	if (body)
+		evbuffer_free(body);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
