@@ -295,7 +295,9 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 	a->cfg = *cfg;
 	a->ops = *ops;
 	a->userdata = userdata;
-	a->early_close = (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE) != 0;
+	/* Held clients' watch needs both (held.c). */
+	int want = EV_FEATURE_EARLY_CLOSE | EV_FEATURE_ET;
+	a->early_close = ((int)event_base_get_features(base) & want) == want;
 	for (size_t i = 0; i < n_fds; i++)
 		a->listen_fds[a->n_listen++] = fds[i];
 
@@ -317,6 +319,7 @@ int activator_new_from_fds(struct event_base *base, const struct activator_confi
 		activator_free(a);
 		return r;
 	}
+	relay_set_on_first_response(a->relays, a->ops.first_response, a->userdata);
 	a->accept_resume = evtimer_new(base, on_accept_resume, a);
 	if (!a->accept_resume) {
 		activator_free(a);

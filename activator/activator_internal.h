@@ -29,8 +29,9 @@ struct held_conn {
 	struct event *watch;
 	struct event *silent_deadline; /* wake on data, until it counts */
 	struct client_key peer;
-	bool wake_counted; /* sent enough to count toward a wake */
-	uint64_t batch;	   /* the activator's accept_batch when it was accepted */
+	bool wake_counted;    /* sent enough to count toward a wake */
+	uint64_t batch;	      /* the activator's accept_batch when it was accepted */
+	uint64_t accepted_us; /* its connect, as far as the activator saw it */
 };
 
 /* A service with clients waiting or a wake in progress. Gone once ready. */
@@ -50,6 +51,8 @@ struct waking {
 	/* The probe runs while the service is being stopped: at the wake
 	 * timeout it just ends, and the held clients stay held. */
 	bool during_stop;
+	/* The probe's service serves already: its clients' answers are no wake's. */
+	bool awake;
 	struct event *hold_deadline;
 	uint64_t first_hold_us, starting_us;
 };
@@ -76,7 +79,7 @@ struct activator {
 	const struct timeval *silent_tv;
 	struct timeval silent_tv_plain;
 	struct activator_counters counters;
-	bool early_close; /* EV_CLOSED works: watch held clients without reading */
+	bool early_close; /* EV_CLOSED and EV_ET work: watch held clients without reading */
 	uint64_t last_reject_log_us;
 	uint64_t reject_logs_suppressed;
 };

@@ -160,6 +160,11 @@ static void on_held_event(evutil_socket_t fd, short what, void *arg)
  * that only its hang-up is (EV_CLOSED), so pending bytes never make the
  * level-triggered read readiness spin. Without EV_CLOSED support, a client that
  * sent data is not watched any more; a hang-up then shows when it is relayed.
+ * EV_CLOSED comes with EV_READ, edge-triggered: libevent turns a reset
+ * (EPOLLHUP, EPOLLERR) into EV_READ | EV_WRITE, never EV_CLOSED, and epoll
+ * would report it without end to an EV_CLOSED-only event (a busy loop, the
+ * client never dropped); edge-triggered, new bytes or a reset run the watch
+ * once each.
  */
 static void held_watch_arm(struct held_conn *h)
 {
@@ -172,7 +177,7 @@ static void held_watch_arm(struct held_conn *h)
 	if (!h->wake_counted && h->w->route.wake_min_bytes > 0)
 		what = EV_READ | EV_PERSIST;
 	else if (a->early_close)
-		what = EV_CLOSED | EV_PERSIST;
+		what = EV_CLOSED | EV_READ | EV_ET | EV_PERSIST;
 	else if (!h->wake_counted)
 		what = EV_READ | EV_PERSIST;
 	else
@@ -274,13 +279,17 @@ int held_add(struct waking *w, int fd, const struct sockaddr_storage *dst,
 		free(h);
 		return -ENOMEM;
 	}
-	*h = (struct held_conn){
-	    .w = w, .fd = fd, .dst = *dst, .peer = *peer, .batch = a->accept_batch};
+	*h = (struct held_conn){.w = w,
+				.fd = fd,
+				.dst = *dst,
+				.peer = *peer,
+				.batch = a->accept_batch,
+				.accepted_us = clock_monotonic_us()};
 	LIST_APPEND_TAILED(held, w->head, w->tail, h);
 	w->n_held++;
 	a->counters.held_now++;
 	if (!w->first_hold_us)
-		w->first_hold_us = clock_monotonic_us();
+		w->first_hold_us = h->accepted_us;
 	held_watch_arm(h);
 	if (w->route.wake_min_bytes > 0 && !w->wake_requested && a->cfg.silent_timeout_us > 0) {
 		h->silent_deadline = evtimer_new(a->base, on_silent_deadline, h);

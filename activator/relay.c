@@ -74,6 +74,15 @@ struct relay {
 	/* The client's last bytes went to the backend, which has not answered
 	 * since: the service is in use even while it sends nothing. */
 	bool awaiting_answer;
+	/* The wake the client was held through, until this relay passed its
+	 * first backend byte: NULL after, so the splices test one pointer. */
+	struct relay_wake *wake;
+	uint64_t accepted_us;
+};
+
+struct relay_wake {
+	size_t refs;
+	bool reported;
 };
 
 struct relay_set {
@@ -85,7 +94,49 @@ struct relay_set {
 	struct relay *relays;
 	struct pipe_pair pool[PIPE_POOL_MAX];
 	size_t pooled;
+	void (*first_response)(void *ud, uint64_t service_id, uint64_t us);
+	void *first_response_ud;
 };
+
+struct relay_wake *relay_wake_new(void)
+{
+	struct relay_wake *wake = calloc(1, sizeof(*wake));
+	if (!wake) {
+		log_error_errno(ENOMEM, "Failed to allocate a wake's first answer");
+		return NULL;
+	}
+	wake->refs = 1;
+	return wake;
+}
+
+void relay_wake_unref(struct relay_wake *wake)
+{
+	if (wake && --wake->refs == 0)
+		free(wake);
+}
+
+void relay_set_on_first_response(struct relay_set *set,
+				 void (*fn)(void *ud, uint64_t service_id, uint64_t us), void *ud)
+{
+	set->first_response = fn;
+	set->first_response_ud = ud;
+}
+
+/* r passed its first backend byte to its client: the wake's first answer,
+ * unless another relay of the wake reported it already. */
+static void relay_report_first_response(struct relay *r)
+{
+	struct relay_set *set = r->set;
+	struct relay_wake *wake = r->wake;
+	r->wake = NULL;
+	bool first = !wake->reported;
+	wake->reported = true;
+	relay_wake_unref(wake);
+	/* Last: the daemon's, and the relay stays as it is. */
+	if (first && set->first_response)
+		set->first_response(set->first_response_ud, r->service_id,
+				    clock_monotonic_us() - r->accepted_us);
+}
 
 static int pipe_take(struct relay_set *set, struct pipe_pair *p)
 {
@@ -134,6 +185,8 @@ static void relay_free(struct relay *r, bool reset)
 		event_free(r->connected);
 	if (r->lifetime)
 		event_free(r->lifetime);
+	/* Its client leaves before an answer: the wake reports nothing for it. */
+	relay_wake_unref(r->wake);
 	if (reset) {
 		conntrack_reset_client(set->conntrack, r->client_fd);
 		socket_close_with_reset(r->backend_fd);
@@ -180,8 +233,13 @@ static enum pump_result relay_dir_pump(struct relay_dir *d)
 			}
 			d->in_pipe -= (size_t)n;
 			*d->bytes += (uint64_t)n;
-			if (n > 0)
-				d->relay->awaiting_answer = d == &d->relay->up;
+			if (n > 0) {
+				struct relay *r = d->relay;
+				r->awaiting_answer = d == &r->up;
+				/* NULL but for the first answer of a woken client. */
+				if (r->wake && d == &r->down)
+					relay_report_first_response(r);
+			}
 			continue;
 		}
 		pipe_give_back(set, &d->pipe);
@@ -329,7 +387,7 @@ static void on_backend_connected(evutil_socket_t fd, short what, void *arg)
 }
 
 int relay_start(struct relay_set *set, uint64_t service_id, int client_fd,
-		const struct sockaddr_storage *dst)
+		const struct sockaddr_storage *dst, struct relay_wake *wake, uint64_t accepted_us)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -339,6 +397,11 @@ int relay_start(struct relay_set *set, uint64_t service_id, int client_fd,
 	r->set = set;
 	r->service_id = service_id;
 	r->client_fd = client_fd;
+	if (wake) {
+		wake->refs++;
+		r->wake = wake;
+		r->accepted_us = accepted_us;
+	}
 	r->up.pipe.fd[0] = r->up.pipe.fd[1] = -1;
 	r->down.pipe.fd[0] = r->down.pipe.fd[1] = -1;
 	LIST_PREPEND(relays, set->relays, r);

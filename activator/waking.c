@@ -129,6 +129,7 @@ static void waking_end_probe(struct waking *w)
 	prober_free(w->prober);
 	w->prober = NULL;
 	w->during_stop = false;
+	w->awake = false;
 	struct timeval tv = timeval_from_us(w->a->cfg.hold_timeout_us);
 	evtimer_add(w->hold_deadline, &tv);
 }
@@ -176,10 +177,16 @@ static void on_probe_done(void *arg, int result, const char *last_answer)
 	 * another host's. Held clients mostly share a destination: asked once. */
 	struct sockaddr_storage checked = {0};
 	bool checked_local = false;
+	/* A probe during a stop or of an awake service found it serving
+	 * already: its clients' answers are no wake's. */
+	struct relay_wake *wake = a->ops.first_response && !w->during_stop && !w->awake && w->head
+				      ? relay_wake_new()
+				      : NULL;
 	while (w->head) {
 		struct held_conn *h = w->head;
 		int fd = h->fd;
 		struct sockaddr_storage dst = h->dst;
+		uint64_t accepted_us = h->accepted_us;
 		held_unlink(h);
 		if (memcmp(&dst, &checked, sizeof(dst)) != 0) {
 			checked = dst;
@@ -192,8 +199,9 @@ static void on_probe_done(void *arg, int result, const char *last_answer)
 			continue;
 		}
 		/* The relay owns fd from here, whatever happens. */
-		(void)relay_start(a->relays, id, fd, &dst);
+		(void)relay_start(a->relays, id, fd, &dst, wake, accepted_us);
 	}
+	relay_wake_unref(wake);
 	waking_free(w);
 	a->ops.service_ready(a->userdata, id, probe_us, total_us);
 }
@@ -248,6 +256,7 @@ int activator_service_probe(struct activator *a, uint64_t service_id,
 				       .netns_fd = probe_dst ? probe->netns_fd : -1,
 				       .spec = spec};
 	w->during_stop = probe->during_stop;
+	w->awake = probe->awake;
 	uint64_t timeout = probe->timeout_us && probe->timeout_us < a->cfg.wake_timeout_us
 			       ? probe->timeout_us
 			       : a->cfg.wake_timeout_us;

@@ -127,7 +127,25 @@ struct activator_ops {
 	 * already waiting (-ENOBUFS), or max_held_per_client from its address
 	 * (-EUSERS). */
 	void (*client_rejected)(void *userdata, uint64_t service_id, int reason);
+	/* Optional: the first byte of a woken service's answer reached a client held
+	 * through its wake, us after that client connected; once per wake. */
+	void (*first_response)(void *userdata, uint64_t service_id, uint64_t us);
 };
+/*
+ * first_response, exactly: a wake is the probe that found service_id ready
+ * (service_ready) with clients held; each is relayed carrying the time the
+ * activator accepted it (its connect, give or take the loop's delay), and the
+ * first of those relays to pass a byte from the backend to its client's
+ * socket reports now - that client's accept time, once for the wake, whichever
+ * client it is. Nothing is reported for a wake whose held clients all left
+ * (or were reset) before a byte of answer came, for a probe during_stop or
+ * awake (struct activator_probe), nor for answers after the first. A backend
+ * answering with its FIN alone is no byte. "Reached" is as far as the
+ * activator sees: written to the client's socket (a client that closed
+ * with a FIN after its request, rather than a reset, cannot be told from
+ * one that half-closed, and counts). Called from within the relay, on the
+ * activator's loop: it must not free the activator.
+ */
 
 #define ACTIVATOR_WAKE_BUCKETS 12
 /* Upper bounds (ms) of the wake time histogram buckets; the last is open. */
@@ -201,6 +219,10 @@ struct activator_probe {
 	/* 0: the configured wake timeout. Else this probe's own, shorter one
 	 * (the daemon's health command took the rest). */
 	uint64_t timeout_us;
+	/* The service is awake already (a client redirected just before its
+	 * ports left the set): relayed as any probe's, but its clients' first
+	 * answer is no wake's, so first_response is not called for them. */
+	bool awake;
 };
 
 /*
