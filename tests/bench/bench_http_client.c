@@ -268,6 +268,41 @@ static long status_kb(const char *key)
 	return kb;
 }
 
+/*
+ * The resident KiB of the mappings of the libraries named in HTTP_EXTRA_LIBS
+ * (basenames, space-separated: those libcurl brings that the daemon does not
+ * map, listed by bench_http_client.sh); -1 when unset.
+ */
+static long extra_libs_kb(void)
+{
+	const char *list = getenv("HTTP_EXTRA_LIBS");
+	if (!list || !*list)
+		return -1;
+	FILE *f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return -1;
+	char line[1024];
+	long kb = 0;
+	bool counting = false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		char path[512] = "";
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %511s", &a, &b, path) >= 2) {
+			const char *bn = strrchr(path, '/');
+			bn = bn ? bn + 1 : path;
+			size_t bl = strlen(bn);
+			counting = false;
+			for (const char *w = strstr(list, bn); bl && w; w = strstr(w + 1, bn))
+				if ((w == list || w[-1] == ' ') && (w[bl] == ' ' || w[bl] == '\0'))
+					counting = true;
+		} else if (counting && strncmp(line, "Rss:", 4) == 0) {
+			kb += strtol(line + 4, NULL, 10);
+		}
+	}
+	fclose(f);
+	return kb;
+}
+
 static int rss_child(int i, const char *sock, size_t n)
 {
 	long start_kb = status_kb("VmRSS");
@@ -287,14 +322,14 @@ static int rss_child(int i, const char *sock, size_t n)
 		     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) +
 		     (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e6 +
 		     (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
-	printf("%ld %ld %ld %.1f\n", start_kb, status_kb("VmRSS"), status_kb("VmHWM"),
-	       cpu / (double)n);
+	printf("%ld %ld %ld %.1f %ld\n", start_kb, status_kb("VmRSS"), status_kb("VmHWM"),
+	       cpu / (double)n, extra_libs_kb());
 	peers[i]->teardown();
 	return 0;
 }
 
 /* Runs the memory child for peer i; fills out[4] from its line. */
-static int rss_measure(int i, const char *sock, size_t n, double out[4])
+static int rss_measure(int i, const char *sock, size_t n, double out[5])
 {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -318,7 +353,7 @@ static int rss_measure(int i, const char *sock, size_t n, double out[4])
 	int st = 0;
 	waitpid(pid, &st, 0);
 	if (got <= 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 ||
-	    sscanf(buf, "%lf %lf %lf %lf", &out[0], &out[1], &out[2], &out[3]) != 4)
+	    sscanf(buf, "%lf %lf %lf %lf %lf", &out[0], &out[1], &out[2], &out[3], &out[4]) != 5)
 		return -EIO;
 	return 0;
 }
@@ -386,7 +421,7 @@ static int run(const char *runtime, const char *sock)
 				series_add(&ev[i], e);
 			}
 		}
-	double mem[N_PEERS][4] = {{0}};
+	double mem[N_PEERS][5] = {{0}};
 	bool mem_ok[N_PEERS] = {false};
 	for (int i = 0; i < N_PEERS; i++) {
 		if (peer_failed[i][0])
@@ -408,8 +443,8 @@ static int run(const char *runtime, const char *sock)
 	print_rows("inspect: GET json round trip", insp, 1000, "ms");
 	print_rows("events: connect → stream up", up, 1000, "ms");
 	print_rows("events: connect → first event", ev, 1000, "ms");
-	printf("%-34s %-28s %9s %9s %9s %12s\n", "memory: fresh process,", "client", "RSS start",
-	       "RSS end", "peak", "CPU/request");
+	printf("%-34s %-28s %9s %9s %9s %12s %10s\n", "memory: fresh process,", "client",
+	       "RSS start", "RSS end", "peak", "CPU/request", "curl libs");
 	for (int i = 0; i < N_PEERS; i++) {
 		char work[48];
 		snprintf(work, sizeof(work), "%zu inspects (KiB)", rss_n);
@@ -418,11 +453,15 @@ static int run(const char *runtime, const char *sock)
 			       peer_failed[i][0] ? peer_failed[i] : "failed");
 			continue;
 		}
-		printf("%-34s %-28s %9.0f %9.0f %9.0f %9.1f µs\n", i ? "" : work, peers[i]->name,
-		       mem[i][0], mem[i][1], mem[i][2], mem[i][3]);
+		char libs[24] = "-";
+		if (mem[i][4] >= 0)
+			snprintf(libs, sizeof(libs), "%.0f", mem[i][4]);
+		printf("%-34s %-28s %9.0f %9.0f %9.0f %9.1f µs %10s\n", i ? "" : work,
+		       peers[i]->name, mem[i][0], mem[i][1], mem[i][2], mem[i][3], libs);
 	}
 	printf("(one binary for the three: RSS start includes libcurl's libraries, mapped at load "
-	       "for each; what a client adds is RSS end - RSS start)\n");
+	       "for each; a client adds RSS end - RSS start; \"curl libs\": the resident KiB of "
+	       "the libraries libcurl brings that dozed does not map, at the end)\n");
 	int failed = 0;
 	for (int i = 0; i < N_PEERS; i++) {
 		failed |= peer_failed[i][0] != 0;

@@ -37,14 +37,6 @@ out=$WORK/http_client.txt
 		"libevent $(pkg-config --modversion libevent 2>/dev/null || echo '?')"
 } | tee "$out"
 
-rc=0
-for rt in docker podman; do
-	name=bench-http-$rt
-	"$ENV" create "$RTDIR" "$rt" "$name" - >/dev/null
-	"$BIN" run "$rt" "$RTDIR/$rt.sock" "$name" | tee -a "$out" || rc=1
-	"$ENV" rm "$RTDIR" "$rt" "$name"
-done
-
 # The shared libraries a file needs, resolved, one a line.
 libs_of() {
 	ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' |
@@ -58,6 +50,28 @@ sum_sizes() { # files on stdin: "file bytes text+data bytes"
 	echo "$(stat -L -c %s $files | awk '{ s += $1 } END { print s }')" \
 		"$(size $files | awk 'NR > 1 { s += $1 + $2 } END { print s }')"
 }
+# What libcurl brings that dozed does not map: the memory child reports their RSS.
+extra=""
+if [ -x "$BUILD/dozed" ]; then
+	curl_so=$(libs_of "$BIN" | grep '/libcurl\.so' | head -n 1)
+	dozed_libs=$(libs_of "$BUILD/dozed")
+	extra=$( (
+		echo "$curl_so"
+		libs_of "$curl_so"
+	) | sort -u | comm -23 - <(echo "$dozed_libs"))
+	# shellcheck disable=SC2086 # one library a word
+	HTTP_EXTRA_LIBS=$(basename -a $extra | tr '\n' ' ')
+	export HTTP_EXTRA_LIBS
+fi
+
+rc=0
+for rt in docker podman; do
+	name=bench-http-$rt
+	"$ENV" create "$RTDIR" "$rt" "$name" - >/dev/null
+	"$BIN" run "$rt" "$RTDIR/$rt.sock" "$name" | tee -a "$out" || rc=1
+	"$ENV" rm "$RTDIR" "$rt" "$name"
+done
+
 {
 	echo
 	echo "Code each client adds to what the daemon maps ($BUILD/dozed's libraries)"
@@ -66,16 +80,10 @@ sum_sizes() { # files on stdin: "file bytes text+data bytes"
 		awk 'NR > 1 { s += $1 + $2 } END { print s }')
 	printf '%-28s %-10s %12s %16s  %s\n' "today (http_unix)" 0 - "${own:-?}" \
 		"http_unix.o + http_parse.o, in dozed itself"
-	if [ -x "$BUILD/dozed" ]; then
-		curl_so=$(libs_of "$BIN" | grep '/libcurl\.so' | head -n 1)
-		dozed_libs=$(libs_of "$BUILD/dozed")
-		extra=$( (
-			echo "$curl_so"
-			libs_of "$curl_so"
-		) | sort -u | comm -23 - <(echo "$dozed_libs"))
+	if [ -n "$extra" ]; then
 		read -r bytes text < <(sum_sizes <<<"$extra")
 		printf '%-28s %-10s %12s %16s  %s\n' "libcurl multi" "$(wc -l <<<"$extra")" "$bytes" "$text" \
-			"$(basename -a $extra | tr '\n' ' ')"
+			"$HTTP_EXTRA_LIBS"
 		ev=$(grep -m 1 '/libevent-2\.1\.so' <<<"$dozed_libs" || true)
 		printf '%-28s %-10s %12s %16s  %s\n' "evhttp (2.1, connect shim)" 0 - - \
 			"${ev:+in $(basename "$ev"), which dozed maps already}"
