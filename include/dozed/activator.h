@@ -143,8 +143,10 @@ struct activator_ops {
  * answering with its FIN alone is no byte. "Reached" is as far as the
  * activator sees: written to the client's socket (a client that closed
  * with a FIN after its request, rather than a reset, cannot be told from
- * one that half-closed, and counts). Called from within the relay, on the
- * activator's loop: it must not free the activator.
+ * one that half-closed, and counts). Comes after the wake's service_ready,
+ * from within the relay, on the activator's loop: it must not free the
+ * activator. The daemon sets awake for a probe of a service it found serving
+ * already (redirected just before its ports left the set, or thawed).
  */
 
 #define ACTIVATOR_WAKE_BUCKETS 12
