@@ -179,6 +179,9 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 		return; /* a proxy on the published port would answer for a dying container */
 	struct activator_probe probe = {
 	    .netns_fd = -1, .spec = &spec, .during_stop = s->state == SERVICE_SLEEPING};
+	/* Found serving already (redirected as its ports left the set, or
+	 * thawed): its clients' first answer is no wake's. */
+	probe.awake = s->state == SERVICE_AWAKE;
 	if (x->health_passed) {
 		/* One --wake-timeout for the whole probe, health command included. */
 		uint64_t used = clock_monotonic_us() - x->health_started_us;
