@@ -129,7 +129,7 @@ test_a_wake_during_a_scrape_storm_succeeds_and_every_scrape_is_whole() {
 	local base
 	base=$(wake_page "$WEB_PORT" "$WORK/page-base-$RT") || { fail "the baseline wake got no page"; return; }
 	asleep "$name" || return
-	lib_bg prom_storm "$(metrics_url)" "$dir" 3 "$stop"
+	lib_bg prom_storm "$(metrics_url)" "$dir" 2 "$stop"
 	storm_pid=$LAST_BG
 	wait_for 10000 "the storm's first round" test -e "$dir/started" || return
 	ms=$(wake_page "$WEB_PORT" "$WORK/page-storm-$RT") || fail "the wake during the storm: curl did not get the page: $(head -c 200 "$WORK/page-storm-$RT")"
