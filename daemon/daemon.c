@@ -408,11 +408,17 @@ static void act_wake_failed(void *ud, uint64_t id, int reason, const char *last_
 	service_on_wake_failed(d->services, id, reason, last_answer);
 }
 
+static void act_first_response(void *ud, uint64_t id, uint64_t us)
+{
+	dozed_metrics_note_first_response(ud, id, us);
+}
+
 static const struct activator_ops dozed_activator_ops = {
     .route_lookup = act_route_lookup,
     .wake_requested = act_wake_requested,
     .service_ready = act_ready,
     .wake_failed = act_wake_failed,
+    .first_response = act_first_response,
 };
 
 /* --- construction ---------------------------------------------------------------------- */
