@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The metrics listener under load: a scraper leaving mid-answer, one that
+ * never reads, 100 at once, more than the cap. What is asserted is what
+ * happened and in which order (answers complete, the timer on the same loop
+ * ticking while scrapes are pending), never how long it took.
+ */
+#include "metrics_http_fixture.h"
+
+struct leaver {
+	pthread_t tid;
+	atomic_bool done, release;
+	bool reset; /* leave with a RST rather than a FIN */
+	char err[160];
+};
+
+/* Asks for a big answer, reads a few bytes of it and leaves. */
+static void *leaver_thread(void *arg)
+{
+	struct leaver *l = arg;
+	int fd = client_connect();
+	char buf[64];
+	if (fd < 0 || send_all(fd, GET_METRICS) < 0 || recv(fd, buf, sizeof(buf), 0) <= 0)
+		snprintf(l->err, sizeof(l->err), "cannot start the scrape: %s", strerror(errno));
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	if (l->reset)
+		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	if (fd >= 0)
+		close(fd);
+	atomic_store(&l->done, true);
+	return NULL;
+}
+
+/* Asks for a big answer and reads none of it until released. */
+static void *sleeper_thread(void *arg)
+{
+	struct leaver *l = arg;
+	int fd = client_connect();
+	if (fd < 0 || send_all(fd, GET_METRICS) < 0)
+		snprintf(l->err, sizeof(l->err), "cannot start the scrape: %s", strerror(errno));
+	for (uint64_t end = test_now_ms() + WAIT_MS;
+	     !atomic_load(&l->release) && test_now_ms() < end;)
+		usleep(1000);
+	if (fd >= 0)
+		close(fd);
+	atomic_store(&l->done, true);
+	return NULL;
+}
+
+static bool leaver_done(void *arg)
+{
+	return atomic_load(&((struct leaver *)arg)->done);
+}
+
+struct until {
+	struct fixture *f;
+	unsigned ticks;
+	size_t conns;
+};
+
+static bool ticked(void *arg)
+{
+	struct until *u = arg;
+	return atomic_load(&u->f->ticks) >= u->ticks;
+}
+
+static bool conns_are(void *arg)
+{
+	struct until *u = arg;
+	return metrics_http_counters(u->f->h).conns_now == u->conns;
+}
+
+static bool rendered_once(void *arg)
+{
+	return atomic_load(&((struct fixture *)arg)->renders) >= 1;
+}
+
+/* The timer on the listener's loop ticks n more times. */
+static void assert_loop_ticks(struct fixture *f, unsigned n, const char *while_what)
+{
+	struct until u = {.f = f, .ticks = atomic_load(&f->ticks) + n};
+	evloop_run_until(f->base, ticked, &u, WAIT_MS, while_what);
+}
+
+static void wait_conns(struct fixture *f, size_t n, const char *what)
+{
+	struct until u = {.f = f, .conns = n};
+	evloop_run_until(f->base, conns_are, &u, WAIT_MS, what);
+}
+
+static void leave_mid_answer(bool reset)
+{
+	struct fixture *f = fixture_new(BIG);
+	struct leaver l = {.reset = reset};
+	if (pthread_create(&l.tid, NULL, leaver_thread, &l) != 0)
+		FAIL("pthread_create failed");
+	evloop_run_until(f->base, leaver_done, &l, WAIT_MS, "the scraper to leave");
+	pthread_join(l.tid, NULL);
+	if (l.err[0])
+		FAIL("%s", l.err);
+	/* Its connection and its buffered answer go; the loop goes on. */
+	wait_conns(f, 0, "the left scrape's connection to be closed");
+	assert_loop_ticks(f, 5, "the timer after a scraper left mid-answer");
+	assert_scraped(scrape(f, GET_METRICS));
+	ASSERT_EQ_U(atomic_load(&f->renders), 2);
+}
+
+TEST(test_a_scraper_leaving_mid_answer_with_a_fin_costs_nothing_after)
+{
+	leave_mid_answer(false);
+}
+
+TEST(test_a_scraper_leaving_mid_answer_with_a_reset_costs_nothing_after)
+{
+	leave_mid_answer(true);
+}
+
+TEST(test_a_scraper_that_never_reads_does_not_block_the_loop)
+{
+	struct fixture *f = fixture_new(BIG);
+	struct leaver l = {0};
+	if (pthread_create(&l.tid, NULL, sleeper_thread, &l) != 0)
+		FAIL("pthread_create failed");
+	evloop_run_until(f->base, rendered_once, f, WAIT_MS, "the slow scrape's answer");
+	/* Its answer waits in the loop's buffers, the loop does not. */
+	assert_loop_ticks(f, 5, "the timer while a scraper does not read");
+	assert_scraped(scrape(f, GET_METRICS));
+	ASSERT_EQ_U(metrics_http_counters(f->h).conns_now, 1);
+	ASSERT_TRUE(!atomic_load(&l.done));
+	atomic_store(&l.release, true);
+	evloop_run_until(f->base, leaver_done, &l, WAIT_MS, "the slow scraper to leave");
+	pthread_join(l.tid, NULL);
+	if (l.err[0])
+		FAIL("%s", l.err);
+	wait_conns(f, 0, "the slow scrape's connection to be closed");
+}
+
+#define STORM 100
+
+struct storm {
+	pthread_t tid;
+	atomic_bool done;
+	struct fixture *f;
+	struct job jobs[STORM];
+	char err[160];
+};
+
+/*
+ * STORM requests sent at once; their answers read only once the loop's timer
+ * has ticked with all of them pending, then each to its end.
+ */
+static void *storm_thread(void *arg)
+{
+	struct storm *s = arg;
+	int fds[STORM];
+	size_t n = 0;
+	for (; n < STORM; n++) {
+		fds[n] = client_connect();
+		if (fds[n] < 0 || send_all(fds[n], GET_METRICS) < 0) {
+			snprintf(s->err, sizeof(s->err), "scrape %zu: %s", n, strerror(errno));
+			break;
+		}
+	}
+	atomic_store(&s->f->storm_pending, true);
+	for (uint64_t end = test_now_ms() + WAIT_MS;
+	     atomic_load(&s->f->storm_ticks) < 3 && test_now_ms() < end;)
+		usleep(1000);
+	for (size_t i = 0; i < n; i++)
+		read_answer(&s->jobs[i], fds[i]);
+	atomic_store(&s->f->storm_pending, false);
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	atomic_store(&s->done, true);
+	return NULL;
+}
+
+static bool storm_done(void *arg)
+{
+	return atomic_load(&((struct storm *)arg)->done);
+}
+
+TEST(test_100_concurrent_scrapes_all_complete_while_the_loop_ticks)
+{
+	struct fixture *f = fixture_new(200 * 1024);
+	struct storm *s = calloc(1, sizeof(*s));
+	if (!s)
+		FAIL("out of memory");
+	test_defer(free, s);
+	s->f = f;
+	if (pthread_create(&s->tid, NULL, storm_thread, s) != 0)
+		FAIL("pthread_create failed");
+	evloop_run_until(f->base, storm_done, s, 3 * WAIT_MS, "100 concurrent scrapes");
+	pthread_join(s->tid, NULL);
+	if (s->err[0])
+		FAIL("%s", s->err);
+	ASSERT_GE_U(atomic_load(&f->storm_ticks), 3);
+	for (size_t i = 0; i < STORM; i++) {
+		if (s->jobs[i].err[0])
+			FAIL("scrape %zu: %s", i, s->jobs[i].err);
+		assert_scraped(&s->jobs[i]);
+	}
+	ASSERT_EQ_U(atomic_load(&f->renders), STORM);
+	ASSERT_EQ_U(metrics_http_counters(f->h).scrapes, STORM);
+}
+
+struct crowd {
+	pthread_t tid;
+	atomic_bool done;
+	struct fixture *f;
+	struct job full, after;
+	size_t kept;
+	char err[160];
+};
+
+#define GET_KEEP "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n"
+
+/* METRICS_HTTP_MAX_CONNS kept-alive connections, one more, one fewer. */
+static void *crowd_thread(void *arg)
+{
+	struct crowd *c = arg;
+	int fds[METRICS_HTTP_MAX_CONNS];
+	size_t n = 0;
+	for (; n < METRICS_HTTP_MAX_CONNS; n++) {
+		struct job j = {0};
+		fds[n] = client_connect();
+		if (fds[n] < 0 || send_all(fds[n], GET_KEEP) < 0)
+			break;
+		read_answer_ex(&j, fds[n], true);
+		if (j.status != 200)
+			break;
+	}
+	c->kept = n;
+	int over = n == METRICS_HTTP_MAX_CONNS ? client_connect() : -1;
+	if (over >= 0 && send_all(over, GET_KEEP) == 0)
+		read_answer(&c->full, over); /* closed after its 503 */
+	if (over >= 0)
+		close(over);
+	/* One leaves: the next is served. */
+	if (n > 0)
+		close(fds[--n]);
+	for (uint64_t end = test_now_ms() + WAIT_MS;
+	     atomic_load(&c->f->conns_seen) >= METRICS_HTTP_MAX_CONNS && test_now_ms() < end;)
+		usleep(1000);
+	int next = client_connect();
+	if (next >= 0 && send_all(next, GET_METRICS) == 0)
+		read_answer(&c->after, next);
+	if (next >= 0)
+		close(next);
+	while (n > 0)
+		close(fds[--n]);
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+static bool crowd_done(void *arg)
+{
+	return atomic_load(&((struct crowd *)arg)->done);
+}
+
+TEST(test_over_the_cap_a_scrape_gets_503_until_one_leaves)
+{
+	struct fixture *f = fixture_new(100);
+	struct crowd *c = calloc(1, sizeof(*c));
+	if (!c)
+		FAIL("out of memory");
+	test_defer(free, c);
+	c->f = f;
+	atomic_store(&f->conns_seen, METRICS_HTTP_MAX_CONNS);
+	if (pthread_create(&c->tid, NULL, crowd_thread, c) != 0)
+		FAIL("pthread_create failed");
+	evloop_run_until(f->base, crowd_done, c, 3 * WAIT_MS, "the crowd of scrapers");
+	pthread_join(c->tid, NULL);
+	ASSERT_EQ_U(c->kept, METRICS_HTTP_MAX_CONNS);
+	ASSERT_EQ_U(c->full.status, 503);
+	assert_scraped(&c->after);
+	wait_conns(f, 0, "every connection to be closed");
+}
