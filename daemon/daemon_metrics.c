@@ -60,7 +60,8 @@ void dozed_metrics_note_map_stats(struct dozed *d, const struct flow_map_stats *
 }
 
 /* Fresh readings before a scrape, as a status takes them: an awake
- * service's egress and waiting clients, every attached one's flow bytes. */
+ * service's egress and waiting clients, and the flow bytes of one whose
+ * container runs (a stopped one's cgroup is gone: its last reading stays). */
 static void refresh(struct dozed *d)
 {
 	for (struct service *s = service_first(d->services); s; s = s->next) {
@@ -68,8 +69,8 @@ static void refresh(struct dozed *d)
 			service_refresh_activity(d->services, s);
 		struct svc_extra *x = svc_extra_of(s);
 		struct flow_totals t;
-		if (d->flows && x && x->attachment &&
-		    flow_counter_read(d->flows, x->attachment, &t) == 0)
+		if ((s->state == SERVICE_AWAKE || s->state == SERVICE_FROZEN) && d->flows && x &&
+		    x->attachment && flow_counter_read(d->flows, x->attachment, &t) == 0)
 			dozed_metrics_note_flows(d, s, &t);
 	}
 }
