@@ -114,32 +114,58 @@ static bool scrape_whole(const struct scrape *s)
 	       s->last == '\n';
 }
 
-/* The child: conns scrapes in flight until SIGTERM; stats written to out. */
-static int storm_run(uint16_t port, int conns, int ready_fd, int out_fd)
+/*
+ * The child: conns scrapes until SIGTERM, stats written to out. pace_ms 0:
+ * each again as soon as it ends (as fast as dozed answers); else rounds of
+ * conns at once every pace_ms (a slot still busy skips a round). ready_fd
+ * hears when the storm is at full tilt: every slot answered once, or (paced)
+ * the moment the second round's connections are made.
+ */
+static int storm_run(uint16_t port, int conns, int pace_ms, int ready_fd, int out_fd)
 {
 	static struct scrape sc[MAX_CONNS];
 	static struct pollfd pfd[MAX_CONNS];
-	static bool sent[MAX_CONNS];
+	static bool sent[MAX_CONNS], waiting[MAX_CONNS];
 	struct storm_stats st = {0};
 	bool told = false;
-	double t0 = now_ms();
+	double t0 = now_ms(), round_at = t0 + pace_ms;
 	for (int i = 0; i < conns; i++) {
 		if (scrape_open(&sc[i], port) < 0)
 			st.connect_failed++;
-		sent[i] = false;
+		sent[i] = waiting[i] = false;
 	}
 	while (!storm_stop) {
+		double now = now_ms();
+		if (pace_ms > 0 && now >= round_at) {
+			for (int i = 0; i < conns; i++)
+				if (waiting[i]) {
+					waiting[i] = false;
+					if (scrape_open(&sc[i], port) < 0)
+						st.connect_failed++;
+				}
+			round_at += pace_ms;
+			if (!told) {
+				told = true;
+				if (write(ready_fd, "r", 1) != 1)
+					break;
+			}
+		}
 		for (int i = 0; i < conns; i++) {
-			pfd[i].fd = sc[i].fd;
+			pfd[i].fd = waiting[i] ? -1 : sc[i].fd;
 			pfd[i].events = sent[i] ? POLLIN : POLLOUT;
 			pfd[i].revents = 0;
 		}
-		if (poll(pfd, (nfds_t)conns, 100) < 0 && errno != EINTR)
+		int wait_ms = 100;
+		if (pace_ms > 0 && round_at - now < wait_ms)
+			wait_ms = round_at - now > 0 ? (int)(round_at - now) + 1 : 0;
+		if (poll(pfd, (nfds_t)conns, wait_ms) < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < conns; i++) {
 			struct scrape *s = &sc[i];
 			int done = 0;
-			if (s->fd < 0) {
+			if (waiting[i]) {
+				continue;
+			} else if (s->fd < 0) {
 				done = -1;
 			} else if (!sent[i] && pfd[i].revents) {
 				int err = 0;
@@ -165,12 +191,14 @@ static int storm_run(uint16_t port, int conns, int ready_fd, int out_fd)
 				st.connect_failed++;
 			if (s->fd >= 0)
 				close(s->fd);
+			s->fd = -1;
 			sent[i] = false;
-			if (scrape_open(s, port) < 0)
+			if (pace_ms > 0)
+				waiting[i] = true;
+			else if (scrape_open(s, port) < 0)
 				st.connect_failed++;
 		}
-		/* Full tilt once every connection has had its first answer. */
-		if (!told && st.whole + st.bad >= (uint64_t)conns) {
+		if (pace_ms == 0 && !told && st.whole + st.bad >= (uint64_t)conns) {
 			told = true;
 			if (write(ready_fd, "r", 1) != 1)
 				break;
@@ -187,7 +215,7 @@ struct storm {
 	int ready_fd, out_fd;
 };
 
-static int storm_start(struct storm *s, uint16_t port, int conns)
+static int storm_start(struct storm *s, uint16_t port, int conns, int pace_ms)
 {
 	int ready[2], out[2];
 	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
@@ -199,7 +227,7 @@ static int storm_start(struct storm *s, uint16_t port, int conns)
 		signal(SIGTERM, storm_on_term);
 		close(ready[0]);
 		close(out[0]);
-		_exit(storm_run(port, conns, ready[1], out[1]));
+		_exit(storm_run(port, conns, pace_ms, ready[1], out[1]));
 	}
 	close(ready[1]);
 	close(out[1]);
@@ -246,17 +274,57 @@ static bool last_own_ms(const char *control, const char *name, double *own)
 }
 
 struct side {
+	const char *what;
+	int pace_ms; /* -1: no storm */
 	double first_byte[MAX_RUNS], own[MAX_RUNS];
 	int n;
 	struct storm_stats storm;
+	struct bench_stat fb, ow;
 };
 
-static void row(const char *what, double *v, int n, double *p50, double *p95)
+static void row(const char *what, const struct side *sd, struct bench_stat st,
+		const struct side *base, struct bench_stat base_st)
 {
-	struct bench_stat s = bench_stat_of(v, (size_t)n, false);
-	printf("%-44s %9.1f %9.1f\n", what, s.p50, s.p95);
-	if (p50)
-		*p50 = s.p50, *p95 = s.p95;
+	char text[96];
+	snprintf(text, sizeof(text), "%s, %s", sd->what, what);
+	printf("%-58s %9.1f %9.1f", text, st.p50, st.p95);
+	if (sd != base)
+		printf(" %7.2fx %7.2fx", st.p50 / base_st.p50, st.p95 / base_st.p95);
+	printf("\n");
+}
+
+/* One wake: asleep, the storm at full tilt, one client until its first byte. */
+static int wake_once(struct side *sd, const char *name, const char *control,
+		     const struct wake_target *t, uint16_t metrics_port, int conns)
+{
+	char req[256], why[512];
+	snprintf(req, sizeof(req), "{\"cmd\":\"sleep\",\"service\":\"%s\"}", name);
+	if (!control_ok(control, req) || !wait_state(control, name, "asleep"))
+		return -1;
+	struct storm storm = {.pid = -1};
+	bool storm_on = sd->pace_ms >= 0;
+	if (storm_on && storm_start(&storm, metrics_port, conns, sd->pace_ms) < 0)
+		return -1;
+	int not_ready = 0;
+	double ms = ask_until_answered(t, now_ms(), 20000, &not_ready, why, sizeof(why));
+	struct storm_stats st = {0};
+	if (storm_on && storm_end(&storm, &st) < 0)
+		return fprintf(stderr, "bench_scrape: the storm's child failed\n"), -1;
+	if (ms < 0)
+		return fprintf(stderr, "bench_scrape: %s: %s\n", name, why), -1;
+	if (!wait_state(control, name, "awake"))
+		return -1;
+	double own;
+	if (!last_own_ms(control, name, &own))
+		return fprintf(stderr, "bench_scrape: %s: no ready event\n", name), -1;
+	sd->first_byte[sd->n] = ms;
+	sd->own[sd->n] = own;
+	sd->n++;
+	sd->storm.whole += st.whole;
+	sd->storm.bad += st.bad;
+	sd->storm.connect_failed += st.connect_failed;
+	sd->storm.seconds += st.seconds;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -276,64 +344,58 @@ int main(int argc, char **argv)
 		       2;
 	signal(SIGPIPE, SIG_IGN);
 
-	static struct side sides[2]; /* 0 alone, 1 during the storm */
-	char req[256], why[512];
-	for (int i = 0; i < 2 * runs; i++) {
-		int k = (i % 4 == 1 || i % 4 == 2); /* ABBA */
-		struct side *sd = &sides[k];
-		snprintf(req, sizeof(req), "{\"cmd\":\"sleep\",\"service\":\"%s\"}", name);
-		if (!control_ok(control, req) || !wait_state(control, name, "asleep"))
+	static struct side sides[3] = {
+	    {.what = "alone", .pace_ms = -1},
+	    {.what = "rounds", .pace_ms = 1000},
+	    {.what = "closed loop", .pace_ms = 0},
+	};
+	/* ABCCBA: a slow spell of the machine falls on every side alike. */
+	static const int order[6] = {0, 1, 2, 2, 1, 0};
+	for (int i = 0; i < 3 * runs; i++)
+		if (wake_once(&sides[order[i % 6]], name, control, &t, metrics_port, conns) < 0)
 			return 1;
-		struct storm storm = {.pid = -1};
-		if (k && storm_start(&storm, metrics_port, conns) < 0)
-			return 1;
-		int not_ready = 0;
-		double ms = ask_until_answered(&t, now_ms(), 20000, &not_ready, why, sizeof(why));
-		struct storm_stats st = {0};
-		if (k && storm_end(&storm, &st) < 0)
-			return fprintf(stderr, "bench_scrape: the storm's child failed\n"), 1;
-		if (ms < 0)
-			return fprintf(stderr, "bench_scrape: %s: %s\n", name, why), 1;
-		if (!wait_state(control, name, "awake"))
-			return 1;
-		double own;
-		if (!last_own_ms(control, name, &own))
-			return fprintf(stderr, "bench_scrape: %s: no ready event\n", name), 1;
-		sd->first_byte[sd->n] = ms;
-		sd->own[sd->n] = own;
-		sd->n++;
-		sd->storm.whole += st.whole;
-		sd->storm.bad += st.bad;
-		sd->storm.connect_failed += st.connect_failed;
-		sd->storm.seconds += st.seconds;
-	}
 
-	struct storm_stats *ss = &sides[1].storm;
-	double a50, a95, s50, s95, o50, o95, w50, w95;
-	printf("\nWake during a scrape storm, busybox httpd, %s: %d wakes alone, %d during %d "
-	       "concurrent scrapes of /metrics, ABBA (ms)\n",
-	       label, sides[0].n, sides[1].n, conns);
-	printf("%-44s %9s %9s\n", "", "p50", "p95");
-	row("alone: client connect -> first byte", sides[0].first_byte, sides[0].n, &a50, &a95);
-	row("storm: client connect -> first byte", sides[1].first_byte, sides[1].n, &s50, &s95);
-	printf("%-44s %8.2fx %8.2fx\n", "ratio storm / alone", s50 / a50, s95 / a95);
-	row("alone: dozed's own work (hold, bookkeeping)", sides[0].own, sides[0].n, &o50, &o95);
-	row("storm: dozed's own work (hold, bookkeeping)", sides[1].own, sides[1].n, &w50, &w95);
-	printf("%-44s %9.0f   (%llu whole answers, %llu not whole, %llu connects failed)\n",
-	       "storm: scrapes/s while it ran",
-	       ss->seconds > 0 ? (double)ss->whole / ss->seconds : 0, (unsigned long long)ss->whole,
-	       (unsigned long long)ss->bad, (unsigned long long)ss->connect_failed);
-	FILE *csv = bench_quick() ? NULL : bench_csv_open_mode("scrape.csv", "a");
-	if (csv) {
-		fprintf(csv, "%s,%d,%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%llu,%llu\n", label,
-			runs, conns, a50, a95, s50, s95, o50, o95, w50, w95,
-			(unsigned long long)ss->whole, (unsigned long long)ss->bad);
-		fclose(csv);
+	printf("\nWake during a scrape storm, busybox httpd, %s: %d wakes each, ABCCBA (ms; "
+	       "ratio to alone)\n",
+	       label, runs);
+	printf("  rounds: %d scrapes of /metrics at once every second, the wake's client at a "
+	       "round's start;\n  closed loop: %d scrapes in flight, each again as soon as it "
+	       "ends\n",
+	       conns, conns);
+	printf("%-58s %9s %9s %8s %8s\n", "", "p50", "p95", "p50", "p95");
+	for (int k = 0; k < 3; k++) {
+		sides[k].fb = bench_stat_of(sides[k].first_byte, (size_t)sides[k].n, false);
+		sides[k].ow = bench_stat_of(sides[k].own, (size_t)sides[k].n, false);
 	}
-	if (ss->bad || ss->whole == 0)
-		return fprintf(stderr,
-			       "bench_scrape: %llu scrapes were not whole answers (%llu were)\n",
-			       (unsigned long long)ss->bad, (unsigned long long)ss->whole),
-		       1;
-	return 0;
+	for (int k = 0; k < 3; k++)
+		row("client connect -> first byte", &sides[k], sides[k].fb, &sides[0], sides[0].fb);
+	for (int k = 0; k < 3; k++)
+		row("dozed's own work", &sides[k], sides[k].ow, &sides[0], sides[0].ow);
+	int failed = 0;
+	FILE *csv = bench_csv_open_mode("scrape.csv", "a");
+	for (int k = 1; k < 3; k++) {
+		const struct storm_stats *ss = &sides[k].storm;
+		char text[96];
+		snprintf(text, sizeof(text), "%s, scrapes/s during the wakes", sides[k].what);
+		printf("%-58s %9.0f   (%llu whole answers, %llu not whole, %llu connects "
+		       "failed)\n",
+		       text, ss->seconds > 0 ? (double)ss->whole / ss->seconds : 0,
+		       (unsigned long long)ss->whole, (unsigned long long)ss->bad,
+		       (unsigned long long)ss->connect_failed);
+		if (ss->bad || ss->whole == 0) {
+			fprintf(stderr, "bench_scrape: %s: %llu scrapes were not whole answers\n",
+				sides[k].what, (unsigned long long)ss->bad);
+			failed = 1;
+		}
+	}
+	printf("  (dozed's own work: the ready event's total less its start and probe — "
+	       "hold, inspect, bookkeeping on its loop)\n");
+	for (int k = 0; csv && k < 3; k++)
+		fprintf(csv, "%s,%s,%d,%d,%.1f,%.1f,%.1f,%.1f,%llu,%llu\n", label, sides[k].what,
+			runs, conns, sides[k].fb.p50, sides[k].fb.p95, sides[k].ow.p50,
+			sides[k].ow.p95, (unsigned long long)sides[k].storm.whole,
+			(unsigned long long)sides[k].storm.bad);
+	if (csv)
+		fclose(csv);
+	return failed;
 }
