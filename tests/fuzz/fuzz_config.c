@@ -6,6 +6,7 @@
  * file leaves settings within their documented bounds.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -42,6 +43,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* settings_parse_idle()'s bounds, whatever the file says. */
 		FUZZ_ASSERT(c.idle_us >= DOZED_IDLE_MIN_US && c.idle_us <= DURATION_MAX_US);
 		FUZZ_ASSERT(strcmp(c.config_path, path) == 0);
+		/* metrics_listen_parse()'s: a numeric address and a port, or none. */
+		if (c.metrics_listen) {
+			const struct sockaddr_in *in = (const struct sockaddr_in *)&c.metrics_addr;
+			const struct sockaddr_in6 *in6 =
+			    (const struct sockaddr_in6 *)&c.metrics_addr;
+			FUZZ_ASSERT(c.metrics_addr.ss_family == AF_INET
+					? in->sin_port != 0
+					: c.metrics_addr.ss_family == AF_INET6 &&
+					      in6->sin6_port != 0);
+		}
 		r = dozed_config_validate(&c, &err);
 		FUZZ_ASSERT(r == 0 ? !err : err != NULL);
 	}
