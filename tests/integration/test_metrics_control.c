@@ -89,6 +89,35 @@ TEST(test_the_daemon_answers_metrics_with_its_text)
 	ASSERT_STREQ(series_of(text_of(o)), series_of(text_of(again)));
 }
 
+/* The daemon's own text, with no service yet, is what Prometheus takes. */
+TEST(test_the_daemons_text_passes_promtool)
+{
+	if (access("/usr/bin/promtool", X_OK) < 0)
+		FAIL("/usr/bin/promtool is missing: install Debian's prometheus package (make "
+		     "deps)");
+	struct daemon_fixture *df = daemon_fixture_new("dozed-metrics", NULL, 0);
+	struct json_object *o = metrics_reply(df->c);
+	test_defer(put, o);
+	char path[200], cmd[512];
+	snprintf(path, sizeof(path), "%s/metrics.txt", df->f->dir);
+	FILE *out = fopen(path, "we");
+	if (!out || fputs(text_of(o), out) < 0 || fclose(out) != 0)
+		FAIL("cannot write %s", path);
+	snprintf(cmd, sizeof(cmd), "/usr/bin/promtool check metrics < %s > %s.out 2>&1", path,
+		 path);
+	int status = system(cmd);
+	if (status != 0) {
+		snprintf(cmd, sizeof(cmd), "%s.out", path);
+		FILE *in = fopen(cmd, "re");
+		char why[2048] = "";
+		size_t n = in ? fread(why, 1, sizeof(why) - 1, in) : 0;
+		why[n] = '\0';
+		if (in)
+			fclose(in);
+		FAIL("promtool check metrics exited %d: %s", status, why);
+	}
+}
+
 TEST(test_the_daemon_refuses_fields_of_metrics_and_names_it_among_the_commands)
 {
 	struct daemon_fixture *df = daemon_fixture_new("dozed-metrics", NULL, 0);
