@@ -17,8 +17,8 @@
 #include "dozed/clock.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
+#include "dozed/version.h"
 
-#define DOZED_VERSION "0.2.0"
 
 struct main_state {
 	struct event_base *base;
