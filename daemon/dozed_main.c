@@ -19,7 +19,6 @@
 #include "dozed/macro.h"
 #include "dozed/version.h"
 
-
 struct main_state {
 	struct event_base *base;
 	struct dozed *dozed;
