@@ -275,3 +275,42 @@ TEST(test_over_the_cap_a_scrape_gets_503_until_one_leaves)
 	assert_scraped(&c->after);
 	wait_conns(f, 0, "every connection to be closed");
 }
+
+/* Connects and sends nothing: what it sees is dozed closing it. */
+static void *silent_thread(void *arg)
+{
+	struct leaver *l = arg;
+	int fd = client_connect();
+	char c;
+	if (fd < 0)
+		snprintf(l->err, sizeof(l->err), "connect: %s", strerror(-fd));
+	else if (recv(fd, &c, 1, 0) != 0)
+		snprintf(l->err, sizeof(l->err), "expected the listener to close the connection");
+	if (fd >= 0)
+		close(fd);
+	atomic_store(&l->done, true);
+	return NULL;
+}
+
+/* What a scraper that stalls costs is bounded in time: evhttp's timeout. */
+TEST(test_a_stalled_scraper_is_closed_after_the_timeout)
+{
+	struct fixture *f = fixture_new(BIG);
+	struct leaver reader = {0}, silent = {0};
+	if (pthread_create(&reader.tid, NULL, sleeper_thread, &reader) != 0 ||
+	    pthread_create(&silent.tid, NULL, silent_thread, &silent) != 0)
+		FAIL("pthread_create failed");
+	wait_conns(f, 1, "the stalled scrape's request");
+	struct until u = {.f = f, .conns = 0};
+	evloop_run_until(f->base, conns_are, &u, 4 * METRICS_HTTP_TIMEOUT_S * 1000,
+			 "the stalled scrape to be closed by the timeout");
+	ASSERT_TRUE(!atomic_load(&reader.done));
+	evloop_run_until(f->base, leaver_done, &silent, 4 * METRICS_HTTP_TIMEOUT_S * 1000,
+			 "the silent connection to be closed by the timeout");
+	atomic_store(&reader.release, true);
+	evloop_run_until(f->base, leaver_done, &reader, WAIT_MS, "the stalled scraper to leave");
+	pthread_join(reader.tid, NULL);
+	pthread_join(silent.tid, NULL);
+	if (silent.err[0])
+		FAIL("%s", silent.err);
+}
