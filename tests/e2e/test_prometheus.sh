@@ -141,6 +141,9 @@ test_a_wake_during_a_scrape_storm_succeeds_and_every_scrape_is_whole() {
 	local why
 	why=$(prom_storm_check "$dir") || fail "the storm: $why"
 	dozed_alive || fail "dozed exited"
+	# Prometheus' own scrapes meanwhile, as a figure: its 1 s timeout is
+	# timing, which a loaded machine can miss.
+	prom_alive && echo "   $RT: Prometheus' scrapes of dozed over the last 2 min: $(prom_query 'sum_over_time(up{job="dozed"}[2m])') of $(prom_query 'count_over_time(up{job="dozed"}[2m])') up"
 	echo "   $RT: first byte ${base:-?} ms alone, ${ms:-?} ms during ${rounds:-?} rounds of ${STORM_SIZE:-100} concurrent scrapes (a figure, not judged; tests/bench/bench_scrape.sh measures it)"
 }
 
