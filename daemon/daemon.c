@@ -181,6 +181,7 @@ static void ops_egress_read(void *ud, struct service *s)
 	if (r < 0)
 		return;
 	service_note_egress(s, t.egress_bytes, t.egress_packets, t.counted_last_ns);
+	dozed_metrics_note_flows(d, s, &t);
 	char what[sizeof(s->last_counted)] = "";
 	if (t.counted_last_ns)
 		flows_describe(d, &t.last_counted, what, sizeof(what));

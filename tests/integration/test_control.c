@@ -549,7 +549,7 @@ TEST(test_daemon_names_flows_among_the_commands)
 	struct daemon_fixture *df = daemon_fixture_new("dozed-ctl", NULL, 0);
 	assert_refused(df, "{\"cmd\":\"flow\"}",
 		       "unknown command \"flow\" (expected enable, disable, list, status, sleep, "
-		       "wake, events or flows)");
+		       "wake, events, flows or metrics)");
 	assert_refused(df, "{\"cmd\":\"flows\",\"services\":\"web\"}",
 		       "services: unknown field (flows takes service, since_ms)");
 }

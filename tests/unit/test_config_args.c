@@ -198,7 +198,8 @@ TEST(test_usage_lists_every_option)
 			      "--max-held-per-client",
 			      "--control-idle-timeout",
 			      "--ignore RULES",
-			      "--unanswered-timeout"};
+			      "--unanswered-timeout",
+			      "--metrics-listen ADDR:PORT"};
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++)
 		ASSERT_CONTAINS(u, opts[i]);
 }
