@@ -72,6 +72,13 @@ prom_query() { # expr
 		jq -r '.data.result[0].value[1] // empty' 2>/dev/null
 }
 
+# The times (epoch seconds) of the samples of a range query whose value is VALUE.
+prom_times_of() { # range-expr value
+	in_ns curl -sS --max-time 5 -G --data-urlencode "query=$1" \
+		"http://127.0.0.1:$PROM_PORT/api/v1/query" 2>/dev/null |
+		jq -r --arg v "$2" '.data.result[0].values[]? | select(.[1] == $v) | .[0]' 2>/dev/null
+}
+
 # The query's value is above THRESHOLD.
 prom_above() { # expr threshold
 	local v

@@ -129,6 +129,8 @@ test_a_wake_during_a_scrape_storm_succeeds_and_every_scrape_is_whole() {
 	local base
 	base=$(wake_page "$WEB_PORT" "$WORK/page-base-$RT") || { fail "the baseline wake got no page"; return; }
 	asleep "$name" || return
+	local storm_t0
+	storm_t0=$(date +%s.%N)
 	lib_bg prom_storm "$(metrics_url)" "$dir" 2 "$stop"
 	storm_pid=$LAST_BG
 	wait_for 10000 "the storm's first round" test -e "$dir/started" || return
@@ -143,7 +145,14 @@ test_a_wake_during_a_scrape_storm_succeeds_and_every_scrape_is_whole() {
 	dozed_alive || fail "dozed exited"
 	# Prometheus' own scrapes meanwhile, as a figure: its 1 s timeout is
 	# timing, which a loaded machine can miss.
-	prom_alive && echo "   $RT: Prometheus' scrapes of dozed over the last 2 min: $(prom_query 'sum_over_time(up{job="dozed"}[2m])') of $(prom_query 'count_over_time(up{job="dozed"}[2m])') up"
+	if prom_alive; then
+		local down t
+		down=""
+		for t in $(prom_times_of 'up{job="dozed"}[2m]' 0); do
+			down+=" $(awk -v t="$t" -v s="$storm_t0" 'BEGIN { printf "%+.1f", t - s }')"
+		done
+		echo "   $RT: Prometheus' scrapes of dozed over the last 2 min: $(prom_query 'sum_over_time(up{job="dozed"}[2m])') of $(prom_query 'count_over_time(up{job="dozed"}[2m])') up${down:+ (down at${down} s from the start of the storm)}, the longest took $(prom_query 'max_over_time(scrape_duration_seconds{job="dozed"}[2m])') s"
+	fi
 	echo "   $RT: first byte ${base:-?} ms alone, ${ms:-?} ms during ${rounds:-?} rounds of ${STORM_SIZE:-100} concurrent scrapes (a figure, not judged; tests/bench/bench_scrape.sh measures it)"
 }
 
