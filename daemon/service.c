@@ -120,8 +120,7 @@ int service_go_to_sleep(struct service_registry *r, struct service *s, const cha
 		r->ops.timer_set(r->ud, s, t + s->idle_us);
 		return ret;
 	}
-	uint64_t last =
-	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
+	uint64_t last = service_idle_since(s);
 	struct json_object *facts = service_facts_new();
 	service_facts_add_int(facts, "idle_ms", (int64_t)((t - last) / 1000));
 	service_facts_add_int(facts, "egress_bytes", (int64_t)s->egress_bytes);
@@ -265,8 +264,7 @@ void service_update_settings(struct service_registry *r, struct service *s,
 			     const struct service_spec *set)
 {
 	service_take_settings(s, set);
-	if ((s->state == SERVICE_AWAKE && !s->freeze_pending) ||
-	    (s->state == SERVICE_FROZEN && !s->thaw_pending))
+	if (service_idle_clock_runs(s))
 		service_arm_idle_timer(r, s);
 }
 
@@ -382,8 +380,7 @@ void service_on_timer(struct service_registry *r, uint64_t id)
 		service_wake_failure(r, s, true, why);
 		return;
 	}
-	if ((s->state != SERVICE_AWAKE || s->freeze_pending) &&
-	    (s->state != SERVICE_FROZEN || s->thaw_pending))
+	if (!service_idle_clock_runs(s))
 		return;
 	service_idle_check(r, s);
 }

@@ -13,21 +13,13 @@
 
 #include "dozed/duration.h"
 #include "dozed/service.h"
+#include "dozed/settings.h"
 #include "dozed/socket_util.h"
 #include "service_internal.h"
 
 static uint64_t now(struct service_registry *r)
 {
 	return service_registry_now_us(r);
-}
-
-const char *service_idle_text(uint64_t us, char *buf, size_t len)
-{
-	if (us > DURATION_MAX_US) {
-		snprintf(buf, len, "never");
-		return buf;
-	}
-	return duration_format(us, buf, len);
 }
 
 bool service_freeze_tier_on(const struct service *s)
@@ -42,19 +34,15 @@ uint64_t service_tier_us(const struct service *s)
 	return s->idle_us;
 }
 
-static uint64_t idle_since(const struct service *s)
-{
-	return s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
-}
-
 static void set_frozen_reason(struct service *s, const char *how)
 {
 	char stop[32];
-	service_set_reason(
-	    s, "%s; thaws on the first %s, %s%s", how,
-	    s->wake_on_data ? "bytes a client sends" : "connection or datagram",
-	    s->idle_us > DURATION_MAX_US ? "never stopped" : "stopped after ",
-	    s->idle_us > DURATION_MAX_US ? "" : service_idle_text(s->idle_us, stop, sizeof(stop)));
+	service_set_reason(s, "%s; thaws on the first %s, %s%s", how,
+			   s->wake_on_data ? "bytes a client sends" : "connection or datagram",
+			   s->idle_us > DURATION_MAX_US ? "never stopped" : "stopped after ",
+			   s->idle_us > DURATION_MAX_US
+			       ? ""
+			       : settings_idle_to_string(s->idle_us, stop, sizeof(stop)));
 }
 
 void service_go_to_freeze(struct service_registry *r, struct service *s)
@@ -64,7 +52,7 @@ void service_go_to_freeze(struct service_registry *r, struct service *s)
 	s->thaw_wanted = false;
 	char idle[32];
 	service_set_reason(s, "freezing after %s without counted traffic",
-			   duration_format(now(r) - idle_since(s), idle, sizeof(idle)));
+			   duration_format(now(r) - service_idle_since(s), idle, sizeof(idle)));
 	r->ops.runtime_freeze(r->ud, s);
 }
 
@@ -109,14 +97,14 @@ void service_on_freeze_done(struct service_registry *r, uint64_t id, int err, co
 				   "awake; not frozen (%s); sleeps "
 				   "after %s without counted traffic",
 				   s->freeze_refused,
-				   service_idle_text(s->idle_us, idle, sizeof(idle)));
+				   settings_idle_to_string(s->idle_us, idle, sizeof(idle)));
 		service_arm_idle_timer(r, s);
 		return;
 	}
 	uint64_t t = now(r);
 	if (!facts)
 		facts = service_facts_new();
-	service_facts_add_int(facts, "idle_ms", (int64_t)((t - idle_since(s)) / 1000));
+	service_facts_add_int(facts, "idle_ms", (int64_t)((t - service_idle_since(s)) / 1000));
 	s->paused = true;
 	s->freezes++;
 	service_enter(r, s, SERVICE_FROZEN);

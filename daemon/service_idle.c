@@ -18,8 +18,7 @@ static uint64_t now(struct service_registry *r)
 
 uint64_t service_idle_deadline(const struct service *s)
 {
-	uint64_t last =
-	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
+	uint64_t last = service_idle_since(s);
 	uint64_t tier = service_tier_us(s);
 	/* An idle of never is UINT64_MAX: saturate. */
 	return last > UINT64_MAX - tier ? UINT64_MAX : last + tier;

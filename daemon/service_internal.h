@@ -86,5 +86,16 @@ void service_go_to_freeze(struct service_registry *r, struct service *s);
 /* A frozen s runs again (or restarts, clients held, when it cannot). */
 void service_thaw(struct service_registry *r, struct service *s, const char *trigger,
 		  const char *client, uint64_t at_us);
-/* "never" or the duration, for reasons. */
-const char *service_idle_text(uint64_t us, char *buf, size_t len);
+/* Since when s has been idle: its last counted traffic, or its wake when
+ * nothing counted since. */
+static inline uint64_t service_idle_since(const struct service *s)
+{
+	return s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
+}
+/* An awake or frozen service whose idle clock runs: no pause or thaw is
+ * out, whose answer decides what comes next. */
+static inline bool service_idle_clock_runs(const struct service *s)
+{
+	return (s->state == SERVICE_AWAKE && !s->freeze_pending) ||
+	       (s->state == SERVICE_FROZEN && !s->thaw_pending);
+}

@@ -14,8 +14,7 @@
 static void awake_reason(const struct service *s, uint64_t t, char *buf, size_t len)
 {
 	char ago[32], left[32], in[64], after[96];
-	uint64_t last =
-	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
+	uint64_t last = service_idle_since(s);
 	uint64_t idle = t > last ? t - last : 0;
 	/* Its next tier: frozen (light sleep), else stopped. */
 	uint64_t tier = service_tier_us(s);
@@ -98,8 +97,7 @@ struct json_object *service_to_json(struct service_registry *r, struct service *
 			       json_object_new_int64((int64_t)s->sleeps_cancelled));
 	if (s->last_stop[0])
 		json_object_object_add(o, "last_stop", json_object_new_string(s->last_stop));
-	uint64_t last =
-	    s->last_activity_us > s->awake_since_us ? s->last_activity_us : s->awake_since_us;
+	uint64_t last = service_idle_since(s);
 	if (s->state == SERVICE_AWAKE || s->state == SERVICE_FROZEN) {
 		uint64_t idle = t > last ? t - last : 0;
 		json_object_object_add(o, "idle_for_ms",
