@@ -34,9 +34,15 @@ prom_check_text() { # file
 	out=$("$PROMTOOL" check metrics <"$1" 2>&1) || { echo "promtool: $(head -n 3 <<<"$out" | tr '\n' ' ')"; return 1; }
 }
 
+# prom_dir: a Prometheus of its own for each runtime (a data directory of
+# another run would hold that one's series, under the same job and target).
+prom_dir() { echo "$WORK/prometheus-$RT"; }
+
 # prom_start METRICS_PORT PROM_PORT: a Prometheus scraping dozed every second.
 prom_start() {
-	local dir=$WORK/prometheus
+	local dir
+	dir=$(prom_dir)
+	rm -rf "$dir"
 	mkdir -p "$dir/data"
 	cat >"$dir/prometheus.yml" <<EOF
 global:

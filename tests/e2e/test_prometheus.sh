@@ -91,7 +91,7 @@ test_prometheus_reads_a_sleep_and_the_wakes_back() {
 	PROM_PORT=$(prom_free_port 19090) || { fail "no free port for Prometheus"; return; }
 	prom_start "$METRICS_PORT" "$PROM_PORT"
 	wait_for 30000 "Prometheus ready on 127.0.0.1:$PROM_PORT" prom_ready ||
-		{ fail "see $(tail -n 3 "$WORK/prometheus/prometheus.log" | tr '\n' ' ')"; return; }
+		{ fail "see $(tail -n 3 "$(prom_dir)/prometheus.log" | tr '\n' ' ')"; return; }
 	wait_for 15000 "Prometheus scraping dozed (up == 1)" prom_above 'up{job="dozed"}' 0 || return
 	local name f ms
 	name=$(web)
@@ -116,7 +116,7 @@ test_prometheus_reads_a_sleep_and_the_wakes_back() {
 	fi
 	wait_for 20000 "$hist$sel >= 2 in Prometheus" prom_above "$hist$sel" 1 || return
 	echo "   $RT: increase(dozed_wakes_total[1m]) = $(prom_query "sum(increase(dozed_wakes_total{service=\"$name\"}[1m]))"), $hist = $(prom_query "$hist$sel"), sleeps counted $(prom_query "sum(dozed_sleeps_total{service=\"$name\"})")"
-	prom_alive || fail "Prometheus exited: $(tail -n 3 "$WORK/prometheus/prometheus.log" | tr '\n' ' ')"
+	prom_alive || fail "Prometheus exited: $(tail -n 3 "$(prom_dir)/prometheus.log" | tr '\n' ' ')"
 }
 
 test_a_wake_during_a_scrape_storm_succeeds_and_every_scrape_is_whole() {
