@@ -597,6 +597,7 @@ void dozed_free(struct dozed *d)
 	/* Callbacks stop first: the runtime cancels without calling back; no
 	 * scrape renders a daemon half freed. */
 	metrics_http_free(d->metrics_http);
+	dozed_metrics_forget(d);
 	dozed_trim_stop(d);
 	dozed_wake_watch_stop(d);
 	runtime_events_free(d->events);

@@ -70,8 +70,10 @@ static void enable_done(struct pending_op *op, int err, const char *msg,
 		control_reply_error(d->control, op->client_id, "%s", why);
 		return;
 	}
-	if (!known)
+	if (!known) {
+		dozed_metrics_note_event(d, s, "enabled", NULL);
 		feed_emit(d->feed, "enabled", s->name, s->container_id, NULL);
+	}
 	r = dozed_save_state(d);
 	if (r < 0) {
 		control_reply_error(d->control, op->client_id,

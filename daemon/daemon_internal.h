@@ -10,6 +10,7 @@
 
 #include "daemon_flows.h"
 #include "daemon_metrics.h"
+#include "dozed/metrics.h"
 #include "dozed/config.h"
 #include "dozed/freezer.h"
 #include "dozed/daemon.h"
@@ -66,6 +67,10 @@ struct dozed {
 	/* The flow map's evictions at its last walk, never going back
 	 * (dozed_metrics_note_map_stats). */
 	uint64_t metrics_flow_evictions;
+	/* daemon_metrics.c: the last exposition, reused by the scrapes of the
+	 * next METRICS_REUSE_US unless an event came; at 0 when there is none. */
+	struct metrics_text metrics_last;
+	uint64_t metrics_last_us;
 	uint64_t trim_seen, trim_done;
 	void (*ready_cb)(void *userdata);
 	void *ready_ud;

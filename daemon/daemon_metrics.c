@@ -12,6 +12,7 @@
 
 #include "daemon_internal.h"
 #include "dozed/activator.h"
+#include "dozed/clock.h"
 #include "dozed/flow_counter.h"
 #include "dozed/metrics.h"
 
@@ -24,7 +25,7 @@ static struct svc_metrics *svc_metrics_of(const struct service *s)
 void dozed_metrics_note_event(struct dozed *d, struct service *s, const char *event,
 			      const struct json_object *facts)
 {
-	(void)d;
+	d->metrics_last_us = 0;
 	struct svc_metrics *m = svc_metrics_of(s);
 	if (m)
 		svc_metrics_note_event(m, event, facts);
@@ -36,6 +37,7 @@ void dozed_metrics_note_first_response(struct dozed *d, uint64_t service_id, uin
 	struct svc_metrics *m = s ? svc_metrics_of(s) : NULL;
 	if (m)
 		metrics_hist_observe(&m->wake, (double)us / 1e6);
+	d->metrics_last_us = 0;
 }
 
 void dozed_metrics_note_flows(struct dozed *d, struct service *s, const struct flow_totals *t)
@@ -211,7 +213,18 @@ static void render_traffic(struct dozed *d, struct metrics_text *m)
 	}
 }
 
-int dozed_metrics_render(struct dozed *d, struct metrics_text *out)
+/*
+ * A render reads every awake service's counters from the kernel (about 0.5
+ * ms with two services): a storm of scrapes (a loop of curl, many
+ * Prometheus servers) would keep the loop rendering while a wake waits
+ * behind it. Scrapes within this time of a render get a copy of its text
+ * instead; any event of a service (a state change, a wake's timings)
+ * renders afresh, so only byte counts and times in state can lag, by this
+ * much at most.
+ */
+#define METRICS_REUSE_US (250 * 1000)
+
+static void render_fresh(struct dozed *d, struct metrics_text *out)
 {
 	if (d->services) {
 		refresh(d);
@@ -221,5 +234,29 @@ int dozed_metrics_render(struct dozed *d, struct metrics_text *out)
 		render_traffic(d, out);
 	}
 	dozed_metrics_render_daemon(d, out);
-	return metrics_text_error(out);
+}
+
+int dozed_metrics_render(struct dozed *d, struct metrics_text *out)
+{
+	uint64_t t = clock_monotonic_us();
+	if (d->metrics_last_us && t - d->metrics_last_us < METRICS_REUSE_US) {
+		metrics_text_append(out, d->metrics_last.buf, d->metrics_last.len);
+		return metrics_text_error(out);
+	}
+	render_fresh(d, out);
+	int r = metrics_text_error(out);
+	metrics_text_free(&d->metrics_last);
+	d->metrics_last_us = 0;
+	if (r == 0) {
+		metrics_text_append(&d->metrics_last, out->buf, out->len);
+		if (metrics_text_error(&d->metrics_last) == 0)
+			d->metrics_last_us = t;
+	}
+	return r;
+}
+
+void dozed_metrics_forget(struct dozed *d)
+{
+	metrics_text_free(&d->metrics_last);
+	d->metrics_last_us = 0;
 }

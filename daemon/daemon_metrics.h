@@ -25,8 +25,11 @@ struct json_object;
 struct metrics_text;
 struct service;
 
-/* The whole exposition; 0 or -errno (-ENOMEM). */
+/* The whole exposition; 0 or -errno (-ENOMEM). A scrape soon after another
+ * with no event between gets the same text. */
 int dozed_metrics_render(struct dozed *d, struct metrics_text *out);
+/* Frees the last exposition kept for reuse. */
+void dozed_metrics_forget(struct dozed *d);
 
 /* The activator's and the daemon's own series (daemon_metrics_daemon.c). */
 void dozed_metrics_render_daemon(struct dozed *d, struct metrics_text *out);

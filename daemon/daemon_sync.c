@@ -199,6 +199,7 @@ static void labelled_inspected(int err, const struct runtime_error *error,
 		if (dozed_enable_container(d, c, &set, &s, why, sizeof(why)) < 0) {
 			log_error("%s: not managed: %s", c->name, why);
 		} else {
+			dozed_metrics_note_event(d, s, "enabled", NULL);
 			feed_emit(d->feed, "enabled", s->name, s->container_id, NULL);
 			dozed_save_state(d);
 		}

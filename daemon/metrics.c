@@ -65,6 +65,11 @@ static void put(struct metrics_text *m, const char *s, size_t n)
 	m->buf[m->len] = '\0';
 }
 
+void metrics_text_append(struct metrics_text *m, const char *text, size_t len)
+{
+	put(m, text, len);
+}
+
 static void put_str(struct metrics_text *m, const char *s)
 {
 	put(m, s, strlen(s));

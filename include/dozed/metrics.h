@@ -33,6 +33,9 @@ void metrics_text_init(struct metrics_text *m);
 void metrics_text_free(struct metrics_text *m);
 int metrics_text_error(const struct metrics_text *m);
 
+/* Text already in the format (a copy of an earlier exposition), as it is. */
+void metrics_text_append(struct metrics_text *m, const char *text, size_t len);
+
 /* "# HELP name help" and "# TYPE name type"; type is "counter", "gauge" or
  * "histogram". Once per family, before its samples. */
 void metrics_family(struct metrics_text *m, const char *name, const char *type, const char *help);

@@ -118,6 +118,30 @@ TEST(test_the_daemons_text_passes_promtool)
 	}
 }
 
+#define ID_WEB "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define SAVED_WEB                                                                                  \
+	"[{\"container\": \"web\", \"container_id\": \"" ID_WEB "\", \"name\": \"web\","           \
+	" \"idle_ms\": 600000, \"wake_on\": \"connect\","                                          \
+	" \"ports\": [{\"host_ip\": \"\", \"host_port\": 48080, \"container_port\": 80}]}]\n"
+
+/* A scrape soon after another may get the same text, but never past an
+ * event: the service disabled between two scrapes is gone from the second. */
+TEST(test_a_scrape_after_an_event_is_rendered_afresh)
+{
+	struct daemon_fixture *df = daemon_fixture_new("dozed-metrics", SAVED_WEB, 0);
+	struct json_object *before = metrics_reply(df->c);
+	test_defer(put, before);
+	ASSERT_CONTAINS(text_of(before), "dozed_service_state{service=\"web\"");
+	ASSERT_CONTAINS(text_of(before), "dozed_services 1\n");
+	_cleanup_free_ char *line =
+	    lineclient_request(df->c, "{\"cmd\":\"disable\",\"service\":\"web\"}\n");
+	ASSERT_CONTAINS(line, "\"ok\":true");
+	struct json_object *after = metrics_reply(df->c);
+	test_defer(put, after);
+	ASSERT_TRUE(strstr(text_of(after), "service=\"web\"") == NULL);
+	ASSERT_CONTAINS(text_of(after), "dozed_services 0\n");
+}
+
 TEST(test_the_daemon_refuses_fields_of_metrics_and_names_it_among_the_commands)
 {
 	struct daemon_fixture *df = daemon_fixture_new("dozed-metrics", NULL, 0);
