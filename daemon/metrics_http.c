@@ -4,9 +4,11 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,33 +21,119 @@
 #include "dozed/macro.h"
 #include "dozed/metrics.h"
 
-/* One connection that has sent a request, until evhttp closes it. */
+/* One accepted connection, until evhttp closes it. From its accept to the
+ * adopt event it is known by its bufferevent only (evcon NULL, in pending). */
 struct scrape_conn {
 	struct metrics_http *h;
+	struct bufferevent *bev;
 	struct evhttp_connection *evcon;
 	LIST_FIELDS(struct scrape_conn, conns);
 };
 
 struct metrics_http {
 	struct evhttp *http;
+	struct evconnlistener *listener; /* NULL once evhttp_free has begun */
+	struct event *adopt;
+	bool paused; /* the listener is disabled: at the cap */
 	metrics_render_fn render;
 	void *userdata;
+	struct scrape_conn *pending;
 	struct scrape_conn *conns;
 	struct metrics_http_counters counters;
 	char addr[METRICS_LISTEN_TEXT_MAX];
 };
 
+/* Under the cap again: the kernel's backlog is accepted from anew. */
+static void listener_resume(struct metrics_http *h)
+{
+	if (!h->paused || !h->listener || h->counters.conns_now >= METRICS_HTTP_MAX_CONNS)
+		return;
+	if (evconnlistener_enable(h->listener) < 0) {
+		log_warning("Failed to resume accepting scrapes on %s", h->addr);
+		return;
+	}
+	h->paused = false;
+}
+
 /* evhttp closes a connection: on the client's leaving, its timeout, or evhttp_free. */
 static void conn_closed(struct evhttp_connection *evcon, void *arg)
 {
 	struct scrape_conn *sc = arg;
+	struct metrics_http *h = sc->h;
 	(void)evcon;
-	LIST_REMOVE(conns, sc->h->conns, sc);
-	sc->h->counters.conns_now--;
+	LIST_REMOVE(conns, h->conns, sc);
+	h->counters.conns_now--;
 	free(sc);
+	listener_resume(h);
 }
 
-/* Its entry, made at its first request; NULL when over the cap or out of memory. */
+/*
+ * evhttp's bevcb, called for each accepted connection before evhttp makes its
+ * evhttp_connection: every connection counts from here, silent ones too. At
+ * the cap the listener is disabled (libevent's accept loop stops at once), so
+ * further connections wait in the kernel's backlog and cost no fd. Our
+ * reference keeps the bufferevent valid until adopt_pending finds its
+ * connection. NULL (out of memory) lets evhttp make one untracked.
+ */
+static struct bufferevent *conn_accepted(struct event_base *base, void *arg)
+{
+	struct metrics_http *h = arg;
+	struct scrape_conn *sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return NULL;
+	sc->h = h;
+	sc->bev = bufferevent_socket_new(base, -1, 0);
+	if (!sc->bev) {
+		free(sc);
+		return NULL;
+	}
+	bufferevent_incref(sc->bev);
+	LIST_PREPEND(conns, h->pending, sc);
+	h->counters.conns_now++;
+	if (h->counters.conns_now >= METRICS_HTTP_MAX_CONNS && !h->paused && h->listener) {
+		if (evconnlistener_disable(h->listener) < 0)
+			log_warning("Failed to pause accepting scrapes on %s", h->addr);
+		else
+			h->paused = true;
+	}
+	event_active(h->adopt, EV_TIMEOUT, 0);
+	return sc->bev;
+}
+
+/*
+ * Runs just after the accepts: evhttp 2.1 sets each connection's bufferevent
+ * callbacks with the evhttp_connection as their argument, so it is found
+ * through public calls and gets a close callback. A bufferevent whose
+ * callbacks are gone was freed by evhttp already (it failed at once).
+ */
+static void adopt_pending(evutil_socket_t fd, short what, void *arg)
+{
+	struct metrics_http *h = arg;
+	(void)fd;
+	(void)what;
+	while (h->pending) {
+		struct scrape_conn *sc = h->pending;
+		LIST_REMOVE(conns, h->pending, sc);
+		struct bufferevent *bev = sc->bev;
+		bufferevent_event_cb eventcb = NULL;
+		void *cbarg = NULL;
+		bufferevent_getcb(bev, NULL, NULL, &eventcb, &cbarg);
+		struct evhttp_connection *evcon = cbarg;
+		if (eventcb && evcon && evhttp_connection_get_bufferevent(evcon) == bev) {
+			sc->evcon = evcon;
+			LIST_PREPEND(conns, h->conns, sc);
+			evhttp_connection_set_closecb(evcon, conn_closed, sc);
+		} else {
+			h->counters.conns_now--;
+			free(sc);
+		}
+		bufferevent_decref(bev);
+	}
+	listener_resume(h);
+}
+
+/* Its entry, made at its accept (or at its first request when that failed);
+ * NULL when over the cap or out of memory. */
 static struct scrape_conn *conn_track(struct metrics_http *h, struct evhttp_connection *evcon)
 {
 	struct scrape_conn *sc;
@@ -198,9 +286,14 @@ int metrics_http_new(struct event_base *base, const struct sockaddr_storage *add
 		free(h);
 		return fd;
 	}
-	h->http = evhttp_new(base);
-	if (!h->http || !evhttp_accept_socket_with_handle(h->http, fd)) {
-		close(fd);
+	h->adopt = event_new(base, -1, 0, adopt_pending, h);
+	h->http = h->adopt ? evhttp_new(base) : NULL;
+	struct evhttp_bound_socket *bound =
+	    h->http ? evhttp_accept_socket_with_handle(h->http, fd) : NULL;
+	h->listener = bound ? evhttp_bound_socket_get_listener(bound) : NULL;
+	if (!h->listener) {
+		if (!bound)
+			close(fd);
 		snprintf(why, why_len, "cannot serve the metrics on %s: out of memory", h->addr);
 		metrics_http_free(h);
 		return -ENOMEM;
@@ -214,6 +307,7 @@ int metrics_http_new(struct event_base *base, const struct sockaddr_storage *add
 	evhttp_set_max_headers_size(h->http, 8192);
 	evhttp_set_max_body_size(h->http, 4096);
 	evhttp_set_gencb(h->http, on_request, h);
+	evhttp_set_bevcb(h->http, conn_accepted, h);
 	*out = h;
 	return 0;
 }
@@ -222,9 +316,20 @@ void metrics_http_free(struct metrics_http *h)
 {
 	if (!h)
 		return;
+	/* evhttp_free frees the listener first: conn_closed must not resume it. */
+	h->listener = NULL;
 	/* Closes every connection, each through conn_closed. */
 	if (h->http)
 		evhttp_free(h->http);
+	/* Accepted, not adopted: evhttp freed them, our reference goes now. */
+	while (h->pending) {
+		struct scrape_conn *sc = h->pending;
+		LIST_REMOVE(conns, h->pending, sc);
+		bufferevent_decref(sc->bev);
+		free(sc);
+	}
+	if (h->adopt)
+		event_free(h->adopt);
 	while (h->conns) {
 		struct scrape_conn *sc = h->conns;
 		LIST_REMOVE(conns, h->conns, sc);

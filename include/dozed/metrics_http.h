@@ -7,9 +7,13 @@
  * 405. The text is rendered afresh for each scrape by the caller's function,
  * on the daemon's loop; a scraper that is slow or leaves mid-answer costs one
  * buffered answer until its connection times out, never a blocked loop.
- * Connections with a request in them are capped (METRICS_HTTP_MAX_CONNS):
- * one over the cap is answered 503 and closed, so many scrapers cost at most
- * that many buffered answers.
+ * Open connections are capped at accept (METRICS_HTTP_MAX_CONNS), silent
+ * ones included: at the cap the listener stops accepting, so further
+ * connections wait in the kernel's backlog (or are refused when it is full)
+ * and cost dozed no fd; each close resumes accepting. Many scrapers or idle
+ * connections cost at most that many fds and buffered answers. Should a
+ * connection escape the count (out of memory at its accept), its request
+ * over the cap is answered 503 and closed.
  */
 
 #include <stddef.h>
@@ -54,6 +58,6 @@ const char *metrics_listen_format(const struct sockaddr_storage *addr, char *buf
 struct metrics_http_counters {
 	uint64_t scrapes; /* answered 200 */
 	uint64_t refused; /* 404, 405, or 503 over the cap */
-	size_t conns_now; /* connections with a request seen, open now */
+	size_t conns_now; /* connections accepted and open now, silent ones too */
 };
 struct metrics_http_counters metrics_http_counters(const struct metrics_http *h);

@@ -37,9 +37,8 @@ struct fixture {
 	atomic_uint ticks;
 	size_t body_bytes; /* what render writes, about */
 	atomic_uint renders;
-	/* Seen by the timer, for the clients' threads: connections open now,
-	 * ticks while a storm is in flight. */
-	atomic_size_t conns_seen;
+	/* Seen by the timer, for the clients' threads: ticks while a storm is
+	 * in flight. */
 	atomic_bool storm_pending;
 	atomic_uint storm_ticks;
 };
@@ -64,8 +63,6 @@ static inline void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct fixture *f = arg;
 	atomic_fetch_add(&f->ticks, 1);
-	if (f->h)
-		atomic_store(&f->conns_seen, metrics_http_counters(f->h).conns_now);
 	if (atomic_load(&f->storm_pending))
 		atomic_fetch_add(&f->storm_ticks, 1);
 }

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * The metrics listener under load: a scraper leaving mid-answer, one that
- * never reads, 100 at once, more than the cap. What is asserted is what
- * happened and in which order (answers complete, the timer on the same loop
- * ticking while scrapes are pending), never how long it took.
+ * never reads, 100 at once, more than the cap, 2000 silent ones. What is
+ * asserted is what happened and in which order (answers complete, the timer
+ * on the same loop ticking while scrapes are pending), never how long it took.
  */
+#include <dirent.h>
+
 #include "metrics_http_fixture.h"
+#include "nofile.h"
 
 struct leaver {
 	pthread_t tid;
@@ -206,16 +209,17 @@ TEST(test_100_concurrent_scrapes_all_complete_while_the_loop_ticks)
 
 struct crowd {
 	pthread_t tid;
-	atomic_bool done;
+	atomic_bool done, over_sent, release;
 	struct fixture *f;
-	struct job full, after;
+	struct job after;
 	size_t kept;
 	char err[160];
 };
 
 #define GET_KEEP "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n"
 
-/* METRICS_HTTP_MAX_CONNS kept-alive connections, one more, one fewer. */
+/* METRICS_HTTP_MAX_CONNS kept-alive connections, one more waiting in the
+ * kernel's backlog with its request, then one fewer. */
 static void *crowd_thread(void *arg)
 {
 	struct crowd *c = arg;
@@ -232,21 +236,18 @@ static void *crowd_thread(void *arg)
 	}
 	c->kept = n;
 	int over = n == METRICS_HTTP_MAX_CONNS ? client_connect() : -1;
-	if (over >= 0 && send_all(over, GET_KEEP) == 0)
-		read_answer(&c->full, over); /* closed after its 503 */
-	if (over >= 0)
-		close(over);
-	/* One leaves: the next is served. */
+	if (over >= 0 && send_all(over, GET_METRICS) == 0)
+		atomic_store(&c->over_sent, true);
+	for (uint64_t end = test_now_ms() + WAIT_MS;
+	     !atomic_load(&c->release) && test_now_ms() < end;)
+		usleep(1000);
+	/* One leaves: the one waiting is accepted and served. */
 	if (n > 0)
 		close(fds[--n]);
-	for (uint64_t end = test_now_ms() + WAIT_MS;
-	     atomic_load(&c->f->conns_seen) >= METRICS_HTTP_MAX_CONNS && test_now_ms() < end;)
-		usleep(1000);
-	int next = client_connect();
-	if (next >= 0 && send_all(next, GET_METRICS) == 0)
-		read_answer(&c->after, next);
-	if (next >= 0)
-		close(next);
+	if (over >= 0) {
+		read_answer(&c->after, over);
+		close(over);
+	}
 	while (n > 0)
 		close(fds[--n]);
 	atomic_store(&c->done, true);
@@ -258,7 +259,13 @@ static bool crowd_done(void *arg)
 	return atomic_load(&((struct crowd *)arg)->done);
 }
 
-TEST(test_over_the_cap_a_scrape_gets_503_until_one_leaves)
+static bool crowd_over_sent(void *arg)
+{
+	struct crowd *c = arg;
+	return atomic_load(&c->over_sent) || atomic_load(&c->done);
+}
+
+TEST(test_over_the_cap_a_connection_waits_unaccepted_until_one_leaves)
 {
 	struct fixture *f = fixture_new(100);
 	struct crowd *c = calloc(1, sizeof(*c));
@@ -266,14 +273,25 @@ TEST(test_over_the_cap_a_scrape_gets_503_until_one_leaves)
 		FAIL("out of memory");
 	test_defer(free, c);
 	c->f = f;
-	atomic_store(&f->conns_seen, METRICS_HTTP_MAX_CONNS);
 	if (pthread_create(&c->tid, NULL, crowd_thread, c) != 0)
 		FAIL("pthread_create failed");
-	evloop_run_until(f->base, crowd_done, c, 3 * WAIT_MS, "the crowd of scrapers");
+	evloop_run_until(f->base, crowd_over_sent, c, 3 * WAIT_MS, "the crowd of scrapers");
+	/* The listener accepts nothing at the cap: the request waits unanswered
+	 * however long the loop runs. */
+	assert_loop_ticks(f, 50, "the timer at the cap");
+	struct metrics_http_counters at_cap = metrics_http_counters(f->h);
+	atomic_store(&c->release, true);
+	evloop_run_until(f->base, crowd_done, c, 3 * WAIT_MS, "the one over the cap");
 	pthread_join(c->tid, NULL);
 	ASSERT_EQ_U(c->kept, METRICS_HTTP_MAX_CONNS);
-	ASSERT_EQ_U(c->full.status, 503);
+	ASSERT_TRUE(atomic_load(&c->over_sent));
+	ASSERT_EQ_U(at_cap.conns_now, METRICS_HTTP_MAX_CONNS);
+	ASSERT_EQ_U(at_cap.scrapes, METRICS_HTTP_MAX_CONNS);
+	if (c->after.err[0])
+		FAIL("the one over the cap: %s", c->after.err);
 	assert_scraped(&c->after);
+	ASSERT_EQ_U(metrics_http_counters(f->h).scrapes, METRICS_HTTP_MAX_CONNS + 1);
+	ASSERT_EQ_U(metrics_http_counters(f->h).refused, 0);
 	wait_conns(f, 0, "every connection to be closed");
 }
 
@@ -301,7 +319,9 @@ TEST(test_a_stalled_scraper_is_closed_after_the_timeout)
 	if (pthread_create(&reader.tid, NULL, sleeper_thread, &reader) != 0 ||
 	    pthread_create(&silent.tid, NULL, silent_thread, &silent) != 0)
 		FAIL("pthread_create failed");
-	wait_conns(f, 1, "the stalled scrape's request");
+	/* Both count from their accept; the stalled one has had its answer. */
+	evloop_run_until(f->base, rendered_once, f, WAIT_MS, "the stalled scrape's request");
+	wait_conns(f, 2, "the stalled scrape and the silent connection");
 	struct until u = {.f = f, .conns = 0};
 	evloop_run_until(f->base, conns_are, &u, 4 * METRICS_HTTP_TIMEOUT_S * 1000,
 			 "the stalled scrape to be closed by the timeout");
@@ -314,4 +334,180 @@ TEST(test_a_stalled_scraper_is_closed_after_the_timeout)
 	pthread_join(silent.tid, NULL);
 	if (silent.err[0])
 		FAIL("%s", silent.err);
+}
+
+/* --- many silent connections ------------------------------------------------------- */
+
+#define SILENT 2000
+
+struct silent_fds {
+	int fd[SILENT];
+};
+
+static void silent_fds_close(void *arg)
+{
+	struct silent_fds *s = arg;
+	for (size_t i = 0; i < SILENT; i++)
+		if (s->fd[i] >= 0)
+			close(s->fd[i]);
+	free(s);
+}
+
+static int inode_cmp(const void *a, const void *b)
+{
+	unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The listener's own connections as the kernel sees them: sockets of this
+ * process whose local port is PORT and that do not listen (the clients'
+ * sockets have PORT as their remote port). -errno when /proc cannot say. */
+static long listener_socket_fds(void)
+{
+	size_t cap = 4096, n = 0;
+	unsigned long *inodes = malloc(cap * sizeof(*inodes));
+	DIR *d = opendir("/proc/self/fd");
+	if (!inodes || !d) {
+		int r = inodes ? -errno : -ENOMEM;
+		free(inodes);
+		if (d)
+			closedir(d);
+		return r;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char path[300], link[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		ssize_t len = readlink(path, link, sizeof(link) - 1);
+		unsigned long ino;
+		if (len <= 0)
+			continue;
+		link[len] = '\0';
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
+			continue;
+		if (n == cap) {
+			unsigned long *more = realloc(inodes, 2 * cap * sizeof(*inodes));
+			if (!more)
+				break;
+			inodes = more;
+			cap *= 2;
+		}
+		inodes[n++] = ino;
+	}
+	closedir(d);
+	qsort(inodes, n, sizeof(*inodes), inode_cmp);
+	FILE *tcp = fopen("/proc/self/net/tcp", "re");
+	if (!tcp) {
+		int r = -errno;
+		free(inodes);
+		return r;
+	}
+	char line[512];
+	long count = 0;
+	while (fgets(line, sizeof(line), tcp)) {
+		unsigned lport, st;
+		unsigned long ino;
+		if (sscanf(line, " %*u: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport,
+			   &st, &ino) != 3)
+			continue; /* the heading */
+		if (lport == PORT && st != 0x0A /* TCP_LISTEN */ && ino != 0 &&
+		    bsearch(&ino, inodes, n, sizeof(*inodes), inode_cmp))
+			count++;
+	}
+	fclose(tcp);
+	free(inodes);
+	return count;
+}
+
+struct watch {
+	struct fixture *f;
+	size_t max_conns, conns;
+	unsigned ticks;
+};
+
+/* Each check of the loop notes the most connections the listener held. */
+static void watch_note(struct watch *w)
+{
+	size_t now = metrics_http_counters(w->f->h).conns_now;
+	if (now > w->max_conns)
+		w->max_conns = now;
+}
+
+static bool watch_conns_reach(void *arg)
+{
+	struct watch *w = arg;
+	watch_note(w);
+	return metrics_http_counters(w->f->h).conns_now >= w->conns;
+}
+
+static bool watch_ticked(void *arg)
+{
+	struct watch *w = arg;
+	watch_note(w);
+	return atomic_load(&w->f->ticks) >= w->ticks;
+}
+
+static bool watch_all_closed(void *arg)
+{
+	struct watch *w = arg;
+	watch_note(w);
+	return metrics_http_counters(w->f->h).conns_now == 0 && listener_socket_fds() == 0;
+}
+
+TEST(test_2000_silent_connections_cost_at_most_the_cap)
+{
+	ASSERT_OK(nofile_raise(SILENT + METRICS_HTTP_MAX_CONNS + 512));
+	struct fixture *f = fixture_new(100);
+	struct silent_fds *s = malloc(sizeof(*s));
+	if (!s)
+		FAIL("out of memory");
+	for (size_t i = 0; i < SILENT; i++)
+		s->fd[i] = -1;
+	test_defer(silent_fds_close, s);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(PORT)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	/* Non-blocking: past the backlog the kernel keeps them connecting. */
+	for (size_t i = 0; i < SILENT; i++) {
+		s->fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (s->fd[i] < 0)
+			FAIL("socket %zu: %s", i, strerror(errno));
+		if (connect(s->fd[i], (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+		    errno != EINPROGRESS)
+			FAIL("connect %zu: %s", i, strerror(errno));
+	}
+	struct watch w = {.f = f, .conns = METRICS_HTTP_MAX_CONNS};
+	evloop_run_until(f->base, watch_conns_reach, &w, 3 * WAIT_MS,
+			 "the listener to hold the cap of silent connections");
+	/* At the cap, the loop runs on and the listener takes no more. */
+	w.ticks = atomic_load(&f->ticks) + 200;
+	evloop_run_until(f->base, watch_ticked, &w, WAIT_MS, "the timer at the cap");
+	long held = listener_socket_fds();
+	if (held < 0)
+		FAIL("counting the listener's sockets in /proc/self: %s", strerror((int)-held));
+	ASSERT_TRUE(held <= METRICS_HTTP_MAX_CONNS);
+	ASSERT_EQ_U(metrics_http_counters(f->h).conns_now, METRICS_HTTP_MAX_CONNS);
+	/* The clients leave; their connections go, the backlog's too, and a
+	 * scrape is served. */
+	for (size_t i = 0; i < SILENT; i++) {
+		close(s->fd[i]);
+		s->fd[i] = -1;
+	}
+	evloop_run_until(f->base, watch_all_closed, &w, 3 * WAIT_MS,
+			 "every silent connection to be closed");
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		FAIL("out of memory");
+	test_defer(free, j);
+	j->request = GET_METRICS;
+	if (pthread_create(&j->tid, NULL, scrape_thread, j) != 0)
+		FAIL("pthread_create failed");
+	evloop_run_until(f->base, job_done, j, 3 * WAIT_MS, "the scrape after the silent ones");
+	pthread_join(j->tid, NULL);
+	if (j->err[0])
+		FAIL("scrape: %s", j->err);
+	assert_scraped(j);
+	evloop_run_until(f->base, watch_all_closed, &w, 3 * WAIT_MS,
+			 "the scrape's connection to be closed");
+	ASSERT_TRUE(w.max_conns <= METRICS_HTTP_MAX_CONNS);
+	ASSERT_EQ_U(metrics_http_counters(f->h).scrapes, 1);
 }
