@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The metrics listener on libevent's evhttp (metrics_http.h). */
 #include "dozed/metrics_http.h"
+#include "dozed/socket_util.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -280,7 +281,7 @@ int metrics_http_new(struct event_base *base, const struct sockaddr_storage *add
 	}
 	h->render = render;
 	h->userdata = userdata;
-	metrics_listen_format(addr, h->addr, sizeof(h->addr));
+	sockaddr_to_string(addr, h->addr, sizeof(h->addr));
 	int fd = listen_on(addr, h->addr, why, why_len);
 	if (fd < 0) {
 		free(h);

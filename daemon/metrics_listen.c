@@ -81,18 +81,3 @@ int metrics_listen_parse(const char *text, struct sockaddr_storage *out, char *w
 	*out = ss;
 	return 0;
 }
-
-const char *metrics_listen_format(const struct sockaddr_storage *addr, char *buf, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	if (addr->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
-	} else {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
-	}
-	return buf;
-}

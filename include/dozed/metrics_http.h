@@ -51,8 +51,7 @@ void metrics_http_free(struct metrics_http *h);
  * 1-65535, numeric addresses only. -EINVAL with what is wrong in why.
  */
 int metrics_listen_parse(const char *text, struct sockaddr_storage *out, char *why, size_t why_len);
-/* addr as metrics_listen_parse reads it back ("127.0.0.1:9321", "[::1]:9321"). */
-const char *metrics_listen_format(const struct sockaddr_storage *addr, char *buf, size_t len);
+/* sockaddr_to_string (socket_util.h) writes what it reads back. */
 
 /* What the listener has done since it started (for tests and the metrics). */
 struct metrics_http_counters {

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 
+#include "dozed/socket_util.h"
 #include "metrics_http_fixture.h"
 
 /* --- tests ------------------------------------------------------------------------ */
@@ -52,7 +53,7 @@ TEST(test_listen_parse_accepts_numeric_addresses)
 	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
 		struct sockaddr_storage a = addr_of(ok[i][0]);
 		char back[METRICS_LISTEN_TEXT_MAX];
-		ASSERT_STREQ(metrics_listen_format(&a, back, sizeof(back)), ok[i][1]);
+		ASSERT_STREQ(sockaddr_to_string(&a, back, sizeof(back)), ok[i][1]);
 	}
 }
 
