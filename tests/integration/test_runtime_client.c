@@ -1,130 +1,29 @@
 // SPDX-License-Identifier: MIT
 /*
- * The runtime client against a fake runtime: a child process on a unix
- * socket that answers each connection with canned bytes (some captured from
- * the real runtimes, tests/unit/fixtures/runtime), or not at all. For what a
- * real runtime will not do on demand: hang, cut an answer short, send too
- * much, break a stream in odd ways.
+ * The runtime client against a fake runtime (tests/lib/fake_runtime.h): a
+ * child process on a unix socket that answers each connection with canned
+ * bytes (some captured from the real runtimes, tests/unit/fixtures/runtime),
+ * or not at all. For what a real runtime will not do on demand: hang, cut an
+ * answer short, send too much, break a stream in odd ways.
  */
 #include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "capture.h"
 #include "dozed/macro.h"
 #include "dozed/runtime.h"
 #include "evloop.h"
+#include "fake_runtime.h"
 #include "fixture.h"
 #include "harness.h"
 #include "rtenv.h"
 
-struct fake {
-	pid_t pid;
-	char dir[64];
-	char path[108];
-	int served_fd; /* a byte per connection the fake is done with */
-	unsigned served;
-};
-
-static void fake_stop(void *arg)
-{
-	struct fake *f = arg;
-	kill(f->pid, SIGKILL);
-	while (waitpid(f->pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	close(f->served_fd);
-	unlink(f->path);
-	rmdir(f->dir);
-	free(f);
-}
-
-/* Reads a request's head; the client sends no body on the calls used here. */
-static void read_request(int fd)
-{
-	char buf[8192];
-	size_t len = 0;
-	while (len < sizeof(buf) - 1) {
-		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n <= 0)
-			return;
-		len += (size_t)n;
-		buf[len] = '\0';
-		if (strstr(buf, "\r\n\r\n"))
-			return;
-	}
-}
-
-/* Gives up when the client is gone (no SIGPIPE: the fake lives on). */
-static void write_all(int fd, const char *s, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
-		if (n <= 0)
-			return;
-		s += n;
-		len -= (size_t)n;
-	}
-}
-
-/*
- * Connection i gets answers[min(i, n - 1)]: NULL never answers; the bytes are
- * sent and the connection closed, or kept open with keep_open (a stream).
- */
-static struct fake *fake_start(const char *const *answers, size_t n, bool keep_open)
-{
-	struct fake *f = calloc(1, sizeof(*f));
-	ASSERT_TRUE(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/dozed-fake.XXXXXX");
-	ASSERT_TRUE(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/api.sock", f->dir);
-	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ASSERT_TRUE(lfd >= 0);
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->path);
-	ASSERT_OK(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)));
-	ASSERT_OK(listen(lfd, 64));
-	int served[2];
-	ASSERT_OK(pipe2(served, O_CLOEXEC | O_NONBLOCK));
-
-	fflush(NULL);
-	f->pid = fork();
-	ASSERT_TRUE(f->pid >= 0);
-	if (f->pid == 0) {
-		/* Dies with the test, even one killed by its timeout. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		for (size_t i = 0;; i++) {
-			int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-			if (fd < 0)
-				_exit(1);
-			const char *a = answers[i < n ? i : n - 1];
-			if (a) { /* else held open, never answered */
-				read_request(fd);
-				write_all(fd, a, strlen(a));
-				if (!keep_open)
-					close(fd);
-			}
-			if (write(served[1], "", 1) != 1)
-				_exit(1);
-		}
-	}
-	close(lfd);
-	close(served[1]);
-	f->served_fd = served[0];
-	test_defer(fake_stop, f);
-	return f;
-}
-
-static struct runtime *client(struct event_base *base, const struct fake *f, uint64_t timeout_us,
-			      size_t max_bytes)
+static struct runtime *client(struct event_base *base, const struct fake_runtime *f,
+			      uint64_t timeout_us, size_t max_bytes)
 {
 	struct runtime_config cfg;
 	runtime_config_defaults(&cfg);
@@ -139,7 +38,7 @@ static struct runtime *client(struct event_base *base, const struct fake *f, uin
 TEST(test_call_without_answer_times_out_naming_the_socket)
 {
 	static const char *const answers[] = {NULL};
-	struct fake *f = fake_start(answers, 1, false);
+	struct fake_runtime *f = fake_runtime_start(answers, 1, false);
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = client(base, f, 300000, 0);
 
@@ -159,7 +58,7 @@ TEST(test_answer_cut_short_is_a_connection_reset)
 	static const char *const answers[] = {
 	    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
 	    "100\r\n\r\n{\"Id\":"};
-	struct fake *f = fake_start(answers, 1, false);
+	struct fake_runtime *f = fake_runtime_start(answers, 1, false);
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = client(base, f, 5000000, 0);
 	const struct rtenv_result *r = rtenv_inspect(base, rt, "web");
@@ -175,7 +74,7 @@ TEST(test_answer_over_the_size_bound_is_refused)
 	memset(big + head, ' ', 5000);
 	big[head + 5000] = '\0';
 	const char *const answers[] = {big};
-	struct fake *f = fake_start(answers, 1, false);
+	struct fake_runtime *f = fake_runtime_start(answers, 1, false);
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = client(base, f, 5000000, 1024);
 	const struct rtenv_result *r = rtenv_inspect(base, rt, "web");
@@ -187,7 +86,7 @@ TEST(test_http_error_without_json_gives_status_and_text)
 {
 	static const char *const answers[] = {
 	    "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 14\r\n\r\nboom happened\n"};
-	struct fake *f = fake_start(answers, 1, false);
+	struct fake_runtime *f = fake_runtime_start(answers, 1, false);
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = client(base, f, 5000000, 0);
 	const struct rtenv_result *r = rtenv_start(base, rt, "web");
@@ -200,7 +99,7 @@ TEST(test_http_error_without_json_gives_status_and_text)
 TEST(test_answer_that_is_not_a_container_is_ebadmsg)
 {
 	static const char *const answers[] = {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n[1,2]"};
-	struct fake *f = fake_start(answers, 1, false);
+	struct fake_runtime *f = fake_runtime_start(answers, 1, false);
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = client(base, f, 5000000, 0);
 	const struct rtenv_result *r = rtenv_inspect(base, rt, "web");
@@ -229,29 +128,13 @@ static bool one_call(void *arg)
 	return ((struct free_in_callback *)arg)->calls > 0;
 }
 
-struct fake_wait {
-	struct fake *f;
-	unsigned want;
-};
-
-/* The fake has answered (or found gone) that many connections. */
-static bool fake_served(void *arg)
-{
-	struct fake_wait *w = arg;
-	char buf[64];
-	ssize_t n;
-	while ((n = read(w->f->served_fd, buf, sizeof(buf))) > 0)
-		w->f->served += (unsigned)n;
-	return w->f->served >= w->want;
-}
-
 TEST(test_runtime_freed_inside_a_callback_calls_nothing_more)
 {
 	/* dockerd's own bytes, chunked. */
 	_cleanup_free_ char *raw =
 	    fixture_read("unit/fixtures/runtime/docker-inspect-raw.http", NULL);
 	const char *const answers[] = {raw};
-	struct fake *f = fake_start(answers, 1, false);
+	struct fake_runtime *f = fake_runtime_start(answers, 1, false);
 	struct event_base *base = rtenv_base_new();
 	struct runtime_config cfg;
 	runtime_config_defaults(&cfg);
@@ -263,8 +146,8 @@ TEST(test_runtime_freed_inside_a_callback_calls_nothing_more)
 	evloop_run_until(base, one_call, &s, 5000, "the first inspect answer");
 	/* Asserting an absence: every answer is sent (or refused by a closed
 	 * connection), and the loop has turned over whatever arrived. */
-	struct fake_wait w = {f, 3};
-	evloop_run_until(base, fake_served, &w, 5000, "the fake's three answers");
+	struct fake_runtime_wait w = {f, 3};
+	evloop_run_until(base, fake_runtime_served_enough, &w, 5000, "the fake's three answers");
 	for (int i = 0; i < 3; i++)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	ASSERT_EQ_U(s.calls, 1);
@@ -297,7 +180,7 @@ TEST(test_cancel_inside_a_callback_cancels_the_others_not_the_answered_one)
 	_cleanup_free_ char *raw =
 	    fixture_read("unit/fixtures/runtime/docker-inspect-raw.http", NULL);
 	const char *const answers[] = {raw};
-	struct fake *f = fake_start(answers, 1, false);
+	struct fake_runtime *f = fake_runtime_start(answers, 1, false);
 	struct event_base *base = rtenv_base_new();
 	struct cancel_in_callback s = {.rt = client(base, f, 5000000, 0)};
 	for (int i = 0; i < 3; i++)
@@ -305,8 +188,8 @@ TEST(test_cancel_inside_a_callback_cancels_the_others_not_the_answered_one)
 	evloop_run_until(base, one_cancelling_call, &s, 5000, "the first inspect answer");
 	/* The answered call is no longer pending: only the other two count. */
 	ASSERT_EQ_U(s.cancelled, 2);
-	struct fake_wait w = {f, 3};
-	evloop_run_until(base, fake_served, &w, 5000, "the fake's three answers");
+	struct fake_runtime_wait w = {f, 3};
+	evloop_run_until(base, fake_runtime_served_enough, &w, 5000, "the fake's three answers");
 	for (int i = 0; i < 3; i++)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	ASSERT_EQ_U(s.calls, 1);
@@ -464,7 +347,7 @@ TEST(test_event_stream_drops_oversized_and_malformed_lines_and_keeps_going)
 	n += snprintf(answer + n, cap - (size_t)n, "b\r\n\nnot json\n\r\n%zx\r\n%s\r\n",
 		      strlen(EV_DIE), EV_DIE);
 	const char *const answers[] = {answer};
-	struct fake *f = fake_start(answers, 1, true);
+	struct fake_runtime *f = fake_runtime_start(answers, 1, true);
 	free(answer);
 
 	struct event_base *base = rtenv_base_new();
@@ -501,7 +384,7 @@ TEST(test_event_stream_error_answer_is_reported_then_retried)
 		 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n",
 		 strlen(EV_START), EV_START);
 	const char *const answers[] = {first, second};
-	struct fake *f = fake_start(answers, 2, true);
+	struct fake_runtime *f = fake_runtime_start(answers, 2, true);
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = client(base, f, 5000000, 0);
 	struct stream_state *s = stream_new(rt, false);
@@ -529,7 +412,7 @@ TEST(test_podman_event_stream_bytes_give_its_container_events)
 	_cleanup_free_ char *raw =
 	    fixture_read("unit/fixtures/runtime/podman-events-raw.http", NULL);
 	const char *const answers[] = {raw};
-	struct fake *f = fake_start(answers, 1, true);
+	struct fake_runtime *f = fake_runtime_start(answers, 1, true);
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = client(base, f, 5000000, 0);
 	struct stream_state *s = stream_new(rt, false);
@@ -562,7 +445,7 @@ TEST(test_runtime_freed_inside_an_event_callback_ends_its_stream_there)
 		 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%zx\r\n%s%s\r\n",
 		 strlen(EV_START) + strlen(EV_DIE), EV_START, EV_DIE);
 	const char *const answers[] = {answer};
-	struct fake *f = fake_start(answers, 1, true);
+	struct fake_runtime *f = fake_runtime_start(answers, 1, true);
 	struct event_base *base = rtenv_base_new();
 	struct runtime_config cfg;
 	runtime_config_defaults(&cfg);
@@ -575,8 +458,8 @@ TEST(test_runtime_freed_inside_an_event_callback_ends_its_stream_there)
 	s->free_runtime_on_start = rt;
 	evloop_run_until(base, one_event, s, 5000, "the start event");
 	ASSERT_TRUE(s->free_runtime_on_start == NULL);
-	struct fake_wait w = {f, 1};
-	evloop_run_until(base, fake_served, &w, 5000, "the fake's answer");
+	struct fake_runtime_wait w = {f, 1};
+	evloop_run_until(base, fake_runtime_served_enough, &w, 5000, "the fake's answer");
 	for (int i = 0; i < 3; i++)
 		event_base_loop(base, EVLOOP_NONBLOCK);
 	ASSERT_EQ_U(s->log.n, 1);

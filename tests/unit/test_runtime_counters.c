@@ -2,88 +2,24 @@
 /*
  * The runtime client's counters for the metrics: each call counted by its
  * kind, its failures as errors, a cancelled call as neither, and the event
- * stream's connects and breaks. Against a fake runtime: a child process on
- * a unix socket in a temporary directory that answers every connection with
- * the same canned bytes.
+ * stream's connects and breaks. Against a fake runtime
+ * (tests/lib/fake_runtime.h) that answers every connection with the same
+ * canned bytes.
  */
 #include <errno.h>
 #include <event2/event.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dozed/runtime.h"
 #include "evloop.h"
+#include "fake_runtime.h"
 #include "harness.h"
 #include "rtenv.h"
 
-struct fake {
-	pid_t pid;
-	char dir[64];
-	char path[108];
-};
-
-static void fake_stop(void *arg)
-{
-	struct fake *f = arg;
-	kill(f->pid, SIGKILL);
-	while (waitpid(f->pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	unlink(f->path);
-	rmdir(f->dir);
-	free(f);
-}
-
-/* Every connection: its request head read, answer sent, closed. */
-static struct fake *fake_start(const char *answer)
-{
-	struct fake *f = calloc(1, sizeof(*f));
-	ASSERT_TRUE(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/dozed-rtcount.XXXXXX");
-	ASSERT_TRUE(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/api.sock", f->dir);
-	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ASSERT_TRUE(lfd >= 0);
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", f->path);
-	ASSERT_OK(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)));
-	ASSERT_OK(listen(lfd, 64));
-	fflush(NULL);
-	f->pid = fork();
-	ASSERT_TRUE(f->pid >= 0);
-	if (f->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		for (;;) {
-			int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-			if (fd < 0)
-				_exit(1);
-			char buf[8192];
-			size_t len = 0;
-			while (len < sizeof(buf) - 1) {
-				ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
-				if (n <= 0)
-					break;
-				len += (size_t)n;
-				buf[len] = '\0';
-				if (strstr(buf, "\r\n\r\n"))
-					break;
-			}
-			(void)!send(fd, answer, strlen(answer), MSG_NOSIGNAL);
-			close(fd);
-		}
-	}
-	close(lfd);
-	test_defer(fake_stop, f);
-	return f;
-}
-
-static struct runtime *client(struct event_base *base, const struct fake *f)
+static struct runtime *client(struct event_base *base, const struct fake_runtime *f)
 {
 	struct runtime_config cfg;
 	runtime_config_defaults(&cfg);
@@ -102,8 +38,10 @@ static struct runtime_counters counters(const struct runtime *rt)
 
 TEST(test_calls_are_counted_by_kind_and_failures_as_errors)
 {
-	struct fake *f =
-	    fake_start("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\nboom\n");
+	struct fake_runtime *f = fake_runtime_start(
+	    (const char *const[]){
+		"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\nboom\n"},
+	    1, false);
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = client(base, f);
 	struct runtime_counters c = counters(rt);
@@ -130,7 +68,8 @@ static void never_called(int err, const struct runtime_error *e, void *userdata)
 
 TEST(test_a_call_answered_is_no_error_and_a_cancelled_one_is_none)
 {
-	struct fake *f = fake_start("HTTP/1.1 204 No Content\r\n\r\n");
+	struct fake_runtime *f =
+	    fake_runtime_start((const char *const[]){"HTTP/1.1 204 No Content\r\n\r\n"}, 1, false);
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = client(base, f);
 	rtenv_expect_ok(rtenv_start(base, rt, "web"), "start");
@@ -147,7 +86,9 @@ TEST(test_a_call_answered_is_no_error_and_a_cancelled_one_is_none)
 TEST(test_the_event_stream_counts_its_connects_and_breaks)
 {
 	/* A stream that is up, then ends: the client connects again. */
-	struct fake *f = fake_start("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n");
+	struct fake_runtime *f = fake_runtime_start(
+	    (const char *const[]){"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"}, 1,
+	    false);
 	struct event_base *base = rtenv_base_new();
 	struct runtime *rt = client(base, f);
 	struct rtenv_events *log = rtenv_events_new(rt);
