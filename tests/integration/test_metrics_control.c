@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +17,13 @@
 
 #include "dozed/control.h"
 #include "dozed/macro.h"
+#include "child_run.h"
 #include "control_fixture.h"
 #include "daemon_fixture.h"
 #include "evloop.h"
 #include "harness.h"
 #include "lineclient.h"
+#include "promtool.h"
 
 #define WAIT_MS 10000
 
@@ -92,30 +93,13 @@ TEST(test_the_daemon_answers_metrics_with_its_text)
 /* The daemon's own text, with no service yet, is what Prometheus takes. */
 TEST(test_the_daemons_text_passes_promtool)
 {
-	if (access("/usr/bin/promtool", X_OK) < 0)
-		FAIL("/usr/bin/promtool is missing: install Debian's prometheus package (make "
-		     "deps)");
 	struct daemon_fixture *df = daemon_fixture_new("dozed-metrics", NULL, 0);
 	struct json_object *o = metrics_reply(df->c);
 	test_defer(put, o);
-	char path[200], cmd[512];
-	snprintf(path, sizeof(path), "%s/metrics.txt", df->f->dir);
-	FILE *out = fopen(path, "we");
-	if (!out || fputs(text_of(o), out) < 0 || fclose(out) != 0)
-		FAIL("cannot write %s", path);
-	snprintf(cmd, sizeof(cmd), "/usr/bin/promtool check metrics < %s > %s.out 2>&1", path,
-		 path);
-	int status = system(cmd);
-	if (status != 0) {
-		snprintf(cmd, sizeof(cmd), "%s.out", path);
-		FILE *in = fopen(cmd, "re");
-		char why[2048] = "";
-		size_t n = in ? fread(why, 1, sizeof(why) - 1, in) : 0;
-		why[n] = '\0';
-		if (in)
-			fclose(in);
+	char why[2048];
+	int status = promtool_check(text_of(o), why, sizeof(why));
+	if (status != 0)
 		FAIL("promtool check metrics exited %d: %s", status, why);
-	}
 }
 
 #define ID_WEB "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -155,17 +139,6 @@ TEST(test_the_daemon_refuses_fields_of_metrics_and_names_it_among_the_commands)
 
 /* --- dozectl metrics ------------------------------------------------------------------ */
 
-struct child {
-	pid_t pid;
-	int status;
-};
-
-static bool child_exited(void *arg)
-{
-	struct child *c = arg;
-	return waitpid(c->pid, &c->status, WNOHANG) == c->pid;
-}
-
 static int temp_file(void)
 {
 	char path[] = "/tmp/dozectl-metrics.XXXXXX";
@@ -177,12 +150,10 @@ static int temp_file(void)
 	return fd;
 }
 
-static char *file_text(int fd)
+/* The child's output, freed when the test ends. */
+static char *output_of(int fd)
 {
-	off_t len = lseek(fd, 0, SEEK_END);
-	char *text = calloc(1, (size_t)(len > 0 ? len : 0) + 1);
-	if (!text || (len > 0 && pread(fd, text, (size_t)len, 0) != len))
-		FAIL("cannot read dozectl's output");
+	char *text = child_run_output(fd);
 	test_defer(free, text);
 	return text;
 }
@@ -195,17 +166,11 @@ struct dozectl_result {
 /* The built dozectl metrics against control, run while base serves. */
 static struct dozectl_result dozectl_metrics(struct event_base *base, const char *control)
 {
-	char self[PATH_MAX], dozectl[PATH_MAX + 16];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n < 0)
-		FAIL("readlink /proc/self/exe: %s", strerror(errno));
-	self[n] = '\0';
-	snprintf(dozectl, sizeof(dozectl), "%s/../../dozectl", dirname(self));
-	if (access(dozectl, X_OK) < 0)
-		FAIL("dozectl is not at %s (%s): build it first", dozectl, strerror(errno));
+	char dozectl[PATH_MAX];
+	child_run_dozectl_path(dozectl, sizeof(dozectl));
 	int out = temp_file(), err = temp_file();
 	fflush(NULL);
-	struct child c = {.pid = fork()};
+	struct child_run c = {.pid = fork()};
 	if (c.pid < 0)
 		FAIL("fork: %s", strerror(errno));
 	if (c.pid == 0) {
@@ -214,11 +179,11 @@ static struct dozectl_result dozectl_metrics(struct event_base *base, const char
 		execl(dozectl, "dozectl", "--control", control, "metrics", (char *)NULL);
 		_exit(127);
 	}
-	evloop_run_until(base, child_exited, &c, WAIT_MS, "dozectl to exit");
+	evloop_run_until(base, child_run_exited, &c, WAIT_MS, "dozectl to exit");
 	return (struct dozectl_result){
 	    .status = WIFEXITED(c.status) ? WEXITSTATUS(c.status) : 128,
-	    .out = file_text(out),
-	    .err = file_text(err),
+	    .out = output_of(out),
+	    .err = output_of(err),
 	};
 }
 

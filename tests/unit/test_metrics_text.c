@@ -5,18 +5,13 @@
  * cumulative with +Inf, _sum and _count, and Prometheus' own promtool
  * accepting what it writes for names a runtime may allow.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "dozed/macro.h"
 #include "dozed/metrics.h"
 #include "harness.h"
-
-#define PROMTOOL "/usr/bin/promtool"
+#include "promtool.h"
 
 static void text_free(void *arg)
 {
@@ -155,47 +150,6 @@ TEST(test_free_accepts_an_unused_text)
 	ASSERT_TRUE(m.buf == NULL);
 	metrics_text_free(&m);
 	metrics_text_free(NULL);
-}
-
-/* Runs promtool check metrics on text; its exit status, its output in out. */
-static int promtool_check(const char *text, char *out, size_t out_len)
-{
-	if (access(PROMTOOL, X_OK) < 0)
-		FAIL("%s is missing (%s): install Debian's prometheus package (make deps)",
-		     PROMTOOL, strerror(errno));
-	char in_path[] = "/tmp/dozed-metrics.XXXXXX";
-	int in = mkstemp(in_path);
-	if (in < 0)
-		FAIL("mkstemp: %s", strerror(errno));
-	unlink(in_path);
-	test_defer_close(in);
-	if (write(in, text, strlen(text)) != (ssize_t)strlen(text) || lseek(in, 0, SEEK_SET) < 0)
-		FAIL("cannot write the text for promtool: %s", strerror(errno));
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		FAIL("pipe: %s", strerror(errno));
-	fflush(NULL);
-	pid_t pid = fork();
-	if (pid < 0)
-		FAIL("fork: %s", strerror(errno));
-	if (pid == 0) {
-		if (dup2(in, STDIN_FILENO) < 0 || dup2(p[1], STDOUT_FILENO) < 0 ||
-		    dup2(p[1], STDERR_FILENO) < 0)
-			_exit(127);
-		execl(PROMTOOL, "promtool", "check", "metrics", (char *)NULL);
-		_exit(127);
-	}
-	close(p[1]);
-	size_t len = 0;
-	ssize_t n;
-	while (len + 1 < out_len && (n = read(p[0], out + len, out_len - 1 - len)) > 0)
-		len += (size_t)n;
-	out[len] = '\0';
-	close(p[0]);
-	int status;
-	if (waitpid(pid, &status, 0) != pid)
-		FAIL("waitpid: %s", strerror(errno));
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 TEST(test_promtool_accepts_the_writers_output_with_nasty_names)
