@@ -19,6 +19,7 @@
 #include "dozed/control.h"
 #include "dozed/macro.h"
 #include "capture.h"
+#include "child_run.h"
 #include "control_fixture.h"
 #include "evloop.h"
 #include "harness.h"
@@ -61,17 +62,6 @@ static pid_t spawn_foreign_client(const char *path, gid_t gid, gid_t supplementa
 	_exit(0);
 }
 
-struct child_wait {
-	pid_t pid;
-	int status;
-};
-
-static bool child_exited(void *arg)
-{
-	struct child_wait *w = arg;
-	return waitpid(w->pid, &w->status, WNOHANG) == w->pid;
-}
-
 /* The first line a foreign client (uid NOBODY) receives. */
 static char *foreign_client_line(struct control_fixture *f, gid_t gid, gid_t supplementary)
 {
@@ -83,9 +73,9 @@ static char *foreign_client_line(struct control_fixture *f, gid_t gid, gid_t sup
 	int pipefd[2];
 	if (pipe(pipefd) < 0)
 		FAIL("pipe: %s", strerror(errno));
-	struct child_wait w = {.pid = spawn_foreign_client(f->path, gid, supplementary, pipefd[1])};
+	struct child_run w = {.pid = spawn_foreign_client(f->path, gid, supplementary, pipefd[1])};
 	close(pipefd[1]);
-	evloop_run_until(f->base, child_exited, &w, WAIT_MS, "the foreign client to finish");
+	evloop_run_until(f->base, child_run_exited, &w, WAIT_MS, "the foreign client to finish");
 	char buf[512] = {0};
 	ssize_t n = read(pipefd[0], buf, sizeof(buf) - 1);
 	close(pipefd[0]);

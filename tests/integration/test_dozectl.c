@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <json-c/json.h>
-#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 
 #include "dozed/control.h"
 #include "dozed/macro.h"
+#include "child_run.h"
 #include "control_fixture.h"
 #include "evloop.h"
 #include "harness.h"
@@ -129,21 +129,6 @@ static void handler(void *ud, uint64_t id, const char *cmd, struct json_object *
 	}
 }
 
-/* The dozectl built beside this test: $(BUILD)/dozectl, we are $(BUILD)/tests/integration/. */
-static void find_dozectl(struct fixture *f)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n < 0)
-		FAIL("readlink /proc/self/exe: %s", strerror(errno));
-	self[n] = '\0';
-	snprintf(f->dozectl, sizeof(f->dozectl), "%s/../../dozectl", dirname(self));
-	if (access(f->dozectl, X_OK) < 0)
-		FAIL("dozectl is not at %s (%s): build it first, e.g. make BUILD=<dir> "
-		     "<dir>/dozectl",
-		     f->dozectl, strerror(errno));
-}
-
 static struct fixture *fixture_new(void)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -151,7 +136,7 @@ static struct fixture *fixture_new(void)
 		FAIL("out of memory");
 	/* Deferred first, freed last: the server's handler has it until the server goes. */
 	test_defer(free, f);
-	find_dozectl(f);
+	child_run_dozectl_path(f->dozectl, sizeof(f->dozectl));
 	f->cf = control_fixture_bare("dozectl-test");
 	control_fixture_start(f->cf, handler, f);
 	return f;
@@ -165,15 +150,6 @@ static int output_file(struct fixture *f, const char *name)
 	if (fd < 0)
 		FAIL("open %s: %s", path, strerror(errno));
 	return fd;
-}
-
-static char *file_text(int fd)
-{
-	off_t len = lseek(fd, 0, SEEK_END);
-	char *text = calloc(1, (size_t)(len > 0 ? len : 0) + 1);
-	if (!text || (len > 0 && pread(fd, text, (size_t)len, 0) != len))
-		FAIL("cannot read dozectl's output");
-	return text;
 }
 
 /* Starts dozectl with args (NULL-terminated); control: the DOZED_CONTROL variable, or NULL. */
@@ -207,17 +183,6 @@ static pid_t spawn(struct fixture *f, const char *const args[], const char *cont
 	return pid;
 }
 
-struct child {
-	pid_t pid;
-	int status;
-};
-
-static bool child_exited(void *arg)
-{
-	struct child *c = arg;
-	return waitpid(c->pid, &c->status, WNOHANG) == c->pid;
-}
-
 static void result_free(void *arg)
 {
 	struct result *r = arg;
@@ -230,15 +195,15 @@ static void result_free(void *arg)
 static struct result *run_env(struct fixture *f, const char *control, const char *const args[])
 {
 	int out = output_file(f, "stdout"), err = output_file(f, "stderr");
-	struct child c = {.pid = spawn(f, args, control, out, err)};
-	evloop_run_until(f->cf->base, child_exited, &c, WAIT_MS, "dozectl to exit");
+	struct child_run c = {.pid = spawn(f, args, control, out, err)};
+	evloop_run_until(f->cf->base, child_run_exited, &c, WAIT_MS, "dozectl to exit");
 	struct result *r = calloc(1, sizeof(*r));
 	if (!r)
 		FAIL("out of memory");
 	test_defer(result_free, r);
 	r->status = WIFEXITED(c.status) ? WEXITSTATUS(c.status) : -WTERMSIG(c.status);
-	r->out = file_text(out);
-	r->err = file_text(err);
+	r->out = child_run_output(out);
+	r->err = child_run_output(err);
 	close(out);
 	close(err);
 	return r;
@@ -645,16 +610,17 @@ TEST(test_connection_closed_without_a_reply_exits_3)
 	ASSERT_OK(listen(lfd, 4));
 
 	int out = output_file(f, "stdout"), err = output_file(f, "stderr");
-	struct child c = {.pid = spawn(f, (const char *const[]){"--control", path, "list", NULL},
-				       NULL, out, err)};
+	struct child_run c = {
+	    .pid =
+		spawn(f, (const char *const[]){"--control", path, "list", NULL}, NULL, out, err)};
 	int cfd = accept(lfd, NULL, NULL);
 	ASSERT_OK(cfd);
 	char buf[256];
 	ASSERT_TRUE(read(cfd, buf, sizeof(buf)) > 0);
 	close(cfd);
-	evloop_run_until(f->cf->base, child_exited, &c, WAIT_MS, "dozectl to exit");
+	evloop_run_until(f->cf->base, child_run_exited, &c, WAIT_MS, "dozectl to exit");
 	ASSERT_TRUE(WIFEXITED(c.status) && WEXITSTATUS(c.status) == 3);
-	_cleanup_free_ char *text = file_text(err);
+	_cleanup_free_ char *text = child_run_output(err);
 	ASSERT_CONTAINS(text, "dozectl: dozed closed the connection");
 	close(out);
 	close(err);
@@ -686,7 +652,7 @@ struct follow_wait {
 static bool output_contains(void *arg)
 {
 	struct follow_wait *w = arg;
-	_cleanup_free_ char *text = file_text(w->fd);
+	_cleanup_free_ char *text = child_run_output(w->fd);
 	return strstr(text, w->needle) != NULL;
 }
 
