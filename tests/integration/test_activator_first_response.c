@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <event2/event.h>
-#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,48 +33,6 @@ struct reports {
 	uint64_t service_id, us;
 };
 
-static int route_lookup(void *ud, const struct sockaddr_storage *dst, struct activator_route *route)
-{
-	(void)ud;
-	uint16_t port = dst->ss_family == AF_INET6
-			    ? ntohs(((const struct sockaddr_in6 *)dst)->sin6_port)
-			    : ntohs(((const struct sockaddr_in *)dst)->sin_port);
-	if (port != SERVICE_PORT)
-		return -ENOENT;
-	*route = (struct activator_route){.service_id = SERVICE_ID};
-	return 0;
-}
-
-/* The test starts the probe itself, once its backend listens. */
-static void wake_requested(void *ud, uint64_t id, const struct sockaddr_storage *client)
-{
-	(void)id;
-	(void)client;
-	((struct reports *)ud)->f->wakes_requested++;
-}
-
-static void service_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t total_us)
-{
-	(void)id;
-	(void)probe_us;
-	(void)total_us;
-	struct fixture *f = ((struct reports *)ud)->f;
-	f->ready++;
-	/* As the daemon does: new connections go straight to the service. */
-	uint16_t port = SERVICE_PORT;
-	if (nft_set_remove_ports(f->nft, &port, 1) < 0)
-		FAIL("removing the port from the set failed");
-}
-
-static void wake_failed(void *ud, uint64_t id, int reason, const char *last_answer)
-{
-	(void)id;
-	(void)last_answer;
-	struct fixture *f = ((struct reports *)ud)->f;
-	f->fail_reason = reason;
-	f->failed++;
-}
-
 static void first_response(void *ud, uint64_t service_id, uint64_t us)
 {
 	struct reports *r = ud;
@@ -84,25 +41,17 @@ static void first_response(void *ud, uint64_t service_id, uint64_t us)
 	r->us = us;
 }
 
-static const struct activator_ops report_ops = {
-    .route_lookup = route_lookup,
-    .wake_requested = wake_requested,
-    .service_ready = service_ready,
-    .wake_failed = wake_failed,
-    .first_response = first_response,
-};
-
-/* The fixture's namespace and nft table, its activator made again with report_ops. */
+/* The fixture's namespace and nft table, its activator made again to report
+ * first_response; the test starts the probe itself, once its backend listens. */
 static struct reports *reports_fixture(void)
 {
 	struct fixture *f = fixture_new(10000, true);
+	f->start_on_wake = false;
 	struct reports *r = calloc(1, sizeof(*r));
 	ASSERT_TRUE(r);
 	test_defer(free, r);
 	r->f = f;
-	activator_free(f->act);
-	f->act = NULL;
-	ASSERT_OK(activator_new(f->base, &f->cfg, &report_ops, r, &f->act));
+	fixture_report_first_response(f, first_response, r);
 	return r;
 }
 

@@ -79,6 +79,22 @@ static const struct activator_ops test_ops = {
     .wake_failed = wake_failed,
 };
 
+static void first_response(void *ud, uint64_t service_id, uint64_t us)
+{
+	struct fixture *f = ud;
+	f->first_response(f->first_response_ud, service_id, us);
+}
+
+/* test_ops and first_response: an activator with it does more (it watches
+ * for the first answer), so the other tests keep test_ops. */
+static const struct activator_ops first_response_ops = {
+    .route_lookup = route_lookup,
+    .wake_requested = wake_requested,
+    .service_ready = service_ready,
+    .wake_failed = wake_failed,
+    .first_response = first_response,
+};
+
 static void fixture_free(void *arg)
 {
 	struct fixture *f = arg;
@@ -122,6 +138,16 @@ struct fixture *fixture_new_config(uint64_t wake_timeout_ms, bool with_nft,
 	}
 	ASSERT_OK(activator_new(f->base, &f->cfg, &test_ops, f, &f->act));
 	return f;
+}
+
+void fixture_report_first_response(struct fixture *f,
+				   void (*fn)(void *ud, uint64_t service_id, uint64_t us), void *ud)
+{
+	f->first_response = fn;
+	f->first_response_ud = ud;
+	activator_free(f->act);
+	f->act = NULL;
+	ASSERT_OK(activator_new(f->base, &f->cfg, &first_response_ops, f, &f->act));
 }
 
 void fixture_listen_dual_stack(struct fixture *f)

@@ -38,6 +38,9 @@ struct fixture {
 	char last_answer[160]; /* wake_failed's, the last time */
 	uint64_t ready_at_us;
 	uint64_t probe_us;
+	/* Set by fixture_report_first_response: the activator's first_response, passed on. */
+	void (*first_response)(void *ud, uint64_t service_id, uint64_t us);
+	void *first_response_ud;
 };
 
 /* In a new private network namespace; freed when the test ends. With nft,
@@ -60,6 +63,12 @@ struct thread {
 void thread_start(struct thread *t, void *(*fn)(void *), void *arg);
 /* Runs the event loop until t is done (failing the test after timeout_ms), then joins it. */
 void thread_finish(struct fixture *f, struct thread *t, unsigned timeout_ms, const char *what);
+
+/* Replaces the activator with one whose ops have first_response too, passed
+ * on to fn(ud, ...); the fixture's other callbacks stay as they are. */
+void fixture_report_first_response(struct fixture *f,
+				   void (*fn)(void *ud, uint64_t service_id, uint64_t us),
+				   void *ud);
 
 /* Replaces the activator with one on a single dual-stack socket [::]:ACTIVATOR_PORT
  * (IPv4 clients v4-mapped), as systemd's ListenStream=PORT hands over. */
