@@ -25,6 +25,7 @@
 
 #include "dozed/macro.h"
 #include "dozed/metrics_http.h"
+#include "child_run.h"
 #include "control_fixture.h"
 #include "daemon_fixture.h"
 #include "evloop.h"
@@ -123,15 +124,6 @@ static struct run *dozed_start(const char *metrics_listen)
 	return r;
 }
 
-static char *output_of(struct run *r)
-{
-	off_t len = lseek(r->out, 0, SEEK_END);
-	char *text = calloc(1, (size_t)(len > 0 ? len : 0) + 1);
-	if (!text || (len > 0 && pread(r->out, text, (size_t)len, 0) != len))
-		FAIL("cannot read dozed's output");
-	return text;
-}
-
 /* Its exit status, once it has exited; fails the test if it does not. */
 static int dozed_wait_exit(struct run *r)
 {
@@ -140,8 +132,18 @@ static int dozed_wait_exit(struct run *r)
 			r->pid = 0;
 			return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 128;
 		}
-	_cleanup_free_ char *text = output_of(r);
+	_cleanup_free_ char *text = child_run_output(r->out);
 	FAIL("dozed did not exit within %d ms; it said: %s", WAIT_MS, text);
+}
+
+/* What dozed said, once it has exited; fails the test if it exited 0. */
+static char *dozed_failed_output(struct run *r)
+{
+	int status = dozed_wait_exit(r);
+	char *text = child_run_output(r->out);
+	if (status == 0)
+		FAIL("dozed exited 0; it said: %s", text);
+	return text;
 }
 
 /* Takes addr:port with a listening socket, for the test's life. */
@@ -160,10 +162,7 @@ TEST(test_dozed_with_a_taken_metrics_port_exits_naming_the_address_and_the_reaso
 	ASSERT_OK(netns_enter_private());
 	take_port("127.0.0.1", 9321);
 	struct run *r = dozed_start("127.0.0.1:9321");
-	int status = dozed_wait_exit(r);
-	_cleanup_free_ char *text = output_of(r);
-	if (status == 0)
-		FAIL("dozed exited 0; it said: %s", text);
+	_cleanup_free_ char *text = dozed_failed_output(r);
 	ASSERT_CONTAINS(text, "127.0.0.1:9321");
 	ASSERT_CONTAINS(text, "Address already in use");
 	ASSERT_CONTAINS(text, "metrics-listen another port");
@@ -177,10 +176,7 @@ TEST(test_dozed_with_an_address_not_on_this_host_exits_naming_it)
 {
 	ASSERT_OK(netns_enter_private());
 	struct run *r = dozed_start("192.0.2.1:9321");
-	int status = dozed_wait_exit(r);
-	_cleanup_free_ char *text = output_of(r);
-	if (status == 0)
-		FAIL("dozed exited 0; it said: %s", text);
+	_cleanup_free_ char *text = dozed_failed_output(r);
 	ASSERT_CONTAINS(text, "192.0.2.1:9321");
 	ASSERT_CONTAINS(text, strerror(EADDRNOTAVAIL));
 }
@@ -190,7 +186,7 @@ TEST(test_dozed_with_a_bad_metrics_address_exits_2_saying_what_is_expected)
 	ASSERT_OK(netns_enter_private());
 	struct run *r = dozed_start("localhost:9321");
 	ASSERT_EQ_U(dozed_wait_exit(r), 2);
-	_cleanup_free_ char *text = output_of(r);
+	_cleanup_free_ char *text = child_run_output(r->out);
 	ASSERT_CONTAINS(text, "--metrics-listen localhost:9321: localhost is not an IPv4 address; "
 			      "expected ADDR:PORT with a numeric address");
 }
@@ -232,7 +228,7 @@ TEST(test_dozed_serves_metrics_on_its_address_once_started)
 		if (head[0] || waitpid(r->pid, &r->status, WNOHANG) == r->pid)
 			break;
 	}
-	_cleanup_free_ char *text = output_of(r);
+	_cleanup_free_ char *text = child_run_output(r->out);
 	if (!head || strncmp(head, "HTTP/1.1 200 OK\r\n", 17) != 0)
 		FAIL("no 200 from dozed's /metrics: \"%.200s\"; dozed said: %s", head ? head : "",
 		     text);
@@ -240,6 +236,6 @@ TEST(test_dozed_serves_metrics_on_its_address_once_started)
 	free(head);
 	kill(r->pid, SIGTERM);
 	ASSERT_EQ_U(dozed_wait_exit(r), 0);
-	_cleanup_free_ char *after = output_of(r);
+	_cleanup_free_ char *after = child_run_output(r->out);
 	ASSERT_CONTAINS(after, "metrics at http://127.0.0.1:9321/metrics");
 }

@@ -99,12 +99,14 @@ TEST(test_a_run_total_counts_each_container_run_from_zero)
 	ASSERT_EQ_U(r.total, 700);
 }
 
-static struct json_object *facts(const char *json)
+/* Feeds m the event with its facts, JSON text (NULL: none). */
+static void note(struct svc_metrics *m, const char *event, const char *json)
 {
-	struct json_object *o = json_tokener_parse(json);
-	if (!o)
+	struct json_object *f = NULL;
+	if (json && !(f = json_tokener_parse(json)))
 		FAIL("bad JSON %s", json);
-	return o;
+	svc_metrics_note_event(m, event, f);
+	json_object_put(f);
 }
 
 TEST(test_events_feed_the_service_counts)
@@ -113,26 +115,16 @@ TEST(test_events_feed_the_service_counts)
 	svc_metrics_init(&m);
 	ASSERT_EQ_U(metrics_tally_get(&m.wakes, "connection"), 0);
 	ASSERT_EQ_U(m.wakes.used, 2); /* connection, command: shown from the start */
-	struct json_object *f = facts("{\"trigger\":\"connection\",\"client\":\"10.0.0.9:1\"}");
-	svc_metrics_note_event(&m, "wake", f);
-	json_object_put(f);
-	f = facts("{\"start_ms\":120,\"probe_ms\":300,\"total_ms\":420}");
-	svc_metrics_note_event(&m, "ready", f);
-	json_object_put(f);
-	svc_metrics_note_event(&m, "wake_failed", NULL);
-	f = facts("{\"trigger\":\"idle\",\"egress_bytes\":5}");
-	svc_metrics_note_event(&m, "sleep", f);
-	json_object_put(f);
-	f = facts("{\"trigger\":\"packet\",\"thaw_us\":1500,\"how\":\"freezer\"}");
-	svc_metrics_note_event(&m, "thaw", f);
-	json_object_put(f);
+	note(&m, "wake", "{\"trigger\":\"connection\",\"client\":\"10.0.0.9:1\"}");
+	note(&m, "ready", "{\"start_ms\":120,\"probe_ms\":300,\"total_ms\":420}");
+	note(&m, "wake_failed", NULL);
+	note(&m, "sleep", "{\"trigger\":\"idle\",\"egress_bytes\":5}");
+	note(&m, "thaw", "{\"trigger\":\"packet\",\"thaw_us\":1500,\"how\":\"freezer\"}");
 	/* A failed thaw is a restart (a sleep and a wake), not a thaw. */
-	f = facts("{\"trigger\":\"connection\",\"result\":\"failed\"}");
-	svc_metrics_note_event(&m, "thaw", f);
-	json_object_put(f);
+	note(&m, "thaw", "{\"trigger\":\"connection\",\"result\":\"failed\"}");
 	/* Events with no counts of their own change nothing. */
-	svc_metrics_note_event(&m, "kept_awake", NULL);
-	svc_metrics_note_event(&m, "freeze", NULL);
+	note(&m, "kept_awake", NULL);
+	note(&m, "freeze", NULL);
 
 	ASSERT_EQ_U(metrics_tally_get(&m.wakes, "connection"), 1);
 	ASSERT_EQ_U(m.wakes_ready, 1);
@@ -153,10 +145,8 @@ TEST(test_facts_of_the_wrong_type_are_ignored)
 {
 	struct svc_metrics m;
 	svc_metrics_init(&m);
-	struct json_object *f = facts("{\"trigger\":7,\"total_ms\":\"soon\",\"probe_ms\":-4}");
-	svc_metrics_note_event(&m, "wake", f);
-	svc_metrics_note_event(&m, "ready", f);
-	json_object_put(f);
+	note(&m, "wake", "{\"trigger\":7,\"total_ms\":\"soon\",\"probe_ms\":-4}");
+	note(&m, "ready", "{\"trigger\":7,\"total_ms\":\"soon\",\"probe_ms\":-4}");
 	ASSERT_EQ_U(metrics_tally_get(&m.wakes, "none"), 1);
 	ASSERT_EQ_U(m.wakes_ready, 1);
 	ASSERT_EQ_U(metrics_hist_count(&m.phase[METRICS_PHASE_READY]), 0);
