@@ -129,53 +129,58 @@ help_pairs() {
 
 # only_in A B: the lines of list A (a string) that list B lacks.
 only_in() { comm -23 <(printf '%s\n' "$1" | sed '/^$/d') <(printf '%s\n' "$2" | sed '/^$/d'); }
+# drift_each A B MESSAGE: for each line of list A that list B lacks, a drift:
+# MESSAGE with each @ in it replaced by the line.
+drift_each() {
+	local x
+	for x in $(only_in "$1" "$2"); do
+		drift "${3//@/"$x"}"
+	done
+}
+# quiet_or_drift WHAT CMD...: a drift naming WHAT, with CMD's output indented,
+# unless CMD exits 0 and says nothing.
+quiet_or_drift() {
+	local what=$1 out rc
+	shift
+	out=$("$@" 2>&1)
+	rc=$?
+	if [ $rc -ne 0 ] || [ -n "$out" ]; then
+		drift "$what (exit $rc):"
+		printf '%s\n' "$out" | sed 's/^/    /'
+	fi
+}
 
 dozed_help=$("$BUILD/dozed" --help) || { echo "man: $BUILD/dozed --help failed"; exit 1; }
 dozectl_help=$("$BUILD/dozectl" --help) || { echo "man: $BUILD/dozectl --help failed"; exit 1; }
 
 # 1. mandoc; and groff, which man-db renders with, where it is installed.
 for page in "$DOZED8" "$DOZECTL1" "$CONF5"; do
-	out=$(mandoc -T lint -W warning "$page" 2>&1)
-	rc=$?
-	if [ $rc -ne 0 ] || [ -n "$out" ]; then
-		drift "$page: mandoc -T lint -W warning (exit $rc):"
-		printf '%s\n' "$out" | sed 's/^/    /'
-	fi
+	quiet_or_drift "$page: mandoc -T lint -W warning" mandoc -T lint -W warning "$page"
 	command -v groff >/dev/null || continue
-	out=$(groff -ww -b -z -mandoc -Tutf8 "$page" 2>&1)
-	rc=$?
-	if [ $rc -ne 0 ] || [ -n "$out" ]; then
-		drift "$page: groff -ww -mandoc (exit $rc):"
-		printf '%s\n' "$out" | sed 's/^/    /'
-	fi
+	quiet_or_drift "$page: groff -ww -mandoc" groff -ww -b -z -mandoc -Tutf8 "$page"
 done
 
 # 2. dozed(8) and dozed --help.
 dozed_opts=$(printf '%s\n' "$dozed_help" | help_defined)
 dozed8_opts=$(page_defined "$DOZED8")
-for o in $(only_in "$dozed_opts" "$dozed8_opts"); do
-	drift "dozed(8) ($DOZED8) does not document $o, which '$BUILD/dozed --help' has"
-done
-for o in $(only_in "$dozed8_opts" "$dozed_opts"); do
-	drift "dozed(8) ($DOZED8) documents $o, which '$BUILD/dozed --help' does not have"
-done
+drift_each "$dozed_opts" "$dozed8_opts" \
+	"dozed(8) ($DOZED8) does not document @, which '$BUILD/dozed --help' has"
+drift_each "$dozed8_opts" "$dozed_opts" \
+	"dozed(8) ($DOZED8) documents @, which '$BUILD/dozed --help' does not have"
 
 # 3. dozed.conf(5), the help and config.c's key table.
 table_keys=$(sed -n 's/^[[:space:]]*\[KEY_[A-Z_]*\] = {"\([a-z0-9-]*\)",.*/\1/p' daemon/config.c | sort -u)
 args_only=$(sed -n 's/^[[:space:]]*\[KEY_[A-Z_]*\] = {"\([a-z0-9-]*\)", [A-Za-z_]*, true,.*/\1/p' daemon/config.c | sort -u)
 [ -n "$table_keys" ] || drift "daemon/config.c: no key table found ([KEY_...] = {\"name\", set, args_only, flag})"
 help_long=$(printf '%s\n' "$dozed_opts" | sed -n 's/^--//p' | sort -u)
-for k in $(only_in "$help_long" "$table_keys"); do
-	drift "'$BUILD/dozed --help' has --$k, which daemon/config.c's key table does not"
-done
-for k in $(only_in "$table_keys" "$help_long"); do
-	drift "daemon/config.c's key table has $k, which '$BUILD/dozed --help' does not show"
-done
+drift_each "$help_long" "$table_keys" \
+	"'$BUILD/dozed --help' has --@, which daemon/config.c's key table does not"
+drift_each "$table_keys" "$help_long" \
+	"daemon/config.c's key table has @, which '$BUILD/dozed --help' does not show"
 keys=$(only_in "$help_long" "$args_only")
 conf5_keys=$(page_cm_items "$CONF5" KEYS)
-for k in $(only_in "$keys" "$conf5_keys"); do
-	drift "dozed.conf(5) ($CONF5) does not document the key $k (--$k in '$BUILD/dozed --help')"
-done
+drift_each "$keys" "$conf5_keys" \
+	"dozed.conf(5) ($CONF5) does not document the key @ (--@ in '$BUILD/dozed --help')"
 for k in $(only_in "$conf5_keys" "$keys"); do
 	if printf '%s\n' "$args_only" | grep -qx -- "$k"; then
 		drift "dozed.conf(5) ($CONF5) documents the key $k, which is command-line only (daemon/config.c)"
@@ -193,28 +198,22 @@ for o in --help --version; do
 	fi
 done
 dozectl1_opts=$(page_defined "$DOZECTL1")
-for o in $(only_in "$dozectl_opts" "$dozectl1_opts"); do
-	drift "dozectl(1) ($DOZECTL1) does not document $o, which '$BUILD/dozectl --help' has"
-done
-for o in $(only_in "$dozectl1_opts" "$(printf '%s\n%s' "$dozectl_opts" "$extra" | sort -u)"); do
-	drift "dozectl(1) ($DOZECTL1) documents $o, which '$BUILD/dozectl --help' does not have"
-done
+drift_each "$dozectl_opts" "$dozectl1_opts" \
+	"dozectl(1) ($DOZECTL1) does not document @, which '$BUILD/dozectl --help' has"
+drift_each "$dozectl1_opts" "$(printf '%s\n%s' "$dozectl_opts" "$extra" | sort -u)" \
+	"dozectl(1) ($DOZECTL1) documents @, which '$BUILD/dozectl --help' does not have"
 help_cmds=$(printf '%s\n' "$dozectl_help" | help_commands)
 page_cmds=$(page_cm_items "$DOZECTL1" COMMANDS)
 syn_pairs=$(page_synopsis_pairs)
 syn_cmds=$(printf '%s\n' "$syn_pairs" | awk 'NF { print $1 }' | sort -u)
-for c in $(only_in "$help_cmds" "$page_cmds"); do
-	drift "dozectl(1) ($DOZECTL1) does not describe the command $c (COMMANDS), which '$BUILD/dozectl --help' has"
-done
-for c in $(only_in "$page_cmds" "$help_cmds"); do
-	drift "dozectl(1) ($DOZECTL1) describes the command $c, which '$BUILD/dozectl --help' does not have"
-done
-for c in $(only_in "$help_cmds" "$syn_cmds"); do
-	drift "dozectl(1) ($DOZECTL1) SYNOPSIS lacks the command $c, which '$BUILD/dozectl --help' has"
-done
-for c in $(only_in "$syn_cmds" "$help_cmds"); do
-	drift "dozectl(1) ($DOZECTL1) SYNOPSIS has the command $c, which '$BUILD/dozectl --help' does not have"
-done
+drift_each "$help_cmds" "$page_cmds" \
+	"dozectl(1) ($DOZECTL1) does not describe the command @ (COMMANDS), which '$BUILD/dozectl --help' has"
+drift_each "$page_cmds" "$help_cmds" \
+	"dozectl(1) ($DOZECTL1) describes the command @, which '$BUILD/dozectl --help' does not have"
+drift_each "$help_cmds" "$syn_cmds" \
+	"dozectl(1) ($DOZECTL1) SYNOPSIS lacks the command @, which '$BUILD/dozectl --help' has"
+drift_each "$syn_cmds" "$help_cmds" \
+	"dozectl(1) ($DOZECTL1) SYNOPSIS has the command @, which '$BUILD/dozectl --help' does not have"
 help_p=$(printf '%s\n' "$dozectl_help" | help_pairs)
 while read -r c o; do
 	[ -n "$o" ] || continue
@@ -230,9 +229,8 @@ done < <(only_in "$syn_pairs" "$help_p")
 # 5. Every option mentioned is one of the two programs'.
 known=$(printf '%s\n%s\n%s' "$dozed_opts" "$dozectl_opts" "$extra" | sort -u)
 for page in "$DOZED8" "$DOZECTL1" "$CONF5"; do
-	for o in $(only_in "$(page_mentioned "$page")" "$known"); do
-		drift "$page mentions $o, which neither '$BUILD/dozed --help' nor '$BUILD/dozectl --help' has"
-	done
+	drift_each "$(page_mentioned "$page")" "$known" \
+		"$page mentions @, which neither '$BUILD/dozed --help' nor '$BUILD/dozectl --help' has"
 done
 
 if [ $bad -ne 0 ]; then
