@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -80,6 +81,19 @@ static bool held_peek_counts(ssize_t n, size_t want)
 	return n > 0 && ((size_t)n >= want || (size_t)n == PEEK_MAX);
 }
 
+/*
+ * Did the client that sent bytes reset since (or close both ways)? Its bytes
+ * stay queued after a reset and MSG_PEEK still returns them, and epoll reports
+ * the reset once: what tells it is the socket's state. We never shut a held
+ * socket down, so POLLHUP is the peer's reset, POLLERR its pending error
+ * (ECONNRESET); a half-close (FIN after the request) is POLLRDHUP alone.
+ */
+static bool held_peer_gone(const struct held_conn *h)
+{
+	struct pollfd p = {.fd = h->fd, .events = POLLIN | POLLRDHUP};
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR));
+}
+
 /* h sent what its wake needs: relayed before the silent ones, never evicted,
  * watched only for its hang-up. Asks for no wake (the caller does). */
 static void held_mark_counted(struct held_conn *h)
@@ -119,6 +133,7 @@ void waking_request_if_counted(struct waking *w)
 static void on_held_event(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
+	(void)what; /* the socket's state tells more: a reset is EV_READ */
 	struct held_conn *h = arg;
 	struct waking *w = h->w;
 	struct activator *a = w->a;
@@ -127,7 +142,7 @@ static void on_held_event(evutil_socket_t fd, short what, void *arg)
 	ssize_t n = held_peek(h, want);
 	if (n == -EAGAIN || n == -EINTR)
 		return;
-	if (n <= 0) {
+	if (n <= 0 || held_peer_gone(h)) {
 		held_close(h);
 		if (!w->head && !w->wake_requested)
 			waking_free(w);
@@ -143,15 +158,11 @@ static void on_held_event(evutil_socket_t fd, short what, void *arg)
 			evtimer_add(h->watch, &tv);
 		return;
 	}
+	/* Counted, it stays watched: a half-close (EV_CLOSED) is held and
+	 * relayed, the relay passes its FIN on; edge-triggered, the watch runs
+	 * again only when its state changes, as on a reset after the FIN. */
 	if (!h->wake_counted)
 		held_mark_counted(h);
-	if ((what & EV_CLOSED) && h->watch) {
-		/* It sent its bytes and half-closed: EV_CLOSED (EPOLLRDHUP) stays
-		 * ready as long as it is held, and its bytes tell a FIN from a
-		 * reset no more. Watch it no longer: the relay passes its FIN on. */
-		event_free(h->watch);
-		h->watch = NULL;
-	}
 	waking_request_if_counted(w);
 }
 
@@ -164,7 +175,7 @@ static void on_held_event(evutil_socket_t fd, short what, void *arg)
  * (EPOLLHUP, EPOLLERR) into EV_READ | EV_WRITE, never EV_CLOSED, and epoll
  * would report it without end to an EV_CLOSED-only event (a busy loop, the
  * client never dropped); edge-triggered, new bytes or a reset run the watch
- * once each.
+ * once each; a reset after bytes is told by the socket's state (held_peer_gone).
  */
 static void held_watch_arm(struct held_conn *h)
 {
@@ -234,7 +245,7 @@ static bool waking_evict_silent(struct waking *w)
 			held_unlink(h);
 			return true;
 		}
-		if (n <= 0) {
+		if (n <= 0 || held_peer_gone(h)) {
 			held_close(h);
 			return true;
 		}

@@ -115,9 +115,10 @@ void waking_request(struct waking *w, const struct sockaddr_storage *client)
 
 static void record_wake_time(struct activator *a, uint64_t total_us)
 {
-	uint64_t ms = total_us / 1000;
+	/* In microseconds: truncated to ms, 5.9 ms would count as le 5 ms. */
 	size_t i = 0;
-	while (i + 1 < ACTIVATOR_WAKE_BUCKETS && ms > activator_wake_bucket_ms[i])
+	while (i + 1 < ACTIVATOR_WAKE_BUCKETS &&
+	       total_us > (uint64_t)activator_wake_bucket_ms[i] * 1000)
 		i++;
 	a->counters.wake_ms_hist[i]++;
 }
@@ -236,7 +237,8 @@ int activator_service_probe(struct activator *a, uint64_t service_id,
 	}
 	if (w && w->prober)
 		return 0;
-	if (!w && !probe_dst)
+	/* Its clients all gone, a wake has no destination of its own either. */
+	if ((!w || !w->head) && !probe_dst)
 		return log_error_errno(SYNTHETIC_ERRNO(ENOENT),
 				       "Cannot probe service %llu: no client is waiting "
 				       "and no address to probe was given",
