@@ -175,6 +175,23 @@ TEST(test_a_client_that_half_closes_after_its_request_stays_held_and_is_served)
 	close(half);
 }
 
+TEST(test_a_client_that_resets_after_its_half_close_is_dropped_while_held)
+{
+	struct fixture *f = fixture_new(10000, true);
+	f->start_on_wake = false;
+	int c = client_send("R7\n");
+	ASSERT_OK(shutdown(c, SHUT_WR));
+	struct want w = {.f = f, .held = 1};
+	evloop_run_until(f->base, held_is, &w, 5000, "the client to be held");
+	evloop_run_until(f->base, wake_requested, f, 5000, "the wake request");
+	uint64_t closed_before = counters(f).held_closed;
+	close_with_reset(c);
+	w.closed = closed_before + 1;
+	evloop_run_until(f->base, closed_is, &w, DROP_WAIT_MS, "the reset client to be dropped");
+	ASSERT_EQ_U(activator_service_held(f->act, SERVICE_ID), 0);
+	ASSERT_EQ_U(counters(f).held_now, 0);
+}
+
 /* --- the wake time histogram ------------------------------------------------------- */
 
 static uint64_t ready_total_us;
