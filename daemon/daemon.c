@@ -497,7 +497,7 @@ static int activator_open(struct dozed *d, const struct dozed_fds *fds)
 	return activator_new(d->base, &acfg, &dozed_activator_ops, d, &d->activator);
 }
 
-static int metrics_render(void *ud, struct metrics_text *out)
+static int metrics_render(void *ud, struct metrics_blob **out)
 {
 	return dozed_metrics_render(ud, out);
 }

@@ -193,22 +193,17 @@ static void cmd_events(struct dozed *d, uint64_t client, struct json_object *req
 /* The listener's text, for hosts without --metrics-listen. */
 static void cmd_metrics(struct dozed *d, uint64_t client)
 {
-	struct metrics_text m;
-	metrics_text_init(&m);
-	int r = dozed_metrics_render(d, &m);
-	if (r >= 0)
-		r = metrics_text_error(&m);
+	struct metrics_blob *b = NULL;
+	int r = dozed_metrics_render(d, &b);
 	if (r < 0) {
 		control_reply_error(d->control, client, "cannot render the metrics: %s",
 				    strerror(-r));
-		metrics_text_free(&m);
 		return;
 	}
 	struct json_object *reply = json_object_new_object();
 	json_object_object_add(reply, "ok", json_object_new_boolean(1));
-	json_object_object_add(reply, "metrics",
-			       json_object_new_string_len(m.buf ? m.buf : "", (int)m.len));
-	metrics_text_free(&m);
+	json_object_object_add(reply, "metrics", json_object_new_string_len(b->text, (int)b->len));
+	metrics_blob_unref(b);
 	control_reply(d->control, client, reply);
 }
 

@@ -69,7 +69,7 @@ struct dozed {
 	uint64_t metrics_flow_evictions;
 	/* daemon_metrics.c: the last exposition, reused by the scrapes of the
 	 * next METRICS_REUSE_US unless an event came; at 0 when there is none. */
-	struct metrics_text metrics_last;
+	struct metrics_blob *metrics_last;
 	uint64_t metrics_last_us;
 	uint64_t trim_seen, trim_done;
 	void (*ready_cb)(void *userdata);

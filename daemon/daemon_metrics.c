@@ -6,6 +6,7 @@
  */
 #include "daemon_metrics.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stddef.h>
 #include <string.h>
@@ -63,16 +64,20 @@ void dozed_metrics_note_map_stats(struct dozed *d, const struct flow_map_stats *
 
 /* Fresh readings before a scrape, as a status takes them: an awake
  * service's egress and waiting clients, and the flow bytes of one whose
- * container runs (a stopped one's cgroup is gone: its last reading stays). */
+ * container runs (a stopped one's cgroup is gone: its last reading stays).
+ * An awake one's activity read (the registry's egress_read) notes its flows
+ * already: one read of its counter, not two. */
 static void refresh(struct dozed *d)
 {
 	for (struct service *s = service_first(d->services); s; s = s->next) {
-		if (s->state == SERVICE_AWAKE)
+		if (s->state == SERVICE_AWAKE) {
 			service_refresh_activity(d->services, s);
+			continue;
+		}
 		struct svc_extra *x = svc_extra_of(s);
 		struct flow_totals t;
-		if ((s->state == SERVICE_AWAKE || s->state == SERVICE_FROZEN) && d->flows && x &&
-		    x->attachment && flow_counter_read(d->flows, x->attachment, &t) == 0)
+		if (s->state == SERVICE_FROZEN && d->flows && x && x->attachment &&
+		    flow_counter_read(d->flows, x->attachment, &t) == 0)
 			dozed_metrics_note_flows(d, s, &t);
 	}
 }
@@ -217,10 +222,10 @@ static void render_traffic(struct dozed *d, struct metrics_text *m)
  * A render reads every awake service's counters from the kernel (about 0.5
  * ms with two services): a storm of scrapes (a loop of curl, many
  * Prometheus servers) would keep the loop rendering while a wake waits
- * behind it. Scrapes within this time of a render get a copy of its text
- * instead; any event of a service (a state change, a wake's timings)
- * renders afresh, so only byte counts and times in state can lag, by this
- * much at most.
+ * behind it. Scrapes within this time of a render get its text instead (a
+ * reference to it, so that scrapers that read slowly share one copy); any event of a service (a
+ * state change, a wake's timings) renders afresh, so only byte counts and times in state can lag,
+ * by this much at most.
  */
 #define METRICS_REUSE_US (250 * 1000)
 
@@ -236,27 +241,30 @@ static void render_fresh(struct dozed *d, struct metrics_text *out)
 	dozed_metrics_render_daemon(d, out);
 }
 
-int dozed_metrics_render(struct dozed *d, struct metrics_text *out)
+int dozed_metrics_render(struct dozed *d, struct metrics_blob **out)
 {
 	uint64_t t = clock_monotonic_us();
-	if (d->metrics_last_us && t - d->metrics_last_us < METRICS_REUSE_US) {
-		metrics_text_append(out, d->metrics_last.buf, d->metrics_last.len);
-		return metrics_text_error(out);
+	if (d->metrics_last && d->metrics_last_us && t - d->metrics_last_us < METRICS_REUSE_US) {
+		*out = metrics_blob_ref(d->metrics_last);
+		return 0;
 	}
-	render_fresh(d, out);
-	int r = metrics_text_error(out);
-	metrics_text_free(&d->metrics_last);
-	d->metrics_last_us = 0;
-	if (r == 0) {
-		metrics_text_append(&d->metrics_last, out->buf, out->len);
-		if (metrics_text_error(&d->metrics_last) == 0)
-			d->metrics_last_us = t;
-	}
-	return r;
+	dozed_metrics_forget(d);
+	struct metrics_text m;
+	metrics_text_init(&m);
+	render_fresh(d, &m);
+	int r = metrics_text_error(&m);
+	struct metrics_blob *b = metrics_blob_take(&m);
+	if (!b)
+		return r < 0 ? r : -ENOMEM;
+	d->metrics_last = metrics_blob_ref(b);
+	d->metrics_last_us = t;
+	*out = b;
+	return 0;
 }
 
 void dozed_metrics_forget(struct dozed *d)
 {
-	metrics_text_free(&d->metrics_last);
+	metrics_blob_unref(d->metrics_last);
+	d->metrics_last = NULL;
 	d->metrics_last_us = 0;
 }

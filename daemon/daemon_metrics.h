@@ -22,13 +22,15 @@ struct dozed;
 struct flow_map_stats;
 struct flow_totals;
 struct json_object;
+struct metrics_blob;
 struct metrics_text;
 struct service;
 
-/* The whole exposition; 0 or -errno (-ENOMEM). A scrape soon after another
- * with no event between gets the same text. */
-int dozed_metrics_render(struct dozed *d, struct metrics_text *out);
-/* Frees the last exposition kept for reuse. */
+/* The whole exposition, a reference in *out (the caller drops it); 0 or
+ * -errno (-ENOMEM). A scrape soon after another with no event between gets
+ * the same text: the same blob. */
+int dozed_metrics_render(struct dozed *d, struct metrics_blob **out);
+/* Drops the last exposition kept for reuse. */
 void dozed_metrics_forget(struct dozed *d);
 
 /* The activator's and the daemon's own series (daemon_metrics_daemon.c). */

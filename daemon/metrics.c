@@ -65,9 +65,36 @@ static void put(struct metrics_text *m, const char *s, size_t n)
 	m->buf[m->len] = '\0';
 }
 
-void metrics_text_append(struct metrics_text *m, const char *text, size_t len)
+struct metrics_blob *metrics_blob_take(struct metrics_text *m)
 {
-	put(m, text, len);
+	struct metrics_blob *b = m->err ? NULL : malloc(sizeof(*b));
+	if (!b) {
+		metrics_text_free(m);
+		return NULL;
+	}
+	b->refs = 1;
+	b->len = m->len;
+	b->text = m->buf ? m->buf : strdup("");
+	if (!b->text) {
+		free(b);
+		return NULL;
+	}
+	*m = (struct metrics_text){0};
+	return b;
+}
+
+struct metrics_blob *metrics_blob_ref(struct metrics_blob *b)
+{
+	b->refs++;
+	return b;
+}
+
+void metrics_blob_unref(struct metrics_blob *b)
+{
+	if (!b || --b->refs > 0)
+		return;
+	free(b->text);
+	free(b);
 }
 
 static void put_str(struct metrics_text *m, const char *s)
@@ -155,70 +182,173 @@ static void put_series(struct metrics_text *m, const char *name, const struct me
 		return;
 	put_str(m, "{");
 	for (size_t i = 0; i < n; i++) {
-		putf(m, "%s%s=\"", i ? "," : "", labels[i].name);
+		if (i)
+			put(m, ",", 1);
+		put_str(m, labels[i].name);
+		put(m, "=\"", 2);
 		put_escaped(m, labels[i].value ? labels[i].value : "", true);
-		put_str(m, "\"");
+		put(m, "\"", 1);
 	}
-	if (extra_name)
-		putf(m, "%s%s=\"%s\"", n ? "," : "", extra_name, extra_value);
-	put_str(m, "}");
+	if (extra_name) {
+		if (n)
+			put(m, ",", 1);
+		put_str(m, extra_name);
+		put(m, "=\"", 2);
+		put_str(m, extra_value);
+		put(m, "\"", 1);
+	}
+	put(m, "}", 1);
 }
 
-/* A float as Go's ParseFloat reads it back exactly: the shortest %g that round-trips. */
-static void format_double(double v, char *buf, size_t len)
+/* v in decimal at the end of buf (at least 21 bytes); returns its first digit. */
+static char *format_u64(uint64_t v, char *end)
 {
-	if (isnan(v)) {
-		snprintf(buf, len, "NaN");
-		return;
+	char *p = end;
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return p;
+}
+
+/*
+ * A float as Go's ParseFloat reads it back exactly. Most of dozed's are
+ * microseconds in seconds (or whole numbers): when v is k / 1e6 for an
+ * integer k, k's digits with the point put in are exact, since the division
+ * and the parse both round the same quotient to nearest, and that needs no
+ * printf. Else the shortest %g that round-trips.
+ */
+static size_t format_double(double v, char *buf, size_t len)
+{
+	if (isnan(v))
+		return (size_t)snprintf(buf, len, "NaN");
+	if (isinf(v))
+		return (size_t)snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
+	double a = fabs(v);
+	if (a < 9e9 && len >= 32) {
+		uint64_t k = (uint64_t)(a * 1e6 + 0.5);
+		if ((double)k / 1e6 == a) {
+			char digits[24], *end = digits + sizeof(digits);
+			char *p = format_u64(k, end);
+			size_t n = (size_t)(end - p), o = 0;
+			if (signbit(v))
+				buf[o++] = '-';
+			if (n <= 6) {
+				buf[o++] = '0';
+				if (k) {
+					buf[o++] = '.';
+					for (size_t z = n; z < 6; z++)
+						buf[o++] = '0';
+				}
+			} else {
+				memcpy(buf + o, p, n - 6);
+				o += n - 6;
+				p += n - 6;
+				n = 6;
+				if (k % 1000000)
+					buf[o++] = '.';
+			}
+			/* The fraction's digits, without trailing zeros. */
+			while (n > 0 && p[n - 1] == '0')
+				n--;
+			memcpy(buf + o, p, n);
+			o += n;
+			buf[o] = '\0';
+			return o;
+		}
 	}
-	if (isinf(v)) {
-		snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
-		return;
-	}
-	for (int prec = 6; prec <= 17; prec++) {
-		snprintf(buf, len, "%.*g", prec, v);
+	int n = 0;
+	for (int prec = 15; prec <= 17; prec++) {
+		n = snprintf(buf, len, "%.*g", prec, v);
 		if (strtod(buf, NULL) == v)
-			return;
+			break;
 	}
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* " value\n" of a sample. */
+static void put_value_u64(struct metrics_text *m, uint64_t v)
+{
+	char digits[24], *end = digits + sizeof(digits);
+	*--end = '\n';
+	char *p = format_u64(v, end);
+	*--p = ' ';
+	put(m, p, (size_t)(digits + sizeof(digits) - p));
 }
 
 void metrics_sample_u64(struct metrics_text *m, const char *name,
 			const struct metrics_label *labels, size_t n, uint64_t value)
 {
 	put_series(m, name, labels, n, NULL, NULL);
-	putf(m, " %llu\n", (unsigned long long)value);
+	put_value_u64(m, value);
+}
+
+static void put_value_double(struct metrics_text *m, double value)
+{
+	char text[48];
+	text[0] = ' ';
+	size_t n = format_double(value, text + 1, sizeof(text) - 2);
+	text[1 + n] = '\n';
+	put(m, text, n + 2);
 }
 
 void metrics_sample_double(struct metrics_text *m, const char *name,
 			   const struct metrics_label *labels, size_t n, double value)
 {
-	char text[40];
-	format_double(value, text, sizeof(text));
 	put_series(m, name, labels, n, NULL, NULL);
-	putf(m, " %s\n", text);
+	put_value_double(m, value);
+}
+
+/*
+ * The le strings of the last bounds array seen: every service's histogram
+ * has the same bounds, and formatting them anew for each was most of a
+ * render's time. Kept by the values themselves, not the pointer, so that a
+ * caller's array that changed is never given stale strings.
+ */
+#define LE_CACHE_BOUNDS 32
+static __thread struct {
+	size_t n;
+	double bounds[LE_CACHE_BOUNDS];
+	char le[LE_CACHE_BOUNDS][40];
+} le_cache;
+
+static const char *le_of(const double *bounds, size_t n_bounds, size_t i, char *spare)
+{
+	if (n_bounds > LE_CACHE_BOUNDS) {
+		format_double(bounds[i], spare, 40);
+		return spare;
+	}
+	if (le_cache.n != n_bounds ||
+	    memcmp(le_cache.bounds, bounds, n_bounds * sizeof(*bounds)) != 0) {
+		for (size_t b = 0; b < n_bounds; b++)
+			format_double(bounds[b], le_cache.le[b], sizeof(le_cache.le[b]));
+		memcpy(le_cache.bounds, bounds, n_bounds * sizeof(*bounds));
+		le_cache.n = n_bounds;
+	}
+	return le_cache.le[i];
 }
 
 void metrics_histogram(struct metrics_text *m, const char *name, const struct metrics_label *labels,
 		       size_t n, const double *bounds, const uint64_t *counts, size_t n_bounds,
 		       double sum)
 {
-	char series[128], le[40];
+	char series[128], spare[40];
 	uint64_t total = 0;
 	snprintf(series, sizeof(series), "%s_bucket", name);
+	if (n_bounds > 0)
+		(void)le_of(bounds, n_bounds, 0, spare); /* checked once per histogram */
 	for (size_t i = 0; i <= n_bounds; i++) {
 		total += counts[i];
-		if (i < n_bounds)
-			format_double(bounds[i], le, sizeof(le));
-		else
-			snprintf(le, sizeof(le), "+Inf");
+		const char *le = i == n_bounds		       ? "+Inf"
+				 : n_bounds <= LE_CACHE_BOUNDS ? le_cache.le[i]
+							       : le_of(bounds, n_bounds, i, spare);
 		put_series(m, series, labels, n, "le", le);
-		putf(m, " %llu\n", (unsigned long long)total);
+		put_value_u64(m, total);
 	}
 	snprintf(series, sizeof(series), "%s_sum", name);
-	format_double(sum, le, sizeof(le));
 	put_series(m, series, labels, n, NULL, NULL);
-	putf(m, " %s\n", le);
+	put_value_double(m, sum);
 	snprintf(series, sizeof(series), "%s_count", name);
 	put_series(m, series, labels, n, NULL, NULL);
-	putf(m, " %llu\n", (unsigned long long)total);
+	put_value_u64(m, total);
 }

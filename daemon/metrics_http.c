@@ -166,30 +166,36 @@ static void reply_text(struct evhttp_request *req, int code, const char *reason,
 		evbuffer_free(body);
 }
 
-static void text_free_cb(const void *data, size_t len, void *arg)
+static void blob_unref_cb(const void *data, size_t len, void *arg)
 {
+	(void)data;
 	(void)len;
-	(void)arg;
-	free((void *)data);
+	metrics_blob_unref(arg);
 }
 
 static void serve_metrics(struct metrics_http *h, struct evhttp_request *req)
 {
-	struct metrics_text m;
-	metrics_text_init(&m);
-	int r = h->render(h->userdata, &m);
-	if (r >= 0)
-		r = metrics_text_error(&m);
-	bool head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
-	struct evbuffer *body = r >= 0 && !head ? evbuffer_new() : NULL;
-	/* The rendered text goes out as it is, freed once written: no copy. */
-	if (r >= 0 && !head &&
-	    (!body ||
-	     (m.len > 0 && evbuffer_add_reference(body, m.buf, m.len, text_free_cb, NULL) < 0)))
+	struct metrics_blob *b = NULL;
+	int r = h->render(h->userdata, &b);
+	if (r >= 0 && !b)
 		r = -ENOMEM;
-	size_t len = m.len;
-	if (r < 0 || head || len == 0)
-		metrics_text_free(&m);
+	bool head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD;
+	size_t len = r >= 0 ? b->len : 0;
+	struct evbuffer *body = r >= 0 && !head ? evbuffer_new() : NULL;
+	/* The text goes out by reference, the blob's reference with it (dropped
+	 * once written or the connection gone): any number of scrapes of one
+	 * render hold one copy of it. */
+	bool handed = false;
+	if (r >= 0 && !head && !body)
+		r = -ENOMEM;
+	else if (r >= 0 && !head && len > 0) {
+		if (evbuffer_add_reference(body, b->text, len, blob_unref_cb, b) < 0)
+			r = -ENOMEM;
+		else
+			handed = true;
+	}
+	if (!handed && r >= 0)
+		metrics_blob_unref(b);
 	if (r < 0) {
 		if (body)
 			evbuffer_free(body);

@@ -33,8 +33,24 @@ void metrics_text_init(struct metrics_text *m);
 void metrics_text_free(struct metrics_text *m);
 int metrics_text_error(const struct metrics_text *m);
 
-/* Text already in the format (a copy of an earlier exposition), as it is. */
-void metrics_text_append(struct metrics_text *m, const char *text, size_t len);
+/*
+ * A rendered exposition, immutable and shared by reference: every scrape
+ * that is answered with it, and the daemon's reuse of it, hold one
+ * reference each, so that many slow scrapers of one render cost one copy of
+ * its text. Single-threaded, like the loop it lives on.
+ */
+struct metrics_blob {
+	unsigned refs;
+	size_t len;
+	char *text; /* len bytes and a NUL; "" when len is 0 */
+};
+
+/* A blob of m's text, taking its buffer (no copy; m is left empty), with one
+ * reference; NULL when m holds an error or out of memory (m is freed). */
+struct metrics_blob *metrics_blob_take(struct metrics_text *m);
+struct metrics_blob *metrics_blob_ref(struct metrics_blob *b);
+/* Drops one reference; the last frees the blob. Accepts NULL. */
+void metrics_blob_unref(struct metrics_blob *b);
 
 /* "# HELP name help" and "# TYPE name type"; type is "counter", "gauge" or
  * "histogram". Once per family, before its samples. */

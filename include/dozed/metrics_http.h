@@ -4,9 +4,11 @@
 /*
  * The metrics listener: libevent's evhttp serving GET /metrics (and HEAD) in
  * the Prometheus text format on one TCP address. Anything else gets 404 or
- * 405. The text is rendered afresh for each scrape by the caller's function,
- * on the daemon's loop; a scraper that is slow or leaves mid-answer costs one
- * buffered answer until its connection times out, never a blocked loop.
+ * 405. Each scrape asks the caller's function for the text, on the daemon's
+ * loop, and is answered with a reference to it, not a copy: scrapers that
+ * are slow or leave mid-answer cost a reference each to the text they were
+ * given (one text for all of them when the caller shares one) until their
+ * connections time out, never a blocked loop.
  * Open connections are capped at accept (METRICS_HTTP_MAX_CONNS), silent
  * ones included: at the cap the listener stops accepting, so further
  * connections wait in the kernel's backlog (or are refused when it is full)
@@ -29,11 +31,13 @@
 #define METRICS_LISTEN_TEXT_MAX 64
 
 struct event_base;
-struct metrics_text;
+struct metrics_blob;
 struct metrics_http;
 
-/* Writes the whole exposition into out (see metrics.h); 0 or -errno. */
-typedef int (*metrics_render_fn)(void *userdata, struct metrics_text *out);
+/* The whole exposition (see metrics.h) in *out: a reference, which the
+ * listener drops once the answer is written or its connection gone; 0 or
+ * -errno (then *out is not set). */
+typedef int (*metrics_render_fn)(void *userdata, struct metrics_blob **out);
 
 /*
  * Listens on addr (an IPv4 or IPv6 address and port, as metrics_listen_parse

@@ -37,23 +37,40 @@ struct fixture {
 	atomic_uint ticks;
 	size_t body_bytes; /* what render writes, about */
 	atomic_uint renders;
+	bool share;		     /* render once, keep it in shared */
+	struct metrics_blob *shared; /* the fixture's reference */
 	/* Seen by the timer, for the clients' threads: ticks while a storm is
 	 * in flight. */
 	atomic_bool storm_pending;
 	atomic_uint storm_ticks;
 };
 
-static inline int render(void *ud, struct metrics_text *out)
+/* A text of about body_bytes, rendered afresh for each scrape; when share is
+ * set, rendered once and kept (as the daemon keeps its last render), each
+ * scrape getting a reference to that one. */
+static inline int render(void *ud, struct metrics_blob **out)
 {
 	struct fixture *f = ud;
-	atomic_fetch_add(&f->renders, 1);
-	metrics_family(out, "test_lines", "gauge", "Lines of a test body.");
-	for (uint64_t i = 0; out->len < f->body_bytes; i++) {
-		struct metrics_label l[] = {{"line", "padding padding padding padding padding"}};
-		metrics_sample_u64(out, "test_lines", l, 1, i);
+	if (f->shared) {
+		*out = metrics_blob_ref(f->shared);
+		return 0;
 	}
-	metrics_family(out, "test_end", "gauge", "The last line.");
-	metrics_sample_u64(out, "test_end", NULL, 0, 1);
+	atomic_fetch_add(&f->renders, 1);
+	struct metrics_text m;
+	metrics_text_init(&m);
+	metrics_family(&m, "test_lines", "gauge", "Lines of a test body.");
+	for (uint64_t i = 0; m.len < f->body_bytes && !m.err; i++) {
+		struct metrics_label l[] = {{"line", "padding padding padding padding padding"}};
+		metrics_sample_u64(&m, "test_lines", l, 1, i);
+	}
+	metrics_family(&m, "test_end", "gauge", "The last line.");
+	metrics_sample_u64(&m, "test_end", NULL, 0, 1);
+	struct metrics_blob *b = metrics_blob_take(&m);
+	if (!b)
+		return -ENOMEM;
+	if (f->share)
+		f->shared = metrics_blob_ref(b);
+	*out = b;
 	return 0;
 }
 
@@ -71,6 +88,7 @@ static inline void fixture_free(void *arg)
 {
 	struct fixture *f = arg;
 	metrics_http_free(f->h);
+	metrics_blob_unref(f->shared);
 	if (f->tick)
 		event_free(f->tick);
 	event_base_free(f->base);

@@ -128,6 +128,68 @@ TEST(test_doubles_read_back_exactly_and_special_values)
 	ASSERT_STREQ(done(m), "a 0.1\nb 1e+21\nc 0.3333333333333333\nd +Inf\ne -Inf\nf NaN\n");
 }
 
+/* Seconds from microseconds are written from their digits, without printf:
+ * still the plain spelling, and still read back exactly. */
+TEST(test_microsecond_seconds_are_plain_and_exact)
+{
+	struct metrics_text *m = text_new();
+	metrics_sample_double(m, "a", NULL, 0, 0.005);
+	metrics_sample_double(m, "b", NULL, 0, 2.5);
+	metrics_sample_double(m, "c", NULL, 0, 10);
+	metrics_sample_double(m, "d", NULL, 0, (double)123456789 / 1e6);
+	metrics_sample_double(m, "e", NULL, 0, -0.000001);
+	metrics_sample_double(m, "f", NULL, 0, 0);
+	metrics_sample_double(m, "g", NULL, 0, 0.1 + 0.2);
+	metrics_sample_double(m, "h", NULL, 0, 1e-7);
+	ASSERT_STREQ(done(m), "a 0.005\nb 2.5\nc 10\nd 123.456789\ne -0.000001\nf 0\n"
+			      "g 0.30000000000000004\nh 1e-07\n");
+	/* Many: microsecond values and arbitrary bits, each read back. */
+	struct metrics_text *n = text_new();
+	uint64_t x = 88172645463325252ull;
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		double v;
+		if (i % 2)
+			v = (double)(x % 100000000000000ull) / 1e6;
+		else
+			memcpy(&v, &x, sizeof(v));
+		if (v != v || v - v != 0)
+			continue;
+		size_t at = n->len;
+		metrics_sample_double(n, "v", NULL, 0, v);
+		ASSERT_OK(metrics_text_error(n));
+		double back = strtod(n->buf + at + 2, NULL);
+		if (back != v)
+			FAIL("%.17g written as %.*s", v, (int)(n->len - at - 3), n->buf + at + 2);
+	}
+}
+
+TEST(test_a_blob_takes_the_text_and_lives_until_its_last_reference)
+{
+	struct metrics_text m;
+	metrics_text_init(&m);
+	metrics_sample_u64(&m, "x", NULL, 0, 18446744073709551615ull);
+	char *buf = m.buf;
+	struct metrics_blob *b = metrics_blob_take(&m);
+	ASSERT_TRUE(b != NULL);
+	ASSERT_TRUE(b->text == buf && m.buf == NULL && m.len == 0);
+	ASSERT_STREQ(b->text, "x 18446744073709551615\n");
+	ASSERT_EQ_U(b->len, strlen(b->text));
+	ASSERT_TRUE(metrics_blob_ref(b) == b);
+	ASSERT_EQ_U(b->refs, 2);
+	metrics_blob_unref(b);
+	ASSERT_EQ_U(b->refs, 1);
+	metrics_blob_unref(b);
+	metrics_blob_unref(NULL);
+	struct metrics_text empty;
+	metrics_text_init(&empty);
+	b = metrics_blob_take(&empty);
+	ASSERT_TRUE(b != NULL && b->len == 0 && b->text[0] == '\0');
+	metrics_blob_unref(b);
+}
+
 TEST(test_a_long_text_grows_and_stays_terminated)
 {
 	struct metrics_text *m = text_new();
