@@ -55,11 +55,16 @@ _dozectl_services() {
 		out=$("${run[@]}" list --json 2>/dev/null) || return 0
 	fi
 	# Container names are [a-zA-Z0-9][a-zA-Z0-9_.-]*: no quote or escape to
-	# unpick, and "name" is a key of each service only.
-	local re='"name": *"([^"\\]*)"'
+	# unpick, and "name" is a key of each service only. Anything else is not
+	# offered: the answer comes from whatever listens on the socket, and a
+	# name is never a word the shell would expand.
+	local re='"name": *"([^"\\]*)"' safe='^[a-zA-Z0-9][a-zA-Z0-9_.-]*$'
+	local whole name
 	while [[ $out =~ $re ]]; do
-		printf '%s\n' "${BASH_REMATCH[1]}"
-		out=${out#*"${BASH_REMATCH[0]}"}
+		# Kept first: the next =~ sets BASH_REMATCH again.
+		whole=${BASH_REMATCH[0]} name=${BASH_REMATCH[1]}
+		out=${out#*"$whole"}
+		[[ $name =~ $safe ]] && printf '%s\n' "$name"
 	done
 }
 
@@ -165,7 +170,11 @@ _dozectl() {
 	if [ "$what" = service ] && ((n_positional == 0)); then
 		local dozectl=${words[0]}
 		[[ $dozectl == \~/* ]] && dozectl=$HOME/${dozectl#"~/"}
-		mapfile -t COMPREPLY < <(compgen -W "$(_dozectl_services "$dozectl" "$control")" -- "$cur")
+		# Matched here, not by compgen -W, which would expand each name.
+		local name
+		while IFS= read -r name; do
+			[[ $name == "$cur"* ]] && COMPREPLY+=("$name")
+		done < <(_dozectl_services "$dozectl" "$control")
 		return 0
 	fi
 	# A container's name is the runtime's to know, not dozed's: nothing offered.
