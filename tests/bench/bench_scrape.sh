@@ -63,8 +63,8 @@ start_dozed() {
 for rt in $RUNTIMES; do
 	name=bench-scrape-$rt
 	"$ENV" create "$RTDIR" "$rt" "$name" "$PORT" >/dev/null
-	start_dozed
-	ctl enable "$name" --idle 1h >/dev/null
+	start_dozed || exit 1
+	ctl enable "$name" --idle 1h >/dev/null || { echo "bench_scrape: cannot enable $name on $rt" >&2; exit 1; }
 	nsenter --net="$RTDIR/ns/$rt.net" -- "$BUILD/tests/bench/bench_scrape" "$name" "$PORT" \
 		"$WORK/$rt.ctl" "$METRICS_PORT" "$RUNS" "$CONNS" "$rt"
 	stop_dozed

@@ -55,7 +55,8 @@ scrape_configs:
       - targets: ["127.0.0.1:$1"]
 EOF
 	# nsenter execs prometheus: LAST_BG is the server itself.
-	lib_bg_to "$dir/prometheus.log" nsenter --net="$(netns)" -- "$PROMETHEUS" \
+	# Its log is on stderr: kept beside its stdout.
+	lib_bg_to "$dir/prometheus.log" env PROM_LOG="$dir/prometheus.log" bash -c 'exec "$@" 2>>"$PROM_LOG"' prom nsenter --net="$(netns)" -- "$PROMETHEUS" \
 		--config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
 		--web.listen-address="127.0.0.1:$2" --log.level=warn
 	PROM_PID=$LAST_BG
