@@ -59,6 +59,20 @@ void pending_op_free(struct pending_op *op)
 	free(op);
 }
 
+size_t pending_ops_cancel(struct dozed *d, enum pending_kind kind, uint64_t service_id)
+{
+	size_t n = 0;
+	struct pending_op *op, *next;
+	LIST_FOREACH_SAFE (ops, op, next, d->ops) {
+		if (op->kind != kind || op->service_id != service_id)
+			continue;
+		runtime_cancel(d->runtime, op);
+		pending_op_free(op);
+		n++;
+	}
+	return n;
+}
+
 /* --- effects of the state machine ------------------------------------------------ */
 
 static int ops_redirect_add(void *ud, struct service *s)

@@ -175,6 +175,9 @@ struct pending_op {
 
 struct pending_op *pending_op_new(struct dozed *d, enum pending_kind kind, uint64_t service_id);
 void pending_op_free(struct pending_op *op);
+/* Cancels service_id's calls of kind still out: no callback comes for them.
+ * Returns how many. */
+size_t pending_ops_cancel(struct dozed *d, enum pending_kind kind, uint64_t service_id);
 /* Frees a completed op; the service it was for, or NULL when that is gone. */
 struct service *pending_op_finish(struct pending_op *op);
 /* The same for a runtime callback's userdata (an op), with the daemon in *d. */
@@ -240,7 +243,7 @@ void dozed_remove_stale_ports(struct dozed *d);
 
 /* daemon_probe.c: the service runs; probe it (inspect first, for its namespace) */
 void dozed_probe_start(struct dozed *d, struct service *s);
-/* Ends the probe under way (a health command's too); held clients stay held. */
+/* Ends the probe under way (its inspect and a health command too); held clients stay held. */
 void dozed_probe_cancel(struct dozed *d, struct service *s);
 /* The container of a WAKING service may have died: inspect it, and if it
  * did, fail the wake at once with its exit code and last log lines. */

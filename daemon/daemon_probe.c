@@ -210,6 +210,12 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 void dozed_probe_cancel(struct dozed *d, struct service *s)
 {
 	struct svc_extra *x = svc_extra_of(s);
+	/* Its inspect too: answered later, it would start a probe for the next
+	 * phase. A stop's, answered once the stop is over, would probe the
+	 * published port before the restart's start returns, where
+	 * docker-proxy accepts before the container listens. */
+	pending_ops_cancel(d, PENDING_PROBE, s->id);
+	evtimer_del(x->probe_retry);
 	health_check_free(x->health);
 	x->health = NULL;
 	activator_service_probe_cancel(d->activator, s->id);

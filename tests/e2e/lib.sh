@@ -113,22 +113,29 @@ env_up() {
 	fi
 }
 
-# The C client for thousands of connections, built from its one source.
-flood_build() {
-	[ -x "$FLOOD" ] && return 0
-	cc -std=gnu11 -Wall -Wextra -Werror -O2 -o "$FLOOD" tests/stress/flood.c 2>"$WORK/flood.log" || {
-		echo "FAIL $SUITE: cannot build tests/stress/flood.c: $(head -n 3 "$WORK/flood.log")"
+# tool_build SRC: a test's C tool, built from its one source into
+# $WORK/NAME (NAME: SRC without .c), once.
+tool_build() {
+	local out
+	out=$WORK/$(basename "$1" .c)
+	[ -x "$out" ] && return 0
+	cc -std=gnu11 -Wall -Wextra -Werror -O2 -o "$out" "$1" 2>"$out.log" || {
+		echo "FAIL $SUITE: cannot build $1: $(head -n 3 "$out.log")"
 		exit 1
 	}
 }
 
+# The C client for thousands of connections.
+flood_build() { tool_build tests/stress/flood.c; }
+
 # start_dozed [OPTION...]: DOZED_ARGS and these; waits for its control socket.
+# RUNTIME_SOCK: the API socket it talks to (the runtime's own by default).
 start_dozed() {
 	mkdir -p "$WORK/$RT"
 	# nsenter execs dozed: $! is dozed itself, to be signalled by that PID.
 	(
 		ulimit -n "${DOZED_NOFILE:-20000}" 2>/dev/null
-		exec nsenter --net="$(netns)" -- "$DOZED" --runtime-socket "$RTDIR/$RT.sock" \
+		exec nsenter --net="$(netns)" -- "$DOZED" --runtime-socket "${RUNTIME_SOCK:-$RTDIR/$RT.sock}" \
 			--control "$WORK/$RT/control.sock" --state-dir "$WORK/$RT/state" \
 			--nft-table "$TABLE" --activator-port "$ACT_PORT" --log-level debug \
 			"${DOZED_ARGS[@]}" "$@"

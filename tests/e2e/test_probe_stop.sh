@@ -13,7 +13,7 @@ SUITE=probe-stop TABLE=dozedpstop ACT_PORT=15471
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-IGN_PORT=18471 QUIT_PORT=18472 SIG_PORT=18473 DRAIN_PORT=18474 WAKE_PORT=18475
+IGN_PORT=18471 QUIT_PORT=18472 SIG_PORT=18473 DRAIN_PORT=18474 WAKE_PORT=18475 LATE_PORT=18476
 # The containers' grace period (StopTimeout): far from the bounds asserted.
 GRACE_S=10
 # A request during the stop is answered well before the grace period.
@@ -176,6 +176,56 @@ test_sleep_uses_the_containers_own_stop_signal() {
 	page_ok "$SIG_PORT" || fail "no page after the wake"
 }
 
+counted_bytes() { # service: what its flow counter counted this run, or nothing
+	ctl status "$1" --json 2>/dev/null | jq -r '[.. | objects | .counted_bytes? // empty] | first // empty'
+}
+counted_above() { local b; b=$(counted_bytes "$1"); [ -n "$b" ] && [ "$b" -gt "$2" ]; }
+
+# A loaded Docker answers an inspect that waits for the container's lock only
+# once the exit is handled, just after the wait: the probe asked for a client
+# that came during the stop is answered "not running" after the stop is over,
+# before the restart's start returns. That answer must probe nothing: the
+# published port's docker-proxy accepts as soon as the start sets it up,
+# before the container listens, and a relay there is reset. The wake is the
+# restart's alone: ready after the start, its flow counter on the new cgroup.
+# tests/e2e/api_reorder.c, between dozed and the runtime, makes that order.
+test_a_probe_answered_after_the_stop_leaves_the_wake_to_the_restart() {
+	local name=late-$RT dir=$WORK/$RT/reorder sock=$WORK/$RT/api.sock wakes ms ready before
+	mkdir -p "$dir" && rm -f "$dir"/*
+	tool_build tests/e2e/api_reorder.c
+	lib_bg "$WORK/api_reorder" "$sock" "$RTDIR/$RT.sock" "$dir"
+	wait_for 2000 "api_reorder on $sock" test -S "$sock" || return
+	stop_dozed
+	RUNTIME_SOCK=$sock start_dozed || return
+	container_run "$name" dozed-test/busybox:latest "$LATE_PORT" 80 --stop-timeout "$GRACE_S" || return
+	ctl enable "$name" --idle 1h >/dev/null || { fail "dozectl enable $name failed"; return; }
+	wait_for 5000 "$name awake" state_is "$name" awake || return
+	page_ok "$LATE_PORT" || { fail "no page before the stop"; return; }
+	wakes=$(event_count ready "$name")
+
+	touch "$dir/armed"
+	ctl sleep "$name" >/dev/null 2>&1
+	wait_for 5000 "the stop's kill through api_reorder" test -e "$dir/killed" || return
+	ms=$(page_ms "$LATE_PORT") || fail "no page for the request during the stop ($ms ms)"
+	echo "   answered in $ms ms"
+	wait_for 10000 "api_reorder's end of the stop" test -e "$dir/reordered" || return
+	echo "   api_reorder: $(cat "$dir/reordered")"
+	grep -q 'inspects held [1-9]' "$dir/reordered" ||
+		fail "no inspect came during the stop: the order under test did not happen"
+	wait_for 5000 "ready event of the restart" events_at_least ready "$name" $((wakes + 1)) || return
+	ready=$(last_event ready "$name")
+	echo "   $(jq -c '{start_ms, probe_ms, total_ms}' <<<"$ready")"
+	[ "$(jq -r '.start_ms // 0' <<<"$ready")" -gt 0 ] ||
+		fail "ready before the restart's start returned: $(jq -c . <<<"$ready")"
+	before=$(counted_bytes "$name")
+	page_ok "$LATE_PORT" || fail "no page after the wake"
+	wait_for 3000 "the restart's traffic counted" counted_above "$name" "${before:-0}" ||
+		fail "no flow counter on the restarted container (counted ${before:-nothing}, then $(counted_bytes "$name"))"
+	stop_dozed
+	lib_end "$LAST_BG"
+	start_dozed
+}
+
 ONLY=("$@")
 env_up
 for RT in podman docker; do
@@ -184,7 +234,8 @@ for RT in podman docker; do
 		test_request_during_the_stop_of_an_exiting_container_is_served_by_its_restart \
 		test_request_while_a_container_drains_after_sigterm_is_served_by_its_restart \
 		test_wake_command_during_the_stop_cancels_it \
-		test_sleep_uses_the_containers_own_stop_signal; do
+		test_sleep_uses_the_containers_own_stop_signal \
+		test_a_probe_answered_after_the_stop_leaves_the_wake_to_the_restart; do
 		run_test "${RT}_" "$t"
 	done
 	stop_dozed
