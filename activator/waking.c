@@ -121,6 +121,7 @@ static void record_wake_time(struct activator *a, uint64_t total_us)
 	       total_us > (uint64_t)activator_wake_bucket_ms[i] * 1000)
 		i++;
 	a->counters.wake_ms_hist[i]++;
+	a->counters.wake_us_sum += total_us;
 }
 
 /* The probe ended, held clients stay held: the hold timeout runs for them

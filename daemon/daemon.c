@@ -406,6 +406,7 @@ static void act_wake_requested(void *ud, uint64_t id, const struct sockaddr_stor
 
 static void act_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t total_us)
 {
+	(void)total_us; /* the activator's histogram counts it */
 	struct dozed *d = ud;
 	struct service *s = service_find_by_id(d->services, id);
 	struct svc_extra *x = s ? svc_extra_of(s) : NULL;
@@ -414,7 +415,7 @@ static void act_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t total_u
 		probe_us = clock_monotonic_us() - x->health_started_us;
 		x->health_started_us = 0;
 	}
-	service_on_ready(d->services, id, probe_us, total_us);
+	service_on_ready(d->services, id, probe_us);
 }
 
 static void act_wake_failed(void *ud, uint64_t id, int reason, const char *last_answer)

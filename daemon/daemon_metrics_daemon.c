@@ -26,14 +26,13 @@ static void labelled(struct metrics_text *m, const char *name, const char *label
 	metrics_sample_u64(m, name, &l, 1, v);
 }
 
-static void render_activator_wakes(struct dozed *d, struct metrics_text *m,
-				   const struct activator_counters *c)
+static void render_activator_wakes(struct metrics_text *m, const struct activator_counters *c)
 {
 	/* Its own bounds, in ms; the last is open (+Inf). */
 	double bounds[ACTIVATOR_WAKE_BUCKETS - 1];
 	for (size_t i = 0; i + 1 < ACTIVATOR_WAKE_BUCKETS; i++)
 		bounds[i] = activator_wake_bucket_ms[i] / 1e3;
-	double sum = d->services ? (double)service_registry_ready_us_sum(d->services) / 1e6 : 0;
+	double sum = (double)c->wake_us_sum / 1e6;
 	metrics_family(m, "dozed_activator_wake_seconds", "histogram",
 		       "Wakes with clients held: the first held client's connect to the probe "
 		       "finding the service ready.");
@@ -80,7 +79,7 @@ static void render_activator(struct dozed *d, struct metrics_text *m)
 	labelled(m, n, "why", "client_left", c.held_closed);
 	labelled(m, n, "why", "silent", c.held_silent_closed);
 	labelled(m, n, "why", "evicted", c.held_evicted);
-	render_activator_wakes(d, m, &c);
+	render_activator_wakes(m, &c);
 }
 
 static void render_runtime(struct dozed *d, struct metrics_text *m)

@@ -521,11 +521,8 @@ static void cancel_sleep(struct service_registry *r, struct service *s, uint64_t
 		service_disable_now(r, s);
 }
 
-void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us, uint64_t total_us)
+void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us)
 {
-	/* total_us is measured from the first client, ours from the wake: it
-	 * is the activator's wake histogram's, summed here for its sum. */
-	r->ready_us_sum += total_us;
 	struct service *s = service_find_by_id(r, id);
 	if (s && s->state == SERVICE_SLEEPING && s->stop_probing) {
 		cancel_sleep(r, s, probe_us);

@@ -13,7 +13,6 @@ struct service_registry {
 	struct service *head;
 	size_t n;
 	uint64_t next_id;
-	uint64_t ready_us_sum; /* service_registry_ready_us_sum */
 	char error[320];       /* why the last add or reconcile was refused; "" if not */
 };
 

@@ -238,11 +238,6 @@ uint64_t service_state_time_us(const struct service *s, enum service_state state
 	return t;
 }
 
-uint64_t service_registry_ready_us_sum(const struct service_registry *r)
-{
-	return r->ready_us_sum;
-}
-
 size_t service_held(struct service_registry *r, struct service *s)
 {
 	return r->ops.activator_held(r->ud, s);

@@ -182,6 +182,7 @@ struct activator_counters {
 	uint64_t relay_connect_retries; /* backend connects started again, unanswered */
 	uint64_t relay_reset;
 	uint64_t wake_ms_hist[ACTIVATOR_WAKE_BUCKETS];
+	uint64_t wake_us_sum; /* the wakes the histogram counts, summed */
 };
 
 /* Listens on cfg->port on 0.0.0.0 and [::]. */

@@ -304,8 +304,7 @@ void service_on_wake_requested(struct service_registry *r, uint64_t id,
 			       const struct sockaddr_storage *client);
 /* The probe succeeded: WAKING -> AWAKE; SLEEPING with a client held -> the
  * stop is cancelled (if still possible) and it is AWAKE. */
-void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us,
-		      uint64_t total_us);
+void service_on_ready(struct service_registry *r, uint64_t id, uint64_t probe_us);
 /* last_answer: what the probe last saw ("postgres: the database system is
  * starting up"), "" or NULL when nothing: it goes into the reason. */
 void service_on_wake_failed(struct service_registry *r, uint64_t id, int reason,
@@ -344,9 +343,6 @@ size_t service_host_ports(const struct service *s, uint16_t *ports);
 uint64_t service_registry_now_us(struct service_registry *r);
 /* Time s spent in state up to now_us, the stretch under way included. */
 uint64_t service_state_time_us(const struct service *s, enum service_state state, uint64_t now_us);
-/* The sum of service_on_ready's total_us (a held client's connect to
- * ready) over every call, for the activator's wake histogram's sum. */
-uint64_t service_registry_ready_us_sum(const struct service_registry *r);
 /* Reads the egress counter and the waiting relayed clients into s. */
 void service_refresh_activity(struct service_registry *r, struct service *s);
 size_t service_held(struct service_registry *r, struct service *s);

@@ -253,7 +253,8 @@ static void fleet_wake_requested(void *ud, uint64_t id, const struct sockaddr_st
 
 static void fleet_ready(void *ud, uint64_t id, uint64_t probe_us, uint64_t total_us)
 {
-	service_on_ready(((struct fleet *)ud)->reg, id, probe_us, total_us);
+	(void)total_us;
+	service_on_ready(((struct fleet *)ud)->reg, id, probe_us);
 }
 
 static void fleet_wake_failed(void *ud, uint64_t id, int reason, const char *last_answer)

@@ -279,7 +279,7 @@ TEST(test_a_wake_is_counted_in_the_bucket_of_its_microseconds)
 	/* Its backlog answers the probe; the relays' connections wait there. */
 	int lfd = tcp_listen("127.0.0.1", SERVICE_PORT);
 	ASSERT_TRUE(lfd >= 0);
-	uint64_t hist[ACTIVATOR_WAKE_BUCKETS] = {0};
+	uint64_t hist[ACTIVATOR_WAKE_BUCKETS] = {0}, sum_us = 0;
 	int64_t wait_us = AIM_US;
 	int past_bound = 0; /* wakes in (5 ms, 6 ms]: those truncation miscounted */
 	for (int round = 0; round < HIST_WAKES; round++) {
@@ -294,11 +294,14 @@ TEST(test_a_wake_is_counted_in_the_bucket_of_its_microseconds)
 		evloop_run_until(f->base, ready_once_more, f, 20000, "the service ready");
 		ASSERT_EQ_U(f->failed, 0);
 		hist[bucket_of(ready_total_us)]++;
+		sum_us += ready_total_us;
 		if (ready_total_us > 5000 && ready_total_us <= 6000)
 			past_bound++;
 		struct activator_counters k = counters(f);
 		for (size_t i = 0; i < ACTIVATOR_WAKE_BUCKETS; i++)
 			ASSERT_EQ_U(k.wake_ms_hist[i], hist[i]);
+		/* The histogram's sum: the same wakes' microseconds. */
+		ASSERT_EQ_U(k.wake_us_sum, sum_us);
 		wait_us += AIM_US - (int64_t)ready_total_us;
 		if (wait_us > 4 * AIM_US)
 			wait_us = 4 * AIM_US;

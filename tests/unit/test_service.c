@@ -117,7 +117,7 @@ TEST(test_connection_wakes_probes_and_ready_removes_the_redirect)
 	F.now += 300000;
 	service_on_start_done(F.reg, s->id, 0, NULL);
 	F.now += 50000;
-	service_on_ready(F.reg, s->id, 50000, 350000);
+	service_on_ready(F.reg, s->id, 50000);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 	ASSERT_STREQ(F.log, "event wake web;start web;probe web;redirect- web;event ready web;");
 	ASSERT_EQ_U(fact("start_ms"), 300);
@@ -231,7 +231,7 @@ TEST(test_failed_stop_with_held_clients_relays_them)
 	service_on_stop_done(F.reg, s->id, -EIO, "runtime timed out");
 	ASSERT_EQ_U(s->state, SERVICE_WAKING);
 	ASSERT_STREQ(F.log, "probe-cancel web;probe web;");
-	service_on_ready(F.reg, s->id, 1000, 1000);
+	service_on_ready(F.reg, s->id, 1000);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 }
 
@@ -254,7 +254,7 @@ TEST(test_disabling_a_sleeping_service_wakes_it_then_lets_it_go)
 	service_disable(F.reg, s); /* asked twice: still one wake */
 	ASSERT_STREQ(F.log, "event wake web;start web;");
 	service_on_start_done(F.reg, id, 0, NULL);
-	service_on_ready(F.reg, id, 1000, 2000);
+	service_on_ready(F.reg, id, 1000);
 	ASSERT_STREQ(F.log, "event wake web;start web;probe web;redirect- web;event ready web;"
 			    "event disabled web;forget web;");
 	ASSERT_EQ_U(service_count(F.reg), 0);
@@ -281,7 +281,7 @@ TEST(test_removed_container_resets_held_clients_and_is_dropped)
 	ASSERT_STREQ(F.log, "redirect- web;reset-held web;event removed web;forget web;");
 	/* A late completion for it is ignored. */
 	service_on_start_done(F.reg, id, 0, NULL);
-	service_on_ready(F.reg, id, 1, 1);
+	service_on_ready(F.reg, id, 1);
 	ASSERT_EQ_U(service_count(F.reg), 0);
 }
 
@@ -363,7 +363,7 @@ TEST(test_every_state_change_is_reported_through_the_ops)
 	service_on_stop_done(F.reg, s->id, 0, NULL);
 	connect_client(s);
 	service_on_start_done(F.reg, s->id, 0, NULL);
-	service_on_ready(F.reg, s->id, 1000, 2000);
+	service_on_ready(F.reg, s->id, 1000);
 	ASSERT_STREQ(F.transitions,
 		     "awake->sleeping;sleeping->asleep;asleep->waking;waking->awake;");
 }
@@ -380,7 +380,7 @@ TEST(test_sleep_and_wake_commands_follow_the_state)
 	service_on_stop_done(F.reg, s->id, 0, NULL);
 	ASSERT_EQ_U(s->state, SERVICE_WAKING);
 	service_on_start_done(F.reg, s->id, 0, NULL);
-	service_on_ready(F.reg, s->id, 1000, 2000);
+	service_on_ready(F.reg, s->id, 1000);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 	ASSERT_OK(service_sleep_now(F.reg, s, "command"));
 	service_on_stop_done(F.reg, s->id, 0, NULL);

@@ -132,7 +132,7 @@ TEST(test_a_kept_service_can_be_kept_again_after_it_woke)
 	service_on_stop_done(F.reg, s->id, 0, NULL);
 	ASSERT_OK(service_wake_now(F.reg, s, "command"));
 	service_on_start_done(F.reg, s->id, 0, NULL);
-	service_on_ready(F.reg, s->id, 1000, 2000);
+	service_on_ready(F.reg, s->id, 1000);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 	F.kept = SERVICE_KEPT_CONNECTION;
 	clear_log();

@@ -30,7 +30,7 @@ TEST(test_time_in_each_state_adds_up_through_a_sleep_and_a_wake)
 	F.now = 151 * SEC;
 	service_on_start_done(F.reg, s->id, 0, NULL);
 	F.now = 152 * SEC;
-	service_on_ready(F.reg, s->id, SEC, 2 * SEC);
+	service_on_ready(F.reg, s->id, SEC);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 	F.now = 160 * SEC;
 	/* The awake stretch under way counts up to the reading. */
@@ -102,14 +102,4 @@ TEST(test_egress_total_survives_a_new_cgroup)
 	service_note_egress(s, 100, 1, 0);
 	ASSERT_EQ_U(s->egress_bytes_total, 1900);
 	ASSERT_EQ_U(s->egress_bytes, 100);
-}
-
-TEST(test_ready_times_are_summed_even_for_a_service_gone)
-{
-	struct service *s = setup(false);
-	connect_client(s);
-	service_on_start_done(F.reg, s->id, 0, NULL);
-	service_on_ready(F.reg, s->id, 1000, 250000);
-	service_on_ready(F.reg, 999, 1000, 50000);
-	ASSERT_EQ_U(service_registry_ready_us_sum(F.reg), 300000);
 }

@@ -33,7 +33,7 @@ TEST(test_a_container_that_still_serves_has_its_stop_cancelled)
 	struct service *s = stopping_with_a_client();
 	clear_log();
 	F.now += 3000;
-	service_on_ready(F.reg, s->id, 3000, 3000);
+	service_on_ready(F.reg, s->id, 3000);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 	ASSERT_STREQ(F.log, "stop-cancel web;redirect- web;event sleep_cancelled web;");
 	ASSERT_CONTAINS(fact_str("reason"), "still served");
@@ -56,7 +56,7 @@ TEST(test_a_stop_past_its_kill_is_not_cancelled_and_wakes_once_done)
 	struct service *s = stopping_with_a_client();
 	F.stop_uncancellable = true;
 	clear_log();
-	service_on_ready(F.reg, s->id, 3000, 3000);
+	service_on_ready(F.reg, s->id, 3000);
 	ASSERT_EQ_U(s->state, SERVICE_SLEEPING);
 	ASSERT_STREQ(F.log, "stop-cancel-too-late web;");
 	clear_log();
@@ -76,7 +76,7 @@ TEST(test_a_container_that_no_longer_serves_is_started_again_after_its_stop)
 	ASSERT_STREQ(fact_str("trigger"), "connection during stop");
 	ASSERT_STREQ(s->last_stop, "finished, then started again for a client that came during it");
 	service_on_start_done(F.reg, s->id, 0, NULL);
-	service_on_ready(F.reg, s->id, 1000, 1000);
+	service_on_ready(F.reg, s->id, 1000);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 	ASSERT_EQ_U(s->wakes, 1);
 	ASSERT_EQ_U(s->sleeps_cancelled, 0);
@@ -101,7 +101,7 @@ TEST(test_a_ready_while_sleeping_without_a_stop_probe_changes_nothing)
 	F.now = 110 * SEC;
 	service_on_timer(F.reg, s->id);
 	clear_log();
-	service_on_ready(F.reg, s->id, 1000, 1000);
+	service_on_ready(F.reg, s->id, 1000);
 	ASSERT_EQ_U(s->state, SERVICE_SLEEPING);
 	ASSERT_STREQ(F.log, "");
 }
@@ -109,7 +109,7 @@ TEST(test_a_ready_while_sleeping_without_a_stop_probe_changes_nothing)
 TEST(test_the_next_stop_probes_again)
 {
 	struct service *s = stopping_with_a_client();
-	service_on_ready(F.reg, s->id, 1000, 1000);
+	service_on_ready(F.reg, s->id, 1000);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 	F.held = 0;
 	F.now += 11 * SEC;
@@ -128,7 +128,7 @@ TEST(test_a_wake_command_during_the_stop_probes_and_cancels_it)
 	clear_log();
 	ASSERT_OK(service_wake_now(F.reg, s, "command"));
 	ASSERT_STREQ(F.log, "probe web;");
-	service_on_ready(F.reg, s->id, 1000, 1000);
+	service_on_ready(F.reg, s->id, 1000);
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
 	ASSERT_STREQ(F.log, "probe web;stop-cancel web;redirect- web;event sleep_cancelled web;");
 }
@@ -142,7 +142,7 @@ TEST(test_a_disable_during_the_stop_cancels_it_and_lets_it_go)
 	clear_log();
 	service_disable(F.reg, s);
 	ASSERT_STREQ(F.log, "probe web;");
-	service_on_ready(F.reg, id, 1000, 1000);
+	service_on_ready(F.reg, id, 1000);
 	ASSERT_TRUE(service_find_by_id(F.reg, id) == NULL);
 	ASSERT_STREQ(F.log, "probe web;stop-cancel web;redirect- web;event sleep_cancelled "
 			    "web;event disabled web;forget web;");

@@ -201,7 +201,7 @@ TEST(test_exit_reported_after_the_wake_is_ignored)
 	struct service *s = asleep_service();
 	connect_client(s);
 	service_on_start_done(F.reg, s->id, 0, NULL);
-	service_on_ready(F.reg, s->id, 0, 0);
+	service_on_ready(F.reg, s->id, 0);
 	clear_log();
 	service_on_wake_exited(F.reg, s->id, "late");
 	ASSERT_EQ_U(s->state, SERVICE_AWAKE);
