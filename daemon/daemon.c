@@ -213,6 +213,12 @@ static void ops_timer_set(void *ud, struct service *s, uint64_t at_us)
 	timer_arm_at(svc_extra_of(s)->timer, at_us);
 }
 
+void dozed_emit(struct dozed *d, struct service *s, const char *event, struct json_object *facts)
+{
+	dozed_metrics_note_event(d, s, event, facts);
+	feed_emit(d->feed, event, s->name, s->container_id, facts);
+}
+
 static void ops_emit(void *ud, struct service *s, const char *event, struct json_object *facts)
 {
 	struct dozed *d = ud;
@@ -221,8 +227,7 @@ static void ops_emit(void *ud, struct service *s, const char *event, struct json
 		flows_add_top_to_sleep(d, s, facts);
 	if (facts && strcmp(event, "kept_awake") == 0)
 		dozed_flows_add_kept_peer(d, s, facts);
-	dozed_metrics_note_event(d, s, event, facts);
-	feed_emit(d->feed, event, s->name, s->container_id, facts);
+	dozed_emit(d, s, event, facts);
 }
 
 static void ops_forget(void *ud, struct service *s)

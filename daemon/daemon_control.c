@@ -71,8 +71,7 @@ static void enable_done(struct pending_op *op, int err, const char *msg,
 		return;
 	}
 	if (!known) {
-		dozed_metrics_note_event(d, s, "enabled", NULL);
-		feed_emit(d->feed, "enabled", s->name, s->container_id, NULL);
+		dozed_emit(d, s, "enabled", NULL);
 	}
 	r = dozed_save_state(d);
 	if (r < 0) {

@@ -197,6 +197,9 @@ static inline struct svc_extra *svc_extra_of(const struct service *s)
 	return s->userdata;
 }
 
+/* daemon.c: a service's event, to the feed (which takes facts) and the metrics. */
+void dozed_emit(struct dozed *d, struct service *s, const char *event, struct json_object *facts);
+
 /* daemon_stop.c: the machine's runtime_stop and runtime_stop_cancel ops. */
 void dozed_stop_begin(struct dozed *d, struct service *s);
 bool dozed_stop_cancel(struct dozed *d, struct service *s);

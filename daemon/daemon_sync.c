@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "daemon_internal.h"
-#include "dozed/feed.h"
 #include "dozed/log.h"
 #include "dozed/macro.h"
 #include "dozed/nft.h"
@@ -199,8 +198,7 @@ static void labelled_inspected(int err, const struct runtime_error *error,
 		if (dozed_enable_container(d, c, &set, &s, why, sizeof(why)) < 0) {
 			log_error("%s: not managed: %s", c->name, why);
 		} else {
-			dozed_metrics_note_event(d, s, "enabled", NULL);
-			feed_emit(d->feed, "enabled", s->name, s->container_id, NULL);
+			dozed_emit(d, s, "enabled", NULL);
 			dozed_save_state(d);
 		}
 	}
