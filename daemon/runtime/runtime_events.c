@@ -220,7 +220,6 @@ static void on_stream_done(void *userdata, int err, int status)
 	ev->up = false;
 	ev->line_len = 0;
 	ev->discarding = false;
-	ev->counters.disconnects++;
 	rt->counters.errors[RUNTIME_CALL_EVENTS]++;
 
 	uint64_t retry = ev->backoff_us;

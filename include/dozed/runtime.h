@@ -285,12 +285,13 @@ struct runtime_events_ops {
 };
 
 struct runtime_events_counters {
-	uint64_t events;      /* delivered to ops->event */
-	uint64_t ignored;     /* other kinds of events */
-	uint64_t malformed;   /* lines that were not an event; dropped */
-	uint64_t oversized;   /* lines longer than the bound; dropped */
-	uint64_t connects;    /* successful (re)connections */
-	uint64_t disconnects; /* breaks and failed attempts */
+	uint64_t events;    /* delivered to ops->event */
+	uint64_t ignored;   /* other kinds of events */
+	uint64_t malformed; /* lines that were not an event; dropped */
+	uint64_t oversized; /* lines longer than the bound; dropped */
+	/* Successful (re)connections. The attempts and the breaks (a failed
+	 * attempt is one) are the runtime's calls and errors of the events call. */
+	uint64_t connects;
 };
 
 /*
