@@ -20,7 +20,15 @@
 #include "dozed/settings.h"
 #include "runtime_internal.h"
 
-enum call_kind { CALL_START, CALL_STOP, CALL_INSPECT, CALL_LIST, CALL_LOGS, CALL_OTHER };
+/* The built-in calls are counted as their own ids; the others as their kind says. */
+enum call_kind {
+	CALL_START = RUNTIME_CALL_START,
+	CALL_STOP = RUNTIME_CALL_STOP,
+	CALL_INSPECT = RUNTIME_CALL_INSPECT,
+	CALL_LIST = RUNTIME_CALL_LIST,
+	CALL_LOGS = RUNTIME_CALL_LOGS,
+	CALL_OTHER = RUNTIME_CALL_COUNT,
+};
 
 struct runtime_call {
 	struct runtime *rt; /* NULL once closed */
@@ -360,13 +368,8 @@ static int call_start(struct runtime *rt, enum call_kind kind,
 		free(call);
 		return -ENOMEM;
 	}
-	static const enum runtime_call_id ids[] = {
-	    [CALL_START] = RUNTIME_CALL_START,	   [CALL_STOP] = RUNTIME_CALL_STOP,
-	    [CALL_INSPECT] = RUNTIME_CALL_INSPECT, [CALL_LIST] = RUNTIME_CALL_LIST,
-	    [CALL_LOGS] = RUNTIME_CALL_LOGS,
-	};
 	call->kind = kind;
-	call->id = kind == CALL_OTHER ? other->id : ids[kind];
+	call->id = kind == CALL_OTHER ? other->id : (enum runtime_call_id)kind;
 	call->other = other;
 	call->method = method;
 	call->target = TAKE_PTR(owned_target);
