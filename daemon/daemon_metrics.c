@@ -111,15 +111,31 @@ static void render_states(struct dozed *d, struct metrics_text *m)
 	}
 }
 
+static const struct metrics_tally *tally_sleeps(const struct svc_metrics *sm)
+{
+	return &sm->sleeps;
+}
+
+static const struct metrics_tally *tally_wakes(const struct svc_metrics *sm)
+{
+	return &sm->wakes;
+}
+
+static const struct metrics_tally *tally_thaws(const struct svc_metrics *sm)
+{
+	return &sm->thaws;
+}
+
 static void render_tally(struct dozed *d, struct metrics_text *m, const char *name,
-			 const char *help, size_t offset)
+			 const char *help,
+			 const struct metrics_tally *(*tally_of)(const struct svc_metrics *))
 {
 	metrics_family(m, name, "counter", help);
 	for (struct service *s = service_first(d->services); s; s = s->next) {
 		const struct svc_metrics *sm = svc_metrics_of(s);
 		if (!sm)
 			continue;
-		const struct metrics_tally *t = (const void *)((const char *)sm + offset);
+		const struct metrics_tally *t = tally_of(sm);
 		for (size_t i = 0; i < t->used; i++)
 			svc_u64(m, name, s, "trigger", t->slot[i].key, t->slot[i].n);
 	}
@@ -128,7 +144,7 @@ static void render_tally(struct dozed *d, struct metrics_text *m, const char *na
 static void render_transitions(struct dozed *d, struct metrics_text *m)
 {
 	render_tally(d, m, "dozed_sleeps_total", "Sleeps (stops) begun, by what put it to sleep.",
-		     offsetof(struct svc_metrics, sleeps));
+		     tally_sleeps);
 	metrics_family(m, "dozed_sleep_results_total", "counter",
 		       "How sleeps' stops ended: stopped, cancelled (a client came and the "
 		       "container still served), failed.");
@@ -138,8 +154,7 @@ static void render_transitions(struct dozed *d, struct metrics_text *m)
 			s->sleeps_cancelled);
 		svc_u64(m, "dozed_sleep_results_total", s, "result", "failed", s->sleeps_failed);
 	}
-	render_tally(d, m, "dozed_wakes_total", "Wakes begun, by what woke it.",
-		     offsetof(struct svc_metrics, wakes));
+	render_tally(d, m, "dozed_wakes_total", "Wakes begun, by what woke it.", tally_wakes);
 	metrics_family(m, "dozed_wake_results_total", "counter",
 		       "How wakes ended: ready (the probe passed) or failed.");
 	for (struct service *s = service_first(d->services); s; s = s->next) {
@@ -153,7 +168,7 @@ static void render_transitions(struct dozed *d, struct metrics_text *m)
 	for (struct service *s = service_first(d->services); s; s = s->next)
 		svc_u64(m, "dozed_freezes_total", s, NULL, NULL, s->freezes);
 	render_tally(d, m, "dozed_thaws_total", "Thaws from light sleep, by what thawed it.",
-		     offsetof(struct svc_metrics, thaws));
+		     tally_thaws);
 }
 
 static void svc_hist(struct metrics_text *m, const char *name, const struct service *s,
