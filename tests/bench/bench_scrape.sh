@@ -24,46 +24,21 @@ done
 	{ echo "bench_scrape: $BUILD/dozed has no --metrics-listen" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/dozed-bench-scrape.XXXXXX)
 RTDIR=$WORK/rt
-DOZED_PID=""
+BENCH=bench_scrape
+# shellcheck source=tests/bench/bench_lib.sh
+source tests/bench/bench_lib.sh
 # In each runtime's own namespace: nothing else listens there.
 PORT=18350 METRICS_PORT=19350
 
-stop_dozed() {
-	[ -n "$DOZED_PID" ] || return 0
-	kill "$DOZED_PID" 2>/dev/null || true
-	wait "$DOZED_PID" 2>/dev/null || true
-	DOZED_PID=""
-}
-cleanup() {
-	stop_dozed
-	"$ENV" down "$RTDIR" >/dev/null 2>&1 || echo "bench_scrape: runtime-env down failed; see $RTDIR" >&2
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 ctl() { "$BUILD/dozectl" --control "$WORK/$rt.ctl" "$@"; }
-start_dozed() {
-	nsenter --net="$RTDIR/ns/$rt.net" -- "$BUILD/dozed" --runtime-socket "$RTDIR/$rt.sock" \
-		--control "$WORK/$rt.ctl" --state-dir "$WORK/$rt.state" --nft-table dozedbenchscrape \
-		--activator-port 15350 --metrics-listen "127.0.0.1:$METRICS_PORT" \
-		--log-level warning 2>>"$WORK/$rt.dozed.log" &
-	DOZED_PID=$!
-	for _ in $(seq 1000); do
-		ctl list >/dev/null 2>&1 && return 0
-		kill -0 "$DOZED_PID" 2>/dev/null || break
-		sleep 0.01
-	done
-	echo "bench_scrape: dozed did not start on $rt; its log:" >&2
-	tail -n 5 "$WORK/$rt.dozed.log" >&2
-	return 1
-}
 
 "$ENV" up "$RTDIR" >"$WORK/env.log" 2>&1 || { tail -n 20 "$WORK/env.log" >&2; exit 1; }
 [ -n "$QUICK" ] || { mkdir -p tests/bench/results && rm -f tests/bench/results/scrape.csv; }
 for rt in $RUNTIMES; do
 	name=bench-scrape-$rt
 	"$ENV" create "$RTDIR" "$rt" "$name" "$PORT" >/dev/null
-	start_dozed || exit 1
+	start_dozed "$rt" --nft-table dozedbenchscrape --activator-port 15350 \
+		--metrics-listen "127.0.0.1:$METRICS_PORT" || exit 1
 	ctl enable "$name" --idle 1h >/dev/null || { echo "bench_scrape: cannot enable $name on $rt" >&2; exit 1; }
 	nsenter --net="$RTDIR/ns/$rt.net" -- "$BUILD/tests/bench/bench_scrape" "$name" "$PORT" \
 		"$WORK/$rt.ctl" "$METRICS_PORT" "$RUNS" "$CONNS" "$rt"

@@ -49,33 +49,11 @@ DOZED_IMAGE_CACHE=${DOZED_IMAGE_CACHE:-$(realpath -m "$BUILD")/image-cache}
 export DOZED_IMAGE_CACHE
 WORK=$(mktemp -d /tmp/dozed-bench.XXXXXX)
 RTDIR=$WORK/rt
-DOZED_PID=""
-
-stop_dozed() {
-	[ -n "$DOZED_PID" ] || return 0
-	kill "$DOZED_PID" 2>/dev/null || true
-	wait "$DOZED_PID" 2>/dev/null || true
-	DOZED_PID=""
-}
-cleanup() {
-	stop_dozed
-	"$ENV" down "$RTDIR" >/dev/null 2>&1 || echo "bench: runtime-env down failed; see $RTDIR" >&2
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-start_dozed() { # runtime
-	nsenter --net="$RTDIR/ns/$1.net" -- "$BUILD/dozed" --runtime-socket "$RTDIR/$1.sock" \
-		--control "$WORK/$1.ctl" --state-dir "$WORK/$1.state" --nft-table dozedbench \
-		--log-level warning 2>>"$WORK/$1.dozed.log" &
-	DOZED_PID=$!
-	for _ in $(seq 1000); do
-		"$BUILD/dozectl" --control "$WORK/$1.ctl" list >/dev/null 2>&1 && return 0
-		sleep 0.01
-	done
-	echo "bench: dozed did not start; see $WORK/$1.dozed.log" >&2
-	return 1
-}
+BENCH=bench_wake
+# shellcheck source=tests/bench/bench_lib.sh
+source tests/bench/bench_lib.sh
+# Every section's dozed, in the bench's own nft table.
+start_bench_dozed() { start_dozed "$1" --nft-table dozedbench; }
 
 # bc is not everywhere; awk is.
 calc() { awk "BEGIN { printf \"%.${1}f\", $2 }"; }
@@ -111,7 +89,7 @@ wait_state() { # runtime name state
 # attached, table in place), or no dozed and no table.
 warm_switch() { # runtime name mode
 	if [ "$3" = "with dozed" ]; then
-		start_dozed "$1"
+		start_bench_dozed "$1"
 		wait_state "$1" "$2" awake
 	else
 		stop_dozed
@@ -154,7 +132,7 @@ burst_once() { # port
 for rt in podman docker; do
 	name=bench-$rt
 	"$ENV" create "$RTDIR" "$rt" "$name" $port >/dev/null
-	start_dozed $rt
+	start_bench_dozed $rt
 	in_ns() { nsenter --net="$RTDIR/ns/$rt.net" -- "$@"; }
 	wake_and_thaw $rt http "$name" "$RTDIR/$rt.sock" "$name" $port "$WORK/$rt.ctl" \
 		"$RUNS" "$rt" http "$THAW_RUNS" "$RECLAIM_RUNS"
@@ -208,7 +186,7 @@ done
 proto_failed=""
 for rt in podman docker; do
 	in_ns() { nsenter --net="$RTDIR/ns/$rt.net" -- "$@"; }
-	start_dozed $rt
+	start_bench_dozed $rt
 	for kind in ${WAKE_KINDS-postgres redis}; do
 		name=bench-$kind-$rt
 		if ! "$ENV" image "$RTDIR" $rt "$kind" >>"$WORK/env.log" 2>&1; then
@@ -252,7 +230,7 @@ report_failed() {
 
 # The real daemon, idle, with real containers: Podman, N_IDLE services.
 idle=$WORK/idle.txt
-start_dozed podman
+start_bench_dozed podman
 for i in $(seq "$N_IDLE"); do
 	"$ENV" create "$RTDIR" podman "idle-$i" $((18400 + i)) dozed.enable=true >/dev/null
 done
