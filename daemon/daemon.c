@@ -29,50 +29,6 @@
 
 #define FEED_HISTORY 1000
 
-struct pending_op *pending_op_new(struct dozed *d, enum pending_kind kind, uint64_t service_id)
-{
-	struct pending_op *op = calloc(1, sizeof(*op));
-	if (!op) {
-		log_error_errno(ENOMEM, "Failed to allocate a runtime request");
-		return NULL;
-	}
-	op->d = d;
-	op->kind = kind;
-	op->service_id = service_id;
-	LIST_PREPEND(ops, d->ops, op);
-	return op;
-}
-
-struct service *pending_op_finish(struct pending_op *op)
-{
-	struct service *s = service_find_by_id(op->d->services, op->service_id);
-	pending_op_free(op);
-	return s;
-}
-
-void pending_op_free(struct pending_op *op)
-{
-	if (!op)
-		return;
-	LIST_REMOVE(ops, op->d->ops, op);
-	free(op->container);
-	free(op);
-}
-
-size_t pending_ops_cancel(struct dozed *d, enum pending_kind kind, uint64_t service_id)
-{
-	size_t n = 0;
-	struct pending_op *op, *next;
-	LIST_FOREACH_SAFE (ops, op, next, d->ops) {
-		if (op->kind != kind || op->service_id != service_id)
-			continue;
-		runtime_cancel(d->runtime, op);
-		pending_op_free(op);
-		n++;
-	}
-	return n;
-}
-
 /* --- effects of the state machine ------------------------------------------------ */
 
 static int ops_redirect_add(void *ud, struct service *s)
