@@ -8,7 +8,7 @@
 #  2. dozed(8)'s OPTIONS (".It Fl ...") are exactly the options of
 #     `$BUILD/dozed --help` (its lines that start with an option);
 #  3. dozed.conf(5)'s KEYS (".It Cm KEY") are exactly those options without
-#     "--", less the command-line-only ones (daemon/config.c's key table, its
+#     "--", less the command-line-only ones (daemon/config_keys.c's key table, its
 #     args_only column); and that table has exactly the options of the help;
 #  4. dozectl(1)'s COMMANDS (".It Cm") and SYNOPSIS are exactly the commands of
 #     `$BUILD/dozectl --help`, each in SYNOPSIS with the options the help shows
@@ -168,22 +168,22 @@ drift_each "$dozed_opts" "$dozed8_opts" \
 drift_each "$dozed8_opts" "$dozed_opts" \
 	"dozed(8) ($DOZED8) documents @, which '$BUILD/dozed --help' does not have"
 
-# 3. dozed.conf(5), the help and config.c's key table.
-table_keys=$(sed -n 's/^[[:space:]]*\[KEY_[A-Z_]*\] = {"\([a-z0-9-]*\)",.*/\1/p' daemon/config.c | sort -u)
-args_only=$(sed -n 's/^[[:space:]]*\[KEY_[A-Z_]*\] = {"\([a-z0-9-]*\)", [A-Za-z_]*, true,.*/\1/p' daemon/config.c | sort -u)
-[ -n "$table_keys" ] || drift "daemon/config.c: no key table found ([KEY_...] = {\"name\", set, args_only, flag})"
+# 3. dozed.conf(5), the help and config_keys.c's key table.
+table_keys=$(sed -n 's/^[[:space:]]*\[KEY_[A-Z_]*\] = {"\([a-z0-9-]*\)",.*/\1/p' daemon/config_keys.c | sort -u)
+args_only=$(sed -n 's/^[[:space:]]*\[KEY_[A-Z_]*\] = {"\([a-z0-9-]*\)", [A-Za-z_]*, true,.*/\1/p' daemon/config_keys.c | sort -u)
+[ -n "$table_keys" ] || drift "daemon/config_keys.c: no key table found ([KEY_...] = {\"name\", set, args_only, flag})"
 help_long=$(printf '%s\n' "$dozed_opts" | sed -n 's/^--//p' | sort -u)
 drift_each "$help_long" "$table_keys" \
-	"'$BUILD/dozed --help' has --@, which daemon/config.c's key table does not"
+	"'$BUILD/dozed --help' has --@, which daemon/config_keys.c's key table does not"
 drift_each "$table_keys" "$help_long" \
-	"daemon/config.c's key table has @, which '$BUILD/dozed --help' does not show"
+	"daemon/config_keys.c's key table has @, which '$BUILD/dozed --help' does not show"
 keys=$(only_in "$help_long" "$args_only")
 conf5_keys=$(page_cm_items "$CONF5" KEYS)
 drift_each "$keys" "$conf5_keys" \
 	"dozed.conf(5) ($CONF5) does not document the key @ (--@ in '$BUILD/dozed --help')"
 for k in $(only_in "$conf5_keys" "$keys"); do
 	if printf '%s\n' "$args_only" | grep -qx -- "$k"; then
-		drift "dozed.conf(5) ($CONF5) documents the key $k, which is command-line only (daemon/config.c)"
+		drift "dozed.conf(5) ($CONF5) documents the key $k, which is command-line only (daemon/config_keys.c)"
 	else
 		drift "dozed.conf(5) ($CONF5) documents the key $k, which '$BUILD/dozed --help' does not have"
 	fi
