@@ -18,17 +18,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dozed/dozectl_conn.h"
 #include "dozed/dozectl_format.h"
 #include "dozed/duration.h"
 #include "dozed/macro.h"
 #include "dozed/settings.h"
 
-#define DOZECTL_VERSION	 "0.1.0"
-#define REPLY_TIMEOUT_S	 60
-#define EXIT_OK		 0
-#define EXIT_REFUSED	 1
-#define EXIT_USAGE	 2
-#define EXIT_UNREACHABLE 3
+#define DOZECTL_VERSION "0.1.0"
 
 enum {
 	OPT_IDLE = 1 << 0,
@@ -135,7 +131,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	return -EXIT_USAGE;
+	return -DOZECTL_EXIT_USAGE;
 }
 
 static const struct command *command_find(const char *name)
@@ -172,7 +168,8 @@ static const char *option_name(unsigned opt)
 	}
 }
 
-/* 0 and *a filled; -EXIT_USAGE after printing why; 1 when --help or --version was answered. */
+/* 0 and *a filled; -DOZECTL_EXIT_USAGE after printing why; 1 when --help or --version was answered.
+ */
 static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const struct option options[] = {
@@ -351,125 +348,14 @@ static struct json_object *build_request(const struct args *a)
 	return req;
 }
 
-struct conn {
-	const char *path;
-	int fd;
-	FILE *in;
-};
-
-static int conn_open(struct conn *c, const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	c->path = path;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "dozectl: control socket path too long: %s\n", path);
-		return -EXIT_USAGE;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		fprintf(stderr, "dozectl: cannot create a socket: %s\n", strerror(errno));
-		return -EXIT_UNREACHABLE;
-	}
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int err = errno;
-		const char *hint = err == ENOENT || err == ECONNREFUSED ? " (is dozed running?)"
-				   : err == EACCES ? " (run as root or as a member of the "
-						     "socket's group)"
-						   : "";
-		fprintf(stderr, "dozectl: cannot connect to %s: %s%s\n", path, strerror(err), hint);
-		return -EXIT_UNREACHABLE;
-	}
-	struct timeval tv = {.tv_sec = REPLY_TIMEOUT_S};
-	(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	c->in = fdopen(c->fd, "r");
-	if (!c->in) {
-		fprintf(stderr, "dozectl: %s\n", strerror(errno));
-		return -EXIT_UNREACHABLE;
-	}
-	return 0;
-}
-
-static void conn_close(struct conn *c)
-{
-	if (c->in)
-		fclose(c->in);
-	else if (c->fd >= 0)
-		close(c->fd);
-}
-
-static int conn_send(struct conn *c, struct json_object *req)
-{
-	size_t len = 0;
-	const char *s = json_object_to_json_string_length(
-	    req, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	_cleanup_free_ char *line = s ? malloc(len + 1) : NULL;
-	if (!line) {
-		fprintf(stderr, "dozectl: out of memory\n");
-		return -EXIT_UNREACHABLE;
-	}
-	memcpy(line, s, len);
-	line[len] = '\n';
-	for (size_t off = 0; off <= len;) {
-		ssize_t n = send(c->fd, line + off, len + 1 - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		/* Closed by dozed, which says why first (a refused peer, a full socket):
-		 * the caller reads that line rather than report a broken pipe. */
-		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
-			return -EPIPE;
-		if (n < 0) {
-			fprintf(stderr, "dozectl: cannot send to %s: %s\n", c->path,
-				strerror(errno));
-			return -EXIT_UNREACHABLE;
-		}
-		off += (size_t)n;
-	}
-	return 0;
-}
-
-/* The next line as a JSON object (and its text in *text), or -EXIT_UNREACHABLE. A line
- * that dozed sent before closing is still read: unread data outlives the close. */
-static int conn_read(struct conn *c, struct json_object **out, char **text)
-{
-	_cleanup_free_ char *line = NULL;
-	size_t cap = 0;
-	errno = 0;
-	ssize_t n = getline(&line, &cap, c->in);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			fprintf(stderr, "dozectl: no answer from %s within %d s\n", c->path,
-				REPLY_TIMEOUT_S);
-		else if (errno != 0)
-			fprintf(stderr, "dozectl: cannot read from %s: %s\n", c->path,
-				strerror(errno));
-		else
-			fprintf(stderr, "dozectl: dozed closed the connection (%s)\n", c->path);
-		return -EXIT_UNREACHABLE;
-	}
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
-	struct json_object *o = json_tokener_parse(line);
-	if (!json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
-		fprintf(stderr, "dozectl: unexpected answer from %s: %.200s\n", c->path, line);
-		return -EXIT_UNREACHABLE;
-	}
-	*out = o;
-	if (text)
-		*text = TAKE_PTR(line);
-	return 0;
-}
-
-/* 0 when ok is true; else prints the daemon's message and returns -EXIT_REFUSED. */
-static int check_reply(const struct conn *c, struct json_object *reply)
+/* 0 when ok is true; else prints the daemon's message and returns -DOZECTL_EXIT_REFUSED. */
+static int check_reply(const struct dozectl_conn *c, struct json_object *reply)
 {
 	struct json_object *ok = NULL, *err = NULL;
 	if (!json_object_object_get_ex(reply, "ok", &ok) ||
 	    !json_object_is_type(ok, json_type_boolean)) {
 		fprintf(stderr, "dozectl: unexpected answer from %s: no \"ok\"\n", c->path);
-		return -EXIT_UNREACHABLE;
+		return -DOZECTL_EXIT_UNREACHABLE;
 	}
 	if (json_object_get_boolean(ok))
 		return 0;
@@ -477,7 +363,7 @@ static int check_reply(const struct conn *c, struct json_object *reply)
 	fprintf(stderr, "dozectl: %s\n",
 		json_object_is_type(err, json_type_string) ? json_object_get_string(err)
 							   : "dozed refused (no reason given)");
-	return -EXIT_REFUSED;
+	return -DOZECTL_EXIT_REFUSED;
 }
 
 static struct json_object *member(struct json_object *o, const char *key, enum json_type type)
@@ -497,14 +383,14 @@ static void print_event(const struct args *a, struct json_object *e)
 		dozectl_print_event(stdout, e);
 }
 
-static int follow_events(const struct args *a, struct conn *c)
+static int follow_events(const struct args *a, struct dozectl_conn *c)
 {
 	/* Events come when they happen: no reply timeout from here on. */
 	struct timeval none = {0};
 	(void)setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
 	for (;;) {
 		struct json_object *e = NULL;
-		int r = conn_read(c, &e, NULL);
+		int r = dozectl_conn_read(c, &e, NULL);
 		if (r < 0)
 			return r;
 		print_event(a, e);
@@ -513,7 +399,7 @@ static int follow_events(const struct args *a, struct conn *c)
 	}
 }
 
-static int print_reply(const struct args *a, struct conn *c, struct json_object *reply,
+static int print_reply(const struct args *a, struct dozectl_conn *c, struct json_object *reply,
 		       const char *text)
 {
 	const char *name = a->cmd->name;
@@ -533,7 +419,7 @@ static int print_reply(const struct args *a, struct conn *c, struct json_object 
 		else
 			fprintf(stderr, "dozectl: unexpected answer from %s: no \"metrics\"\n",
 				c->path);
-		return m ? 0 : -EXIT_UNREACHABLE;
+		return m ? 0 : -DOZECTL_EXIT_UNREACHABLE;
 	}
 	if (a->json) {
 		printf("%s\n", text);
@@ -554,7 +440,7 @@ static int print_reply(const struct args *a, struct conn *c, struct json_object 
 	struct json_object *service = member(reply, "service", json_type_object);
 	if (!service) {
 		fprintf(stderr, "dozectl: unexpected answer from %s: no \"service\"\n", c->path);
-		return -EXIT_UNREACHABLE;
+		return -DOZECTL_EXIT_UNREACHABLE;
 	}
 	if (strcmp(name, "status") == 0)
 		dozectl_print_status(stdout, service);
@@ -565,23 +451,23 @@ static int print_reply(const struct args *a, struct conn *c, struct json_object 
 
 static int run(const struct args *a)
 {
-	struct conn c = {.fd = -1};
+	struct dozectl_conn c = {.fd = -1};
 	struct json_object *req = NULL, *reply = NULL;
 	_cleanup_free_ char *text = NULL;
 
-	int r = conn_open(&c, a->control);
+	int r = dozectl_conn_open(&c, a->control);
 	if (r < 0)
 		goto out;
 	req = build_request(a);
 	if (!req) {
 		fprintf(stderr, "dozectl: out of memory\n");
-		r = -EXIT_UNREACHABLE;
+		r = -DOZECTL_EXIT_UNREACHABLE;
 		goto out;
 	}
-	r = conn_send(&c, req);
+	r = dozectl_conn_send(&c, req);
 	if (r < 0 && r != -EPIPE)
 		goto out;
-	r = conn_read(&c, &reply, &text);
+	r = dozectl_conn_read(&c, &reply, &text);
 	if (r < 0)
 		goto out;
 	r = check_reply(&c, reply);
@@ -591,7 +477,7 @@ static int run(const struct args *a)
 out:
 	json_object_put(req);
 	json_object_put(reply);
-	conn_close(&c);
+	dozectl_conn_close(&c);
 	return r;
 }
 
@@ -600,11 +486,11 @@ int main(int argc, char **argv)
 	struct args a = {0};
 	int r = parse_args(argc, argv, &a);
 	if (r != 0)
-		return r > 0 ? EXIT_OK : -r;
+		return r > 0 ? DOZECTL_EXIT_OK : -r;
 	r = run(&a);
 	if (fflush(stdout) != 0 && r == 0) {
 		fprintf(stderr, "dozectl: cannot write the output: %s\n", strerror(errno));
-		return EXIT_REFUSED;
+		return DOZECTL_EXIT_REFUSED;
 	}
-	return r < 0 ? -r : EXIT_OK;
+	return r < 0 ? -r : DOZECTL_EXIT_OK;
 }
