@@ -141,6 +141,27 @@ void dozed_flows_apply_rules(struct dozed *d, struct service *s)
 				  s->name);
 }
 
+bool dozed_flows_request_in_flight(struct dozed *d, struct service *s, char *what, size_t len)
+{
+	_cleanup_free_ struct open_conn *c = NULL;
+	size_t n = 0;
+	if (conns_of(d, s, &c, &n) < 0)
+		return false;
+	char peer[INET6_ADDRSTRLEN + 16];
+	for (size_t i = 0; i < n; i++) {
+		bool fresh = c[i].inbound && c[i].bytes_received == 0 && !c[i].half_closed &&
+			     c[i].last_recv_ms < DOZED_STOP_DRAIN_FRESH_MS;
+		if (!fresh && (!conn_unanswered(d, s, &c[i]) || conn_too_old(d, &c[i])))
+			continue;
+		snprintf(what, len, "%s from %s to port %u",
+			 fresh ? "a connection just opened" : "an unanswered request",
+			 sockaddr_to_string(&c[i].peer, peer, sizeof(peer)),
+			 sockaddr_port(&c[i].local));
+		return true;
+	}
+	return false;
+}
+
 enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *what, size_t len)
 {
 	_cleanup_free_ struct open_conn *c = NULL;

@@ -120,10 +120,13 @@ struct svc_extra {
 	bool health_passed;	    /* probing once more, by connect, after it passed */
 	uint64_t health_started_us; /* this wake's health command, for its probe time */
 	/* daemon_stop.c: the stop under way, its call out (inspect, signal, then
-	 * the wait for its exit), the SIGKILL at the end of its grace. */
-	bool stopping, stop_killed;
+	 * the wait for its exit), the SIGKILL at the end of its grace. Before
+	 * the signal, its drain: a look at the container's requests in flight
+	 * every DOZED_STOP_DRAIN_LOOK_US, until none or stop_drain_until_us. */
+	bool stopping, stop_killed, stop_draining;
 	struct pending_op *stop_op, *kill_op;
-	struct event *stop_grace;
+	struct event *stop_grace, *stop_drain;
+	uint64_t stop_drain_until_us;
 	unsigned stop_grace_s;
 	char stop_signal[24];
 	pid_t stop_pid;		    /* its init, as the stop's inspect saw it */
@@ -208,6 +211,8 @@ bool dozed_stop_cancel(struct dozed *d, struct service *s);
 bool dozed_stop_may_probe(const struct service *s);
 /* Its grace is over: SIGKILL, and no more cancelling. */
 void dozed_stop_grace_over(struct dozed *d, struct service *s);
+/* The drain's next look: the signal once no request is in flight. */
+void dozed_stop_drain_look(struct dozed *d, struct service *s);
 /* The service goes: its calls out are cancelled. */
 void dozed_stop_forget(struct dozed *d, struct svc_extra *x);
 
@@ -285,3 +290,8 @@ void dozed_flows_add_kept_peer(struct dozed *d, struct service *s, struct json_o
 /* Gives the flow counter s's rules in force (its own, else the default). */
 void dozed_flows_apply_rules(struct dozed *d, struct service *s);
 enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *what, size_t len);
+/* Whether a request is in flight in s's container (what: which): a peer's
+ * unanswered request, or a connection opened within DOZED_STOP_DRAIN_FRESH_MS that
+ * has sent nothing yet (its request is on its way: a proxy in front, such as
+ * docker-proxy, connects first). false when its connections cannot be read. */
+bool dozed_flows_request_in_flight(struct dozed *d, struct service *s, char *what, size_t len);

@@ -5,7 +5,9 @@
  * wait for its exit, then SIGKILL at the end of its own grace period (or
  * --stop-timeout when the user set one). Until the kill, the stop can be
  * cancelled: a client that comes meanwhile is relayed to the container that
- * still serves instead of waiting for the grace and a restart.
+ * still serves instead of waiting for the grace and a restart. Before the
+ * signal, a request already in the container (it came before the ports were
+ * redirected, or a command put the service to sleep) is answered first.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -25,7 +27,9 @@ static void stop_finish(struct dozed *d, struct service *s, int err, const char 
 {
 	struct svc_extra *x = svc_extra_of(s);
 	x->stopping = false;
+	x->stop_draining = false;
 	evtimer_del(x->stop_grace);
+	evtimer_del(x->stop_drain);
 	if (err < 0 && s->state == SERVICE_SLEEPING)
 		log_warning("%s: stop failed (%s); it stays awake%s", s->name, msg ? msg : "",
 			    activator_service_held(d->activator, s->id) > 0
@@ -174,6 +178,38 @@ static void stop_signal(struct dozed *d, struct service *s)
 		return;
 }
 
+/*
+ * Its requests in flight first, for up to its grace period: the ports are in
+ * the set, so no new one reaches it, and a client that comes meanwhile is
+ * held (and probes it: it still serves, so the stop may be cancelled).
+ */
+static void stop_drain(struct dozed *d, struct service *s)
+{
+	struct svc_extra *x = svc_extra_of(s);
+	char what[160];
+	bool busy = dozed_flows_request_in_flight(d, s, what, sizeof(what));
+	if (busy && clock_monotonic_us() < x->stop_drain_until_us) {
+		if (!x->stop_draining)
+			log_info("%s: %s: the stop signal waits for its answer, %us at most",
+				 s->name, what, x->stop_grace_s);
+		x->stop_draining = true;
+		struct timeval tv = timeval_from_us(DOZED_STOP_DRAIN_LOOK_US);
+		evtimer_add(x->stop_drain, &tv);
+		return;
+	}
+	if (busy)
+		log_notice("%s: %s still, after %us: stopping it anyway", s->name, what,
+			   x->stop_grace_s);
+	x->stop_draining = false;
+	stop_signal(d, s);
+}
+
+void dozed_stop_drain_look(struct dozed *d, struct service *s)
+{
+	if (svc_extra_of(s)->stopping && svc_extra_of(s)->stop_draining)
+		stop_drain(d, s);
+}
+
 static void stop_inspected(int err, const struct runtime_error *error,
 			   const struct runtime_container *c, void *userdata)
 {
@@ -204,7 +240,8 @@ static void stop_inspected(int err, const struct runtime_error *error,
 		 * SIGKILL at once would lose what a graceful stop saves (a Redis
 		 * dump). --stop-timeout 0 is there for those who want it. */
 		x->stop_grace_s = DOZED_STOP_TIMEOUT_DEFAULT_S;
-	stop_signal(d, s);
+	x->stop_drain_until_us = clock_monotonic_us() + (uint64_t)x->stop_grace_s * 1000000ull;
+	stop_drain(d, s);
 }
 
 void dozed_stop_begin(struct dozed *d, struct service *s)
@@ -214,6 +251,7 @@ void dozed_stop_begin(struct dozed *d, struct service *s)
 		return; /* its end is reported once, for both asks */
 	x->stopping = true;
 	x->stop_killed = false;
+	x->stop_draining = false;
 	x->stop_signalled = false;
 	x->stop_signal_noop = false;
 	x->stop_pid = 0;
@@ -248,7 +286,9 @@ bool dozed_stop_cancel(struct dozed *d, struct service *s)
 		return false;
 	stop_drop_call(d, &x->stop_op);
 	evtimer_del(x->stop_grace);
+	evtimer_del(x->stop_drain);
 	x->stopping = false;
+	x->stop_draining = false;
 	log_info("%s: stop cancelled before SIGKILL: it still serves", s->name);
 	return true;
 }

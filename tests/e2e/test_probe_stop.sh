@@ -13,7 +13,7 @@ SUITE=probe-stop TABLE=dozedpstop ACT_PORT=15471
 # shellcheck source=tests/e2e/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-IGN_PORT=18471 QUIT_PORT=18472 SIG_PORT=18473 DRAIN_PORT=18474 WAKE_PORT=18475 LATE_PORT=18476
+IGN_PORT=18471 QUIT_PORT=18472 SIG_PORT=18473 DRAIN_PORT=18474 WAKE_PORT=18475 LATE_PORT=18476 SLOW_PORT=18477
 # The containers' grace period (StopTimeout): far from the bounds asserted.
 GRACE_S=10
 # A request during the stop is answered well before the grace period.
@@ -176,6 +176,46 @@ test_sleep_uses_the_containers_own_stop_signal() {
 	page_ok "$SIG_PORT" || fail "no page after the wake"
 }
 
+# A CGI that answers after 2 s; the shell as PID 1 exits at once on SIGTERM,
+# and its exit ends every process of the container, the CGI's too.
+# shellcheck disable=SC2016 # expanded by the container's shell
+readonly SLOW_CGI='mkdir -p /www/cgi-bin &&
+printf "#!/bin/sh\nsleep 2\nprintf \"Content-Type: text/plain\\r\\n\\r\\nslow answer\\n\"\n" >/www/cgi-bin/slow &&
+chmod +x /www/cgi-bin/slow && trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'
+
+unanswered_conn() { # service: its status lists an unanswered open connection
+	ctl status "$1" --json 2>/dev/null | jq -e '[.. | objects | select(.unanswered? == true)] | length > 0' >/dev/null
+}
+slow_request() { # out-file rc-file
+	in_ns curl -sS --max-time 30 "http://127.0.0.1:$SLOW_PORT/cgi-bin/slow" >"$1" 2>&1
+	echo $? >"$2"
+}
+
+# A request already in the container when its sleep begins (a command's
+# sleep, or one that came just before the ports were redirected) is answered
+# before the stop signal cuts it: the stop waits for it, then goes on.
+test_a_request_in_flight_when_a_sleep_begins_is_answered_before_the_stop() {
+	local name=slow-$RT out=$WORK/$RT/slow.out rc=$WORK/$RT/slow.rc sleeps
+	container_run "$name" dozed-test/busybox:latest "$SLOW_PORT" 80 --stop-timeout "$GRACE_S" \
+		-- /bin/sh -c "$SLOW_CGI" || return
+	ctl enable "$name" --idle 1h >/dev/null || { fail "dozectl enable $name failed"; return; }
+	wait_for 5000 "$name awake" state_is "$name" awake || return
+	page_ok "$SLOW_PORT" || { fail "no page before the sleep"; return; }
+	sleeps=$(event_count sleep "$name")
+	rm -f "$out" "$rc"
+	lib_bg slow_request "$out" "$rc"
+	wait_for 5000 "the slow request unanswered in $name" unanswered_conn "$name" || return
+	ctl sleep "$name" >/dev/null 2>&1
+	wait_for 5000 "the sleep event" events_at_least sleep "$name" $((sleeps + 1)) || return
+	wait_for 15000 "the slow request's end" test -s "$rc" || return
+	[ "$(cat "$rc")" = 0 ] && grep -q 'slow answer' "$out" ||
+		fail "the request in flight was cut by the sleep: curl exited $(cat "$rc"): $(head -c 200 "$out")"
+	wait_for 15000 "$name asleep" state_is "$name" asleep || return
+	stopped "$name" || fail "$name still runs after its sleep"
+	grep -q "$name: an unanswered request from .*: the stop signal waits for its answer" "$(dozed_log)" ||
+		fail "dozed did not say that the stop waited for the request"
+}
+
 counted_bytes() { # service: what its flow counter counted this run, or nothing
 	ctl status "$1" --json 2>/dev/null | jq -r '[.. | objects | .counted_bytes? // empty] | first // empty'
 }
@@ -235,6 +275,7 @@ for RT in podman docker; do
 		test_request_while_a_container_drains_after_sigterm_is_served_by_its_restart \
 		test_wake_command_during_the_stop_cancels_it \
 		test_sleep_uses_the_containers_own_stop_signal \
+		test_a_request_in_flight_when_a_sleep_begins_is_answered_before_the_stop \
 		test_a_probe_answered_after_the_stop_leaves_the_wake_to_the_restart; do
 		run_test "${RT}_" "$t"
 	done
