@@ -13,7 +13,7 @@ struct service_registry {
 	struct service *head;
 	size_t n;
 	uint64_t next_id;
-	char error[320];       /* why the last add or reconcile was refused; "" if not */
+	char error[320]; /* why the last add or reconcile was refused; "" if not */
 };
 
 /* Records why a call is refused (service_registry_error); returns -err. */
