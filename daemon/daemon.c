@@ -198,8 +198,12 @@ static void ops_forget(void *ud, struct service *s)
 
 static void ops_state_changed(void *ud, struct service *s, enum service_state from)
 {
-	(void)ud;
 	log_debug("%s: %s -> %s", s->name, service_state_name(from), service_state_name(s->state));
+	/* A probe asked for before (during a stop, of a client redirected while
+	 * awake, in a wake that failed) must not probe this wake's container
+	 * before its start returns: its own probe is asked for after this. */
+	if (s->state == SERVICE_WAKING && s->userdata)
+		dozed_probe_drop_asks(ud, s);
 }
 
 _Static_assert(STATE_MAX_PORTS == SERVICE_MAX_PORTS, "a saved service holds all its ports");

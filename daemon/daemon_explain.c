@@ -147,11 +147,19 @@ bool dozed_flows_request_in_flight(struct dozed *d, struct service *s, char *wha
 	size_t n = 0;
 	if (conns_of(d, s, &c, &n) < 0)
 		return false;
+	const char *own = svc_extra_of(s)->ip;
 	char peer[INET6_ADDRSTRLEN + 16];
 	for (size_t i = 0; i < n; i++) {
+		/* dozed's own probes connect to the container's address from
+		 * inside it: no client waits on those. */
+		if (own[0] && strcmp(flows_addr_string(&c[i].peer, peer, sizeof(peer)), own) == 0)
+			continue;
 		bool fresh = c[i].inbound && c[i].bytes_received == 0 && !c[i].half_closed &&
 			     c[i].last_recv_ms < DOZED_STOP_DRAIN_FRESH_MS;
-		if (!fresh && (!conn_unanswered(d, s, &c[i]) || conn_too_old(d, &c[i])))
+		/* The cheap tests first: this runs every few ms during a drain.
+		 * The container sent after it last received: answered. */
+		bool answered = c[i].last_sent_ms < c[i].last_recv_ms;
+		if (!fresh && (answered || conn_too_old(d, &c[i]) || !conn_unanswered(d, s, &c[i])))
 			continue;
 		snprintf(what, len, "%s from %s to port %u",
 			 fresh ? "a connection just opened" : "an unanswered request",

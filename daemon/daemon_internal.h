@@ -121,9 +121,11 @@ struct svc_extra {
 	uint64_t health_started_us; /* this wake's health command, for its probe time */
 	/* daemon_stop.c: the stop under way, its call out (inspect, signal, then
 	 * the wait for its exit), the SIGKILL at the end of its grace. Before
-	 * the signal, its drain: a look at the container's requests in flight
-	 * every DOZED_STOP_DRAIN_LOOK_US, until none or stop_drain_until_us. */
+	 * the signal, its drain: looks at the container's requests in flight,
+	 * DOZED_STOP_DRAIN_LOOK_US apart then longer, until none or
+	 * stop_drain_until_us. */
 	bool stopping, stop_killed, stop_draining;
+	unsigned stop_drain_looks;
 	struct pending_op *stop_op, *kill_op;
 	struct event *stop_grace, *stop_drain;
 	uint64_t stop_drain_until_us;
@@ -253,6 +255,9 @@ void dozed_remove_stale_ports(struct dozed *d);
 void dozed_probe_start(struct dozed *d, struct service *s);
 /* Ends the probe under way (its inspect and a health command too); held clients stay held. */
 void dozed_probe_cancel(struct dozed *d, struct service *s);
+/* Only the runtime's part: the inspect out for a probe, its retry, a health
+ * command. A wake drops those of the phases before it (they are not its start's). */
+void dozed_probe_drop_asks(struct dozed *d, struct service *s);
 /* The container of a WAKING service may have died: inspect it, and if it
  * did, fail the wake at once with its exit code and last log lines. */
 void dozed_check_exited(struct dozed *d, struct service *s);
@@ -291,7 +296,8 @@ void dozed_flows_add_kept_peer(struct dozed *d, struct service *s, struct json_o
 void dozed_flows_apply_rules(struct dozed *d, struct service *s);
 enum service_kept dozed_flows_blocker(struct dozed *d, struct service *s, char *what, size_t len);
 /* Whether a request is in flight in s's container (what: which): a peer's
- * unanswered request, or a connection opened within DOZED_STOP_DRAIN_FRESH_MS that
- * has sent nothing yet (its request is on its way: a proxy in front, such as
- * docker-proxy, connects first). false when its connections cannot be read. */
+ * unanswered request, or a connection opened within DOZED_STOP_DRAIN_FRESH_MS
+ * that has sent nothing yet (its request is on its way: a proxy in front,
+ * such as docker-proxy, connects first); dozed's own probes left out. false
+ * when its connections cannot be read. */
 bool dozed_flows_request_in_flight(struct dozed *d, struct service *s, char *what, size_t len);

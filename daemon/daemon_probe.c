@@ -207,17 +207,22 @@ static void probe_service(struct dozed *d, struct service *s, const struct runti
 		service_on_wake_failed(d->services, s->id, r, "");
 }
 
-void dozed_probe_cancel(struct dozed *d, struct service *s)
+void dozed_probe_drop_asks(struct dozed *d, struct service *s)
 {
 	struct svc_extra *x = svc_extra_of(s);
-	/* Its inspect too: answered later, it would start a probe for the next
-	 * phase. A stop's, answered once the stop is over, would probe the
-	 * published port before the restart's start returns, where
-	 * docker-proxy accepts before the container listens. */
+	/* Answered later, its inspect would start a probe in the next phase. A
+	 * stop's, answered once the stop is over, would probe the published
+	 * port before the restart's start returns, where docker-proxy accepts
+	 * before the container listens. */
 	pending_ops_cancel(d, PENDING_PROBE, s->id);
 	evtimer_del(x->probe_retry);
 	health_check_free(x->health);
 	x->health = NULL;
+}
+
+void dozed_probe_cancel(struct dozed *d, struct service *s)
+{
+	dozed_probe_drop_asks(d, s);
 	activator_service_probe_cancel(d->activator, s->id);
 }
 

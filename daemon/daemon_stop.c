@@ -179,27 +179,37 @@ static void stop_signal(struct dozed *d, struct service *s)
 }
 
 /*
- * Its requests in flight first, for up to its grace period: the ports are in
- * the set, so no new one reaches it, and a client that comes meanwhile is
- * held (and probes it: it still serves, so the stop may be cancelled).
+ * Its requests in flight first, for up to DOZED_STOP_DRAIN_MAX_US (its grace
+ * period when shorter): the ports are in the set, so no new one reaches it,
+ * and a client that comes meanwhile is held and probes it (it still serves,
+ * so the stop is cancelled).
  */
 static void stop_drain(struct dozed *d, struct service *s)
 {
 	struct svc_extra *x = svc_extra_of(s);
 	char what[160];
-	bool busy = dozed_flows_request_in_flight(d, s, what, sizeof(what));
-	if (busy && clock_monotonic_us() < x->stop_drain_until_us) {
+	/* A sleep's stop only. A failed wake's (ASLEEP, FAILED) has no client
+	 * of its own to answer, and a wake meanwhile would find the container
+	 * serving, then meet the signal. */
+	bool busy =
+	    s->state == SERVICE_SLEEPING && dozed_flows_request_in_flight(d, s, what, sizeof(what));
+	uint64_t now = clock_monotonic_us();
+	if (busy && now < x->stop_drain_until_us) {
 		if (!x->stop_draining)
-			log_info("%s: %s: the stop signal waits for its answer, %us at most",
-				 s->name, what, x->stop_grace_s);
+			log_info("%s: %s: the stop signal waits for its answer, %.1fs at most",
+				 s->name, what, (double)(x->stop_drain_until_us - now) / 1e6);
 		x->stop_draining = true;
-		struct timeval tv = timeval_from_us(DOZED_STOP_DRAIN_LOOK_US);
+		/* Most answers come within the first looks; a long one is not
+		 * worth a socket dump every 20 ms. */
+		unsigned shift = x->stop_drain_looks < 4 ? x->stop_drain_looks : 4;
+		x->stop_drain_looks++;
+		struct timeval tv = timeval_from_us(DOZED_STOP_DRAIN_LOOK_US << shift);
 		evtimer_add(x->stop_drain, &tv);
 		return;
 	}
 	if (busy)
-		log_notice("%s: %s still, after %us: stopping it anyway", s->name, what,
-			   x->stop_grace_s);
+		log_notice("%s: %s still unanswered at the end of its drain: stopping it anyway",
+			   s->name, what);
 	x->stop_draining = false;
 	stop_signal(d, s);
 }
@@ -240,7 +250,10 @@ static void stop_inspected(int err, const struct runtime_error *error,
 		 * SIGKILL at once would lose what a graceful stop saves (a Redis
 		 * dump). --stop-timeout 0 is there for those who want it. */
 		x->stop_grace_s = DOZED_STOP_TIMEOUT_DEFAULT_S;
-	x->stop_drain_until_us = clock_monotonic_us() + (uint64_t)x->stop_grace_s * 1000000ull;
+	uint64_t grace_us = (uint64_t)x->stop_grace_s * 1000000ull;
+	x->stop_drain_until_us =
+	    clock_monotonic_us() +
+	    (grace_us < DOZED_STOP_DRAIN_MAX_US ? grace_us : DOZED_STOP_DRAIN_MAX_US);
 	stop_drain(d, s);
 }
 
@@ -252,6 +265,7 @@ void dozed_stop_begin(struct dozed *d, struct service *s)
 	x->stopping = true;
 	x->stop_killed = false;
 	x->stop_draining = false;
+	x->stop_drain_looks = 0;
 	x->stop_signalled = false;
 	x->stop_signal_noop = false;
 	x->stop_pid = 0;

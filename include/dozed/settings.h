@@ -25,10 +25,13 @@
 #define DOZED_MAX_HELD_PER_CLIENT_DEFAULT     256
 #define DOZED_CONTROL_IDLE_TIMEOUT_DEFAULT_US (UINT64_C(30) * 1000000)
 #define DOZED_UNANSWERED_TIMEOUT_DEFAULT_US   (UINT64_C(60) * 60 * 1000000)
-/* A stop's drain, before its signal: how often it looks for requests in
- * flight, and how young a connection that has sent nothing is one on its way. */
+/* A stop's drain, before its signal: its first look's wait for requests in
+ * flight (doubling up to 16 times that), how young a connection that has
+ * sent nothing is one on its way, and its bound (the grace period's when
+ * shorter). */
 #define DOZED_STOP_DRAIN_LOOK_US  (UINT64_C(20) * 1000)
 #define DOZED_STOP_DRAIN_FRESH_MS 1000
+#define DOZED_STOP_DRAIN_MAX_US	  (UINT64_C(5) * 1000000)
 
 /*
  * The per-service settings, and every parser of a setting's text: one parser
